@@ -1,0 +1,3 @@
+"""Signed, attenuable capability tokens checked on every use."""
+
+__all__: list[str] = []

@@ -1,0 +1,3 @@
+"""Manifest-first Astrid extensions: WASM (extism), MCP and static engines."""
+
+__all__: list[str] = []

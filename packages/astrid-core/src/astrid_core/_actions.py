@@ -1,0 +1,347 @@
+"""SensitiveAction: the closed set of things an agent can ask the runtime to do.
+
+The agent only *proposes* one of these; the security interceptor decides. Each action knows
+its canonical resource URI (what capability patterns match), the permission it needs, its
+default risk, the arguments caveats can inspect, and the one-line summary a human approves.
+
+Paths must be absolute here. Resolving ``~``, ``..`` and symlinks needs the filesystem and a
+workspace, so it happens in the approval layer before any policy or pattern sees the action.
+"""
+
+from __future__ import annotations
+
+import shlex
+from typing import Annotated, Any, ClassVar, Literal, TypeAlias
+from urllib.parse import urlsplit
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationError,
+    field_validator,
+)
+
+from ._errors import BadInputError
+from ._ids import SessionId
+from ._json import JsonObject, JsonValue
+from ._permissions import Permission
+from ._risk import RiskLevel
+
+__all__ = [
+    "ActionBase",
+    "McpToolCall",
+    "FileRead",
+    "FileWrite",
+    "FileDelete",
+    "DirectoryList",
+    "ShellCommand",
+    "NetworkRequest",
+    "CapsuleHostCall",
+    "SubAgentSpawn",
+    "LlmCall",
+    "TranscriptAccess",
+    "SensitiveAction",
+    "action_from_json",
+    "action_to_json",
+]
+
+
+class ActionBase(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    default_risk: ClassVar[RiskLevel] = RiskLevel.MEDIUM
+    permission: ClassVar[Permission] = Permission.INVOKE
+
+    @property
+    def resource(self) -> str:
+        """Canonical resource URI that capability patterns and policies match."""
+        raise NotImplementedError
+
+    @property
+    def summary(self) -> str:
+        """The approval prompt line a human reads."""
+        raise NotImplementedError
+
+    def arguments(self) -> JsonObject:
+        """The values caveats may inspect (e.g. a recipient, a URL host)."""
+        return {}
+
+    @property
+    def risk(self) -> RiskLevel:
+        return self.default_risk
+
+
+def _absolute_path(value: str) -> str:
+    if "\x00" in value:
+        raise ValueError("path contains a NUL byte")
+    if not value.startswith("/"):
+        raise ValueError(f"path must be absolute (resolve it against the workspace): {value!r}")
+    return value
+
+
+AbsolutePath = Annotated[str, AfterValidator(_absolute_path)]
+
+
+class McpToolCall(ActionBase):
+    kind: Literal["mcp_tool_call"] = "mcp_tool_call"
+    server: str = Field(min_length=1)
+    tool: str = Field(min_length=1)
+    args: JsonObject = Field(default_factory=dict)
+
+    @property
+    def resource(self) -> str:
+        return f"mcp://{self.server}/{self.tool}"
+
+    @property
+    def summary(self) -> str:
+        return f"Call MCP tool {self.server}/{self.tool}"
+
+    def arguments(self) -> JsonObject:
+        return dict(self.args)
+
+
+class _PathAction(ActionBase):
+    path: AbsolutePath
+
+    @property
+    def resource(self) -> str:
+        return f"file://{self.path}"
+
+    def arguments(self) -> JsonObject:
+        return {"path": self.path}
+
+
+class FileRead(_PathAction):
+    kind: Literal["file_read"] = "file_read"
+    default_risk: ClassVar[RiskLevel] = RiskLevel.LOW
+    permission: ClassVar[Permission] = Permission.READ
+
+    @property
+    def summary(self) -> str:
+        return f"Read file: {self.path}"
+
+
+class FileWrite(_PathAction):
+    kind: Literal["file_write"] = "file_write"
+    default_risk: ClassVar[RiskLevel] = RiskLevel.MEDIUM
+    permission: ClassVar[Permission] = Permission.WRITE
+
+    @property
+    def summary(self) -> str:
+        return f"Write file: {self.path}"
+
+
+class FileDelete(_PathAction):
+    kind: Literal["file_delete"] = "file_delete"
+    default_risk: ClassVar[RiskLevel] = RiskLevel.HIGH
+    permission: ClassVar[Permission] = Permission.DELETE
+
+    @property
+    def summary(self) -> str:
+        return f"Delete file: {self.path}"
+
+
+class DirectoryList(_PathAction):
+    kind: Literal["directory_list"] = "directory_list"
+    default_risk: ClassVar[RiskLevel] = RiskLevel.LOW
+    permission: ClassVar[Permission] = Permission.LIST
+
+    @property
+    def summary(self) -> str:
+        return f"List directory: {self.path}"
+
+
+class ShellCommand(ActionBase):
+    kind: Literal["shell_command"] = "shell_command"
+    command: str = Field(min_length=1)
+    cwd: AbsolutePath
+
+    default_risk: ClassVar[RiskLevel] = RiskLevel.HIGH
+    permission: ClassVar[Permission] = Permission.EXECUTE
+
+    @property
+    def program(self) -> str:
+        """The first word's basename; ``?`` when the line cannot be tokenized.
+
+        This is only the resource name. The approval layer parses the whole line (pipes,
+        lists, substitutions, wrappers) before any policy decision.
+        """
+        try:
+            words = shlex.split(self.command, comments=False)
+        except ValueError:
+            return "?"
+        for word in words:
+            if "=" in word and not word.startswith("="):
+                continue  # leading VAR=value assignments
+            return word.rsplit("/", 1)[-1] or "?"
+        return "?"
+
+    @property
+    def resource(self) -> str:
+        return f"cmd://{self.program}"
+
+    @property
+    def summary(self) -> str:
+        return f"Run command in {self.cwd}: {self.command}"
+
+    def arguments(self) -> JsonObject:
+        return {"command": self.command, "cwd": self.cwd}
+
+
+class NetworkRequest(ActionBase):
+    kind: Literal["network_request"] = "network_request"
+    method: str = "GET"
+    url: str = Field(min_length=1)
+
+    permission: ClassVar[Permission] = Permission.NETWORK
+
+    @field_validator("url")
+    @classmethod
+    def _check_url(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in {"http", "https", "ws", "wss", "tcp"} or not parts.hostname:
+            raise ValueError(f"unsupported or host-less URL: {value!r}")
+        return value
+
+    @property
+    def host(self) -> str:
+        host = urlsplit(self.url).hostname
+        assert host is not None  # checked by the validator
+        return host.lower()
+
+    @property
+    def port(self) -> int:
+        parts = urlsplit(self.url)
+        if parts.port is not None:
+            return parts.port
+        return {"http": 80, "ws": 80, "https": 443, "wss": 443}.get(parts.scheme, 0)
+
+    @property
+    def resource(self) -> str:
+        return f"net://{self.host}:{self.port}"
+
+    @property
+    def summary(self) -> str:
+        return f"Network request: {self.method.upper()} {self.url}"
+
+    def arguments(self) -> JsonObject:
+        return {
+            "method": self.method.upper(),
+            "url": self.url,
+            "host": self.host,
+            "port": self.port,
+        }
+
+
+class CapsuleHostCall(ActionBase):
+    kind: Literal["capsule_host_call"] = "capsule_host_call"
+    capsule: str = Field(min_length=1)
+    function: str = Field(min_length=1)
+    args: JsonObject = Field(default_factory=dict)
+
+    @property
+    def resource(self) -> str:
+        return f"capsule://{self.capsule}/{self.function}"
+
+    @property
+    def summary(self) -> str:
+        return f"Capsule {self.capsule} calls host function {self.function}"
+
+    def arguments(self) -> JsonObject:
+        return dict(self.args)
+
+
+class SubAgentSpawn(ActionBase):
+    kind: Literal["subagent_spawn"] = "subagent_spawn"
+    task: str
+    parent_session: SessionId | None = None
+    depth: int = Field(default=1, ge=1)
+
+    permission: ClassVar[Permission] = Permission.SPAWN
+
+    @property
+    def resource(self) -> str:
+        return "agent://subagent"
+
+    @property
+    def summary(self) -> str:
+        first_line = self.task.strip().splitlines()[0] if self.task.strip() else "(no task)"
+        return f"Start a sub-agent (depth {self.depth}): {first_line[:120]}"
+
+    def arguments(self) -> JsonObject:
+        return {"task": self.task, "depth": self.depth}
+
+
+class LlmCall(ActionBase):
+    kind: Literal["llm_call"] = "llm_call"
+    model: str = Field(min_length=1)
+    # Cost in micro-dollars (integers keep budgets exact and canonical JSON float-free).
+    estimated_cost_micros: int = Field(default=0, ge=0)
+    purpose: str = "agent turn"
+
+    default_risk: ClassVar[RiskLevel] = RiskLevel.LOW
+    permission: ClassVar[Permission] = Permission.SPEND
+
+    @property
+    def resource(self) -> str:
+        return f"llm://{self.model}"
+
+    @property
+    def summary(self) -> str:
+        dollars = self.estimated_cost_micros / 1_000_000
+        return f"LLM call to {self.model} ({self.purpose}), estimated ${dollars:.4f}"
+
+    def arguments(self) -> JsonObject:
+        return {"model": self.model, "estimated_cost_micros": self.estimated_cost_micros}
+
+
+class TranscriptAccess(ActionBase):
+    kind: Literal["transcript_access"] = "transcript_access"
+    session_id: SessionId
+
+    permission: ClassVar[Permission] = Permission.READ
+
+    @property
+    def resource(self) -> str:
+        return f"transcript://{self.session_id}"
+
+    @property
+    def summary(self) -> str:
+        return f"Read the transcript of session {self.session_id}"
+
+    def arguments(self) -> JsonObject:
+        return {"session_id": str(self.session_id)}
+
+
+SensitiveAction: TypeAlias = Annotated[
+    McpToolCall
+    | FileRead
+    | FileWrite
+    | FileDelete
+    | DirectoryList
+    | ShellCommand
+    | NetworkRequest
+    | CapsuleHostCall
+    | SubAgentSpawn
+    | LlmCall
+    | TranscriptAccess,
+    Field(discriminator="kind"),
+]
+
+_ADAPTER: TypeAdapter[SensitiveAction] = TypeAdapter(SensitiveAction)
+
+
+def action_from_json(data: JsonValue | Any) -> SensitiveAction:
+    """Parse a wire/JSON dict into the right action type, or raise BadInputError."""
+    try:
+        return _ADAPTER.validate_python(data)
+    except ValidationError as exc:
+        raise BadInputError(f"not a valid SensitiveAction: {exc.errors()[0]['msg']}") from exc
+
+
+def action_to_json(action: SensitiveAction) -> JsonObject:
+    dumped: JsonObject = action.model_dump(mode="json")
+    return dumped

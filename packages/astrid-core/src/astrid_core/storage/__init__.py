@@ -1,0 +1,55 @@
+"""Storage: one protocol, an in-memory backend and a SurrealDB backend (extra ``surrealdb``)."""
+
+from __future__ import annotations
+
+from .._errors import ConfigError
+from ._memory import MemoryStorage
+from ._protocol import (
+    MAX_KEY_LENGTH,
+    Delete,
+    Expect,
+    Put,
+    Storage,
+    Write,
+    check_key,
+    check_namespace,
+)
+
+__all__ = [
+    "Storage",
+    "Put",
+    "Delete",
+    "Expect",
+    "Write",
+    "MemoryStorage",
+    "open_storage",
+    "check_key",
+    "check_namespace",
+    "MAX_KEY_LENGTH",
+]
+
+_SURREAL_SCHEMES = ("surrealkv://", "mem://", "ws://", "wss://", "rocksdb://")
+
+
+async def open_storage(url: str) -> Storage:
+    """Open the backend a URL names.
+
+    ``memory://`` is the in-process dict. ``surrealkv:///abs/dir`` embeds SurrealDB in this
+    process (taking an exclusive OS lock on the directory), ``mem://`` is SurrealDB in memory,
+    and ``ws://`` / ``wss://`` connect to a SurrealDB server.
+    """
+    if url in ("memory://", "memory"):
+        return MemoryStorage()
+    if url.startswith(_SURREAL_SCHEMES):
+        try:
+            from ._surreal import SurrealStorage
+        except ImportError as exc:  # surrealdb missing: name the extra that brings it
+            raise ConfigError(
+                f"storage URL {url!r} needs the SurrealDB backend, which is not installed",
+                hint="pip install 'astrid-core[surrealdb]'",
+            ) from exc
+        return await SurrealStorage.open(url)
+    raise ConfigError(
+        f"unknown storage URL {url!r}",
+        hint="use memory://, surrealkv:///absolute/dir, mem://, ws://host:port or wss://host:port",
+    )

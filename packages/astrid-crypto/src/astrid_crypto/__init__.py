@@ -1,0 +1,25 @@
+"""astrid-crypto: Ed25519 keys and signatures, BLAKE3 hashes, canonical JSON.
+
+Small on purpose: every signature and hash in Astrid goes through these few functions.
+"""
+
+from ._canonical import canonical_json, canonical_loads
+from ._hash import HASH_HEX_LENGTH, ContentHash, content_hash, hash_file
+from ._keys import SEED_LENGTH, KeyPair, PublicKey, b64decode, b64encode
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "KeyPair",
+    "PublicKey",
+    "b64encode",
+    "b64decode",
+    "SEED_LENGTH",
+    "ContentHash",
+    "content_hash",
+    "hash_file",
+    "HASH_HEX_LENGTH",
+    "canonical_json",
+    "canonical_loads",
+    "__version__",
+]

@@ -1,0 +1,185 @@
+"""Ed25519 key pairs (PyNaCl) and the on-disk key file format.
+
+Key file: exactly the raw 32-byte seed, mode 0600. We refuse to load a key file that group or
+others can read, or of the wrong length, because a leaked or truncated runtime key silently
+breaks every guarantee built on signatures.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import os
+import stat
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Self
+
+import nacl.exceptions
+import nacl.signing
+
+from astrid_core import BadInputError, ConfigError, VerificationError
+
+from ._hash import content_hash
+
+__all__ = ["KeyPair", "PublicKey", "b64encode", "b64decode", "SEED_LENGTH"]
+
+SEED_LENGTH = 32
+SIGNATURE_LENGTH = 64
+
+
+def b64encode(data: bytes) -> str:
+    """Standard padded base64, the encoding of keys and signatures in JSON."""
+    return base64.b64encode(data).decode("ascii")
+
+
+def b64decode(text: str, *, what: str = "value") -> bytes:
+    try:
+        return base64.b64decode(text.encode("ascii"), validate=True)
+    except (binascii.Error, UnicodeEncodeError, ValueError) as exc:
+        raise BadInputError(f"{what} is not valid base64: {text[:60]!r}") from exc
+
+
+@dataclass(frozen=True, slots=True)
+class PublicKey:
+    """An Ed25519 verify key. Equality and hashing are by the 32 raw bytes."""
+
+    raw: bytes
+
+    def __post_init__(self) -> None:
+        if len(self.raw) != 32:
+            raise BadInputError(f"an Ed25519 public key is 32 bytes, got {len(self.raw)}")
+
+    @classmethod
+    def from_b64(cls, text: str) -> Self:
+        return cls(b64decode(text, what="public key"))
+
+    @property
+    def b64(self) -> str:
+        return b64encode(self.raw)
+
+    @property
+    def key_id(self) -> str:
+        """Short stable id: first 16 hex chars of BLAKE3(raw key)."""
+        return content_hash(self.raw).hex[:16]
+
+    def verify(self, message: bytes, signature: bytes | str) -> None:
+        """Raise VerificationError unless ``signature`` is this key's signature on ``message``."""
+        sig = b64decode(signature, what="signature") if isinstance(signature, str) else signature
+        if len(sig) != SIGNATURE_LENGTH:
+            raise VerificationError(f"signature has {len(sig)} bytes, expected {SIGNATURE_LENGTH}")
+        try:
+            nacl.signing.VerifyKey(self.raw).verify(message, sig)
+        except nacl.exceptions.BadSignatureError as exc:
+            raise VerificationError(
+                f"signature does not verify under key {self.key_id}",
+                hint="the data was modified, or signed by a different key",
+            ) from exc
+
+    def is_valid(self, message: bytes, signature: bytes | str) -> bool:
+        try:
+            self.verify(message, signature)
+        except (VerificationError, BadInputError):
+            return False
+        return True
+
+    def __repr__(self) -> str:
+        return f"PublicKey({self.key_id})"
+
+
+class KeyPair:
+    """An Ed25519 signing key. The seed never leaves this object except through ``save``."""
+
+    __slots__ = ("_signing", "public_key")
+
+    def __init__(self, seed: bytes) -> None:
+        if len(seed) != SEED_LENGTH:
+            raise BadInputError(f"an Ed25519 seed is {SEED_LENGTH} bytes, got {len(seed)}")
+        self._signing = nacl.signing.SigningKey(seed)
+        self.public_key = PublicKey(bytes(self._signing.verify_key))
+
+    @classmethod
+    def generate(cls) -> KeyPair:
+        return cls(os.urandom(SEED_LENGTH))
+
+    def sign(self, message: bytes) -> bytes:
+        return self._signing.sign(message).signature
+
+    def sign_b64(self, message: bytes) -> str:
+        return b64encode(self.sign(message))
+
+    def verify(self, message: bytes, signature: bytes | str) -> None:
+        self.public_key.verify(message, signature)
+
+    @property
+    def key_id(self) -> str:
+        return self.public_key.key_id
+
+    def __repr__(self) -> str:  # never print the seed
+        return f"KeyPair({self.key_id})"
+
+    # ------------------------------------------------------------------ files
+
+    def save(self, path: str | os.PathLike[str], *, overwrite: bool = False) -> Path:
+        """Write the seed atomically with mode 0600 (never briefly world-readable)."""
+        target = Path(path)
+        target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        if target.exists() and not overwrite:
+            raise ConfigError(
+                f"key file {target} already exists",
+                hint="pass overwrite=True (or `astrid keys generate --force`) to replace it",
+            )
+        fd, tmp_name = tempfile.mkstemp(prefix=".key-", dir=target.parent)  # created 0600
+        try:
+            os.fchmod(fd, 0o600)
+            os.write(fd, bytes(self._signing))
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        try:
+            os.replace(tmp_name, target)
+        except OSError:
+            os.unlink(tmp_name)
+            raise
+        return target
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> KeyPair:
+        """Load a seed file, refusing unsafe permissions or a wrong length."""
+        target = Path(path)
+        try:
+            info = target.stat()
+        except FileNotFoundError as exc:
+            raise ConfigError(
+                f"key file {target} does not exist",
+                hint="create one with `astrid keys generate` (or KeyPair.load_or_create)",
+            ) from exc
+        if not stat.S_ISREG(info.st_mode):
+            raise ConfigError(f"key file {target} is not a regular file")
+        if info.st_mode & 0o077:
+            raise ConfigError(
+                f"key file {target} is readable by group or others "
+                f"(mode {stat.S_IMODE(info.st_mode):o})",
+                hint=f"run `chmod 600 {target}`; if others could read it, generate a new key",
+            )
+        seed = target.read_bytes()
+        if len(seed) != SEED_LENGTH:
+            raise ConfigError(
+                f"key file {target} has {len(seed)} bytes; a key file holds exactly "
+                f"{SEED_LENGTH} (the raw Ed25519 seed)",
+                hint="restore it from backup or generate a new key with `astrid keys generate`",
+            )
+        return cls(seed)
+
+    @classmethod
+    def load_or_create(cls, path: str | os.PathLike[str]) -> KeyPair:
+        target = Path(path)
+        if target.exists():
+            return cls.load(target)
+        key = cls.generate()
+        try:
+            key.save(target)
+        except ConfigError:  # another process created it first: use theirs
+            return cls.load(target)
+        return key

@@ -1,0 +1,3 @@
+"""Telegram frontend for Astrid."""
+
+__all__: list[str] = []
