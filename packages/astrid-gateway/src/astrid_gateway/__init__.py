@@ -1,3 +1,5 @@
-"""astridd: the Astrid daemon (JSON-RPC 2.0 over WebSocket) and its client library."""
+"""astrid-gateway: the astridd daemon (JSON-RPC 2.0 over WebSocket) and its client library."""
 
-__all__: list[str] = []
+__version__ = "0.1.0"
+
+__all__ = ["__version__"]

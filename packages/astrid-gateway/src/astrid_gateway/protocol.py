@@ -1,0 +1,97 @@
+"""The astridd wire protocol: JSON-RPC 2.0 over WebSocket, versioned.
+
+Connecting: ``ws://127.0.0.1:<port>`` (port in ``$ASTRID_HOME/daemon.port``) with the header
+``Authorization: Bearer <token>`` (token in ``$ASTRID_HOME/daemon.token``, mode 0600). A client
+without a valid token is refused during the WebSocket handshake (HTTP 401) and never reaches a
+method. Every frame is one JSON-RPC 2.0 object (batches are not supported: -32600).
+
+Requests: ``{"jsonrpc": "2.0", "id": <int|str>, "method": "astrid.<name>", "params": {...}}``.
+Events: notifications ``{"jsonrpc": "2.0", "method": "astrid.event", "params":
+{"subscription": <id>, "event": <AgentEvent as JSON>}}`` on connections that called
+``astrid.subscribeEvents``.
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+from typing import Final
+
+__all__ = [
+    "PROTOCOL_VERSION",
+    "MAX_FRAME_BYTES",
+    "EVENT_METHOD",
+    "METHODS",
+    "ErrorCode",
+    "AUTH_HEADER",
+    "PORT_FILE",
+    "TOKEN_FILE",
+    "LOCK_FILE",
+    "PID_FILE",
+]
+
+PROTOCOL_VERSION: Final = 1
+MAX_FRAME_BYTES: Final = 4 * 1024 * 1024  # larger frames are refused with -32009, not parsed
+EVENT_METHOD: Final = "astrid.event"
+AUTH_HEADER: Final = "Authorization"
+
+# Files under $ASTRID_HOME (default ~/.astrid).
+PORT_FILE: Final = "daemon.port"
+TOKEN_FILE: Final = "daemon.token"  # noqa: S105 - a file name, not a secret
+LOCK_FILE: Final = "daemon.lock"
+PID_FILE: Final = "daemon.pid"
+
+
+class ErrorCode(IntEnum):
+    # JSON-RPC 2.0 standard codes
+    PARSE_ERROR = -32700
+    INVALID_REQUEST = -32600
+    METHOD_NOT_FOUND = -32601
+    INVALID_PARAMS = -32602
+    INTERNAL_ERROR = -32603
+    # Astrid application codes (documented in the gateway README)
+    UNAUTHORIZED = -32001
+    SESSION_NOT_FOUND = -32002
+    SECURITY_DENIED = -32003
+    BUDGET_EXCEEDED = -32004
+    TURN_IN_PROGRESS = -32005
+    NOT_AVAILABLE = -32006
+    STORAGE_ERROR = -32007
+    TIMEOUT = -32008
+    MESSAGE_TOO_LARGE = -32009
+    CONFIG_ERROR = -32010
+    NOT_FOUND = -32011
+    ALREADY_RESOLVED = -32012
+    VERIFICATION_FAILED = -32013
+    SHUTTING_DOWN = -32014
+
+
+# Method name -> one-line description (params are documented in the gateway README and
+# validated by pydantic models in the server).
+METHODS: Final[dict[str, str]] = {
+    "astrid.createSession": "start a session {workspace?, model?} -> session info",
+    "astrid.resumeSession": "reattach to a saved session {session_id} -> session info",
+    "astrid.listSessions": "list sessions {} -> [session info]",
+    "astrid.endSession": "end a session, keep its record {session_id}",
+    "astrid.saveSession": "persist a session now {session_id}",
+    "astrid.deleteSession": "delete a session and its transcript {session_id}",
+    "astrid.sendInput": "start a turn {session_id, text} -> {turn_id}; progress arrives as events",
+    "astrid.cancelTurn": "cancel the running turn {session_id}",
+    "astrid.approvalResponse": "answer an approval {request_id, option, reason?, deny_always?}",
+    "astrid.elicitationResponse": "answer an elicitation {request_id, action, content?}",
+    "astrid.status": "daemon status {} -> version, pid, uptime, sessions, servers, sandbox",
+    "astrid.shutdown": "save everything and stop the daemon {}",
+    "astrid.listServers": "configured MCP servers and their state {}",
+    "astrid.startServer": "start an MCP server {name}",
+    "astrid.stopServer": "stop an MCP server {name}",
+    "astrid.listTools": "tools available to a session {session_id?}",
+    "astrid.sessionBudget": "budget of a session {session_id}",
+    "astrid.sessionAllowances": "allowances of a session {session_id}",
+    "astrid.sessionAudit": "audit entries of a session {session_id, limit?}",
+    "astrid.auditVerify": "verify the whole audit log {} -> report",
+    "astrid.listDeferred": "pending deferred approvals {}",
+    "astrid.listCapsules": "installed capsules {}",
+    "astrid.loadCapsule": "load an installed capsule {name}",
+    "astrid.unloadCapsule": "unload a capsule {name}",
+    "astrid.subscribeEvents": "receive astrid.event notifications {session_id?} -> {subscription}",
+    "astrid.unsubscribeEvents": "stop receiving events {subscription}",
+}

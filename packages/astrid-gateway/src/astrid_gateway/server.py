@@ -1,0 +1,297 @@
+"""The WebSocket JSON-RPC server underneath astridd.
+
+Transport only: authentication, framing, dispatch, subscriptions, the single-instance lock,
+the port/token files, ephemeral shutdown and signals. What the methods *do* is registered by
+the daemon (``astrid_gateway.daemon``), which composes the agent runtime.
+
+Hostile input never kills the daemon: every frame is parsed defensively, each request runs in
+its own task with a per-connection cap, and an unexpected exception in a handler becomes
+``-32603 internal error`` for that request only (and is logged).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import time
+from collections.abc import Awaitable, Callable
+from http import HTTPStatus
+from itertools import count
+from typing import Any
+
+import anyio
+from anyio.abc import TaskGroup
+from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.exceptions import ConnectionClosed
+from websockets.http11 import Request, Response
+
+from astrid_core import AstridError
+
+from ._jsonrpc import RpcError, RpcRequest, error_for, error_frame, parse_frame, result_frame
+from ._state import DaemonLock, StatePaths, new_token, tokens_equal, write_private
+from .protocol import AUTH_HEADER, EVENT_METHOD, MAX_FRAME_BYTES, ErrorCode
+
+__all__ = ["GatewayServer", "Connection", "Handler"]
+
+log = logging.getLogger("astrid.gateway")
+
+# Frames above MAX_FRAME_BYTES get a JSON-RPC error; far larger ones are cut off by websockets
+# itself (close code 1009) before we buffer them.
+_HARD_FRAME_LIMIT = MAX_FRAME_BYTES * 4
+_MAX_INFLIGHT_PER_CONNECTION = 64
+
+
+class Connection:
+    """One authenticated client."""
+
+    _ids = count(1)
+
+    def __init__(self, ws: ServerConnection) -> None:
+        self.id = next(self._ids)
+        self.ws = ws
+        self.subscriptions: dict[str, str | None] = {}  # subscription id -> session filter
+        self.client_name = (
+            ws.request.headers.get("X-Astrid-Client", "unknown") if ws.request else "unknown"
+        )
+        self._send_lock = anyio.Lock()
+
+    async def send(self, text: str) -> bool:
+        async with self._send_lock:
+            try:
+                await self.ws.send(text)
+            except ConnectionClosed:
+                return False
+        return True
+
+    async def notify(self, method: str, params: dict[str, Any]) -> bool:
+        return await self.send(json.dumps({"jsonrpc": "2.0", "method": method, "params": params}))
+
+    def wants(self, session_id: str | None) -> list[str]:
+        return [sub for sub, flt in self.subscriptions.items() if flt is None or flt == session_id]
+
+
+Handler = Callable[[Connection, dict[str, Any]], Awaitable[Any]]
+
+
+class GatewayServer:
+    def __init__(
+        self,
+        paths: StatePaths,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        ephemeral: bool = False,
+        idle_grace_seconds: float = 30.0,
+        allow_remote: bool = False,
+    ) -> None:
+        if host not in ("127.0.0.1", "::1", "localhost") and not allow_remote:
+            raise AstridError(
+                f"refusing to listen on {host}: astridd listens on loopback only",
+                hint="set [gateway] allow_remote = true if you really want a network listener",
+                code="config.invalid",
+            )
+        self.paths = paths
+        self.host = host
+        self.requested_port = port
+        self.ephemeral = ephemeral
+        self.idle_grace_seconds = idle_grace_seconds
+        self.started_at = time.time()
+        self.port: int | None = None
+        self._handlers: dict[str, Handler] = {}
+        self._connections: dict[int, Connection] = {}
+        self._token = new_token()
+        self._lock = DaemonLock(paths)
+        self._stop = anyio.Event()
+        self._idle_since: float | None = time.monotonic()
+        self._sub_ids = count(1)
+        self.on_subscribe: Callable[[Connection, str, str | None], Awaitable[None]] | None = None
+        self.on_shutdown: list[Callable[[], Awaitable[None]]] = []
+        self.shutdown_reason = ""
+        self.register("astrid.subscribeEvents", self._subscribe)
+        self.register("astrid.unsubscribeEvents", self._unsubscribe)
+
+    # ------------------------------------------------------------------ registration
+
+    def register(self, method: str, handler: Handler) -> None:
+        self._handlers[method] = handler
+
+    @property
+    def connections(self) -> list[Connection]:
+        return list(self._connections.values())
+
+    def request_shutdown(self, reason: str = "requested") -> None:
+        if not self._stop.is_set():
+            self.shutdown_reason = reason
+            log.info("shutdown requested: %s", reason)
+            self._stop.set()
+
+    # ------------------------------------------------------------------ events
+
+    async def publish(self, session_id: str | None, event: dict[str, Any]) -> int:
+        """Send an event to every subscribed connection; returns how many received it."""
+        delivered = 0
+        for conn in list(self._connections.values()):
+            for sub in conn.wants(session_id):
+                if await conn.notify(EVENT_METHOD, {"subscription": sub, "event": event}):
+                    delivered += 1
+        return delivered
+
+    def subscriber_count(self, session_id: str | None = None) -> int:
+        return sum(1 for conn in self._connections.values() if conn.wants(session_id))
+
+    async def _subscribe(self, conn: Connection, params: dict[str, Any]) -> dict[str, Any]:
+        session = params.get("session_id")
+        if session is not None and not isinstance(session, str):
+            raise RpcError(ErrorCode.INVALID_PARAMS, "session_id must be a string")
+        sub = f"sub-{next(self._sub_ids)}"
+        conn.subscriptions[sub] = session
+        if self.on_subscribe is not None:
+            await self.on_subscribe(conn, sub, session)
+        return {"subscription": sub}
+
+    async def _unsubscribe(self, conn: Connection, params: dict[str, Any]) -> dict[str, Any]:
+        sub = params.get("subscription")
+        if not isinstance(sub, str) or sub not in conn.subscriptions:
+            raise RpcError(ErrorCode.INVALID_PARAMS, f"unknown subscription {sub!r}")
+        del conn.subscriptions[sub]
+        return {"unsubscribed": sub}
+
+    # ------------------------------------------------------------------ handshake
+
+    def _authenticate(self, ws: ServerConnection, request: Request) -> Response | None:
+        # Browsers always send Origin and cannot set Authorization on a WebSocket; refusing
+        # any Origin closes the "malicious page talks to localhost" hole even without a token.
+        if "Origin" in request.headers:
+            return ws.respond(HTTPStatus.FORBIDDEN, "browser origins are not allowed\n")
+        header = request.headers.get(AUTH_HEADER, "")
+        scheme, _, presented = header.partition(" ")
+        if scheme.lower() != "bearer" or not tokens_equal(presented.strip(), self._token):
+            log.warning("refused unauthenticated connection from %s", ws.remote_address)
+            return ws.respond(
+                HTTPStatus.UNAUTHORIZED,
+                "missing or invalid daemon token (send Authorization: Bearer <daemon.token>)\n",
+            )
+        return None
+
+    # ------------------------------------------------------------------ connections
+
+    async def _connection(self, ws: ServerConnection) -> None:
+        conn = Connection(ws)
+        self._connections[conn.id] = conn
+        self._idle_since = None
+        inflight = anyio.Semaphore(_MAX_INFLIGHT_PER_CONNECTION)
+        try:
+            async with anyio.create_task_group() as tg:
+                async for frame in ws:
+                    await inflight.acquire()
+                    tg.start_soon(self._handle_frame, conn, frame, inflight)
+        except ConnectionClosed:
+            pass
+        finally:
+            del self._connections[conn.id]
+            if not self._connections:
+                self._idle_since = time.monotonic()
+
+    async def _handle_frame(
+        self, conn: Connection, frame: str | bytes, inflight: anyio.Semaphore
+    ) -> None:
+        try:
+            reply = await self._dispatch(conn, frame)
+            if reply is not None:
+                await conn.send(reply)
+        finally:
+            inflight.release()
+
+    async def _dispatch(self, conn: Connection, frame: str | bytes) -> str | None:
+        request: RpcRequest | None = None
+        try:
+            request = parse_frame(frame)
+            handler = self._handlers.get(request.method)
+            if handler is None:
+                raise RpcError(
+                    ErrorCode.METHOD_NOT_FOUND,
+                    f"unknown method {request.method!r}",
+                    data={"methods": sorted(self._handlers)},
+                    request_id=request.id,
+                )
+            result = await handler(conn, request.params)
+        except RpcError as err:
+            if request is not None and err.request_id is None:
+                err.request_id = request.id
+            return error_frame(err)
+        except AstridError as exc:
+            return error_frame(error_for(exc, request.id if request else None))
+        except Exception:  # a bug in a handler must not take the daemon down
+            log.exception("internal error handling %s", request.method if request else "frame")
+            return error_frame(
+                RpcError(
+                    ErrorCode.INTERNAL_ERROR,
+                    "internal error (see the daemon log)",
+                    request_id=request.id if request else None,
+                )
+            )
+        if request.is_notification:
+            return None
+        return result_frame(request.id, result)
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def run(self, *, task_status: Any = anyio.TASK_STATUS_IGNORED) -> None:
+        """Take the lock, listen, publish port/token files, serve until shutdown."""
+        self._lock.acquire()
+        server: Server | None = None
+        try:
+            self.paths.ensure()
+            write_private(self.paths.token, self._token + "\n")
+            server = await serve(
+                self._connection,
+                self.host,
+                self.requested_port,
+                process_request=self._authenticate,
+                max_size=_HARD_FRAME_LIMIT,
+                server_header="astridd",
+            )
+            sockets = list(server.sockets)
+            self.port = int(sockets[0].getsockname()[1])
+            write_private(self.paths.pid, f"{os.getpid()}\n")
+            # The port file is written last: its presence means "ready to accept".
+            write_private(self.paths.port, f"{self.port}\n")
+            log.info("astridd listening on %s:%s (pid %s)", self.host, self.port, os.getpid())
+            task_status.started(self.port)
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(self._watch_signals, tg)
+                if self.ephemeral:
+                    tg.start_soon(self._watch_idle)
+                await self._stop.wait()
+                tg.cancel_scope.cancel()
+        finally:
+            await self._shutdown(server)
+
+    async def _watch_signals(self, tg: TaskGroup) -> None:
+        with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+            async for signum in signals:
+                self.request_shutdown(f"signal {signal.Signals(signum).name}")
+                return
+
+    async def _watch_idle(self) -> None:
+        while not self._stop.is_set():
+            await anyio.sleep(min(1.0, self.idle_grace_seconds / 4))
+            idle_since = self._idle_since
+            if idle_since is not None and time.monotonic() - idle_since >= self.idle_grace_seconds:
+                self.request_shutdown(f"ephemeral: no client for {self.idle_grace_seconds:g} s")
+
+    async def _shutdown(self, server: Server | None) -> None:
+        with anyio.CancelScope(shield=True):
+            for hook in self.on_shutdown:
+                try:
+                    await hook()
+                except Exception:
+                    log.exception("shutdown hook failed")
+            if server is not None:
+                server.close()
+                await server.wait_closed()
+            for path in (self.paths.port, self.paths.pid):
+                path.unlink(missing_ok=True)
+            self._lock.release()
