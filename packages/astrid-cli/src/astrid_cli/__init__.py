@@ -1,3 +1,5 @@
-"""The astrid command: a thin client of the astridd daemon."""
+"""astrid-cli: the ``astrid`` command, a thin client of the astridd daemon."""
 
-__all__: list[str] = []
+__version__ = "0.1.0"
+
+__all__ = ["__version__"]

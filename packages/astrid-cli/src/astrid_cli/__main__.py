@@ -1,0 +1,3 @@
+from astrid_cli.main import main
+
+raise SystemExit(main())
