@@ -1,0 +1,49 @@
+"""What a capsule may touch: declared in its manifest AND accepted by the user at install.
+
+The engine only ever sees the intersection (computed by the installer). Paths are workspace-
+relative gitwildmatch patterns; hosts are exact names or ``*.example.com`` suffixes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import pathspec
+
+__all__ = ["HostGrants"]
+
+
+@dataclass(frozen=True)
+class HostGrants:
+    fs_read: tuple[str, ...] = ()
+    fs_write: tuple[str, ...] = ()
+    net: tuple[str, ...] = ()
+    kv: bool = False
+    config: Mapping[str, str] = field(default_factory=dict[str, str])
+    # Only for tests against servers on 127.0.0.1: the private-address filter stays on
+    # otherwise, whatever the manifest says.
+    allow_private_network: bool = False
+
+    def can_read(self, relative: str) -> bool:
+        return _matches(self.fs_read + self.fs_write, relative)
+
+    def can_write(self, relative: str) -> bool:
+        return _matches(self.fs_write, relative)
+
+    def can_reach(self, host: str) -> bool:
+        host = host.lower().rstrip(".")
+        for allowed in self.net:
+            allowed = allowed.lower().rstrip(".")
+            if allowed.startswith("*.") and host.endswith(allowed[1:]) and host != allowed[2:]:
+                return True
+            if host == allowed:
+                return True
+        return False
+
+
+def _matches(patterns: tuple[str, ...], relative: str) -> bool:
+    if not patterns:
+        return False
+    spec = pathspec.PathSpec.from_lines("gitignore", patterns)
+    return spec.match_file(relative)

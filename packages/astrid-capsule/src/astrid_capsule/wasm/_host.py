@@ -1,0 +1,331 @@
+"""Astrid's host functions for WASM capsules (seed 001's table) and the checks behind them.
+
+Every gated call goes through three gates, in order, and each refusal is a clear error the
+guest receives as ``{"ok": false, "error": ...}`` and is reported to ``on_denied`` (audit):
+  1. declared: the manifest declared, and the user accepted, this kind of access;
+  2. confined: the path resolves (``..``, symlinks) inside the workspace; the host is not a
+     private, loopback, link-local or metadata address;
+  3. authorized: the Guard (the SecurityInterceptor) allows the equivalent SensitiveAction —
+     policy, capabilities, budget, approval and audit, exactly as for an agent tool call.
+
+Host functions run on the worker thread that runs the plugin; they hop back to the event loop
+with ``anyio.from_thread.run`` to call the async Guard and storage.
+"""
+
+from __future__ import annotations
+
+import base64
+import ipaddress
+import json
+import logging
+import os
+import socket
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import anyio.from_thread
+
+from astrid_core import (
+    AstridError,
+    DirectoryList,
+    FileDelete,
+    FileRead,
+    FileWrite,
+    Guard,
+    NetworkRequest,
+    SensitiveAction,
+)
+from astrid_core.storage import Storage
+
+from ._grants import HostGrants
+from ._limits import WasmLimits
+
+__all__ = ["HostContext", "HostDenied", "HOST_FUNCTION_NAMES", "dispatch"]
+
+log = logging.getLogger("astrid.capsule")
+
+HOST_FUNCTION_NAMES = (
+    "read_file",
+    "write_file",
+    "http_request",
+    "fs_exists",
+    "fs_mkdir",
+    "fs_readdir",
+    "fs_stat",
+    "fs_unlink",
+    "kv_get",
+    "kv_set",
+    "get_config",
+    "log",
+)
+_MAX_LOG_BYTES = 4096
+_KV_NAMESPACE = "capsule_kv"
+
+DeniedHook = Callable[[str, str, SensitiveAction | None, str], Coroutine[Any, Any, None]]
+
+
+class HostDenied(Exception):
+    """A host call refused by one of the gates; the message goes back to the guest."""
+
+
+@dataclass
+class HostContext:
+    capsule: str
+    workspace: Path
+    grants: HostGrants
+    guard: Guard
+    limits: WasmLimits
+    storage: Storage | None = None
+    on_denied: DeniedHook | None = None
+
+    def __post_init__(self) -> None:
+        self.workspace = Path(os.path.realpath(self.workspace))
+
+    # ------------------------------------------------------------------ gates
+
+    def deny(self, function: str, reason: str, action: SensitiveAction | None = None) -> HostDenied:
+        if self.on_denied is not None:
+            anyio.from_thread.run(self.on_denied, self.capsule, function, action, reason)
+        log.warning("capsule %s: %s refused: %s", self.capsule, function, reason)
+        return HostDenied(reason)
+
+    def authorize(self, function: str, action: SensitiveAction) -> None:
+        reason = f"capsule {self.capsule} host call {function}"
+        decision = anyio.from_thread.run(self.guard.authorize, action, reason)
+        if not decision.allowed:
+            # The Guard audited its own decision; no second record here.
+            raise HostDenied(f"denied by {decision.denied_by or 'policy'}: {decision.reason}")
+
+    def confine(self, function: str, raw: object, *, write: bool) -> tuple[Path, str]:
+        """Resolve a guest path inside the workspace, or refuse. Returns (absolute, relative)."""
+        if not isinstance(raw, str) or not raw or "\x00" in raw:
+            raise self.deny(function, "path must be a non-empty string without NUL bytes")
+        candidate = Path(raw) if os.path.isabs(raw) else self.workspace / raw
+        # realpath resolves symlinks of the existing prefix and '..' lexically for the rest,
+        # so a path to a file that does not exist yet is confined too.
+        resolved = Path(os.path.realpath(candidate))
+        try:
+            relative = resolved.relative_to(self.workspace).as_posix()
+        except ValueError:
+            raise self.deny(
+                function, f"path {raw!r} resolves to {resolved}, outside the workspace"
+            ) from None
+        relative = relative if relative != "." else ""
+        allowed = self.grants.can_write(relative) if write else self.grants.can_read(relative)
+        if not allowed:
+            kind = "fs_write" if write else "fs_read"
+            raise self.deny(function, f"path {relative!r} is not in the capsule's declared {kind}")
+        return resolved, relative
+
+
+# ---------------------------------------------------------------------- file functions
+
+
+def _read_file(ctx: HostContext, req: dict[str, Any]) -> Any:
+    path, _ = ctx.confine("read_file", req.get("path"), write=False)
+    ctx.authorize("read_file", FileRead(path=str(path)))
+    data = path.read_bytes()
+    if len(data) > ctx.limits.payload_bytes:
+        raise HostDenied(
+            f"file is {len(data)} bytes, over the {ctx.limits.payload_bytes}-byte limit"
+        )
+    try:
+        return {"text": data.decode("utf-8")}
+    except UnicodeDecodeError:
+        return {"base64": base64.b64encode(data).decode("ascii")}
+
+
+def _write_file(ctx: HostContext, req: dict[str, Any]) -> Any:
+    path, _ = ctx.confine("write_file", req.get("path"), write=True)
+    content = req.get("content")
+    if not isinstance(content, str):
+        raise HostDenied("content must be a string")
+    data = content.encode("utf-8")
+    if len(data) > ctx.limits.payload_bytes:
+        raise HostDenied(f"content is over the {ctx.limits.payload_bytes}-byte limit")
+    ctx.authorize("write_file", FileWrite(path=str(path)))
+    tmp = path.with_name(f".{path.name}.astrid-tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+    return {"written": len(data)}
+
+
+def _fs_exists(ctx: HostContext, req: dict[str, Any]) -> Any:
+    path, _ = ctx.confine("fs_exists", req.get("path"), write=False)
+    ctx.authorize("fs_exists", FileRead(path=str(path)))
+    return {"exists": path.exists()}
+
+
+def _fs_stat(ctx: HostContext, req: dict[str, Any]) -> Any:
+    path, _ = ctx.confine("fs_stat", req.get("path"), write=False)
+    ctx.authorize("fs_stat", FileRead(path=str(path)))
+    info = path.stat()
+    return {"size": info.st_size, "is_dir": path.is_dir(), "mtime": int(info.st_mtime)}
+
+
+def _fs_readdir(ctx: HostContext, req: dict[str, Any]) -> Any:
+    path, _ = ctx.confine("fs_readdir", req.get("path", "."), write=False)
+    ctx.authorize("fs_readdir", DirectoryList(path=str(path)))
+    return {"entries": sorted(entry.name for entry in path.iterdir())[:10_000]}
+
+
+def _fs_mkdir(ctx: HostContext, req: dict[str, Any]) -> Any:
+    path, _ = ctx.confine("fs_mkdir", req.get("path"), write=True)
+    ctx.authorize("fs_mkdir", FileWrite(path=str(path)))
+    path.mkdir(parents=True, exist_ok=True)
+    return {"created": True}
+
+
+def _fs_unlink(ctx: HostContext, req: dict[str, Any]) -> Any:
+    path, _ = ctx.confine("fs_unlink", req.get("path"), write=True)
+    ctx.authorize("fs_unlink", FileDelete(path=str(path)))
+    path.unlink()
+    return {"deleted": True}
+
+
+# ---------------------------------------------------------------------- network
+
+
+def _is_public(address: str) -> bool:
+    ip = ipaddress.ip_address(address)
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return ip.is_global and not ip.is_multicast
+
+
+def _http_request(ctx: HostContext, req: dict[str, Any]) -> Any:
+    import httpx
+
+    url = req.get("url")
+    method = str(req.get("method", "GET")).upper()
+    if not isinstance(url, str):
+        raise ctx.deny("http_request", "url must be a string")
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ctx.deny("http_request", f"only http(s) URLs with a host are allowed: {url!r}")
+    host = parts.hostname.lower()
+    if not ctx.grants.can_reach(host):
+        raise ctx.deny("http_request", f"host {host!r} is not in the capsule's declared net hosts")
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    try:
+        addresses = {info[4][0] for info in socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)}
+    except OSError as exc:
+        raise HostDenied(f"cannot resolve {host}: {exc}") from None
+    blocked = sorted(a for a in addresses if not _is_public(str(a)))
+    if blocked and not ctx.grants.allow_private_network:
+        raise ctx.deny(
+            "http_request", f"host {host} resolves to private/loopback/link-local {blocked}"
+        )
+    ctx.authorize("http_request", NetworkRequest(method=method, url=url))
+    body = req.get("body")
+    limit = ctx.limits.http_response_bytes
+    # Redirects are returned to the guest, never followed: a redirect to an internal address
+    # would otherwise skip every check above.
+    client = httpx.Client(follow_redirects=False, timeout=10.0, trust_env=False)
+    request_body = body if isinstance(body, str) else None
+    headers = {"User-Agent": f"astrid-capsule/{ctx.capsule}"}
+    with client, client.stream(method, url, content=request_body, headers=headers) as response:
+        chunks: list[bytes] = []
+        size = 0
+        for chunk in response.iter_bytes():
+            size += len(chunk)
+            if size > limit:
+                raise HostDenied(f"response exceeds the {limit}-byte limit")
+            chunks.append(chunk)
+    data = b"".join(chunks)
+    return {
+        "status": response.status_code,
+        "headers": {k: v for k, v in response.headers.items() if k.lower() in _SAFE_HEADERS},
+        "body": data.decode("utf-8", errors="replace"),
+    }
+
+
+_SAFE_HEADERS = {"content-type", "content-length", "location", "etag", "last-modified"}
+
+
+# ---------------------------------------------------------------------- kv, config, log
+
+
+def _kv_key(ctx: HostContext, function: str, req: dict[str, Any]) -> str:
+    if not ctx.grants.kv:
+        raise ctx.deny(function, "the capsule did not declare kv storage")
+    if ctx.storage is None:
+        raise HostDenied("no storage is attached to this capsule")
+    key = req.get("key")
+    if not isinstance(key, str) or not key or len(key) > 256:
+        raise HostDenied("key must be a string of 1-256 characters")
+    return f"{ctx.capsule}/{key}"  # one namespace per capsule: capsules cannot read each other
+
+
+def _kv_get(ctx: HostContext, req: dict[str, Any]) -> Any:
+    key = _kv_key(ctx, "kv_get", req)
+    assert ctx.storage is not None
+    return {"value": anyio.from_thread.run(ctx.storage.get, _KV_NAMESPACE, key)}
+
+
+def _kv_set(ctx: HostContext, req: dict[str, Any]) -> Any:
+    key = _kv_key(ctx, "kv_set", req)
+    assert ctx.storage is not None
+    value = req.get("value")
+    if value is None:
+        anyio.from_thread.run(ctx.storage.delete, _KV_NAMESPACE, key)
+        return {"deleted": True}
+    if len(json.dumps(value)) > 1024 * 1024:
+        raise HostDenied("kv values are limited to 1 MiB")
+    anyio.from_thread.run(ctx.storage.put, _KV_NAMESPACE, key, value)
+    return {"stored": True}
+
+
+def _get_config(ctx: HostContext, req: dict[str, Any]) -> Any:
+    key = req.get("key")
+    if not isinstance(key, str):
+        raise HostDenied("key must be a string")
+    return {"value": ctx.grants.config.get(key)}
+
+
+def _log(ctx: HostContext, req: dict[str, Any]) -> Any:
+    message = str(req.get("message", ""))[:_MAX_LOG_BYTES]
+    level = {"debug": logging.DEBUG, "warn": logging.WARNING, "error": logging.ERROR}.get(
+        str(req.get("level", "info")), logging.INFO
+    )
+    logging.getLogger(f"astrid.capsule.{ctx.capsule}").log(level, "%s", message)
+    return {}
+
+
+_HANDLERS: dict[str, Callable[[HostContext, dict[str, Any]], Any]] = {
+    "read_file": _read_file,
+    "write_file": _write_file,
+    "http_request": _http_request,
+    "fs_exists": _fs_exists,
+    "fs_mkdir": _fs_mkdir,
+    "fs_readdir": _fs_readdir,
+    "fs_stat": _fs_stat,
+    "fs_unlink": _fs_unlink,
+    "kv_get": _kv_get,
+    "kv_set": _kv_set,
+    "get_config": _get_config,
+    "log": _log,
+}
+
+
+def dispatch(ctx: HostContext, function: str, request_text: str) -> dict[str, Any]:
+    """Run one host call; never raises into the WASM runtime."""
+    try:
+        request = json.loads(request_text) if request_text else {}
+        if not isinstance(request, dict):
+            raise HostDenied("the request must be a JSON object")
+        return {"ok": True, "value": _HANDLERS[function](ctx, request)}
+    except HostDenied as exc:
+        return {"ok": False, "error": str(exc)}
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return {"ok": False, "error": "the request is not valid UTF-8 JSON"}
+    except AstridError as exc:
+        return {"ok": False, "error": exc.message}
+    except OSError as exc:
+        return {"ok": False, "error": f"{type(exc).__name__}: {exc.strerror or exc}"}
+    except Exception:  # a host bug must not crash the plugin call or leak a traceback
+        log.exception("capsule %s: host function %s failed", ctx.capsule, function)
+        return {"ok": False, "error": "internal host error"}
