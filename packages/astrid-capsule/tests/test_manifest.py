@@ -111,7 +111,7 @@ def test_invalid_toml_names_line() -> None:
 
 
 def test_missing_manifest(tmp_path: Path) -> None:
-    with pytest.raises(ManifestError, match="no Capsule.toml"):
+    with pytest.raises(ManifestError, match=r"no Capsule\.toml"):
         load_manifest(tmp_path)
 
 
