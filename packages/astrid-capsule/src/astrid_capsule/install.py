@@ -1,0 +1,385 @@
+"""Install, trust, update, roll back and remove capsules (seed 004's flow, but enforced).
+
+Everything is decided from a *staged copy*: the source is copied (regular files only) into the
+state directory first, and the disclosure, hashes and signature checks are computed from that
+copy, which is then the very directory that gets installed. Swapping the source after the
+check changes nothing. Installing needs an explicit trust acknowledgement; the agent has no
+path to this module (the daemon exposes no install method to sessions).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tarfile
+import tempfile
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import anyio.to_thread
+
+from astrid_core import AstridError, ConfigError, JsonObject, NotFoundError, VerificationError
+from astrid_core.storage import Storage
+from astrid_crypto import ContentHash, KeyPair, PublicKey, hash_file
+
+from ._signing import PublisherInfo, sign_capsule, verify_capsule_signature
+from ._tree import copy_tree, tree_hash
+from .manifest import MANIFEST_NAME, Capabilities, CapsuleManifest, load_manifest
+
+__all__ = [
+    "CapsuleInstaller",
+    "InstallPlan",
+    "TrustAck",
+    "TrustRequired",
+    "InstallRecord",
+    "compile_capsule",
+    "TRUST_REQUIRED_MESSAGE",
+]
+
+_NAMESPACE = "capsules"
+TRUST_REQUIRED_MESSAGE = (
+    "installing a capsule requires explicit trust: pass --trust (--yes alone only skips the "
+    "ordinary confirmation and never grants trust)"
+)
+
+EventHook = Callable[[str, JsonObject], Awaitable[None]]
+
+
+class TrustRequired(AstridError):
+    code = "capsule.trust_required"
+    default_hint = "review the disclosure, then re-run with --trust or type `trust <name>`"
+
+
+@dataclass(frozen=True)
+class TrustAck:
+    method: Literal["interactive", "flag"]
+    actor: str = "cli"
+
+
+@dataclass
+class InstallPlan:
+    manifest: CapsuleManifest
+    staged: Path
+    content_hash: ContentHash
+    publisher: PublisherInfo
+    previous: InstallRecord | None
+    widened: list[str] = field(default_factory=list[str])
+
+    @property
+    def name(self) -> str:
+        return self.manifest.name
+
+    @property
+    def needs_trust(self) -> bool:
+        # A fresh install always needs trust; an update only when it asks for more.
+        return self.previous is None or bool(self.widened)
+
+    def disclosure(self) -> str:
+        m = self.manifest
+        caps = m.capabilities
+        lines = [
+            f"Capsule {m.name} {m.package.version}"
+            + (f" — {m.package.description}" if m.package.description else ""),
+            f"  content hash: {self.content_hash.hex}",
+        ]
+        if self.publisher.signed:
+            trust = (
+                "trusted publisher"
+                if self.publisher.trusted
+                else "publisher NOT in your trusted keys"
+            )
+            lines.append(f"  signed by:    {self.publisher.key_id} ({trust})")
+        else:
+            lines.append("  signed by:    *** UNSIGNED: nobody vouches for this capsule ***")
+        lines.append("  it asks for:")
+        asked = [
+            ("read files (workspace)", caps.fs_read),
+            ("write files (workspace)", caps.fs_write),
+            ("network hosts", caps.net),
+            ("config keys", caps.config),
+        ]
+        for label, values in asked:
+            if values:
+                lines.append(f"    - {label}: {', '.join(values)}")
+        if caps.kv:
+            lines.append("    - its own key-value storage")
+        if m.secrets:
+            lines.append(f"    - secrets you will be asked for: {', '.join(m.secrets)}")
+        for server in m.mcp_server:
+            command = " ".join([server.command or server.url or "?", *server.args])
+            lines.append(f"    - runs an MCP server (untrusted, sandboxed): {server.id}: {command}")
+        for cron in m.cron:
+            lines.append(f"    - scheduled task {cron.name} ({cron.schedule})")
+        for hook in m.interceptor:
+            lines.append(f"    - sees every {hook.event} event")
+        if not any(v for _, v in asked) and not (
+            caps.kv or m.secrets or m.mcp_server or m.cron or m.interceptor
+        ):
+            lines.append("    - nothing beyond its own tools")
+        if m.tool:
+            lines.append(f"  tools: {', '.join(t.name for t in m.tool)}")
+        if self.previous is not None:
+            lines.append(f"  updates {self.previous.version} (revision {self.previous.revision})")
+            if self.widened:
+                lines.append("  NEW permissions compared to the installed revision:")
+                lines += [f"    + {item}" for item in self.widened]
+            else:
+                lines.append("  no new permissions")
+        lines.append(
+            "  Enforced: the capsule gets only these permissions, each use is checked and audited."
+        )
+        return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class InstallRecord:
+    name: str
+    version: str
+    revision: int
+    content_hash: str
+    trust_acknowledged_at: int
+    trust_method: str
+    trust_actor: str
+    permissions_accepted: JsonObject
+    publisher_key_id: str | None
+    signed: bool
+    previous_revision: int | None
+    installed_at: int
+
+    def to_json(self) -> JsonObject:
+        return dict(self.__dict__)
+
+    @classmethod
+    def from_json(cls, data: Any) -> InstallRecord:
+        return cls(**data)
+
+
+class CapsuleInstaller:
+    """Manages ``<home>/capsules/<name>/<revision>/`` and the install records in storage."""
+
+    def __init__(
+        self,
+        home: Path,
+        storage: Storage,
+        *,
+        trusted_publishers: Sequence[PublicKey] = (),
+        on_event: EventHook | None = None,
+    ) -> None:
+        self.root = home / "capsules"
+        self.storage = storage
+        self.trusted_publishers = list(trusted_publishers)
+        self.on_event = on_event
+
+    # ------------------------------------------------------------------ planning
+
+    async def plan(self, source: Path) -> InstallPlan:
+        """Stage a capsule directory or archive and describe what installing it means."""
+        # Copying and hashing are blocking file work: keep them off the event loop.
+        staged, manifest, digest, publisher = await anyio.to_thread.run_sync(self._stage, source)
+        try:
+            previous = await self.get(manifest.name)
+        except BaseException:
+            shutil.rmtree(staged, ignore_errors=True)
+            raise
+        widened = _widened(previous, manifest.capabilities) if previous else []
+        return InstallPlan(manifest, staged, digest, publisher, previous, widened)
+
+    def _stage(self, source: Path) -> tuple[Path, CapsuleManifest, ContentHash, PublisherInfo]:
+        self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
+        staged = Path(tempfile.mkdtemp(prefix=".staging-", dir=self.root))
+        try:
+            if source.is_dir():
+                copy_tree(source, staged)
+            elif source.is_file():
+                _extract_archive(source, staged)
+            else:
+                raise NotFoundError(
+                    f"no capsule at {source}", hint="give a capsule directory or .capsule archive"
+                )
+            manifest = load_manifest(staged)
+            _check_component_hash(staged, manifest)
+            digest = tree_hash(staged)
+            publisher = verify_capsule_signature(
+                staged, manifest.name, manifest.package.version, digest, self.trusted_publishers
+            )
+        except BaseException:
+            shutil.rmtree(staged, ignore_errors=True)
+            raise
+        return staged, manifest, digest, publisher
+
+    def discard(self, plan: InstallPlan) -> None:
+        shutil.rmtree(plan.staged, ignore_errors=True)
+
+    # ------------------------------------------------------------------ commit
+
+    async def commit(self, plan: InstallPlan, trust: TrustAck | None) -> InstallRecord:
+        if plan.needs_trust and trust is None:
+            self.discard(plan)
+            raise TrustRequired(TRUST_REQUIRED_MESSAGE)
+        # Re-hash the staged copy: what we install is exactly what was disclosed.
+        if tree_hash(plan.staged) != plan.content_hash:
+            self.discard(plan)
+            raise VerificationError(
+                "the staged capsule changed after it was checked; nothing installed"
+            )
+        revision = (plan.previous.revision + 1) if plan.previous else 1
+        target = self.root / plan.name / str(revision)
+        target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        if target.exists():
+            shutil.rmtree(target)
+        os.replace(plan.staged, target)
+        now = int(time.time())
+        ack = trust or TrustAck(method="flag", actor="update-without-new-permissions")
+        record = InstallRecord(
+            name=plan.name,
+            version=plan.manifest.package.version,
+            revision=revision,
+            content_hash=plan.content_hash.hex,
+            trust_acknowledged_at=now,
+            trust_method=ack.method,
+            trust_actor=ack.actor,
+            permissions_accepted=plan.manifest.capabilities.model_dump(mode="json"),
+            publisher_key_id=plan.publisher.key_id,
+            signed=plan.publisher.signed,
+            previous_revision=plan.previous.revision if plan.previous else None,
+            installed_at=now,
+        )
+        # The audit event is written first: if it cannot be recorded, the install is undone.
+        try:
+            await self._event(
+                "capsule_update" if plan.previous else "capsule_install", record.to_json()
+            )
+        except BaseException:
+            shutil.rmtree(target, ignore_errors=True)
+            raise
+        await self.storage.put(_NAMESPACE, plan.name, record.to_json())
+        return record
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def get(self, name: str) -> InstallRecord | None:
+        data = await self.storage.get(_NAMESPACE, name)
+        return InstallRecord.from_json(data) if data is not None else None
+
+    async def list(self) -> list[InstallRecord]:
+        return [InstallRecord.from_json(v) for _, v in await self.storage.scan(_NAMESPACE)]
+
+    async def require(self, name: str) -> InstallRecord:
+        record = await self.get(name)
+        if record is None:
+            raise NotFoundError(
+                f"capsule {name!r} is not installed", hint="`astrid capsule list` shows what is"
+            )
+        return record
+
+    def path_of(self, record: InstallRecord) -> Path:
+        return self.root / record.name / str(record.revision)
+
+    async def verify_installed(self, name: str) -> InstallRecord:
+        """Re-hash the installed files against the record (detects swaps after install)."""
+        record = await self.require(name)
+        actual = tree_hash(self.path_of(record))
+        actual.verify_equals(
+            ContentHash.from_hex(record.content_hash), what=f"installed capsule {name}"
+        )
+        return record
+
+    async def rollback(self, name: str) -> InstallRecord:
+        record = await self.require(name)
+        if record.previous_revision is None:
+            raise ConfigError(f"capsule {name} has no previous revision to roll back to")
+        old_dir = self.root / name / str(record.previous_revision)
+        manifest = load_manifest(old_dir)
+        rolled = InstallRecord(
+            **{
+                **record.to_json(),
+                "version": manifest.package.version,
+                "revision": record.previous_revision,
+                "content_hash": tree_hash(old_dir).hex,
+                "permissions_accepted": manifest.capabilities.model_dump(mode="json"),
+                "previous_revision": None,
+                "installed_at": int(time.time()),
+            }
+        )
+        await self._event("capsule_rollback", rolled.to_json())
+        await self.storage.put(_NAMESPACE, name, rolled.to_json())
+        return rolled
+
+    async def remove(self, name: str) -> None:
+        record = await self.require(name)
+        await self._event("capsule_remove", record.to_json())
+        await self.storage.delete(_NAMESPACE, name)
+        shutil.rmtree(self.root / name, ignore_errors=True)
+
+    async def _event(self, kind: str, data: JsonObject) -> None:
+        if self.on_event is not None:
+            await self.on_event(kind, data)
+
+
+def _widened(previous: InstallRecord, new: Capabilities) -> list[str]:
+    return Capabilities.model_validate(previous.permissions_accepted).widened_by(new)
+
+
+def _check_component_hash(root: Path, manifest: CapsuleManifest) -> None:
+    if manifest.component is None:
+        return
+    wasm = root / manifest.component.entrypoint
+    if not wasm.is_file():
+        raise ConfigError(
+            f"{MANIFEST_NAME}: component entrypoint {manifest.component.entrypoint} is missing"
+        )
+    if manifest.component.hash is None:
+        raise VerificationError(
+            f"{MANIFEST_NAME}: [component] has no hash for {manifest.component.entrypoint}",
+            hint="run `astrid capsule compile DIR` to record the BLAKE3 hash",
+        )
+    hash_file(wasm).verify_equals(
+        manifest.component.hash, what=f"component {manifest.component.entrypoint}"
+    )
+
+
+def _extract_archive(archive: Path, destination: Path) -> None:
+    try:
+        with tarfile.open(archive, "r:gz") as tar:
+            # The "data" filter refuses absolute paths, '..', links outside the tree and devices.
+            tar.extractall(destination, filter="data")
+    except (tarfile.TarError, OSError) as exc:
+        raise ConfigError(f"{archive} is not a valid capsule archive: {exc}") from exc
+
+
+def compile_capsule(source: Path, output: Path, *, sign_with: KeyPair | None = None) -> ContentHash:
+    """Validate, record the component hash, optionally sign, and pack into ``output``."""
+    with tempfile.TemporaryDirectory(prefix="astrid-compile-") as tmp:
+        work = Path(tmp) / "capsule"
+        work.mkdir()
+        copy_tree(source, work)
+        manifest = load_manifest(work)
+        if manifest.component is not None:
+            digest = hash_file(work / manifest.component.entrypoint).hex
+            _write_component_hash(work / MANIFEST_NAME, manifest, digest)
+            manifest = load_manifest(work)
+        (work / "SIGNATURE.json").unlink(missing_ok=True)
+        tree = tree_hash(work)
+        if sign_with is not None:
+            sign_capsule(work, sign_with, manifest.name, manifest.package.version, tree)
+        output.parent.mkdir(parents=True, exist_ok=True)
+        with tarfile.open(output, "w:gz") as tar:
+            for path in sorted(work.rglob("*")):
+                if path.is_file():
+                    tar.add(path, arcname=path.relative_to(work).as_posix())
+        return tree
+
+
+def _write_component_hash(manifest_path: Path, manifest: CapsuleManifest, digest: str) -> None:
+    import re
+
+    text = manifest_path.read_text()
+    assert manifest.component is not None
+    if manifest.component.hash is not None:
+        text = re.sub(r'(?m)^(\s*hash\s*=\s*)"[0-9a-f]{64}"', rf'\g<1>"{digest}"', text, count=1)
+    else:
+        text = re.sub(r"(?m)^(\s*entrypoint\s*=.*)$", rf'\g<1>\nhash = "{digest}"', text, count=1)
+    manifest_path.write_text(text)
