@@ -1,0 +1,91 @@
+"""The contract between the agent runtime and the daemon that hosts it.
+
+``astrid_gateway`` codes against ``RuntimeService`` only; ``AgentRuntime`` implements it.
+Everything crossing this boundary is JSON-ready (pydantic models dumped with mode="json"), so
+the daemon maps methods 1:1 to ``astrid.*`` JSON-RPC calls without knowing runtime internals.
+
+Human interaction goes the other way through ``astrid_core.Frontend``: the daemon gives the
+runtime a Frontend (``set_frontend``) that relays approvals and elicitations to subscribed
+clients; when none is connected, the runtime's ApprovalManager defers the request.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import datetime
+from typing import Protocol, runtime_checkable
+
+from pydantic import BaseModel, ConfigDict
+
+from astrid_core import ApprovalDecision, Frontend, JsonObject, SessionId
+
+from .events import AgentEvent
+
+__all__ = ["SessionInfo", "RuntimeStatus", "RuntimeService"]
+
+
+class SessionInfo(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    session_id: SessionId
+    workspace: str
+    model: str
+    created_at: datetime
+    updated_at: datetime
+    turns: int = 0
+    cost_micros: int = 0
+    state: str = "idle"  # "idle" | "running" | "ended"
+    title: str = ""
+
+
+class RuntimeStatus(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    sessions: int
+    running_turns: int
+    storage_url: str
+    runtime_key_id: str
+    sandbox: str  # e.g. "landlock abi 7" or "unavailable: <reason>"
+    servers: list[JsonObject] = []
+    pending_approvals: int = 0
+    deferred_approvals: int = 0
+    warnings: list[str] = []
+
+
+@runtime_checkable
+class RuntimeService(Protocol):
+    # lifecycle
+    def set_frontend(self, frontend: Frontend | None) -> None: ...
+    async def status(self) -> RuntimeStatus: ...
+    async def aclose(self) -> None: ...
+
+    # sessions
+    async def create_session(
+        self, workspace: str | None = None, model: str | None = None
+    ) -> SessionInfo: ...
+    async def resume_session(self, session_id: SessionId) -> SessionInfo: ...
+    async def list_sessions(self) -> list[SessionInfo]: ...
+    async def end_session(self, session_id: SessionId) -> None: ...
+    async def save_session(self, session_id: SessionId) -> None: ...
+    async def delete_session(self, session_id: SessionId) -> None: ...
+    async def session_history(self, session_id: SessionId) -> list[JsonObject]: ...
+
+    # turns: events stream until TurnComplete; cancel_turn ends a running turn
+    def run_turn(self, session_id: SessionId, text: str) -> AsyncIterator[AgentEvent]: ...
+    async def cancel_turn(self, session_id: SessionId) -> bool: ...
+
+    # human answers arriving from a frontend (the daemon's relay calls these)
+    async def resolve_approval(self, decision: ApprovalDecision) -> bool: ...
+    async def list_deferred(self) -> list[JsonObject]: ...
+
+    # security views
+    async def session_budget(self, session_id: SessionId) -> JsonObject: ...
+    async def session_allowances(self, session_id: SessionId) -> list[JsonObject]: ...
+    async def session_audit(self, session_id: SessionId, limit: int = 100) -> list[JsonObject]: ...
+    async def audit_verify(self) -> JsonObject: ...
+
+    # MCP servers and tools
+    async def list_servers(self) -> list[JsonObject]: ...
+    async def start_server(self, name: str) -> JsonObject: ...
+    async def stop_server(self, name: str) -> JsonObject: ...
+    async def list_tools(self, session_id: SessionId | None = None) -> list[JsonObject]: ...
