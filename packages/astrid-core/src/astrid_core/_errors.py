@@ -21,6 +21,7 @@ __all__ = [
     "StorageError",
     "AstridTimeoutError",
     "NotFoundError",
+    "FrontendUnavailable",
 ]
 
 
@@ -132,3 +133,13 @@ class NotFoundError(AstridError, LookupError):
 
     code = "not_found"
     default_hint = "list what exists (e.g. `astrid sessions list`) and use one of those ids"
+
+
+class FrontendUnavailable(AstridError):
+    """No human-facing client is connected to answer an approval or elicitation.
+
+    The approval layer treats this as "defer", never as "allow" or "deny".
+    """
+
+    code = "frontend.unavailable"
+    default_hint = "connect a frontend (`astrid chat`); pending approvals are delivered then"

@@ -1,22 +1,37 @@
 """astridd: composes the agent runtime behind the gateway server.
 
-Until the runtime is wired in, only transport-level methods work; every other method answers
-``-32006 not available`` with a message saying so, instead of pretending.
+The daemon is the only process that opens the state (storage, keys, audit). It gives the
+runtime a RelayFrontend so approvals reach subscribed clients, runs turns in the background,
+and on SIGTERM / astrid.shutdown saves sessions and stops MCP servers before exiting.
+Methods without an implementation answer ``-32006 not available`` instead of pretending.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from typing import Any
 
+import anyio
+
 from . import __version__
 from ._jsonrpc import RpcError
+from ._relay import RelayFrontend
 from ._state import StatePaths
 from .protocol import METHODS, PROTOCOL_VERSION, ErrorCode
 from .server import Connection, GatewayServer
 
 __all__ = ["run_daemon", "build_server"]
+
+log = logging.getLogger("astrid.gateway")
+
+_TRANSPORT_METHODS = (
+    "astrid.status",
+    "astrid.shutdown",
+    "astrid.subscribeEvents",
+    "astrid.unsubscribeEvents",
+)
 
 
 def build_server(
@@ -24,8 +39,21 @@ def build_server(
 ) -> GatewayServer:
     server = GatewayServer(paths, port=port, ephemeral=ephemeral, idle_grace_seconds=idle_grace)
 
+    async def shutdown(conn: Connection, params: dict[str, Any]) -> dict[str, Any]:
+        server.request_shutdown(f"astrid.shutdown from client {conn.client_name}")
+        return {"stopping": True}
+
+    server.register("astrid.status", _status_handler(server, paths, None))
+    server.register("astrid.shutdown", shutdown)
+    for method in METHODS:
+        if method not in _TRANSPORT_METHODS:
+            server.register(method, _not_available(method))
+    return server
+
+
+def _status_handler(server: GatewayServer, paths: StatePaths, runtime: Any) -> Any:
     async def status(conn: Connection, params: dict[str, Any]) -> dict[str, Any]:
-        return {
+        result: dict[str, Any] = {
             "version": __version__,
             "protocol": PROTOCOL_VERSION,
             "pid": os.getpid(),
@@ -33,23 +61,13 @@ def build_server(
             "ephemeral": server.ephemeral,
             "clients": len(server.connections),
             "state_dir": str(paths.root),
+            "runtime": "not loaded",
         }
+        if runtime is not None:
+            result["runtime"] = (await runtime.status()).model_dump(mode="json")
+        return result
 
-    async def shutdown(conn: Connection, params: dict[str, Any]) -> dict[str, Any]:
-        server.request_shutdown(f"astrid.shutdown from client {conn.client_name}")
-        return {"stopping": True}
-
-    server.register("astrid.status", status)
-    server.register("astrid.shutdown", shutdown)
-    for method in METHODS:
-        if method not in (
-            "astrid.status",
-            "astrid.shutdown",
-            "astrid.subscribeEvents",
-            "astrid.unsubscribeEvents",
-        ):
-            server.register(method, _not_available(method))
-    return server
+    return status
 
 
 def _not_available(method: str) -> Any:
@@ -63,6 +81,37 @@ def _not_available(method: str) -> Any:
     return handler
 
 
+async def _open_runtime(paths: StatePaths) -> Any:
+    try:
+        from astrid_runtime.runtime import AgentRuntime  # type: ignore[import-not-found,unused-ignore]
+    except ImportError:
+        log.warning("astrid_runtime.runtime is not available: serving transport methods only")
+        return None
+    return await AgentRuntime.open(paths.root)
+
+
 async def run_daemon(paths: StatePaths, port: int, ephemeral: bool, idle_grace: float) -> None:
     server = build_server(paths, port, ephemeral, idle_grace)
-    await server.run()
+    # Take the single-instance lock before the runtime opens storage: a second daemon must
+    # fail on the lock, not on a half-opened database.
+    server.lock_now()
+    try:
+        runtime = await _open_runtime(paths)
+    except BaseException:
+        server.release_lock()
+        raise
+    relay = RelayFrontend(server)
+    async with anyio.create_task_group() as tg:
+        if runtime is not None:
+            from ._methods import bind_runtime
+
+            runtime.set_frontend(relay)
+            bind_runtime(server, runtime, relay, tg)
+            server.register("astrid.status", _status_handler(server, paths, runtime))
+            server.on_shutdown.append(runtime.aclose)
+        tg.start_soon(relay.pump)
+        try:
+            await server.run()
+        finally:
+            relay.close()
+            tg.cancel_scope.cancel()

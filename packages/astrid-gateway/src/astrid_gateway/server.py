@@ -103,6 +103,7 @@ class GatewayServer:
         self._connections: dict[int, Connection] = {}
         self._token = new_token()
         self._lock = DaemonLock(paths)
+        self._locked = False
         self._stop = anyio.Event()
         self._idle_since: float | None = time.monotonic()
         self._sub_ids = count(1)
@@ -238,9 +239,19 @@ class GatewayServer:
 
     # ------------------------------------------------------------------ lifecycle
 
+    def lock_now(self) -> None:
+        """Take the single-instance lock early (before opening storage). Idempotent."""
+        if not self._locked:
+            self._lock.acquire()
+            self._locked = True
+
+    def release_lock(self) -> None:
+        self._lock.release()
+        self._locked = False
+
     async def run(self, *, task_status: Any = anyio.TASK_STATUS_IGNORED) -> None:
         """Take the lock, listen, publish port/token files, serve until shutdown."""
-        self._lock.acquire()
+        self.lock_now()
         server: Server | None = None
         try:
             self.paths.ensure()
@@ -294,4 +305,4 @@ class GatewayServer:
                 await server.wait_closed()
             for path in (self.paths.port, self.paths.pid):
                 path.unlink(missing_ok=True)
-            self._lock.release()
+            self.release_lock()
