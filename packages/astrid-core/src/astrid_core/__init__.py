@@ -30,6 +30,7 @@ from ._errors import (
     BudgetDenied,
     CapabilityDenied,
     ConfigError,
+    FrontendUnavailable,
     NotFoundError,
     PolicyDenied,
     SecurityDenied,
@@ -72,6 +73,7 @@ __all__ = [
     "StorageError",
     "AstridTimeoutError",
     "NotFoundError",
+    "FrontendUnavailable",
     # ids
     "TypedId",
     "SessionId",

@@ -10,7 +10,10 @@ workspace, so it happens in the approval layer before any policy or pattern sees
 
 from __future__ import annotations
 
+import posixpath
+import re
 import shlex
+import unicodedata
 from typing import Annotated, Any, ClassVar, Literal, TypeAlias
 from urllib.parse import urlsplit
 
@@ -46,6 +49,7 @@ __all__ = [
     "SensitiveAction",
     "action_from_json",
     "action_to_json",
+    "one_line",
 ]
 
 
@@ -74,21 +78,52 @@ class ActionBase(BaseModel):
         return self.default_risk
 
 
+def one_line(text: str) -> str:
+    """Text safe to show as one approval line: control, format and bidi characters escaped.
+
+    A summary is what a human approves. A newline, ANSI escape or right-to-left override inside
+    a path or command could otherwise forge extra prompt lines or hide part of the action.
+    """
+    out: list[str] = []
+    for ch in text:
+        if unicodedata.category(ch) in {"Cc", "Cf", "Zl", "Zp"}:
+            out.append(ch.encode("unicode_escape").decode("ascii"))
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
 def _absolute_path(value: str) -> str:
     if "\x00" in value:
         raise ValueError("path contains a NUL byte")
     if not value.startswith("/"):
         raise ValueError(f"path must be absolute (resolve it against the workspace): {value!r}")
+    if value.startswith("//") or (value != "/" and posixpath.normpath(value) != value):
+        # "/ws/../etc/passwd" would match a "file:///ws/**" pattern yet name /etc/passwd.
+        raise ValueError(f"path must be normalised (no '.', '..', '//' or trailing '/'): {value!r}")
     return value
 
 
 AbsolutePath = Annotated[str, AfterValidator(_absolute_path)]
 
+_NAME = re.compile(r"^[^/\s\x00-\x1f\x7f]{1,128}$")
+
+
+def _name(value: str) -> str:
+    # Server, tool, capsule and function names become URI segments: "a/b" + "c" must not
+    # collide with "a" + "b/c" in a capability pattern.
+    if not _NAME.fullmatch(value):
+        raise ValueError(f"name {value!r} must be 1-128 characters without '/', spaces or controls")
+    return value
+
+
+Name = Annotated[str, AfterValidator(_name)]
+
 
 class McpToolCall(ActionBase):
     kind: Literal["mcp_tool_call"] = "mcp_tool_call"
-    server: str = Field(min_length=1)
-    tool: str = Field(min_length=1)
+    server: Name
+    tool: Name
     args: JsonObject = Field(default_factory=dict)
 
     @property
@@ -121,7 +156,7 @@ class FileRead(_PathAction):
 
     @property
     def summary(self) -> str:
-        return f"Read file: {self.path}"
+        return f"Read file: {one_line(self.path)}"
 
 
 class FileWrite(_PathAction):
@@ -131,7 +166,7 @@ class FileWrite(_PathAction):
 
     @property
     def summary(self) -> str:
-        return f"Write file: {self.path}"
+        return f"Write file: {one_line(self.path)}"
 
 
 class FileDelete(_PathAction):
@@ -141,7 +176,7 @@ class FileDelete(_PathAction):
 
     @property
     def summary(self) -> str:
-        return f"Delete file: {self.path}"
+        return f"Delete file: {one_line(self.path)}"
 
 
 class DirectoryList(_PathAction):
@@ -151,13 +186,20 @@ class DirectoryList(_PathAction):
 
     @property
     def summary(self) -> str:
-        return f"List directory: {self.path}"
+        return f"List directory: {one_line(self.path)}"
 
 
 class ShellCommand(ActionBase):
     kind: Literal["shell_command"] = "shell_command"
     command: str = Field(min_length=1)
     cwd: AbsolutePath
+
+    @field_validator("command")
+    @classmethod
+    def _check_command(cls, value: str) -> str:
+        if "\x00" in value:
+            raise ValueError("command contains a NUL byte")
+        return value
 
     default_risk: ClassVar[RiskLevel] = RiskLevel.HIGH
     permission: ClassVar[Permission] = Permission.EXECUTE
@@ -185,7 +227,7 @@ class ShellCommand(ActionBase):
 
     @property
     def summary(self) -> str:
-        return f"Run command in {self.cwd}: {self.command}"
+        return f"Run command in {one_line(self.cwd)}: {one_line(self.command)}"
 
     def arguments(self) -> JsonObject:
         return {"command": self.command, "cwd": self.cwd}
@@ -198,12 +240,27 @@ class NetworkRequest(ActionBase):
 
     permission: ClassVar[Permission] = Permission.NETWORK
 
+    @field_validator("method")
+    @classmethod
+    def _check_method(cls, value: str) -> str:
+        if not re.fullmatch(r"[A-Za-z]{1,16}", value):
+            raise ValueError(f"HTTP method {value!r} must be 1-16 letters")
+        return value
+
     @field_validator("url")
     @classmethod
     def _check_url(cls, value: str) -> str:
+        if any(ch.isspace() or unicodedata.category(ch) in {"Cc", "Cf"} for ch in value):
+            raise ValueError(f"URL contains whitespace or control characters: {value!r}")
         parts = urlsplit(value)
         if parts.scheme not in {"http", "https", "ws", "wss", "tcp"} or not parts.hostname:
             raise ValueError(f"unsupported or host-less URL: {value!r}")
+        try:
+            port = parts.port  # raises on a non-numeric or out-of-range port
+        except ValueError as exc:
+            raise ValueError(f"URL has an invalid port: {value!r}") from exc
+        if parts.scheme == "tcp" and port is None:
+            raise ValueError(f"tcp:// URLs need an explicit port: {value!r}")
         return value
 
     @property
@@ -225,7 +282,7 @@ class NetworkRequest(ActionBase):
 
     @property
     def summary(self) -> str:
-        return f"Network request: {self.method.upper()} {self.url}"
+        return f"Network request: {self.method.upper()} {one_line(self.url)}"
 
     def arguments(self) -> JsonObject:
         return {
@@ -238,8 +295,8 @@ class NetworkRequest(ActionBase):
 
 class CapsuleHostCall(ActionBase):
     kind: Literal["capsule_host_call"] = "capsule_host_call"
-    capsule: str = Field(min_length=1)
-    function: str = Field(min_length=1)
+    capsule: Name
+    function: Name
     args: JsonObject = Field(default_factory=dict)
 
     @property
@@ -269,7 +326,7 @@ class SubAgentSpawn(ActionBase):
     @property
     def summary(self) -> str:
         first_line = self.task.strip().splitlines()[0] if self.task.strip() else "(no task)"
-        return f"Start a sub-agent (depth {self.depth}): {first_line[:120]}"
+        return f"Start a sub-agent (depth {self.depth}): {one_line(first_line[:120])}"
 
     def arguments(self) -> JsonObject:
         return {"task": self.task, "depth": self.depth}
@@ -292,7 +349,8 @@ class LlmCall(ActionBase):
     @property
     def summary(self) -> str:
         dollars = self.estimated_cost_micros / 1_000_000
-        return f"LLM call to {self.model} ({self.purpose}), estimated ${dollars:.4f}"
+        what = f"{one_line(self.model)} ({one_line(self.purpose)})"
+        return f"LLM call to {what}, estimated ${dollars:.4f}"
 
     def arguments(self) -> JsonObject:
         return {"model": self.model, "estimated_cost_micros": self.estimated_cost_micros}

@@ -11,7 +11,7 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Protocol, runtime_checkable
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, model_validator
 
 from ._actions import SensitiveAction
 from ._errors import (
@@ -75,6 +75,16 @@ class Authorization(BaseModel):
     denied_by: DenialLayer | None = None
     audit_entry_id: AuditEntryId | None = None
 
+    @model_validator(mode="after")
+    def _consistent(self) -> Authorization:
+        # An "allowed" without proof, or a denial that also carries a proof, is a bug upstream;
+        # refuse to represent it rather than guess which half is true.
+        if self.allowed and (self.proof is None or self.denied_by is not None):
+            raise ValueError("an allowed Authorization needs a proof and no denied_by")
+        if not self.allowed and (self.denied_by is None or self.proof is not None):
+            raise ValueError("a denied Authorization needs denied_by and no proof")
+        return self
+
     @classmethod
     def allow(
         cls,
@@ -95,7 +105,7 @@ class Authorization(BaseModel):
         if self.allowed:
             return self
         error_type = _DENIAL_ERRORS.get(self.denied_by or DenialLayer.APPROVAL, SecurityDenied)
-        raise error_type(self.reason)
+        raise error_type(f"denied by {self.denied_by or 'approval'}: {self.reason}")
 
 
 @runtime_checkable

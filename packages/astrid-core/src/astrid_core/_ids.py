@@ -24,6 +24,10 @@ class TypedId(uuid.UUID):
 
     @classmethod
     def parse(cls, text: str | uuid.UUID) -> Self:
+        if isinstance(text, TypedId) and not isinstance(text, cls):
+            raise BadInputError(
+                f"{cls.__name__}: got a {type(text).__name__}; ids of different kinds never mix"
+            )
         if isinstance(text, uuid.UUID):
             return cls(int=text.int)
         try:
@@ -33,9 +37,9 @@ class TypedId(uuid.UUID):
                 f"{cls.__name__}: {text!r} is not a UUID",
                 hint="ids look like 3f2b8c1e-5d6a-4e7f-9a0b-1c2d3e4f5a6b",
             ) from exc
-        if str(parsed) != str(text).lower():
-            # Braces, urn: prefixes and missing hyphens parse, but two spellings of one id
-            # would let a caller dodge exact-match checks; accept only the canonical form.
+        if str(parsed) != text:
+            # Braces, urn: prefixes, upper case and missing hyphens parse, but two spellings of
+            # one id would let a caller dodge exact-match checks; accept only the canonical form.
             raise BadInputError(f"{cls.__name__}: {text!r} is not in canonical UUID form")
         return cls(int=parsed.int)
 
@@ -54,11 +58,16 @@ class TypedId(uuid.UUID):
 
     @classmethod
     def _validate(cls, value: object) -> Self:
+        # Raise ValueError here, not BadInputError: pydantic only turns ValueError into a
+        # ValidationError that names the field.
         if isinstance(value, cls):
             return value
-        if isinstance(value, str | uuid.UUID):
-            return cls.parse(value)
-        raise BadInputError(f"{cls.__name__}: expected a UUID string, got {type(value).__name__}")
+        if not isinstance(value, str | uuid.UUID):
+            raise ValueError(f"{cls.__name__}: expected a UUID string, got {type(value).__name__}")
+        try:
+            return cls.parse(value)  # parse() refuses other TypedId kinds
+        except BadInputError as exc:
+            raise ValueError(exc.message) from None
 
 
 class SessionId(TypedId):

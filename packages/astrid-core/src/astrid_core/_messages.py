@@ -8,6 +8,8 @@ action proposed while such content is in the context.
 
 from __future__ import annotations
 
+import json
+import re
 from datetime import UTC, datetime
 from enum import StrEnum
 
@@ -22,6 +24,15 @@ class MessageTrust(StrEnum):
     USER = "user"  # a verified human on a frontend
     CAPABILITY = "capability"  # produced under a capability token (scoped, pre-authorized)
     UNTRUSTED = "untrusted"  # tool results, external data: never an instruction
+
+
+_FENCE_TAG = re.compile(r"<(/?\s*untrusted-content)", re.IGNORECASE)
+
+
+def _defang(content: str) -> str:
+    # Content that contains our own fence tags could close the fence early and have the rest
+    # read as instructions; render every such tag inert.
+    return _FENCE_TAG.sub(r"&lt;\1", content)
 
 
 def _now() -> datetime:
@@ -53,8 +64,6 @@ class TaggedMessage(BaseModel):
             return self.content
         # The fence is part of the prompt contract; the interceptor, not the fence, is what
         # stops injected instructions from being executed.
-        return (
-            f"<untrusted-content source={self.context or self.frontend!r}>\n"
-            f"{self.content}\n"
-            "</untrusted-content>"
-        )
+        source = json.dumps(self.context or self.frontend).replace("<", "\\u003c")
+        source = source.replace(">", "\\u003e")
+        return f"<untrusted-content source={source}>\n{_defang(self.content)}\n</untrusted-content>"

@@ -28,14 +28,15 @@ __all__ = [
     "MAX_KEY_LENGTH",
 ]
 
-_SURREAL_SCHEMES = ("surrealkv://", "mem://", "ws://", "wss://", "rocksdb://")
+_SURREAL_SCHEMES = ("surrealkv://", "mem://", "ws://", "wss://")
 
 
 async def open_storage(url: str) -> Storage:
     """Open the backend a URL names.
 
     ``memory://`` is the in-process dict. ``surrealkv:///abs/dir`` embeds SurrealDB in this
-    process (taking an exclusive OS lock on the directory), ``mem://`` is SurrealDB in memory,
+    process (taking an exclusive flock on ``<dir>.lock``; a second opener gets a StorageError
+    naming the holder's pid), ``mem://`` is SurrealDB in memory,
     and ``ws://`` / ``wss://`` connect to a SurrealDB server.
     """
     if url in ("memory://", "memory"):

@@ -2,33 +2,37 @@
 
 from __future__ import annotations
 
-import copy
-import json
 from collections.abc import Sequence
 
 import anyio
 
 from .._errors import BadInputError, StorageError
 from .._json import JsonValue
-from ._protocol import Delete, Expect, Put, Write, check_key, check_namespace
+from ._codec import decode_value, encode_value
+from ._protocol import (
+    Delete,
+    Expect,
+    Put,
+    Write,
+    check_key,
+    check_limit,
+    check_namespace,
+    check_prefix,
+)
 
 __all__ = ["MemoryStorage"]
 
 
-def _frozen_copy(value: JsonValue) -> JsonValue:
-    # Round-trip through JSON so callers can neither keep a reference into the store nor store
-    # something a durable backend could not (tuples, NaN, non-string keys).
-    try:
-        return json.loads(json.dumps(value, allow_nan=False))  # type: ignore[no-any-return]
-    except (TypeError, ValueError) as exc:
-        raise BadInputError(f"value is not storable as JSON: {exc}") from exc
-
-
 class MemoryStorage:
-    """A dict of dicts behind one lock. Same semantics as the durable backends."""
+    """A dict of dicts behind one lock. Same semantics as the durable backends.
+
+    Values are kept as canonical JSON text, exactly like the SurrealDB backend: callers can
+    never hold a reference into the store, and compare-and-set compares JSON, not Python
+    equality (where ``True == 1 == 1.0``).
+    """
 
     def __init__(self) -> None:
-        self._data: dict[str, dict[str, JsonValue]] = {}
+        self._data: dict[str, dict[str, str]] = {}
         self._lock = anyio.Lock()
         self._closed = False
 
@@ -40,14 +44,15 @@ class MemoryStorage:
         if self._closed:
             raise StorageError("storage is closed", hint="open a new storage instance")
 
-    def _current(self, namespace: str, key: str) -> JsonValue | None:
+    def _current(self, namespace: str, key: str) -> str | None:
         return self._data.get(namespace, {}).get(key)
 
     async def get(self, namespace: str, key: str) -> JsonValue | None:
         check_namespace(namespace)
         check_key(key)
         self._check_open()
-        return copy.deepcopy(self._current(namespace, key))
+        text = self._current(namespace, key)
+        return None if text is None else decode_value(text)
 
     async def put(self, namespace: str, key: str, value: JsonValue) -> None:
         await self.transaction([Put(namespace, key, value)])
@@ -69,29 +74,38 @@ class MemoryStorage:
         self, namespace: str, prefix: str = "", *, limit: int | None = None
     ) -> list[tuple[str, JsonValue]]:
         check_namespace(namespace)
+        check_prefix(prefix)
+        check_limit(limit)
         self._check_open()
         bucket = self._data.get(namespace, {})
         keys = sorted(k for k in bucket if k.startswith(prefix))
         if limit is not None:
             keys = keys[:limit]
-        return [(k, copy.deepcopy(bucket[k])) for k in keys]
+        return [(k, decode_value(bucket[k])) for k in keys]
 
     async def transaction(self, writes: Sequence[Write], *, expect: Sequence[Expect] = ()) -> bool:
-        prepared = [
-            Put(w.namespace, w.key, _frozen_copy(w.value)) if isinstance(w, Put) else w
-            for w in writes
+        prepared: list[tuple[str, str, str | None]] = []
+        for w in writes:
+            if isinstance(w, Put):
+                prepared.append((w.namespace, w.key, encode_value(w.value)))
+            elif isinstance(w, Delete):  # pyright: ignore[reportUnnecessaryIsInstance]
+                prepared.append((w.namespace, w.key, None))
+            else:
+                raise BadInputError(f"transaction write {w!r} is neither Put nor Delete")
+        conditions = [
+            (c.namespace, c.key, None if c.value is None else encode_value(c.value)) for c in expect
         ]
         async with self._lock:
             self._check_open()
-            for condition in expect:
-                if self._current(condition.namespace, condition.key) != condition.value:
+            for namespace, key, wanted in conditions:
+                if self._current(namespace, key) != wanted:
                     return False
-            for write in prepared:
-                bucket = self._data.setdefault(write.namespace, {})
-                if isinstance(write, Put):
-                    bucket[write.key] = write.value
+            for namespace, key, text in prepared:
+                bucket = self._data.setdefault(namespace, {})
+                if text is not None:
+                    bucket[key] = text
                 else:
-                    bucket.pop(write.key, None)
+                    bucket.pop(key, None)
             return True
 
     async def aclose(self) -> None:

@@ -24,6 +24,8 @@ __all__ = [
     "Write",
     "check_namespace",
     "check_key",
+    "check_limit",
+    "check_prefix",
     "MAX_KEY_LENGTH",
 ]
 
@@ -32,7 +34,7 @@ _NAMESPACE = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 
 
 def check_namespace(namespace: str) -> str:
-    if not _NAMESPACE.match(namespace):
+    if not isinstance(namespace, str) or not _NAMESPACE.fullmatch(namespace):  # pyright: ignore[reportUnnecessaryIsInstance]
         raise BadInputError(
             f"storage namespace {namespace!r} is invalid",
             hint="namespaces are 1-63 chars of a-z, 0-9 and _, starting with a letter",
@@ -40,13 +42,52 @@ def check_namespace(namespace: str) -> str:
     return namespace
 
 
+def _key_problem(key: object) -> str | None:
+    if not isinstance(key, str):
+        return f"is a {type(key).__name__}, not a string"
+    if not key:
+        return "is empty"
+    if len(key) > MAX_KEY_LENGTH:
+        return f"is {len(key)} characters long"
+    if "\x00" in key:
+        return "contains a NUL byte"
+    try:
+        key.encode("utf-8")
+    except UnicodeEncodeError:
+        return "contains a lone surrogate (not valid Unicode)"
+    return None
+
+
 def check_key(key: str) -> str:
-    if not key or len(key) > MAX_KEY_LENGTH or "\x00" in key:
+    problem = _key_problem(key)
+    if problem is not None:
+        shown = key[:80] if isinstance(key, str) else key  # pyright: ignore[reportUnnecessaryIsInstance]
         raise BadInputError(
-            f"storage key {key[:80]!r} is invalid",
-            hint=f"keys are 1-{MAX_KEY_LENGTH} characters with no NUL byte",
+            f"storage key {shown!r} is invalid: it {problem}",
+            hint=f"keys are 1-{MAX_KEY_LENGTH} characters of valid Unicode with no NUL byte",
         )
     return key
+
+
+def check_prefix(prefix: str) -> str:
+    """A scan prefix: "" (everything) or anything that could start a valid key."""
+    if not isinstance(prefix, str):  # pyright: ignore[reportUnnecessaryIsInstance]
+        raise BadInputError(f"scan prefix {prefix!r} is a {type(prefix).__name__}, not a string")
+    if prefix:
+        problem = _key_problem(prefix)
+        if problem is not None:
+            raise BadInputError(
+                f"scan prefix {prefix[:80]!r} is invalid: it {problem}",
+                hint=f"prefixes are 0-{MAX_KEY_LENGTH} characters of valid Unicode, no NUL byte",
+            )
+    return prefix
+
+
+def check_limit(limit: object) -> None:
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 0):
+        raise BadInputError(
+            f"scan limit {limit!r} is invalid", hint="pass a non-negative integer, or None"
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,7 +138,11 @@ class Storage(Protocol):
         """The stored value, or None when the key is absent."""
         ...
 
-    async def put(self, namespace: str, key: str, value: JsonValue) -> None: ...
+    async def put(self, namespace: str, key: str, value: JsonValue) -> None:
+        """Store ``value`` (JSON, not null). When this returns the write is committed: for the
+        durable backends it survives the process being killed; surviving a power cut needs
+        the backend's sync option (SurrealDB: ``SURREAL_SYNC_DATA=true``)."""
+        ...
 
     async def delete(self, namespace: str, key: str) -> bool:
         """Remove the key; True if it existed."""
