@@ -128,7 +128,8 @@ class ChatUI:
             request = event.get("request", {})
             self.console.print(
                 Panel(
-                    f"{request.get('message', '')}\n\nOpen this link yourself: [link]{request.get('url')}[/link]\n"
+                    f"{request.get('message', '')}\n\n"
+                    f"Open this link yourself: [link]{request.get('url')}[/link]\n"
                     "(the model never sees what you enter there)",
                     title=f"{request.get('source', 'server')} asks you to visit a URL",
                 )
