@@ -19,9 +19,9 @@ from pathlib import Path
 
 import anyio
 
+from astrid_capsule.wasm import HostContext, HostGrants, WasmCapsule, WasmLimits, load_wasm_bytes
 from astrid_core import Authorization, AuthorizationProof, ProofKind, SensitiveAction
 from astrid_crypto import hash_file
-from astrid_capsule.wasm import HostContext, HostGrants, WasmCapsule, WasmLimits, load_wasm_bytes
 
 WASM_DIR = Path(__file__).resolve().parents[1] / "packages" / "astrid-capsule" / "wasm"
 
@@ -37,7 +37,6 @@ def per_call_us(samples: list[float]) -> tuple[float, float]:
 
 
 async def main() -> None:
-    subprocess.run([str(WASM_DIR / "build.sh")], check=True, capture_output=True)
     module = WASM_DIR / "build" / "notes_tool.wasm"
     with tempfile.TemporaryDirectory() as tmp:
         workspace = Path(tmp)
@@ -84,4 +83,5 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
+    subprocess.run([str(WASM_DIR / "build.sh")], check=True, capture_output=True)
     anyio.run(main)
