@@ -171,13 +171,18 @@ class GatewayClient:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        await self._ws.close()
-        self._tg.cancel_scope.cancel()
+        # Closing must finish even when we are being cancelled, or the reader's task group
+        # would be left open (anyio refuses to exit a scope out of order).
         try:
-            await self._tg.__aexit__(exc_type, exc, tb)
+            with anyio.CancelScope(shield=True), anyio.move_on_after(5):
+                await self._ws.close()
         finally:
-            self._event_receive.close()
-            self._event_send.close()
+            self._tg.cancel_scope.cancel()
+            try:
+                await self._tg.__aexit__(exc_type, exc, tb)
+            finally:
+                self._event_receive.close()
+                self._event_send.close()
 
     # ------------------------------------------------------------------ reading
 
