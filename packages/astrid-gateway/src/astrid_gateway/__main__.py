@@ -5,12 +5,17 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import anyio
 
 from astrid_core import AstridError
 
 from ._state import StatePaths, state_dir
+
+if TYPE_CHECKING:
+    from .daemon import Companion
 
 
 def _parse(argv: list[str] | None) -> argparse.Namespace:
@@ -34,7 +39,7 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, companions: Sequence[Companion] = ()) -> int:
     args = _parse(argv)
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -43,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
     from .daemon import run_daemon  # heavy imports only once we are really starting
 
     try:
-        anyio.run(run_daemon, paths, args.port, args.ephemeral, args.idle_grace)
+        anyio.run(run_daemon, paths, args.port, args.ephemeral, args.idle_grace, companions)
     except AstridError as exc:
         print(f"astridd: {exc}", file=sys.stderr)
         return 2

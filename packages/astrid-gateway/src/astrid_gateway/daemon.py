@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import anyio
@@ -90,7 +91,19 @@ async def _open_runtime(paths: StatePaths) -> Any:
     return await AgentRuntime.open(paths.root)
 
 
-async def run_daemon(paths: StatePaths, port: int, ephemeral: bool, idle_grace: float) -> None:
+Companion = Callable[[StatePaths], Awaitable[None]]
+
+
+async def run_daemon(
+    paths: StatePaths,
+    port: int,
+    ephemeral: bool,
+    idle_grace: float,
+    companions: Sequence[Companion] = (),
+) -> None:
+    """Serve until shutdown. ``companions`` run inside the daemon once it listens (e.g. the
+    embedded Telegram bot, composed by the ``astrid`` meta-package); a failing companion is
+    logged and does not take the daemon down."""
     server = build_server(paths, port, ephemeral, idle_grace)
     # Take the single-instance lock before the runtime opens storage: a second daemon must
     # fail on the lock, not on a half-opened database.
@@ -110,8 +123,18 @@ async def run_daemon(paths: StatePaths, port: int, ephemeral: bool, idle_grace: 
             server.register("astrid.status", _status_handler(server, paths, runtime))
             server.on_shutdown.append(runtime.aclose)
         tg.start_soon(relay.pump)
+        for companion in companions:
+            tg.start_soon(_run_companion, companion, paths, server)
         try:
             await server.run()
         finally:
             relay.close()
             tg.cancel_scope.cancel()
+
+
+async def _run_companion(companion: Companion, paths: StatePaths, server: GatewayServer) -> None:
+    await server.listening.wait()  # start after the port file exists
+    try:
+        await companion(paths)
+    except Exception:
+        log.exception("daemon companion %s failed", getattr(companion, "__name__", companion))

@@ -105,6 +105,7 @@ class GatewayServer:
         self._lock = DaemonLock(paths)
         self._locked = False
         self._stop = anyio.Event()
+        self.listening = anyio.Event()
         self._idle_since: float | None = time.monotonic()
         self._sub_ids = count(1)
         self.on_subscribe: Callable[[Connection, str, str | None], Awaitable[None]] | None = None
@@ -269,6 +270,7 @@ class GatewayServer:
             write_private(self.paths.pid, f"{os.getpid()}\n")
             # The port file is written last: its presence means "ready to accept".
             write_private(self.paths.port, f"{self.port}\n")
+            self.listening.set()
             log.info("astridd listening on %s:%s (pid %s)", self.host, self.port, os.getpid())
             task_status.started(self.port)
             async with anyio.create_task_group() as tg:

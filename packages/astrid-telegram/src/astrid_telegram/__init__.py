@@ -1,3 +1,8 @@
-"""Telegram frontend for Astrid."""
+"""astrid-telegram: the Telegram frontend, with the same approval semantics as the CLI."""
 
-__all__: list[str] = []
+from .bot import APPROVAL_OPTIONS, AstridTelegramBot
+from .settings import TelegramSettings
+
+__version__ = "0.1.0"
+
+__all__ = ["AstridTelegramBot", "TelegramSettings", "APPROVAL_OPTIONS", "__version__"]
