@@ -1,3 +1,66 @@
-"""Tamper-evident, hash-chained, Merkle-tree audit log that fails closed."""
+"""astrid-audit: a tamper-evident audit log — signed, hash-chained, in an RFC 6962 Merkle tree.
 
-__all__: list[str] = []
+Fails closed: if an entry cannot be written, ``append`` raises and the action must not run;
+``AuditLog.record`` makes that the only way to use it.
+"""
+
+from ._entry import (
+    FORMAT_VERSION,
+    GENESIS,
+    SYSTEM_CHAIN,
+    AuditEntry,
+    Checkpoint,
+    Outcome,
+    OutcomeKind,
+)
+from ._log import AuditLog, Recording
+from ._merkle import (
+    MerkleTree,
+    blake3_hash,
+    leaf_hash,
+    node_hash,
+    root_from_leaves,
+    sha256_hash,
+    verify_consistency,
+    verify_inclusion,
+)
+from ._redact import SECRET_PATTERNS, Redactor
+from ._verify import (
+    VerifyReport,
+    export_jsonl,
+    read_export,
+    verify_entries,
+    verify_export,
+    verify_storage,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AuditLog",
+    "Recording",
+    "AuditEntry",
+    "Checkpoint",
+    "Outcome",
+    "OutcomeKind",
+    "GENESIS",
+    "SYSTEM_CHAIN",
+    "FORMAT_VERSION",
+    "MerkleTree",
+    "leaf_hash",
+    "node_hash",
+    "root_from_leaves",
+    "blake3_hash",
+    "sha256_hash",
+    "verify_inclusion",
+    "verify_consistency",
+    "Redactor",
+    "SECRET_PATTERNS",
+    "VerifyReport",
+    "verify_entries",
+    "verify_export",
+    "verify_storage",
+    "export_jsonl",
+    "read_export",
+    "__version__",
+]

@@ -1,0 +1,368 @@
+"""AuditLog: the only write path to the audit trail. Durable before ``append`` returns.
+
+Entries are chained per session (``prev_hash``) and all of them are leaves of one Merkle tree
+whose signed checkpoints let anyone prove inclusion and consistency in O(log n) and detect a
+truncated tail. If the storage write fails, ``append`` raises and nothing in memory changes:
+callers must not act (``record()`` makes that impossible to forget).
+
+Concurrent appends are group-committed: whoever holds the commit lock writes every queued entry
+in one storage transaction, and each caller returns only after its own entry is durable.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import AsyncGenerator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import anyio
+
+from astrid_core import (
+    AuditEntryId,
+    Authorization,
+    JsonObject,
+    SensitiveAction,
+    SessionId,
+    StorageError,
+    VerificationError,
+    action_to_json,
+)
+from astrid_core.storage import Expect, Put, Storage
+from astrid_crypto import KeyPair, PublicKey, content_hash
+
+from ._entry import GENESIS, SYSTEM_CHAIN, AuditEntry, Checkpoint, Outcome, OutcomeKind
+from ._merkle import MerkleTree, leaf_hash
+from ._redact import Redactor
+
+__all__ = ["AuditLog", "Recording"]
+
+log = logging.getLogger("astrid.audit")
+
+NS_ENTRY = "audit_entry"
+NS_HEAD = "audit_head"
+NS_META = "audit_meta"
+NS_CHECKPOINT = "audit_checkpoint"
+_PREVIEW = 200
+
+
+def _key(seq: int) -> str:
+    return f"{seq:012d}"
+
+
+@dataclass
+class _Pending:
+    chain: str
+    action: JsonObject | None
+    authorization: JsonObject | None
+    outcome: Outcome
+    done: anyio.Event = field(default_factory=anyio.Event)
+    entry: AuditEntry | None = None
+    error: BaseException | None = None
+
+
+class AuditLog:
+    def __init__(self, storage: Storage, key: KeyPair, *, checkpoint_every: int = 1000) -> None:
+        self.storage = storage
+        self.key = key
+        self.checkpoint_every = checkpoint_every
+        self.tree = MerkleTree()
+        self._heads: dict[str, tuple[str, int]] = {}
+        self._queue: list[_Pending] = []
+        self._commit_lock = anyio.Lock()
+        self._opened = False
+        self.redactor = Redactor(b"")
+        self.trusted_keys: dict[str, PublicKey] = {key.key_id: key.public_key}
+
+    @classmethod
+    async def open(
+        cls, storage: Storage, key: KeyPair, *, checkpoint_every: int = 1000
+    ) -> AuditLog:
+        audit = cls(storage, key, checkpoint_every=checkpoint_every)
+        await audit._load()
+        return audit
+
+    async def _load(self) -> None:
+        salt = await self.storage.get(NS_META, "salt")
+        if salt is None:
+            salt = os.urandom(16).hex()
+            await self.storage.compare_and_set(NS_META, "salt", None, salt)
+            salt = await self.storage.get(NS_META, "salt")
+        self.redactor = Redactor(bytes.fromhex(str(salt)))
+        size = int(await self.storage.get(NS_META, "size") or 0)  # type: ignore[arg-type]
+        for seq, (_, raw) in enumerate(await self.storage.scan(NS_ENTRY)):
+            entry = AuditEntry.model_validate(raw)
+            if entry.seq != seq:
+                raise VerificationError(f"audit log: entry at position {seq} has seq {entry.seq}")
+            self.tree.append_leaf_hash(leaf_hash(bytes.fromhex(entry.hash)))
+            self._heads[entry.chain] = (entry.hash, entry.chain_seq)
+            if entry.outcome.kind is OutcomeKind.KEY_ROTATION:
+                new = PublicKey.from_b64(str(entry.outcome.detail["new_public_key"]))
+                self.trusted_keys[new.key_id] = new
+        if len(self.tree) != size:
+            raise VerificationError(
+                f"audit log: {len(self.tree)} entries stored but the size record says {size}",
+                hint="entries were deleted or the log was truncated; run `astrid audit verify`",
+            )
+        self._opened = True
+
+    @property
+    def size(self) -> int:
+        return len(self.tree)
+
+    # ------------------------------------------------------------------ writing
+
+    async def append(
+        self,
+        outcome: Outcome,
+        *,
+        session_id: SessionId | None = None,
+        action: SensitiveAction | None = None,
+        authorization: Authorization | None = None,
+    ) -> AuditEntry:
+        """Append one entry; returns it once it is durable. Raises StorageError on failure."""
+        if not self._opened:
+            await self._load()
+        pending = _Pending(
+            chain=str(session_id) if session_id is not None else SYSTEM_CHAIN,
+            action=self.redactor.value(action_to_json(action)) if action is not None else None,
+            authorization=authorization.model_dump(mode="json")
+            if authorization is not None
+            else None,
+            outcome=outcome.model_copy(
+                update={
+                    "reason": self.redactor.text(outcome.reason),
+                    "output_preview": self.redactor.text(outcome.output_preview),
+                    "detail": self.redactor.value(outcome.detail),
+                }
+            ),
+        )
+        self._queue.append(pending)
+        async with self._commit_lock:
+            if not pending.done.is_set():
+                await self._commit_queue()
+        if pending.error is not None:
+            raise StorageError(
+                f"audit log write failed: {pending.error}",
+                hint="the action was NOT performed (fail closed); check the storage backend",
+            ) from pending.error
+        assert pending.entry is not None
+        return pending.entry
+
+    async def _commit_queue(self) -> None:
+        batch, self._queue = self._queue, []
+        entries: list[AuditEntry] = []
+        heads = dict(self._heads)
+        size = self.size
+        now = int(time.time() * 1000)
+        for offset, item in enumerate(batch):
+            prev_hash, chain_seq = heads.get(item.chain, (GENESIS, -1))
+            entry = AuditEntry(
+                id=AuditEntryId.new(),
+                seq=size + offset,
+                chain=item.chain,
+                chain_seq=chain_seq + 1,
+                timestamp_ms=now,
+                action=item.action,
+                authorization=item.authorization,
+                outcome=item.outcome,
+                prev_hash=prev_hash,
+                key_id=self.key.key_id,
+            ).sealed(self.key)
+            heads[item.chain] = (entry.hash, entry.chain_seq)
+            entries.append(entry)
+        new_size = size + len(entries)
+        writes: list[Put] = [Put(NS_ENTRY, _key(e.seq), e.model_dump(mode="json")) for e in entries]
+        writes += [
+            Put(NS_HEAD, chain, {"hash": h, "chain_seq": s})
+            for chain, (h, s) in heads.items()
+            if self._heads.get(chain) != (h, s)
+        ]
+        writes.append(Put(NS_META, "size", new_size))
+        try:
+            committed = await self.storage.transaction(
+                writes, expect=[Expect(NS_META, "size", size if size else None)]
+            )
+            if not committed:
+                raise StorageError("another writer changed the audit log concurrently")
+        except BaseException as exc:  # fail closed: nothing in memory changes
+            for item in batch:
+                item.error = exc
+                item.done.set()
+            if not isinstance(exc, Exception):
+                raise
+            return
+        for item, entry in zip(batch, entries, strict=True):
+            self.tree.append_leaf_hash(leaf_hash(bytes.fromhex(entry.hash)))
+            item.entry = entry
+            item.done.set()
+        self._heads = heads
+        if (
+            self.checkpoint_every
+            and new_size // self.checkpoint_every > size // self.checkpoint_every
+        ):
+            await self._write_checkpoint()
+
+    async def checkpoint(self) -> Checkpoint:
+        """Sign and store a checkpoint of the current tree (also done every N entries)."""
+        async with self._commit_lock:
+            return await self._write_checkpoint()
+
+    async def _write_checkpoint(self) -> Checkpoint:
+        cp = Checkpoint(
+            tree_size=self.size,
+            root=self.tree.root().hex(),
+            timestamp_ms=int(time.time() * 1000),
+            key_id=self.key.key_id,
+        ).sealed(self.key)
+        await self.storage.put(NS_CHECKPOINT, _key(cp.tree_size), cp.model_dump(mode="json"))
+        return cp
+
+    async def rotate_key(self, new_key: KeyPair) -> AuditEntry:
+        """Record the new key in an entry signed by the OLD key, then sign with the new one."""
+        entry = await self.append(
+            Outcome(
+                kind=OutcomeKind.KEY_ROTATION,
+                reason="runtime key rotated",
+                detail={"new_public_key": new_key.public_key.b64, "new_key_id": new_key.key_id},
+            )
+        )
+        self.key = new_key
+        self.trusted_keys[new_key.key_id] = new_key.public_key
+        return entry
+
+    # ------------------------------------------------------------------ fail-closed helper
+
+    @asynccontextmanager
+    async def record(
+        self,
+        action: SensitiveAction,
+        *,
+        session_id: SessionId | None = None,
+        authorization: Authorization | None = None,
+    ) -> AsyncGenerator[Recording, None]:
+        """Audit the decision BEFORE the body runs, and the result after.
+
+        If the decision cannot be written, the body never runs (the append raises). If the
+        body raises, a failure outcome is recorded and the exception propagates.
+        """
+        decision = await self.append(
+            Outcome(
+                kind=OutcomeKind.ALLOWED,
+                reason=authorization.reason if authorization else "allowed",
+            ),
+            session_id=session_id,
+            action=action,
+            authorization=authorization,
+        )
+        rec = Recording(decision)
+        try:
+            yield rec
+        except BaseException as exc:
+            with anyio.CancelScope(shield=True):
+                await self.append(
+                    Outcome(
+                        kind=OutcomeKind.EXECUTED,
+                        success=False,
+                        reason=f"{type(exc).__name__}: {exc}"[:500],
+                        detail={"decision_entry": str(decision.id)},
+                    ),
+                    session_id=session_id,
+                    action=action,
+                )
+            raise
+        await self.append(rec.outcome(), session_id=session_id, action=action)
+
+    # ------------------------------------------------------------------ reading
+
+    async def entries(
+        self,
+        *,
+        session_id: SessionId | str | None = None,
+        since_ms: int | None = None,
+        until_ms: int | None = None,
+        action_kind: str | None = None,
+        outcome: OutcomeKind | str | None = None,
+        limit: int | None = None,
+    ) -> list[AuditEntry]:
+        found: list[AuditEntry] = []
+        for _, raw in await self.storage.scan(NS_ENTRY):
+            entry = AuditEntry.model_validate(raw)
+            if session_id is not None and entry.chain != str(session_id):
+                continue
+            if since_ms is not None and entry.timestamp_ms < since_ms:
+                continue
+            if until_ms is not None and entry.timestamp_ms > until_ms:
+                continue
+            if action_kind is not None and (entry.action or {}).get("kind") != action_kind:
+                continue
+            if outcome is not None and entry.outcome.kind != outcome:
+                continue
+            found.append(entry)
+        return found[-limit:] if limit else found
+
+    async def get(self, entry_id: AuditEntryId | str) -> AuditEntry | None:
+        for entry in await self.entries():
+            if str(entry.id) == str(entry_id):
+                return entry
+        return None
+
+    async def checkpoints(self) -> list[Checkpoint]:
+        return [Checkpoint.model_validate(raw) for _, raw in await self.storage.scan(NS_CHECKPOINT)]
+
+    async def stats(self) -> dict[str, Any]:
+        by_outcome: dict[str, int] = {}
+        by_action: dict[str, int] = {}
+        by_risk: dict[str, int] = {}
+        entries = await self.entries()
+        for entry in entries:
+            by_outcome[entry.outcome.kind.value] = by_outcome.get(entry.outcome.kind.value, 0) + 1
+            if entry.action:
+                kind = str(entry.action.get("kind"))
+                by_action[kind] = by_action.get(kind, 0) + 1
+            risk = (entry.outcome.detail or {}).get("risk")
+            if isinstance(risk, str):
+                by_risk[risk] = by_risk.get(risk, 0) + 1
+        return {
+            "entries": len(entries),
+            "sessions": len({e.chain for e in entries}),
+            "by_outcome": by_outcome,
+            "by_action": by_action,
+            "by_risk": by_risk,
+        }
+
+    def inclusion_proof(self, seq: int, tree_size: int | None = None) -> list[str]:
+        return [p.hex() for p in self.tree.inclusion_proof(seq, tree_size)]
+
+    def consistency_proof(self, old_size: int, new_size: int | None = None) -> list[str]:
+        return [p.hex() for p in self.tree.consistency_proof(old_size, new_size)]
+
+
+class Recording:
+    """Handed to the body of ``AuditLog.record``: say how the action went."""
+
+    def __init__(self, decision: AuditEntry) -> None:
+        self.decision = decision
+        self._success = True
+        self._output = ""
+        self._reason = ""
+
+    def success(self, output: str = "") -> None:
+        self._success, self._output = True, output
+
+    def failure(self, reason: str, output: str = "") -> None:
+        self._success, self._reason, self._output = False, reason, output
+
+    def outcome(self) -> Outcome:
+        digest = content_hash(self._output.encode()).hex if self._output else None
+        return Outcome(
+            kind=OutcomeKind.EXECUTED,
+            success=self._success,
+            reason=self._reason,
+            output_digest=digest,
+            output_preview=self._output[:_PREVIEW],
+            detail={"decision_entry": str(self.decision.id)},
+        )
