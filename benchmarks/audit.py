@@ -1,0 +1,134 @@
+"""Audit log costs: durable appends/s, full verification time, proof size and time vs n.
+
+    uv run python benchmarks/audit.py            # ~60 s
+    uv run python benchmarks/audit.py --quick    # smaller sizes
+
+Baselines in the same run: a bare storage put of an equally sized record (what durability
+costs without hashing/signing), and raw Ed25519 verification for the verifier.
+"""
+
+from __future__ import annotations
+
+import statistics
+import sys
+import tempfile
+import time
+
+import anyio
+import nacl.signing
+
+from astrid_audit import (
+    AuditLog,
+    MerkleTree,
+    Outcome,
+    OutcomeKind,
+    verify_entries,
+    verify_inclusion,
+)
+from astrid_core import FileWrite, SessionId
+from astrid_core.storage import MemoryStorage, Storage, open_storage
+from astrid_crypto import KeyPair
+
+QUICK = "--quick" in sys.argv
+
+
+async def appends_per_second(storage: Storage, n: int, concurrency: int) -> float:
+    log = await AuditLog.open(storage, KeyPair.generate(), checkpoint_every=1000)
+    session = SessionId.new()
+    action = FileWrite(path="/ws/src/main.py")
+    per_task = n // concurrency
+
+    async def worker() -> None:
+        for i in range(per_task):
+            await log.append(
+                Outcome(kind=OutcomeKind.ALLOWED, reason=f"write {i}"),
+                session_id=session,
+                action=action,
+            )
+
+    start = time.perf_counter()
+    async with anyio.create_task_group() as tg:
+        for _ in range(concurrency):
+            tg.start_soon(worker)
+    return per_task * concurrency / (time.perf_counter() - start)
+
+
+async def bare_puts_per_second(storage: Storage, n: int) -> float:
+    record = {"x": "y" * 600}
+    start = time.perf_counter()
+    for i in range(n):
+        await storage.put("bench", f"{i:012d}", record)
+    return n / (time.perf_counter() - start)
+
+
+async def main() -> None:
+    n = 1000 if QUICK else 3000
+    print(f"{'durable appends':44} {'appends/s':>12}")
+    for label, concurrency in (("sequential", 1), ("16 concurrent (group commit)", 16)):
+        with tempfile.TemporaryDirectory() as tmp:
+            storage = await open_storage(f"surrealkv://{tmp}/db")
+            rate = await appends_per_second(storage, n, concurrency)
+            await storage.aclose()
+        print(f"{'surrealkv, ' + label:44} {rate:12,.0f}")
+        rate = await appends_per_second(MemoryStorage(), n, concurrency)
+        print(f"{'memory, ' + label:44} {rate:12,.0f}")
+    with tempfile.TemporaryDirectory() as tmp:
+        storage = await open_storage(f"surrealkv://{tmp}/db")
+        print(
+            f"{'baseline: bare surrealkv put (no hash/sign)':44} {await bare_puts_per_second(storage, n):12,.0f}"
+        )
+        await storage.aclose()
+
+    count = 20_000 if QUICK else 100_000
+    storage = MemoryStorage()
+    log = await AuditLog.open(storage, KeyPair.generate(), checkpoint_every=10_000)
+    start = time.perf_counter()
+    batch = 500
+    for _ in range(count // batch):
+        async with anyio.create_task_group() as tg:
+            for i in range(batch):
+                tg.start_soon(log.append, Outcome(kind=OutcomeKind.ALLOWED, reason=str(i)))
+    build = time.perf_counter() - start
+    entries = await log.entries()
+    checkpoints = await log.checkpoints()
+    start = time.perf_counter()
+    verify_entries(entries, checkpoints, [log.key.public_key])
+    verify_time = time.perf_counter() - start
+    raw_key = nacl.signing.SigningKey.generate()
+    signed = raw_key.sign(b"x" * 32)
+    start = time.perf_counter()
+    for _ in range(2000):
+        raw_key.verify_key.verify(signed)
+    raw_verify = (time.perf_counter() - start) / 2000
+    print(
+        f"\nfull verification of {count:,} entries: {verify_time:.2f} s "
+        f"(built in {build:.1f} s; raw Ed25519 alone would take {raw_verify * count:.2f} s)"
+    )
+
+    print(
+        f"\n{'leaves':>10} {'proof hashes':>13} {'proof bytes':>12} {'gen p50 us':>11} {'verify p50 us':>14}"
+    )
+    for size in (1_000, 100_000, 1_000_000):
+        if QUICK and size > 100_000:
+            continue
+        tree = MerkleTree()
+        tree.leaves = [i.to_bytes(32, "big") for i in range(size)]
+        root = tree.root()
+        gen: list[float] = []
+        ver: list[float] = []
+        for index in range(0, size, max(1, size // 200)):
+            t0 = time.perf_counter()
+            proof = tree.inclusion_proof(index)
+            t1 = time.perf_counter()
+            verify_inclusion(tree.leaves[index], index, size, proof, root)
+            t2 = time.perf_counter()
+            gen.append(t1 - t0)
+            ver.append(t2 - t1)
+        print(
+            f"{size:>10,} {len(proof):>13} {32 * len(proof):>12} "
+            f"{statistics.median(gen) * 1e6:>11.1f} {statistics.median(ver) * 1e6:>14.1f}"
+        )
+
+
+if __name__ == "__main__":
+    anyio.run(main)
