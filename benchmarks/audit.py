@@ -74,10 +74,8 @@ async def main() -> None:
         print(f"{'memory, ' + label:44} {rate:12,.0f}")
     with tempfile.TemporaryDirectory() as tmp:
         storage = await open_storage(f"surrealkv://{tmp}/db")
-        print(
-            bare = await bare_puts_per_second(storage, n)
-            print(f"{'baseline: bare surrealkv put (no hash/sign)':44} {bare:12,.0f}")
-        )
+        bare = await bare_puts_per_second(storage, n)
+        print(f"{'baseline: bare surrealkv put (no hash/sign)':44} {bare:12,.0f}")
         await storage.aclose()
 
     count = 20_000 if QUICK else 100_000
