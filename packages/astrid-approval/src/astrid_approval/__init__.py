@@ -1,3 +1,64 @@
-"""The Astrid security interceptor: policy, capabilities, budget, approval, audit."""
+"""astrid-approval: the security interceptor — policy, capabilities, budget, approval, audit."""
 
-__all__: list[str] = []
+from ._allowances import Allowance, AllowanceKind, AllowanceStore
+from ._approvals import (
+    ApprovalHandler,
+    ApprovalManager,
+    Deferred,
+    DeferredItem,
+    DeferredResolutionStore,
+)
+from ._budget import BudgetCheck, BudgetConfig, BudgetStatus, BudgetTracker, Reservation
+from ._interceptor import InterceptResult, SecurityInterceptor
+from ._network import is_private_address, private_addresses
+from ._normalize import Normalized, normalize_action
+from ._paths import NormalizedPath, is_within, normalize_path
+from ._policy import (
+    DEFAULT_BLOCKED_COMMANDS,
+    DEFAULT_DENIED_PATHS,
+    PolicyVerdict,
+    SecurityPolicy,
+    Verdict,
+)
+from ._shell import ParsedLine, SimpleCommand, parse_command_line
+from ._workspace import EscapePolicy, Placement, WorkspaceBoundary, WorkspaceMode
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "SecurityInterceptor",
+    "InterceptResult",
+    "SecurityPolicy",
+    "PolicyVerdict",
+    "Verdict",
+    "DEFAULT_BLOCKED_COMMANDS",
+    "DEFAULT_DENIED_PATHS",
+    "BudgetConfig",
+    "BudgetTracker",
+    "BudgetCheck",
+    "BudgetStatus",
+    "Reservation",
+    "Allowance",
+    "AllowanceKind",
+    "AllowanceStore",
+    "ApprovalHandler",
+    "ApprovalManager",
+    "Deferred",
+    "DeferredItem",
+    "DeferredResolutionStore",
+    "WorkspaceBoundary",
+    "WorkspaceMode",
+    "EscapePolicy",
+    "Placement",
+    "Normalized",
+    "normalize_action",
+    "NormalizedPath",
+    "normalize_path",
+    "is_within",
+    "ParsedLine",
+    "SimpleCommand",
+    "parse_command_line",
+    "is_private_address",
+    "private_addresses",
+    "__version__",
+]

@@ -1,0 +1,173 @@
+"""Budgets in integer micro-dollars: per action, per session, per workspace. Atomic, persisted.
+
+``check_and_reserve`` decides and reserves under one lock, so concurrent actions can never
+together exceed a limit (time-of-check == time-of-use). ``commit`` replaces a reservation by
+the real cost; ``refund`` releases it. State lives in storage, so a restart does not reset
+spending.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+from enum import StrEnum
+
+import anyio
+
+from astrid_core import BadInputError, JsonObject
+from astrid_core.storage import Put, Storage
+
+__all__ = ["BudgetConfig", "BudgetTracker", "BudgetCheck", "BudgetStatus", "Reservation"]
+
+_NS = "budget"
+
+
+@dataclass(frozen=True)
+class BudgetConfig:
+    session_limit_micros: int | None = 5_000_000
+    per_action_limit_micros: int | None = 1_000_000
+    workspace_limit_micros: int | None = None
+    warn_at_percent: int = 80
+
+    def __post_init__(self) -> None:
+        for name in ("session_limit_micros", "per_action_limit_micros", "workspace_limit_micros"):
+            value = getattr(self, name)
+            if value is not None and value < 0:
+                raise BadInputError(f"{name} must be >= 0, got {value}")
+        if not 0 < self.warn_at_percent <= 100:
+            raise BadInputError(f"warn_at_percent must be 1-100, got {self.warn_at_percent}")
+
+
+class BudgetStatus(StrEnum):
+    OK = "ok"
+    WARN = "warn"  # allowed, but nearing the session/workspace limit
+    OVER_ACTION = "over_action"  # denied: one action may not cost this much
+    OVER_SESSION = "over_session"  # would exceed the session or workspace limit: ask the user
+
+
+@dataclass(frozen=True)
+class Reservation:
+    id: int
+    cost: int
+
+
+@dataclass(frozen=True)
+class BudgetCheck:
+    status: BudgetStatus
+    reservation: Reservation | None
+    spent: int
+    limit: int | None
+    message: str
+
+    @property
+    def allowed(self) -> bool:
+        return self.reservation is not None
+
+
+class BudgetTracker:
+    def __init__(
+        self, storage: Storage, config: BudgetConfig, *, session: str, workspace: str | None = None
+    ) -> None:
+        self.storage = storage
+        self.config = config
+        self._keys = [f"session:{session}"] + ([f"workspace:{workspace}"] if workspace else [])
+        self._lock = anyio.Lock()
+        self._ids = itertools.count(1)
+        self._open: dict[int, int] = {}
+
+    async def _state(self, key: str) -> dict[str, int]:
+        raw = await self.storage.get(_NS, key)
+        if isinstance(raw, dict):
+            return {"spent": int(raw.get("spent", 0)), "reserved": int(raw.get("reserved", 0))}  # type: ignore[arg-type]
+        return {"spent": 0, "reserved": 0}
+
+    async def _write(self, states: dict[str, dict[str, int]]) -> None:
+        await self.storage.transaction(
+            [Put(_NS, key, dict(value)) for key, value in states.items()]
+        )
+
+    def _limits(self) -> list[int | None]:
+        return [self.config.session_limit_micros] + (
+            [self.config.workspace_limit_micros] if len(self._keys) > 1 else []
+        )
+
+    async def check_and_reserve(self, cost: int, *, force: bool = False) -> BudgetCheck:
+        """Reserve ``cost`` if every limit allows it. ``force`` (after a human said yes to going
+        over the session budget) still never lifts the per-action limit."""
+        if cost < 0:
+            raise BadInputError(f"cost must be >= 0, got {cost}")
+        per_action = self.config.per_action_limit_micros
+        async with self._lock:
+            states = {key: await self._state(key) for key in self._keys}
+            spent = states[self._keys[0]]["spent"] + states[self._keys[0]]["reserved"]
+            if per_action is not None and cost > per_action:
+                return BudgetCheck(
+                    BudgetStatus.OVER_ACTION,
+                    None,
+                    spent,
+                    per_action,
+                    f"this action would cost ${cost / 1e6:.4f}, over the "
+                    f"per-action limit of ${per_action / 1e6:.4f}",
+                )
+            status = BudgetStatus.OK
+            message = ""
+            for key, limit in zip(self._keys, self._limits(), strict=True):
+                if limit is None:
+                    continue
+                used = states[key]["spent"] + states[key]["reserved"]
+                if used + cost > limit and not force:
+                    scope = key.split(":", 1)[0]
+                    return BudgetCheck(
+                        BudgetStatus.OVER_SESSION,
+                        None,
+                        used,
+                        limit,
+                        f"{scope} budget: ${used / 1e6:.4f} of ${limit / 1e6:.4f} used; "
+                        f"this action needs ${cost / 1e6:.4f} more",
+                    )
+                if limit and (used + cost) * 100 >= limit * self.config.warn_at_percent:
+                    status = BudgetStatus.WARN
+                    total = used + cost
+                    scope = key.split(":", 1)[0]
+                    message = (
+                        f"{scope} budget {100 * total // limit}% used "
+                        f"(${total / 1e6:.4f} of ${limit / 1e6:.4f})"
+                    )
+            for state in states.values():
+                state["reserved"] += cost
+            await self._write(states)
+            reservation = Reservation(next(self._ids), cost)
+            self._open[reservation.id] = cost
+            return BudgetCheck(status, reservation, spent + cost, self._limits()[0], message)
+
+    async def commit(self, reservation: Reservation, actual: int | None = None) -> None:
+        """Turn a reservation into spending (``actual`` replaces the estimate)."""
+        await self._settle(reservation, reservation.cost if actual is None else actual)
+
+    async def refund(self, reservation: Reservation) -> None:
+        await self._settle(reservation, 0)
+
+    async def _settle(self, reservation: Reservation, spend: int) -> None:
+        async with self._lock:
+            if self._open.pop(reservation.id, None) is None:
+                return  # settled already: settling twice must not double-count
+            states = {key: await self._state(key) for key in self._keys}
+            for state in states.values():
+                state["reserved"] = max(0, state["reserved"] - reservation.cost)
+                state["spent"] += max(0, spend)
+            await self._write(states)
+
+    async def snapshot(self) -> JsonObject:
+        session = await self._state(self._keys[0])
+        result: JsonObject = {
+            "spent_micros": session["spent"],
+            "reserved_micros": session["reserved"],
+            "session_limit_micros": self.config.session_limit_micros,
+            "per_action_limit_micros": self.config.per_action_limit_micros,
+            "warn_at_percent": self.config.warn_at_percent,
+        }
+        if len(self._keys) > 1:
+            workspace = await self._state(self._keys[1])
+            result["workspace_spent_micros"] = workspace["spent"]
+            result["workspace_limit_micros"] = self.config.workspace_limit_micros
+        return result

@@ -1,0 +1,405 @@
+"""SecurityInterceptor: the single choke point every agent action passes.
+
+    policy (hard limits) → capability token / allowance → budget → risk & approval → audit
+
+Intersection semantics: the policy AND (a grant OR a human's approval) AND the budget must
+allow. The decision is written to the audit log before the action may run; if that write fails
+the action is denied (fail closed). Implements astrid_core's ``Guard`` protocol.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from astrid_audit import AuditLog, Outcome, OutcomeKind
+from astrid_capabilities import CapabilityStore, CapabilityToken, ResourcePattern
+from astrid_core import (
+    ALL_APPROVAL_OPTIONS,
+    ApprovalDecision,
+    ApprovalOption,
+    ApprovalRequest,
+    AstridError,
+    AuditEntryId,
+    Authorization,
+    AuthorizationProof,
+    DenialLayer,
+    LlmCall,
+    ProofKind,
+    RiskLevel,
+    SensitiveAction,
+    SessionId,
+)
+from astrid_crypto import KeyPair
+
+from ._allowances import AllowanceStore
+from ._approvals import ApprovalManager, Deferred
+from ._budget import BudgetCheck, BudgetStatus, BudgetTracker, Reservation
+from ._normalize import Normalized, normalize_action
+from ._policy import SecurityPolicy, Verdict
+from ._workspace import Placement, WorkspaceBoundary
+
+__all__ = ["SecurityInterceptor", "InterceptResult"]
+
+log = logging.getLogger("astrid.approval")
+
+Notify = Callable[[str], Awaitable[None]]
+Replay = Callable[[SensitiveAction, "InterceptResult"], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class InterceptResult:
+    authorization: Authorization
+    action: SensitiveAction
+    reservation: Reservation | None = None
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def allowed(self) -> bool:
+        return self.authorization.allowed
+
+    @property
+    def deferred(self) -> bool:
+        return self.authorization.denied_by is DenialLayer.DEFERRED
+
+    @property
+    def audit_entry_id(self) -> AuditEntryId | None:
+        return self.authorization.audit_entry_id
+
+
+@dataclass
+class SecurityInterceptor:
+    policy: SecurityPolicy
+    capabilities: CapabilityStore
+    allowances: AllowanceStore
+    budget: BudgetTracker
+    workspace: WorkspaceBoundary
+    approvals: ApprovalManager
+    audit: AuditLog
+    key: KeyPair
+    session_id: SessionId
+    home: str | Path | None = None
+    always_ttl_seconds: int = 3600
+    ask_when_untrusted: bool = False
+    on_notice: Notify | None = None  # budget warnings and similar, shown by the frontend
+    on_replay: Replay | None = None  # executes a deferred action once it is approved
+    _session_blocked: set[str] = field(default_factory=set[str])
+
+    # ------------------------------------------------------------------ Guard protocol
+
+    async def authorize(self, action: SensitiveAction, reason: str) -> Authorization:
+        estimated = action.estimated_cost_micros if isinstance(action, LlmCall) else None
+        return (await self.intercept(action, reason, estimated)).authorization
+
+    # ------------------------------------------------------------------ the flow
+
+    async def intercept(
+        self,
+        action: SensitiveAction,
+        reason: str,
+        estimated_cost: int | None = None,
+        *,
+        untrusted_context: bool = False,
+        _preapproved: ApprovalDecision | None = None,
+    ) -> InterceptResult:
+        try:
+            normalized = normalize_action(action, self.workspace.root, self.home)
+        except AstridError as exc:
+            return await self._deny(action, DenialLayer.POLICY, f"invalid action: {exc.message}")
+        action = normalized.action
+        warnings: list[str] = list(normalized.warnings)
+
+        # 1. policy: hard limits, plus what the user denied "always" in this session
+        verdict = self.policy.with_blocked(self._session_blocked).check(normalized)
+        if verdict.verdict is Verdict.DENY:
+            return await self._deny(
+                action,
+                DenialLayer.POLICY,
+                f"blocked by policy: {verdict.reason}",
+                kind=OutcomeKind.POLICY_BLOCKED,
+            )
+        placement, placement_reason = self.workspace.placement(normalized)
+        if placement is Placement.DENY:
+            return await self._deny(action, DenialLayer.WORKSPACE, placement_reason)
+
+        # 2. grants: a capability token, else a signed allowance
+        proof: AuthorizationProof | None = None
+        capability = await self.capabilities.authorize(action, self.session_id)
+        if capability is not None:
+            proof = capability.to_authorization_proof()
+        else:
+            allowance = await self.allowances.find(action, self.session_id, self.workspace.root)
+            if allowance is not None:
+                proof = AuthorizationProof(
+                    kind=ProofKind.ALLOWANCE,
+                    allowance_id=allowance.id,
+                    detail=f"{allowance.scope} allowance for {allowance.resource}",
+                )
+        ask_reasons: list[str] = []
+        if verdict.verdict is Verdict.ASK:
+            ask_reasons.append(verdict.reason)  # never auto-allowed, even with a grant
+        if proof is None and placement is Placement.ASK:
+            ask_reasons.append(placement_reason)
+        if untrusted_context and self.ask_when_untrusted and not isinstance(action, LlmCall):
+            ask_reasons.append("proposed while the context holds untrusted content")
+        if proof is None and placement is Placement.AUTO and not ask_reasons:
+            proof = AuthorizationProof(kind=ProofKind.POLICY, detail=placement_reason)
+
+        # 3. budget
+        check: BudgetCheck | None = None
+        budget_ask = False
+        if estimated_cost is not None:
+            check = await self.budget.check_and_reserve(estimated_cost)
+            if check.status is BudgetStatus.OVER_ACTION:
+                return await self._deny(action, DenialLayer.BUDGET, check.message)
+            if check.status is BudgetStatus.OVER_SESSION:
+                budget_ask = True
+                ask_reasons.append(check.message)
+            elif check.status is BudgetStatus.WARN:
+                warnings.append(check.message)
+                await self._notice(check.message)
+        reservation = check.reservation if check else None
+
+        # 4. risk and approval
+        if ask_reasons or proof is None:
+            outcome = await self._ask(
+                normalized, reason, ask_reasons, warnings, budget_ask, _preapproved
+            )
+            if isinstance(outcome, InterceptResult):
+                if reservation is not None:
+                    await self.budget.refund(reservation)
+                return outcome
+            proof = outcome
+            if budget_ask and estimated_cost is not None:
+                check = await self.budget.check_and_reserve(estimated_cost, force=True)
+                reservation = check.reservation
+
+        # 5. audit the decision; fail closed if it cannot be written
+        authorization = Authorization.allow(proof, reason=reason)
+        try:
+            entry = await self.audit.append(
+                Outcome(
+                    kind=OutcomeKind.ALLOWED, reason=reason, detail={"risk": action.risk.value}
+                ),
+                session_id=self.session_id,
+                action=action,
+                authorization=authorization,
+            )
+        except AstridError as exc:
+            if reservation is not None:
+                await self.budget.refund(reservation)
+            log.error("audit append failed, denying %s: %s", action.resource, exc)
+            return InterceptResult(
+                Authorization.deny(
+                    DenialLayer.POLICY, f"audit log unavailable, action denied: {exc.message}"
+                ),
+                action,
+            )
+        return InterceptResult(
+            authorization.model_copy(update={"audit_entry_id": entry.id}),
+            action,
+            reservation,
+            tuple(warnings),
+        )
+
+    async def _ask(
+        self,
+        normalized: Normalized,
+        reason: str,
+        ask_reasons: list[str],
+        warnings: list[str],
+        budget_ask: bool,
+        preapproved: ApprovalDecision | None,
+    ) -> AuthorizationProof | InterceptResult:
+        action = normalized.action
+        risk = action.risk
+        if normalized.shell is not None and normalized.shell.opaque:
+            risk = risk.raised_to(RiskLevel.HIGH)
+        options = (
+            (ApprovalOption.ALLOW_ONCE, ApprovalOption.DENY) if budget_ask else ALL_APPROVAL_OPTIONS
+        )
+        request = ApprovalRequest(
+            session_id=self.session_id,
+            action=action,
+            risk=risk,
+            reason=reason,
+            summary=action.summary,
+            options=options,
+            details=tuple(dict.fromkeys([*ask_reasons, *warnings])),
+        )
+        try:
+            requested = await self.audit.append(
+                Outcome(
+                    kind=OutcomeKind.APPROVAL_REQUESTED,
+                    reason="; ".join(ask_reasons) or "approval needed",
+                    detail={"request_id": str(request.request_id), "risk": risk.value},
+                ),
+                session_id=self.session_id,
+                action=action,
+            )
+        except AstridError as exc:
+            return InterceptResult(
+                Authorization.deny(DenialLayer.POLICY, f"audit log unavailable: {exc.message}"),
+                action,
+            )
+        answer = preapproved or await self.approvals.request(request, priority=risk.rank)
+        if isinstance(answer, Deferred):
+            return await self._deny(
+                action,
+                DenialLayer.DEFERRED,
+                f"approval deferred ({answer.why}); it will be offered again when a "
+                "frontend connects",
+                kind=OutcomeKind.APPROVAL_DEFERRED,
+                detail={"request_id": str(request.request_id)},
+            )
+        if not answer.allowed or answer.option not in options:
+            if answer.deny_always:
+                self._session_blocked.add(action.resource)
+            why = answer.reason or "the user denied it"
+            return await self._deny(
+                action,
+                DenialLayer.APPROVAL,
+                f"denied by the user: {why}",
+                kind=OutcomeKind.APPROVAL_DENIED,
+            )
+        await self._grant(action, answer.option, requested.id)
+        await self.audit.append(
+            Outcome(
+                kind=OutcomeKind.APPROVAL_GRANTED,
+                reason=answer.option.value,
+                detail={
+                    "request_id": str(request.request_id),
+                    "decided_by": answer.decided_by or "",
+                },
+            ),
+            session_id=self.session_id,
+            action=action,
+        )
+        return AuthorizationProof(
+            kind=ProofKind.REPLAY if preapproved else ProofKind.USER,
+            approval_request_id=request.request_id,
+            decision=answer.option,
+            detail=f"approved: {answer.option.label}",
+        )
+
+    async def _grant(
+        self, action: SensitiveAction, option: ApprovalOption, audit_id: AuditEntryId
+    ) -> None:
+        if option is ApprovalOption.ALLOW_SESSION:
+            await self.allowances.grant(
+                action,
+                scope="session",
+                session_id=self.session_id,
+                workspace=self.workspace.root,
+                approval_audit_id=str(audit_id),
+            )
+        elif option is ApprovalOption.ALLOW_WORKSPACE:
+            await self.allowances.grant(
+                action,
+                scope="workspace",
+                session_id=self.session_id,
+                workspace=self.workspace.root,
+                approval_audit_id=str(audit_id),
+            )
+        elif option is ApprovalOption.ALLOW_ALWAYS:
+            token = CapabilityToken.issue(
+                self.key,
+                ResourcePattern.literal(action.resource),
+                [action.permission],
+                scope="persistent",
+                ttl_seconds=self.always_ttl_seconds,
+                approval_audit_id=audit_id,
+            )
+            await self.capabilities.add(token)
+
+    async def _deny(
+        self,
+        action: SensitiveAction,
+        layer: DenialLayer,
+        reason: str,
+        *,
+        kind: OutcomeKind = OutcomeKind.DENIED,
+        detail: dict[str, str] | None = None,
+    ) -> InterceptResult:
+        entry_id: AuditEntryId | None = None
+        try:
+            entry = await self.audit.append(
+                Outcome(kind=kind, reason=reason, detail={"layer": layer.value, **(detail or {})}),
+                session_id=self.session_id,
+                action=action,
+            )
+            entry_id = entry.id
+        except AstridError as exc:  # the action is denied anyway; say the record is missing
+            log.error("could not audit a denial of %s: %s", action.resource, exc)
+        return InterceptResult(Authorization.deny(layer, reason, audit_entry_id=entry_id), action)
+
+    async def _notice(self, message: str) -> None:
+        if self.on_notice is not None:
+            await self.on_notice(message)
+
+    # ------------------------------------------------------------------ after execution
+
+    async def record_outcome(
+        self,
+        result: InterceptResult,
+        *,
+        success: bool,
+        output: str = "",
+        actual_cost: int | None = None,
+    ) -> None:
+        """Complete the audit after execution and settle the budget reservation."""
+        if result.reservation is not None:
+            await self.budget.commit(result.reservation, actual_cost)
+        from astrid_crypto import content_hash
+
+        await self.audit.append(
+            Outcome(
+                kind=OutcomeKind.EXECUTED,
+                success=success,
+                output_digest=content_hash(output.encode()).hex if output else None,
+                output_preview=output[:200],
+                detail={
+                    "decision_entry": str(result.audit_entry_id) if result.audit_entry_id else ""
+                },
+            ),
+            session_id=self.session_id,
+            action=result.action,
+        )
+
+    # ------------------------------------------------------------------ deferred approvals
+
+    async def resolve_deferred(self, decision: ApprovalDecision) -> InterceptResult | None:
+        """Apply a late answer to a deferred request: re-validate and replay it exactly once."""
+        store = self.approvals.deferred
+        key = str(decision.request_id)
+        item = await store.get(key)
+        if (
+            item is None
+            or item.status != "pending"
+            or str(item.request.session_id) != str(self.session_id)
+        ):
+            return None
+        if not await store.transition(
+            key, item, "approved" if decision.allowed else "denied", decision
+        ):
+            return None  # somebody else resolved it first
+        if not decision.allowed:
+            await self._deny(
+                item.request.action,
+                DenialLayer.APPROVAL,
+                "deferred request denied by the user",
+                kind=OutcomeKind.APPROVAL_DENIED,
+                detail={"request_id": key},
+            )
+            return None
+        result = await self.intercept(
+            item.request.action, f"replay of deferred request {key}", _preapproved=decision
+        )
+        current = await store.get(key)
+        if current is not None:
+            await store.transition(key, current, "replayed", decision)
+        if result.allowed and self.on_replay is not None:
+            await self.on_replay(result.action, result)
+        return result
