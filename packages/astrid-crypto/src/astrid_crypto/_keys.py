@@ -138,9 +138,23 @@ class KeyPair:
         finally:
             os.close(fd)
         try:
-            os.replace(tmp_name, target)
+            if overwrite:
+                os.replace(tmp_name, target)
+            else:
+                # link() fails if the target exists, atomically: two processes creating the key
+                # at the same moment cannot both win (exists-then-replace could).
+                try:
+                    os.link(tmp_name, target)
+                except FileExistsError:
+                    raise ConfigError(
+                        f"key file {target} already exists",
+                        hint="pass overwrite=True (`astrid keys generate --force`) to replace it",
+                    ) from None
+                finally:
+                    os.unlink(tmp_name)
         except OSError:
-            os.unlink(tmp_name)
+            if os.path.exists(tmp_name):
+                os.unlink(tmp_name)
             raise
         return target
 
