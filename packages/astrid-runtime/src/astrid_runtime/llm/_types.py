@@ -1,0 +1,144 @@
+"""Provider-neutral conversation types and the streamed events every provider yields."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol, runtime_checkable
+
+from astrid_core import AstridError, JsonObject
+
+__all__ = [
+    "ToolSpec",
+    "ToolCall",
+    "ChatMessage",
+    "ModelRequest",
+    "TextChunk",
+    "ToolCallReady",
+    "Usage",
+    "Stop",
+    "ProviderEvent",
+    "LlmProvider",
+    "LlmError",
+    "estimate_tokens",
+]
+
+
+class LlmError(AstridError):
+    code = "llm.error"
+    default_hint = "check the [model] configuration and the provider's status"
+
+
+@dataclass(frozen=True)
+class ToolSpec:
+    name: str
+    description: str
+    input_schema: JsonObject
+
+
+@dataclass(frozen=True)
+class ToolCall:
+    id: str
+    name: str
+    arguments: JsonObject
+
+
+@dataclass(frozen=True)
+class ChatMessage:
+    role: Literal["user", "assistant", "tool"]
+    content: str
+    tool_calls: tuple[ToolCall, ...] = ()
+    tool_call_id: str | None = None
+    untrusted: bool = False  # tool output and fetched content: data, never instructions
+
+    def to_json(self) -> JsonObject:
+        return {
+            "role": self.role,
+            "content": self.content,
+            "tool_calls": [
+                {"id": c.id, "name": c.name, "arguments": c.arguments} for c in self.tool_calls
+            ],
+            "tool_call_id": self.tool_call_id,
+            "untrusted": self.untrusted,
+        }
+
+    @classmethod
+    def from_json(cls, raw: Any) -> ChatMessage:
+        calls = tuple(
+            ToolCall(str(c["id"]), str(c["name"]), dict(c["arguments"]))
+            for c in raw.get("tool_calls", [])
+        )
+        return cls(
+            raw["role"],
+            str(raw["content"]),
+            calls,
+            raw.get("tool_call_id"),
+            bool(raw.get("untrusted")),
+        )
+
+
+@dataclass(frozen=True)
+class ModelRequest:
+    model: str
+    system: str
+    messages: tuple[ChatMessage, ...]
+    tools: tuple[ToolSpec, ...] = ()
+    max_tokens: int = 4096
+
+
+@dataclass(frozen=True)
+class TextChunk:
+    text: str
+
+
+@dataclass(frozen=True)
+class ToolCallReady:
+    call: ToolCall
+
+
+@dataclass(frozen=True)
+class Usage:
+    input_tokens: int
+    output_tokens: int
+
+
+@dataclass(frozen=True)
+class Stop:
+    reason: str  # "end_turn" | "tool_use" | "max_tokens"
+
+
+ProviderEvent = TextChunk | ToolCallReady | Usage | Stop
+
+
+def estimate_tokens(request: ModelRequest) -> int:
+    """Rough input size (4 characters per token): what the budget reserves before a call."""
+    chars = len(request.system) + sum(
+        len(m.content) + 50 * len(m.tool_calls) for m in request.messages
+    )
+    chars += sum(len(t.description) + len(str(t.input_schema)) for t in request.tools)
+    return chars // 4 + 1
+
+
+@runtime_checkable
+class LlmProvider(Protocol):
+    name: str
+
+    def stream(self, request: ModelRequest) -> AsyncIterator[ProviderEvent]: ...
+
+    def estimate_cost_micros(self, request: ModelRequest) -> int: ...
+
+    def cost_micros(self, model: str, usage: Usage) -> int: ...
+
+
+@dataclass(frozen=True)
+class Pricing:
+    """Micro-dollars per million tokens."""
+
+    input_per_million: int
+    output_per_million: int
+
+    def cost(self, usage: Usage) -> int:
+        return (
+            usage.input_tokens * self.input_per_million
+            + usage.output_tokens * self.output_per_million
+        ) // 1_000_000

@@ -1,0 +1,420 @@
+"""AgentRuntime: everything the daemon hosts, composed — and the only way actions happen.
+
+It opens the state (storage, runtime key, audit log, capability store), builds one
+SecurityInterceptor per session (policy from config, workspace boundary, budget, allowances,
+approval manager wired to the daemon's Frontend), and runs turns through the AgentLoop. It
+implements ``RuntimeService``, the contract the daemon codes against.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from astrid_approval import (
+    DEFAULT_BLOCKED_COMMANDS,
+    DEFAULT_DENIED_PATHS,
+    AllowanceStore,
+    ApprovalManager,
+    BudgetConfig,
+    BudgetTracker,
+    DeferredResolutionStore,
+    EscapePolicy,
+    SecurityInterceptor,
+    SecurityPolicy,
+    WorkspaceBoundary,
+    WorkspaceMode,
+)
+from astrid_audit import AuditLog, verify_storage
+from astrid_capabilities import CapabilityStore
+from astrid_core import (
+    ApprovalDecision,
+    ConfigError,
+    DirectoryList,
+    FileDelete,
+    FileRead,
+    Frontend,
+    JsonObject,
+    NotFoundError,
+    SensitiveAction,
+    SessionId,
+    ShellCommand,
+)
+from astrid_core.storage import Storage, open_storage
+from astrid_crypto import KeyPair
+
+from .agent import AgentLoop
+from .config import LoadedConfig, load_config
+from .events import AgentEvent, SessionSaved
+from .llm import LlmProvider, ScriptedProvider
+from .service import RuntimeStatus, SessionInfo
+from .sessions import Session, SessionStore
+from .tools import ToolContext, ToolRegistry, default_tools
+
+__all__ = ["AgentRuntime"]
+
+log = logging.getLogger("astrid.runtime")
+
+
+@dataclass
+class _Live:
+    session: Session
+    interceptor: SecurityInterceptor
+    loop: AgentLoop
+    budget: BudgetTracker
+
+
+class AgentRuntime:
+    def __init__(
+        self,
+        home: Path,
+        loaded: LoadedConfig,
+        storage: Storage,
+        key: KeyPair,
+        audit: AuditLog,
+        provider: LlmProvider,
+    ) -> None:
+        self.home = home
+        self.loaded = loaded
+        self.config = loaded.config
+        self.storage = storage
+        self.key = key
+        self.audit = audit
+        self.provider = provider
+        self.capabilities = CapabilityStore(storage, [key.public_key])
+        self.allowances = AllowanceStore(storage, key)
+        self.deferred = DeferredResolutionStore(storage)
+        self.sessions = SessionStore(storage)
+        self.frontend: Frontend | None = None
+        self._live: dict[str, _Live] = {}
+
+    # ------------------------------------------------------------------ lifecycle
+
+    @classmethod
+    async def open(
+        cls,
+        home: Path | str,
+        *,
+        config: LoadedConfig | None = None,
+        provider: LlmProvider | None = None,
+        storage_url: str | None = None,
+    ) -> AgentRuntime:
+        home = Path(home)
+        home.mkdir(parents=True, exist_ok=True, mode=0o700)
+        loaded = config or load_config(home)
+        key = KeyPair.load_or_create(home / loaded.config.keys.runtime_key)
+        storage = await open_storage(storage_url or f"surrealkv://{home / 'state'}")
+        try:
+            audit = await AuditLog.open(
+                storage, key, checkpoint_every=loaded.config.audit.checkpoint_every
+            )
+            return cls(home, loaded, storage, key, audit, provider or _provider_from(loaded, home))
+        except BaseException:
+            await storage.aclose()
+            raise
+
+    def set_frontend(self, frontend: Frontend | None) -> None:
+        self.frontend = frontend
+        for live in self._live.values():
+            live.interceptor.approvals.register(frontend)
+
+    async def aclose(self) -> None:
+        for live in self._live.values():
+            live.session.state = "idle" if live.session.state == "running" else live.session.state
+            await self.sessions.save(live.session)
+        await self.audit.checkpoint()
+        await self.storage.aclose()
+
+    async def status(self) -> RuntimeStatus:
+        running = sum(1 for live in self._live.values() if live.session.state == "running")
+        return RuntimeStatus(
+            sessions=len(await self.sessions.list()),
+            running_turns=running,
+            storage_url=self.storage.url,
+            runtime_key_id=self.key.key_id,
+            sandbox="bash: process-group kill + scrubbed env; Landlock confinement not yet wired",
+            servers=await self.list_servers(),
+            deferred_approvals=len(await self.deferred.pending()),
+            warnings=["MCP servers are not started by this build"] if self.config.servers else [],
+        )
+
+    # ------------------------------------------------------------------ sessions
+
+    def _workspace(self, requested: str | None) -> str:
+        root = requested or self.config.workspace.root
+        if not root:
+            raise ConfigError(
+                "no workspace given",
+                hint="pass a workspace (the CLI sends its current directory) "
+                "or set [workspace] root",
+            )
+        path = Path(root).expanduser()
+        if not path.is_dir():
+            raise NotFoundError(f"workspace {path} is not a directory")
+        return os.path.realpath(path)
+
+    async def create_session(
+        self, workspace: str | None = None, model: str | None = None
+    ) -> SessionInfo:
+        session = Session(
+            SessionId.new(), self._workspace(workspace), model or self.config.model.model
+        )
+        await self.sessions.save(session)
+        from astrid_audit import Outcome, OutcomeKind
+
+        await self.audit.append(
+            Outcome(
+                kind=OutcomeKind.SESSION_START,
+                reason="session created",
+                detail={"workspace": session.workspace, "model": session.model},
+            ),
+            session_id=session.id,
+        )
+        self._attach(session)
+        return session.info()
+
+    async def resume_session(self, session_id: SessionId) -> SessionInfo:
+        return (await self._get(session_id)).session.info()
+
+    async def list_sessions(self) -> list[SessionInfo]:
+        return [s.info() for s in await self.sessions.list()]
+
+    async def end_session(self, session_id: SessionId) -> None:
+        live = await self._get(session_id)
+        live.session.state = "ended"
+        await self.sessions.save(live.session)
+        from astrid_audit import Outcome, OutcomeKind
+
+        await self.audit.append(
+            Outcome(kind=OutcomeKind.SESSION_END, reason="session ended"), session_id=session_id
+        )
+        self._live.pop(str(session_id), None)
+
+    async def save_session(self, session_id: SessionId) -> None:
+        await self.sessions.save((await self._get(session_id)).session)
+
+    async def delete_session(self, session_id: SessionId) -> None:
+        self._live.pop(str(session_id), None)
+        if not await self.sessions.delete(session_id):
+            raise NotFoundError(f"no session {session_id}")
+
+    async def session_history(self, session_id: SessionId) -> list[JsonObject]:
+        return [m.to_json() for m in (await self._get(session_id)).session.messages]
+
+    async def _get(self, session_id: SessionId) -> _Live:
+        live = self._live.get(str(session_id))
+        if live is None:
+            live = self._attach(await self.sessions.load(session_id))
+        return live
+
+    def _policy(self) -> SecurityPolicy:
+        security = self.config.security
+        return SecurityPolicy(
+            blocked_tools=tuple(security.blocked_tools),
+            blocked_commands=(*DEFAULT_BLOCKED_COMMANDS, *security.blocked_commands),
+            denied_paths=(*DEFAULT_DENIED_PATHS, *security.denied_paths),
+            denied_hosts=tuple(security.denied_hosts),
+            allow_private_networks=security.allow_private_networks,
+            approval_required_tools=tuple(security.approval_required_tools),
+            max_argument_bytes=security.max_argument_bytes,
+            astrid_home=str(self.home),
+        )
+
+    def _attach(self, session: Session) -> _Live:
+        budget_config = BudgetConfig(
+            session_limit_micros=self.config.budget.session_limit_micros,
+            per_action_limit_micros=self.config.budget.per_action_limit_micros,
+            workspace_limit_micros=self.config.budget.workspace_limit_micros,
+            warn_at_percent=self.config.budget.warn_at_percent,
+        )
+        budget = BudgetTracker(
+            self.storage, budget_config, session=str(session.id), workspace=session.workspace
+        )
+        approvals = ApprovalManager(
+            self.deferred,
+            self.frontend,
+            timeout_seconds=self.config.security.approval_timeout_seconds,
+        )
+        interceptor = SecurityInterceptor(
+            policy=self._policy(),
+            capabilities=self.capabilities,
+            allowances=self.allowances,
+            budget=budget,
+            workspace=WorkspaceBoundary(
+                session.workspace,
+                WorkspaceMode(self.config.workspace.mode),
+                EscapePolicy(self.config.workspace.escape_policy),
+            ),
+            approvals=approvals,
+            audit=self.audit,
+            key=self.key,
+            session_id=session.id,
+            always_ttl_seconds=self.config.security.always_token_ttl_seconds,
+            ask_when_untrusted=self.config.security.ask_when_untrusted,
+        )
+        context = ToolContext(
+            session.workspace, session.id, bash_timeout_seconds=self.config.timeouts.bash_seconds
+        )
+        tools: ToolRegistry = default_tools()
+        loop = AgentLoop(
+            session,
+            self.provider,
+            interceptor,
+            tools,
+            context,
+            self.config.runtime.system_prompt,
+            self.config.runtime.max_turns,
+            self.config.model.max_tokens,
+            self.config.budget.session_limit_micros,
+        )
+
+        async def notice(message: str) -> None:
+            loop.notices.append(message)
+
+        interceptor.on_notice = notice
+        interceptor.on_replay = self._replayer(session, tools, context)
+        live = _Live(session, interceptor, loop, budget)
+        self._live[str(session.id)] = live
+        return live
+
+    # ------------------------------------------------------------------ turns
+
+    async def run_turn(self, session_id: SessionId, text: str) -> AsyncIterator[AgentEvent]:
+        live = await self._get(session_id)
+        if live.session.state == "ended":
+            raise ConfigError(f"session {session_id} has ended", hint="create a new session")
+        live.session.state = "running"
+        try:
+            async for event in live.loop.run(text):
+                yield event
+        finally:
+            live.session.state = "idle"
+            await self.sessions.save(live.session)
+        yield SessionSaved(session_id=session_id)
+
+    async def cancel_turn(self, session_id: SessionId) -> bool:
+        live = self._live.get(str(session_id))
+        if live is None or live.session.state != "running":
+            return False
+        live.loop.cancel()
+        return True
+
+    # ------------------------------------------------------------------ approvals
+
+    async def resolve_approval(self, decision: ApprovalDecision) -> bool:
+        item = await self.deferred.get(str(decision.request_id))
+        if item is None or item.request.session_id is None:
+            return False
+        live = await self._get(item.request.session_id)
+        result = await live.interceptor.resolve_deferred(decision)
+        return result is not None or not decision.allowed
+
+    def _replayer(self, session: Session, tools: ToolRegistry, context: ToolContext) -> Any:
+        # Actions whose effect is fully described by the action itself can be replayed exactly.
+        mapping: dict[type[Any], tuple[str, Any]] = {
+            FileDelete: ("delete_file", lambda a: {"path": a.path}),
+            FileRead: ("read_file", lambda a: {"path": a.path}),
+            DirectoryList: ("list_directory", lambda a: {"path": a.path}),
+            ShellCommand: ("bash", lambda a: {"command": a.command}),
+        }
+
+        async def replay(action: SensitiveAction, result: Any) -> None:
+            entry = mapping.get(type(action))
+            if entry is None:
+                note = f"approved later: {action.summary} (ask the agent to run it again)"
+            else:
+                tool = tools.get(entry[0])
+                assert tool is not None
+                try:
+                    output = await tool.run(entry[1](action), action, context)
+                    ok = True
+                except Exception as exc:  # record failures like any other tool run
+                    output, ok = f"error: {exc}", False
+                await self._live[str(session.id)].interceptor.record_outcome(
+                    result, success=ok, output=output
+                )
+                note = f"deferred action replayed after approval: {action.summary}\n{output}"
+            from .llm import ChatMessage
+
+            session.messages.append(ChatMessage("tool", note, untrusted=True))
+            await self.sessions.save(session)
+
+        return replay
+
+    async def list_deferred(self) -> list[JsonObject]:
+        return [item.to_json() for item in await self.deferred.pending()]
+
+    # ------------------------------------------------------------------ views
+
+    async def session_budget(self, session_id: SessionId) -> JsonObject:
+        return await (await self._get(session_id)).budget.snapshot()
+
+    async def session_allowances(self, session_id: SessionId) -> list[JsonObject]:
+        live = await self._get(session_id)
+        return [a.to_json() for a in await self.allowances.list(session_id, live.session.workspace)]
+
+    async def session_audit(self, session_id: SessionId, limit: int = 100) -> list[JsonObject]:
+        entries = await self.audit.entries(session_id=session_id, limit=limit)
+        return [e.model_dump(mode="json") for e in entries]
+
+    async def audit_verify(self) -> JsonObject:
+        report = await verify_storage(self.storage, list(self.audit.trusted_keys.values()))
+        return {
+            "ok": True,
+            "entries": report.entries,
+            "sessions": report.sessions,
+            "checkpoints": report.checkpoints,
+            "root": report.root,
+            "summary": report.summary(),
+        }
+
+    async def list_servers(self) -> list[JsonObject]:
+        return [
+            {
+                "name": s.name,
+                "trusted": s.trusted,
+                "state": "not started",
+                "note": "the MCP client is not wired into this build yet",
+            }
+            for s in self.config.servers
+        ]
+
+    async def start_server(self, name: str) -> JsonObject:
+        raise ConfigError(
+            f"cannot start MCP server {name!r}: the MCP client is not wired into this build yet"
+        )
+
+    async def stop_server(self, name: str) -> JsonObject:
+        raise ConfigError(
+            f"cannot stop MCP server {name!r}: the MCP client is not wired into this build yet"
+        )
+
+    async def list_tools(self, session_id: SessionId | None = None) -> list[JsonObject]:
+        return [
+            {
+                "name": t.name,
+                "description": t.description,
+                "input_schema": t.input_schema,
+                "source": "builtin",
+            }
+            for t in default_tools()
+        ]
+
+
+def _provider_from(loaded: LoadedConfig, home: Path) -> LlmProvider:
+    model = loaded.config.model
+    if model.provider == "scripted":
+        if not model.script:
+            raise ConfigError(
+                '[model] provider = "scripted" needs [model] script = "path/to/turns.json"'
+            )
+        script = Path(model.script) if os.path.isabs(model.script) else home / model.script
+        return ScriptedProvider.from_file(script, delay_seconds=model.stream_delay_ms / 1000)
+    raise ConfigError(
+        f"the {model.provider} provider is not available in this build yet",
+        hint='use [model] provider = "scripted" (see `astrid demo`) until the SDK providers land',
+    )

@@ -1,0 +1,30 @@
+"""The built-in tools. Each maps its call to a SensitiveAction the interceptor authorizes."""
+
+from ._base import MAX_OUTPUT_CHARS, Tool, ToolContext, ToolRegistry, cap_output
+from ._bash import SAFE_ENV, Bash, scrubbed_env
+from ._files import DeleteFile, EditFile, Glob, Grep, ListDirectory, ReadFile, WriteFile
+
+__all__ = [
+    "Tool",
+    "ToolContext",
+    "ToolRegistry",
+    "cap_output",
+    "MAX_OUTPUT_CHARS",
+    "ReadFile",
+    "WriteFile",
+    "EditFile",
+    "DeleteFile",
+    "ListDirectory",
+    "Glob",
+    "Grep",
+    "Bash",
+    "scrubbed_env",
+    "SAFE_ENV",
+    "default_tools",
+]
+
+
+def default_tools() -> ToolRegistry:
+    return ToolRegistry(
+        [ReadFile(), WriteFile(), EditFile(), DeleteFile(), ListDirectory(), Glob(), Grep(), Bash()]
+    )

@@ -1,0 +1,90 @@
+"""The Tool protocol: a tool turns arguments into the SensitiveAction to authorize, then runs.
+
+Authorization happens in the agent loop, between ``action()`` and ``run()``, through the
+SecurityInterceptor — tools never decide for themselves. A tool must act on exactly what it
+authorized (``action()`` resolves relative paths once; ``run()`` uses that resolved path).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Protocol
+
+from astrid_core import BadInputError, JsonObject, SensitiveAction, SessionId
+
+__all__ = [
+    "Tool",
+    "ToolContext",
+    "ToolRegistry",
+    "cap_output",
+    "MAX_OUTPUT_CHARS",
+    "resolve_path",
+    "require",
+]
+
+MAX_OUTPUT_CHARS = 30_000
+
+
+def cap_output(text: str, limit: int = MAX_OUTPUT_CHARS) -> str:
+    if len(text) <= limit:
+        return text
+    cut = len(text) - limit
+    return text[:limit] + f"\n[... output truncated: {cut} more characters not shown ...]"
+
+
+@dataclass
+class ToolContext:
+    workspace: str
+    session_id: SessionId
+    cwd: str = ""
+    env_allow: tuple[str, ...] = ()
+    bash_timeout_seconds: float = 120.0
+    extra: dict[str, Any] = field(default_factory=dict[str, Any])
+
+    def __post_init__(self) -> None:
+        self.workspace = os.path.realpath(self.workspace)
+        if not self.cwd:
+            self.cwd = self.workspace
+
+
+def require(args: JsonObject, name: str, kind: type = str) -> Any:
+    value = args.get(name)
+    if not isinstance(value, kind) or (kind is str and not value):
+        raise BadInputError(f"argument {name!r} must be a non-empty {kind.__name__}")
+    return value
+
+
+def resolve_path(raw: str, ctx: ToolContext) -> str:
+    if "\x00" in raw:
+        raise BadInputError("path contains a NUL byte")
+    expanded = os.path.expanduser(raw) if raw.startswith("~") else raw
+    joined = expanded if os.path.isabs(expanded) else os.path.join(ctx.cwd, expanded)
+    return os.path.realpath(joined)
+
+
+class Tool(Protocol):
+    name: ClassVar[str]
+    description: ClassVar[str]
+    input_schema: ClassVar[dict[str, Any]]
+
+    def action(self, args: JsonObject, ctx: ToolContext) -> SensitiveAction: ...
+
+    async def run(self, args: JsonObject, action: SensitiveAction, ctx: ToolContext) -> str: ...
+
+
+class ToolRegistry:
+    def __init__(self, tools: list[Tool]) -> None:
+        self._tools = {t.name: t for t in tools}
+
+    def get(self, name: str) -> Tool | None:
+        return self._tools.get(name)
+
+    def add(self, tool: Tool) -> None:
+        self._tools[tool.name] = tool
+
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        return iter(self._tools.values())
+
+    def names(self) -> list[str]:
+        return sorted(self._tools)
