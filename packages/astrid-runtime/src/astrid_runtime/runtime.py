@@ -50,7 +50,7 @@ from astrid_crypto import KeyPair
 from .agent import AgentLoop
 from .config import LoadedConfig, load_config
 from .events import AgentEvent, SessionSaved
-from .llm import LlmProvider, ScriptedProvider
+from .llm import LlmError, LlmProvider, ModelRequest, ProviderEvent, ScriptedProvider, Usage
 from .service import RuntimeStatus, SessionInfo
 from .sessions import Session, SessionStore
 from .tools import ToolContext, ToolRegistry, default_tools
@@ -414,7 +414,27 @@ def _provider_from(loaded: LoadedConfig, home: Path) -> LlmProvider:
             )
         script = Path(model.script) if os.path.isabs(model.script) else home / model.script
         return ScriptedProvider.from_file(script, delay_seconds=model.stream_delay_ms / 1000)
-    raise ConfigError(
+    return UnavailableProvider(
         f"the {model.provider} provider is not available in this build yet",
-        hint='use [model] provider = "scripted" (see `astrid demo`) until the SDK providers land',
+        'use [model] provider = "scripted" (see `astrid demo`) until the SDK providers land',
     )
+
+
+@dataclass
+class UnavailableProvider:
+    """Stands in when no usable model is configured: the daemon still runs (status, audit,
+    sessions), and every turn fails with a message that says what to configure."""
+
+    reason: str
+    hint: str
+    name: str = "unavailable"
+
+    async def stream(self, request: ModelRequest) -> AsyncIterator[ProviderEvent]:
+        raise LlmError(self.reason, hint=self.hint)
+        yield  # pragma: no cover - makes this an async generator
+
+    def estimate_cost_micros(self, request: ModelRequest) -> int:
+        return 0
+
+    def cost_micros(self, model: str, usage: Usage) -> int:
+        return 0
