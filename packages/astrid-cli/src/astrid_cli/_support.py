@@ -39,6 +39,25 @@ def run_async(func: Callable[[], Awaitable[T]]) -> T:
     except AstridError as exc:
         fail(exc.message, exc.hint)
         raise  # unreachable; fail() exits
+    except BaseExceptionGroup as group:  # task groups wrap errors: show the first Astrid one
+        astrid = _first_astrid_error(group)
+        if astrid is None:
+            raise
+        fail(astrid.message, astrid.hint)
+        raise
+
+
+def _first_astrid_error(group: BaseExceptionGroup[BaseException]) -> Any:
+    from astrid_core import AstridError
+
+    for exc in group.exceptions:
+        if isinstance(exc, AstridError):
+            return exc
+        if isinstance(exc, BaseExceptionGroup):
+            found = _first_astrid_error(exc)  # pyright: ignore[reportUnknownArgumentType]
+            if found is not None:
+                return found
+    return None
 
 
 def with_client(

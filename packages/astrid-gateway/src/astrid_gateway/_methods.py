@@ -126,7 +126,12 @@ class _Turns:
         key = str(session_id)
         try:
             async for event in self.runtime.run_turn(session_id, text):
-                await self.server.publish(key, event_adapter.dump_python(event, mode="json"))
+                payload = event_adapter.dump_python(event, mode="json")
+                if payload.get("type") == "turn_complete":
+                    self.running.discard(
+                        key
+                    )  # the next input may start as soon as clients see this
+                await self.server.publish(key, payload)
         except AstridError as exc:
             await self._error(key, exc.code, exc.message, exc.hint)
         except Exception:

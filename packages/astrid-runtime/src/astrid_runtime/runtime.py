@@ -49,7 +49,7 @@ from astrid_crypto import KeyPair
 
 from .agent import AgentLoop
 from .config import LoadedConfig, load_config
-from .events import AgentEvent, SessionSaved
+from .events import AgentEvent, SessionSaved, TurnComplete
 from .llm import LlmError, LlmProvider, ModelRequest, ProviderEvent, ScriptedProvider, Usage
 from .service import RuntimeStatus, SessionInfo
 from .sessions import Session, SessionStore
@@ -288,13 +288,19 @@ class AgentRuntime:
         if live.session.state == "ended":
             raise ConfigError(f"session {session_id} has ended", hint="create a new session")
         live.session.state = "running"
+        final: AgentEvent | None = None
         try:
             async for event in live.loop.run(text):
+                if isinstance(event, TurnComplete):
+                    final = event  # sent last, once the session is saved: then it is truly over
+                    continue
                 yield event
         finally:
             live.session.state = "idle"
             await self.sessions.save(live.session)
         yield SessionSaved(session_id=session_id)
+        if final is not None:
+            yield final
 
     async def cancel_turn(self, session_id: SessionId) -> bool:
         live = self._live.get(str(session_id))
@@ -362,6 +368,7 @@ class AgentRuntime:
         return [e.model_dump(mode="json") for e in entries]
 
     async def audit_verify(self) -> JsonObject:
+        await self.audit.checkpoint()  # sign the current tree so the root is checked against it
         report = await verify_storage(self.storage, list(self.audit.trusted_keys.values()))
         return {
             "ok": True,

@@ -1,0 +1,98 @@
+"""Driving one turn against the daemon: send input, render events, answer approvals.
+
+Ctrl-C during a turn sends ``astrid.cancelTurn``; a second Ctrl-C leaves.
+"""
+
+from __future__ import annotations
+
+import signal
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import anyio
+
+from astrid_gateway.client import GatewayClient, RpcCallError
+
+from ._ui import ChatUI
+
+__all__ = ["TurnOutcome", "drive_turn", "Decider", "auto_decider"]
+
+Decider = Callable[[dict[str, Any]], Awaitable[str]]
+
+
+@dataclass
+class TurnOutcome:
+    stop_reason: str = ""
+    denied: int = 0
+    approvals: list[tuple[str, str]] = field(
+        default_factory=list[tuple[str, str]]
+    )  # (summary, option)
+    errors: list[str] = field(default_factory=list[str])
+    interrupted: bool = False
+
+
+def auto_decider(option: str) -> Decider:
+    async def decide(request: dict[str, Any]) -> str:
+        offered = request.get("options") or [option]
+        return option if option in offered else "deny"
+
+    return decide
+
+
+async def drive_turn(
+    client: GatewayClient, session_id: str, text: str, ui: ChatUI, decide: Decider
+) -> TurnOutcome:
+    outcome = TurnOutcome()
+    await client.call("sendInput", session_id=session_id, text=text)
+    async with anyio.create_task_group() as tg:
+
+        async def watch_interrupts() -> None:
+            with anyio.open_signal_receiver(signal.SIGINT) as signals:
+                async for _ in signals:
+                    if outcome.interrupted:
+                        raise KeyboardInterrupt
+                    outcome.interrupted = True
+                    ui.console.print("[yellow]cancelling the turn (Ctrl-C again to quit)…[/yellow]")
+                    await client.call("cancelTurn", session_id=session_id)
+
+        tg.start_soon(watch_interrupts)
+        async for params in client.events():
+            event = params["event"]
+            if event.get("session_id") not in (session_id, None):
+                continue
+            kind = event.get("type")
+            if kind == "approval_needed":
+                request = event["request"]
+                option = await decide(request)
+                outcome.approvals.append((str(request.get("summary")), option))
+                try:
+                    await client.call(
+                        "approvalResponse", request_id=request["request_id"], option=option
+                    )
+                except RpcCallError as exc:
+                    ui.console.print(
+                        f"[dim]approval already resolved elsewhere: {exc.message}[/dim]"
+                    )
+                continue
+            if kind == "elicitation_needed":
+                action, content = await anyio.to_thread.run_sync(
+                    ui.ask_elicitation, event["request"]
+                )
+                await client.call(
+                    "elicitationResponse",
+                    request_id=event["request"]["request_id"],
+                    action=action,
+                    content=content,
+                )
+                continue
+            ui.render(event)
+            if kind == "tool_call_result" and event.get("denied"):
+                outcome.denied += 1
+            if kind == "error":
+                outcome.errors.append(str(event.get("message")))
+            if kind == "turn_complete":
+                outcome.stop_reason = str(event.get("stop_reason"))
+                break
+        tg.cancel_scope.cancel()
+    return outcome

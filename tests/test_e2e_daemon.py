@@ -1,0 +1,240 @@
+"""End to end against real daemon subprocesses: the CLI, approvals across clients, crashes."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+
+from astrid_gateway.client import GatewayClient
+
+pytestmark = pytest.mark.anyio
+
+
+def write_config(
+    home: Path, workspace: Path, turns: list[dict[str, Any]], mode: str = "guided"
+) -> None:
+    home.mkdir(parents=True, exist_ok=True)
+    (home / "script.json").write_text(json.dumps({"turns": turns}))
+    (home / "config.toml").write_text(
+        f'[model]\nprovider = "scripted"\nscript = "{home / "script.json"}"\n'
+        f'[workspace]\nroot = "{workspace}"\nmode = "{mode}"\n'
+    )
+
+
+def start_daemon(home: Path) -> subprocess.Popen[bytes]:
+    log = (home / "daemon.log").open("ab")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "astrid_gateway", "--state-dir", str(home)],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    log.close()
+    deadline = time.monotonic() + 30
+    while not (home / "daemon.port").exists():
+        assert proc.poll() is None, (home / "daemon.log").read_text()
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    return proc
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+@pytest.fixture
+def workspace(tmp_path: Path) -> Path:
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    (ws / "victim.txt").write_text("precious")
+    return ws.resolve()
+
+
+def astrid(home: Path, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "astrid_cli", *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "ASTRID_HOME": str(home)},
+        timeout=timeout,
+    )
+
+
+@pytest.mark.parametrize("decision", ["allow_always", "deny"])
+def test_demo_runs_non_interactively_and_verifies_the_audit(tmp_path: Path, decision: str) -> None:
+    out = astrid(tmp_path / "unused-home", "demo", "--auto", decision)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    assert "audit log verified" in out.stdout
+    assert "blocked (sudo)" in out.stdout
+    if decision == "deny":
+        assert "denied by the user" in out.stdout
+    else:
+        assert "budget:" in out.stdout  # the budget warning is shown
+
+
+def test_run_exit_codes(tmp_path: Path, workspace: Path) -> None:
+    home = tmp_path / "home"
+    write_config(
+        home,
+        workspace,
+        [
+            {
+                "text": "trying",
+                "tool_calls": [{"tool": "bash", "arguments": {"command": "sudo id"}}],
+            },
+            {"text": "blocked"},
+            {
+                "text": "reading",
+                "tool_calls": [{"tool": "read_file", "arguments": {"path": "victim.txt"}}],
+            },
+            {"text": "done"},
+        ],
+    )
+    denied = astrid(home, "run", "get root", "--workspace", str(workspace), "--json")
+    assert denied.returncode == 3, denied.stderr
+    assert json.loads(denied.stdout)["denied"] == 1
+    fine = astrid(home, "run", "read it", "--workspace", str(workspace), "--json")
+    assert fine.returncode == 0, fine.stderr
+    astrid(home, "daemon", "stop")
+
+
+async def _events_until(
+    client: GatewayClient, kind: str, timeout: float = 30
+) -> list[dict[str, Any]]:
+    seen: list[dict[str, Any]] = []
+    with anyio.fail_after(timeout):
+        async for params in client.events():
+            seen.append(params["event"])
+            if params["event"].get("type") == kind:
+                return seen
+    return seen
+
+
+async def test_approval_answered_by_a_second_client(tmp_path: Path, workspace: Path) -> None:
+    home = tmp_path / "home"
+    write_config(
+        home,
+        workspace,
+        [
+            {
+                "text": "deleting",
+                "tool_calls": [{"tool": "delete_file", "arguments": {"path": "victim.txt"}}],
+            },
+            {"text": "done"},
+        ],
+    )
+    proc = start_daemon(home)
+    try:
+        async with (
+            await GatewayClient.open(home, autostart=False) as first,
+            await GatewayClient.open(home, autostart=False, client_name="phone") as second,
+        ):
+            session = (await first.call("createSession", workspace=str(workspace)))["session_id"]
+            await first.subscribe(session)
+            await second.subscribe(session)
+            await first.call("sendInput", session_id=session, text="delete victim.txt")
+            needed = (await _events_until(second, "approval_needed"))[-1]
+            request_id = needed["request"]["request_id"]
+            assert (
+                await second.call("approvalResponse", request_id=request_id, option="allow_once")
+            )["accepted"]
+            with pytest.raises(Exception, match="not pending"):  # the first answer won
+                await first.call("approvalResponse", request_id=request_id, option="deny")
+            events = await _events_until(first, "turn_complete")
+            assert any(
+                e.get("type") == "approval_resolved" and e.get("resolved_by") == "phone"
+                for e in events
+            )
+        assert not (workspace / "victim.txt").exists()
+    finally:
+        stop(proc)
+
+
+async def test_deferred_approval_is_delivered_after_reconnect(
+    tmp_path: Path, workspace: Path
+) -> None:
+    home = tmp_path / "home"
+    write_config(
+        home,
+        workspace,
+        [
+            {
+                "text": "deleting",
+                "tool_calls": [{"tool": "delete_file", "arguments": {"path": "victim.txt"}}],
+            },
+            {"text": "it was deferred"},
+        ],
+    )
+    proc = start_daemon(home)
+    try:
+        async with await GatewayClient.open(home, autostart=False) as client:
+            session = (await client.call("createSession", workspace=str(workspace)))["session_id"]
+            await client.call(
+                "sendInput", session_id=session, text="delete victim.txt"
+            )  # nobody subscribed
+            with anyio.fail_after(20):
+                while not await client.call("listDeferred"):
+                    await anyio.sleep(0.05)
+        assert (workspace / "victim.txt").exists()
+        async with await GatewayClient.open(home, autostart=False) as later:
+            await later.subscribe(session)
+            event = await later.next_event(timeout=10)
+            assert event["type"] == "deferred_approvals"
+            request_id = event["items"][0]["request"]["request_id"]
+            reply = await later.call("approvalResponse", request_id=request_id, option="allow_once")
+            assert reply == {"accepted": True, "deferred": True}
+        assert not (workspace / "victim.txt").exists()  # replayed exactly once
+    finally:
+        stop(proc)
+
+
+async def test_kill9_mid_turn_then_resume_and_verify(tmp_path: Path, workspace: Path) -> None:
+    home = tmp_path / "home"
+    write_config(
+        home,
+        workspace,
+        [
+            {
+                "text": "working",
+                "tool_calls": [{"tool": "bash", "arguments": {"command": "sleep 30"}}],
+            },
+            {"text": "never reached"},
+            {"text": "back after the crash"},
+        ],
+        mode="autonomous",
+    )
+    proc = start_daemon(home)
+    async with await GatewayClient.open(home, autostart=False) as client:
+        session = (await client.call("createSession", workspace=str(workspace)))["session_id"]
+        await client.subscribe(session)
+        await client.call("sendInput", session_id=session, text="run the long job")
+        await _events_until(client, "tool_call_start")
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    (home / "daemon.port").unlink(missing_ok=True)
+    proc = start_daemon(home)
+    try:
+        async with await GatewayClient.open(home, autostart=False) as client:
+            info = await client.call("resumeSession", session_id=session)
+            assert info["session_id"] == session
+            report = await client.call("auditVerify")
+            assert report["ok"] is True
+            assert report["entries"] >= 3
+    finally:
+        stop(proc)
