@@ -327,3 +327,21 @@ async def test_kill9_during_a_burst_keeps_every_acknowledged_entry(
         assert {str(i) for i in acknowledged} <= reasons
     finally:
         await storage.aclose()
+
+
+async def test_inclusion_proof_by_entry_id_verifies_with_only_the_checkpoint(key: KeyPair) -> None:
+    from astrid_audit import leaf_hash, verify_inclusion
+
+    log = await filled(MemoryStorage(), key, n=11)
+    target = (await log.entries())[7]
+    checkpoint = await log.checkpoint()
+    entry, proof = await log.inclusion_proof_for(target.id, checkpoint)
+    checkpoint.check({key.key_id: key.public_key})
+    verify_inclusion(
+        leaf_hash(bytes.fromhex(entry.hash)),
+        entry.seq,
+        checkpoint.tree_size,
+        [bytes.fromhex(p) for p in proof],
+        bytes.fromhex(checkpoint.root),
+    )
+    assert len(proof) <= 4

@@ -334,6 +334,20 @@ class AuditLog:
             "by_risk": by_risk,
         }
 
+    async def inclusion_proof_for(
+        self, entry_id: AuditEntryId | str, checkpoint: Checkpoint | None = None
+    ) -> tuple[AuditEntry, list[str]]:
+        """The entry and its O(log n) inclusion proof in ``checkpoint`` (default: a new one)."""
+        entry = await self.get(entry_id)
+        if entry is None:
+            raise VerificationError(f"no audit entry {entry_id}")
+        checkpoint = checkpoint or await self.checkpoint()
+        if entry.seq >= checkpoint.tree_size:
+            raise VerificationError(
+                f"entry {entry_id} is newer than the checkpoint (size {checkpoint.tree_size})"
+            )
+        return entry, self.inclusion_proof(entry.seq, checkpoint.tree_size)
+
     def inclusion_proof(self, seq: int, tree_size: int | None = None) -> list[str]:
         return [p.hex() for p in self.tree.inclusion_proof(seq, tree_size)]
 
