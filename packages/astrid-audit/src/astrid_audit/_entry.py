@@ -48,6 +48,9 @@ class OutcomeKind(StrEnum):
     CONFIG_CHANGE = "config_change"
     KEY_ROTATION = "key_rotation"
     FRONTEND_REFUSED = "frontend_refused"
+    MCP_TOOL_CHANGED = "mcp_tool_changed"  # a pinned tool changed: disabled until re-approved
+    MCP_TOOL_APPROVED = "mcp_tool_approved"
+    MCP_SERVER_EVENT = "mcp_server_event"  # start, crash, restart, give-up
 
 
 class Outcome(BaseModel):

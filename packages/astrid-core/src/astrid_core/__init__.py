@@ -14,6 +14,7 @@ from ._actions import (
     FileWrite,
     LlmCall,
     McpToolCall,
+    Name,
     NetworkRequest,
     SensitiveAction,
     ShellCommand,
@@ -21,6 +22,7 @@ from ._actions import (
     TranscriptAccess,
     action_from_json,
     action_to_json,
+    one_line,
 )
 from ._errors import (
     ApprovalDenied,
@@ -87,6 +89,8 @@ __all__ = [
     "ActionBase",
     "SensitiveAction",
     "McpToolCall",
+    "Name",
+    "one_line",
     "FileRead",
     "FileWrite",
     "FileDelete",

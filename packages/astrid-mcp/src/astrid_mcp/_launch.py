@@ -1,0 +1,107 @@
+"""Turn a stdio server's config into the exact argv and environment that will be executed.
+
+Order matters: resolve the executable once, verify its BLAKE3 pin on that resolved path, then
+run that path (never a second PATH lookup), wrapped in the Landlock launcher when sandboxed.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from astrid_crypto import hash_file
+
+from ._errors import ExecutableHashMismatch, ServerStartError
+from .config import McpServerConfig, StdioTransport
+from .sandbox import launcher_argv
+
+__all__ = ["LaunchPlan", "plan_launch", "scrubbed_environment", "ENV_ALLOW_LIST"]
+
+# What a server inherits from the host. Everything else (API keys, tokens, cloud credentials)
+# stays behind unless the server's config declares it.
+ENV_ALLOW_LIST = ("HOME", "LOGNAME", "USER", "PATH", "SHELL", "TERM", "LANG", "LC_ALL", "TZ")
+
+
+@dataclass(frozen=True)
+class LaunchPlan:
+    executable: Path
+    argv: list[str]
+    env: dict[str, str]
+    cwd: str | None
+    sandboxed: bool
+
+
+def scrubbed_environment(declared: dict[str, str]) -> dict[str, str]:
+    env = {name: os.environ[name] for name in ENV_ALLOW_LIST if name in os.environ}
+    # Exported bash functions ("() { ...") are code, not data.
+    env = {name: value for name, value in env.items() if not value.startswith("()")}
+    return env | declared
+
+
+def resolve_executable(command: str, path: str | None) -> Path:
+    found = shutil.which(command, path=path) if os.sep not in command else command
+    if found is None or not Path(found).is_file():
+        raise ServerStartError(
+            f"MCP server executable not found: {command!r}",
+            hint="install it or give its absolute path in [[servers]] command",
+        )
+    # Absolute but not symlink-resolved: a venv's bin/python is a symlink, and running its
+    # target directly would silently drop the venv. Hashing reads through the link anyway.
+    return Path(os.path.abspath(found))
+
+
+def verify_executable(name: str, executable: Path, expected: str | None) -> None:
+    if expected is None:
+        return
+    actual = hash_file(executable).hex
+    if actual != expected:
+        raise ExecutableHashMismatch(
+            f"server {name!r}: {executable} has BLAKE3 {actual}, expected {expected};"
+            " not starting it"
+        )
+
+
+def _readable_roots(executable: Path, transport: StdioTransport) -> list[str]:
+    """Directories a sandboxed server needs to read to run at all: its code and its packages."""
+    roots: set[Path] = {executable.parent, executable.resolve().parent}
+    for arg in transport.args:
+        candidate = Path(arg)
+        if candidate.is_absolute() and candidate.exists():
+            roots.add(candidate if candidate.is_dir() else candidate.parent)
+    for root in list(roots):
+        # A node or Python package imports its siblings: allow the whole node_modules /
+        # site-packages tree the entry point lives in, not just its own directory.
+        for parent in (root, *root.parents):
+            if parent.name in {"node_modules", "site-packages"}:
+                roots.add(parent)
+                break
+    if transport.cwd:
+        roots.add(Path(transport.cwd))
+    return sorted(str(root) for root in roots)
+
+
+def plan_launch(config: McpServerConfig) -> LaunchPlan:
+    transport = config.transport
+    if not isinstance(transport, StdioTransport):
+        raise TypeError("plan_launch is for stdio servers")
+    env = scrubbed_environment(transport.env)
+    executable = resolve_executable(transport.command, env.get("PATH"))
+    verify_executable(config.name, executable, config.expected_hash)
+    if transport.cwd is not None and not Path(transport.cwd).is_dir():
+        raise ServerStartError(
+            f"server {config.name!r}: working directory {transport.cwd} does not exist",
+            hint="fix `cwd` in [[servers]]",
+        )
+    if not config.sandbox.enabled:
+        argv = [str(executable), *transport.args]
+        return LaunchPlan(executable, argv, env, transport.cwd, sandboxed=False)
+    argv = launcher_argv(
+        str(executable),
+        transport.args,
+        read_paths=[*_readable_roots(executable, transport), *config.sandbox.read_paths],
+        write_paths=list(config.sandbox.write_paths),
+        allow_unsandboxed=config.sandbox.allow_unsandboxed,
+    )
+    return LaunchPlan(executable, argv, env, transport.cwd, sandboxed=True)

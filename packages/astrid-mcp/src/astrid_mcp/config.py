@@ -1,0 +1,140 @@
+"""How one MCP server is configured: transport, trust, hash pin, sandbox, restarts, limits.
+
+Accepts the flat `[[servers]]` shape of astrid.toml (``command``/``args`` or ``url``) as well as
+an explicit ``transport`` table, so the runtime can pass its config section through unchanged.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+
+from astrid_core import Name
+
+__all__ = [
+    "McpServerConfig",
+    "StdioTransport",
+    "HttpTransport",
+    "RestartPolicy",
+    "SandboxConfig",
+]
+
+_BLAKE3 = re.compile(r"^(?:blake3:)?([0-9a-f]{64})$")
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+def _http_url(value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in {"http", "https"} or not parts.hostname:
+        raise ValueError(f"server url must be http(s)://host/...: {value!r}")
+    if parts.username or parts.password:
+        # Credentials in a URL end up in logs and audit entries; headers are redacted.
+        raise ValueError("put credentials in `headers`, not in the url")
+    return value
+
+
+class StdioTransport(_Strict):
+    type: Literal["stdio"] = "stdio"
+    command: str = Field(min_length=1)
+    args: list[str] = Field(default_factory=list)
+    # Declared variables are the only ones added to the scrubbed environment.
+    env: dict[str, str] = Field(default_factory=dict)
+    cwd: str | None = None
+
+    @model_validator(mode="after")
+    def _env_names(self) -> StdioTransport:
+        bad = [name for name in self.env if not _ENV_NAME.fullmatch(name)]
+        if bad:
+            raise ValueError(f"invalid environment variable names: {bad}")
+        if any("\x00" in part for part in (self.command, *self.args)):
+            raise ValueError("command and args must not contain NUL bytes")
+        return self
+
+
+class HttpTransport(_Strict):
+    type: Literal["http"] = "http"
+    url: Annotated[str, AfterValidator(_http_url)]
+    headers: dict[str, str] = Field(default_factory=dict)
+
+
+class RestartPolicy(_Strict):
+    enabled: bool = True
+    max_restarts: int = Field(default=5, ge=0)
+    initial_backoff_s: float = Field(default=0.5, gt=0)
+    max_backoff_s: float = Field(default=30.0, gt=0)
+    # A server that stayed up this long gets its restart budget back.
+    healthy_after_s: float = Field(default=60.0, gt=0)
+
+    def backoff(self, attempt: int) -> float:
+        """Exponential backoff for the attempt-th restart (1-based), capped."""
+        return min(self.max_backoff_s, self.initial_backoff_s * 2 ** max(0, attempt - 1))
+
+
+class SandboxConfig(_Strict):
+    # Only admin config layers may set this to False; the runtime's loader forces it on for
+    # servers a workspace declares.
+    enabled: bool = True
+    read_paths: list[str] = Field(default_factory=list)
+    write_paths: list[str] = Field(default_factory=list)
+    # If the kernel cannot sandbox: refuse to start (default) or run unsandboxed with a warning.
+    allow_unsandboxed: bool = False
+
+
+class McpServerConfig(_Strict):
+    name: Name
+    transport: StdioTransport | HttpTransport = Field(discriminator="type")
+    trusted: bool = False
+    # Expected BLAKE3 of the executable (stdio). Checked before every launch.
+    blake3: str | None = None
+    auto_start: bool = True
+    restart: RestartPolicy = Field(default_factory=RestartPolicy)
+    sandbox: SandboxConfig = Field(default_factory=SandboxConfig)
+    startup_timeout_s: float = Field(default=30.0, gt=0)
+    call_timeout_s: float = Field(default=60.0, gt=0)
+    # Tool output beyond this is cut (with a marker and the full digest) before anyone reads it.
+    max_output_bytes: int = Field(default=1024 * 1024, ge=1024)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _flat_form(cls, data: Any) -> Any:
+        # astrid.toml writes servers flat: command/args/env/cwd or url/headers next to the name.
+        if not isinstance(data, dict) or "transport" in data:
+            return data
+        flat: dict[str, Any] = dict(data)  # pyright: ignore[reportUnknownArgumentType]
+        stdio_keys = {"command", "args", "env", "cwd"}
+        http_keys = {"url", "headers"}
+        if "url" in flat and "command" in flat:
+            raise ValueError(
+                f"server {flat.get('name')!r}: give either `command` or `url`, not both"
+            )
+        if "command" in flat:
+            moved = {k: flat.pop(k) for k in stdio_keys & flat.keys()}
+            flat["transport"] = {"type": "stdio"} | moved
+        elif "url" in flat:
+            moved = {k: flat.pop(k) for k in http_keys & flat.keys()}
+            flat["transport"] = {"type": "http"} | moved
+        else:
+            raise ValueError(f"server {flat.get('name')!r} needs `command` (stdio) or `url` (http)")
+        if isinstance(flat.get("sandbox"), bool):
+            flat["sandbox"] = {"enabled": flat["sandbox"]}
+        return flat
+
+    @model_validator(mode="after")
+    def _hash_format(self) -> McpServerConfig:
+        if self.blake3 is not None and not _BLAKE3.fullmatch(self.blake3):
+            raise ValueError(f"server {self.name!r}: blake3 must be 64 lowercase hex characters")
+        return self
+
+    @property
+    def expected_hash(self) -> str | None:
+        if self.blake3 is None:
+            return None
+        match = _BLAKE3.fullmatch(self.blake3)
+        return match.group(1) if match else None

@@ -1,0 +1,72 @@
+"""Landlock sandbox for MCP servers: a launcher that confines itself, then execs the server.
+
+Astrid starts a stdio MCP server as ``launcher_argv(command, args, read, write)`` instead of
+``[command, *args]``. The launcher (``python -m astrid_mcp.sandbox``) restricts itself with
+Landlock and then ``exec``s the server, so the server never runs a single instruction with
+more filesystem access than granted. Importing this package is cheap (ctypes only).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from astrid_mcp.sandbox._landlock import SandboxError, landlock_abi
+
+__all__ = [
+    "SandboxStatus",
+    "sandbox_status",
+    "landlock_abi",
+    "launcher_argv",
+    "SandboxError",
+]
+
+_LAUNCHER = Path(__file__).with_name("__main__.py")
+_NO_LANDLOCK = (
+    "kernel has no Landlock (needs Linux >= 5.13 with CONFIG_SECURITY_LANDLOCK and lsm=landlock)"
+)
+
+
+@dataclass(frozen=True)
+class SandboxStatus:
+    """Whether this machine can sandbox MCP servers, for `astrid doctor`-style reports."""
+
+    available: bool
+    abi: int
+    detail: str
+
+
+def sandbox_status() -> SandboxStatus:
+    try:
+        abi = landlock_abi()
+    except OSError as exc:  # an errno other than "not supported": report, don't crash
+        return SandboxStatus(False, 0, f"Landlock probe failed: {exc}")
+    if abi == 0:
+        return SandboxStatus(False, 0, _NO_LANDLOCK)
+    return SandboxStatus(True, abi, f"Landlock ABI {abi}")
+
+
+def launcher_argv(
+    command: str,
+    args: Iterable[str],
+    read_paths: Iterable[str | os.PathLike[str]],
+    write_paths: Iterable[str | os.PathLike[str]],
+    allow_unsandboxed: bool = False,
+) -> list[str]:
+    """The argv that runs `command args...` inside the sandbox.
+
+    Equivalent to ``python -m astrid_mcp.sandbox ...``, but runs the launcher file with
+    ``-E -s -S`` (no PYTHON* variables, no site-packages): it starts in milliseconds instead
+    of importing `astrid_mcp` and the mcp SDK, and nothing on the host's Python path can
+    inject code into the process that is about to sandbox itself. Options use the
+    ``--opt=value`` form so a path starting with ``-`` cannot be taken for an option.
+    """
+    argv = [sys.executable, "-E", "-s", "-S", str(_LAUNCHER)]
+    argv += [f"--read={os.fspath(p)}" for p in read_paths]
+    argv += [f"--write={os.fspath(p)}" for p in write_paths]
+    if allow_unsandboxed:
+        argv.append("--allow-unsandboxed")
+    return [*argv, "--", command, *args]

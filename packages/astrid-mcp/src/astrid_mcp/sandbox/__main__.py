@@ -1,0 +1,236 @@
+"""``python -m astrid_mcp.sandbox [--read DIR]... [--write DIR]... [--allow-unsandboxed] -- CMD``
+
+Confines itself with Landlock, then execs CMD (same pid, so the MCP client's pipes and
+signals reach the server directly). Exit codes: 126 the sandbox could not be applied or CMD
+could not be executed, 127 CMD not found, 2 usage error; otherwise CMD's own status.
+``--allow-unsandboxed`` only covers a kernel without Landlock: when Landlock exists but a step
+fails, the launcher still exits 126 rather than run CMD with less protection than asked for.
+
+`launcher_argv` runs this file directly (``python -E -s -S .../__main__.py``) so that starting
+a server does not import the `astrid_mcp` package (and with it the mcp SDK, ~2.5 s): the
+launcher needs only the standard library and `_landlock`, which sits next to it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import os
+import shutil
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+if __package__:  # python -m astrid_mcp.sandbox
+    from astrid_mcp.sandbox._landlock import SandboxError, landlock_abi, restrict_self
+else:  # run as a file by launcher_argv: this directory is sys.path[0]
+    from _landlock import SandboxError, landlock_abi, restrict_self  # type: ignore[no-redef]
+
+_PROG = "astrid-sandbox"
+EXIT_SANDBOX_FAILURE = 126
+EXIT_NOT_FOUND = 127
+
+# Read-only for every server: code and libraries, plus the few /etc files that dynamic
+# linking, TLS and name resolution read. Not /etc wholesale: as root that would expose
+# /etc/shadow, SSH host keys and /etc/ssl/private to the server.
+SYSTEM_READ_PATHS = (
+    "/usr",
+    "/lib",
+    "/lib64",
+    "/bin",
+    "/sbin",
+    "/etc/ld.so.cache",
+    "/etc/ld.so.conf",
+    "/etc/ld.so.conf.d",
+    "/etc/ld.so.preload",
+    "/etc/ssl/certs",
+    "/etc/ssl/openssl.cnf",
+    "/etc/ca-certificates",
+    "/etc/pki/tls/certs",
+    "/etc/pki/ca-trust",
+    "/etc/crypto-policies",
+    "/etc/resolv.conf",
+    "/etc/hosts",
+    "/etc/host.conf",
+    "/etc/nsswitch.conf",
+    "/etc/gai.conf",
+    "/etc/services",
+    "/etc/protocols",
+    "/etc/passwd",
+    "/etc/group",
+    "/etc/localtime",
+    "/etc/locale.alias",
+    "/etc/timezone",
+    "/etc/mime.types",
+    # /proc/self resolves now, to this pid, which the exec keeps: the server sees its own
+    # /proc entry (node reads maps and cgroup) but no other process's. Descendants get no
+    # /proc/self; runtimes treat that as "unknown" and carry on.
+    "/proc/self",
+    "/proc/meminfo",
+    "/proc/stat",
+    "/proc/cpuinfo",
+    "/dev/zero",
+    "/dev/random",
+    "/dev/urandom",
+)
+SYSTEM_WRITE_PATHS = ("/dev/null",)
+
+
+def _looks_like_install_prefix(prefix: Path) -> bool:
+    # Only directories that are recognisably a Python/Node install: a bare `bin/..` could be
+    # a home directory, which must not become readable just because ~/bin holds the command.
+    if prefix == Path("/") or prefix == Path.home():
+        return False
+    return (
+        (prefix / "pyvenv.cfg").is_file()
+        or bool(glob.glob(str(prefix / "lib" / "python3*")))
+        or (prefix / "lib" / "node_modules").is_dir()
+        or (prefix / "include" / "node").is_dir()
+    )
+
+
+def _prefix_of(executable: Path) -> Path | None:
+    if executable.parent.name != "bin":
+        return None
+    prefix = executable.parent.parent
+    return prefix if _looks_like_install_prefix(prefix) else None
+
+
+def _shebang_interpreter(script: Path) -> str | None:
+    """The interpreter a `#!` script runs under, looking through `/usr/bin/env [-S] NAME`."""
+    try:
+        with script.open("rb") as f:
+            head = f.readline(512)
+    except OSError:
+        return None
+    if not head.startswith(b"#!"):
+        return None
+    words = head[2:].decode(errors="replace").split()
+    if not words:
+        return None
+    if Path(words[0]).name != "env":
+        return words[0]
+    names = [w for w in words[1:] if not w.startswith("-") and "=" not in w]
+    return shutil.which(names[0]) if names else None
+
+
+def runtime_read_paths(executable: str) -> list[str]:
+    """The command itself and the Python/Node install (and venv base) it needs to start."""
+    paths: list[Path] = []
+    candidates = [Path(executable), Path(os.path.realpath(executable))]
+    interpreter = _shebang_interpreter(candidates[1])
+    if interpreter:
+        candidates += [Path(interpreter), Path(os.path.realpath(interpreter))]
+    for candidate in candidates:
+        paths.append(candidate)
+        prefix = _prefix_of(candidate)
+        if prefix is None:
+            continue
+        paths.append(prefix)
+        base = _venv_base_prefix(prefix)
+        if base is not None:
+            paths += [base, *_editable_source_dirs(prefix)]
+    return list(dict.fromkeys(str(p) for p in paths))
+
+
+def _venv_base_prefix(prefix: Path) -> Path | None:
+    """A venv's `home = .../bin` names the base interpreter, whose stdlib the venv needs."""
+    try:
+        lines = (prefix / "pyvenv.cfg").read_text().splitlines()
+    except OSError:
+        return None
+    for line in lines:
+        key, sep, value = line.partition("=")
+        if sep and key.strip() == "home":
+            base = Path(value.strip()).parent
+            return base if _looks_like_install_prefix(base) else None
+    return None
+
+
+def _editable_source_dirs(venv: Path) -> list[Path]:
+    """Directories a venv's `.pth` files put on sys.path (editable installs) are part of
+    what the venv has installed; without them its own packages would not import."""
+    dirs: list[Path] = []
+    for pth in venv.glob("lib/python3*/site-packages/*.pth"):
+        try:
+            lines = pth.read_text().splitlines()
+        except OSError:
+            continue
+        # `import ...` lines are code run by site.py, not paths.
+        dirs += [Path(x) for x in lines if x.startswith("/") and Path(x).is_dir()]
+    return dirs
+
+
+def _parse(argv: Sequence[str]) -> tuple[argparse.Namespace, list[str]]:
+    parser = argparse.ArgumentParser(
+        prog=f"{Path(sys.executable).name} -m astrid_mcp.sandbox",
+        description="Run COMMAND confined by Landlock to the given directories.",
+        usage="%(prog)s [--read DIR]... [--write DIR]... [--allow-unsandboxed] -- COMMAND ...",
+    )
+    parser.add_argument("--read", action="append", default=[], metavar="DIR")
+    parser.add_argument("--write", action="append", default=[], metavar="DIR")
+    parser.add_argument(
+        "--allow-unsandboxed",
+        action="store_true",
+        help="if the kernel has no Landlock, run COMMAND anyway (with a warning)",
+    )
+    if "--" not in argv:
+        parser.error("missing '--' before COMMAND")
+    split = list(argv).index("--")
+    options, command = parser.parse_args(argv[:split]), list(argv[split + 1 :])
+    if not command:
+        parser.error("missing COMMAND after '--'")
+    return options, command
+
+
+def _say(message: str) -> None:
+    print(f"{_PROG}: {message}", file=sys.stderr, flush=True)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    options, command = _parse(sys.argv[1:] if argv is None else argv)
+    executable = shutil.which(command[0])
+    if executable is None:
+        _say(f"command not found: {command[0]}")
+        return EXIT_NOT_FOUND
+    executable = os.path.abspath(executable)
+
+    try:
+        abi = landlock_abi()
+    except OSError as exc:
+        _say(f"cannot probe Landlock, not running {command[0]}: {exc}")
+        return EXIT_SANDBOX_FAILURE
+    if abi == 0:
+        if not options.allow_unsandboxed:
+            _say(
+                "refusing to run unsandboxed: kernel has no Landlock. Fix: boot Linux >= 5.13 "
+                "with CONFIG_SECURITY_LANDLOCK=y and 'landlock' in lsm=, or pass "
+                "--allow-unsandboxed to accept the risk"
+            )
+            return EXIT_SANDBOX_FAILURE
+        _say(f"WARNING: kernel has no Landlock; running {command[0]} UNSANDBOXED")
+    else:
+        read_paths = [*SYSTEM_READ_PATHS, *runtime_read_paths(executable), *options.read]
+        try:
+            applied = restrict_self(read_paths, [*SYSTEM_WRITE_PATHS, *options.write])
+        except SandboxError as exc:
+            _say(f"sandbox not applied, not running {command[0]}: {exc}")
+            return EXIT_SANDBOX_FAILURE
+        requested = set(options.read) | set(options.write)
+        missing = [p for p in applied.skipped if p in requested]
+        if missing:
+            _say(f"skipped paths that do not exist: {', '.join(missing)}")
+
+    try:
+        # The path we resolved (and granted), not a fresh PATH lookup; argv[0] as given.
+        os.execv(executable, command)  # noqa: S606 - exec without a shell is the point
+    except FileNotFoundError as exc:
+        _say(f"cannot execute {command[0]}: {exc.strerror}")
+        return EXIT_NOT_FOUND
+    except OSError as exc:
+        _say(f"cannot execute {command[0]} inside the sandbox: {exc.strerror}")
+        return EXIT_SANDBOX_FAILURE
+
+
+if __name__ == "__main__":
+    sys.exit(main())
