@@ -123,6 +123,8 @@ async def run_daemon(
             server.register("astrid.status", _status_handler(server, paths, runtime))
             server.on_shutdown.append(runtime.aclose)
         tg.start_soon(relay.pump)
+        if runtime is not None and hasattr(runtime, "run_background"):
+            tg.start_soon(runtime.run_background)  # MCP servers live in the daemon's task group
         for companion in companions:
             tg.start_soon(_run_companion, companion, paths, server)
         try:

@@ -46,7 +46,9 @@ from astrid_core import (
 )
 from astrid_core.storage import Storage, open_storage
 from astrid_crypto import KeyPair
+from astrid_mcp import McpServerConfig
 
+from ._mcp_bridge import McpBridge, McpToolAdapter, ProviderSampler
 from .agent import AgentLoop
 from .config import LoadedConfig, load_config
 from .events import AgentEvent, SessionSaved, TurnComplete
@@ -91,6 +93,23 @@ class AgentRuntime:
         self.sessions = SessionStore(storage)
         self.frontend: Frontend | None = None
         self._live: dict[str, _Live] = {}
+        self.mcp = McpBridge(
+            _server_configs(self.config.servers),
+            storage=storage,
+            audit=audit,
+            home=home,
+            frontend=lambda: self.frontend,
+            interceptor=self._interceptor_of,
+            sampler=ProviderSampler(provider, self.config.model.model),
+        )
+
+    def _interceptor_of(self, session_id: SessionId) -> SecurityInterceptor | None:
+        live = self._live.get(str(session_id))
+        return live.interceptor if live is not None else None
+
+    async def run_background(self) -> None:
+        """Long-lived work of the runtime (MCP servers); run it in the host's task group."""
+        await self.mcp.run()
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -136,10 +155,15 @@ class AgentRuntime:
             running_turns=running,
             storage_url=self.storage.url,
             runtime_key_id=self.key.key_id,
-            sandbox="bash: process-group kill + scrubbed env; Landlock confinement not yet wired",
+            sandbox=f"MCP servers: {self.mcp.manager.sandbox_report()}; bash: process-group"
+            " kill + scrubbed env (Landlock for bash not yet wired)",
             servers=await self.list_servers(),
             deferred_approvals=len(await self.deferred.pending()),
-            warnings=["MCP servers are not started by this build"] if self.config.servers else [],
+            warnings=[
+                f"MCP server {s['name']} is {s['state']}: {s['last_error']}"
+                for s in self.mcp.status()
+                if s["state"] == "failed"
+            ],
         )
 
     # ------------------------------------------------------------------ sessions
@@ -289,6 +313,7 @@ class AgentRuntime:
             raise ConfigError(f"session {session_id} has ended", hint="create a new session")
         live.session.state = "running"
         final: AgentEvent | None = None
+        await self.mcp.install(live.loop.tools)
         try:
             async for event in live.loop.run(text):
                 if isinstance(event, TurnComplete):
@@ -380,36 +405,42 @@ class AgentRuntime:
         }
 
     async def list_servers(self) -> list[JsonObject]:
-        return [
-            {
-                "name": s.name,
-                "trusted": s.trusted,
-                "state": "not started",
-                "note": "the MCP client is not wired into this build yet",
-            }
-            for s in self.config.servers
-        ]
+        return self.mcp.status()
 
     async def start_server(self, name: str) -> JsonObject:
-        raise ConfigError(
-            f"cannot start MCP server {name!r}: the MCP client is not wired into this build yet"
-        )
+        await self.mcp.manager.start(name)
+        return next(s for s in self.mcp.status() if s["name"] == name)
 
     async def stop_server(self, name: str) -> JsonObject:
-        raise ConfigError(
-            f"cannot stop MCP server {name!r}: the MCP client is not wired into this build yet"
-        )
+        await self.mcp.manager.stop(name)
+        return next(s for s in self.mcp.status() if s["name"] == name)
 
     async def list_tools(self, session_id: SessionId | None = None) -> list[JsonObject]:
+        registry = default_tools()
+        await self.mcp.install(registry)
         return [
             {
                 "name": t.name,
                 "description": t.description,
                 "input_schema": t.input_schema,
-                "source": "builtin",
+                "source": f"mcp:{t.server}" if isinstance(t, McpToolAdapter) else "builtin",
             }
-            for t in default_tools()
+            for t in registry
         ]
+
+
+def _server_configs(servers: list[Any]) -> list[McpServerConfig]:
+    configs: list[McpServerConfig] = []
+    for server in servers:
+        raw = {k: v for k, v in server.model_dump().items() if v is not None}
+        try:
+            configs.append(McpServerConfig.model_validate(raw))
+        except ValueError as exc:
+            raise ConfigError(
+                f"[[servers]] entry {raw.get('name')!r} is invalid: {exc}",
+                hint="fix the server entry in astrid.toml (astrid config validate shows where)",
+            ) from exc
+    return configs
 
 
 def _provider_from(loaded: LoadedConfig, home: Path) -> LlmProvider:

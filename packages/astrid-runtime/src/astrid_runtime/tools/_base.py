@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Protocol
+from typing import Any, Protocol
 
 from astrid_core import BadInputError, JsonObject, SensitiveAction, SessionId
 
@@ -64,9 +64,10 @@ def resolve_path(raw: str, ctx: ToolContext) -> str:
 
 
 class Tool(Protocol):
-    name: ClassVar[str]
-    description: ClassVar[str]
-    input_schema: ClassVar[dict[str, Any]]
+    # Built-in tools set these on the class, MCP adapters per instance.
+    name: str
+    description: str
+    input_schema: dict[str, Any]
 
     def action(self, args: JsonObject, ctx: ToolContext) -> SensitiveAction: ...
 
@@ -82,6 +83,9 @@ class ToolRegistry:
 
     def add(self, tool: Tool) -> None:
         self._tools[tool.name] = tool
+
+    def remove(self, name: str) -> None:
+        self._tools.pop(name, None)
 
     def __iter__(self):  # type: ignore[no-untyped-def]
         return iter(self._tools.values())

@@ -12,7 +12,7 @@ import contextlib
 import os
 import signal
 import subprocess
-from typing import Any, ClassVar
+from typing import Any
 
 import anyio
 
@@ -53,12 +53,12 @@ def scrubbed_env(allow: tuple[str, ...] = ()) -> dict[str, str]:
 
 
 class Bash:
-    name: ClassVar[str] = "bash"
-    description: ClassVar[str] = (
+    name: str = "bash"
+    description: str = (
         "Run a shell command in the working directory (cd persists). Timeout 120 s by "
         "default, 600 s max; the environment holds no secrets."
     )
-    input_schema: ClassVar[dict[str, Any]] = {
+    input_schema: dict[str, Any] = {
         "type": "object",
         "properties": {
             "command": {"type": "string"},

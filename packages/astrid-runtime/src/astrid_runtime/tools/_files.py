@@ -6,7 +6,7 @@ import os
 import re
 import tempfile
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import anyio.to_thread
 import pathspec
@@ -37,11 +37,11 @@ def _is_binary(head: bytes) -> bool:
 
 
 class ReadFile:
-    name: ClassVar[str] = "read_file"
-    description: ClassVar[str] = (
+    name: str = "read_file"
+    description: str = (
         "Read a text file with line numbers (offset/limit for large files)."
     )
-    input_schema: ClassVar[dict[str, Any]] = {
+    input_schema: dict[str, Any] = {
         "type": "object",
         "properties": {
             "path": _PATH,
@@ -106,9 +106,9 @@ def _unlink_file(path: str) -> None:
 
 
 class WriteFile:
-    name: ClassVar[str] = "write_file"
-    description: ClassVar[str] = "Create or replace a text file (atomic)."
-    input_schema: ClassVar[dict[str, Any]] = {
+    name: str = "write_file"
+    description: str = "Create or replace a text file (atomic)."
+    input_schema: dict[str, Any] = {
         "type": "object",
         "properties": {"path": _PATH, "content": {"type": "string"}},
         "required": ["path", "content"],
@@ -127,11 +127,11 @@ class WriteFile:
 
 
 class EditFile:
-    name: ClassVar[str] = "edit_file"
-    description: ClassVar[str] = (
+    name: str = "edit_file"
+    description: str = (
         "Replace an exact string in a file; it must be unique unless replace_all is true."
     )
-    input_schema: ClassVar[dict[str, Any]] = {
+    input_schema: dict[str, Any] = {
         "type": "object",
         "properties": {
             "path": _PATH,
@@ -167,9 +167,9 @@ class EditFile:
 
 
 class DeleteFile:
-    name: ClassVar[str] = "delete_file"
-    description: ClassVar[str] = "Delete a file."
-    input_schema: ClassVar[dict[str, Any]] = {
+    name: str = "delete_file"
+    description: str = "Delete a file."
+    input_schema: dict[str, Any] = {
         "type": "object",
         "properties": {"path": _PATH},
         "required": ["path"],
@@ -185,9 +185,9 @@ class DeleteFile:
 
 
 class ListDirectory:
-    name: ClassVar[str] = "list_directory"
-    description: ClassVar[str] = "List a directory's entries."
-    input_schema: ClassVar[dict[str, Any]] = {"type": "object", "properties": {"path": _PATH}}
+    name: str = "list_directory"
+    description: str = "List a directory's entries."
+    input_schema: dict[str, Any] = {"type": "object", "properties": {"path": _PATH}}
 
     def action(self, args: JsonObject, ctx: ToolContext) -> SensitiveAction:
         return DirectoryList(path=resolve_path(str(args.get("path") or "."), ctx))
@@ -227,11 +227,11 @@ def _walk(root: str) -> list[str]:
 
 
 class Glob:
-    name: ClassVar[str] = "glob"
-    description: ClassVar[str] = (
+    name: str = "glob"
+    description: str = (
         "Find files by glob pattern (respects .gitignore), e.g. 'src/**/*.py'."
     )
-    input_schema: ClassVar[dict[str, Any]] = {
+    input_schema: dict[str, Any] = {
         "type": "object",
         "properties": {"pattern": {"type": "string"}, "path": _PATH},
         "required": ["pattern"],
@@ -251,11 +251,11 @@ class Glob:
 
 
 class Grep:
-    name: ClassVar[str] = "grep"
-    description: ClassVar[str] = (
+    name: str = "grep"
+    description: str = (
         "Search file contents with a regular expression (respects .gitignore)."
     )
-    input_schema: ClassVar[dict[str, Any]] = {
+    input_schema: dict[str, Any] = {
         "type": "object",
         "properties": {"pattern": {"type": "string"}, "path": _PATH},
         "required": ["pattern"],

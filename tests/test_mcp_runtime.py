@@ -1,0 +1,130 @@
+"""MCP servers inside the runtime: the real interceptor decides, the real server answers.
+
+The agent (a scripted model) calls a tool of an SDK-written MCP server that runs under the
+Landlock launcher. The call is approved by a person at the frontend, audited, and executed
+exactly once; a denied call never runs; sampling by the server is an LLM call of the session
+whose tool call is in flight.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+
+from astrid_audit import OutcomeKind
+from astrid_core import ApprovalDecision, ApprovalOption, ApprovalRequest, McpToolCall
+from astrid_runtime.config import load_config
+from astrid_runtime.llm import ScriptedProvider, ScriptedTurn
+from astrid_runtime.runtime import AgentRuntime
+
+pytestmark = pytest.mark.anyio
+
+LAB = Path(__file__).resolve().parents[1] / "packages/astrid-mcp/tests/servers/lab_server.py"
+
+
+@dataclass
+class Person:
+    answers: list[ApprovalOption] = field(default_factory=list[ApprovalOption])
+    asked: list[ApprovalRequest] = field(default_factory=list[ApprovalRequest])
+
+    async def request_approval(self, request: ApprovalRequest) -> ApprovalDecision:
+        self.asked.append(request)
+        return ApprovalDecision(request_id=request.request_id, option=self.answers.pop(0))
+
+    async def elicit(self, request: Any) -> Any: ...
+    async def elicit_url(self, request: Any) -> None: ...
+    def show_status(self, message: str) -> None: ...
+    def show_error(self, message: str) -> None: ...
+    async def receive_input(self) -> Any: ...
+
+
+async def turn(runtime: AgentRuntime, session: Any, text: str) -> list[dict[str, Any]]:
+    return [json.loads(e.model_dump_json()) async for e in runtime.run_turn(session, text)]
+
+
+async def test_mcp_tool_call_is_approved_audited_and_sandboxed(tmp_path: Path) -> None:
+    home, workspace, state = tmp_path / "home", tmp_path / "ws", tmp_path / "state"
+    for directory in (home, workspace, state):
+        directory.mkdir()
+    config = f"""
+[workspace]
+mode = "safe"
+
+[[servers]]
+name = "lab"
+command = {json.dumps(sys.executable)}
+args = [{json.dumps(str(LAB))}]
+env = {{ LAB_STATE = {json.dumps(str(state))} }}
+"""
+    (home / "config.toml").write_text(config)
+    script = [
+        ScriptedTurn("Echoing.", (("mcp__lab__echo", {"text": "through astrid"}),)),
+        ScriptedTurn("Done.", ()),
+        ScriptedTurn("Asking the server.", (("mcp__lab__ask_llm", {"question": "2+2?"}),)),
+        ScriptedTurn("four", ()),  # the sampling request the server makes during the call
+        ScriptedTurn("It said four.", ()),
+        ScriptedTurn("Writing a marker.", (("mcp__lab__write_marker", {"name": "m"}),)),
+        ScriptedTurn("Refused.", ()),
+    ]
+    runtime = await AgentRuntime.open(
+        home, config=load_config(home, env={}), provider=ScriptedProvider(script)
+    )
+    person = Person([ApprovalOption.ALLOW_ONCE, ApprovalOption.ALLOW_ONCE, ApprovalOption.DENY])
+    runtime.set_frontend(person)  # type: ignore[arg-type]
+    try:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(runtime.run_background)
+            with anyio.fail_after(30):
+                await runtime.mcp.running.wait()
+            [server] = await runtime.list_servers()
+            assert server["state"] == "running", server
+            assert server["sandboxed"] is True
+            tools = {t["name"]: t for t in await runtime.list_tools()}
+            assert tools["mcp__lab__echo"]["source"] == "mcp:lab"
+            assert "untrusted" in tools["mcp__lab__echo"]["description"]
+
+            info = await runtime.create_session(str(workspace))
+            events = [
+                json.loads(e.model_dump_json())
+                async for e in runtime.run_turn(info.session_id, "echo")
+            ]
+            results = [e for e in events if e["type"] == "tool_call_result"]
+            assert results[0]["ok"] is True
+            assert results[0]["output"] == "through astrid"
+            assert person.asked[0].action == McpToolCall(
+                server="lab", tool="echo", args={"text": "through astrid"}
+            )
+
+            events = [
+                json.loads(e.model_dump_json())
+                async for e in runtime.run_turn(info.session_id, "ask")
+            ]
+            results = [e for e in events if e["type"] == "tool_call_result"]
+            assert results[0]["output"] == "four"
+
+            events = [
+                json.loads(e.model_dump_json())
+                async for e in runtime.run_turn(info.session_id, "mark")
+            ]
+            results = [e for e in events if e["type"] == "tool_call_result"]
+            assert results[0]["denied"] is True
+            assert not (state / "m").exists()
+            tg.cancel_scope.cancel()
+
+        entries = await runtime.audit.entries(session_id=info.session_id)
+        kinds = [e.outcome.kind for e in entries]
+        assert kinds.count(OutcomeKind.APPROVAL_GRANTED) == 2
+        assert OutcomeKind.APPROVAL_DENIED in kinds
+        llm_for_sampling = [
+            e for e in entries if e.action is not None and "sampling" in json.dumps(e.action)
+        ]
+        assert llm_for_sampling, "the server's sampling request was not authorized by the session"
+        assert (await runtime.audit_verify())["ok"] is True
+    finally:
+        await runtime.aclose()
