@@ -18,7 +18,13 @@ import anyio
 import pytest
 
 from astrid_audit import OutcomeKind
-from astrid_core import ApprovalDecision, ApprovalOption, ApprovalRequest, McpToolCall
+from astrid_core import (
+    ApprovalDecision,
+    ApprovalOption,
+    ApprovalRequest,
+    McpToolCall,
+    SessionId,
+)
 from astrid_runtime.config import load_config
 from astrid_runtime.llm import ScriptedProvider, ScriptedTurn
 from astrid_runtime.runtime import AgentRuntime
@@ -46,6 +52,37 @@ class Person:
 
 async def turn(runtime: AgentRuntime, session: Any, text: str) -> list[dict[str, Any]]:
     return [json.loads(e.model_dump_json()) async for e in runtime.run_turn(session, text)]
+
+
+async def _exercise(
+    runtime: AgentRuntime, person: Person, workspace: Path, state: Path
+) -> SessionId:
+    with anyio.fail_after(30):
+        await runtime.mcp.running.wait()
+    [server] = await runtime.list_servers()
+    assert server["state"] == "running", server
+    assert server["sandboxed"] is True
+    tools = {t["name"]: t for t in await runtime.list_tools()}
+    assert tools["mcp__lab__echo"]["source"] == "mcp:lab"
+    assert "untrusted" in tools["mcp__lab__echo"]["description"]
+
+    info = await runtime.create_session(str(workspace))
+    [result] = _results(await turn(runtime, info.session_id, "echo"))
+    assert result["ok"] is True
+    assert result["output"] == "through astrid"
+    assert person.asked[0].action == McpToolCall(
+        server="lab", tool="echo", args={"text": "through astrid"}
+    )
+    [result] = _results(await turn(runtime, info.session_id, "ask"))
+    assert result["output"] == "four"
+    [result] = _results(await turn(runtime, info.session_id, "mark"))
+    assert result["denied"] is True
+    assert not (state / "m").exists()
+    return info.session_id
+
+
+def _results(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [e for e in events if e["type"] == "tool_call_result"]
 
 
 async def test_mcp_tool_call_is_approved_audited_and_sandboxed(tmp_path: Path) -> None:
@@ -78,46 +115,13 @@ env = {{ LAB_STATE = {json.dumps(str(state))} }}
     person = Person([ApprovalOption.ALLOW_ONCE, ApprovalOption.ALLOW_ONCE, ApprovalOption.DENY])
     runtime.set_frontend(person)  # type: ignore[arg-type]
     try:
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(runtime.run_background)
-            with anyio.fail_after(30):
-                await runtime.mcp.running.wait()
-            [server] = await runtime.list_servers()
-            assert server["state"] == "running", server
-            assert server["sandboxed"] is True
-            tools = {t["name"]: t for t in await runtime.list_tools()}
-            assert tools["mcp__lab__echo"]["source"] == "mcp:lab"
-            assert "untrusted" in tools["mcp__lab__echo"]["description"]
-
-            info = await runtime.create_session(str(workspace))
-            events = [
-                json.loads(e.model_dump_json())
-                async for e in runtime.run_turn(info.session_id, "echo")
-            ]
-            results = [e for e in events if e["type"] == "tool_call_result"]
-            assert results[0]["ok"] is True
-            assert results[0]["output"] == "through astrid"
-            assert person.asked[0].action == McpToolCall(
-                server="lab", tool="echo", args={"text": "through astrid"}
-            )
-
-            events = [
-                json.loads(e.model_dump_json())
-                async for e in runtime.run_turn(info.session_id, "ask")
-            ]
-            results = [e for e in events if e["type"] == "tool_call_result"]
-            assert results[0]["output"] == "four"
-
-            events = [
-                json.loads(e.model_dump_json())
-                async for e in runtime.run_turn(info.session_id, "mark")
-            ]
-            results = [e for e in events if e["type"] == "tool_call_result"]
-            assert results[0]["denied"] is True
-            assert not (state / "m").exists()
-            tg.cancel_scope.cancel()
-
-        entries = await runtime.audit.entries(session_id=info.session_id)
+        # Bounded: a shutdown that hangs must fail this test, not stall CI.
+        with anyio.fail_after(120):
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(runtime.run_background)
+                session = await _exercise(runtime, person, workspace, state)
+                tg.cancel_scope.cancel()
+        entries = await runtime.audit.entries(session_id=session)
         kinds = [e.outcome.kind for e in entries]
         assert kinds.count(OutcomeKind.APPROVAL_GRANTED) == 2
         assert OutcomeKind.APPROVAL_DENIED in kinds
@@ -128,3 +132,42 @@ env = {{ LAB_STATE = {json.dumps(str(state))} }}
         assert (await runtime.audit_verify())["ok"] is True
     finally:
         await runtime.aclose()
+
+
+def test_cli_servers_commands(tmp_path: Path) -> None:
+    from .test_e2e_daemon import astrid, start_daemon, stop
+
+    home, state = tmp_path / "home", tmp_path / "state"
+    home.mkdir()
+    state.mkdir()
+    (home / "config.toml").write_text(
+        f"""
+[[servers]]
+name = "lab"
+command = {json.dumps(sys.executable)}
+args = [{json.dumps(str(LAB))}]
+env = {{ LAB_STATE = {json.dumps(str(state))} }}
+
+[[servers]]
+name = "ghost"
+command = "no-such-mcp-server"
+"""
+    )
+    daemon = start_daemon(home)
+    try:
+        listed = astrid(home, "servers", "list")
+        assert listed.returncode == 0, listed.stderr
+        assert "lab                  running   tools=13   sandboxed" in listed.stdout
+        assert "ghost                failed" in listed.stdout
+        assert "executable not found: 'no-such-mcp-server'" in listed.stdout
+        tools = astrid(home, "servers", "tools")
+        assert "mcp__lab__echo" in tools.stdout
+        stopped = astrid(home, "servers", "stop", "lab")
+        assert "lab                  stopped" in stopped.stdout
+        started = astrid(home, "servers", "start", "lab")
+        assert "running" in started.stdout
+        unknown = astrid(home, "servers", "start", "nope")
+        assert unknown.returncode != 0
+        assert "no MCP server named 'nope'" in unknown.stderr
+    finally:
+        stop(daemon)

@@ -81,6 +81,11 @@ class ServerName(_Params):
     name: str = Field(min_length=1, max_length=200)
 
 
+class ToolRef(_Params):
+    server: str = Field(min_length=1, max_length=200)
+    tool: str = Field(min_length=1, max_length=200)
+
+
 class ListTools(_Params):
     session_id: SessionId | None = None
 
@@ -267,6 +272,10 @@ def bind_runtime(
     @method("astrid.stopServer", ServerName)
     async def _stop(conn: Connection, p: ServerName) -> Any:
         return await runtime.stop_server(p.name)
+
+    @method("astrid.approveTool", ToolRef)
+    async def _approve_tool(conn: Connection, p: ToolRef) -> Any:
+        return await runtime.approve_tool(p.server, p.tool)
 
     @method("astrid.listTools", ListTools)
     async def _tools(conn: Connection, p: ListTools) -> Any:

@@ -67,7 +67,8 @@ def tool_result(
             f"\n[output truncated: {len(data)} bytes, showing the first {max_bytes}]"
         )
     structured = result.structured_content
-    if structured is not None and json_digest(structured)[1] > max_bytes:
+    # Structured content is part of the raw result: only a large result can hold a large one.
+    if structured is not None and size > max_bytes and json_digest(structured)[1] > max_bytes:
         structured, truncated = None, True
     return McpToolResult(
         server=server,

@@ -208,6 +208,11 @@ class McpBridge:
             self.running.set()
             await anyio.sleep_forever()
 
+    async def settled(self, timeout: float = 10.0) -> None:
+        """Wait (bounded) until the configured servers have started or failed."""
+        with anyio.move_on_after(timeout):
+            await self.running.wait()
+
     # -- guard plumbing ------------------------------------------------------------------------
 
     def take_grant(self, action: McpToolCall) -> bool:

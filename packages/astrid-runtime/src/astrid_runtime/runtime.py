@@ -405,11 +405,17 @@ class AgentRuntime:
         }
 
     async def list_servers(self) -> list[JsonObject]:
+        await self.mcp.settled()
         return self.mcp.status()
 
     async def start_server(self, name: str) -> JsonObject:
         await self.mcp.manager.start(name)
         return next(s for s in self.mcp.status() if s["name"] == name)
+
+    async def approve_tool(self, server: str, tool: str) -> JsonObject:
+        """Re-pin a tool that changed since it was approved (audited by the client)."""
+        approved = await self.mcp.manager.client(server).approve_tool(tool)
+        return {"server": server, "tool": tool, "fingerprint": approved.fingerprint}
 
     async def stop_server(self, name: str) -> JsonObject:
         await self.mcp.manager.stop(name)
@@ -417,6 +423,7 @@ class AgentRuntime:
 
     async def list_tools(self, session_id: SessionId | None = None) -> list[JsonObject]:
         registry = default_tools()
+        await self.mcp.settled()
         await self.mcp.install(registry)
         return [
             {

@@ -38,9 +38,7 @@ def _is_binary(head: bytes) -> bool:
 
 class ReadFile:
     name: str = "read_file"
-    description: str = (
-        "Read a text file with line numbers (offset/limit for large files)."
-    )
+    description: str = "Read a text file with line numbers (offset/limit for large files)."
     input_schema: dict[str, Any] = {
         "type": "object",
         "properties": {
@@ -228,9 +226,7 @@ def _walk(root: str) -> list[str]:
 
 class Glob:
     name: str = "glob"
-    description: str = (
-        "Find files by glob pattern (respects .gitignore), e.g. 'src/**/*.py'."
-    )
+    description: str = "Find files by glob pattern (respects .gitignore), e.g. 'src/**/*.py'."
     input_schema: dict[str, Any] = {
         "type": "object",
         "properties": {"pattern": {"type": "string"}, "path": _PATH},
@@ -252,9 +248,7 @@ class Glob:
 
 class Grep:
     name: str = "grep"
-    description: str = (
-        "Search file contents with a regular expression (respects .gitignore)."
-    )
+    description: str = "Search file contents with a regular expression (respects .gitignore)."
     input_schema: dict[str, Any] = {
         "type": "object",
         "properties": {"pattern": {"type": "string"}, "path": _PATH},
