@@ -157,6 +157,7 @@ async def astrid_client(
             "args": [str(LAB_SERVER)],
             "env": {"LAB_STATE": state},
             "sandbox": {"enabled": sandboxed, "read_paths": [state]},
+            "trusted": True,  # only a trusted server may run unsandboxed
         }
     )
     client = await stack.enter_async_context(SecureMcpClient(config, guard=guard))

@@ -97,6 +97,7 @@ def lab_config(state: Path, name: str = "lab", **overrides: Any) -> McpServerCon
         "args": [str(LAB)],
         "env": {"LAB_STATE": str(state)},
         "sandbox": {"enabled": False},
+        "trusted": True,
         "startup_timeout_s": 20,
     }
     fields.update(overrides)
@@ -109,6 +110,7 @@ def broken_config(mode: str, **overrides: Any) -> McpServerConfig:
         "command": sys.executable,
         "args": [str(BROKEN), mode],
         "sandbox": {"enabled": False},
+        "trusted": True,
         "startup_timeout_s": 3,
     }
     fields.update(overrides)

@@ -173,8 +173,14 @@ async def test_roots_are_ours_and_can_change(tmp_path: Path) -> None:
         assert (await client.call_tool("my_roots", {})).text == second.as_uri()
 
 
-async def test_resources_and_prompts_are_listed(tmp_path: Path) -> None:
+async def test_listings_are_cached_until_the_server_says_they_changed(tmp_path: Path) -> None:
     async with SecureMcpClient(lab_config(tmp_path), guard=RuleGuard()) as client:
         assert await client.list_resources() == []
         assert await client.list_prompts() == []
+        await client.call_tool("grow_prompts", {})
+        with anyio.fail_after(5):
+            while [p.name for p in await client.list_prompts()] != ["greet"]:
+                await anyio.sleep(0.05)
+        prompt = await client.get_prompt("greet", {"name": "Ada"})
+        assert "Ada" in str(prompt.messages[0].content)
         await client.ping()

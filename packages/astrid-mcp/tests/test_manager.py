@@ -119,3 +119,40 @@ async def test_duplicate_and_unknown_names(tmp_path: Path) -> None:
     async with McpServerManager([lab_config(tmp_path)], guard=RuleGuard()) as manager:
         with pytest.raises(AstridError, match="no MCP server named 'nope'"):
             await manager.start("nope")
+
+
+_CANCEL_DURING_START = """
+import sys, anyio
+sys.path.insert(0, {tests!r})
+from conftest import RuleGuard, lab_config
+from pathlib import Path
+from astrid_mcp import McpServerManager
+
+async def main(delay):
+    async with anyio.create_task_group() as tg:
+        async def run():
+            async with McpServerManager([lab_config(Path({state!r}))], guard=RuleGuard()) as m:
+                await m.start_all()
+                await anyio.sleep_forever()
+        tg.start_soon(run)
+        await anyio.sleep(delay)
+        tg.cancel_scope.cancel()
+
+for delay in (0.05, 0.3, 0.8, 1.5, 3.0):
+    anyio.run(main, delay)
+print("clean")
+"""
+
+
+def test_cancelling_while_servers_start_does_not_hang(tmp_path: Path) -> None:
+    # Regression: unwinding a connection while a CancelledError was in flight linked that error
+    # to itself, and anyio spun forever at 100% CPU (a daemon that never exited).
+    import subprocess
+    import sys
+
+    script = _CANCEL_DURING_START.format(tests=str(Path(__file__).parent), state=str(tmp_path))
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == "clean"

@@ -79,6 +79,7 @@ def test_hash_is_checked_on_the_file_that_will_run(tmp_path: Path) -> None:
             "command": str(script),
             "blake3": hash_file(script).hex,
             "sandbox": {"enabled": False},
+            "trusted": True,
         }
     )
     assert plan_launch(config).argv == [str(script)]
@@ -98,6 +99,11 @@ def test_hash_is_checked_on_the_file_that_will_run(tmp_path: Path) -> None:
         ({"name": "x", "command": "y", "blake3": "abc"}, "64 lowercase hex"),
         ({"name": "x", "command": "y", "env": {"BAD-NAME": "1"}}, "environment variable"),
         ({"name": "x", "command": "y", "bogus": 1}, "bogus"),
+        ({"name": "x", "command": "y", "sandbox": False}, "not trusted, so it must run sandboxed"),
+        (
+            {"name": "x", "command": "y", "sandbox": {"allow_unsandboxed": True}},
+            "must run sandboxed",
+        ),
     ],
 )
 def test_bad_config_is_explained(fields: dict[str, object], message: str) -> None:

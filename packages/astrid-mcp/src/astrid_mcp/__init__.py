@@ -3,23 +3,69 @@
 Server lifecycle (``McpServerManager``), one guarded connection per server
 (``SecureMcpClient``), tool pinning against rug pulls, and a Landlock launcher that sandboxes
 native servers. Protocol work is done by the official ``mcp`` SDK.
+
+Names are loaded on first use (PEP 562): ``astrid_mcp.sandbox`` and the config models must not
+cost an import of the mcp SDK (~2 s) to callers that only need them.
 """
 
-from ._content import McpToolResult
-from ._errors import (
-    ExecutableHashMismatch,
-    McpServerError,
-    ServerStartError,
-    ServerUnavailable,
-    ToolChanged,
-    ToolNotFound,
-)
-from ._launch import ENV_ALLOW_LIST, scrubbed_environment
-from ._server_requests import Sampler, check_elicitation_url
-from .client import McpTool, SecureMcpClient
-from .config import HttpTransport, McpServerConfig, RestartPolicy, SandboxConfig, StdioTransport
-from .manager import McpServerManager, ServerState, ServerStatus
-from .pinning import PinReport, ToolPins, tool_fingerprint
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ._content import McpToolResult
+    from ._errors import (
+        ExecutableHashMismatch,
+        McpServerError,
+        ServerStartError,
+        ServerUnavailable,
+        ToolChanged,
+        ToolNotFound,
+    )
+    from ._launch import ENV_ALLOW_LIST, scrubbed_environment
+    from ._server_requests import Sampler, check_elicitation_url
+    from .client import McpTool, SecureMcpClient
+    from .config import HttpTransport, McpServerConfig, RestartPolicy, SandboxConfig, StdioTransport
+    from .manager import McpServerManager, ServerState, ServerStatus
+    from .pinning import PinReport, ToolPins, tool_fingerprint
+
+_LAZY = {
+    "ENV_ALLOW_LIST": "._launch",
+    "ExecutableHashMismatch": "._errors",
+    "HttpTransport": ".config",
+    "McpServerConfig": ".config",
+    "McpServerError": "._errors",
+    "McpServerManager": ".manager",
+    "McpTool": ".client",
+    "McpToolResult": "._content",
+    "PinReport": ".pinning",
+    "RestartPolicy": ".config",
+    "Sampler": "._server_requests",
+    "SandboxConfig": ".config",
+    "SecureMcpClient": ".client",
+    "ServerStartError": "._errors",
+    "ServerState": ".manager",
+    "ServerStatus": ".manager",
+    "ServerUnavailable": "._errors",
+    "StdioTransport": ".config",
+    "ToolChanged": "._errors",
+    "ToolNotFound": "._errors",
+    "ToolPins": ".pinning",
+    "check_elicitation_url": "._server_requests",
+    "scrubbed_environment": "._launch",
+    "tool_fingerprint": ".pinning",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "ENV_ALLOW_LIST",

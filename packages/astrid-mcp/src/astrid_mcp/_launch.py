@@ -66,9 +66,13 @@ def verify_executable(name: str, executable: Path, expected: str | None) -> None
 def _readable_roots(executable: Path, transport: StdioTransport) -> list[str]:
     """Directories a sandboxed server needs to read to run at all: its code and its packages."""
     roots: set[Path] = {executable.parent, executable.resolve().parent}
+    base = Path(transport.cwd) if transport.cwd else Path.cwd()
     for arg in transport.args:
-        candidate = Path(arg)
-        if candidate.is_absolute() and candidate.exists():
+        if arg.startswith("-"):
+            continue
+        # A script given relative to the working directory is code the server must read too.
+        candidate = (base / arg).resolve()
+        if candidate.exists() and candidate != Path("/"):
             roots.add(candidate if candidate.is_dir() else candidate.parent)
     for root in list(roots):
         # A node or Python package imports its siblings: allow the whole node_modules /

@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import contextlib
 import tempfile
+import time
 import warnings
 from collections.abc import AsyncIterable, AsyncIterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from types import TracebackType
 from typing import Any, Self, TextIO
 
 import anyio
@@ -56,6 +58,7 @@ __all__ = ["SecureMcpClient", "McpTool", "CLIENT_INFO"]
 
 CLIENT_INFO = types.Implementation(name="astrid", version="0.1.0")
 _STDERR_TAIL_BYTES = 2000
+_START_MARKER = "--- astrid: server started "
 # Process groups of live servers in this process: two servers started with the same argv
 # must not both claim the same group.
 _CLAIMED_GROUPS: set[int] = set()
@@ -113,6 +116,8 @@ class SecureMcpClient:
         self._task_group: TaskGroup | None = None
         self._tools: dict[str, McpTool] = {}
         self._tools_stale = True
+        # Resource, template and prompt listings, dropped on the matching list_changed.
+        self._listings: dict[str, list[Any]] = {}
         self._refresh_lock = anyio.Lock()
         self._stderr: TextIO | None = None
         self._stderr_path: Path | None = None
@@ -127,6 +132,7 @@ class SecureMcpClient:
     async def __aenter__(self) -> Self:
         stack = contextlib.AsyncExitStack()
         await stack.__aenter__()
+        failure: BaseException | None = None
         try:
             read, write = await self._open_transport(stack)
             self._task_group = await stack.enter_async_context(anyio.create_task_group())
@@ -148,24 +154,52 @@ class SecureMcpClient:
             with anyio.fail_after(self.config.startup_timeout_s):
                 self.initialize_result = await session.initialize()
         except BaseException as exc:
-            await stack.aclose()
-            self._close_stderr()
-            raise self._start_error(exc) from exc
+            failure = exc
+        if failure is not None:
+            # Unwound outside the except block on purpose: closing the stack inside it, while
+            # the same CancelledError is being handled, makes contextlib link that exception
+            # to itself (__context__ cycle), and anyio then spins forever walking the chain.
+            try:
+                await stack.aclose()
+            finally:
+                self._close_stderr()
+            error = self._start_error(failure)
+            if error is failure:
+                raise failure
+            raise error from failure
         self._stack = stack
         return self
 
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.aclose()
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        # The exception in flight goes to the stack: closing it as if nothing happened while a
+        # CancelledError propagates makes contextlib link that error to itself (a __context__
+        # cycle), and anyio then spins forever walking the chain.
+        await self._unwind(exc_type, exc, tb)
 
     async def aclose(self) -> None:
+        await self._unwind(None, None, None)
+
+    async def _unwind(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         stack, self._stack = self._stack, None
         self._session = None
-        if stack is not None:
-            # Not shielded here: the stack holds task groups entered outside any new scope,
-            # and anyio requires scopes to unwind in order. The SDK shields its own shutdown.
-            await stack.aclose()
-        self._close_stderr()
-        self.disconnected.set()
+        try:
+            if stack is not None:
+                # Not shielded: the stack holds task groups entered outside any new scope, and
+                # anyio requires scopes to unwind in order. The SDK shields its own shutdown.
+                await stack.__aexit__(exc_type, exc, tb)
+        finally:
+            self._close_stderr()
+            self.disconnected.set()
 
     async def _open_transport(
         self, stack: contextlib.AsyncExitStack
@@ -204,7 +238,11 @@ class SecureMcpClient:
         directory = self._log_dir or Path(tempfile.gettempdir()) / "astrid-mcp-logs"
         directory.mkdir(parents=True, exist_ok=True, mode=0o700)
         self._stderr_path = directory / f"{self.name}.stderr.log"
-        return self._stderr_path.open("a", encoding="utf-8")
+        handle = self._stderr_path.open("a", encoding="utf-8")
+        # Earlier runs stay in the file; the tail we quote starts at this marker.
+        handle.write(f"{_START_MARKER}{time.strftime('%Y-%m-%dT%H:%M:%S')}\n")
+        handle.flush()
+        return handle
 
     def _close_stderr(self) -> None:
         if self._stderr is not None:
@@ -218,7 +256,8 @@ class SecureMcpClient:
             handle.seek(0, 2)
             size = handle.tell()
             handle.seek(max(0, size - _STDERR_TAIL_BYTES))
-            return handle.read().decode(errors="replace").strip()
+            tail = handle.read().decode(errors="replace")
+        return tail.rpartition(_START_MARKER)[2].partition("\n")[2].strip()
 
     def _start_error(self, exc: BaseException) -> BaseException:
         if isinstance(exc, ServerStartError | ToolChanged) or not isinstance(exc, Exception):
@@ -267,7 +306,12 @@ class SecureMcpClient:
         return receive
 
     async def _on_message(self, message: types.ServerNotification | Exception) -> None:
-        if isinstance(message, types.ToolListChangedNotification):
+        if isinstance(message, types.ResourceListChangedNotification):
+            self._listings.pop("resources", None)
+            self._listings.pop("templates", None)
+        elif isinstance(message, types.PromptListChangedNotification):
+            self._listings.pop("prompts", None)
+        elif isinstance(message, types.ToolListChangedNotification):
             self._tools_stale = True
             if self._task_group is not None:
                 # Refresh now, not at the next call: a changed pin must be noticed (and audited)
@@ -439,19 +483,27 @@ class SecureMcpClient:
     # -- resources, prompts, roots ----------------------------------------------------------
 
     async def list_resources(self) -> list[types.Resource]:
-        return (await self._request(self.session.list_resources(), "resources/list")).resources
+        if "resources" not in self._listings:
+            result = await self._request(self.session.list_resources(), "resources/list")
+            self._listings["resources"] = result.resources
+        return list(self._listings["resources"])
 
     async def list_resource_templates(self) -> list[types.ResourceTemplate]:
-        result = await self._request(
-            self.session.list_resource_templates(), "resources/templates/list"
-        )
-        return result.resource_templates
+        if "templates" not in self._listings:
+            result = await self._request(
+                self.session.list_resource_templates(), "resources/templates/list"
+            )
+            self._listings["templates"] = result.resource_templates
+        return list(self._listings["templates"])
 
     async def read_resource(self, uri: str) -> types.ReadResourceResult:
         return await self._request(self.session.read_resource(uri), f"resources/read {uri}")
 
     async def list_prompts(self) -> list[types.Prompt]:
-        return (await self._request(self.session.list_prompts(), "prompts/list")).prompts
+        if "prompts" not in self._listings:
+            result = await self._request(self.session.list_prompts(), "prompts/list")
+            self._listings["prompts"] = result.prompts
+        return list(self._listings["prompts"])
 
     async def get_prompt(
         self, name: str, arguments: dict[str, str] | None = None

@@ -127,6 +127,17 @@ class McpServerConfig(_Strict):
         return flat
 
     @model_validator(mode="after")
+    def _untrusted_stays_sandboxed(self) -> McpServerConfig:
+        # An untrusted server (e.g. one a workspace declared) never runs outside Landlock.
+        unsandboxed = not self.sandbox.enabled or self.sandbox.allow_unsandboxed
+        if isinstance(self.transport, StdioTransport) and not self.trusted and unsandboxed:
+            raise ValueError(
+                f"server {self.name!r} is not trusted, so it must run sandboxed"
+                " (set trusted = true in an admin config to turn the sandbox off)"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _hash_format(self) -> McpServerConfig:
         if self.blake3 is not None and not _BLAKE3.fullmatch(self.blake3):
             raise ValueError(f"server {self.name!r}: blake3 must be 64 lowercase hex characters")

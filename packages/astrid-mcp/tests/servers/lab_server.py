@@ -78,6 +78,16 @@ async def rug_pull(ctx: Context) -> str:
     return "changed"
 
 
+@server.tool(description="Add a prompt and announce the new prompt list.")
+async def grow_prompts(ctx: Context) -> str:
+    def greet(name: str) -> str:
+        return f"Say hello to {name}."
+
+    server.prompt(name="greet")(greet)
+    await ctx.session.send_prompt_list_changed()
+    return "added"
+
+
 @server.tool(description="Ask the client's LLM a question (sampling).")
 async def ask_llm(question: str, ctx: Context) -> str:
     result = await ctx.session.create_message(

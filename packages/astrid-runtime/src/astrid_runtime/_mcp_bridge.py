@@ -213,6 +213,21 @@ class McpBridge:
         with anyio.move_on_after(timeout):
             await self.running.wait()
 
+    async def start(self, name: str) -> JsonObject:
+        await self.manager.start(name)
+        return next(s for s in self.status() if s["name"] == name)
+
+    async def stop(self, name: str) -> JsonObject:
+        await self.manager.stop(name)
+        return next(s for s in self.status() if s["name"] == name)
+
+    async def approve(self, server: str, tool: str) -> JsonObject:
+        approved = await self.manager.client(server).approve_tool(tool)
+        return {"server": server, "tool": tool, "fingerprint": approved.fingerprint}
+
+    def sandbox_report(self) -> str:
+        return self.manager.sandbox_report()
+
     # -- guard plumbing ------------------------------------------------------------------------
 
     def take_grant(self, action: McpToolCall) -> bool:

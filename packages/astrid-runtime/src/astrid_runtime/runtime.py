@@ -46,9 +46,8 @@ from astrid_core import (
 )
 from astrid_core.storage import Storage, open_storage
 from astrid_crypto import KeyPair
-from astrid_mcp import McpServerConfig
 
-from ._mcp_bridge import McpBridge, McpToolAdapter, ProviderSampler
+from ._no_mcp import NoMcpServers
 from .agent import AgentLoop
 from .config import LoadedConfig, load_config
 from .events import AgentEvent, SessionSaved, TurnComplete
@@ -93,15 +92,20 @@ class AgentRuntime:
         self.sessions = SessionStore(storage)
         self.frontend: Frontend | None = None
         self._live: dict[str, _Live] = {}
-        self.mcp = McpBridge(
-            _server_configs(self.config.servers),
-            storage=storage,
-            audit=audit,
-            home=home,
-            frontend=lambda: self.frontend,
-            interceptor=self._interceptor_of,
-            sampler=ProviderSampler(provider, self.config.model.model),
-        )
+        self.mcp: Any = NoMcpServers()
+        if self.config.servers:
+            # Imported only when servers are configured: the mcp SDK costs ~2 s of start-up.
+            from ._mcp_bridge import McpBridge, ProviderSampler
+
+            self.mcp = McpBridge(
+                _server_configs(self.config.servers, self.config.timeouts.mcp_call_seconds),
+                storage=storage,
+                audit=audit,
+                home=home,
+                frontend=lambda: self.frontend,
+                interceptor=self._interceptor_of,
+                sampler=ProviderSampler(provider, self.config.model.model),
+            )
 
     def _interceptor_of(self, session_id: SessionId) -> SecurityInterceptor | None:
         live = self._live.get(str(session_id))
@@ -155,7 +159,7 @@ class AgentRuntime:
             running_turns=running,
             storage_url=self.storage.url,
             runtime_key_id=self.key.key_id,
-            sandbox=f"MCP servers: {self.mcp.manager.sandbox_report()}; bash: process-group"
+            sandbox=f"MCP servers: {self.mcp.sandbox_report()}; bash: process-group"
             " kill + scrubbed env (Landlock for bash not yet wired)",
             servers=await self.list_servers(),
             deferred_approvals=len(await self.deferred.pending()),
@@ -281,7 +285,10 @@ class AgentRuntime:
             ask_when_untrusted=self.config.security.ask_when_untrusted,
         )
         context = ToolContext(
-            session.workspace, session.id, bash_timeout_seconds=self.config.timeouts.bash_seconds
+            session.workspace,
+            session.id,
+            bash_timeout_seconds=self.config.timeouts.bash_seconds,
+            sandbox_bash=self.config.security.sandbox_bash,
         )
         tools: ToolRegistry = default_tools()
         loop = AgentLoop(
@@ -409,17 +416,14 @@ class AgentRuntime:
         return self.mcp.status()
 
     async def start_server(self, name: str) -> JsonObject:
-        await self.mcp.manager.start(name)
-        return next(s for s in self.mcp.status() if s["name"] == name)
+        return await self.mcp.start(name)
 
     async def approve_tool(self, server: str, tool: str) -> JsonObject:
         """Re-pin a tool that changed since it was approved (audited by the client)."""
-        approved = await self.mcp.manager.client(server).approve_tool(tool)
-        return {"server": server, "tool": tool, "fingerprint": approved.fingerprint}
+        return await self.mcp.approve(server, tool)
 
     async def stop_server(self, name: str) -> JsonObject:
-        await self.mcp.manager.stop(name)
-        return next(s for s in self.mcp.status() if s["name"] == name)
+        return await self.mcp.stop(name)
 
     async def list_tools(self, session_id: SessionId | None = None) -> list[JsonObject]:
         registry = default_tools()
@@ -430,16 +434,19 @@ class AgentRuntime:
                 "name": t.name,
                 "description": t.description,
                 "input_schema": t.input_schema,
-                "source": f"mcp:{t.server}" if isinstance(t, McpToolAdapter) else "builtin",
+                "source": f"mcp:{server}" if (server := getattr(t, "server", None)) else "builtin",
             }
             for t in registry
         ]
 
 
-def _server_configs(servers: list[Any]) -> list[McpServerConfig]:
+def _server_configs(servers: list[Any], call_timeout_s: float) -> list[Any]:
+    from astrid_mcp import McpServerConfig
+
     configs: list[McpServerConfig] = []
     for server in servers:
         raw = {k: v for k, v in server.model_dump().items() if v is not None}
+        raw["call_timeout_s"] = call_timeout_s
         try:
             configs.append(McpServerConfig.model_validate(raw))
         except ValueError as exc:

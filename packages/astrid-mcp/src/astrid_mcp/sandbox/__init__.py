@@ -55,6 +55,7 @@ def launcher_argv(
     read_paths: Iterable[str | os.PathLike[str]],
     write_paths: Iterable[str | os.PathLike[str]],
     allow_unsandboxed: bool = False,
+    path_programs: bool = False,
 ) -> list[str]:
     """The argv that runs `command args...` inside the sandbox.
 
@@ -69,4 +70,6 @@ def launcher_argv(
     argv += [f"--write={os.fspath(p)}" for p in write_paths]
     if allow_unsandboxed:
         argv.append("--allow-unsandboxed")
+    if path_programs:
+        argv.append("--shell")
     return [*argv, "--", command, *args]

@@ -133,6 +133,27 @@ def runtime_read_paths(executable: str) -> list[str]:
     return list(dict.fromkeys(str(p) for p in paths))
 
 
+def shell_read_paths(path_env: str) -> list[str]:
+    """What a shell needs to run the programs on its PATH: each PATH directory, the Python or
+    Node install a `bin/` directory belongs to, and a version manager's root for `shims/`
+    (pyenv, rbenv). Never the home directory itself, so `~/bin` on PATH exposes only `~/bin`."""
+    paths: list[Path] = []
+    for entry in path_env.split(os.pathsep):
+        directory = Path(entry)
+        if not entry or not directory.is_absolute() or not directory.is_dir():
+            continue
+        paths.append(directory)
+        if directory.name == "shims" and directory.parent != Path.home():
+            paths.append(directory.parent)
+            continue
+        if directory.name == "bin" and _looks_like_install_prefix(directory.parent):
+            paths.append(directory.parent)
+            base = _venv_base_prefix(directory.parent)
+            if base is not None:
+                paths += [base, *_editable_source_dirs(directory.parent)]
+    return list(dict.fromkeys(str(p) for p in paths))
+
+
 def _venv_base_prefix(prefix: Path) -> Path | None:
     """A venv's `home = .../bin` names the base interpreter, whose stdlib the venv needs."""
     try:
@@ -169,6 +190,11 @@ def _parse(argv: Sequence[str]) -> tuple[argparse.Namespace, list[str]]:
     )
     parser.add_argument("--read", action="append", default=[], metavar="DIR")
     parser.add_argument("--write", action="append", default=[], metavar="DIR")
+    parser.add_argument(
+        "--shell",
+        action="store_true",
+        help="COMMAND is a shell: also grant read access to the programs on its PATH",
+    )
     parser.add_argument(
         "--allow-unsandboxed",
         action="store_true",
@@ -211,6 +237,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         _say(f"WARNING: kernel has no Landlock; running {command[0]} UNSANDBOXED")
     else:
         read_paths = [*SYSTEM_READ_PATHS, *runtime_read_paths(executable), *options.read]
+        if options.shell:
+            read_paths += shell_read_paths(os.environ.get("PATH", ""))
         try:
             applied = restrict_self(read_paths, [*SYSTEM_WRITE_PATHS, *options.write])
         except SandboxError as exc:

@@ -148,6 +148,8 @@ def _tighten_check(
     security = layer.get("security", {})
     if security.get("allow_private_networks") is True:
         problems.append(f"{path}: security.allow_private_networks = true would loosen the policy")
+    if security.get("sandbox_bash") is False:
+        problems.append(f"{path}: security.sandbox_bash = false would unsandbox the bash tool")
     if security.get("ask_when_untrusted") is False and merged.get("security", {}).get(
         "ask_when_untrusted"
     ):

@@ -45,6 +45,9 @@ class SecuritySection(_Section):
     allow_private_networks: bool = False
     max_argument_bytes: int = Field(default=1024 * 1024, ge=1)
     ask_when_untrusted: bool = False
+    # The bash tool runs under the Landlock launcher (read: workspace, system, PATH programs;
+    # write: workspace and a per-session scratch dir). Only admin layers may turn it off.
+    sandbox_bash: bool = True
     approval_timeout_seconds: float = Field(default=300.0, gt=0)
     always_token_ttl_seconds: int = Field(default=3600, ge=1)
 

@@ -40,6 +40,7 @@ class ToolContext:
     cwd: str = ""
     env_allow: tuple[str, ...] = ()
     bash_timeout_seconds: float = 120.0
+    sandbox_bash: bool = False  # the runtime turns it on from security.sandbox_bash
     extra: dict[str, Any] = field(default_factory=dict[str, Any])
 
     def __post_init__(self) -> None:

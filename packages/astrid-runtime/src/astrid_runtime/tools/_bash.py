@@ -12,6 +12,7 @@ import contextlib
 import os
 import signal
 import subprocess
+import tempfile
 from typing import Any
 
 import anyio
@@ -80,10 +81,14 @@ class Bash:
             f"{action.command}\n__astrid_status=$?\n"
             f'printf "\\n{_CWD_MARK}%s" "$PWD"\nexit $__astrid_status'
         )
+        env = scrubbed_env(ctx.env_allow)
+        argv = ["/bin/bash", "-c", script]
+        if ctx.sandbox_bash:
+            argv, env = _sandboxed(argv, env, action.cwd, ctx)
         process = await anyio.open_process(
-            ["/bin/bash", "-c", script],
+            argv,
             cwd=action.cwd,
-            env=scrubbed_env(ctx.env_allow),
+            env=env,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
@@ -117,6 +122,24 @@ class Bash:
                 ctx.cwd = cwd
         status = process.returncode
         return cap_output(text.rstrip("\n") + ("" if status == 0 else f"\n[exit status {status}]"))
+
+
+def _sandboxed(
+    argv: list[str], env: dict[str, str], cwd: str, ctx: ToolContext
+) -> tuple[list[str], dict[str, str]]:
+    """Wrap the shell in astrid-mcp's Landlock launcher: defence in depth behind the policy."""
+    from astrid_mcp.sandbox import launcher_argv
+
+    scratch = os.path.join(tempfile.gettempdir(), f"astrid-scratch-{ctx.session_id}")
+    os.makedirs(scratch, mode=0o700, exist_ok=True)
+    wrapped = launcher_argv(
+        argv[0],
+        argv[1:],
+        read_paths=[ctx.workspace, cwd],
+        write_paths=[ctx.workspace, scratch],
+        path_programs=True,
+    )
+    return wrapped, env | {"TMPDIR": scratch}
 
 
 def _kill_group(pid: int) -> None:
