@@ -18,6 +18,7 @@ prefixes (one per '/').
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -139,6 +140,10 @@ class CapabilityStore:
         self._exact: dict[str, set[TokenId]] = {}
         self._globs: dict[str, set[TokenId]] = {}
         self._children: dict[TokenId, set[TokenId]] = {}
+        # Parsed and verified tokens, keyed by token id and tagged with the exact stored
+        # record they came from. The record is still read on every use; only when it is
+        # byte-for-byte what was verified before is the parse and verification skipped.
+        self._verified: dict[str, tuple[str, CapabilityToken]] = {}
         self._revoked: set[TokenId] = set()
         self._used: set[TokenId] = set()
         self._tampered: dict[str, str] = {}
@@ -280,9 +285,15 @@ class CapabilityStore:
         value = await self._storage.get(NS_TOKENS, str(token_id))
         if value is None:
             return "the persisted record is missing (deleted from storage?)"
+        record = json.dumps(value, sort_keys=True, separators=(",", ":"))
+        cached = self._verified.get(str(token_id))
+        if cached is not None and cached[0] == record:
+            return cached[1]
         token = self._parse_record(str(token_id), value)
         if token is None:
+            self._verified.pop(str(token_id), None)
             return f"stored record failed verification: {self._tampered[str(token_id)]}"
+        self._verified[str(token_id)] = (record, token)
         return token
 
     async def _check(self, token_id: TokenId, now: int, depth: int = 0) -> _Checked:
