@@ -237,3 +237,45 @@ async def test_kill9_mid_turn_then_resume_and_verify(tmp_path: Path, workspace: 
             assert report["entries"] >= 3
     finally:
         stop(proc)
+
+
+def test_sessions_and_audit_commands(tmp_path: Path, workspace: Path) -> None:
+    home = tmp_path / "home"
+    write_config(
+        home,
+        workspace,
+        [
+            {
+                "text": "reading",
+                "tool_calls": [{"tool": "read_file", "arguments": {"path": "victim.txt"}}],
+            },
+            {"text": "done"},
+        ],
+    )
+    try:
+        ran = astrid(home, "run", "read it", "--workspace", str(workspace), "--json")
+        assert ran.returncode == 0, ran.stderr
+        listed = astrid(home, "sessions", "list", "--json")
+        [session] = json.loads(listed.stdout)
+        sid = session["session_id"]
+        assert session["workspace"] == str(workspace)
+        assert sid in astrid(home, "sessions", "list").stdout
+
+        shown = astrid(home, "audit", "show", sid)
+        assert shown.returncode == 0, shown.stderr
+        assert "session_start" in shown.stdout
+        assert "file_read" in shown.stdout
+        verified = astrid(home, "audit", "verify")
+        assert verified.returncode == 0, verified.stderr
+        assert verified.stdout.startswith("audit log verified: OK")
+
+        refused = astrid(home, "sessions", "delete", sid)  # no --yes and no terminal: aborted
+        assert refused.returncode != 0
+        deleted = astrid(home, "sessions", "delete", sid, "--yes")
+        assert deleted.returncode == 0, deleted.stderr
+        assert json.loads(astrid(home, "sessions", "list", "--json").stdout) == []
+        # The log is append-only: deleting a session keeps its audit trail, still verifying.
+        assert "file_read" in astrid(home, "audit", "show", sid).stdout
+        assert astrid(home, "audit", "verify").returncode == 0
+    finally:
+        astrid(home, "daemon", "stop")
