@@ -437,13 +437,7 @@ class SecureMcpClient:
         reason: str = "the agent asked for it",
     ) -> McpToolResult:
         arguments = dict(arguments or {})
-        tool = (await self.tools()).get(name)
-        if tool is None:
-            raise ToolNotFound(f"MCP server {self.name!r} has no tool {name!r}")
-        if not tool.enabled:
-            raise ToolChanged(f"tool {self.name}/{name} is disabled: {tool.disabled_reason}")
-        action = McpToolCall(server=self.name, tool=name, args=arguments)
-        (await self._guard.authorize(action, reason)).require()
+        await self._authorize_call(name, arguments, reason)
         limit = timeout if timeout is not None else self.config.call_timeout_s
         result = await self._request(
             self.session.call_tool(name, arguments, read_timeout_seconds=limit),
@@ -455,6 +449,16 @@ class SecureMcpClient:
                 f"MCP server {self.name!r} answered tools/call {name} with an unexpected result"
             )
         return tool_result(self.name, name, result, self.config.max_output_bytes)
+
+    async def _authorize_call(self, name: str, arguments: JsonObject, reason: str) -> None:
+        """Known, enabled (pin unchanged) and allowed by the Guard — or raise; nothing is sent."""
+        tool = (await self.tools()).get(name)
+        if tool is None:
+            raise ToolNotFound(f"MCP server {self.name!r} has no tool {name!r}")
+        if not tool.enabled:
+            raise ToolChanged(f"tool {self.name}/{name} is disabled: {tool.disabled_reason}")
+        action = McpToolCall(server=self.name, tool=name, args=arguments)
+        (await self._guard.authorize(action, reason)).require()
 
     async def _request(self, call: Any, what: str, *, timeout: float | None = None) -> Any:
         """Await an SDK request, translating its failures into errors a user can act on."""
@@ -527,13 +531,7 @@ class SecureMcpClient:
     ) -> types.Task:
         """Start a tool call as a task; authorization is the same as for call_tool."""
         arguments = dict(arguments or {})
-        tool = (await self.tools()).get(name)
-        if tool is None:
-            raise ToolNotFound(f"MCP server {self.name!r} has no tool {name!r}")
-        if not tool.enabled:
-            raise ToolChanged(f"tool {self.name}/{name} is disabled: {tool.disabled_reason}")
-        action = McpToolCall(server=self.name, tool=name, args=arguments)
-        (await self._guard.authorize(action, "the agent started it as a task")).require()
+        await self._authorize_call(name, arguments, "the agent started it as a task")
         params = types.CallToolRequestParams(
             name=name, arguments=arguments, task=types.TaskMetadata(ttl=ttl_ms)
         ).model_dump(by_alias=True, mode="json", exclude_none=True)
