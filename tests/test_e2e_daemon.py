@@ -85,6 +85,9 @@ def test_demo_runs_non_interactively_and_verifies_the_audit(tmp_path: Path, deci
         assert "denied by the user" in out.stdout
     else:
         assert "budget:" in out.stdout  # the budget warning is shown
+        # The MCP step: a real server (SDK-written, under Landlock) answered the approved call.
+        assert "Call MCP tool docs/search_docs" in out.stdout
+        assert "greeting: Greetings end with an exclamation mark" in out.stdout
 
 
 def test_run_exit_codes(tmp_path: Path, workspace: Path) -> None:

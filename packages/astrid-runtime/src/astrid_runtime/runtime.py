@@ -320,6 +320,7 @@ class AgentRuntime:
             raise ConfigError(f"session {session_id} has ended", hint="create a new session")
         live.session.state = "running"
         final: AgentEvent | None = None
+        await self.mcp.settled()  # servers still starting get a bounded wait, once
         await self.mcp.install(live.loop.tools)
         try:
             async for event in live.loop.run(text):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import sys
 import tempfile
 from importlib import resources
 from pathlib import Path
@@ -32,6 +33,10 @@ STEPS: list[tuple[str, str]] = [
     ),
     ("An edit inside the workspace", "Fix the typo in app/greet.py."),
     (
+        "An MCP tool on a real server (sandboxed, approved, audited)",
+        "Check the style guide on greetings.",
+    ),
+    (
         "sudo hidden in a command line (blocked by policy)",
         "Install libyaml-dev for the YAML support.",
     ),
@@ -39,7 +44,7 @@ STEPS: list[tuple[str, str]] = [
 ]
 
 
-def _config(script: Path, workspace: Path) -> str:
+def _config(script: Path, workspace: Path, docs_server: Path) -> str:
     return f"""# written by `astrid demo`: an isolated state directory, deleted afterwards
 [model]
 provider = "scripted"
@@ -56,6 +61,11 @@ escape_policy = "ask"
 session_limit_micros = 120000
 per_action_limit_micros = 60000
 warn_at_percent = 70
+
+[[servers]]
+name = "docs"
+command = {json.dumps(sys.executable)}
+args = [{json.dumps(str(docs_server))}]
 """
 
 
@@ -77,7 +87,8 @@ def demo(ctx: click.Context, auto: str | None, keep: bool) -> None:
     A real astridd daemon starts on an isolated state directory with a scripted model. You will
     see a delete that needs your approval, the same delete authorized by the signed token your
     "Allow Always" created, an edit inside the workspace, a `sudo` hidden in a command line
-    blocked by policy, a budget warning — and at the end the audit log is verified.
+    blocked by policy, a call to a tool of a real MCP server (sandboxed with Landlock), a budget
+    warning — and at the end the audit log is verified.
 
     Example: astrid demo --auto allow_always
     """
@@ -99,7 +110,11 @@ def demo(ctx: click.Context, auto: str | None, keep: bool) -> None:
         (workspace / name).write_text(text)
     script = home / "demo_script.json"
     script.write_text(resources.files("astrid_cli").joinpath("data/demo_script.json").read_text())
-    (home / "config.toml").write_text(_config(script, workspace))
+    docs_server = home / "demo_docs_server.py"
+    docs_server.write_text(
+        resources.files("astrid_cli").joinpath("data/demo_docs_server.py").read_text()
+    )
+    (home / "config.toml").write_text(_config(script, workspace, docs_server))
 
     async def ask(request: dict[str, Any]) -> str:
         import anyio
