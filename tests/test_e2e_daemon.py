@@ -272,6 +272,31 @@ def test_sessions_and_audit_commands(tmp_path: Path, workspace: Path) -> None:
         assert verified.returncode == 0, verified.stderr
         assert verified.stdout.startswith("audit log verified: OK")
 
+        stats = json.loads(astrid(home, "audit", "stats", "--json").stdout)
+        assert stats["by_chain"][sid] >= 3
+        assert stats["by_outcome"]["session_start"] == 1
+
+        export = tmp_path / "audit.jsonl"
+        exported = astrid(home, "audit", "export", str(export))
+        assert exported.returncode == 0, exported.stderr
+        offline = subprocess.run(
+            [sys.executable, "-m", "astrid_audit", "verify", str(export), "--key", f"{export}.pub"],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert offline.returncode == 0, offline.stdout + offline.stderr
+        lines = export.read_text().splitlines()
+        tampered = [line.replace("file_read", "file_list", 1) for line in lines]
+        export.write_text("\n".join(tampered) + "\n")
+        broken = subprocess.run(
+            [sys.executable, "-m", "astrid_audit", "verify", str(export), "--key", f"{export}.pub"],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert broken.returncode == 1, broken.stdout + broken.stderr
+
         refused = astrid(home, "sessions", "delete", sid)  # no --yes and no terminal: aborted
         assert refused.returncode != 0
         deleted = astrid(home, "sessions", "delete", sid, "--yes")

@@ -161,6 +161,9 @@ command = "no-such-mcp-server"
         assert re.search(r"^lab +running +tools=1\d +sandboxed$", listed.stdout, re.MULTILINE)
         assert "ghost                failed" in listed.stdout
         assert "executable not found: 'no-such-mcp-server'" in listed.stdout
+        running = astrid(home, "servers", "running")
+        assert "lab " in running.stdout
+        assert "ghost" not in running.stdout
         tools = astrid(home, "servers", "tools")
         assert "mcp__lab__echo" in tools.stdout
         stopped = astrid(home, "servers", "stop", "lab")

@@ -273,6 +273,14 @@ def bind_runtime(
     async def _stop(conn: Connection, p: ServerName) -> Any:
         return await runtime.stop_server(p.name)
 
+    @method("astrid.auditStats", NoParams)
+    async def _audit_stats(conn: Connection, p: NoParams) -> Any:
+        return await runtime.audit_stats()
+
+    @method("astrid.auditExport", NoParams)
+    async def _audit_export(conn: Connection, p: NoParams) -> Any:
+        return await runtime.audit_export()
+
     @method("astrid.approveTool", ToolRef)
     async def _approve_tool(conn: Connection, p: ToolRef) -> Any:
         return await runtime.approve_tool(p.server, p.tool)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -410,6 +411,39 @@ class AgentRuntime:
             "checkpoints": report.checkpoints,
             "root": report.root,
             "summary": report.summary(),
+        }
+
+    async def audit_stats(self) -> JsonObject:
+        """Entry counts by outcome and by chain (session), over the whole log."""
+        entries = await self.audit.entries()
+        outcomes = Counter(entry.outcome.kind.value for entry in entries)
+        chains = Counter(entry.chain for entry in entries)
+        by_outcome: JsonObject = {kind: count for kind, count in outcomes.items()}
+        by_chain: JsonObject = {chain: count for chain, count in chains.items()}
+        return {"entries": len(entries), "by_outcome": by_outcome, "by_chain": by_chain}
+
+    async def audit_export(self) -> JsonObject:
+        """Write an export (entries, checkpoints, inclusion proofs) under the state directory.
+
+        The daemon chooses the path: a client cannot make it write anywhere else. The file is
+        verified offline with `python -m astrid_audit verify FILE --key <public key>`.
+        """
+        from astrid_audit import export_jsonl
+
+        checkpoint = await self.audit.checkpoint()
+        directory = self.home / "exports"
+        directory.mkdir(mode=0o700, exist_ok=True)
+        path = directory / f"audit-{checkpoint.tree_size}-{checkpoint.timestamp_ms}.jsonl"
+        export_jsonl(
+            path,
+            await self.audit.entries(),
+            await self.audit.checkpoints(),
+            list(self.audit.trusted_keys.values()),
+        )
+        return {
+            "path": str(path),
+            "entries": checkpoint.tree_size,
+            "public_key": self.key.public_key.b64,
         }
 
     async def list_servers(self) -> list[JsonObject]:

@@ -19,7 +19,9 @@ def audit() -> None:
     \b
     Examples:
       astrid audit verify
+      astrid audit stats
       astrid audit show 1f0c9a3e-... --limit 50
+      astrid audit export audit.jsonl
     """
 
 
@@ -59,3 +61,37 @@ def audit_show(ctx: click.Context, session_id: str, limit: int, as_json: bool) -
         what = action.get("kind", "-")
         reason = outcome.get("reason", "")
         click.echo(f"#{entry.get('seq'):<6} {outcome.get('kind'):<20} {what:<16} {reason}")
+
+
+@audit.command("stats")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_context
+def audit_stats(ctx: click.Context, as_json: bool) -> None:
+    """How many entries, by outcome and by session."""
+    stats: dict[str, Any] = with_client(ctx, lambda c: c.call("auditStats", timeout=600))
+    if as_json:
+        emit_json(stats)
+        return
+    click.echo(f"{stats['entries']} entries")
+    for kind, count in sorted(stats["by_outcome"].items(), key=lambda kv: -kv[1]):
+        click.echo(f"  {kind:<22} {count}")
+    click.echo(f"{len(stats['by_chain'])} chains (sessions, plus 'system')")
+
+
+@audit.command("export")
+@click.argument("file", type=click.Path(dir_okay=False, writable=True))
+@click.pass_context
+def audit_export(ctx: click.Context, file: str) -> None:
+    """Export the log for offline verification (entries, checkpoints, inclusion proofs).
+
+    Also writes FILE.pub, the runtime public key. Verify anywhere with:
+    python -m astrid_audit verify FILE --key FILE.pub
+    """
+    import shutil
+
+    result: dict[str, Any] = with_client(ctx, lambda c: c.call("auditExport", timeout=600))
+    shutil.copyfile(result["path"], file)
+    with open(f"{file}.pub", "w") as pub:
+        pub.write(result["public_key"] + "\n")
+    click.echo(f"exported {result['entries']} entries to {file} (public key: {file}.pub)")
+    click.echo(f"verify offline: python -m astrid_audit verify {file} --key {file}.pub")

@@ -61,6 +61,21 @@ def _one(ctx: click.Context, method: str, name: str) -> None:
     _table([row])
 
 
+@servers.command("running")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_context
+def servers_running(ctx: click.Context, as_json: bool) -> None:
+    """Only the servers that are up."""
+    rows: list[dict[str, Any]] = with_client(ctx, lambda c: c.call("listServers"))
+    running = [row for row in rows if row["state"] == "running"]
+    if as_json:
+        emit_json(running)
+    elif running:
+        _table(running)
+    else:
+        click.echo("no MCP server is running")
+
+
 @servers.command("start")
 @click.argument("name")
 @click.pass_context
