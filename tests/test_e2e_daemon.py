@@ -253,6 +253,7 @@ def test_sessions_and_audit_commands(tmp_path: Path, workspace: Path) -> None:
                 "tool_calls": [{"tool": "read_file", "arguments": {"path": "victim.txt"}}],
             },
             {"text": "done"},
+            {"text": "just talking"},
         ],
     )
     try:
@@ -305,5 +306,12 @@ def test_sessions_and_audit_commands(tmp_path: Path, workspace: Path) -> None:
         # The log is append-only: deleting a session keeps its audit trail, still verifying.
         assert "file_read" in astrid(home, "audit", "show", sid).stdout
         assert astrid(home, "audit", "verify").returncode == 0
+
+        assert astrid(home, "run", "hello", "--workspace", str(workspace)).returncode == 0
+        kept = astrid(home, "sessions", "cleanup", "--older-than", "1", "--yes")
+        assert "no session idle for more than 1 days" in kept.stdout
+        cleaned = astrid(home, "sessions", "cleanup", "--older-than", "0", "--yes")
+        assert "deleted 1 session(s)" in cleaned.stdout, cleaned.stderr
+        assert json.loads(astrid(home, "sessions", "list", "--json").stdout) == []
     finally:
         astrid(home, "daemon", "stop")

@@ -53,3 +53,18 @@ def test_malformed_toml_names_the_file(tmp_path: Path) -> None:
     result = astrid(home, "config", "validate")
     assert result.returncode == 1
     assert str(home / "config.toml") in result.stderr
+
+
+def test_init_writes_a_valid_tighten_only_layer(tmp_path: Path) -> None:
+    home, workspace = tmp_path / "home", tmp_path / "ws"
+    home.mkdir()
+    workspace.mkdir()
+    created = astrid(home, "init", str(workspace))
+    assert created.returncode == 0, created.stderr
+    assert (workspace / ".astrid" / "config.toml").exists()
+    valid = astrid(home, "config", "validate", "--workspace", str(workspace))
+    assert valid.returncode == 0, valid.stderr
+    again = astrid(home, "init", str(workspace))
+    assert again.returncode == 1
+    assert "already exists" in again.stderr
+    assert "--force" in again.stderr

@@ -18,6 +18,7 @@ def sessions() -> None:
       astrid sessions list
       astrid sessions show 1f0c9a3e-...
       astrid sessions delete 1f0c9a3e-... --yes
+      astrid sessions cleanup --older-than 30 --yes
     """
 
 
@@ -83,3 +84,42 @@ def sessions_delete(ctx: click.Context, session_id: str, yes: bool) -> None:
         click.confirm(f"delete session {session_id}?", abort=True)
     with_client(ctx, lambda c: c.call("deleteSession", session_id=session_id))
     click.echo(f"deleted session {session_id} (its audit entries are kept)")
+
+
+@sessions.command("cleanup")
+@click.option(
+    "--older-than",
+    "days",
+    type=click.IntRange(min=0),
+    default=30,
+    show_default=True,
+    help="Delete sessions not used for this many days.",
+)
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@click.pass_context
+def sessions_cleanup(ctx: click.Context, days: int, yes: bool) -> None:
+    """Delete sessions idle for longer than --older-than days (never a running one).
+
+    Their audit entries are kept: the log is append-only.
+    """
+    from datetime import UTC, datetime, timedelta
+
+    rows: list[dict[str, Any]] = with_client(ctx, lambda c: c.call("listSessions"))
+    cutoff = datetime.now(UTC) - timedelta(days=days)
+    stale = [
+        row
+        for row in rows
+        if row.get("state") != "running" and datetime.fromisoformat(str(row["updated_at"])) < cutoff
+    ]
+    if not stale:
+        click.echo(f"no session idle for more than {days} days")
+        return
+    if not yes:
+        click.confirm(f"delete {len(stale)} session(s) idle for more than {days} days?", abort=True)
+
+    async def delete_all(client: Any) -> None:
+        for row in stale:
+            await client.call("deleteSession", session_id=row["session_id"])
+
+    with_client(ctx, delete_all)
+    click.echo(f"deleted {len(stale)} session(s); their audit entries are kept")
