@@ -195,13 +195,6 @@ def test_allow_once_does_not_carry_over_and_deny_keeps_the_file(
         leave(child)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=pexpect.TIMEOUT,
-    reason="Ctrl-C at the prompt prints 'aborted' but the process waits for Enter: the "
-    "non-daemon anyio worker thread running console.input() (commands/chat.py:67-69) is still "
-    "blocked in input() when the interpreter shuts down",
-)
 def test_ctrl_c_at_the_prompt_leaves(home: Path, workspace: Path) -> None:
     write_config(home, workspace, [{"text": "unused"}], mode="safe")
     with chat(home, workspace) as child:

@@ -44,16 +44,25 @@ async def drive_turn(
     client: GatewayClient, session_id: str, text: str, ui: ChatUI, decide: Decider
 ) -> TurnOutcome:
     outcome = TurnOutcome()
+    quit_requested = False
+    deciding: anyio.CancelScope | None = None
     await client.call("sendInput", session_id=session_id, text=text)
     async with anyio.create_task_group() as tg:
 
         async def watch_interrupts() -> None:
+            nonlocal quit_requested
             with anyio.open_signal_receiver(signal.SIGINT) as signals:
                 async for _ in signals:
                     if outcome.interrupted:
-                        raise KeyboardInterrupt
+                        # Raised after the task group, not inside it: a KeyboardInterrupt
+                        # wrapped in an ExceptionGroup would escape the caller's handler.
+                        quit_requested = True
+                        tg.cancel_scope.cancel()
+                        return
                     outcome.interrupted = True
                     ui.console.print("[yellow]cancelling the turn (Ctrl-C again to quit)…[/yellow]")
+                    if deciding is not None:
+                        deciding.cancel()  # an open approval question is answered "deny"
                     await client.call("cancelTurn", session_id=session_id)
 
         tg.start_soon(watch_interrupts)
@@ -64,7 +73,10 @@ async def drive_turn(
             kind = event.get("type")
             if kind == "approval_needed":
                 request = event["request"]
-                option = await decide(request)
+                option = "deny"
+                with anyio.CancelScope() as deciding:
+                    option = await decide(request)
+                deciding = None
                 outcome.approvals.append((str(request.get("summary")), option))
                 try:
                     await client.call(
@@ -95,4 +107,6 @@ async def drive_turn(
                 outcome.stop_reason = str(event.get("stop_reason"))
                 break
         tg.cancel_scope.cancel()
+    if quit_requested:
+        raise KeyboardInterrupt
     return outcome

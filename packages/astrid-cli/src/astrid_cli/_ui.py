@@ -16,7 +16,29 @@ from rich.panel import Panel
 from rich.prompt import Prompt
 from rich.text import Text
 
-__all__ = ["ChatUI", "OPTION_KEYS", "RISK_STYLE"]
+__all__ = ["ChatUI", "OPTION_KEYS", "RISK_STYLE", "read_line"]
+
+
+async def read_line(console: Console, prompt: str) -> str:
+    """The next line typed, waited for on the event loop (raises EOFError at end of input).
+
+    Not in a worker thread: a thread blocked in input() cannot be cancelled, so Ctrl-C would
+    leave the process waiting for Enter. Waiting for stdin to become readable is cancellable;
+    stdin that cannot be polled (a regular file) is simply read.
+    """
+    import contextlib
+    import sys
+
+    import anyio
+
+    console.print(prompt, end="", markup=True, highlight=False)
+    with contextlib.suppress(OSError, ValueError):  # not pollable: a plain read is fine
+        await anyio.wait_readable(sys.stdin.fileno())
+    line = sys.stdin.readline()
+    if not line:
+        raise EOFError
+    return line
+
 
 # key the user presses -> (wire value, label), in the order seed 000 lists them
 OPTION_KEYS: dict[str, tuple[str, str]] = {

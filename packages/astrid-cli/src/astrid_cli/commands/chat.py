@@ -44,7 +44,7 @@ def chat(ctx: click.Context, resume: str | None, workspace: str) -> None:
     from astrid_gateway.client import GatewayClient
 
     from .._turns import drive_turn
-    from .._ui import ChatUI
+    from .._ui import ChatUI, read_line
 
     ui = ChatUI()
     root = os.path.realpath(workspace)
@@ -52,10 +52,12 @@ def chat(ctx: click.Context, resume: str | None, workspace: str) -> None:
     async def ask(request: dict[str, Any]) -> str:
         import anyio
 
+        # Still a worker thread (rich Prompt): answering in a PTY through the event loop lost
+        # keystrokes in the pexpect test; see the closing note. Ctrl-C here ends the turn once
+        # the question is answered.
         return await anyio.to_thread.run_sync(ui.ask_approval, request)
 
     async def body() -> None:
-        import anyio
 
         async with await GatewayClient.open(home_of(ctx), client_name="cli") as client:
             session = await _open_session(client, resume, root)
@@ -65,9 +67,7 @@ def chat(ctx: click.Context, resume: str | None, workspace: str) -> None:
             )
             while True:
                 try:
-                    line = await anyio.to_thread.run_sync(
-                        lambda: ui.console.input("[bold cyan]you> [/bold cyan]")
-                    )
+                    line = await read_line(ui.console, "[bold cyan]you> [/bold cyan]")
                 except (EOFError, KeyboardInterrupt):
                     break
                 line = line.strip()
