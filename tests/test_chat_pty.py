@@ -200,3 +200,17 @@ def test_ctrl_c_at_the_prompt_leaves(home: Path, workspace: Path) -> None:
     with chat(home, workspace) as child:
         child.sendintr()
         child.expect(pexpect.EOF, timeout=10)
+
+
+def test_second_ctrl_c_at_an_open_approval_quits(home: Path, workspace: Path) -> None:
+    write_config(home, workspace, [delete_turn("victim.txt"), {"text": "x"}], mode="safe")
+    with chat(home, workspace) as child:
+        child.sendline("please delete victim.txt")
+        expect_approval(child, workspace / "victim.txt")
+        child.sendintr()
+        child.expect_exact("cancelling the turn once you answer the question")
+        child.sendintr()
+        child.expect_exact("session saved: astrid chat --resume")
+        child.expect(pexpect.EOF, timeout=15)
+        assert "Traceback" not in (child.before or "")
+    assert (workspace / "victim.txt").exists()

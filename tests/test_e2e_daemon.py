@@ -273,6 +273,7 @@ def test_sessions_and_audit_commands(tmp_path: Path, workspace: Path) -> None:
         assert verified.returncode == 0, verified.stderr
         assert verified.stdout.startswith("audit log verified: OK")
 
+        assert sid in astrid(home, "audit", "list").stdout
         stats = json.loads(astrid(home, "audit", "stats", "--json").stdout)
         assert stats["by_chain"][sid] >= 3
         assert stats["by_outcome"]["session_start"] == 1

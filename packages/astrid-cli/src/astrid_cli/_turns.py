@@ -5,6 +5,7 @@ Ctrl-C during a turn sends ``astrid.cancelTurn``; a second Ctrl-C leaves.
 
 from __future__ import annotations
 
+import os
 import signal
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -45,7 +46,7 @@ async def drive_turn(
 ) -> TurnOutcome:
     outcome = TurnOutcome()
     quit_requested = False
-    deciding: anyio.CancelScope | None = None
+    asking = False  # an approval question is open (read by a worker thread)
     await client.call("sendInput", session_id=session_id, text=text)
     async with anyio.create_task_group() as tg:
 
@@ -54,15 +55,24 @@ async def drive_turn(
             with anyio.open_signal_receiver(signal.SIGINT) as signals:
                 async for _ in signals:
                     if outcome.interrupted:
+                        if asking:
+                            # The approval question is read by a worker thread that cannot be
+                            # cancelled; the person asked twice to leave, so leave now. The
+                            # daemon keeps the session and queues the open approval (deferred).
+                            ui.console.print(
+                                f"\n[dim]session saved: astrid chat --resume {session_id}[/dim]"
+                            )
+                            os._exit(130)
                         # Raised after the task group, not inside it: a KeyboardInterrupt
                         # wrapped in an ExceptionGroup would escape the caller's handler.
                         quit_requested = True
                         tg.cancel_scope.cancel()
                         return
                     outcome.interrupted = True
-                    ui.console.print("[yellow]cancelling the turn (Ctrl-C again to quit)…[/yellow]")
-                    if deciding is not None:
-                        deciding.cancel()  # an open approval question is answered "deny"
+                    hint = " once you answer the question" if asking else ""
+                    ui.console.print(
+                        f"[yellow]cancelling the turn{hint} (Ctrl-C again to quit)…[/yellow]"
+                    )
                     await client.call("cancelTurn", session_id=session_id)
 
         tg.start_soon(watch_interrupts)
@@ -73,10 +83,11 @@ async def drive_turn(
             kind = event.get("type")
             if kind == "approval_needed":
                 request = event["request"]
-                option = "deny"
-                with anyio.CancelScope() as deciding:
+                asking = True
+                try:
                     option = await decide(request)
-                deciding = None
+                finally:
+                    asking = False
                 outcome.approvals.append((str(request.get("summary")), option))
                 try:
                     await client.call(

@@ -19,6 +19,7 @@ def audit() -> None:
     \b
     Examples:
       astrid audit verify
+      astrid audit list
       astrid audit stats
       astrid audit show 1f0c9a3e-... --limit 50
       astrid audit export audit.jsonl
@@ -61,6 +62,20 @@ def audit_show(ctx: click.Context, session_id: str, limit: int, as_json: bool) -
         what = action.get("kind", "-")
         reason = outcome.get("reason", "")
         click.echo(f"#{entry.get('seq'):<6} {outcome.get('kind'):<20} {what:<16} {reason}")
+
+
+@audit.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_context
+def audit_list(ctx: click.Context, as_json: bool) -> None:
+    """Every chain in the log (one per session, plus `system`) with its entry count."""
+    stats: dict[str, Any] = with_client(ctx, lambda c: c.call("auditStats", timeout=600))
+    chains = sorted(stats["by_chain"].items(), key=lambda kv: (-kv[1], kv[0]))
+    if as_json:
+        emit_json(dict(chains))
+        return
+    for chain, count in chains:
+        click.echo(f"{chain:<38} {count} entries")
 
 
 @audit.command("stats")
