@@ -57,9 +57,9 @@ async def drive_turn(
                     if outcome.interrupted:
                         if asking:
                             # The approval question is read by a worker thread that cannot be
-                            # cancelled; the person asked twice to leave, so leave now. The first
-                            # Ctrl-C already asked the daemon to cancel the turn (and with it the
-                            # open approval); the session is saved by the daemon.
+                            # cancelled; the person asked twice to leave, so leave now. Nothing
+                            # is granted: unanswered, the daemon defers the approval after
+                            # security.approval_timeout_seconds and keeps the session.
                             ui.console.print(
                                 f"\n[dim]session saved: astrid chat --resume {session_id}[/dim]"
                             )
