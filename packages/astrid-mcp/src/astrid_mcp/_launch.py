@@ -63,17 +63,25 @@ def verify_executable(name: str, executable: Path, expected: str | None) -> None
         )
 
 
-def _readable_roots(executable: Path, transport: StdioTransport) -> list[str]:
-    """Directories a sandboxed server needs to read to run at all: its code and its packages."""
+def _readable_roots(executable: Path, transport: StdioTransport, *, trusted: bool) -> list[str]:
+    """Directories a sandboxed server needs to read to run at all: its code and its packages.
+
+    Paths named in `args` (a script, a data directory) are granted for trusted servers. For an
+    untrusted one (e.g. declared by a workspace) only those under its working directory are:
+    otherwise `command = "/bin/cat", args = ["/root/.ssh/id_rsa"]` would walk out of the sandbox.
+    """
     roots: set[Path] = {executable.parent, executable.resolve().parent}
-    base = Path(transport.cwd) if transport.cwd else Path.cwd()
+    base = (Path(transport.cwd) if transport.cwd else Path.cwd()).resolve()
     for arg in transport.args:
         if arg.startswith("-"):
             continue
         # A script given relative to the working directory is code the server must read too.
         candidate = (base / arg).resolve()
-        if candidate.exists() and candidate != Path("/"):
-            roots.add(candidate if candidate.is_dir() else candidate.parent)
+        if not candidate.exists() or candidate == Path("/"):
+            continue
+        if not trusted and not candidate.is_relative_to(base):
+            continue
+        roots.add(candidate if candidate.is_dir() else candidate.parent)
     for root in list(roots):
         # A node or Python package imports its siblings: allow the whole node_modules /
         # site-packages tree the entry point lives in, not just its own directory.
@@ -104,7 +112,10 @@ def plan_launch(config: McpServerConfig) -> LaunchPlan:
     argv = launcher_argv(
         str(executable),
         transport.args,
-        read_paths=[*_readable_roots(executable, transport), *config.sandbox.read_paths],
+        read_paths=[
+            *_readable_roots(executable, transport, trusted=config.trusted),
+            *config.sandbox.read_paths,
+        ],
         write_paths=list(config.sandbox.write_paths),
         allow_unsandboxed=config.sandbox.allow_unsandboxed,
     )

@@ -64,6 +64,7 @@ warn_at_percent = 70
 
 [[servers]]
 name = "docs"
+trusted = true  # written by astrid itself; still sandboxed
 command = {json.dumps(sys.executable)}
 args = [{json.dumps(str(docs_server))}]
 """
