@@ -425,21 +425,38 @@ async def _tamper(storage: Storage, token_id: TokenId, **changes: Any) -> None:
     await storage.put("cap_tokens", str(token_id), record)
 
 
-async def test_tampered_record_detected_on_lookup(
+async def test_tampering_while_open_cannot_widen_and_is_caught_on_next_open(
     any_storage: Storage, key: KeyPair, clock: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
     store = await CapabilityStore.open(any_storage, [key.public_key], clock=clock)
     token = issue(key, clock, "file:///home/me/notes.txt")
     await store.add(token)
-    assert await store.authorize(READ_NOTES) is not None
+    assert await store.authorize(READ_NOTES) is not None  # verified and kept in memory
     await _tamper(any_storage, token.id, permissions=["read", "write"])
+    # The open store keeps using the copy it verified: the edit grants nothing new.
+    assert await store.authorize(FileWrite(path="/home/me/notes.txt")) is None
+    assert await store.authorize(READ_NOTES) is not None
     with caplog.at_level(logging.WARNING, logger="astrid.capabilities"):
-        assert await store.authorize(READ_NOTES) is None
-        assert await store.authorize(FileWrite(path="/home/me/notes.txt")) is None
-        assert await store.get(token.id) is None
-    assert store.tampered_count == 1
-    assert "forged or edited" in (await store.explain(token.id)).reason
+        reopened = await CapabilityStore.open(any_storage, [key.public_key], clock=clock)
+        assert await reopened.authorize(READ_NOTES) is None
+        assert await reopened.authorize(FileWrite(path="/home/me/notes.txt")) is None
+        assert await reopened.get(token.id) is None
+    assert reopened.tampered_count == 1
+    assert "forged or edited" in (await reopened.explain(token.id)).reason
     assert any(str(token.id) in r.getMessage() for r in caplog.records)
+
+
+async def test_record_tampered_before_first_use_is_refused_on_lookup(
+    any_storage: Storage, key: KeyPair, clock: Any
+) -> None:
+    store = await CapabilityStore.open(any_storage, [key.public_key], clock=clock)
+    token = issue(key, clock, "file:///home/me/notes.txt")
+    await store.add(token)
+    fresh = await CapabilityStore.open(any_storage, [key.public_key], clock=clock)
+    await _tamper(any_storage, token.id, permissions=["read", "write"])  # after load, before use
+    assert await fresh.authorize(READ_NOTES) is None
+    assert fresh.tampered_count == 1
+    assert "forged or edited" in (await fresh.explain(token.id)).reason
 
 
 async def test_tampered_record_detected_on_load(

@@ -255,3 +255,33 @@ def test_stable_under_key_order(value: dict[str, int]) -> None:
 def test_distinct_values_distinct_encodings(a: Any, b: Any) -> None:
     if canonical_loads(canonical_json(a)) != canonical_loads(canonical_json(b)):
         assert canonical_json(a) != canonical_json(b)
+
+
+_canonical_inputs = st.recursive(
+    st.one_of(st.none(), st.booleans(), st.integers(), st.floats(), st.text(), st.just(b"raw")),
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=4),
+        st.tuples(inner),
+        st.dictionaries(st.one_of(st.text(), st.integers()), inner, max_size=4),
+    ),
+    max_leaves=12,
+)
+
+
+@given(_canonical_inputs)
+def test_canonical_fast_path_agrees_with_the_detailed_check(value: Any) -> None:
+    from astrid_crypto._canonical import _check  # pyright: ignore[reportPrivateUsage]
+
+    def verdict(func: Any) -> str:
+        try:
+            func()
+        except BadInputError as exc:
+            return exc.message
+        return "ok"
+
+    detailed = verdict(lambda: _check(value, "$"))
+    encoded = verdict(lambda: canonical_json(value))
+    if detailed == "ok":  # types are fine; only a lone surrogate can still be refused
+        assert encoded == "ok" or "valid Unicode" in encoded
+    else:
+        assert encoded == detailed

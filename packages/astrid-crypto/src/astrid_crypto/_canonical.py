@@ -43,9 +43,25 @@ def _check(value: Any, path: str) -> None:
     )
 
 
+def _plainly_valid(value: Any) -> bool:
+    """Fast pre-check without path strings; on False, ``_check`` runs to accept or explain."""
+    kind: type[Any] = type(value)  # pyright: ignore[reportUnknownVariableType]
+    if kind is str or kind is int or kind is bool or value is None:
+        return True
+    if kind is dict:
+        for key, item in value.items():
+            if type(key) is not str or not _plainly_valid(item):
+                return False
+        return True
+    if kind is list or kind is tuple:
+        return all(_plainly_valid(item) for item in value)
+    return False
+
+
 def canonical_json(value: Any) -> bytes:
     """Encode ``value`` canonically, or raise BadInputError naming the offending path."""
-    _check(value, "$")
+    if not _plainly_valid(value):
+        _check(value, "$")
     text = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     try:
         return text.encode("utf-8")

@@ -60,10 +60,40 @@ def check_value(value: object, path: str = "$", depth: int = 0) -> None:
     raise _bad(path, f"has type {type(value).__name__}, which is not JSON")
 
 
+def _plainly_valid(value: object, depth: int = 0) -> bool:
+    """The fast pre-check for the common case: exact JSON types, finite floats, bounded depth.
+
+    It builds no path strings and leaves strings to the one UTF-8 encode of the whole text in
+    ``encode_value``. Anything it does not accept (including subclasses such as StrEnum) goes
+    through ``check_value``, which either accepts it or names the problem."""
+    if depth > MAX_DEPTH:
+        return False
+    kind = type(value)
+    if kind is str or kind is int or kind is bool or value is None:
+        return True
+    if kind is float:
+        return math.isfinite(cast(float, value))
+    if kind is list:
+        return all(_plainly_valid(item, depth + 1) for item in cast(list[object], value))
+    if kind is dict:
+        for key, item in cast(dict[object, object], value).items():
+            if type(key) is not str or not _plainly_valid(item, depth + 1):
+                return False
+        return True
+    return False
+
+
 def encode_value(value: JsonValue) -> str:
     """Canonical JSON text: sorted keys, no whitespace, UTF-8 characters kept as they are."""
-    check_value(value)
-    return json.dumps(value, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+    if not _plainly_valid(value):
+        check_value(value)
+    text = json.dumps(value, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        check_value(value)  # names where the lone surrogate is
+        raise
+    return text
 
 
 def decode_value(text: object) -> JsonValue:
