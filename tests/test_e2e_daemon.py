@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -15,46 +14,9 @@ import anyio
 import pytest
 
 from astrid_gateway.client import GatewayClient
+from astrid_gateway.testing import run_cli, start_daemon, stop_daemon, write_scripted_config
 
 pytestmark = pytest.mark.anyio
-
-
-def write_config(
-    home: Path, workspace: Path, turns: list[dict[str, Any]], mode: str = "guided"
-) -> None:
-    home.mkdir(parents=True, exist_ok=True)
-    (home / "script.json").write_text(json.dumps({"turns": turns}))
-    (home / "config.toml").write_text(
-        f'[model]\nprovider = "scripted"\nscript = "{home / "script.json"}"\n'
-        f'[workspace]\nroot = "{workspace}"\nmode = "{mode}"\n'
-    )
-
-
-def start_daemon(home: Path) -> subprocess.Popen[bytes]:
-    log = (home / "daemon.log").open("ab")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "astrid_gateway", "--state-dir", str(home)],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    log.close()
-    deadline = time.monotonic() + 30
-    while not (home / "daemon.port").exists():
-        assert proc.poll() is None, (home / "daemon.log").read_text()
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
-    return proc
-
-
-def stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
 
 
 @pytest.fixture
@@ -65,19 +27,9 @@ def workspace(tmp_path: Path) -> Path:
     return ws.resolve()
 
 
-def astrid(home: Path, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "astrid_cli", *args],
-        capture_output=True,
-        text=True,
-        env={**os.environ, "ASTRID_HOME": str(home)},
-        timeout=timeout,
-    )
-
-
 @pytest.mark.parametrize("decision", ["allow_always", "deny"])
 def test_demo_runs_non_interactively_and_verifies_the_audit(tmp_path: Path, decision: str) -> None:
-    out = astrid(tmp_path / "unused-home", "demo", "--auto", decision)
+    out = run_cli(tmp_path / "unused-home", "demo", "--auto", decision)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     assert "audit log verified" in out.stdout
     assert "blocked (sudo)" in out.stdout
@@ -92,7 +44,7 @@ def test_demo_runs_non_interactively_and_verifies_the_audit(tmp_path: Path, deci
 
 def test_run_exit_codes(tmp_path: Path, workspace: Path) -> None:
     home = tmp_path / "home"
-    write_config(
+    write_scripted_config(
         home,
         workspace,
         [
@@ -108,12 +60,12 @@ def test_run_exit_codes(tmp_path: Path, workspace: Path) -> None:
             {"text": "done"},
         ],
     )
-    denied = astrid(home, "run", "get root", "--workspace", str(workspace), "--json")
+    denied = run_cli(home, "run", "get root", "--workspace", str(workspace), "--json")
     assert denied.returncode == 3, denied.stderr
     assert json.loads(denied.stdout)["denied"] == 1
-    fine = astrid(home, "run", "read it", "--workspace", str(workspace), "--json")
+    fine = run_cli(home, "run", "read it", "--workspace", str(workspace), "--json")
     assert fine.returncode == 0, fine.stderr
-    astrid(home, "daemon", "stop")
+    run_cli(home, "daemon", "stop")
 
 
 async def _events_until(
@@ -130,7 +82,7 @@ async def _events_until(
 
 async def test_approval_answered_by_a_second_client(tmp_path: Path, workspace: Path) -> None:
     home = tmp_path / "home"
-    write_config(
+    write_scripted_config(
         home,
         workspace,
         [
@@ -165,14 +117,14 @@ async def test_approval_answered_by_a_second_client(tmp_path: Path, workspace: P
             )
         assert not (workspace / "victim.txt").exists()
     finally:
-        stop(proc)
+        stop_daemon(proc)
 
 
 async def test_deferred_approval_is_delivered_after_reconnect(
     tmp_path: Path, workspace: Path
 ) -> None:
     home = tmp_path / "home"
-    write_config(
+    write_scripted_config(
         home,
         workspace,
         [
@@ -203,12 +155,12 @@ async def test_deferred_approval_is_delivered_after_reconnect(
             assert reply == {"accepted": True, "deferred": True}
         assert not (workspace / "victim.txt").exists()  # replayed exactly once
     finally:
-        stop(proc)
+        stop_daemon(proc)
 
 
 async def test_kill9_mid_turn_then_resume_and_verify(tmp_path: Path, workspace: Path) -> None:
     home = tmp_path / "home"
-    write_config(
+    write_scripted_config(
         home,
         workspace,
         [
@@ -239,12 +191,12 @@ async def test_kill9_mid_turn_then_resume_and_verify(tmp_path: Path, workspace: 
             assert report["ok"] is True
             assert report["entries"] >= 3
     finally:
-        stop(proc)
+        stop_daemon(proc)
 
 
 def test_sessions_and_audit_commands(tmp_path: Path, workspace: Path) -> None:
     home = tmp_path / "home"
-    write_config(
+    write_scripted_config(
         home,
         workspace,
         [
@@ -257,29 +209,29 @@ def test_sessions_and_audit_commands(tmp_path: Path, workspace: Path) -> None:
         ],
     )
     try:
-        ran = astrid(home, "run", "read it", "--workspace", str(workspace), "--json")
+        ran = run_cli(home, "run", "read it", "--workspace", str(workspace), "--json")
         assert ran.returncode == 0, ran.stderr
-        listed = astrid(home, "sessions", "list", "--json")
+        listed = run_cli(home, "sessions", "list", "--json")
         [session] = json.loads(listed.stdout)
         sid = session["session_id"]
         assert session["workspace"] == str(workspace)
-        assert sid in astrid(home, "sessions", "list").stdout
+        assert sid in run_cli(home, "sessions", "list").stdout
 
-        shown = astrid(home, "audit", "show", sid)
+        shown = run_cli(home, "audit", "show", sid)
         assert shown.returncode == 0, shown.stderr
         assert "session_start" in shown.stdout
         assert "file_read" in shown.stdout
-        verified = astrid(home, "audit", "verify")
+        verified = run_cli(home, "audit", "verify")
         assert verified.returncode == 0, verified.stderr
         assert verified.stdout.startswith("audit log verified: OK")
 
-        assert sid in astrid(home, "audit", "list").stdout
-        stats = json.loads(astrid(home, "audit", "stats", "--json").stdout)
+        assert sid in run_cli(home, "audit", "list").stdout
+        stats = json.loads(run_cli(home, "audit", "stats", "--json").stdout)
         assert stats["by_chain"][sid] >= 3
         assert stats["by_outcome"]["session_start"] == 1
 
         export = tmp_path / "audit.jsonl"
-        exported = astrid(home, "audit", "export", str(export))
+        exported = run_cli(home, "audit", "export", str(export))
         assert exported.returncode == 0, exported.stderr
         offline = subprocess.run(
             [sys.executable, "-m", "astrid_audit", "verify", str(export), "--key", f"{export}.pub"],
@@ -299,20 +251,20 @@ def test_sessions_and_audit_commands(tmp_path: Path, workspace: Path) -> None:
         )
         assert broken.returncode == 1, broken.stdout + broken.stderr
 
-        refused = astrid(home, "sessions", "delete", sid)  # no --yes and no terminal: aborted
+        refused = run_cli(home, "sessions", "delete", sid)  # no --yes and no terminal: aborted
         assert refused.returncode != 0
-        deleted = astrid(home, "sessions", "delete", sid, "--yes")
+        deleted = run_cli(home, "sessions", "delete", sid, "--yes")
         assert deleted.returncode == 0, deleted.stderr
-        assert json.loads(astrid(home, "sessions", "list", "--json").stdout) == []
+        assert json.loads(run_cli(home, "sessions", "list", "--json").stdout) == []
         # The log is append-only: deleting a session keeps its audit trail, still verifying.
-        assert "file_read" in astrid(home, "audit", "show", sid).stdout
-        assert astrid(home, "audit", "verify").returncode == 0
+        assert "file_read" in run_cli(home, "audit", "show", sid).stdout
+        assert run_cli(home, "audit", "verify").returncode == 0
 
-        assert astrid(home, "run", "hello", "--workspace", str(workspace)).returncode == 0
-        kept = astrid(home, "sessions", "cleanup", "--older-than", "1", "--yes")
+        assert run_cli(home, "run", "hello", "--workspace", str(workspace)).returncode == 0
+        kept = run_cli(home, "sessions", "cleanup", "--older-than", "1", "--yes")
         assert "no session idle for more than 1 days" in kept.stdout
-        cleaned = astrid(home, "sessions", "cleanup", "--older-than", "0", "--yes")
+        cleaned = run_cli(home, "sessions", "cleanup", "--older-than", "0", "--yes")
         assert "deleted 1 session(s)" in cleaned.stdout, cleaned.stderr
-        assert json.loads(astrid(home, "sessions", "list", "--json").stdout) == []
+        assert json.loads(run_cli(home, "sessions", "list", "--json").stdout) == []
     finally:
-        astrid(home, "daemon", "stop")
+        run_cli(home, "daemon", "stop")

@@ -136,7 +136,9 @@ env = {{ LAB_STATE = {json.dumps(str(state))} }}
 
 
 def test_cli_servers_commands(tmp_path: Path) -> None:
-    from .test_e2e_daemon import astrid, start_daemon, stop
+    from astrid_gateway.testing import run_cli as astrid
+    from astrid_gateway.testing import start_daemon
+    from astrid_gateway.testing import stop_daemon as stop
 
     home, state = tmp_path / "home", tmp_path / "state"
     home.mkdir()

@@ -345,3 +345,21 @@ async def test_inclusion_proof_by_entry_id_verifies_with_only_the_checkpoint(key
         bytes.fromhex(checkpoint.root),
     )
     assert len(proof) <= 4
+
+
+async def test_stored_entries_are_exactly_the_storage_encoding(key: KeyPair) -> None:
+    # Entries are handed to storage pre-encoded (one dump, no second walk); the text must be
+    # byte for byte what the storage codec would have produced from the same value.
+    from astrid_core.storage._codec import encode_value
+
+    storage = MemoryStorage()
+    log = await AuditLog.open(storage, key)
+    await log.append(
+        Outcome(kind=OutcomeKind.EXECUTED, reason="unicode: é 漢字 \u2028", detail={"n": 1}),
+        session_id=SessionId.new(),
+        action=FileDelete(path="/tmp/ünï/x.txt"),
+    )
+    stored = storage._data[NS_ENTRY]  # pyright: ignore[reportPrivateUsage]
+    assert stored
+    for text in stored.values():
+        assert encode_value(json.loads(text)) == text

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from astrid_audit import SECRET_PATTERNS, Redactor
 
@@ -58,3 +60,34 @@ def test_secret_argument_names_and_declared_secrets() -> None:
 def test_ordinary_text_untouched() -> None:
     text = "Delete file: /home/user/notes.txt (12345 bytes) at 2026-11-24 sk-short"
     assert Redactor(b"s").text(text) == text
+
+
+_SAMPLES = [
+    "sk-ant-api03-abcdefghijklmnopqrstuvwxyz",
+    "sk-proj-abcdefghijklmnopqrstuvwxyz012345",
+    "ghp_" + "a" * 36,
+    "xoxb-1234567890-abcdef",
+    "AKIAABCDEFGHIJKLMNOP",
+    "eyJhbGciOiJIUzI1.eyJzdWIiOiIxMjM0.SflKxwRJSMeKKF2Q",
+    "123456789:" + "A" * 35,
+    "Bearer abcdefghijklmnop",
+    "BEARER abcdefghijklmnop",
+    "AIza" + "B" * 35,
+]
+
+
+@given(
+    st.text(max_size=40),
+    st.sampled_from(_SAMPLES),
+    st.text(max_size=40),
+)
+def test_the_one_scan_pre_check_never_skips_a_shape(prefix: str, secret: str, suffix: str) -> None:
+    # Redactor.text returns early when the combined pattern finds nothing; it must find
+    # everything the individual patterns find, or a secret would reach the log.
+    text = f"{prefix} {secret} {suffix}"
+    from astrid_audit._redact import _ANY_SHAPE  # pyright: ignore[reportPrivateUsage]
+
+    if any(p.search(text) for _, p in SECRET_PATTERNS):
+        assert _ANY_SHAPE.search(text)
+    redacted = Redactor(b"salt").text(text)
+    assert secret not in redacted

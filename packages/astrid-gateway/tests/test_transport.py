@@ -127,7 +127,7 @@ async def test_oversize_frame_gets_error_and_daemon_survives(daemon: DaemonProce
 async def test_unimplemented_method_says_not_available(daemon: DaemonProcess) -> None:
     async with await GatewayClient.open(daemon.paths.root, autostart=False) as client:
         with pytest.raises(RpcCallError) as info:
-            await client.call("listCapsules")
+            await client.call("loadCapsule")
     assert info.value.rpc_code == int(ErrorCode.NOT_AVAILABLE)
     assert "not available" in info.value.message
 
@@ -202,3 +202,17 @@ async def test_shutdown_method(daemon: DaemonProcess) -> None:
     async with await GatewayClient.open(daemon.paths.root, autostart=False) as client:
         assert (await client.call("shutdown"))["stopping"] is True
     assert daemon.proc.wait(timeout=15) == 0
+
+
+def test_every_registered_method_is_documented() -> None:
+    # METHODS is what `astrid`'s help and the gateway README draw on: a method the daemon
+    # serves but METHODS omits is an undocumented API.
+    import re
+    from pathlib import Path
+
+    from astrid_gateway.protocol import METHODS
+
+    source = Path(__file__).parents[1] / "src" / "astrid_gateway" / "_methods.py"
+    served = set(re.findall(r'@method\("(astrid\.[A-Za-z]+)"', source.read_text()))
+    assert served, "no methods found: the pattern no longer matches _methods.py"
+    assert served - set(METHODS) == set()

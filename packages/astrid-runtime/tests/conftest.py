@@ -1,8 +1,88 @@
+"""Shared test helpers: a scripted person at the frontend, a runtime on the scripted model, and
+the workspace most runtime tests act on. Test modules import them with ``from .conftest import``
+(the tests folder is a package, so that works under ``--import-mode=importlib``)."""
+
 from __future__ import annotations
 
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
 import pytest
+
+from astrid_core import (
+    ApprovalDecision,
+    ApprovalOption,
+    ApprovalRequest,
+    FrontendUnavailable,
+    SessionId,
+)
+from astrid_runtime.config import load_config
+from astrid_runtime.llm import ModelRequest, ScriptedProvider, ScriptedTurn
+from astrid_runtime.runtime import AgentRuntime
 
 
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
+
+
+@pytest.fixture
+def workspace(tmp_path: Path) -> Path:
+    """A project with a file worth keeping and one worth deleting (modules may override)."""
+    ws = tmp_path / "project"
+    ws.mkdir()
+    (ws / "important.txt").write_text("important")
+    (ws / "old.log").write_text("old")
+    return ws.resolve()
+
+
+@dataclass
+class Human:
+    """A scripted person at a frontend (a double of the astrid_core Frontend protocol): answers
+    approvals in order, Deny once the answers run out; ``present=False`` is nobody there."""
+
+    answers: list[ApprovalOption] = field(default_factory=list[ApprovalOption])
+    asked: list[ApprovalRequest] = field(default_factory=list[ApprovalRequest])
+    present: bool = True
+
+    async def request_approval(self, request: ApprovalRequest) -> ApprovalDecision:
+        if not self.present:
+            raise FrontendUnavailable("nobody is here")
+        self.asked.append(request)
+        option = self.answers.pop(0) if self.answers else ApprovalOption.DENY
+        return ApprovalDecision(request_id=request.request_id, option=option)
+
+    async def elicit(self, request: Any) -> Any: ...
+    async def elicit_url(self, request: Any) -> None: ...
+    def show_status(self, message: str) -> None: ...
+    def show_error(self, message: str) -> None: ...
+    async def receive_input(self) -> Any: ...
+
+
+def turns(*items: tuple[str, list[tuple[str, dict[str, Any]]]]) -> list[ScriptedTurn]:
+    return [ScriptedTurn(text, tuple(calls)) for text, calls in items]
+
+
+async def open_runtime(
+    tmp_path: Path,
+    script: Sequence[ScriptedTurn] | Callable[[ModelRequest], ScriptedTurn],
+    *,
+    mode: str = "safe",
+    config: str = "",
+) -> AgentRuntime:
+    """A runtime in ``tmp_path/home`` on the scripted model; ``config`` is appended to the
+    ``config.toml`` after the ``[workspace]`` table that sets ``mode``."""
+    home = tmp_path / "home"
+    home.mkdir(exist_ok=True)
+    (home / "config.toml").write_text(f'[workspace]\nmode = "{mode}"\n' + config)
+    return await AgentRuntime.open(
+        home, config=load_config(home, env={}), provider=ScriptedProvider(script)
+    )
+
+
+async def collect(runtime: AgentRuntime, session: SessionId, text: str) -> list[dict[str, Any]]:
+    """Every event of one turn, as the JSON a frontend receives."""
+    return [json.loads(e.model_dump_json()) async for e in runtime.run_turn(session, text)]

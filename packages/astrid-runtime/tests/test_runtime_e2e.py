@@ -2,76 +2,17 @@
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from astrid_audit import OutcomeKind
-from astrid_core import (
-    ApprovalDecision,
-    ApprovalOption,
-    ApprovalRequest,
-    FrontendUnavailable,
-    SessionId,
-)
-from astrid_runtime.config import load_config
-from astrid_runtime.llm import ScriptedProvider, ScriptedTurn
-from astrid_runtime.runtime import AgentRuntime
+from astrid_core import ApprovalDecision, ApprovalOption
+
+from .conftest import Human, collect, open_runtime, turns
 
 pytestmark = pytest.mark.anyio
-
-
-@dataclass
-class Human:
-    """A scripted person at a frontend (a double of the astrid_core Frontend protocol)."""
-
-    answers: list[ApprovalOption] = field(default_factory=list[ApprovalOption])
-    asked: list[ApprovalRequest] = field(default_factory=list[ApprovalRequest])
-    present: bool = True
-
-    async def request_approval(self, request: ApprovalRequest) -> ApprovalDecision:
-        if not self.present:
-            raise FrontendUnavailable("nobody is here")
-        self.asked.append(request)
-        option = self.answers.pop(0) if self.answers else ApprovalOption.DENY
-        return ApprovalDecision(request_id=request.request_id, option=option)
-
-    async def elicit(self, request: Any) -> Any: ...
-    async def elicit_url(self, request: Any) -> None: ...
-    def show_status(self, message: str) -> None: ...
-    def show_error(self, message: str) -> None: ...
-    async def receive_input(self) -> Any: ...
-
-
-def turns(*items: tuple[str, list[tuple[str, dict[str, Any]]]]) -> list[ScriptedTurn]:
-    return [ScriptedTurn(text, tuple(calls)) for text, calls in items]
-
-
-async def open_runtime(
-    tmp_path: Path, script: list[ScriptedTurn], mode: str = "safe"
-) -> AgentRuntime:
-    home = tmp_path / "home"
-    home.mkdir(exist_ok=True)
-    (home / "config.toml").write_text(f'[workspace]\nmode = "{mode}"\n')
-    return await AgentRuntime.open(
-        home, config=load_config(home, env={}), provider=ScriptedProvider(script)
-    )
-
-
-@pytest.fixture
-def workspace(tmp_path: Path) -> Path:
-    ws = tmp_path / "project"
-    ws.mkdir()
-    (ws / "important.txt").write_text("important")
-    (ws / "old.log").write_text("old")
-    return ws.resolve()
-
-
-async def collect(runtime: AgentRuntime, session: SessionId, text: str) -> list[dict[str, Any]]:
-    return [json.loads(e.model_dump_json()) async for e in runtime.run_turn(session, text)]
 
 
 async def test_seed_delete_file_flow(tmp_path: Path, workspace: Path) -> None:

@@ -4,69 +4,34 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import anyio
 import pytest
 
+from astrid_gateway import testing as daemon
 from astrid_telegram.bot import HELP_TEXT, AstridTelegramBot
 from astrid_telegram.settings import TelegramSettings
 from astrid_telegram.testing import FakeBotApi
 
-pytestmark = pytest.mark.anyio
+from .conftest import OWNER, STRANGER, running_bot
 
-OWNER = 1001
-STRANGER = 2002
+pytestmark = pytest.mark.anyio
 
 
 @pytest.fixture
 def daemon_home(tmp_path: Path) -> Iterator[Path]:
     home = tmp_path / "home"
-    home.mkdir()
-    log = (tmp_path / "daemon.log").open("wb")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "astrid_gateway", "--state-dir", str(home)],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    log.close()
-    deadline = time.monotonic() + 30
-    while not (home / "daemon.port").exists():
-        assert proc.poll() is None, (tmp_path / "daemon.log").read_text()
-        assert time.monotonic() < deadline, "daemon did not start"
-        time.sleep(0.05)
+    proc = daemon.start_daemon(home)
     yield home
-    os.killpg(proc.pid, signal.SIGTERM)
-    proc.wait(timeout=20)
-
-
-@pytest.fixture
-def api() -> Iterator[FakeBotApi]:
-    with FakeBotApi() as server:
-        yield server
+    assert daemon.stop_daemon(proc), "astridd did not stop within 20 s of SIGTERM"
 
 
 async def test_commands_access_control_and_stale_callbacks(
     api: FakeBotApi, daemon_home: Path
 ) -> None:
-    settings = TelegramSettings(
-        bot_token=api.token,
-        allowed_user_ids=(OWNER,),
-        base_url=api.base_url,
-        home=str(daemon_home),
-        autostart_daemon=False,
-        edit_interval_seconds=0.2,
-    )
-    bot = AstridTelegramBot(settings)
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(bot.run)
-        with anyio.fail_after(20):
-            await bot.connected.wait()
+    async with running_bot(api, daemon_home, (OWNER,)) as bot:
         api.send_user_message(OWNER, "/help")
         await anyio.to_thread.run_sync(
             lambda: api.wait_for(
@@ -99,7 +64,6 @@ async def test_commands_access_control_and_stale_callbacks(
             if c.params.get("callback_query_id") == callback
         )
         assert "already answered or has expired" in str(answer.params.get("text"))
-        bot.stop()
 
 
 async def test_bot_reconnects_after_daemon_restart(api: FakeBotApi, tmp_path: Path) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
+import weakref
 from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Any
@@ -109,6 +110,15 @@ class Allowance:
         ).matches(action.resource)
 
 
+# Verified allowances per storage, trusted-key set and key prefix. Every AllowanceStore in
+# the process over the same storage shares them (a sub-agent's view included), so a grant by
+# one is seen by all without re-reading storage on each decision. Allowances are never
+# revoked, and one edited in storage could not be re-signed: it is caught at the next start.
+_VERIFIED: weakref.WeakKeyDictionary[Any, dict[tuple[frozenset[str], str], list[Allowance]]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
 class AllowanceStore:
     def __init__(
         self, storage: Storage, key: KeyPair, trusted: list[PublicKey] | None = None
@@ -142,10 +152,18 @@ class AllowanceStore:
             issuer=self.key.key_id,
         )
         signed = replace(allowance, signature=self.key.sign_b64(canonical_json(allowance.body())))
-        await self.storage.put(
-            _NS, f"{scope}:{signed.session_id or workspace}:{signed.id}", signed.to_json()
-        )
+        prefix = f"{scope}:{signed.session_id or workspace}:"
+        await self.storage.put(_NS, f"{prefix}{signed.id}", signed.to_json())
+        for (trusted, cached_prefix), allowances in self._cache().items():
+            if cached_prefix == prefix and signed.issuer in trusted:
+                allowances.append(signed)
         return signed
+
+    def _cache(self) -> dict[tuple[frozenset[str], str], list[Allowance]]:
+        try:
+            return _VERIFIED.setdefault(self.storage, {})
+        except TypeError:  # a storage object that cannot be weakly referenced: no caching
+            return {}
 
     def _verified(self, raw: Any) -> Allowance | None:
         try:
@@ -161,12 +179,19 @@ class AllowanceStore:
         return allowance
 
     async def list(self, session_id: SessionId, workspace: str) -> list[Allowance]:
+        cache = self._cache()
+        trusted = frozenset(self.trusted)
         found: list[Allowance] = []
         for prefix in (f"session:{session_id}:", f"workspace:{workspace}:"):
-            for _, raw in await self.storage.scan(_NS, prefix):
-                allowance = self._verified(raw)
-                if allowance is not None:
-                    found.append(allowance)
+            cached = cache.get((trusted, prefix))
+            if cached is None:
+                cached = list[Allowance]()
+                for _, raw in await self.storage.scan(_NS, prefix):
+                    allowance = self._verified(raw)
+                    if allowance is not None:
+                        cached.append(allowance)
+                cache[(trusted, prefix)] = cached
+            found += cached
         return found
 
     async def find(

@@ -1,7 +1,9 @@
 """Budgets in integer micro-dollars: per action, per session, per workspace. Atomic, persisted.
 
-``check_and_reserve`` decides and reserves under one lock, so concurrent actions can never
-together exceed a limit (time-of-check == time-of-use). ``commit`` replaces a reservation by
+``check_and_reserve`` decides and reserves atomically, so concurrent actions can never
+together exceed a limit (time-of-check == time-of-use): the write is a compare-and-set on the
+exact state it decided on, retried when another tracker (another session of the same
+workspace, or another process) changed it in between. ``commit`` replaces a reservation by
 the real cost; ``refund`` releases it. State lives in storage, so a restart does not reset
 spending.
 """
@@ -13,13 +15,23 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 import anyio
+import anyio.lowlevel
 
-from astrid_core import BadInputError, JsonObject
-from astrid_core.storage import Put, Storage
+from astrid_core import BadInputError, JsonObject, JsonValue, StorageError
+from astrid_core.storage import Expect, Put, Storage
 
 __all__ = ["BudgetConfig", "BudgetTracker", "BudgetCheck", "BudgetStatus", "Reservation"]
 
 _NS = "budget"
+_MAX_ATTEMPTS = 1000  # compare-and-set retries; each failed one means another writer won
+
+
+def _parse_state(raw: JsonValue | None) -> dict[str, int]:
+    if isinstance(raw, dict):
+        spent, reserved = raw.get("spent", 0), raw.get("reserved", 0)
+        if isinstance(spent, int) and isinstance(reserved, int):
+            return {"spent": spent, "reserved": reserved}
+    return {"spent": 0, "reserved": 0}
 
 
 @dataclass(frozen=True)
@@ -71,20 +83,44 @@ class BudgetTracker:
         self.storage = storage
         self.config = config
         self._keys = [f"session:{session}"] + ([f"workspace:{workspace}"] if workspace else [])
-        self._lock = anyio.Lock()
+        self._lock = anyio.Lock(fast_acquire=True)  # no event-loop round trip when uncontended
         self._ids = itertools.count(1)
         self._open: dict[int, int] = {}
+        self._known: dict[str, JsonValue | None] | None = None  # what this tracker last wrote
 
     async def _state(self, key: str) -> dict[str, int]:
-        raw = await self.storage.get(_NS, key)
-        if isinstance(raw, dict):
-            return {"spent": int(raw.get("spent", 0)), "reserved": int(raw.get("reserved", 0))}  # type: ignore[arg-type]
-        return {"spent": 0, "reserved": 0}
+        return _parse_state(await self.storage.get(_NS, key))
 
-    async def _write(self, states: dict[str, dict[str, int]]) -> None:
-        await self.storage.transaction(
-            [Put(_NS, key, dict(value)) for key, value in states.items()]
+    async def _read(
+        self, attempt: int
+    ) -> tuple[dict[str, dict[str, int]], dict[str, JsonValue | None]]:
+        """Each key's state, and the stored value it came from (for compare-and-set).
+
+        The first attempt uses what this tracker last wrote, without reading: the write is
+        conditional on it, so a stale guess only costs a retry that reads."""
+        raws = self._known if attempt == 0 and self._known is not None else None
+        if raws is None:
+            raws = {key: await self.storage.get(_NS, key) for key in self._keys}
+        return {key: _parse_state(raw) for key, raw in raws.items()}, raws
+
+    async def _write_if_unchanged(
+        self, states: dict[str, dict[str, int]], raws: dict[str, JsonValue | None]
+    ) -> bool:
+        written: dict[str, JsonValue | None] = {key: dict(value) for key, value in states.items()}
+        committed = await self.storage.transaction(
+            [Put(_NS, key, value) for key, value in written.items() if value is not None],
+            expect=[Expect(_NS, key, raw) for key, raw in raws.items()],
         )
+        self._known = written if committed else None
+        return committed
+
+    async def _contended(self, attempt: int) -> None:
+        if attempt + 1 >= _MAX_ATTEMPTS:
+            raise StorageError(
+                f"the budget state changed under {_MAX_ATTEMPTS} attempts in a row",
+                hint="too many concurrent actions on one workspace; the action was not allowed",
+            )
+        await anyio.lowlevel.checkpoint()  # let the writer that won finish its turn
 
     def _limits(self) -> list[int | None]:
         return [self.config.session_limit_micros] + (
@@ -96,49 +132,62 @@ class BudgetTracker:
         over the session budget) still never lifts the per-action limit."""
         if cost < 0:
             raise BadInputError(f"cost must be >= 0, got {cost}")
-        per_action = self.config.per_action_limit_micros
         async with self._lock:
-            states = {key: await self._state(key) for key in self._keys}
-            spent = states[self._keys[0]]["spent"] + states[self._keys[0]]["reserved"]
-            if per_action is not None and cost > per_action:
+            for attempt in range(_MAX_ATTEMPTS):
+                states, raws = await self._read(attempt)
+                check = self._decide(states, cost, force)
+                if check.reservation is None:
+                    if attempt == 0 and self._known is not None:
+                        self._known = None  # never refuse on a guess: others may have refunded
+                        continue
+                    return check
+                if await self._write_if_unchanged(states, raws):
+                    self._open[check.reservation.id] = cost
+                    return check
+                await self._contended(attempt)
+        raise AssertionError("unreachable: _contended raises on the last attempt")
+
+    def _decide(self, states: dict[str, dict[str, int]], cost: int, force: bool) -> BudgetCheck:
+        """Judge ``cost`` against ``states``; when allowed, add it to their reservations."""
+        per_action = self.config.per_action_limit_micros
+        spent = states[self._keys[0]]["spent"] + states[self._keys[0]]["reserved"]
+        if per_action is not None and cost > per_action:
+            return BudgetCheck(
+                BudgetStatus.OVER_ACTION,
+                None,
+                spent,
+                per_action,
+                f"this action would cost ${cost / 1e6:.4f}, over the "
+                f"per-action limit of ${per_action / 1e6:.4f}",
+            )
+        status = BudgetStatus.OK
+        message = ""
+        for key, limit in zip(self._keys, self._limits(), strict=True):
+            if limit is None:
+                continue
+            used = states[key]["spent"] + states[key]["reserved"]
+            if used + cost > limit and not force:
+                scope = key.split(":", 1)[0]
                 return BudgetCheck(
-                    BudgetStatus.OVER_ACTION,
+                    BudgetStatus.OVER_SESSION,
                     None,
-                    spent,
-                    per_action,
-                    f"this action would cost ${cost / 1e6:.4f}, over the "
-                    f"per-action limit of ${per_action / 1e6:.4f}",
+                    used,
+                    limit,
+                    f"{scope} budget: ${used / 1e6:.4f} of ${limit / 1e6:.4f} used; "
+                    f"this action needs ${cost / 1e6:.4f} more",
                 )
-            status = BudgetStatus.OK
-            message = ""
-            for key, limit in zip(self._keys, self._limits(), strict=True):
-                if limit is None:
-                    continue
-                used = states[key]["spent"] + states[key]["reserved"]
-                if used + cost > limit and not force:
-                    scope = key.split(":", 1)[0]
-                    return BudgetCheck(
-                        BudgetStatus.OVER_SESSION,
-                        None,
-                        used,
-                        limit,
-                        f"{scope} budget: ${used / 1e6:.4f} of ${limit / 1e6:.4f} used; "
-                        f"this action needs ${cost / 1e6:.4f} more",
-                    )
-                if limit and (used + cost) * 100 >= limit * self.config.warn_at_percent:
-                    status = BudgetStatus.WARN
-                    total = used + cost
-                    scope = key.split(":", 1)[0]
-                    message = (
-                        f"{scope} budget {100 * total // limit}% used "
-                        f"(${total / 1e6:.4f} of ${limit / 1e6:.4f})"
-                    )
-            for state in states.values():
-                state["reserved"] += cost
-            await self._write(states)
-            reservation = Reservation(next(self._ids), cost)
-            self._open[reservation.id] = cost
-            return BudgetCheck(status, reservation, spent + cost, self._limits()[0], message)
+            if limit and (used + cost) * 100 >= limit * self.config.warn_at_percent:
+                status = BudgetStatus.WARN
+                total = used + cost
+                scope = key.split(":", 1)[0]
+                message = (
+                    f"{scope} budget {100 * total // limit}% used "
+                    f"(${total / 1e6:.4f} of ${limit / 1e6:.4f})"
+                )
+        for state in states.values():
+            state["reserved"] += cost
+        reservation = Reservation(next(self._ids), cost)
+        return BudgetCheck(status, reservation, spent + cost, self._limits()[0], message)
 
     async def commit(self, reservation: Reservation, actual: int | None = None) -> None:
         """Turn a reservation into spending (``actual`` replaces the estimate)."""
@@ -151,11 +200,14 @@ class BudgetTracker:
         async with self._lock:
             if self._open.pop(reservation.id, None) is None:
                 return  # settled already: settling twice must not double-count
-            states = {key: await self._state(key) for key in self._keys}
-            for state in states.values():
-                state["reserved"] = max(0, state["reserved"] - reservation.cost)
-                state["spent"] += max(0, spend)
-            await self._write(states)
+            for attempt in range(_MAX_ATTEMPTS):
+                states, raws = await self._read(attempt)
+                for state in states.values():
+                    state["reserved"] = max(0, state["reserved"] - reservation.cost)
+                    state["spent"] += max(0, spend)
+                if await self._write_if_unchanged(states, raws):
+                    return
+                await self._contended(attempt)
 
     async def snapshot(self) -> JsonObject:
         session = await self._state(self._keys[0])

@@ -87,6 +87,36 @@ class SecurityInterceptor:
     on_replay: Replay | None = None  # executes a deferred action once it is approved
     _session_blocked: set[str] = field(default_factory=set[str])
 
+    def derive(
+        self,
+        *,
+        session_id: SessionId,
+        budget: BudgetTracker,
+        approvals: ApprovalManager,
+        allowances: AllowanceStore | None = None,
+    ) -> SecurityInterceptor:
+        """The interceptor of a sub-agent: never looser than this one.
+
+        Same policy (plus this session's "deny always" rules), workspace boundary, stores, audit
+        log and key; its own session id, budget slice and approval channel. What it may use from
+        the capability store is whatever the caller attenuated for the new session, and its
+        allowances are ``allowances`` (e.g. a view that adds the parent's) or the same store."""
+        return SecurityInterceptor(
+            policy=self.policy.with_blocked(self._session_blocked),
+            capabilities=self.capabilities,
+            allowances=allowances if allowances is not None else self.allowances,
+            budget=budget,
+            workspace=self.workspace,
+            approvals=approvals,
+            audit=self.audit,
+            key=self.key,
+            session_id=session_id,
+            home=self.home,
+            always_ttl_seconds=self.always_ttl_seconds,
+            ask_when_untrusted=self.ask_when_untrusted,
+            on_notice=self.on_notice,
+        )
+
     # ------------------------------------------------------------------ Guard protocol
 
     async def authorize(self, action: SensitiveAction, reason: str) -> Authorization:

@@ -88,10 +88,15 @@ class AuditEntry(BaseModel):
         return content_hash(canonical_json(self.body())).hex
 
     def sealed(self, key: KeyPair) -> Self:
-        digest = self.compute_hash()
-        return self.model_copy(
-            update={"hash": digest, "signature": key.sign_b64(bytes.fromhex(digest))}
-        )
+        return self.sealed_with_record(key)[0]
+
+    def sealed_with_record(self, key: KeyPair) -> tuple[Self, JsonObject]:
+        """The sealed entry and its stored JSON form, from one serialization of the body."""
+        body = self.body()
+        digest = content_hash(canonical_json(body)).hex
+        signature = key.sign_b64(bytes.fromhex(digest))
+        sealed = self.model_copy(update={"hash": digest, "signature": signature})
+        return sealed, {**body, "hash": digest, "signature": signature}
 
     def check(self, keys: dict[str, PublicKey]) -> None:
         """Recompute the hash and verify the signature with a trusted key. Raises."""

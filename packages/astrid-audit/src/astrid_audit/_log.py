@@ -11,6 +11,7 @@ in one storage transaction, and each caller returns only after its own entry is 
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import time
@@ -31,10 +32,18 @@ from astrid_core import (
     VerificationError,
     action_to_json,
 )
-from astrid_core.storage import Expect, Put, Storage
+from astrid_core.storage import EncodedJson, Expect, Put, Storage
 from astrid_crypto import KeyPair, PublicKey, content_hash
 
-from ._entry import GENESIS, SYSTEM_CHAIN, AuditEntry, Checkpoint, Outcome, OutcomeKind
+from ._entry import (
+    FORMAT_VERSION,
+    GENESIS,
+    SYSTEM_CHAIN,
+    AuditEntry,
+    Checkpoint,
+    Outcome,
+    OutcomeKind,
+)
 from ._merkle import MerkleTree, leaf_hash
 from ._redact import Redactor
 
@@ -47,6 +56,14 @@ NS_HEAD = "audit_head"
 NS_META = "audit_meta"
 NS_CHECKPOINT = "audit_checkpoint"
 _PREVIEW = 200
+
+
+def _stored_form(record: JsonObject) -> EncodedJson:
+    """The entry in the storage encoding, dumped once: its body already passed canonical_json
+    to be hashed (types, UTF-8), and the hash and signature are hex and base64 strings."""
+    return EncodedJson(
+        json.dumps(record, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+    )
 
 
 def _key(seq: int) -> str:
@@ -72,7 +89,8 @@ class AuditLog:
         self.tree = MerkleTree()
         self._heads: dict[str, tuple[str, int]] = {}
         self._queue: list[_Pending] = []
-        self._commit_lock = anyio.Lock()
+        # fast_acquire: no event-loop round trip when uncontended; contended, appends still batch.
+        self._commit_lock = anyio.Lock(fast_acquire=True)
         self._opened = False
         self.redactor = Redactor(b"")
         self.trusted_keys: dict[str, PublicKey] = {key.key_id: key.public_key}
@@ -155,12 +173,17 @@ class AuditLog:
     async def _commit_queue(self) -> None:
         batch, self._queue = self._queue, []
         entries: list[AuditEntry] = []
+        records: list[JsonObject] = []
         heads = dict(self._heads)
         size = self.size
         now = int(time.time() * 1000)
         for offset, item in enumerate(batch):
             prev_hash, chain_seq = heads.get(item.chain, (GENESIS, -1))
-            entry = AuditEntry(
+            # model_construct: every field is built right here from validated parts (the
+            # outcome is a model, action/authorization are JSON dumps), so validating them again
+            # would only cost time; what is stored is checked by canonical JSON and the codec.
+            entry, record = AuditEntry.model_construct(
+                v=FORMAT_VERSION,
                 id=AuditEntryId.new(),
                 seq=size + offset,
                 chain=item.chain,
@@ -171,11 +194,17 @@ class AuditLog:
                 outcome=item.outcome,
                 prev_hash=prev_hash,
                 key_id=self.key.key_id,
-            ).sealed(self.key)
+                hash="",
+                signature="",
+            ).sealed_with_record(self.key)
             heads[item.chain] = (entry.hash, entry.chain_seq)
             entries.append(entry)
+            records.append(record)
         new_size = size + len(entries)
-        writes: list[Put] = [Put(NS_ENTRY, _key(e.seq), e.model_dump(mode="json")) for e in entries]
+        writes: list[Put] = [
+            Put(NS_ENTRY, _key(e.seq), _stored_form(record))
+            for e, record in zip(entries, records, strict=True)
+        ]
         writes += [
             Put(NS_HEAD, chain, {"hash": h, "chain_seq": s})
             for chain, (h, s) in heads.items()

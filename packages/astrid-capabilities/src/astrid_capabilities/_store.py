@@ -386,6 +386,23 @@ class CapabilityStore:
         checked = await self._check(token_id, self._clock())
         return None if checked.problems else checked.token
 
+    async def usable_by(self, session_id: SessionId) -> list[CapabilityToken]:
+        """Every token the session could use right now: valid, reusable (single-use tokens
+        cannot be delegated), persistent or bound to this session. What a sub-agent may
+        receive, attenuated, and nothing more."""
+        await self._ready()
+        now = self._clock()
+        usable: list[CapabilityToken] = []
+        for token_id, entry in list(self._entries.items()):
+            if entry.scope is TokenScope.SESSION and entry.session_id != session_id:
+                continue
+            checked = await self._check(token_id, now)
+            token = checked.token
+            if checked.problems or token is None or token.single_use:
+                continue
+            usable.append(token)
+        return usable
+
     async def _find(
         self, action: SensitiveAction, session_id: SessionId | None
     ) -> tuple[SplitUri | None, list[_Checked]]:

@@ -5,7 +5,6 @@ Ctrl-C during a turn sends ``astrid.cancelTurn``; a second Ctrl-C leaves.
 
 from __future__ import annotations
 
-import os
 import signal
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -31,6 +30,7 @@ class TurnOutcome:
     )  # (summary, option)
     errors: list[str] = field(default_factory=list[str])
     interrupted: bool = False
+    text: str = ""  # everything the model said in the turn
 
 
 def auto_decider(option: str) -> Decider:
@@ -46,7 +46,7 @@ async def drive_turn(
 ) -> TurnOutcome:
     outcome = TurnOutcome()
     quit_requested = False
-    asking = False  # an approval question is open (read by a worker thread)
+    question: anyio.CancelScope | None = None  # the open approval question, if any
     await client.call("sendInput", session_id=session_id, text=text)
     async with anyio.create_task_group() as tg:
 
@@ -55,25 +55,15 @@ async def drive_turn(
             with anyio.open_signal_receiver(signal.SIGINT) as signals:
                 async for _ in signals:
                     if outcome.interrupted:
-                        if asking:
-                            # The approval question is read by a worker thread that cannot be
-                            # cancelled; the person asked twice to leave, so leave now. Nothing
-                            # is granted: unanswered, the daemon defers the approval after
-                            # security.approval_timeout_seconds and keeps the session.
-                            ui.console.print(
-                                f"\n[dim]session saved: astrid chat --resume {session_id}[/dim]"
-                            )
-                            os._exit(130)
                         # Raised after the task group, not inside it: a KeyboardInterrupt
                         # wrapped in an ExceptionGroup would escape the caller's handler.
                         quit_requested = True
                         tg.cancel_scope.cancel()
                         return
                     outcome.interrupted = True
-                    hint = " once you answer the question" if asking else ""
-                    ui.console.print(
-                        f"[yellow]cancelling the turn{hint} (Ctrl-C again to quit)…[/yellow]"
-                    )
+                    if question is not None:
+                        question.cancel()  # withdrawn: answered "deny" below
+                    ui.console.print("[yellow]cancelling the turn (Ctrl-C again to quit)…[/yellow]")
                     await client.call("cancelTurn", session_id=session_id)
 
         tg.start_soon(watch_interrupts)
@@ -84,11 +74,13 @@ async def drive_turn(
             kind = event.get("type")
             if kind == "approval_needed":
                 request = event["request"]
-                asking = True
-                try:
-                    option = await decide(request)
-                finally:
-                    asking = False
+                option = "deny"  # what a withdrawn question answers: nothing is granted
+                if not outcome.interrupted:
+                    with anyio.CancelScope() as question:
+                        option = await decide(request)
+                    question = None
+                    if option == "deny" and outcome.interrupted:
+                        ui.console.print("\n[dim]question withdrawn: denied[/dim]")
                 outcome.approvals.append((str(request.get("summary")), option))
                 try:
                     await client.call(
@@ -111,6 +103,8 @@ async def drive_turn(
                 )
                 continue
             ui.render(event)
+            if kind == "text":
+                outcome.text += str(event.get("text", ""))
             if kind == "tool_call_result" and event.get("denied"):
                 outcome.denied += 1
             if kind == "error":

@@ -6,6 +6,7 @@ messages; this module only reads dicts, so it needs nothing heavier than rich.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from typing import Any
 
@@ -19,12 +20,17 @@ from rich.text import Text
 __all__ = ["ChatUI", "OPTION_KEYS", "RISK_STYLE", "read_line"]
 
 
+_typed_ahead = bytearray()  # bytes read from stdin past the last line handed out
+
+
 async def read_line(console: Console, prompt: str) -> str:
     """The next line typed, waited for on the event loop (raises EOFError at end of input).
 
     Not in a worker thread: a thread blocked in input() cannot be cancelled, so Ctrl-C would
-    leave the process waiting for Enter. Waiting for stdin to become readable is cancellable;
-    stdin that cannot be polled (a regular file) is simply read.
+    leave the process waiting for Enter. stdin is read unbuffered (os.read) with our own
+    buffer: Python's buffered reader could swallow a line typed ahead while the event loop
+    waits for the descriptor, which lost keystrokes. stdin that cannot be polled (a regular
+    file) is simply read.
     """
     import contextlib
     import sys
@@ -32,11 +38,19 @@ async def read_line(console: Console, prompt: str) -> str:
     import anyio
 
     console.print(prompt, end="", markup=True, highlight=False)
-    with contextlib.suppress(OSError, ValueError):  # not pollable: a plain read is fine
-        await anyio.wait_readable(sys.stdin.fileno())
-    line = sys.stdin.readline()
-    if not line:
-        raise EOFError
+    fd = sys.stdin.fileno()
+    while b"\n" not in _typed_ahead:
+        with contextlib.suppress(OSError, ValueError):  # not pollable: a plain read is fine
+            await anyio.wait_readable(fd)
+        chunk = os.read(fd, 4096)
+        if not chunk:
+            if not _typed_ahead:
+                raise EOFError
+            _typed_ahead.extend(b"\n")  # a last line without its newline
+        _typed_ahead.extend(chunk)
+    end = _typed_ahead.index(b"\n") + 1
+    line = bytes(_typed_ahead[:end]).decode("utf-8", errors="replace")
+    del _typed_ahead[:end]
     return line
 
 
@@ -188,6 +202,21 @@ class ChatUI:
             if value in offered:
                 body.append(f"[{key}] {label}  ", style="bold red" if value == "deny" else "bold")
         return Panel(body, title="Approval needed", border_style=style)
+
+    async def ask_approval_async(self, request: dict[str, Any]) -> str:
+        """``ask_approval`` read on the event loop, so the question can be withdrawn (Ctrl-C
+        cancels it) instead of holding the turn until someone presses Enter."""
+        self._flush_text()
+        self.console.print(self.approval_panel(request))
+        offered = set(request.get("options") or [v for v, _ in OPTION_KEYS.values()])
+        keys = [k for k, (v, _) in OPTION_KEYS.items() if v in offered]
+        default = "5" if "5" in keys else keys[-1]
+        while True:
+            answer = (await read_line(self.console, f"Your choice ({default}): ")).strip()
+            answer = answer or default
+            if answer in keys:
+                return OPTION_KEYS[answer][0]
+            self.console.print("[prompt.invalid]Please select one of the available options")
 
     def ask_approval(self, request: dict[str, Any]) -> str:
         """Show the approval and return the chosen wire option (allow_once, …, deny)."""

@@ -7,9 +7,10 @@ time per session (-32005 otherwise).
 
 from __future__ import annotations
 
+import getpass
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 from anyio.abc import TaskGroup
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -88,6 +89,40 @@ class ToolRef(_Params):
 
 class ListTools(_Params):
     session_id: SessionId | None = None
+
+
+class FrontendEvent(_Params):
+    """Something a frontend decided on its own that belongs in the audit log.
+
+    Only refusals so far: a person the frontend turned away before any session existed.
+    """
+
+    event: Literal["user_refused"]
+    user: str = Field(min_length=1, max_length=200)  # the frontend's id of the person
+    chat: str | None = Field(default=None, max_length=200)
+    reason: str = Field(default="", max_length=500)
+    suppressed: int = Field(default=0, ge=0)  # refusals since the last report, not audited
+
+
+class CapsuleSource(_Params):
+    source: str = Field(min_length=1, max_length=4096)  # absolute path on the daemon's host
+
+
+class CapsulePlanRef(_Params):
+    plan_id: str = Field(min_length=1, max_length=64)
+
+
+class CapsuleCommit(_Params):
+    plan_id: str = Field(min_length=1, max_length=64)
+    # How the person acknowledged trust; None only suffices for an update asking nothing new.
+    trust: Literal["interactive", "flag"] | None = None
+    secrets: dict[
+        Annotated[str, Field(max_length=200)], Annotated[str, Field(max_length=65_536)]
+    ] = Field(default_factory=dict, max_length=100)
+
+
+class CapsuleName(_Params):
+    name: str = Field(min_length=1, max_length=64)
 
 
 def _parse(model: type[P], params: dict[str, Any]) -> P:
@@ -273,6 +308,20 @@ def bind_runtime(
     async def _stop(conn: Connection, p: ServerName) -> Any:
         return await runtime.stop_server(p.name)
 
+    # OAuth sign-in: loginServer answers once the authorization URL is known (the client
+    # prints it, then waits with finishServerLogin); logoutServer deletes the stored tokens.
+    @method("astrid.loginServer", ServerName)
+    async def _login(conn: Connection, p: ServerName) -> Any:
+        return await runtime.login_server(p.name)
+
+    @method("astrid.finishServerLogin", ServerName)
+    async def _finish_login(conn: Connection, p: ServerName) -> Any:
+        return await runtime.finish_server_login(p.name)
+
+    @method("astrid.logoutServer", ServerName)
+    async def _logout(conn: Connection, p: ServerName) -> Any:
+        return await runtime.logout_server(p.name)
+
     @method("astrid.auditStats", NoParams)
     async def _audit_stats(conn: Connection, p: NoParams) -> Any:
         return await runtime.audit_stats()
@@ -288,6 +337,48 @@ def bind_runtime(
     @method("astrid.listTools", ListTools)
     async def _tools(conn: Connection, p: ListTools) -> Any:
         return await runtime.list_tools(p.session_id)
+
+    @method("astrid.recordFrontendEvent", FrontendEvent)
+    async def _frontend_event(conn: Connection, p: FrontendEvent) -> Any:
+        # The frontend is the name the client gave when it connected, not a param.
+        detail: JsonObject = {"suppressed": p.suppressed}
+        if p.chat is not None:
+            detail["chat"] = p.chat
+        return await runtime.record_frontend_refusal(
+            conn.client_name, p.user, p.reason or "refused by the frontend", detail
+        )
+
+    # Capsules: only a client holding the daemon token gets here, never the agent. The actor
+    # recorded with a trust acknowledgement is the connecting client and the daemon's OS user
+    # (the token file is readable by that user only).
+    @method("astrid.capsulePlan", CapsuleSource)
+    async def _capsule_plan(conn: Connection, p: CapsuleSource) -> Any:
+        return await runtime.capsule_plan(p.source)
+
+    @method("astrid.capsuleCommit", CapsuleCommit)
+    async def _capsule_commit(conn: Connection, p: CapsuleCommit) -> Any:
+        actor = f"{conn.client_name[:100]}:{getpass.getuser()}"
+        return await runtime.capsule_commit(p.plan_id, p.trust, actor, dict(p.secrets))
+
+    @method("astrid.capsuleDiscard", CapsulePlanRef)
+    async def _capsule_discard(conn: Connection, p: CapsulePlanRef) -> Any:
+        return await runtime.capsule_discard(p.plan_id)
+
+    @method("astrid.listCapsules", NoParams)
+    async def _capsule_list(conn: Connection, p: NoParams) -> Any:
+        return await runtime.capsule_list()
+
+    @method("astrid.capsuleInfo", CapsuleName)
+    async def _capsule_info(conn: Connection, p: CapsuleName) -> Any:
+        return await runtime.capsule_info(p.name)
+
+    @method("astrid.capsuleRollback", CapsuleName)
+    async def _capsule_rollback(conn: Connection, p: CapsuleName) -> Any:
+        return await runtime.capsule_rollback(p.name)
+
+    @method("astrid.removeCapsule", CapsuleName)
+    async def _capsule_remove(conn: Connection, p: CapsuleName) -> Any:
+        return await runtime.capsule_remove(p.name)
 
     async def on_subscribe(conn: Connection, subscription: str, session_id: str | None) -> None:
         # A client that arrives late still sees what is waiting for a human: live requests

@@ -26,8 +26,22 @@ if TYPE_CHECKING:
     from ._launch import ENV_ALLOW_LIST, scrubbed_environment
     from ._server_requests import Sampler, check_elicitation_url
     from .client import McpTool, SecureMcpClient
-    from .config import HttpTransport, McpServerConfig, RestartPolicy, SandboxConfig, StdioTransport
+    from .config import (
+        HttpTransport,
+        McpServerConfig,
+        OAuthConfig,
+        RestartPolicy,
+        SandboxConfig,
+        StdioTransport,
+    )
     from .manager import McpServerManager, ServerState, ServerStatus
+    from .oauth import (
+        OAuthError,
+        OAuthLoginRequired,
+        OAuthLoginTimeout,
+        OAuthTokenStore,
+        oauth_provider,
+    )
     from .pinning import PinReport, ToolPins, tool_fingerprint
 
 _LAZY = {
@@ -39,6 +53,11 @@ _LAZY = {
     "McpServerManager": ".manager",
     "McpTool": ".client",
     "McpToolResult": "._content",
+    "OAuthConfig": ".config",
+    "OAuthError": ".oauth",
+    "OAuthLoginRequired": ".oauth",
+    "OAuthLoginTimeout": ".oauth",
+    "OAuthTokenStore": ".oauth",
     "PinReport": ".pinning",
     "RestartPolicy": ".config",
     "Sampler": "._server_requests",
@@ -53,6 +72,7 @@ _LAZY = {
     "ToolNotFound": "._errors",
     "ToolPins": ".pinning",
     "check_elicitation_url": "._server_requests",
+    "oauth_provider": ".oauth",
     "scrubbed_environment": "._launch",
     "tool_fingerprint": ".pinning",
 }
@@ -76,6 +96,11 @@ __all__ = [
     "McpServerManager",
     "McpTool",
     "McpToolResult",
+    "OAuthConfig",
+    "OAuthError",
+    "OAuthLoginRequired",
+    "OAuthLoginTimeout",
+    "OAuthTokenStore",
     "PinReport",
     "RestartPolicy",
     "Sampler",
@@ -90,6 +115,7 @@ __all__ = [
     "ToolNotFound",
     "ToolPins",
     "check_elicitation_url",
+    "oauth_provider",
     "scrubbed_environment",
     "tool_fingerprint",
 ]

@@ -51,6 +51,7 @@ from ._errors import McpServerError, ServerStartError, ServerUnavailable, ToolCh
 from ._launch import LaunchPlan, plan_launch
 from ._process_group import find_server_group, kill_group_remains
 from ._server_requests import Sampler, ServerRequestHandlers
+from ._startup_clock import startup_clock
 from .config import HttpTransport, McpServerConfig
 from .pinning import PinReport, ToolPins, tool_fingerprint
 
@@ -151,7 +152,8 @@ class SecureMcpClient:
                 client_info=CLIENT_INFO,
             )
             self._session = await stack.enter_async_context(session)
-            with anyio.fail_after(self.config.startup_timeout_s):
+            # Paused while a person signs in (OAuth): see _startup_clock.
+            with startup_clock(self.config.startup_timeout_s):
                 self.initialize_result = await session.initialize()
         except BaseException as exc:
             failure = exc
@@ -161,6 +163,11 @@ class SecureMcpClient:
             # to itself (__context__ cycle), and anyio then spins forever walking the chain.
             try:
                 await stack.aclose()
+            except Exception as closing:
+                # The transport's task group fails with what went wrong inside it (e.g. an
+                # OAuth sign-in nobody could complete); that, not the cancellation it caused
+                # here, is why the server did not start.
+                failure = _root_failure(closing)
             finally:
                 self._close_stderr()
             error = self._start_error(failure)
@@ -569,6 +576,13 @@ class SecureMcpClient:
         return await self._request(
             self.session.send_request(request, types.CancelTaskResult), "tasks/cancel"
         )
+
+
+def _root_failure(exc: Exception) -> Exception:
+    """The first real error inside (possibly nested) exception groups."""
+    while isinstance(exc, ExceptionGroup) and exc.exceptions:
+        exc = exc.exceptions[0]
+    return exc
 
 
 def _offending_input(exc: Exception) -> str:

@@ -18,12 +18,14 @@ __all__ = [
     "McpServerConfig",
     "StdioTransport",
     "HttpTransport",
+    "OAuthConfig",
     "RestartPolicy",
     "SandboxConfig",
 ]
 
 _BLAKE3 = re.compile(r"^(?:blake3:)?([0-9a-f]{64})$")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")  # an RFC 9110 token
 
 
 class _Strict(BaseModel):
@@ -63,6 +65,40 @@ class HttpTransport(_Strict):
     url: Annotated[str, AfterValidator(_http_url)]
     headers: dict[str, str] = Field(default_factory=dict)
 
+    @model_validator(mode="after")
+    def _header_syntax(self) -> HttpTransport:
+        # Names only in messages: values are usually credentials.
+        bad = [name for name in self.headers if not _HEADER_NAME.fullmatch(name)]
+        if bad:
+            raise ValueError(f"invalid header names: {bad}")
+        broken = [n for n, v in self.headers.items() if any(c in v for c in "\r\n\x00")]
+        if broken:
+            raise ValueError(f"header values must not contain CR, LF or NUL: {broken}")
+        return self
+
+
+class OAuthConfig(_Strict):
+    """Sign in to an http server with OAuth (authorization code + PKCE, via a browser).
+
+    The login URL goes to a human (frontend or `astrid servers login NAME`); the browser comes
+    back to a one-shot listener on 127.0.0.1. Tokens are stored per server, never in config.
+    """
+
+    scopes: list[str] = Field(default_factory=list)
+    client_name: str = Field(default="astrid", min_length=1, max_length=200)
+    # A client registered by hand at the authorization server; unset: dynamic registration.
+    client_id: str | None = Field(default=None, min_length=1)
+    # Fixed callback port (some servers only accept a registered one); unset: the OS picks one.
+    redirect_port: int | None = Field(default=None, ge=1, le=65535)
+
+    @model_validator(mode="after")
+    def _scope_tokens(self) -> OAuthConfig:
+        # Scopes travel space-separated: one containing a space would silently become two.
+        bad = [scope for scope in self.scopes if not scope or any(c.isspace() for c in scope)]
+        if bad:
+            raise ValueError(f"oauth scopes must be single words: {bad}")
+        return self
+
 
 class RestartPolicy(_Strict):
     enabled: bool = True
@@ -100,6 +136,8 @@ class McpServerConfig(_Strict):
     call_timeout_s: float = Field(default=60.0, gt=0)
     # Tool output beyond this is cut (with a marker and the full digest) before anyone reads it.
     max_output_bytes: int = Field(default=1024 * 1024, ge=1024)
+    # Present: the server is reached with OAuth (http servers only).
+    oauth: OAuthConfig | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -134,6 +172,18 @@ class McpServerConfig(_Strict):
             raise ValueError(
                 f"server {self.name!r} is not trusted, so it must run sandboxed"
                 " (set trusted = true in an admin config to turn the sandbox off)"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _oauth_is_for_http(self) -> McpServerConfig:
+        if self.oauth is not None and not isinstance(self.transport, HttpTransport):
+            raise ValueError(f"server {self.name!r}: `oauth` applies only to `url` servers")
+        headers = self.transport.headers if isinstance(self.transport, HttpTransport) else {}
+        if self.oauth is not None and any(name.lower() == "authorization" for name in headers):
+            raise ValueError(
+                f"server {self.name!r}: an Authorization header and `oauth` both set the"
+                " credentials; keep one"
             )
         return self
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -65,7 +65,8 @@ class _Server:
     done: anyio.Event = field(default_factory=anyio.Event)
 
 
-ClientFactory = Callable[[McpServerConfig], SecureMcpClient]
+# May be async: building a client can need stored state first (an OAuth registration).
+ClientFactory = Callable[[McpServerConfig], SecureMcpClient | Awaitable[SecureMcpClient]]
 
 
 class McpServerManager:
@@ -202,13 +203,17 @@ class McpServerManager:
                 server.client.disconnected.set()
         return results
 
+    async def _new_client(self, config: McpServerConfig) -> SecureMcpClient:
+        made = self._factory(config)
+        return made if isinstance(made, SecureMcpClient) else await made
+
     async def _supervise(self, server: _Server) -> None:
         status, policy = server.status, server.config.restart
         try:
             while not server.stop.is_set():
                 status.state = ServerState.STARTING
-                client = self._factory(server.config)
                 try:
+                    client = await self._new_client(server.config)
                     async with client:
                         server.client = client
                         tools = await client.tools()

@@ -5,33 +5,48 @@ other tool (policy, capability, approval, audit); the adapter then hands that ex
 the server's Guard as a single-use grant, so the client's own Guard check passes without a
 second prompt, and any other action from the server (sampling) goes to the interceptor of the
 session whose call is in flight on that server — or is refused when none is.
+
+A capsule's ``[[mcp_server]]`` entries are added at runtime (``ensure_servers``), one process
+per (capsule, workspace) with that workspace's accepted paths as its roots. Such a *scoped*
+server is not offered to every session: ``install_scoped`` puts its tools into the registries of
+the sessions in its workspace only. Its calls take the same path as a configured server's
+(McpToolCall authorized by the session, single-use grant, tool pins).
+
+A server configured with ``oauth`` signs in through the SDK's OAuth provider, its tokens kept in
+storage. When it needs a person, the authorization URL goes to whoever asked: ``astrid servers
+login NAME`` (``login``), else the attached frontend as a URL elicitation; with neither, the
+start fails with a hint to run that command.
 """
 
 from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import anyio
+from anyio.abc import TaskGroup
 from mcp import types
 
 from astrid_approval import SecurityInterceptor
+from astrid_audit import Outcome, OutcomeKind
 from astrid_core import (
     ApprovalDecision,
     ApprovalRequest,
     AstridError,
     Authorization,
     AuthorizationProof,
+    ConfigError,
     DenialLayer,
     ElicitationRequest,
     ElicitationResponse,
     Frontend,
     JsonObject,
     McpToolCall,
+    NotFoundError,
     ProofKind,
     SensitiveAction,
     SessionId,
@@ -39,7 +54,17 @@ from astrid_core import (
     UserInput,
 )
 from astrid_core.storage import Storage
-from astrid_mcp import McpServerConfig, McpServerManager, SecureMcpClient, ToolPins
+from astrid_mcp import (
+    HttpTransport,
+    McpServerConfig,
+    McpServerManager,
+    OAuthLoginRequired,
+    OAuthTokenStore,
+    SecureMcpClient,
+    ServerState,
+    ToolPins,
+    oauth_provider,
+)
 from astrid_mcp import McpTool as RemoteTool
 
 from .llm import ChatMessage, LlmProvider, ModelRequest, TextChunk
@@ -53,6 +78,10 @@ _TOOL_NAME = re.compile(r"[^A-Za-z0-9_-]")
 def mcp_tool_name(server: str, tool: str) -> str:
     """The name the model sees: provider APIs allow [A-Za-z0-9_-]{1,64}."""
     return _TOOL_NAME.sub("_", f"mcp__{server}__{tool}")[:64]
+
+
+# Kept running (or starting) by the manager itself: launching again would start a second one.
+_UNDER_WAY = frozenset({ServerState.RUNNING, ServerState.STARTING, ServerState.BACKOFF})
 
 
 class _ServerGuard:
@@ -161,6 +190,8 @@ class McpToolAdapter:
     server: str
     tool: str
     bridge: McpBridge = field(repr=False)
+    # The workspace of a scoped (capsule) server; None for a [[servers]] one.
+    scope: str | None = None
 
     def action(self, args: JsonObject, ctx: ToolContext) -> SensitiveAction:
         del ctx
@@ -168,10 +199,40 @@ class McpToolAdapter:
 
     async def run(self, args: JsonObject, action: SensitiveAction, ctx: ToolContext) -> str:
         assert isinstance(action, McpToolCall)
+        if self.scope is not None and ctx.workspace != self.scope:
+            # Only installed into sessions of its workspace; a registry shared by mistake
+            # must still not reach another workspace's roots.
+            raise AstridError(
+                f"MCP server {self.server} serves workspace {self.scope}, not {ctx.workspace}"
+            )
         return await self.bridge.call(ctx.session_id, action)
 
 
+@dataclass(frozen=True)
+class _Scoped:
+    """What a scoped server gets beyond its config: roots, and a check before every launch."""
+
+    roots: tuple[Path, ...]
+    before_launch: Callable[[], Awaitable[None]] | None
+
+
+@dataclass
+class _PendingLogin:
+    """A sign-in started by `astrid servers login`: its URL goes back to that command."""
+
+    url: str | None = None
+    url_ready: anyio.Event = field(default_factory=anyio.Event)
+    settled: anyio.Event = field(default_factory=anyio.Event)
+
+
 class McpBridge:
+    # How long `astrid servers login` waits for the authorization URL (or a start without one).
+    login_url_timeout_s = 60.0
+    # How long a sign-in waits for the browser to come back.
+    login_timeout_s = 300.0
+    # How long ensure_servers waits for run() to enter the manager (it was just scheduled).
+    hosting_timeout_s = 10.0
+
     def __init__(
         self,
         servers: list[McpServerConfig],
@@ -186,27 +247,61 @@ class McpBridge:
         self._grants: list[McpToolCall] = []
         self._active: dict[str, Counter[str]] = {}
         self._interceptor = interceptor
-        self.manager = McpServerManager(
-            servers,
-            client_factory=lambda config: SecureMcpClient(
-                config,
-                guard=_ServerGuard(self, config.name),
-                frontend=_FrontendProxy(frontend),  # type: ignore[arg-type]
-                sampler=sampler,
-                pins=ToolPins(storage),
-                audit=audit,
-                log_dir=home / "logs" / "mcp",
-            ),
-        )
+        self._storage = storage
+        self._audit = audit
+        self._frontend = frontend
+        self._sampler = sampler
+        self._log_dir = home / "logs" / "mcp"
+        self._configs = {config.name: config for config in servers}
+        self._logins: dict[str, _PendingLogin] = {}
+        self._scoped: dict[str, _Scoped] = {}
+        self._launches: dict[str, anyio.Event] = {}
+        self._task_group: TaskGroup | None = None
+        self._hosting = anyio.Event()
+        self.manager = McpServerManager(servers, client_factory=self._new_client)
         self.running = anyio.Event()
+
+    async def _new_client(self, config: McpServerConfig) -> SecureMcpClient:
+        scoped = self._scoped.get(config.name)
+        if scoped is not None and scoped.before_launch is not None:
+            await scoped.before_launch()  # raising refuses this launch (the status says why)
+        http_auth = None
+        if config.oauth is not None:
+            redactor = getattr(self._audit, "redactor", None)
+            http_auth = await oauth_provider(
+                config,
+                self._storage,
+                show_url=lambda url: self._show_login_url(config.name, url),
+                login_timeout_s=self.login_timeout_s,
+                # Tokens are masked wherever they would reach the audit log.
+                on_secret=redactor.add_secret if redactor is not None else None,
+            )
+        return SecureMcpClient(
+            config,
+            guard=_ServerGuard(self, config.name),
+            frontend=_FrontendProxy(self._frontend),  # type: ignore[arg-type]
+            sampler=self._sampler,
+            pins=ToolPins(self._storage),
+            audit=self._audit,
+            log_dir=self._log_dir,
+            http_auth=http_auth,
+            roots=scoped.roots if scoped is not None else (),
+        )
 
     # -- lifecycle: run() lives in a task of the daemon's task group --------------------------
 
     async def run(self) -> None:
-        async with self.manager:
-            await self.manager.start_all()
-            self.running.set()
-            await anyio.sleep_forever()
+        try:
+            async with self.manager, anyio.create_task_group() as group:
+                self._task_group = group
+                self._hosting.set()
+                await self.manager.start_all()
+                self.running.set()
+                await anyio.sleep_forever()
+        finally:
+            # The manager has stopped every server: nothing may be started under it any more.
+            self._task_group = None
+            self._hosting = anyio.Event()
 
     async def settled(self, timeout: float = 10.0) -> None:
         """Wait (bounded) until the configured servers have started or failed."""
@@ -221,12 +316,228 @@ class McpBridge:
         await self.manager.stop(name)
         return next(s for s in self.status() if s["name"] == name)
 
+    # -- OAuth sign-in ---------------------------------------------------------------------------
+
+    async def _show_login_url(self, name: str, url: str) -> None:
+        pending = self._logins.get(name)
+        if pending is not None:  # `astrid servers login NAME` is waiting to print it
+            pending.url = url
+            pending.url_ready.set()
+            return
+        frontend = self._frontend()
+        if frontend is not None:
+            request = UrlElicitationRequest(
+                source=f"mcp:{name}",
+                message=f"MCP server {name} needs you to sign in: open this URL in a browser",
+                url=url,
+            )
+            try:
+                await frontend.elicit_url(request)
+                return
+            except AstridError:  # nobody connected to the frontend to open it
+                pass
+        raise OAuthLoginRequired(
+            f"MCP server {name!r} needs a sign-in and no frontend is connected to show its URL",
+            hint=f"run `astrid servers login {name}`",
+        )
+
+    def _oauth_config(self, name: str) -> McpServerConfig:
+        config = self._configs.get(name)
+        if config is None:
+            raise NotFoundError(
+                f"no MCP server named {name!r}", hint=f"configured: {', '.join(self._configs)}"
+            )
+        if config.oauth is None or not isinstance(config.transport, HttpTransport):
+            raise ConfigError(
+                f"MCP server {name!r} does not sign in with OAuth",
+                hint="add `oauth = {}` to its [[servers]] entry (url servers only)",
+            )
+        return config
+
+    def _token_store(self, config: McpServerConfig) -> OAuthTokenStore:
+        assert isinstance(config.transport, HttpTransport)
+        return OAuthTokenStore(self._storage, config.name, config.transport.url)
+
+    async def login(self, name: str) -> JsonObject:
+        """Restart ``name`` with a fresh sign-in; returns its status and the authorization URL.
+
+        The URL (``url``) is None when the server started without asking for one. Otherwise
+        the server is still starting: it runs once the browser has come back, which
+        ``finish_login(name)`` waits for.
+        """
+        config = self._oauth_config(name)
+        if self._task_group is None:
+            raise AstridError("the MCP servers are not running yet", hint="try again in a moment")
+        if name in self._logins:
+            raise AstridError(
+                f"a sign-in to MCP server {name!r} is already waiting for its browser",
+                hint=f"finish it, or wait {self.login_timeout_s:g} s for it to time out",
+            )
+        await self.manager.stop(name)
+        await self._token_store(config).forget_tokens()
+        await self._record(name, "oauth_login", "sign-in started; stored tokens dropped")
+        pending = self._logins[name] = _PendingLogin()
+
+        async def start() -> None:
+            try:
+                await self.manager.start(name)
+            except AstridError:
+                pass  # in the server's status, which the caller reads
+            finally:
+                pending.settled.set()
+                if self._logins.get(name) is pending:
+                    del self._logins[name]
+
+        self._task_group.start_soon(start)
+        with anyio.move_on_after(self.login_url_timeout_s):
+            await _first_of(pending.url_ready.wait, pending.settled.wait)
+        row = next(s for s in self.status() if s["name"] == name)
+        return {**row, "url": pending.url}
+
+    async def finish_login(self, name: str) -> JsonObject:
+        """Wait (bounded) for the sign-in ``login`` started to end; the status after it.
+
+        Never starts anything: a sign-in that failed is reported in ``last_error``, not retried.
+        """
+        self._oauth_config(name)
+        pending = self._logins.get(name)
+        if pending is not None:
+            with anyio.move_on_after(self.login_timeout_s + self.login_url_timeout_s):
+                await pending.settled.wait()
+        return next(s for s in self.status() if s["name"] == name)
+
+    async def logout(self, name: str) -> JsonObject:
+        """Stop ``name`` and delete its stored tokens and registration."""
+        config = self._oauth_config(name)
+        await self.manager.stop(name)
+        removed = await self._token_store(config).forget()
+        await self._record(name, "oauth_logout", "signed out; stored tokens deleted")
+        row = next(s for s in self.status() if s["name"] == name)
+        return {**row, "signed_out": removed}
+
+    async def _record(self, name: str, event: str, what: str) -> None:
+        # Names the event only: tokens are never part of an audit entry.
+        if self._audit is not None:
+            await self._audit.append(
+                Outcome(
+                    kind=OutcomeKind.MCP_SERVER_EVENT,
+                    reason=f"MCP server {name}: {what}",
+                    detail={"server": name, "event": event},
+                )
+            )
+
     async def approve(self, server: str, tool: str) -> JsonObject:
         approved = await self.manager.client(server).approve_tool(tool)
         return {"server": server, "tool": tool, "fingerprint": approved.fingerprint}
 
     def sandbox_report(self) -> str:
         return self.manager.sandbox_report()
+
+    # -- scoped servers (a capsule's, for one workspace) ----------------------------------------
+
+    async def ensure_servers(
+        self,
+        configs: Sequence[McpServerConfig],
+        *,
+        roots: Sequence[Path] = (),
+        before_launch: Callable[[], Awaitable[None]] | None = None,
+    ) -> None:
+        """Start those of ``configs`` that are not running or starting yet; returns at once.
+
+        They become scoped servers: each gets ``roots`` as its filesystem roots, and
+        ``before_launch`` runs before each of its launches (restarts too), so a launch can be
+        refused. A name identifies one exact config (the caller puts a digest of config and
+        roots in it), so a server already known is simply reused.
+        """
+        group = await self._host()
+        for config in configs:
+            if config.name in self._configs:
+                raise ConfigError(
+                    f"MCP server name {config.name!r} is taken by a [[servers]] entry",
+                    hint="rename the [[servers]] entry: names starting 'capsule-' are for"
+                    " capsules' servers",
+                )
+            if config.name not in self._scoped:
+                self._scoped[config.name] = _Scoped(tuple(roots), before_launch)
+                self.manager.add(config)
+            self._launch(group, config.name)
+
+    async def _host(self) -> TaskGroup:
+        with anyio.move_on_after(self.hosting_timeout_s):
+            await self._hosting.wait()
+        if self._task_group is None:
+            raise AstridError(
+                "the MCP servers are not running",
+                hint="run the runtime's background work (AgentRuntime.run_background), as the"
+                " daemon does",
+            )
+        return self._task_group
+
+    def _launch(self, group: TaskGroup, name: str) -> None:
+        # Synchronous from the check to start_soon: two sessions loading the same capsule at
+        # once must not start two processes for one server.
+        pending = self._launches.get(name)
+        if pending is not None and not pending.is_set():
+            return
+        if self.manager.status(name)[0].state in _UNDER_WAY:
+            return
+        done = self._launches[name] = anyio.Event()
+
+        async def start() -> None:
+            try:
+                await self.manager.start(name)
+            except AstridError:
+                pass  # recorded in the server's status
+            finally:
+                done.set()
+
+        group.start_soon(start)
+
+    async def install_scoped(
+        self, registry: ToolRegistry, servers: Mapping[str, str], *, scope: str, wait_s: float
+    ) -> list[tuple[str, str]]:
+        """Make ``registry``'s scoped MCP tools those of ``servers`` (running name -> the server
+        name the model sees) that run now, waiting up to ``wait_s`` for ones still starting.
+
+        A tool whose name would not fit or is taken is skipped (never truncated: two tools
+        must not share a name); returns those as (server, problem).
+        """
+        with anyio.move_on_after(wait_s):
+            for name in servers:
+                if (pending := self._launches.get(name)) is not None:
+                    await pending.wait()
+        for name in registry.names():
+            tool = registry.get(name)
+            if isinstance(tool, McpToolAdapter) and tool.scope is not None:
+                registry.remove(name)
+        problems: list[tuple[str, str]] = []
+        for server, shown in servers.items():
+            try:
+                remotes = (await self.manager.client(server).tools()).values()
+            except AstridError:
+                continue  # not running: its state and error are in the server status
+            for remote in (r for r in remotes if r.enabled):
+                name = _TOOL_NAME.sub("_", f"mcp__{shown}__{remote.name}")
+                if len(name) > 64 or registry.get(name) is not None:
+                    why = "its name is too long or already taken"
+                    problems.append((server, f"MCP tool {shown}/{remote.name} skipped: {why}"))
+                    continue
+                registry.add(self._adapter(name, remote, scope))
+        return problems
+
+    def _adapter(self, name: str, remote: RemoteTool, scope: str | None) -> McpToolAdapter:
+        return McpToolAdapter(
+            name=name,
+            description=(
+                f"[MCP tool {remote.name} of server {remote.server}; its description is"
+                f" the server's, untrusted] {remote.description}"
+            ),
+            input_schema=dict(remote.input_schema) or {"type": "object"},
+            server=remote.server,
+            tool=remote.name,
+            bridge=self,
+            scope=scope,
+        )
 
     # -- guard plumbing ------------------------------------------------------------------------
 
@@ -262,8 +573,11 @@ class McpBridge:
         return f"error from {action.server}/{action.tool}: {text}" if result.is_error else text
 
     async def tools(self) -> list[RemoteTool]:
+        """The tools of the [[servers]] (offered to every session); scoped servers' are not."""
         found: list[RemoteTool] = []
         for status in self.manager.status():
+            if status.name in self._scoped:
+                continue
             try:
                 client = self.manager.client(status.name)
                 found.extend(t for t in (await client.tools()).values() if t.enabled)
@@ -272,24 +586,14 @@ class McpBridge:
         return found
 
     async def install(self, registry: ToolRegistry) -> None:
-        """Make the registry's MCP tools match what the servers offer right now."""
+        """Make the registry's [[servers]] tools match what those servers offer right now
+        (scoped tools are left to ``install_scoped``)."""
         for name in registry.names():
-            if isinstance(registry.get(name), McpToolAdapter):
+            tool = registry.get(name)
+            if isinstance(tool, McpToolAdapter) and tool.scope is None:
                 registry.remove(name)
         for remote in await self.tools():
-            registry.add(
-                McpToolAdapter(
-                    name=mcp_tool_name(remote.server, remote.name),
-                    description=(
-                        f"[MCP tool {remote.name} of server {remote.server}; its description is"
-                        f" the server's, untrusted] {remote.description}"
-                    ),
-                    input_schema=dict(remote.input_schema) or {"type": "object"},
-                    server=remote.server,
-                    tool=remote.name,
-                    bridge=self,
-                )
-            )
+            registry.add(self._adapter(mcp_tool_name(remote.server, remote.name), remote, None))
 
     def status(self) -> list[JsonObject]:
         sandbox = self.manager.sandbox_report()
@@ -305,3 +609,14 @@ class McpBridge:
             }
             for s in self.manager.status()
         ]
+
+
+async def _first_of(*waits: Callable[[], Any]) -> None:
+    async with anyio.create_task_group() as group:
+
+        async def run(wait: Callable[[], Any]) -> None:
+            await wait()
+            group.cancel_scope.cancel()
+
+        for wait in waits:
+            group.start_soon(run, wait)

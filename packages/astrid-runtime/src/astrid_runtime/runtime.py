@@ -16,11 +16,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import anyio
+
 from astrid_approval import (
     DEFAULT_BLOCKED_COMMANDS,
     DEFAULT_DENIED_PATHS,
     AllowanceStore,
-    ApprovalManager,
     BudgetConfig,
     BudgetTracker,
     DeferredResolutionStore,
@@ -48,14 +49,34 @@ from astrid_core import (
 from astrid_core.storage import Storage, open_storage
 from astrid_crypto import KeyPair
 
-from ._no_mcp import NoMcpServers
-from .agent import AgentLoop
-from .config import LoadedConfig, load_config
+from ._no_mcp import LazyMcpBridge
+from .agent import (
+    AgentLoop,
+    CompactionSettings,
+    HookedApprovalManager,
+    HookEvent,
+    HookHandler,
+    HookRunner,
+    SubAgentLimits,
+    SubAgentSpawner,
+)
+from .config import AstridConfig, LoadedConfig, load_config, with_workspace
 from .events import AgentEvent, SessionSaved, TurnComplete
-from .llm import LlmError, LlmProvider, ModelRequest, ProviderEvent, ScriptedProvider, Usage
+from .llm import (
+    LlmError,
+    LlmProvider,
+    ModelRequest,
+    Pricing,
+    ProviderEvent,
+    RetryPolicy,
+    ScriptedProvider,
+    Usage,
+)
+from .llm._rate_limit import RateLimitedProvider, RequestRateLimiter
 from .service import RuntimeStatus, SessionInfo
 from .sessions import Session, SessionStore
 from .tools import ToolContext, ToolRegistry, default_tools
+from .tools._bash import bash_sandbox_report
 
 __all__ = ["AgentRuntime"]
 
@@ -93,12 +114,16 @@ class AgentRuntime:
         self.sessions = SessionStore(storage)
         self.frontend: Frontend | None = None
         self._live: dict[str, _Live] = {}
-        self.mcp: Any = NoMcpServers()
-        if self.config.servers:
-            # Imported only when servers are configured: the mcp SDK costs ~2 s of start-up.
+        from ._capsule_admin import CapsuleAdmin
+
+        self.capsule_admin = CapsuleAdmin(home, storage, audit)  # clients only: no agent tool
+        self.hooks = HookRunner.from_config(self.config.hooks)
+
+        def make_mcp_bridge() -> Any:
+            # Imported only once a server exists: the mcp SDK costs ~2 s of start-up.
             from ._mcp_bridge import McpBridge, ProviderSampler
 
-            self.mcp = McpBridge(
+            return McpBridge(
                 _server_configs(self.config.servers, self.config.timeouts.mcp_call_seconds),
                 storage=storage,
                 audit=audit,
@@ -107,6 +132,13 @@ class AgentRuntime:
                 interceptor=self._interceptor_of,
                 sampler=ProviderSampler(provider, self.config.model.model),
             )
+
+        # Made now for [[servers]], else when a session loads a capsule with an [[mcp_server]].
+        self.mcp = LazyMcpBridge(make_mcp_bridge, make_now=bool(self.config.servers))
+        from ._capsule_host import CapsuleHost
+
+        # Installed capsules in every session: tools, skills, interceptors, MCP servers.
+        self.capsules = CapsuleHost(home, storage, audit=audit, hooks=self.hooks, mcp=self.mcp)
 
     def _interceptor_of(self, session_id: SessionId) -> SecurityInterceptor | None:
         live = self._live.get(str(session_id))
@@ -146,29 +178,42 @@ class AgentRuntime:
         for live in self._live.values():
             live.interceptor.approvals.register(frontend)
 
+    def add_hook(self, event: str, handler: HookHandler) -> None:
+        """Register a Python hook for ``event`` (see ``astrid_runtime.agent.HookEvent``).
+
+        It applies to every session, the ones already open included. Raises ConfigError for an
+        unknown event.
+        """
+        self.hooks.add(event, handler)
+
     async def aclose(self) -> None:
         for live in self._live.values():
             live.session.state = "idle" if live.session.state == "running" else live.session.state
             await self.sessions.save(live.session)
         await self.audit.checkpoint()
+        close = getattr(self.provider, "aclose", None)
+        if close is not None:
+            await close()
         await self.storage.aclose()
 
     async def status(self) -> RuntimeStatus:
         running = sum(1 for live in self._live.values() if live.session.state == "running")
+        bash_sandbox, bash_warning = bash_sandbox_report(self.config.security.sandbox_bash)
         return RuntimeStatus(
             sessions=len(await self.sessions.list()),
             running_turns=running,
             storage_url=self.storage.url,
             runtime_key_id=self.key.key_id,
-            sandbox=f"MCP servers: {self.mcp.sandbox_report()}; bash: process-group"
-            " kill + scrubbed env (Landlock for bash not yet wired)",
+            sandbox=f"MCP servers: {self.mcp.sandbox_report()}; bash: {bash_sandbox}",
             servers=await self.list_servers(),
             deferred_approvals=len(await self.deferred.pending()),
             warnings=[
                 f"MCP server {s['name']} is {s['state']}: {s['last_error']}"
                 for s in self.mcp.status()
                 if s["state"] == "failed"
-            ],
+            ]
+            + ([bash_warning] if bash_warning else [])
+            + self.capsules.warnings,
         )
 
     # ------------------------------------------------------------------ sessions
@@ -192,6 +237,7 @@ class AgentRuntime:
         session = Session(
             SessionId.new(), self._workspace(workspace), model or self.config.model.model
         )
+        live = self._attach(session)  # first: a workspace config it refuses leaves nothing behind
         await self.sessions.save(session)
         from astrid_audit import Outcome, OutcomeKind
 
@@ -203,7 +249,7 @@ class AgentRuntime:
             ),
             session_id=session.id,
         )
-        self._attach(session)
+        await live.loop.fire_hook(HookEvent.SESSION_START, model=session.model)
         return session.info()
 
     async def resume_session(self, session_id: SessionId) -> SessionInfo:
@@ -222,6 +268,7 @@ class AgentRuntime:
             Outcome(kind=OutcomeKind.SESSION_END, reason="session ended"), session_id=session_id
         )
         self._live.pop(str(session_id), None)
+        await live.loop.fire_hook(HookEvent.SESSION_END)
 
     async def save_session(self, session_id: SessionId) -> None:
         await self.sessions.save((await self._get(session_id)).session)
@@ -240,8 +287,8 @@ class AgentRuntime:
             live = self._attach(await self.sessions.load(session_id))
         return live
 
-    def _policy(self) -> SecurityPolicy:
-        security = self.config.security
+    def _policy(self, config: AstridConfig) -> SecurityPolicy:
+        security = config.security
         return SecurityPolicy(
             blocked_tools=tuple(security.blocked_tools),
             blocked_commands=(*DEFAULT_BLOCKED_COMMANDS, *security.blocked_commands),
@@ -254,54 +301,82 @@ class AgentRuntime:
         )
 
     def _attach(self, session: Session) -> _Live:
+        # The session runs under the admin config plus its workspace's .astrid/config.toml,
+        # which may only tighten it (a loosening file refuses the session with the reason).
+        config = with_workspace(self.loaded, session.workspace, home=self.home).config
         budget_config = BudgetConfig(
-            session_limit_micros=self.config.budget.session_limit_micros,
-            per_action_limit_micros=self.config.budget.per_action_limit_micros,
-            workspace_limit_micros=self.config.budget.workspace_limit_micros,
-            warn_at_percent=self.config.budget.warn_at_percent,
+            session_limit_micros=config.budget.session_limit_micros,
+            per_action_limit_micros=config.budget.per_action_limit_micros,
+            workspace_limit_micros=config.budget.workspace_limit_micros,
+            warn_at_percent=config.budget.warn_at_percent,
         )
         budget = BudgetTracker(
             self.storage, budget_config, session=str(session.id), workspace=session.workspace
         )
-        approvals = ApprovalManager(
+        approvals = HookedApprovalManager(
             self.deferred,
             self.frontend,
-            timeout_seconds=self.config.security.approval_timeout_seconds,
+            hooks=self.hooks,
+            timeout_seconds=config.security.approval_timeout_seconds,
         )
         interceptor = SecurityInterceptor(
-            policy=self._policy(),
+            policy=self._policy(config),
             capabilities=self.capabilities,
             allowances=self.allowances,
             budget=budget,
             workspace=WorkspaceBoundary(
                 session.workspace,
-                WorkspaceMode(self.config.workspace.mode),
-                EscapePolicy(self.config.workspace.escape_policy),
+                WorkspaceMode(config.workspace.mode),
+                EscapePolicy(config.workspace.escape_policy),
             ),
             approvals=approvals,
             audit=self.audit,
             key=self.key,
             session_id=session.id,
-            always_ttl_seconds=self.config.security.always_token_ttl_seconds,
-            ask_when_untrusted=self.config.security.ask_when_untrusted,
+            always_ttl_seconds=config.security.always_token_ttl_seconds,
+            ask_when_untrusted=config.security.ask_when_untrusted,
         )
         context = ToolContext(
             session.workspace,
             session.id,
-            bash_timeout_seconds=self.config.timeouts.bash_seconds,
-            sandbox_bash=self.config.security.sandbox_bash,
+            bash_timeout_seconds=config.timeouts.bash_seconds,
+            sandbox_bash=config.security.sandbox_bash,
         )
-        tools: ToolRegistry = default_tools()
+        limits = SubAgentLimits(
+            max_depth=config.subagents.max_depth,
+            max_concurrent=config.subagents.max_concurrent,
+            budget_share_percent=config.subagents.budget_share_percent,
+            max_turns=config.runtime.max_turns,
+        )
+        tools: ToolRegistry = default_tools(subagents=limits.max_depth > 0)
+        if limits.max_depth > 0:
+            context.extra["spawn_subagent"] = SubAgentSpawner(
+                session,
+                interceptor,
+                self.provider,
+                lambda depth: default_tools(subagents=depth < limits.max_depth),
+                config.runtime.system_prompt,
+                limits,
+                anyio.Semaphore(limits.max_concurrent),  # per session, shared by its children
+                config.model.max_tokens,
+                hooks=self.hooks,
+            ).run
         loop = AgentLoop(
             session,
             self.provider,
             interceptor,
             tools,
             context,
-            self.config.runtime.system_prompt,
-            self.config.runtime.max_turns,
-            self.config.model.max_tokens,
-            self.config.budget.session_limit_micros,
+            config.runtime.system_prompt,
+            config.runtime.max_turns,
+            config.model.max_tokens,
+            config.budget.session_limit_micros,
+            hooks=self.hooks,
+            compaction=CompactionSettings(
+                context_window=config.model.context_window,
+                threshold_percent=config.runtime.compact_at_percent,
+                keep_recent_messages=config.runtime.keep_recent_messages,
+            ),
         )
 
         async def notice(message: str) -> None:
@@ -309,6 +384,9 @@ class AgentRuntime:
 
         interceptor.on_notice = notice
         interceptor.on_replay = self._replayer(session, tools, context)
+        # Capsule tools join `tools` and capsule skills the system prompt when the first turn
+        # starts: loading reads the install records from storage, which this sync method cannot.
+        self.capsules.attach(loop, interceptor)
         live = _Live(session, interceptor, loop, budget)
         self._live[str(session.id)] = live
         return live
@@ -401,6 +479,26 @@ class AgentRuntime:
         entries = await self.audit.entries(session_id=session_id, limit=limit)
         return [e.model_dump(mode="json") for e in entries]
 
+    async def record_frontend_refusal(
+        self, frontend: str, user: str, reason: str, detail: JsonObject
+    ) -> JsonObject:
+        """Audit a frontend turning someone away (e.g. a Telegram user not on the allow-list).
+
+        The refusal happens before any session exists, so it goes on the system chain. The
+        frontend rate-limits these (a flood of strangers must not flood the log); ``detail``
+        carries what it knows, such as how many further refusals it did not report one by one.
+        """
+        from astrid_audit import Outcome, OutcomeKind
+
+        entry = await self.audit.append(
+            Outcome(
+                kind=OutcomeKind.FRONTEND_REFUSED,
+                reason=reason,
+                detail={**detail, "frontend": frontend, "user": user},
+            )
+        )
+        return {"id": str(entry.id), "seq": entry.seq, "chain": entry.chain}
+
     async def audit_verify(self) -> JsonObject:
         await self.audit.checkpoint()  # sign the current tree so the root is checked against it
         report = await verify_storage(self.storage, list(self.audit.trusted_keys.values()))
@@ -460,6 +558,18 @@ class AgentRuntime:
     async def stop_server(self, name: str) -> JsonObject:
         return await self.mcp.stop(name)
 
+    async def login_server(self, name: str) -> JsonObject:
+        """Restart an OAuth server with a fresh sign-in; ``url`` is for the person to open."""
+        return await self.mcp.login(name)
+
+    async def finish_server_login(self, name: str) -> JsonObject:
+        """Wait for the sign-in ``login_server`` started; the server's status after it."""
+        return await self.mcp.finish_login(name)
+
+    async def logout_server(self, name: str) -> JsonObject:
+        """Stop an OAuth server and delete its stored tokens."""
+        return await self.mcp.logout(name)
+
     async def list_tools(self, session_id: SessionId | None = None) -> list[JsonObject]:
         registry = default_tools()
         await self.mcp.settled()
@@ -474,26 +584,71 @@ class AgentRuntime:
             for t in registry
         ]
 
+    # ------------------------------------------------------------------ capsules
+    # Reached only through the daemon's astrid.capsule* methods (a client holding the daemon
+    # token); no tool maps to them, so the agent can neither install nor trust a capsule.
+
+    async def capsule_plan(self, source: str) -> JsonObject:
+        return await self.capsule_admin.plan(source)
+
+    async def capsule_commit(
+        self,
+        plan_id: str,
+        trust_method: str | None,
+        actor: str,
+        secrets: dict[str, str] | None = None,
+    ) -> JsonObject:
+        return await self.capsule_admin.commit(plan_id, trust_method, actor, secrets)
+
+    async def capsule_discard(self, plan_id: str) -> JsonObject:
+        return await self.capsule_admin.discard(plan_id)
+
+    async def capsule_list(self) -> list[JsonObject]:
+        return await self.capsule_admin.list()
+
+    async def capsule_info(self, name: str) -> JsonObject:
+        return await self.capsule_admin.info(name)
+
+    async def capsule_rollback(self, name: str) -> JsonObject:
+        return await self.capsule_admin.rollback(name)
+
+    async def capsule_remove(self, name: str) -> JsonObject:
+        return await self.capsule_admin.remove(name)
+
 
 def _server_configs(servers: list[Any], call_timeout_s: float) -> list[Any]:
+    from pydantic import ValidationError
+
     from astrid_mcp import McpServerConfig
 
     configs: list[McpServerConfig] = []
     for server in servers:
-        raw = {k: v for k, v in server.model_dump().items() if v is not None}
+        # Unset and empty keys are left out: the other transport's (args/env of a url server,
+        # headers of a command server) would otherwise be refused as misplaced.
+        raw = {
+            k: v for k, v in server.model_dump().items() if v is not None and v != [] and v != {}
+        }
         raw["call_timeout_s"] = call_timeout_s
         try:
             configs.append(McpServerConfig.model_validate(raw))
-        except ValueError as exc:
+        except ValidationError as exc:
+            # Locations and messages only: the input holds env and header values (secrets).
+            problems = "; ".join(
+                f"{'.'.join(map(str, error['loc'])) or 'entry'}: {error['msg']}"
+                for error in exc.errors(include_url=False)
+            )
             raise ConfigError(
-                f"[[servers]] entry {raw.get('name')!r} is invalid: {exc}",
+                f"[[servers]] entry {raw.get('name')!r} is invalid: {problems}",
                 hint="fix the server entry in astrid.toml (astrid config validate shows where)",
-            ) from exc
+            ) from None
     return configs
 
 
 def _provider_from(loaded: LoadedConfig, home: Path) -> LlmProvider:
-    model = loaded.config.model
+    """The configured model behind the rate limiter. The SDKs are imported only here, and only
+    for the provider in use (``import anthropic`` alone costs about a second)."""
+    config = loaded.config
+    model = config.model
     if model.provider == "scripted":
         if not model.script:
             raise ConfigError(
@@ -501,9 +656,55 @@ def _provider_from(loaded: LoadedConfig, home: Path) -> LlmProvider:
             )
         script = Path(model.script) if os.path.isabs(model.script) else home / model.script
         return ScriptedProvider.from_file(script, delay_seconds=model.stream_delay_ms / 1000)
-    return UnavailableProvider(
-        f"the {model.provider} provider is not available in this build yet",
-        'use [model] provider = "scripted" (see `astrid demo`) until the SDK providers land',
+    key = model.api_key.get_secret_value() if model.api_key is not None else ""
+    retry = RetryPolicy(
+        max_attempts=config.retry.max_attempts,
+        base_delay_seconds=config.retry.base_delay_ms / 1000,
+    )
+    pricing = (
+        Pricing(model.input_price_micros_per_million, model.output_price_micros_per_million)
+        if model.input_price_micros_per_million is not None
+        and model.output_price_micros_per_million is not None
+        else None
+    )
+    timeout = config.timeouts.llm_request_seconds
+    provider: LlmProvider
+    if model.provider == "anthropic":
+        if not key:
+            return UnavailableProvider(
+                "no Anthropic API key is configured",
+                "set ANTHROPIC_API_KEY (or [model] api_key in ~/.astrid/config.toml); "
+                "`astrid demo` shows Astrid without one",
+            )
+        from .llm._anthropic import AnthropicProvider
+
+        provider = AnthropicProvider(
+            key,
+            model=model.model,
+            base_url=model.base_url,
+            timeout_seconds=timeout,
+            retry=retry,
+            pricing=pricing,
+        )
+    else:
+        if not key and not model.base_url:
+            return UnavailableProvider(
+                "no OpenAI API key is configured",
+                "set OPENAI_API_KEY, or [model] base_url for a local server (Ollama, vLLM, "
+                "llama.cpp) that needs no key",
+            )
+        from .llm._openai import OpenAIProvider
+
+        provider = OpenAIProvider(
+            api_key=key,
+            model=model.model,
+            base_url=model.base_url,
+            timeout_seconds=timeout,
+            retry=retry,
+            pricing=pricing,
+        )
+    return RateLimitedProvider(
+        provider, RequestRateLimiter(config.rate_limits.llm_requests_per_minute)
     )
 
 

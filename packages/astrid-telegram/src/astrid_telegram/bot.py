@@ -2,9 +2,11 @@
 
 One session per (chat, user). Replies stream by editing one message at a bounded rate and are
 split at 4,096 characters. Approvals are inline keyboards with the CLI's five options; only the
-session's owner can press them, and each keyboard's nonce works once. The bot talks to the
-daemon over the same authenticated WebSocket as every client, so embedded and standalone
-modes share one code path; if the daemon restarts, the bot reconnects and resumes.
+session's owner can press them, and each keyboard's nonce works once. Strangers (not on the
+allow-list) get a short refusal that the daemon audits, rate-limited per stranger so that a
+flood of messages cannot flood the audit log. The bot talks to the daemon over the same
+authenticated WebSocket as every client, so embedded and standalone modes share one code
+path; if the daemon restarts, the bot reconnects and resumes.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,7 +40,7 @@ from ._access import AccessPolicy, CallbackRegistry, CallbackRejected, PendingBu
 from ._format import TELEGRAM_LIMIT, escape, split_text, tool_line
 from .settings import TelegramSettings
 
-__all__ = ["AstridTelegramBot", "APPROVAL_OPTIONS", "HELP_TEXT"]
+__all__ = ["AstridTelegramBot", "APPROVAL_OPTIONS", "HELP_TEXT", "RefusalLimiter"]
 
 log = logging.getLogger("astrid.telegram")
 
@@ -55,6 +58,66 @@ HELP_TEXT = (
     "/status - session, budget and pending approvals\n/cancel - stop the running turn"
 )
 _RISK_ICON = {"low": "🟢", "medium": "🟡", "high": "🔴", "critical": "🛑"}
+REFUSAL_TEXT = "Sorry, this bot is private."
+CANCELLED_TEXT = "⏹ Turn cancelled."
+_REFUSED_USERS_KEPT = 100
+
+
+@dataclass
+class _Stranger:
+    last_reported: float
+    suppressed: int = 0
+
+
+class RefusalLimiter:
+    """Decides which refusals of strangers get a reply and an audit entry.
+
+    Anyone on Telegram can write to the bot as fast as Telegram lets them; answering and
+    auditing every message would let them flood the audit log. So each stranger gets at most
+    one reported refusal per window, and all strangers together at most ``max_per_window``;
+    the rest are only counted, and the count goes into that stranger's next report.
+    """
+
+    def __init__(
+        self,
+        window_seconds: float = 60.0,
+        max_per_window: int = 30,
+        max_tracked: int = 10_000,
+    ) -> None:
+        self.window = window_seconds
+        self.max_per_window = max_per_window
+        self.max_tracked = max_tracked
+        self._strangers: dict[int, _Stranger] = {}
+        self._reported: deque[float] = deque()
+
+    def __len__(self) -> int:
+        """How many strangers are remembered (bounded by ``max_tracked``)."""
+        return len(self._strangers)
+
+    def admit(self, user_id: int, now: float) -> int | None:
+        """None: refuse silently. Otherwise report, with this many silent refusals before it."""
+        while self._reported and now - self._reported[0] >= self.window:
+            self._reported.popleft()
+        known = self._strangers.get(user_id)
+        if known is not None and now - known.last_reported < self.window:
+            known.suppressed += 1
+            return None
+        if len(self._reported) >= self.max_per_window:
+            # Too many strangers at once; one not yet remembered is not counted either.
+            if known is not None:
+                known.suppressed += 1
+            return None
+        if known is None and len(self._strangers) >= self.max_tracked:
+            # Keep memory bounded; only strangers reported within the window still matter.
+            self._strangers = {
+                user: seen
+                for user, seen in self._strangers.items()
+                if now - seen.last_reported < self.window
+            }
+        suppressed = known.suppressed if known is not None else 0
+        self._strangers[user_id] = _Stranger(now)
+        self._reported.append(now)
+        return suppressed
 
 
 @dataclass
@@ -84,7 +147,8 @@ class AstridTelegramBot:
         self.buttons = CallbackRegistry()
         self.client: GatewayClient | None = None
         self.connected = anyio.Event()
-        self.refused_users: list[int] = []
+        self.refused_users: list[int] = []  # the most recent refusals, newest last
+        self.refusals = RefusalLimiter()
         self._home = state_dir(settings.home)
         self._sessions_file = self._home / "telegram" / "sessions.json"
         self._sessions: dict[str, str] = self._load_sessions()
@@ -218,10 +282,34 @@ class AstridTelegramBot:
             return True
         user_id = user.id if user else 0
         self.refused_users.append(user_id)
+        del self.refused_users[:-_REFUSED_USERS_KEPT]
+        suppressed = self.refusals.admit(user_id, time.monotonic())
+        if suppressed is None:
+            return False  # reported recently: stay quiet, the next report carries the count
         log.warning("refused Telegram user %s (not in allowed_user_ids)", user_id)
         if update.effective_message is not None:
-            await update.effective_message.reply_text("Sorry, this bot is private.")
+            try:
+                await update.effective_message.reply_text(REFUSAL_TEXT)
+            except TelegramError as exc:
+                log.info("could not tell user %s they were refused: %s", user_id, exc)
+        chat = update.effective_chat
+        await self._audit_refusal(user_id, chat.id if chat else None, suppressed)
         return False
+
+    async def _audit_refusal(self, user_id: int, chat_id: int | None, suppressed: int) -> None:
+        params: dict[str, Any] = {
+            "event": "user_refused",
+            "user": str(user_id),
+            "reason": "Telegram user not in [telegram] allowed_user_ids",
+            "suppressed": suppressed,
+        }
+        if chat_id is not None:
+            params["chat"] = str(chat_id)
+        try:
+            await (await self._client()).call("recordFrontendEvent", **params)
+        except (AstridError, TimeoutError) as exc:
+            message = exc.message if isinstance(exc, AstridError) else "daemon unavailable"
+            log.warning("refusal of Telegram user %s was not audited: %s", user_id, message)
 
     async def _cmd_start(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         if await self._allowed(update) and update.effective_message:
@@ -291,8 +379,9 @@ class AstridTelegramBot:
         cancelled = False
         if session is not None:
             cancelled = bool((await client.call("cancelTurn", session_id=session)).get("cancelled"))
+        # When it worked, the turn's own end (turn_complete, "cancelled") confirms it in chat.
         await self._send(
-            chat, "Cancelled the running turn." if cancelled else "Nothing is running."
+            chat, "Cancelling the running turn…" if cancelled else "Nothing is running."
         )
 
     async def _on_text(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -397,6 +486,8 @@ class AstridTelegramBot:
             await self._send(chat, f"❌ {escape(str(event.get('message')))}")
         elif kind == "turn_complete":
             await self._finish_stream(chat)
+            if event.get("stop_reason") == "cancelled":
+                await self._send(chat, CANCELLED_TEXT)
 
     async def _send_approval(self, session: str, request: dict[str, Any], note: str = "") -> None:
         chat = self._chat_of_session.get(session)

@@ -3,8 +3,9 @@
 The real python-telegram-bot talks to it over HTTP (``base_url``), so the bot's request
 encoding, long polling, retries and error handling are all exercised for real. The server
 keeps the chat state a user would see (messages, edits, inline keyboards), records every call,
-and validates what the real API validates where it matters to us: the 4,096-character limit,
-HTML ``parse_mode`` entities, callback query ids and edits of messages that do not exist.
+and validates what the real API validates where it matters to us: the 4,096-character limit
+(counted, like Telegram, in UTF-16 code units: an emoji is two), HTML ``parse_mode`` entities,
+callback query ids and edits of messages that do not exist.
 
 Binds 127.0.0.1 only. Standard library only: no extra dependency for users' tests.
 """
@@ -74,7 +75,7 @@ class _HtmlChecker(html.parser.HTMLParser):
         # left in data that looks like markup is what Telegram refuses to parse.
         if "<" in data or ">" in data or "&" in data:
             raise _BadRequest("can't parse entities: unescaped '<', '>' or '&'")
-        self.text_length += len(data)
+        self.text_length += _utf16_len(data)
 
     def handle_entityref(self, name: str) -> None:
         if name not in {"lt", "gt", "amp", "quot"}:
@@ -82,7 +83,19 @@ class _HtmlChecker(html.parser.HTMLParser):
         self.text_length += 1
 
     def handle_charref(self, name: str) -> None:
-        self.text_length += 1
+        try:
+            code = int(name[1:], 16) if name[:1] in "xX" else int(name)
+            char = chr(code)
+        except (ValueError, OverflowError):
+            raise _BadRequest(
+                f'can\'t parse entities: bad character reference "&#{name};"'
+            ) from None
+        self.text_length += _utf16_len(char)
+
+
+def _utf16_len(text: str) -> int:
+    """Telegram measures text in UTF-16 code units: characters outside the BMP count twice."""
+    return len(text.encode("utf-16-le", errors="surrogatepass")) // 2
 
 
 def _visible_length(text: str, parse_mode: str | None) -> int:
@@ -93,7 +106,7 @@ def _visible_length(text: str, parse_mode: str | None) -> int:
         if checker.stack:
             raise _BadRequest(f'can\'t parse entities: unclosed tag "{checker.stack[-1]}"')
         return checker.text_length
-    return len(text)
+    return _utf16_len(text)
 
 
 @dataclass

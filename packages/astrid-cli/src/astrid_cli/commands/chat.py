@@ -50,12 +50,7 @@ def chat(ctx: click.Context, resume: str | None, workspace: str) -> None:
     root = os.path.realpath(workspace)
 
     async def ask(request: dict[str, Any]) -> str:
-        import anyio
-
-        # Still a worker thread (rich Prompt): answering in a PTY through the event loop lost
-        # keystrokes in the pexpect test; see the closing note. Ctrl-C here ends the turn once
-        # the question is answered.
-        return await anyio.to_thread.run_sync(ui.ask_approval, request)
+        return await ui.ask_approval_async(request)  # on the event loop: Ctrl-C withdraws it
 
     async def body() -> None:
 
@@ -173,6 +168,7 @@ def run(
                 "denied": outcome.denied,
                 "approvals": outcome.approvals,
                 "errors": outcome.errors,
+                "text": outcome.text,
                 "exit_code": code,
             }
         )

@@ -58,7 +58,7 @@ mode = "guided"
 escape_policy = "ask"
 
 [budget]
-session_limit_micros = 120000
+session_limit_micros = 140000
 per_action_limit_micros = 60000
 warn_at_percent = 70
 

@@ -11,13 +11,15 @@ from .._support import fail
 _TEMPLATE = """\
 # Astrid settings for this workspace. This layer may only TIGHTEN what the user and system
 # configuration allow: lower budgets, a safer mode, more blocked commands. A looser value is
-# refused with the file and key named (`astrid config validate --workspace .` shows it).
+# refused with the file and key named (`astrid config validate --workspace .` shows it), and
+# the daemon then refuses to start a session here until it is fixed.
 
 [workspace]
 # safe: ask before everything; guided: reads inside the workspace pass; autonomous: everything
-# inside the workspace passes. Outside the workspace, escape_policy decides (ask | deny).
+# inside the workspace passes. Outside the workspace, escape_policy decides (ask | deny);
+# uncomment it to refuse everything outside the workspace without asking.
 mode = "safe"
-escape_policy = "ask"
+# escape_policy = "deny"
 
 [security]
 # Added to the built-in lists, never replacing them.
@@ -28,7 +30,9 @@ denied_paths = []
 # Micro-dollars (1_000_000 = $1). Uncomment to cap spending in this workspace.
 # session_limit_micros = 2_000_000
 
-# MCP servers declared here are untrusted and always run sandboxed.
+# Hooks, keys, model endpoints and API keys can only be set by the user or system
+# configuration. MCP servers declared here are checked (untrusted, sandboxed, confined to this
+# workspace) but not started by the daemon yet: declare servers in ~/.astrid/config.toml.
 # [[servers]]
 # name = "docs"
 # command = "/usr/local/bin/docs-mcp"

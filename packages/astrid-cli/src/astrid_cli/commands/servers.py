@@ -23,6 +23,7 @@ def servers() -> None:
       astrid servers restart github
       astrid servers tools
       astrid servers approve github create_issue
+      astrid servers login linear
       astrid servers hash /usr/local/bin/my-mcp-server
     """
 
@@ -99,6 +100,52 @@ def servers_restart(ctx: click.Context, name: str) -> None:
     """Stop, then start a server."""
     _one(ctx, "stopServer", name)
     _one(ctx, "startServer", name)
+
+
+# The daemon waits 300 s for the browser to come back; this only has to outlast that.
+_SIGN_IN_WAIT_S = 420
+
+
+@servers.command("login")
+@click.argument("name")
+@click.pass_context
+def servers_login(ctx: click.Context, name: str) -> None:
+    """Sign in to a server configured with `oauth` (restarts it with a fresh sign-in).
+
+    Prints the authorization URL to open in a browser, then waits until the browser has come
+    back to the daemon's one-time listener on 127.0.0.1 (run this on the machine where the
+    daemon runs, or forward that port). The tokens are stored by the daemon, never printed.
+    """
+
+    async def body(client: Any) -> dict[str, Any]:
+        row: dict[str, Any] = await client.call("loginServer", name=name, timeout=120)
+        url = row.get("url")
+        if not url:
+            return row
+        click.echo(f"Open this URL in a browser to sign in to MCP server {name}:\n")
+        click.echo(f"  {url}\n")
+        click.echo("waiting for the browser to come back (Ctrl-C to give up) ...")
+        return await client.call("finishServerLogin", name=name, timeout=_SIGN_IN_WAIT_S)
+
+    row: dict[str, Any] = with_client(ctx, body)
+    _table([row])
+    if row["state"] != "running":
+        fail(
+            f"MCP server {name} did not start after the sign-in (last error above)",
+            f"fix what it names, then run `astrid servers login {name}` again",
+        )
+
+
+@servers.command("logout")
+@click.argument("name")
+@click.pass_context
+def servers_logout(ctx: click.Context, name: str) -> None:
+    """Stop a server configured with `oauth` and delete its stored tokens."""
+    row: dict[str, Any] = with_client(ctx, lambda c: c.call("logoutServer", name=name, timeout=60))
+    if row.get("signed_out"):
+        click.echo(f"signed out of {name}: stored tokens deleted")
+    else:
+        click.echo(f"no stored tokens for {name}")
 
 
 @servers.command("tools")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from .._errors import ConfigError
+from ._codec import EncodedJson
 from ._memory import MemoryStorage
 from ._protocol import (
     MAX_KEY_LENGTH,
@@ -18,6 +19,7 @@ from ._protocol import (
 __all__ = [
     "Storage",
     "Put",
+    "EncodedJson",
     "Delete",
     "Expect",
     "Write",

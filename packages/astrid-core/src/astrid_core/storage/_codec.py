@@ -9,14 +9,26 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import dataclass
 from typing import cast
 
 from .._errors import BadInputError, StorageError
 from .._json import JsonValue
 
-__all__ = ["encode_value", "decode_value", "check_value", "MAX_DEPTH"]
+__all__ = ["encode_value", "decode_value", "check_value", "EncodedJson", "MAX_DEPTH"]
 
 MAX_DEPTH = 200
+
+
+@dataclass(frozen=True, slots=True)
+class EncodedJson:
+    """A value already in the storage encoding (sorted keys, no whitespace, UTF-8 kept).
+
+    For a caller that produced exactly that text anyway and checked what went into it (the
+    audit log serializes each entry to sign it): storing it skips a second walk and dump.
+    Make one only from such text; ``decode_value`` still parses it on every read."""
+
+    text: str
 
 
 def _bad(path: str, problem: str) -> BadInputError:
@@ -83,8 +95,10 @@ def _plainly_valid(value: object, depth: int = 0) -> bool:
     return False
 
 
-def encode_value(value: JsonValue) -> str:
+def encode_value(value: JsonValue | EncodedJson) -> str:
     """Canonical JSON text: sorted keys, no whitespace, UTF-8 characters kept as they are."""
+    if isinstance(value, EncodedJson):
+        return value.text
     if not _plainly_valid(value):
         check_value(value)
     text = json.dumps(value, ensure_ascii=False, sort_keys=True, separators=(",", ":"))

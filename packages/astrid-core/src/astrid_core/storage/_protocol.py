@@ -15,6 +15,7 @@ from typing import Protocol, runtime_checkable
 
 from .._errors import BadInputError
 from .._json import JsonValue
+from ._codec import EncodedJson
 
 __all__ = [
     "Storage",
@@ -94,7 +95,7 @@ def check_limit(limit: object) -> None:
 class Put:
     namespace: str
     key: str
-    value: JsonValue
+    value: JsonValue | EncodedJson
 
     def __post_init__(self) -> None:
         check_namespace(self.namespace)

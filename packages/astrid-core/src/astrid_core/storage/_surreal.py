@@ -154,7 +154,7 @@ class SurrealStorage:
         self._dir_lock = lock
         # One connection, one request at a time: the embedded engine then never sees two of our
         # write transactions conflict, and aclose cannot race a running query.
-        self._lock = anyio.Lock()
+        self._lock = anyio.Lock(fast_acquire=True)  # no event-loop round trip when uncontended
         self._closed = False
 
     @classmethod

@@ -4,6 +4,10 @@ There is no side door: the LLM call itself is an ``LlmCall`` action (its estimat
 reserved in the budget and the real cost committed after), and every tool call is an action the
 SecurityInterceptor decides on before the tool runs. A denial goes back to the model as the
 tool's result, with the reason. Tool output enters the conversation as *untrusted* content.
+
+Hooks (``_hooks``) are told about each step. A ``before_tool_call`` hook runs before the
+interceptor: it may deny the call or rewrite its arguments, and the rewritten call is what the
+interceptor then judges, so a hook can never route around it.
 """
 
 from __future__ import annotations
@@ -11,16 +15,19 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from typing import Any
 
 import anyio
 
 from astrid_approval import SecurityInterceptor
-from astrid_core import AstridError, LlmCall, MessageTrust, TaggedMessage
+from astrid_audit import Outcome, OutcomeKind
+from astrid_core import AstridError, LlmCall, MessageTrust, SensitiveAction, TaggedMessage
 
 from ..events import (
     AgentError,
     AgentEvent,
     BudgetWarning,
+    StatusNote,
     TextDelta,
     ToolCallFinished,
     ToolCallStarted,
@@ -38,7 +45,9 @@ from ..llm import (
     Usage,
 )
 from ..sessions import Session
-from ..tools import ToolContext, ToolRegistry
+from ..tools import Tool, ToolContext, ToolRegistry
+from ._compaction import CompactionSettings, compact, needs_compaction
+from ._hooks import MAX_OUTPUT_IN_PAYLOAD, HookDecision, HookEvent, HookRunner
 
 __all__ = ["AgentLoop", "TurnCancelled"]
 
@@ -61,6 +70,9 @@ class AgentLoop:
     max_tokens: int = 4096
     session_budget_micros: int | None = None
     notices: list[str] = field(default_factory=list[str])
+    hooks: HookRunner = field(default_factory=HookRunner)
+    compaction: CompactionSettings | None = None  # None: never summarize (sub-agents, tests)
+    _specs: tuple[tuple[int, ...], tuple[ToolSpec, ...]] | None = None
     _cancel: anyio.CancelScope | None = None
     _cancelled: bool = False
 
@@ -72,11 +84,70 @@ class AgentLoop:
         return False
 
     def _tool_specs(self) -> tuple[ToolSpec, ...]:
-        return tuple(ToolSpec(t.name, t.description, t.input_schema) for t in self.tools)
+        # Rebuilt only when the registry changes (MCP servers come and go), so each spec's
+        # size is measured once rather than on every budget estimate.
+        tools = list(self.tools)
+        key = tuple(id(t) for t in tools)
+        if self._specs is None or self._specs[0] != key:
+            specs = tuple(ToolSpec(t.name, t.description, t.input_schema) for t in tools)
+            self._specs = (key, specs)
+        return self._specs[1]
+
+    async def fire_hook(self, event: str, **data: Any) -> HookDecision:
+        """Run the hooks of ``event`` for this session (bounded; never raises for a hook)."""
+        return await self.hooks.fire(
+            event,
+            {"session_id": str(self.session.id), "workspace": self.session.workspace, **data},
+        )
+
+    async def _compact_if_needed(self) -> AsyncIterator[AgentEvent]:
+        """Summarize older turns when the conversation nears the model's window. The summary
+        is an LLM call under the budget; if it is refused or fails, the turn goes on as is."""
+        settings = self.compaction
+        if settings is None or not needs_compaction(
+            self.system_prompt, self.session.messages, self._tool_specs(), settings
+        ):
+            return
+        result = await compact(
+            self.session.messages,
+            provider=self.provider,
+            interceptor=self.interceptor,
+            model=self.session.model,
+            system_prompt=self.system_prompt,
+            settings=settings,
+            session_id=self.session.id,
+        )
+        for notice in self._drain():
+            yield notice
+        if result is None:
+            return
+        self.session.messages = result.messages
+        self.session.cost_micros += result.cost_micros
+        await self.fire_hook(
+            HookEvent.COMPACTION,
+            summarized_messages=result.summarized_messages,
+            tokens_before=result.tokens_before,
+            tokens_after=result.tokens_after,
+            cost_micros=result.cost_micros,
+        )
+        yield StatusNote(
+            session_id=self.session.id,
+            message=f"summarized {result.summarized_messages} earlier messages to stay within "
+            f"the model's context (~{result.tokens_before:,} -> ~{result.tokens_after:,} tokens)",
+        )
 
     async def run(self, text: str) -> AsyncIterator[AgentEvent]:
+        async for event in self._turn(text):
+            if isinstance(event, TurnComplete):
+                await self.fire_hook(
+                    HookEvent.TURN_COMPLETE, stop_reason=event.stop_reason, turns=event.turns
+                )
+            yield event
+
+    async def _turn(self, text: str) -> AsyncIterator[AgentEvent]:
         sid = self.session.id
         self._cancelled = False
+        await self.fire_hook(HookEvent.USER_PROMPT, prompt=text)
         self.session.messages.append(ChatMessage("user", text))
         if not self.session.title:
             self.session.title = text.strip().splitlines()[0][:80] if text.strip() else ""
@@ -85,6 +156,8 @@ class AgentLoop:
             if self._cancelled:
                 yield TurnComplete(session_id=sid, stop_reason="cancelled", turns=rounds - 1)
                 return
+            async for event in self._compact_if_needed():
+                yield event
             request = ModelRequest(
                 self.session.model,
                 self.system_prompt,
@@ -180,13 +253,27 @@ class AgentLoop:
 
     async def _tool_call(self, call: ToolCall) -> AsyncIterator[AgentEvent]:
         sid = self.session.id
+        hook = await self.fire_hook(
+            HookEvent.BEFORE_TOOL_CALL, call_id=call.id, tool=call.name, arguments=call.arguments
+        )
+        if hook.action == "rewrite" and hook.arguments is not None:
+            # From here on the rewritten call *is* the call: the interceptor judges it.
+            call = ToolCall(call.id, call.name, hook.arguments)
         tool = self.tools.get(call.name)
         summary = call.name
         ok, denied = False, False
         output = ""
-        if tool is None:
+        error: str | None = None
+        if hook.denied:
+            denied = True
+            output = f"DENIED by hook: {hook.reason}"
+            yield ToolCallStarted(
+                session_id=sid, call_id=call.id, tool=call.name, arguments=call.arguments
+            )
+            await self._audit_hook_denial(call, tool, hook.reason)
+        elif tool is None:
             available = ", ".join(self.tools.names())
-            output = f"error: there is no tool named {call.name!r}; available: {available}"
+            output = error = f"error: there is no tool named {call.name!r}; available: {available}"
             yield ToolCallStarted(
                 session_id=sid, call_id=call.id, tool=call.name, arguments=call.arguments
             )
@@ -195,7 +282,7 @@ class AgentLoop:
                 action = tool.action(call.arguments, self.context)
             except AstridError as exc:
                 action = None
-                output = f"error: invalid arguments: {exc.message}"
+                output = error = f"error: invalid arguments: {exc.message}"
             if action is not None:
                 summary = action.summary
             yield ToolCallStarted(
@@ -223,9 +310,9 @@ class AgentLoop:
                         if scope.cancelled_caught:
                             output = "cancelled by the user"
                     except AstridError as exc:
-                        output = f"error: {exc.message}"
+                        output = error = f"error: {exc.message}"
                     except OSError as exc:
-                        output = f"error: {exc.strerror or exc}"
+                        output = error = f"error: {exc.strerror or exc}"
                     finally:
                         self._cancel = None
                     await self.interceptor.record_outcome(result, success=ok, output=output)
@@ -241,6 +328,16 @@ class AgentLoop:
             ChatMessage("tool", tagged.as_model_text(), tool_call_id=call.id, untrusted=True)
         )
         self.session.has_untrusted = True
+        about: dict[str, Any] = {"call_id": call.id, "tool": call.name, "arguments": call.arguments}
+        if error is not None:
+            await self.fire_hook(HookEvent.TOOL_ERROR, **about, error=error[:MAX_OUTPUT_IN_PAYLOAD])
+        await self.fire_hook(
+            HookEvent.AFTER_TOOL_CALL,
+            **about,
+            ok=ok,
+            denied=denied,
+            output=output[:MAX_OUTPUT_IN_PAYLOAD],
+        )
         yield ToolCallFinished(
             session_id=sid,
             call_id=call.id,
@@ -249,3 +346,25 @@ class AgentLoop:
             output=output[:2000],
             denied=denied,
         )
+
+    async def _audit_hook_denial(self, call: ToolCall, tool: Tool | None, reason: str) -> None:
+        # The interceptor never saw this call, so the denial is recorded here: every refusal
+        # leaves a trace in the audit log, whoever refused.
+        action: SensitiveAction | None = None
+        if tool is not None:
+            try:
+                action = tool.action(call.arguments, self.context)
+            except AstridError:
+                action = None
+        try:
+            await self.interceptor.audit.append(
+                Outcome(
+                    kind=OutcomeKind.DENIED,
+                    reason=f"denied by hook: {reason}",
+                    detail={"layer": "hook", "tool": call.name},
+                ),
+                session_id=self.session.id,
+                action=action,
+            )
+        except AstridError as exc:  # the call is denied anyway; say the record is missing
+            log.error("could not audit a hook denial of %s: %s", call.name, exc)

@@ -1,6 +1,8 @@
 """LLM providers: one streaming protocol, a scripted provider, and the real SDKs."""
 
-from ._scripted import Pricing, ScriptedProvider, ScriptedTurn
+from ._pricing import MODEL_PRICES, Pricing, price_for
+from ._retry import RetryableLlmError, RetryPolicy, stream_with_retries
+from ._scripted import ScriptedProvider, ScriptedTurn
 from ._types import (
     ChatMessage,
     LlmError,
@@ -32,4 +34,9 @@ __all__ = [
     "ScriptedProvider",
     "ScriptedTurn",
     "Pricing",
+    "price_for",
+    "MODEL_PRICES",
+    "RetryPolicy",
+    "RetryableLlmError",
+    "stream_with_retries",
 ]

@@ -17,6 +17,7 @@ import anyio
 
 from astrid_core import ConfigError, JsonObject
 
+from ._pricing import Pricing
 from ._types import (
     ModelRequest,
     ProviderEvent,
@@ -28,21 +29,7 @@ from ._types import (
     estimate_tokens,
 )
 
-__all__ = ["ScriptedTurn", "ScriptedProvider", "Pricing"]
-
-
-@dataclass(frozen=True)
-class Pricing:
-    """Micro-dollars per million tokens."""
-
-    input_per_million: int = 3_000_000
-    output_per_million: int = 15_000_000
-
-    def cost(self, usage: Usage) -> int:
-        return (
-            usage.input_tokens * self.input_per_million
-            + usage.output_tokens * self.output_per_million
-        ) // 1_000_000
+__all__ = ["ScriptedTurn", "ScriptedProvider"]
 
 
 @dataclass(frozen=True)

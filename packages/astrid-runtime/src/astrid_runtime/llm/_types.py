@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any, Literal, Protocol, runtime_checkable
 
 from astrid_core import AstridError, JsonObject
@@ -35,6 +37,11 @@ class ToolSpec:
     description: str
     input_schema: JsonObject
 
+    @cached_property
+    def size_chars(self) -> int:
+        """What the spec costs in the request, in characters (for ``estimate_tokens``)."""
+        return len(self.name) + len(self.description) + len(json.dumps(self.input_schema)) + 40
+
 
 @dataclass(frozen=True)
 class ToolCall:
@@ -50,6 +57,13 @@ class ChatMessage:
     tool_calls: tuple[ToolCall, ...] = ()
     tool_call_id: str | None = None
     untrusted: bool = False  # tool output and fetched content: data, never instructions
+
+    @cached_property
+    def size_chars(self) -> int:
+        """What the message costs in the request, in characters (for ``estimate_tokens``);
+        computed once, since every call of a long conversation re-sends every message."""
+        calls = sum(len(json.dumps(c.arguments)) + len(c.name) + 40 for c in self.tool_calls)
+        return len(self.content) + calls
 
     def to_json(self) -> JsonObject:
         return {
@@ -111,12 +125,12 @@ ProviderEvent = TextChunk | ToolCallReady | Usage | Stop
 
 
 def estimate_tokens(request: ModelRequest) -> int:
-    """Rough input size (4 characters per token): what the budget reserves before a call."""
-    chars = len(request.system) + sum(
-        len(m.content) + 50 * len(m.tool_calls) for m in request.messages
-    )
-    chars += sum(len(t.description) + len(str(t.input_schema)) for t in request.tools)
-    return chars // 4 + 1
+    """Input size, rounded up, that the budget reserves before a call: 4 characters per token,
+    plus the per-message framing the APIs add (measured against the fakes' real counting), and
+    tool schemas as the JSON they are sent as. Overestimating only reserves a little more."""
+    chars = len(request.system) + sum(m.size_chars for m in request.messages)
+    chars += sum(t.size_chars for t in request.tools)
+    return chars // 4 + 8 * (len(request.messages) + 1) + 1
 
 
 @runtime_checkable
@@ -128,17 +142,3 @@ class LlmProvider(Protocol):
     def estimate_cost_micros(self, request: ModelRequest) -> int: ...
 
     def cost_micros(self, model: str, usage: Usage) -> int: ...
-
-
-@dataclass(frozen=True)
-class Pricing:
-    """Micro-dollars per million tokens."""
-
-    input_per_million: int
-    output_per_million: int
-
-    def cost(self, usage: Usage) -> int:
-        return (
-            usage.input_tokens * self.input_per_million
-            + usage.output_tokens * self.output_per_million
-        ) // 1_000_000

@@ -3,6 +3,7 @@
 from ._base import MAX_OUTPUT_CHARS, Tool, ToolContext, ToolRegistry, cap_output
 from ._bash import SAFE_ENV, Bash, scrubbed_env
 from ._files import DeleteFile, EditFile, Glob, Grep, ListDirectory, ReadFile, WriteFile
+from ._task import Task
 
 __all__ = [
     "Tool",
@@ -18,13 +19,24 @@ __all__ = [
     "Glob",
     "Grep",
     "Bash",
+    "Task",
     "scrubbed_env",
     "SAFE_ENV",
     "default_tools",
 ]
 
 
-def default_tools() -> ToolRegistry:
-    return ToolRegistry(
-        [ReadFile(), WriteFile(), EditFile(), DeleteFile(), ListDirectory(), Glob(), Grep(), Bash()]
-    )
+def default_tools(*, subagents: bool = True) -> ToolRegistry:
+    tools: list[Tool] = [
+        ReadFile(),
+        WriteFile(),
+        EditFile(),
+        DeleteFile(),
+        ListDirectory(),
+        Glob(),
+        Grep(),
+        Bash(),
+    ]
+    if subagents:
+        tools.append(Task())
+    return ToolRegistry(tools)

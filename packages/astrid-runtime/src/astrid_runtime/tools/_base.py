@@ -18,6 +18,7 @@ __all__ = [
     "ToolContext",
     "ToolRegistry",
     "cap_output",
+    "truncation_marker",
     "MAX_OUTPUT_CHARS",
     "resolve_path",
     "require",
@@ -26,11 +27,16 @@ __all__ = [
 MAX_OUTPUT_CHARS = 30_000
 
 
+def truncation_marker(what: str) -> str:
+    """The one marker every tool appends when it shows less than there is."""
+    return f"\n[... output truncated: {what} not shown ...]"
+
+
 def cap_output(text: str, limit: int = MAX_OUTPUT_CHARS) -> str:
+    """At most ``limit`` characters of ``text`` (its head), plus a marker saying what was cut."""
     if len(text) <= limit:
         return text
-    cut = len(text) - limit
-    return text[:limit] + f"\n[... output truncated: {cut} more characters not shown ...]"
+    return text[:limit] + truncation_marker(f"{len(text) - limit:,} more characters")
 
 
 @dataclass
@@ -41,12 +47,15 @@ class ToolContext:
     env_allow: tuple[str, ...] = ()
     bash_timeout_seconds: float = 120.0
     sandbox_bash: bool = False  # the runtime turns it on from security.sandbox_bash
+    # Directories outside the workspace the sandboxed shell may read and write (declared by
+    # the user, e.g. a shared build cache); everything else outside stays out of reach.
+    sandbox_paths: tuple[str, ...] = ()
     extra: dict[str, Any] = field(default_factory=dict[str, Any])
 
     def __post_init__(self) -> None:
+        # Resolved once here: actions carry these paths and must name what they point at.
         self.workspace = os.path.realpath(self.workspace)
-        if not self.cwd:
-            self.cwd = self.workspace
+        self.cwd = os.path.realpath(self.cwd) if self.cwd else self.workspace
 
 
 def require(args: JsonObject, name: str, kind: type = str) -> Any:

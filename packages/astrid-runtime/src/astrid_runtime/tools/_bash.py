@@ -1,27 +1,40 @@
 """bash: run a command line in the session's working directory.
 
-The whole process group is killed on timeout or cancellation (no orphaned grandchildren), the
-environment is an allow-list (API keys and tokens of the host never reach the command), output
-is capped, and ``cd`` persists between calls. The command line itself was authorized by the
-interceptor, which parsed every simple command in it before we got here.
+The whole process group is killed on timeout or cancellation, and background jobs are stopped
+when the command returns (nothing the agent starts outlives the command that was authorized).
+The environment is an allow-list (API keys and tokens of the host never reach the command),
+output is capped, and ``cd`` persists between calls. The command line itself was authorized by
+the interceptor, which parsed every simple command in it before we got here. With
+``sandbox_bash`` the shell also runs under Landlock where the kernel has it.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
+import shlex
 import signal
 import subprocess
 import tempfile
 from typing import Any
 
 import anyio
+import anyio.abc
 
-from astrid_core import AstridTimeoutError, BadInputError, JsonObject, SensitiveAction, ShellCommand
+from astrid_core import (
+    AstridTimeoutError,
+    BadInputError,
+    JsonObject,
+    NotFoundError,
+    SecurityDenied,
+    SensitiveAction,
+    ShellCommand,
+)
 
-from ._base import ToolContext, cap_output, require
+from ._base import MAX_OUTPUT_CHARS, ToolContext, cap_output, require, truncation_marker
 
-__all__ = ["Bash", "scrubbed_env", "SAFE_ENV"]
+__all__ = ["Bash", "scrubbed_env", "SAFE_ENV", "MAX_TIMEOUT_SECONDS", "bash_sandbox_report"]
 
 SAFE_ENV = (
     "PATH",
@@ -38,7 +51,10 @@ SAFE_ENV = (
 )
 _SECRET_NAME = ("KEY", "TOKEN", "SECRET", "PASSWORD", "PASSWD", "CREDENTIAL", "AUTH")
 MAX_TIMEOUT_SECONDS = 600.0
-_CWD_MARK = "__ASTRID_CWD__"
+# Enough bytes for MAX_OUTPUT_CHARS characters of any UTF-8; the rest is counted, not kept.
+_KEEP_BYTES = 4 * MAX_OUTPUT_CHARS
+# After the shell exits, how long its leftover pipe holders (already killed) get to let go.
+_DRAIN_GRACE_SECONDS = 1.0
 
 
 def scrubbed_env(allow: tuple[str, ...] = ()) -> dict[str, str]:
@@ -53,75 +69,204 @@ def scrubbed_env(allow: tuple[str, ...] = ()) -> dict[str, str]:
     return env
 
 
+def _timeout(args: JsonObject, ctx: ToolContext) -> float:
+    value = args.get("timeout")
+    if value is None:
+        # A configured default above the maximum is clamped, not an error on every call.
+        return min(ctx.bash_timeout_seconds, MAX_TIMEOUT_SECONDS)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise BadInputError("argument 'timeout' must be a number of seconds")
+    if not 0 < value <= MAX_TIMEOUT_SECONDS:
+        raise BadInputError(
+            f"timeout {value:g} s is outside (0, {MAX_TIMEOUT_SECONDS:g}] seconds",
+            hint=f"pass at most {MAX_TIMEOUT_SECONDS:g}, or split the work into shorter commands",
+        )
+    return float(value)
+
+
 class Bash:
     name: str = "bash"
     description: str = (
         "Run a shell command in the working directory (cd persists). Timeout 120 s by "
-        "default, 600 s max; the environment holds no secrets."
+        "default, 600 s max; background jobs end with the command; the environment holds "
+        "no secrets; output is capped at 30,000 characters."
     )
     input_schema: dict[str, Any] = {
         "type": "object",
         "properties": {
             "command": {"type": "string"},
-            "timeout": {"type": "number", "minimum": 1, "maximum": 600},
+            "timeout": {"type": "number", "exclusiveMinimum": 0, "maximum": MAX_TIMEOUT_SECONDS},
         },
         "required": ["command"],
     }
 
     def action(self, args: JsonObject, ctx: ToolContext) -> SensitiveAction:
+        _timeout(args, ctx)  # a bad timeout is refused before anyone is asked to approve
         return ShellCommand(command=require(args, "command"), cwd=ctx.cwd)
 
     async def run(self, args: JsonObject, action: SensitiveAction, ctx: ToolContext) -> str:
         assert isinstance(action, ShellCommand)
-        timeout = float(args.get("timeout") or ctx.bash_timeout_seconds)  # type: ignore[arg-type]
-        if not 0 < timeout <= MAX_TIMEOUT_SECONDS:
-            raise BadInputError(f"timeout must be within (0, {MAX_TIMEOUT_SECONDS:g}] seconds")
-        # Print the final working directory after the command so `cd` persists to the next call.
-        script = (
-            f"{action.command}\n__astrid_status=$?\n"
-            f'printf "\\n{_CWD_MARK}%s" "$PWD"\nexit $__astrid_status'
-        )
-        env = scrubbed_env(ctx.env_allow)
-        argv = ["/bin/bash", "-c", script]
-        if ctx.sandbox_bash:
-            argv, env = _sandboxed(argv, env, action.cwd, ctx)
-        process = await anyio.open_process(
-            argv,
-            cwd=action.cwd,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        chunks: list[bytes] = []
+        timeout = _timeout(args, ctx)
+        _check_cwd(action.cwd, ctx)
+        # Under Landlock the shell may write only to the workspace and its scratch directory.
+        where = _scratch_dir(ctx) if ctx.sandbox_bash else None
+        fd, cwd_file = tempfile.mkstemp(prefix="astrid-cwd-", dir=where)
+        os.close(fd)
         try:
-            with anyio.fail_after(timeout):
-                assert process.stdout is not None
-                async for chunk in process.stdout:
-                    chunks.append(chunk)
-                    if sum(map(len, chunks)) > 4 * 1024 * 1024:
-                        break
-                await process.wait()
-        except TimeoutError:
-            _kill_group(process.pid)
-            raise AstridTimeoutError(
-                f"command timed out after {timeout:g} s and was killed",
-                hint="pass a larger timeout (max 600 s) or run it in the background",
-            ) from None
-        except BaseException:
-            _kill_group(process.pid)  # cancelled: take the whole process group down with us
-            raise
+            output, status = await _execute(action, ctx, timeout, cwd_file)
+            new_cwd = _read_cwd(cwd_file)
         finally:
-            with anyio.CancelScope(shield=True):
-                await process.aclose()
-        text = b"".join(chunks).decode("utf-8", errors="replace")
-        if _CWD_MARK in text:
-            text, _, cwd = text.rpartition(_CWD_MARK)
-            if cwd and await anyio.Path(cwd).is_dir():
-                ctx.cwd = cwd
-        status = process.returncode
-        return cap_output(text.rstrip("\n") + ("" if status == 0 else f"\n[exit status {status}]"))
+            with contextlib.suppress(OSError):
+                os.unlink(cwd_file)
+        if new_cwd is not None:
+            ctx.cwd = new_cwd
+        if status == 0:
+            return output
+        note = f"[killed by signal {-status}]" if status < 0 else f"[exit status {status}]"
+        return f"{output}\n{note}" if output else note
+
+
+def _check_cwd(cwd: str, ctx: ToolContext) -> None:
+    if not os.path.isdir(cwd):
+        ctx.cwd = ctx.workspace
+        raise NotFoundError(
+            f"the working directory {cwd} no longer exists",
+            hint=f"the working directory is now the workspace, {ctx.workspace}; run it again",
+        )
+    if os.path.realpath(cwd) != cwd:
+        raise SecurityDenied(
+            f"the working directory {cwd} changed after it was authorized (it is now a "
+            "symbolic link); not followed",
+            hint="call the tool again so the new directory is checked",
+        )
+
+
+def _scratch_dir(ctx: ToolContext) -> str:
+    # Per session, private, and writable under the sandbox: TMPDIR and the cwd file live here.
+    scratch = os.path.join(tempfile.gettempdir(), f"astrid-scratch-{ctx.session_id}")
+    os.makedirs(scratch, mode=0o700, exist_ok=True)
+    return scratch
+
+
+def _read_cwd(cwd_file: str) -> str | None:
+    try:
+        with open(cwd_file, encoding="utf-8", errors="replace") as handle:
+            written = handle.read(8192).rstrip("\n")
+    except OSError:
+        return None
+    if not written or not os.path.isabs(written) or not os.path.isdir(written):
+        return None
+    return os.path.realpath(written)
+
+
+async def _execute(
+    action: ShellCommand, ctx: ToolContext, timeout: float, cwd_file: str
+) -> tuple[str, int]:
+    # The EXIT trap records where the shell ended up, whatever way the command exits; it is
+    # set before the command so that nothing has to follow the command on the script's line.
+    record_cwd = f"builtin pwd -P > {shlex.quote(cwd_file)} 2>/dev/null"
+    script = f"trap {shlex.quote(record_cwd)} EXIT\n{action.command}"
+    env = scrubbed_env(ctx.env_allow)
+    argv = ["/bin/bash", "-c", script]
+    if ctx.sandbox_bash and _landlock_abi() > 0:
+        argv, env = _sandboxed(argv, env, action.cwd, ctx)
+    elif ctx.sandbox_bash:
+        env |= {"TMPDIR": _scratch_dir(ctx)}
+    process = await anyio.open_process(
+        argv,
+        cwd=action.cwd,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,  # its own process group, so one killpg reaches every child
+    )
+    output = _Output()
+    try:
+        with anyio.fail_after(timeout):
+            await _wait_and_drain(process, output)
+    except TimeoutError:
+        _kill_group(process.pid)
+        raise AstridTimeoutError(
+            f"command timed out after {timeout:g} s; its whole process group was killed. "
+            f"Output so far:\n{cap_output(output.text(), 2000)}",
+            hint=f"pass a larger timeout (max {MAX_TIMEOUT_SECONDS:g} s) or do less per call",
+        ) from None
+    except BaseException:
+        _kill_group(process.pid)  # cancelled: take the whole process group down with us
+        raise
+    finally:
+        with anyio.CancelScope(shield=True):
+            await process.aclose()
+    assert process.returncode is not None
+    return output.text(), process.returncode
+
+
+async def _wait_and_drain(process: anyio.abc.Process, output: _Output) -> None:
+    assert process.stdout is not None
+    stdout = process.stdout
+    drained = anyio.Event()
+
+    async def drain() -> None:
+        async for chunk in stdout:
+            output.add(chunk)
+        drained.set()
+
+    async with anyio.create_task_group() as group:
+        group.start_soon(drain)
+        await process.wait()
+        # The shell is done; what is left in its group are background jobs. They end here, and
+        # their death closes the pipe so the drain sees end-of-file.
+        _kill_group(process.pid)
+        with anyio.move_on_after(_DRAIN_GRACE_SECONDS):
+            await drained.wait()
+        group.cancel_scope.cancel()  # a holder that escaped the group (setsid) cannot hang us
+
+
+class _Output:
+    """The head of the output, and a count of everything after it."""
+
+    def __init__(self) -> None:
+        self._kept = bytearray()
+        self._dropped = 0
+
+    def add(self, chunk: bytes) -> None:
+        room = _KEEP_BYTES - len(self._kept)
+        self._kept += chunk[:room]
+        self._dropped += max(0, len(chunk) - room)
+
+    def text(self) -> str:
+        text = self._kept.decode("utf-8", errors="replace").rstrip("\n")
+        if not self._dropped:
+            return cap_output(text)
+        shown = text[:MAX_OUTPUT_CHARS]
+        omitted = len(self._kept) - len(shown.encode("utf-8", errors="replace")) + self._dropped
+        return shown + truncation_marker(f"{omitted:,} more bytes")
+
+
+@functools.cache
+def _landlock_abi() -> int:
+    from astrid_mcp.sandbox import sandbox_status
+
+    return sandbox_status().abi
+
+
+def bash_sandbox_report(sandbox_bash: bool) -> tuple[str, str | None]:
+    """(what confines the bash tool, a warning for `status` when it is less than configured)."""
+    base = "process-group kill + scrubbed env"
+    if not sandbox_bash:
+        return f"{base}; Landlock off by admin config", None
+    abi = _landlock_abi()
+    if abi > 0:
+        return f"{base} + Landlock ABI {abi} (workspace + declared paths)", None
+    from astrid_mcp.sandbox import sandbox_status
+
+    detail = sandbox_status().detail
+    return (
+        f"{base}; no Landlock",
+        f"bash runs without a filesystem sandbox: {detail}; only the security policy stands "
+        "between commands and files outside the workspace",
+    )
 
 
 def _sandboxed(
@@ -130,13 +275,13 @@ def _sandboxed(
     """Wrap the shell in astrid-mcp's Landlock launcher: defence in depth behind the policy."""
     from astrid_mcp.sandbox import launcher_argv
 
-    scratch = os.path.join(tempfile.gettempdir(), f"astrid-scratch-{ctx.session_id}")
-    os.makedirs(scratch, mode=0o700, exist_ok=True)
+    scratch = _scratch_dir(ctx)
+    declared = [os.path.realpath(p) for p in ctx.sandbox_paths]
     wrapped = launcher_argv(
         argv[0],
         argv[1:],
-        read_paths=[ctx.workspace, cwd],
-        write_paths=[ctx.workspace, scratch],
+        read_paths=[ctx.workspace, cwd, *declared],
+        write_paths=[ctx.workspace, scratch, *declared],
         path_programs=True,
     )
     return wrapped, env | {"TMPDIR": scratch}

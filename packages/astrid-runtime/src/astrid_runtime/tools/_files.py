@@ -1,11 +1,21 @@
-"""File tools: read_file, write_file, edit_file, delete_file, list_directory, glob, grep."""
+"""File tools: read_file, write_file, edit_file, delete_file, list_directory, glob, grep.
+
+Every tool acts on exactly the path that was authorized: ``action()`` resolves the argument
+once (symlinks, ``..``, ``~``), the interceptor decides on that absolute path, and ``run()``
+reaches it again one component at a time with ``O_NOFOLLOW``. A symlink planted anywhere in
+the path after the decision therefore makes the tool refuse instead of following it out.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import io
 import os
 import re
-import tempfile
-from pathlib import Path
+import secrets
+import stat
+from collections.abc import Iterator
 from typing import Any
 
 import anyio.to_thread
@@ -19,93 +29,280 @@ from astrid_core import (
     FileWrite,
     JsonObject,
     NotFoundError,
+    SecurityDenied,
     SensitiveAction,
 )
 
-from ._base import ToolContext, cap_output, require, resolve_path
+from ._base import MAX_OUTPUT_CHARS, ToolContext, cap_output, require, resolve_path
 
 __all__ = ["ReadFile", "WriteFile", "EditFile", "DeleteFile", "ListDirectory", "Glob", "Grep"]
+
+DEFAULT_READ_LINES = 2000
+MAX_LINE_CHARS = 2000
+MAX_LIST_ENTRIES = 1000
+MAX_GLOB_RESULTS = 1000
+MAX_GREP_MATCHES = 500
+MAX_WALK_FILES = 20_000
+_BINARY_SNIFF_BYTES = 8192
 
 _PATH = {
     "type": "string",
     "description": "file path, absolute or relative to the working directory",
 }
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+# O_NONBLOCK: opening a FIFO someone planted must not hang the tool; regular files ignore it.
+_READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
+
+
+# ---------------------------------------------------------------- reaching the exact path
+
+
+def _changed(path: str) -> SecurityDenied:
+    return SecurityDenied(
+        f"{path} changed after it was authorized (a symbolic link appeared in it); not followed",
+        hint="call the tool again so the new target is checked",
+    )
+
+
+def _open_dir(path: str, *, create: bool = False) -> int:
+    """A descriptor for directory ``path``, opened component by component, never via a symlink.
+
+    ``path`` is already fully resolved, so no component may be a symlink now; one that is was
+    swapped in after authorization. ``create`` makes missing directories (for write_file).
+    """
+    fd = os.open("/", _DIR_FLAGS)
+    try:
+        for part in [p for p in path.split("/") if p]:
+            try:
+                child = os.open(part, _DIR_FLAGS, dir_fd=fd)
+            except FileNotFoundError:
+                if not create:
+                    raise NotFoundError(f"no such directory: {path}") from None
+                with contextlib.suppress(FileExistsError):
+                    os.mkdir(part, dir_fd=fd)
+                child = os.open(part, _DIR_FLAGS, dir_fd=fd)
+            except OSError as exc:
+                if exc.errno == errno.ELOOP or _is_symlink(part, fd):
+                    raise _changed(path) from None
+                if exc.errno == errno.ENOTDIR:
+                    raise BadInputError(f"{path}: {part} is not a directory") from None
+                raise
+            os.close(fd)
+            fd = child
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def _is_symlink(name: str, dir_fd: int) -> bool:
+    try:
+        return stat.S_ISLNK(os.stat(name, dir_fd=dir_fd, follow_symlinks=False).st_mode)
+    except OSError:
+        return False
+
+
+def _split(path: str) -> tuple[str, str]:
+    parent, name = os.path.split(path)
+    if not name:
+        raise BadInputError(f"{path} is the root directory, not a file")
+    return parent, name
+
+
+def _open_exact(path: str) -> tuple[int, os.stat_result]:
+    """Open ``path`` (file or directory) for reading without following any symlink."""
+    if path == "/":
+        fd = os.open("/", _DIR_FLAGS)
+        return fd, os.fstat(fd)
+    parent, name = _split(path)
+    dir_fd = _open_dir(parent)
+    try:
+        fd = os.open(name, _READ_FLAGS, dir_fd=dir_fd)
+    except FileNotFoundError:
+        raise NotFoundError(f"no such file or directory: {path}") from None
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise _changed(path) from None
+        raise
+    finally:
+        os.close(dir_fd)
+    return fd, os.fstat(fd)
+
+
+def _open_regular_file(path: str) -> int:
+    fd, info = _open_exact(path)
+    if stat.S_ISREG(info.st_mode):
+        return fd
+    os.close(fd)
+    if stat.S_ISDIR(info.st_mode):
+        raise BadInputError(f"{path} is a directory", hint="use list_directory, glob or grep")
+    raise BadInputError(f"{path} is not a regular file (device, socket or pipe)")
 
 
 def _is_binary(head: bytes) -> bool:
     return b"\x00" in head
 
 
+def _binary_refusal(path: str, size: int) -> BadInputError:
+    return BadInputError(
+        f"{path} is a binary file ({size:,} bytes); read_file shows text only",
+        hint="inspect it with bash (e.g. `file`, `xxd | head`) if you need to",
+    )
+
+
+def _read_utf8(path: str) -> str:
+    fd = _open_regular_file(path)
+    with os.fdopen(fd, "rb") as handle:
+        data = handle.read()
+    if _is_binary(data[:_BINARY_SNIFF_BYTES]):
+        raise _binary_refusal(path, len(data))
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise BadInputError(
+            f"{path} is not UTF-8 text (invalid byte at offset {exc.start})",
+            hint="edit it with bash, or rewrite it whole with write_file",
+        ) from None
+
+
+def _atomic_write(path: str, data: bytes) -> None:
+    """Replace ``path`` with ``data``: readers see the old file or the new one, never half.
+
+    An existing file keeps its permission bits (and owner, where we may set it); a new one gets
+    the default mode under the process umask. Missing parent directories are created.
+    """
+    parent, name = _split(path)
+    dir_fd = _open_dir(parent, create=True)
+    tmp = f".astrid-{secrets.token_hex(8)}.tmp"  # short: the target's name may be 255 bytes
+    try:
+        try:
+            old: os.stat_result | None = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+        except FileNotFoundError:
+            old = None
+        if old is not None and stat.S_ISLNK(old.st_mode):
+            raise _changed(path)
+        if old is not None and not stat.S_ISREG(old.st_mode):
+            raise BadInputError(f"{path} exists and is not a regular file; not replaced")
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+        fd = os.open(tmp, flags, 0o666, dir_fd=dir_fd)
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+                handle.flush()
+                if old is not None:
+                    os.fchmod(handle.fileno(), stat.S_IMODE(old.st_mode))
+                    if (old.st_uid, old.st_gid) != (os.geteuid(), os.getegid()):
+                        with contextlib.suppress(PermissionError):
+                            os.fchown(handle.fileno(), old.st_uid, old.st_gid)
+                os.fsync(handle.fileno())
+            os.replace(tmp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp, dir_fd=dir_fd)
+            raise
+        os.fsync(dir_fd)  # the rename itself survives a crash
+    finally:
+        os.close(dir_fd)
+
+
+def _unlink_file(path: str) -> None:
+    parent, name = _split(path)
+    dir_fd = _open_dir(parent)
+    try:
+        try:
+            info = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+        except FileNotFoundError:
+            raise NotFoundError(f"no such file: {path}") from None
+        if stat.S_ISDIR(info.st_mode):
+            raise BadInputError(f"{path} is a directory; delete_file removes files only")
+        os.unlink(name, dir_fd=dir_fd)  # a symlink here is removed itself, never its target
+    finally:
+        os.close(dir_fd)
+
+
+def _optional_int(args: JsonObject, name: str, default: int, minimum: int) -> int:
+    value = args.get(name)
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise BadInputError(f"argument {name!r} must be an integer >= {minimum}")
+    return value
+
+
+# ---------------------------------------------------------------- read / write / edit / delete
+
+
 class ReadFile:
     name: str = "read_file"
-    description: str = "Read a text file with line numbers (offset/limit for large files)."
+    description: str = (
+        f"Read a text file with line numbers. Shows {DEFAULT_READ_LINES} lines by default; "
+        "use offset (lines to skip) and limit for more. Binary files are refused."
+    )
     input_schema: dict[str, Any] = {
         "type": "object",
         "properties": {
             "path": _PATH,
-            "offset": {"type": "integer", "minimum": 0},
-            "limit": {"type": "integer", "minimum": 1},
+            "offset": {"type": "integer", "minimum": 0, "description": "lines to skip"},
+            "limit": {"type": "integer", "minimum": 1, "description": "lines to show"},
         },
         "required": ["path"],
     }
 
     def action(self, args: JsonObject, ctx: ToolContext) -> SensitiveAction:
+        _optional_int(args, "offset", 0, 0)
+        _optional_int(args, "limit", DEFAULT_READ_LINES, 1)
         return FileRead(path=resolve_path(require(args, "path"), ctx))
 
     async def run(self, args: JsonObject, action: SensitiveAction, ctx: ToolContext) -> str:
         assert isinstance(action, FileRead)
-        offset = int(args.get("offset", 0) or 0)  # type: ignore[arg-type]
-        limit = int(args.get("limit", 2000) or 2000)  # type: ignore[arg-type]
-
-        def read() -> str:
-            path = Path(action.path)
-            if not path.is_file():
-                raise NotFoundError(f"no such file: {action.path}")
-            data = path.read_bytes()
-            if _is_binary(data[:8192]):
-                return f"{action.path} is a binary file ({len(data)} bytes); not shown"
-            lines = data.decode("utf-8", errors="replace").splitlines()
-            shown = lines[offset : offset + limit]
-            body = "\n".join(f"{offset + i + 1:6}\t{line}" for i, line in enumerate(shown))
-            more = len(lines) - offset - len(shown)
-            return body + (f"\n[... {more} more lines; use offset/limit ...]" if more > 0 else "")
-
-        return cap_output(await anyio.to_thread.run_sync(read))
+        offset = _optional_int(args, "offset", 0, 0)
+        limit = _optional_int(args, "limit", DEFAULT_READ_LINES, 1)
+        return await anyio.to_thread.run_sync(_numbered_lines, action.path, offset, limit)
 
 
-def _atomic_write(path: str, text: str) -> None:
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    mode = target.stat().st_mode & 0o7777 if target.exists() else 0o644
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, mode)
-        os.replace(tmp, target)  # readers see the old or the new file, never half of one
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def _read_text(path: str) -> str:
-    if not Path(path).is_file():
-        raise NotFoundError(f"no such file: {path}")
-    return Path(path).read_text(encoding="utf-8")
-
-
-def _unlink_file(path: str) -> None:
-    target = Path(path)
-    if target.is_dir() and not target.is_symlink():
-        raise BadInputError(f"{path} is a directory; delete_file removes files only")
-    target.unlink()
+def _numbered_lines(path: str, offset: int, limit: int) -> str:
+    fd = _open_regular_file(path)
+    with os.fdopen(fd, "rb") as raw:
+        head = raw.read(_BINARY_SNIFF_BYTES)
+        if _is_binary(head):
+            raise _binary_refusal(path, os.fstat(raw.fileno()).st_size)
+        raw.seek(0)
+        text = io.TextIOWrapper(raw, encoding="utf-8", errors="replace", newline=None)
+        shown: list[str] = []
+        used = 0
+        total = 0
+        budget_hit = False
+        for total, line in enumerate(text, 1):
+            if total <= offset or len(shown) >= limit or budget_hit:
+                continue
+            line = line.rstrip("\n")
+            if len(line) > MAX_LINE_CHARS:
+                line = line[:MAX_LINE_CHARS] + f" [... line cut at {MAX_LINE_CHARS} characters]"
+            entry = f"{total:6}\t{line}"
+            # Stop at whole lines rather than let cap_output cut one: the marker below can
+            # then say exactly where to continue.
+            if shown and used + len(entry) + 1 > MAX_OUTPUT_CHARS - 200:
+                budget_hit = True
+                continue
+            shown.append(entry)
+            used += len(entry) + 1
+    if total == 0:
+        return f"{path} is empty"
+    if offset >= total:
+        raise BadInputError(f"offset {offset} is past the end of {path} ({total} lines)")
+    more = total - offset - len(shown)
+    body = "\n".join(shown)
+    if more > 0:
+        body += f"\n[... {more} more lines; continue with offset={offset + len(shown)} ...]"
+    return cap_output(body)
 
 
 class WriteFile:
     name: str = "write_file"
-    description: str = "Create or replace a text file (atomic)."
+    description: str = (
+        "Create or replace a text file atomically (missing parent directories are created; an "
+        "existing file keeps its permissions)."
+    )
     input_schema: dict[str, Any] = {
         "type": "object",
         "properties": {"path": _PATH, "content": {"type": "string"}},
@@ -119,15 +316,16 @@ class WriteFile:
 
     async def run(self, args: JsonObject, action: SensitiveAction, ctx: ToolContext) -> str:
         assert isinstance(action, FileWrite)
-        content = str(args["content"])
-        await anyio.to_thread.run_sync(_atomic_write, action.path, content)
-        return f"wrote {len(content.encode())} bytes to {action.path}"
+        data = str(args["content"]).encode("utf-8")
+        await anyio.to_thread.run_sync(_atomic_write, action.path, data)
+        return f"wrote {len(data):,} bytes to {action.path}"
 
 
 class EditFile:
     name: str = "edit_file"
     description: str = (
-        "Replace an exact string in a file; it must be unique unless replace_all is true."
+        "Replace an exact string in a file; it must occur exactly once unless replace_all is "
+        "true. Read the file first so old_string matches it character for character."
     )
     input_schema: dict[str, Any] = {
         "type": "object",
@@ -146,22 +344,32 @@ class EditFile:
             raise BadInputError("argument 'new_string' must be a string")
         if args["old_string"] == args["new_string"]:
             raise BadInputError("old_string and new_string are identical: nothing to edit")
+        if not isinstance(args.get("replace_all", False), bool):
+            raise BadInputError("argument 'replace_all' must be true or false")
         return FileWrite(path=resolve_path(require(args, "path"), ctx))
 
     async def run(self, args: JsonObject, action: SensitiveAction, ctx: ToolContext) -> str:
         assert isinstance(action, FileWrite)
         old, new = str(args["old_string"]), str(args["new_string"])
-        text = await anyio.to_thread.run_sync(_read_text, action.path)
+        replace_all = args.get("replace_all") is True
+        text = await anyio.to_thread.run_sync(_read_utf8, action.path)
+        if old not in text and "\r\n" in text and "\n" in old:
+            # read_file shows CRLF files with plain newlines; match (and keep) the file's ones.
+            old, new = old.replace("\n", "\r\n"), new.replace("\n", "\r\n")
         count = text.count(old)
         if count == 0:
-            raise BadInputError(f"old_string was not found in {action.path}")
-        if count > 1 and not args.get("replace_all"):
             raise BadInputError(
-                f"old_string occurs {count} times in {action.path}; "
-                "make it unique or pass replace_all=true"
+                f"old_string was not found in {action.path}",
+                hint="read the file again and copy the exact text, including whitespace",
             )
-        await anyio.to_thread.run_sync(_atomic_write, action.path, text.replace(old, new))
-        return f"replaced {count if args.get('replace_all') else 1} occurrence(s) in {action.path}"
+        if count > 1 and not replace_all:
+            raise BadInputError(
+                f"old_string occurs {count} times in {action.path}; nothing was changed",
+                hint="add surrounding lines to make it unique, or pass replace_all=true",
+            )
+        edited = text.replace(old, new)
+        await anyio.to_thread.run_sync(_atomic_write, action.path, edited.encode("utf-8"))
+        return f"replaced {count} occurrence(s) in {action.path}"
 
 
 class DeleteFile:
@@ -182,9 +390,12 @@ class DeleteFile:
         return f"deleted {action.path}"
 
 
+# ---------------------------------------------------------------- list / glob / grep
+
+
 class ListDirectory:
     name: str = "list_directory"
-    description: str = "List a directory's entries."
+    description: str = "List a directory's entries (directories end in '/', symbolic links in '@')."
     input_schema: dict[str, Any] = {"type": "object", "properties": {"path": _PATH}}
 
     def action(self, args: JsonObject, ctx: ToolContext) -> SensitiveAction:
@@ -192,41 +403,106 @@ class ListDirectory:
 
     async def run(self, args: JsonObject, action: SensitiveAction, ctx: ToolContext) -> str:
         assert isinstance(action, DirectoryList)
-        entries = sorted(os.scandir(action.path), key=lambda e: e.name)
-        lines = [f"{e.name}/" if e.is_dir() else e.name for e in entries[:1000]]
-        return cap_output("\n".join(lines) or "(empty)")
+        return await anyio.to_thread.run_sync(_list, action.path)
 
 
-def _ignore_spec(root: str) -> pathspec.PathSpec:
-    lines = [".git/"]
-    gitignore = Path(root) / ".gitignore"
-    if gitignore.is_file():
-        lines += gitignore.read_text(errors="replace").splitlines()
-    return pathspec.PathSpec.from_lines("gitignore", lines)
+def _list(path: str) -> str:
+    fd = _open_directory(path)
+    try:
+        with os.scandir(fd) as it:
+            entries = sorted(it, key=lambda e: e.name)
+        names = [_entry_name(e) for e in entries[:MAX_LIST_ENTRIES]]
+    finally:
+        os.close(fd)
+    if not entries:
+        return f"{path} is empty"
+    more = len(entries) - len(names)
+    if more > 0:
+        names.append(f"[... {more} more entries not shown; use glob to narrow ...]")
+    return cap_output("\n".join(names))
 
 
-def _walk(root: str) -> list[str]:
-    spec = _ignore_spec(root)
-    found: list[str] = []
-    for dirpath, dirnames, filenames in os.walk(root):
-        rel_dir = os.path.relpath(dirpath, root)
+def _entry_name(entry: os.DirEntry[str]) -> str:
+    if entry.is_symlink():
+        return entry.name + "@"
+    return entry.name + "/" if entry.is_dir(follow_symlinks=False) else entry.name
+
+
+def _open_directory(path: str) -> int:
+    fd, info = _open_exact(path)
+    if not stat.S_ISDIR(info.st_mode):
+        os.close(fd)
+        raise BadInputError(f"{path} is not a directory", hint="use read_file for a file")
+    return fd
+
+
+class _Ignores:
+    """The .gitignore files found so far in the walk, nested ones overriding their parents."""
+
+    def __init__(self) -> None:
+        self._specs: dict[str, pathspec.GitIgnoreSpec] = {}
+
+    def load(self, rel_dir: str, dir_fd: int) -> None:
+        try:
+            fd = os.open(".gitignore", _READ_FLAGS, dir_fd=dir_fd)
+        except OSError:
+            return  # none here, or a symlink we will not follow
+        with os.fdopen(fd, "rb") as handle:
+            if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+                return
+            lines = handle.read(1024 * 1024).decode("utf-8", errors="replace").splitlines()
+        self._specs[rel_dir] = pathspec.GitIgnoreSpec.from_lines(lines)
+
+    def ignored(self, rel: str, *, is_dir: bool) -> bool:
+        # The deepest .gitignore with an opinion wins, as in git.
+        parent = os.path.dirname(rel)
+        while True:
+            spec = self._specs.get(parent)
+            if spec is not None:
+                inside = rel[len(parent) + 1 :] if parent else rel
+                verdict = spec.check_file(inside + "/" if is_dir else inside).include
+                if verdict is not None:
+                    return verdict
+            if not parent:
+                return False
+            parent = os.path.dirname(parent)
+
+
+def _walk(root_fd: int) -> Iterator[tuple[str, int]]:
+    """(path relative to the root, directory descriptor) for each file not ignored.
+
+    Symlinked directories are never entered (``os.fwalk`` checks each one it opens), so a walk
+    cannot leave the authorized tree; files are yielded by name and opened with O_NOFOLLOW.
+    """
+    ignores = _Ignores()
+    for dirpath, dirnames, filenames, dir_fd in os.fwalk(
+        ".", dir_fd=root_fd, follow_symlinks=False
+    ):
+        rel_dir = os.path.normpath(dirpath) if dirpath != "." else ""
+        ignores.load(rel_dir, dir_fd)
         dirnames[:] = sorted(
             d
             for d in dirnames
-            if not spec.match_file(os.path.normpath(os.path.join(rel_dir, d)) + "/")
+            if d != ".git" and not ignores.ignored(os.path.join(rel_dir, d), is_dir=True)
         )
         for name in sorted(filenames):
-            rel = os.path.normpath(os.path.join(rel_dir, name))
-            if not spec.match_file(rel):
-                found.append(rel)
-        if len(found) > 20_000:
-            break
-    return found
+            rel = os.path.join(rel_dir, name)
+            if not ignores.ignored(rel, is_dir=False):
+                yield rel, dir_fd
+
+
+def _glob_spec(pattern: str) -> pathspec.GitIgnoreSpec:
+    # The pattern is one gitignore-style line; '!' and '#' would change its meaning there.
+    escaped = "\\" + pattern if pattern.startswith(("!", "#")) else pattern
+    return pathspec.GitIgnoreSpec.from_lines([escaped])
 
 
 class Glob:
     name: str = "glob"
-    description: str = "Find files by glob pattern (respects .gitignore), e.g. 'src/**/*.py'."
+    description: str = (
+        "Find files by glob pattern relative to path, e.g. 'src/**/*.py'; a pattern without "
+        f"'/' matches at any depth. Respects .gitignore; at most {MAX_GLOB_RESULTS} results."
+    )
     input_schema: dict[str, Any] = {
         "type": "object",
         "properties": {"pattern": {"type": "string"}, "path": _PATH},
@@ -239,16 +515,36 @@ class Glob:
 
     async def run(self, args: JsonObject, action: SensitiveAction, ctx: ToolContext) -> str:
         assert isinstance(action, DirectoryList)
-        spec = pathspec.PathSpec.from_lines("gitignore", [str(args["pattern"])])
-        files = [
-            f for f in await anyio.to_thread.run_sync(_walk, action.path) if spec.match_file(f)
-        ]
-        return cap_output("\n".join(files[:1000]) or "no matches")
+        spec = _glob_spec(str(args["pattern"]))
+        return await anyio.to_thread.run_sync(_glob, action.path, spec)
+
+
+def _glob(path: str, spec: pathspec.GitIgnoreSpec) -> str:
+    root_fd = _open_directory(path)
+    matches: list[str] = []
+    seen = 0
+    try:
+        for seen, (rel, _) in enumerate(_walk(root_fd), 1):
+            if spec.match_file(rel):
+                matches.append(rel)
+            if seen >= MAX_WALK_FILES:
+                break
+    finally:
+        os.close(root_fd)
+    lines = matches[:MAX_GLOB_RESULTS]
+    if len(matches) > MAX_GLOB_RESULTS:
+        lines.append(f"[... {len(matches) - MAX_GLOB_RESULTS} more matches not shown ...]")
+    if seen >= MAX_WALK_FILES:
+        lines.append(f"[... stopped after {MAX_WALK_FILES:,} files; narrow the path ...]")
+    return cap_output("\n".join(lines) or "no matches")
 
 
 class Grep:
     name: str = "grep"
-    description: str = "Search file contents with a regular expression (respects .gitignore)."
+    description: str = (
+        "Search file contents with a Python regular expression under a directory (or in one "
+        f"file). Respects .gitignore, skips binary files, at most {MAX_GREP_MATCHES} matches."
+    )
     input_schema: dict[str, Any] = {
         "type": "object",
         "properties": {"pattern": {"type": "string"}, "path": _PATH},
@@ -256,28 +552,67 @@ class Grep:
     }
 
     def action(self, args: JsonObject, ctx: ToolContext) -> SensitiveAction:
-        try:
-            re.compile(require(args, "pattern"))
-        except re.error as exc:
-            raise BadInputError(f"invalid regular expression: {exc}") from exc
-        return DirectoryList(path=resolve_path(str(args.get("path") or "."), ctx))
+        _compile(require(args, "pattern"))
+        # FileRead, not DirectoryList: grep discloses file contents, so it needs read rights.
+        return FileRead(path=resolve_path(str(args.get("path") or "."), ctx))
 
     async def run(self, args: JsonObject, action: SensitiveAction, ctx: ToolContext) -> str:
-        assert isinstance(action, DirectoryList)
-        regex = re.compile(str(args["pattern"]))
+        assert isinstance(action, FileRead)
+        regex = _compile(str(args["pattern"]))
+        return await anyio.to_thread.run_sync(_grep, action.path, regex)
 
-        def search() -> list[str]:
-            hits: list[str] = []
-            for rel in _walk(action.path):
-                try:
-                    with open(os.path.join(action.path, rel), encoding="utf-8") as handle:
-                        for number, line in enumerate(handle, 1):
-                            if regex.search(line):
-                                hits.append(f"{rel}:{number}:{line.rstrip()[:300]}")
-                                if len(hits) >= 500:
-                                    return hits
-                except (UnicodeDecodeError, OSError):
-                    continue
-            return hits
 
-        return cap_output("\n".join(await anyio.to_thread.run_sync(search)) or "no matches")
+def _compile(pattern: str) -> re.Pattern[str]:
+    try:
+        return re.compile(pattern)
+    except re.error as exc:
+        raise BadInputError(
+            f"invalid regular expression {pattern!r}: {exc}",
+            hint="grep takes Python `re` syntax; escape literal characters such as ( [ . *",
+        ) from exc
+
+
+def _grep(path: str, regex: re.Pattern[str]) -> str:
+    fd, info = _open_exact(path)
+    hits: list[str] = []
+    try:
+        if stat.S_ISDIR(info.st_mode):
+            for seen, (rel, dir_fd) in enumerate(_walk(fd), 1):
+                if _search_file(rel, os.path.basename(rel), dir_fd, regex, hits):
+                    break
+                if seen >= MAX_WALK_FILES:
+                    hits.append(f"[... stopped after {MAX_WALK_FILES:,} files; narrow the path]")
+                    break
+        elif stat.S_ISREG(info.st_mode):
+            _search_open_file(os.path.basename(path), os.dup(fd), regex, hits)
+    finally:
+        os.close(fd)
+    return cap_output("\n".join(hits) or "no matches")
+
+
+def _search_file(rel: str, name: str, dir_fd: int, regex: re.Pattern[str], hits: list[str]) -> bool:
+    """Append matches of one file; True once the match cap is reached."""
+    try:
+        fd = os.open(name, _READ_FLAGS, dir_fd=dir_fd)
+    except OSError:
+        return False  # vanished, unreadable, or a symlink we do not follow
+    return _search_open_file(rel, fd, regex, hits)
+
+
+def _search_open_file(label: str, fd: int, regex: re.Pattern[str], hits: list[str]) -> bool:
+    with os.fdopen(fd, "rb") as raw:
+        if not stat.S_ISREG(os.fstat(raw.fileno()).st_mode):
+            return False
+        if _is_binary(raw.read(_BINARY_SNIFF_BYTES)):
+            return False
+        raw.seek(0)
+        text = io.TextIOWrapper(raw, encoding="utf-8", errors="replace", newline=None)
+        for number, line in enumerate(text, 1):
+            if regex.search(line):
+                hits.append(f"{label}:{number}:{line.rstrip()[:300]}")
+                if len(hits) >= MAX_GREP_MATCHES:
+                    hits.append(
+                        f"[... stopped at {MAX_GREP_MATCHES} matches; narrow the pattern or path]"
+                    )
+                    return True
+    return False
