@@ -12,6 +12,7 @@ default) are both measured. Target: < 2 ms p50 added per round.
 
 from __future__ import annotations
 
+import itertools
 import statistics
 import sys
 import tempfile
@@ -33,7 +34,9 @@ ROUNDS = 60 if "--quick" in sys.argv else 300
 class Noop:
     name = "noop"
     description = "Does nothing (benchmark)."
-    input_schema: dict[str, Any] = {"type": "object"}
+
+    def __init__(self) -> None:
+        self.input_schema: dict[str, Any] = {"type": "object"}
 
     def action(self, args: JsonObject, ctx: ToolContext) -> SensitiveAction:
         return FileRead(path=f"{ctx.workspace}/bench.txt")
@@ -61,7 +64,7 @@ async def through_runtime(home: Path, workspace: Path, storage_url: str) -> list
         async for event in runtime.run_turn(session, "go"):
             if event.type == "tool_call_result":
                 marks.append(time.perf_counter())
-        return [b - a for a, b in zip(marks, marks[1:], strict=False)]
+        return [b - a for a, b in itertools.pairwise(marks)]
     finally:
         await runtime.aclose()
 
@@ -88,7 +91,7 @@ def p50_p99(samples: list[float]) -> tuple[float, float]:
 
 async def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
-        root = Path(tmp).resolve()
+        root = Path(tmp).resolve()  # noqa: ASYNC240 - one-off benchmark setup
         workspace = root / "ws"
         workspace.mkdir()
         (workspace / "bench.txt").write_text("x")
