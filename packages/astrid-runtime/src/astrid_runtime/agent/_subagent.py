@@ -126,6 +126,10 @@ class InheritedAllowances(AllowanceStore):
         return own + [a for a in inherited if a.scope == "session"]
 
 
+def _money(micros: int | None) -> str:
+    return "unlimited" if micros is None else f"${micros / 1e6:.4f}"
+
+
 def _no(request: ApprovalRequest, reason: str) -> ApprovalDecision:
     return ApprovalDecision(
         request_id=request.request_id, option=ApprovalOption.DENY, reason=reason
@@ -176,8 +180,9 @@ class SubAgentSpawner:
         finally:
             self.slots.release()
 
-    async def _slice(self) -> int:
-        """The child's budget: a share of what the parent has left, capped per action."""
+    async def _slice(self) -> int | None:
+        """The child's budget: a share of what the parent has left, capped per action; None
+        when the parent itself has no limit at all."""
         budget = self.interceptor.budget
         config = budget.config
         snapshot = await budget.snapshot()
@@ -189,16 +194,16 @@ class SubAgentSpawner:
             caps.append(left * self.limits.budget_share_percent // 100)
         if config.per_action_limit_micros is not None:
             caps.append(config.per_action_limit_micros)
-        return min(caps) if caps else 0
+        return min(caps) if caps else None
 
     async def _run_with_slot(self, action: SubAgentSpawn, parent: ToolContext) -> str:
         share = await self._slice()
-        if share <= 0:
+        if share is not None and share <= 0:
             raise BadInputError(
                 "no budget is left for a sub-agent",
                 hint="raise [budget] session_limit_micros or [subagents] budget_share_percent",
             )
-        reserved = await self.interceptor.budget.check_and_reserve(share)
+        reserved = await self.interceptor.budget.check_and_reserve(share or 0)
         if reserved.reservation is None:
             raise BadInputError(f"no budget for a sub-agent: {reserved.message}")
         child = Session(
@@ -216,7 +221,7 @@ class SubAgentSpawner:
         errors = "".join(f"\n(error: {e})" for e in report.errors)
         return (
             f"sub-agent {child.id} finished ({report.stop_reason}; {report.tool_calls} tool "
-            f"calls; ${child.cost_micros / 1e6:.4f} of its ${share / 1e6:.4f} budget){errors}\n\n"
+            f"calls; ${child.cost_micros / 1e6:.4f} of its {_money(share)} budget){errors}\n\n"
             + (report.text.strip() or "(the sub-agent gave no report)")
         )
 
@@ -234,7 +239,7 @@ class SubAgentSpawner:
         return delegated
 
     async def _run_child(
-        self, child: Session, action: SubAgentSpawn, parent: ToolContext, share: int
+        self, child: Session, action: SubAgentSpawn, parent: ToolContext, share: int | None
     ) -> _Report:
         tracker = BudgetTracker(
             self.interceptor.budget.storage,
