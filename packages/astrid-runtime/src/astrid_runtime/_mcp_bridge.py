@@ -107,8 +107,20 @@ class _ServerGuard:
 class _FrontendProxy:
     """Forwards to whichever frontend the daemon has attached at the time of the request."""
 
-    def __init__(self, current: Callable[[], Frontend | None]) -> None:
+    def __init__(
+        self,
+        current: Callable[[], Frontend | None],
+        session_in_flight: Callable[[], SessionId | None] = lambda: None,
+    ) -> None:
         self._current = current
+        self._session_in_flight = session_in_flight
+
+    def _stamped(self, request: Any) -> Any:
+        # A [[servers]] client serves every session: the request belongs to the session whose
+        # call is in flight on that server, so that frontends route it to that session's user.
+        if request.session_id is None and (session := self._session_in_flight()) is not None:
+            return request.model_copy(update={"session_id": session})
+        return request
 
     def _frontend(self) -> Frontend:
         frontend = self._current()
@@ -117,10 +129,10 @@ class _FrontendProxy:
         return frontend
 
     async def elicit(self, request: ElicitationRequest) -> ElicitationResponse:
-        return await self._frontend().elicit(request)
+        return await self._frontend().elicit(self._stamped(request))
 
     async def elicit_url(self, request: UrlElicitationRequest) -> None:
-        await self._frontend().elicit_url(request)
+        await self._frontend().elicit_url(self._stamped(request))
 
     async def request_approval(self, request: ApprovalRequest) -> ApprovalDecision:
         return await self._frontend().request_approval(request)
@@ -279,7 +291,9 @@ class McpBridge:
         return SecureMcpClient(
             config,
             guard=_ServerGuard(self, config.name),
-            frontend=_FrontendProxy(self._frontend),  # type: ignore[arg-type]
+            frontend=_FrontendProxy(  # type: ignore[arg-type]
+                self._frontend, lambda: self.session_for_server(config.name)
+            ),
             sampler=self._sampler,
             pins=ToolPins(self._storage),
             audit=self._audit,
@@ -547,12 +561,13 @@ class McpBridge:
             return True
         return False
 
-    def interceptor_for_server(self, server: str) -> SecurityInterceptor | None:
+    def session_for_server(self, server: str) -> SessionId | None:
         sessions = self._active.get(server)
-        if not sessions:
-            return None
-        session = next(iter(sessions))
-        return self._interceptor(SessionId(session))
+        return SessionId(next(iter(sessions))) if sessions else None
+
+    def interceptor_for_server(self, server: str) -> SecurityInterceptor | None:
+        session = self.session_for_server(server)
+        return self._interceptor(session) if session is not None else None
 
     # -- tools ---------------------------------------------------------------------------------
 

@@ -425,8 +425,8 @@ class AgentRuntime:
 
     async def resolve_approval(self, decision: ApprovalDecision) -> bool:
         item = await self.deferred.get(str(decision.request_id))
-        if item is None or item.request.session_id is None:
-            return False
+        if item is None or item.request.session_id is None or item.status != "pending":
+            return False  # unknown, or answered already: a second answer changes nothing
         live = await self._get(item.request.session_id)
         result = await live.interceptor.resolve_deferred(decision)
         return result is not None or not decision.allowed

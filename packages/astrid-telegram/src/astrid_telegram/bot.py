@@ -156,6 +156,7 @@ class AstridTelegramBot:
         self._owner_of_session: dict[str, int] = {}
         self._streams: dict[int, _Stream] = {}
         self._forms: dict[int, _Form] = {}
+        self._reoffered: set[str] = set()  # deferred requests offered again with a new keyboard
         self._app: Application[Any, Any, Any, Any, Any, Any] | None = None
         self._stop = anyio.Event()
 
@@ -407,13 +408,20 @@ class AstridTelegramBot:
             deferred = await (await self._client()).call("listDeferred")
         except AstridError:
             return
-        for item in deferred or []:
-            request = item.get("request", item)
-            if (
-                str(request.get("session_id")) == session
-                and self.buttons.nonce_for(str(request.get("request_id"))) is None
-            ):
-                await self._send_approval(session, request, note="(waiting since you were away)")
+        requests = [item.get("request", item) for item in deferred or []]
+        # Only what is still deferred needs remembering: keeps the set bounded.
+        self._reoffered &= {str(request.get("request_id")) for request in requests}
+        for request in requests:
+            request_id = str(request.get("request_id"))
+            if str(request.get("session_id")) != session:
+                continue
+            if request_id in self._reoffered and self.buttons.nonce_for(request_id) is not None:
+                continue  # offered again already and its keyboard is still open
+            # A keyboard from while the request was live asked a question the daemon stopped
+            # waiting for (it timed out): retire it, so the new keyboard is the only answer.
+            self.buttons.forget(request_id)
+            self._reoffered.add(request_id)
+            await self._send_approval(session, request, note="(waiting since you were away)")
 
     async def _on_callback(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         query = update.callback_query
