@@ -290,5 +290,9 @@ def test_the_agent_cannot_plant_a_publisher_key_or_read_the_secrets_key(tmp_path
         home / "keys" / "publishers" / "evil.pub",
         home / "keys" / "capsule-secrets.key",
         home / "daemon.token",
+        home / "config.toml",  # an edited config would run hooks at the next start
+        home / "state" / "000001.vlog",  # the audit database
+        home / "capsules" / "notes" / "1" / "Capsule.toml",
+        home,
     ):
         assert policy.denied_path(str(path)) is not None, path

@@ -84,8 +84,10 @@ DEFAULT_DENIED_PATHS: tuple[str, ...] = (
     "~/.ssh",
     "~/.gnupg",
     "~/.aws",
-    "~/.astrid/keys",
-    "~/.astrid/daemon.token",
+    # All of the runtime's own state, not only its keys: its config.toml (an agent that could
+    # edit it could add hooks or loosen the policy for the next start), the audit database,
+    # stored OAuth tokens, installed capsules and the daemon's token.
+    "~/.astrid",
 )
 _SYSTEM_DIRS = frozenset(
     {
@@ -158,9 +160,8 @@ def _resolve_denied_roots(
     resolving a dozen paths on every decision was a third of the policy's cost. A path is
     checked against both the resolved and the literal form of each root."""
     roots = [normalize_path(entry, "/", home).path for entry in denied_paths]
-    if astrid_home:
-        for name in ("keys", "daemon.token"):
-            roots.append(normalize_path(os.path.join(astrid_home, name), "/", home).path)
+    if astrid_home:  # $ASTRID_HOME may be elsewhere than ~/.astrid: deny it wherever it is
+        roots.append(normalize_path(astrid_home, "/", home).path)
     literal = [
         os.path.normpath(home + entry[1:] if entry[:2] in ("~", "~/") else entry)
         for entry in denied_paths
