@@ -285,3 +285,19 @@ def test_canonical_fast_path_agrees_with_the_detailed_check(value: Any) -> None:
         assert encoded == "ok" or "valid Unicode" in encoded
     else:
         assert encoded == detailed
+
+
+def test_a_key_that_must_not_be_a_link_refuses_one(tmp_path: Path) -> None:
+    from astrid_crypto import read_private_file
+
+    real = tmp_path / "real.key"
+    fd = os.open(real, os.O_WRONLY | os.O_CREAT, 0o600)
+    os.write(fd, b"k" * 32)
+    os.close(fd)
+    link = tmp_path / "link.key"
+    link.symlink_to(real)
+    hints = {"missing_hint": "m", "exposed_hint": "e", "wrong_length_hint": "w"}
+    assert read_private_file(real, length=32, what="secret", **hints) == b"k" * 32
+    assert read_private_file(link, length=32, what="secret", **hints) == b"k" * 32
+    with pytest.raises(ConfigError, match=r"secret .* is not a regular file"):
+        read_private_file(link, length=32, what="secret", follow_symlinks=False, **hints)

@@ -5,7 +5,7 @@ Small on purpose: every signature and hash in Astrid goes through these few func
 
 from ._canonical import canonical_json, canonical_loads
 from ._hash import HASH_HEX_LENGTH, ContentHash, content_hash, hash_file
-from ._keys import SEED_LENGTH, KeyPair, PublicKey, b64decode, b64encode
+from ._keys import SEED_LENGTH, KeyPair, PublicKey, b64decode, b64encode, read_private_file
 
 __version__ = "0.1.0"
 
@@ -15,6 +15,7 @@ __all__ = [
     "b64encode",
     "b64decode",
     "SEED_LENGTH",
+    "read_private_file",
     "ContentHash",
     "content_hash",
     "hash_file",

@@ -88,6 +88,38 @@ class PublicKey:
         return f"PublicKey({self.key_id})"
 
 
+def read_private_file(
+    path: Path,
+    *,
+    length: int,
+    what: str,
+    missing_hint: str,
+    exposed_hint: str,
+    wrong_length_hint: str,
+    follow_symlinks: bool = True,
+) -> bytes:
+    """The bytes of a secret key file, refusing anything but a regular file of exactly
+    ``length`` bytes that only its owner can read. One check for every key Astrid keeps."""
+    try:
+        info = path.stat() if follow_symlinks else path.lstat()
+    except FileNotFoundError as exc:
+        raise ConfigError(f"{what} {path} does not exist", hint=missing_hint) from exc
+    if not stat.S_ISREG(info.st_mode):
+        raise ConfigError(f"{what} {path} is not a regular file")
+    if info.st_mode & 0o077:
+        raise ConfigError(
+            f"{what} {path} is readable by group or others (mode {stat.S_IMODE(info.st_mode):o})",
+            hint=f"run `chmod 600 {path}`; {exposed_hint}",
+        )
+    data = path.read_bytes()
+    if len(data) != length:
+        raise ConfigError(
+            f"{what} {path} has {len(data)} bytes; it must hold exactly {length}",
+            hint=wrong_length_hint,
+        )
+    return data
+
+
 class KeyPair:
     """An Ed25519 signing key. The seed never leaves this object except through ``save``."""
 
@@ -161,29 +193,15 @@ class KeyPair:
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> KeyPair:
         """Load a seed file, refusing unsafe permissions or a wrong length."""
-        target = Path(path)
-        try:
-            info = target.stat()
-        except FileNotFoundError as exc:
-            raise ConfigError(
-                f"key file {target} does not exist",
-                hint="create one with `astrid keys generate` (or KeyPair.load_or_create)",
-            ) from exc
-        if not stat.S_ISREG(info.st_mode):
-            raise ConfigError(f"key file {target} is not a regular file")
-        if info.st_mode & 0o077:
-            raise ConfigError(
-                f"key file {target} is readable by group or others "
-                f"(mode {stat.S_IMODE(info.st_mode):o})",
-                hint=f"run `chmod 600 {target}`; if others could read it, generate a new key",
-            )
-        seed = target.read_bytes()
-        if len(seed) != SEED_LENGTH:
-            raise ConfigError(
-                f"key file {target} has {len(seed)} bytes; a key file holds exactly "
-                f"{SEED_LENGTH} (the raw Ed25519 seed)",
-                hint="restore it from backup or generate a new key with `astrid keys generate`",
-            )
+        seed = read_private_file(
+            Path(path),
+            length=SEED_LENGTH,
+            what="key file",
+            missing_hint="create one with `astrid keys generate` (or KeyPair.load_or_create)",
+            exposed_hint="if others could read it, generate a new key",
+            wrong_length_hint="restore it from backup or generate a new key with "
+            "`astrid keys generate`",
+        )
         return cls(seed)
 
     @classmethod

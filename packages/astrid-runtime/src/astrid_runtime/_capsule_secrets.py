@@ -15,7 +15,6 @@ daemon running as the same user.
 from __future__ import annotations
 
 import os
-import stat
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -23,9 +22,9 @@ import nacl.exceptions
 import nacl.secret
 import nacl.utils
 
-from astrid_core import ConfigError, JsonObject, NotFoundError, VerificationError
+from astrid_core import JsonObject, NotFoundError, VerificationError
 from astrid_core.storage import Storage
-from astrid_crypto import b64decode, b64encode
+from astrid_crypto import b64decode, b64encode, read_private_file
 
 __all__ = ["CapsuleSecrets", "SECRETS_KEY_FILE"]
 
@@ -108,19 +107,13 @@ def _load_or_create_key(path: Path) -> bytes:
 
 
 def _read_key(path: Path) -> bytes:
-    info = path.lstat()
-    if not stat.S_ISREG(info.st_mode):
-        raise ConfigError(f"capsule secrets key {path} is not a regular file")
-    if info.st_mode & 0o077:
-        raise ConfigError(
-            f"capsule secrets key {path} is readable by group or others "
-            f"(mode {stat.S_IMODE(info.st_mode):o})",
-            hint=f"run `chmod 600 {path}`; if others could read it, change the secrets it guards",
-        )
-    key = path.read_bytes()
-    if len(key) != _KEY_BYTES:
-        raise ConfigError(
-            f"capsule secrets key {path} has {len(key)} bytes, expected {_KEY_BYTES}",
-            hint="restore it from backup; without it stored capsule secrets cannot be read",
-        )
-    return key
+    return read_private_file(
+        path,
+        length=_KEY_BYTES,
+        what="capsule secrets key",
+        missing_hint="reinstall the capsules whose secrets it sealed",
+        exposed_hint="if others could read it, change the secrets it guards",
+        wrong_length_hint="restore it from backup; without it stored capsule secrets cannot "
+        "be read",
+        follow_symlinks=False,  # a key swapped for a link could point anywhere
+    )
