@@ -296,8 +296,18 @@ def test_a_key_that_must_not_be_a_link_refuses_one(tmp_path: Path) -> None:
     os.close(fd)
     link = tmp_path / "link.key"
     link.symlink_to(real)
-    hints = {"missing_hint": "m", "exposed_hint": "e", "wrong_length_hint": "w"}
-    assert read_private_file(real, length=32, what="secret", **hints) == b"k" * 32
-    assert read_private_file(link, length=32, what="secret", **hints) == b"k" * 32
+    def read(path: Path, *, follow_symlinks: bool = True) -> bytes:
+        return read_private_file(
+            path,
+            length=32,
+            what="secret",
+            missing_hint="m",
+            exposed_hint="e",
+            wrong_length_hint="w",
+            follow_symlinks=follow_symlinks,
+        )
+
+    assert read(real) == b"k" * 32
+    assert read(link) == b"k" * 32
     with pytest.raises(ConfigError, match=r"secret .* is not a regular file"):
-        read_private_file(link, length=32, what="secret", follow_symlinks=False, **hints)
+        read(link, follow_symlinks=False)
