@@ -296,6 +296,7 @@ def test_a_key_that_must_not_be_a_link_refuses_one(tmp_path: Path) -> None:
     os.close(fd)
     link = tmp_path / "link.key"
     link.symlink_to(real)
+
     def read(path: Path, *, follow_symlinks: bool = True) -> bytes:
         return read_private_file(
             path,
