@@ -142,7 +142,12 @@ class SecurityInterceptor:
         warnings: list[str] = list(normalized.warnings)
 
         # 1. policy: hard limits, plus what the user denied "always" in this session
-        verdict = self.policy.with_blocked(self._session_blocked).check(normalized)
+        policy = (
+            self.policy.with_blocked(self._session_blocked)
+            if self._session_blocked
+            else self.policy
+        )
+        verdict = policy.check(normalized)
         if verdict.verdict is Verdict.DENY:
             return await self._deny(
                 action,

@@ -35,8 +35,10 @@ def normalize_action(
 ) -> Normalized:
     if isinstance(action, _PATH_ACTIONS):
         resolved = normalize_path(action.path, workspace, home)
+        if resolved.path != action.path:
+            action = action.model_copy(update={"path": resolved.path})
         return Normalized(
-            action.model_copy(update={"path": resolved.path}),
+            action,
             resolved.path,
             None,
             resolved.warnings,

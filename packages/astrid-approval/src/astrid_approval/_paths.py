@@ -11,6 +11,7 @@ path is never auto-allowed.
 from __future__ import annotations
 
 import os
+import re
 import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,7 +27,13 @@ class NormalizedPath:
     warnings: tuple[str, ...] = field(default_factory=tuple)
 
 
+_ASCII_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_INVISIBLE = ("path contains invisible or control characters",)
+
+
 def _warnings(raw: str) -> tuple[str, ...]:
+    if raw.isascii():  # the common case: no look-alikes; of Cc/Cf, ASCII has only Cc
+        return _INVISIBLE if _ASCII_CONTROL.search(raw) else ()
     found: list[str] = []
     if any(unicodedata.category(c) in ("Cf", "Cc") for c in raw):
         found.append("path contains invisible or control characters")

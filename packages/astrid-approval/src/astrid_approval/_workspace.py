@@ -12,13 +12,14 @@ The admin policy (SecurityPolicy) still applies first, whatever the mode.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import os
+from dataclasses import dataclass, field
 from enum import StrEnum
 
 from astrid_core import DirectoryList, FileDelete, FileRead, FileWrite, LlmCall, ShellCommand
 
 from ._normalize import Normalized
-from ._paths import is_within
+from ._paths import is_within_resolved
 
 __all__ = ["WorkspaceMode", "EscapePolicy", "WorkspaceBoundary", "Placement"]
 
@@ -45,6 +46,12 @@ class WorkspaceBoundary:
     root: str
     mode: WorkspaceMode = WorkspaceMode.SAFE
     escape_policy: EscapePolicy = EscapePolicy.ASK
+    # Resolved once: a root re-resolved per decision would follow a symlink the agent put in
+    # its place (the workspace replaced by a link to "/"), and it cost a realpath per decision.
+    resolved_root: str = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "resolved_root", os.path.realpath(self.root))
 
     def placement(self, normalized: Normalized) -> tuple[Placement, str]:
         action = normalized.action
@@ -52,9 +59,9 @@ class WorkspaceBoundary:
             return Placement.AUTO, "LLM calls are governed by the budget"
         inside: bool | None = None
         if normalized.path is not None:
-            inside = is_within(normalized.path, self.root)
+            inside = is_within_resolved(normalized.path, self.resolved_root)
         elif isinstance(action, ShellCommand):
-            inside = is_within(action.cwd, self.root)
+            inside = is_within_resolved(os.path.realpath(action.cwd), self.resolved_root)
         if inside is False:
             if self.escape_policy is EscapePolicy.DENY:
                 return (

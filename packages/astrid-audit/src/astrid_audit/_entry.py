@@ -22,6 +22,7 @@ __all__ = [
     "GENESIS",
     "SYSTEM_CHAIN",
     "FORMAT_VERSION",
+    "seal_body",
 ]
 
 FORMAT_VERSION = 1
@@ -88,15 +89,12 @@ class AuditEntry(BaseModel):
         return content_hash(canonical_json(self.body())).hex
 
     def sealed(self, key: KeyPair) -> Self:
-        return self.sealed_with_record(key)[0]
+        return self.sealed_with_text(key)[0]
 
-    def sealed_with_record(self, key: KeyPair) -> tuple[Self, JsonObject]:
-        """The sealed entry and its stored JSON form, from one serialization of the body."""
-        body = self.body()
-        digest = content_hash(canonical_json(body)).hex
-        signature = key.sign_b64(bytes.fromhex(digest))
-        sealed = self.model_copy(update={"hash": digest, "signature": signature})
-        return sealed, {**body, "hash": digest, "signature": signature}
+    def sealed_with_text(self, key: KeyPair) -> tuple[Self, str]:
+        """The sealed entry and its stored JSON text (canonical, hash and signature included)."""
+        digest, signature, text = seal_body(self.body(), key)
+        return self.model_copy(update={"hash": digest, "signature": signature}), text
 
     def check(self, keys: dict[str, PublicKey]) -> None:
         """Recompute the hash and verify the signature with a trusted key. Raises."""
@@ -115,6 +113,39 @@ class AuditEntry(BaseModel):
             raise VerificationError(
                 f"entry {self.seq} ({self.id}): signature check failed"
             ) from exc
+
+
+# The body's keys in canonical (code point) order, cut where "hash" and "signature" fall in
+# the stored record: the stored text is the hashed text with those two spliced in, so the
+# body is serialized once for both (a test checks the splice against a full serialization).
+_BEFORE_HASH = ("action", "authorization", "chain", "chain_seq")
+_BEFORE_SIGNATURE = ("id", "key_id", "outcome", "prev_hash", "seq")
+_AFTER_SIGNATURE = ("timestamp_ms", "v")
+
+
+def _members(body: dict[str, Any], keys: tuple[str, ...]) -> str:
+    """The canonical ``"key":value`` members of ``keys``, without the braces."""
+    return canonical_json({k: body[k] for k in keys}).decode("utf-8")[1:-1]
+
+
+def seal_body(body: dict[str, Any], key: KeyPair) -> tuple[str, str, str]:
+    """Hash and sign an entry body (the ``AuditEntry.body()`` form): (hash hex, signature
+    base64, the stored JSON text of the sealed entry)."""
+    if body.keys() != _BODY_KEYS:
+        raise ValueError(f"an audit entry body has the keys {sorted(_BODY_KEYS)}")
+    first = _members(body, _BEFORE_HASH)
+    middle = _members(body, _BEFORE_SIGNATURE)
+    last = _members(body, _AFTER_SIGNATURE)
+    digest = content_hash(f"{{{first},{middle},{last}}}".encode()).hex
+    signature = key.sign_b64(bytes.fromhex(digest))
+    return (
+        digest,
+        signature,
+        f'{{{first},"hash":"{digest}",{middle},"signature":"{signature}",{last}}}',
+    )
+
+
+_BODY_KEYS = frozenset(_BEFORE_HASH + _BEFORE_SIGNATURE + _AFTER_SIGNATURE)
 
 
 class Checkpoint(BaseModel):

@@ -11,7 +11,6 @@ in one storage transaction, and each caller returns only after its own entry is 
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import time
@@ -43,6 +42,7 @@ from ._entry import (
     Checkpoint,
     Outcome,
     OutcomeKind,
+    seal_body,
 )
 from ._merkle import MerkleTree, leaf_hash
 from ._redact import Redactor
@@ -52,18 +52,9 @@ __all__ = ["AuditLog", "Recording"]
 log = logging.getLogger("astrid.audit")
 
 NS_ENTRY = "audit_entry"
-NS_HEAD = "audit_head"
 NS_META = "audit_meta"
 NS_CHECKPOINT = "audit_checkpoint"
 _PREVIEW = 200
-
-
-def _stored_form(record: JsonObject) -> EncodedJson:
-    """The entry in the storage encoding, dumped once: its body already passed canonical_json
-    to be hashed (types, UTF-8), and the hash and signature are hex and base64 strings."""
-    return EncodedJson(
-        json.dumps(record, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
-    )
 
 
 def _key(seq: int) -> str:
@@ -76,6 +67,7 @@ class _Pending:
     action: JsonObject | None
     authorization: JsonObject | None
     outcome: Outcome
+    outcome_json: JsonObject  # ``outcome`` as it is hashed
     done: anyio.Event = field(default_factory=anyio.Event)
     entry: AuditEntry | None = None
     error: BaseException | None = None
@@ -144,19 +136,15 @@ class AuditLog:
         """Append one entry; returns it once it is durable. Raises StorageError on failure."""
         if not self._opened:
             await self._load()
+        redacted = self._redacted(outcome)
         pending = _Pending(
             chain=str(session_id) if session_id is not None else SYSTEM_CHAIN,
             action=self.redactor.value(action_to_json(action)) if action is not None else None,
             authorization=authorization.model_dump(mode="json")
             if authorization is not None
             else None,
-            outcome=outcome.model_copy(
-                update={
-                    "reason": self.redactor.text(outcome.reason),
-                    "output_preview": self.redactor.text(outcome.output_preview),
-                    "detail": self.redactor.value(outcome.detail),
-                }
-            ),
+            outcome=redacted,
+            outcome_json=redacted.model_dump(mode="json"),
         )
         self._queue.append(pending)
         async with self._commit_lock:
@@ -170,22 +158,55 @@ class AuditLog:
         assert pending.entry is not None
         return pending.entry
 
+    def _redacted(self, outcome: Outcome) -> Outcome:
+        reason = self.redactor.text(outcome.reason)
+        preview = self.redactor.text(outcome.output_preview)
+        detail = self.redactor.value(outcome.detail)
+        if (
+            reason is outcome.reason
+            and preview is outcome.output_preview
+            and detail == outcome.detail
+        ):
+            return outcome  # nothing secret in it (the common case): no copy
+        return outcome.model_copy(
+            update={"reason": reason, "output_preview": preview, "detail": detail}
+        )
+
     async def _commit_queue(self) -> None:
         batch, self._queue = self._queue, []
         entries: list[AuditEntry] = []
-        records: list[JsonObject] = []
-        heads = dict(self._heads)
+        texts: list[str] = []
+        # The heads this batch moves, over the committed ones (not a copy of every chain the
+        # log has ever seen: a long-lived daemon has one per session).
+        moved: dict[str, tuple[str, int]] = {}
         size = self.size
         now = int(time.time() * 1000)
         for offset, item in enumerate(batch):
-            prev_hash, chain_seq = heads.get(item.chain, (GENESIS, -1))
-            # model_construct: every field is built right here from validated parts (the
-            # outcome is a model, action/authorization are JSON dumps), so validating them again
-            # would only cost time; what is stored is checked by canonical JSON and the codec.
-            entry, record = AuditEntry.model_construct(
+            prev_hash, chain_seq = moved.get(item.chain) or self._heads.get(
+                item.chain, (GENESIS, -1)
+            )
+            entry_id, seq = AuditEntryId.new(), size + offset
+            body: dict[str, Any] = {
+                "v": FORMAT_VERSION,
+                "id": str(entry_id),
+                "seq": seq,
+                "chain": item.chain,
+                "chain_seq": chain_seq + 1,
+                "timestamp_ms": now,
+                "action": item.action,
+                "authorization": item.authorization,
+                "outcome": item.outcome_json,
+                "prev_hash": prev_hash,
+                "key_id": self.key.key_id,
+            }
+            digest, signature, text = seal_body(body, self.key)
+            # model_construct: every field was built right here from validated parts (the
+            # outcome is a model, action/authorization are JSON dumps), and the stored text
+            # passed canonical JSON; validating them again would only cost time.
+            entry = AuditEntry.model_construct(
                 v=FORMAT_VERSION,
-                id=AuditEntryId.new(),
-                seq=size + offset,
+                id=entry_id,
+                seq=seq,
                 chain=item.chain,
                 chain_seq=chain_seq + 1,
                 timestamp_ms=now,
@@ -194,22 +215,20 @@ class AuditLog:
                 outcome=item.outcome,
                 prev_hash=prev_hash,
                 key_id=self.key.key_id,
-                hash="",
-                signature="",
-            ).sealed_with_record(self.key)
-            heads[item.chain] = (entry.hash, entry.chain_seq)
+                hash=digest,
+                signature=signature,
+            )
+            moved[item.chain] = (digest, chain_seq + 1)
             entries.append(entry)
-            records.append(record)
+            texts.append(text)
         new_size = size + len(entries)
         writes: list[Put] = [
-            Put(NS_ENTRY, _key(e.seq), _stored_form(record))
-            for e, record in zip(entries, records, strict=True)
+            Put(NS_ENTRY, _key(e.seq), EncodedJson(text))
+            for e, text in zip(entries, texts, strict=True)
         ]
-        writes += [
-            Put(NS_HEAD, chain, {"hash": h, "chain_seq": s})
-            for chain, (h, s) in heads.items()
-            if self._heads.get(chain) != (h, s)
-        ]
+        # No per-chain head records: opening the log rebuilds every chain's head from the
+        # entries, and the size record (plus the signed checkpoints) is what detects a
+        # truncated tail. Each batch is one row per entry and the size.
         writes.append(Put(NS_META, "size", new_size))
         try:
             committed = await self.storage.transaction(
@@ -228,7 +247,7 @@ class AuditLog:
             self.tree.append_leaf_hash(leaf_hash(bytes.fromhex(entry.hash)))
             item.entry = entry
             item.done.set()
-        self._heads = heads
+        self._heads.update(moved)
         if (
             self.checkpoint_every
             and new_size // self.checkpoint_every > size // self.checkpoint_every

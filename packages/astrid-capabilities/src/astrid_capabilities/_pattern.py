@@ -40,6 +40,7 @@ _UNRESERVED: Final = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuv
 # Decoded characters that would become separators, escapes or traversal if decoded downstream.
 _FORBIDDEN_DECODED: Final = frozenset("/\\%")
 _PERCENT: Final = re.compile(r"((?:%[0-9A-Fa-f]{2})+)")
+_CONTROL: Final = re.compile(r"[\x00-\x1f\x7f]")
 _MAX_URI: Final = 4096
 
 _PATTERN_HINT: Final = (
@@ -83,7 +84,8 @@ def _segment_problem(segment: str) -> str | None:
         return "it has an empty segment ('//' or a trailing '/')"
     if segment in (".", ".."):
         return f"it has a {segment!r} segment (resolve the path first)"
-    if unicodedata.normalize("NFKC", segment) in (".", ".."):
+    # NFKC leaves ASCII alone: only a non-ASCII segment can be a look-alike of '.' or '..'.
+    if not segment.isascii() and unicodedata.normalize("NFKC", segment) in (".", ".."):
         return f"segment {segment!r} is a Unicode look-alike of '.' or '..'"
     return _percent_problem(segment)
 
@@ -93,8 +95,10 @@ def _text_problem(text: str) -> str | None:
         return f"it is {len(text)} characters long (limit {_MAX_URI})"
     if "\x00" in text:
         return "it contains a NUL byte"
-    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in text):
+    if _CONTROL.search(text):
         return "it contains a control character"
+    if text.isascii():
+        return None
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:
@@ -125,8 +129,12 @@ def _split(text: str) -> tuple[str, bool, str] | str:
     return found.group(1), rooted, rest[1:] if rooted else rest
 
 
+@functools.lru_cache(maxsize=4096)
 def check_resource_uri(uri: str) -> SplitUri:
-    """Validate a concrete resource URI (from a SensitiveAction) or raise BadInputError."""
+    """Validate a concrete resource URI (from a SensitiveAction) or raise BadInputError.
+
+    Cached: a pure function of the string (a refusal raises, and is never cached), and every
+    decision checks the URI of its action, mostly the same few over and over."""
     parts = _split(uri)
     if isinstance(parts, str):
         raise _bad("resource URI", uri, parts, _URI_HINT)

@@ -283,16 +283,17 @@ class CapabilityStore:
             return "no such token in this store"
         if entry.token is not None:
             return entry.token
-        cached = self._verified.get(str(token_id))
+        key = str(token_id)
+        cached = self._verified.get(key)
         if cached is not None:
             return cached
-        value = await self._storage.get(NS_TOKENS, str(token_id))
+        value = await self._storage.get(NS_TOKENS, key)
         if value is None:
             return "the persisted record is missing (deleted from storage?)"
-        token = self._parse_record(str(token_id), value)
+        token = self._parse_record(key, value)
         if token is None:
-            return f"stored record failed verification: {self._tampered[str(token_id)]}"
-        self._verified[str(token_id)] = token
+            return f"stored record failed verification: {self._tampered[key]}"
+        self._verified[key] = token
         return token
 
     async def _check(self, token_id: TokenId, now: int, depth: int = 0) -> _Checked:
@@ -348,6 +349,8 @@ class CapabilityStore:
             return f"resource {token.resource.pattern!r} does not match {split.uri!r}"
         if token.scope is TokenScope.SESSION and token.session_id != session_id:
             return f"bound to session {token.session_id}, not {session_id}"
+        if not token.caveats:
+            return None
         arguments = action.arguments()
         for caveat in token.caveats:
             problem = caveat_problem(caveat, arguments, now)
@@ -375,7 +378,8 @@ class CapabilityStore:
             start = uri.find("/", start + 1)
         entries = self._entries
         ordered = [t for t in found if permission in entries[t].permissions]
-        ordered.sort(key=lambda t: _specificity(entries[t], t), reverse=True)
+        if len(ordered) > 1:
+            ordered.sort(key=lambda t: _specificity(entries[t], t), reverse=True)
         return ordered
 
     # ------------------------------------------------------------------ public lookups

@@ -14,6 +14,10 @@ from astrid_core import BadInputError
 
 __all__ = ["canonical_json", "canonical_loads"]
 
+# One encoder for every call: json.dumps with any non-default option builds a new JSONEncoder
+# each time, which was a measurable share of an audit append.
+_ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
 
 def _check(value: Any, path: str) -> None:
     if value is None or isinstance(value, bool | str):
@@ -62,7 +66,7 @@ def canonical_json(value: Any) -> bytes:
     """Encode ``value`` canonically, or raise BadInputError naming the offending path."""
     if not _plainly_valid(value):
         _check(value, "$")
-    text = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    text = _ENCODER.encode(value)
     try:
         return text.encode("utf-8")
     except UnicodeEncodeError as exc:  # lone surrogates cannot be UTF-8

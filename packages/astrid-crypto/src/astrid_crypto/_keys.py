@@ -12,10 +12,11 @@ import binascii
 import os
 import stat
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Self
 
+import nacl.bindings
 import nacl.exceptions
 import nacl.signing
 
@@ -46,10 +47,14 @@ class PublicKey:
     """An Ed25519 verify key. Equality and hashing are by the 32 raw bytes."""
 
     raw: bytes
+    key_id: str = field(init=False, compare=False, repr=False)
+    """Short stable id: first 16 hex chars of BLAKE3(raw key). Computed once: every audit
+    entry and token names the key that signed it."""
 
     def __post_init__(self) -> None:
         if len(self.raw) != 32:
             raise BadInputError(f"an Ed25519 public key is 32 bytes, got {len(self.raw)}")
+        object.__setattr__(self, "key_id", content_hash(self.raw).hex[:16])
 
     @classmethod
     def from_b64(cls, text: str) -> Self:
@@ -58,11 +63,6 @@ class PublicKey:
     @property
     def b64(self) -> str:
         return b64encode(self.raw)
-
-    @property
-    def key_id(self) -> str:
-        """Short stable id: first 16 hex chars of BLAKE3(raw key)."""
-        return content_hash(self.raw).hex[:16]
 
     def verify(self, message: bytes, signature: bytes | str) -> None:
         """Raise VerificationError unless ``signature`` is this key's signature on ``message``."""
@@ -123,12 +123,15 @@ def read_private_file(
 class KeyPair:
     """An Ed25519 signing key. The seed never leaves this object except through ``save``."""
 
-    __slots__ = ("_signing", "public_key")
+    __slots__ = ("_secret", "_signing", "public_key")
 
     def __init__(self, seed: bytes) -> None:
         if len(seed) != SEED_LENGTH:
             raise BadInputError(f"an Ed25519 seed is {SEED_LENGTH} bytes, got {len(seed)}")
         self._signing = nacl.signing.SigningKey(seed)
+        # libsodium's 64-byte secret key (seed || public key), for signing through the
+        # bindings directly: SigningKey.sign wraps every signature in a SignedMessage.
+        self._secret = nacl.bindings.crypto_sign_seed_keypair(seed)[1]
         self.public_key = PublicKey(bytes(self._signing.verify_key))
 
     @classmethod
@@ -136,7 +139,7 @@ class KeyPair:
         return cls(os.urandom(SEED_LENGTH))
 
     def sign(self, message: bytes) -> bytes:
-        return self._signing.sign(message).signature
+        return nacl.bindings.crypto_sign(message, self._secret)[: nacl.bindings.crypto_sign_BYTES]
 
     def sign_b64(self, message: bytes) -> str:
         return b64encode(self.sign(message))

@@ -95,13 +95,17 @@ def _plainly_valid(value: object, depth: int = 0) -> bool:
     return False
 
 
+# Built once: json.dumps with options builds a new JSONEncoder per call.
+_ENCODER = json.JSONEncoder(ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+
+
 def encode_value(value: JsonValue | EncodedJson) -> str:
     """Canonical JSON text: sorted keys, no whitespace, UTF-8 characters kept as they are."""
     if isinstance(value, EncodedJson):
         return value.text
     if not _plainly_valid(value):
         check_value(value)
-    text = json.dumps(value, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+    text = _ENCODER.encode(value)
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:
