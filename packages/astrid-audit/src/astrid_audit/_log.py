@@ -16,7 +16,7 @@ import os
 import time
 from collections.abc import AsyncGenerator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import anyio
@@ -68,7 +68,9 @@ class _Pending:
     authorization: JsonObject | None
     outcome: Outcome
     outcome_json: JsonObject  # ``outcome`` as it is hashed
-    done: anyio.Event = field(default_factory=anyio.Event)
+    # Set by whichever task committed the batch holding this entry. A flag, not an event:
+    # waiters wait on the commit lock, and find it set when they get the lock.
+    done: bool = False
     entry: AuditEntry | None = None
     error: BaseException | None = None
 
@@ -148,7 +150,7 @@ class AuditLog:
         )
         self._queue.append(pending)
         async with self._commit_lock:
-            if not pending.done.is_set():
+            if not pending.done:
                 await self._commit_queue()
         if pending.error is not None:
             raise StorageError(
@@ -239,14 +241,14 @@ class AuditLog:
         except BaseException as exc:  # fail closed: nothing in memory changes
             for item in batch:
                 item.error = exc
-                item.done.set()
+                item.done = True
             if not isinstance(exc, Exception):
                 raise
             return
         for item, entry in zip(batch, entries, strict=True):
             self.tree.append_leaf_hash(leaf_hash(bytes.fromhex(entry.hash)))
             item.entry = entry
-            item.done.set()
+            item.done = True
         self._heads.update(moved)
         if (
             self.checkpoint_every

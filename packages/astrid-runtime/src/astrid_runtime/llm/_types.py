@@ -99,6 +99,14 @@ class ModelRequest:
     tools: tuple[ToolSpec, ...] = ()
     max_tokens: int = 4096
 
+    @cached_property
+    def estimated_input_tokens(self) -> int:
+        """``estimate_tokens(self)``, summed once per request: the budget estimate, the
+        provider's usage fallback and the stream all ask, and a long conversation is long."""
+        chars = len(self.system) + sum(m.size_chars for m in self.messages)
+        chars += sum(t.size_chars for t in self.tools)
+        return chars // 4 + 8 * (len(self.messages) + 1) + 1
+
 
 @dataclass(frozen=True)
 class TextChunk:
@@ -128,9 +136,7 @@ def estimate_tokens(request: ModelRequest) -> int:
     """Input size, rounded up, that the budget reserves before a call: 4 characters per token,
     plus the per-message framing the APIs add (measured against the fakes' real counting), and
     tool schemas as the JSON they are sent as. Overestimating only reserves a little more."""
-    chars = len(request.system) + sum(m.size_chars for m in request.messages)
-    chars += sum(t.size_chars for t in request.tools)
-    return chars // 4 + 8 * (len(request.messages) + 1) + 1
+    return request.estimated_input_tokens
 
 
 @runtime_checkable
