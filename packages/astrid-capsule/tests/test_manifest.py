@@ -50,7 +50,7 @@ content = "Write short notes."
 [[cron]]
 name = "sync"
 schedule = "0 * * * *"
-action = "notes.sync"
+action = "read_note"
 
 [[interceptor]]
 event = "BeforeToolCall"

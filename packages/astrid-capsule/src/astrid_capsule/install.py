@@ -14,7 +14,7 @@ import shutil
 import tarfile
 import tempfile
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -36,6 +36,7 @@ __all__ = [
     "TrustRequired",
     "InstallRecord",
     "compile_capsule",
+    "widened_permissions",
     "TRUST_REQUIRED_MESSAGE",
 ]
 
@@ -184,8 +185,33 @@ class CapsuleInstaller:
         except BaseException:
             shutil.rmtree(staged, ignore_errors=True)
             raise
-        widened = _widened(previous, manifest.capabilities) if previous else []
+        try:
+            widened = await self._widened(previous, manifest) if previous else []
+        except BaseException:
+            shutil.rmtree(staged, ignore_errors=True)
+            raise
         return InstallPlan(manifest, staged, digest, publisher, previous, widened)
+
+    async def _widened(self, previous: InstallRecord, manifest: CapsuleManifest) -> list[str]:
+        """The permission diff against the installed revision, read from its files only after
+        they are checked against its record: a tampered install cannot make an update look
+        narrower than it is."""
+        try:
+            accepted = Capabilities.model_validate(previous.permissions_accepted)
+            old = await anyio.to_thread.run_sync(self._verified_manifest, previous)
+        except (AstridError, OSError, ValueError) as exc:
+            why = exc.message if isinstance(exc, AstridError) else str(exc)
+            everything = widened_permissions(None, Capabilities(), manifest)
+            unverified = f"the installed revision cannot be verified ({why}), so all counts as new"
+            return [unverified, *everything]
+        return widened_permissions(old, accepted, manifest)
+
+    def _verified_manifest(self, record: InstallRecord) -> CapsuleManifest:
+        directory = self.path_of(record)
+        tree_hash(directory).verify_equals(
+            ContentHash.from_hex(record.content_hash), what=f"installed capsule {record.name}"
+        )
+        return load_manifest(directory)
 
     def _stage(self, source: Path) -> tuple[Path, CapsuleManifest, ContentHash, PublisherInfo]:
         self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -319,8 +345,111 @@ class CapsuleInstaller:
             await self.on_event(kind, data)
 
 
-def _widened(previous: InstallRecord, new: Capabilities) -> list[str]:
-    return Capabilities.model_validate(previous.permissions_accepted).widened_by(new)
+def widened_permissions(
+    old: CapsuleManifest | None, accepted: Capabilities, new: CapsuleManifest
+) -> list[str]:
+    """Everything ``new`` may do that the installed revision may not, one line each: the
+    update permission diff. Empty means the update asks for nothing new (no renewed trust).
+
+    ``old`` is the installed revision's manifest and ``accepted`` the ``[capabilities]`` the
+    user accepted for it; ``old=None`` (unreadable) makes everything count as new. Compared:
+    capabilities (net, fs_read, fs_write, kv, config), secrets, ``[[mcp_server]]`` entries (new
+    or changed in any way: command, args, env, url) and the ``[env]`` values they receive,
+    ``[[interceptor]]`` events, ``[[cron]]`` entries (new or changed), ``[[llm_provider]]``,
+    WASM code where there was none, WASI. Removing anything never widens.
+
+    Not compared, deliberately: a new ``[[tool]]`` (each call of it is authorized like any tool
+    call and confined to the same capabilities, so it can do nothing a changed existing tool
+    could not; the disclosure lists it), skills, and code changes within the same permissions
+    (the disclosure shows the new content hash)."""
+    before = old if old is not None else CapsuleManifest(package=new.package)
+    added = _capabilities_widened(accepted, new.capabilities)
+    added += _servers_widened(before, new)
+    old_events = {hook.event for hook in before.interceptor}
+    added += [
+        f"interceptor: {event}"
+        for event in _unique(h.event for h in new.interceptor)
+        if event not in old_events
+    ]
+    added += [
+        f"cron: {c.name} ({c.schedule}) -> {c.action}" for c in new.cron if c not in before.cron
+    ]
+    added += [f"secret: {name}" for name in new.secrets if name not in before.secrets]
+    if new.component is not None and before.component is None:
+        added.append(f"component: WASM code ({new.component.entrypoint})")
+    old_wasi = before.component is not None and before.component.wasi
+    if new.component is not None and new.component.wasi and not old_wasi:
+        added.append("component: WASI access")
+    old_providers = {provider.id for provider in before.llm_provider}
+    added += [f"llm_provider: {p.id}" for p in new.llm_provider if p.id not in old_providers]
+    return added
+
+
+def _capabilities_widened(accepted: Capabilities, new: Capabilities) -> list[str]:
+    added = [f"net: {host}" for host in new.net if not _host_covered(host, accepted.net)]
+    added += _paths_widened("fs_read", accepted.fs_read, new.fs_read)
+    added += _paths_widened("fs_write", accepted.fs_write, new.fs_write)
+    added += [f"config: {key}" for key in new.config if key not in accepted.config]
+    if new.kv and not accepted.kv:
+        added.append("kv: true")
+    return added
+
+
+def _host_covered(host: str, accepted: tuple[str, ...]) -> bool:
+    """Is ``host`` (a name or ``*.domain``) reachable already under the accepted hosts?"""
+    host = host.lower().rstrip(".")
+    for allowed in (a.lower().rstrip(".") for a in accepted):
+        if host == allowed:
+            return True
+        # "*.example.com" covers "api.example.com" and "*.api.example.com", not "example.com".
+        if allowed.startswith("*.") and host.endswith(allowed[1:]) and host != allowed[2:]:
+            return True
+    return False
+
+
+def _paths_widened(kind: str, accepted: tuple[str, ...], new: tuple[str, ...]) -> list[str]:
+    # gitwildmatch lists: the last matching pattern wins and "!p" excludes. Containment of one
+    # glob in another is not decided here: any new pattern counts as new. A dropped exclusion
+    # widens, and so may a change of order once exclusions are involved.
+    added = [f"{kind}: {p}" for p in new if not p.startswith("!") and p not in accepted]
+    added += [
+        f"{kind}: no longer excludes {p[1:]}"
+        for p in accepted
+        if p.startswith("!") and p not in new
+    ]
+    if any(p.startswith("!") for p in accepted + new):
+        kept_before = [p for p in _unique(accepted) if p in new]
+        kept_now = [p for p in _unique(new) if p in accepted]
+        if kept_before != kept_now:
+            added.append(f"{kind}: patterns reordered ({', '.join(new)})")
+    return added
+
+
+def _servers_widened(old: CapsuleManifest, new: CapsuleManifest) -> list[str]:
+    added: list[str] = []
+    old_servers = {server.id: server for server in old.mcp_server}
+    for server in new.mcp_server:
+        command = " ".join([server.command or server.url or "?", *server.args])
+        before = old_servers.get(server.id)
+        if before is None:
+            added.append(f"mcp_server: {server.id} ({command})")
+        elif before != server:
+            added.append(f"mcp_server changed: {server.id} ({command})")
+    if new.mcp_server:
+        # Declared [env] values reach every MCP server's environment.
+        for name, var in new.env.items():
+            previous = old.env.get(name)
+            if (
+                not var.is_secret
+                and var.default is not None
+                and (previous is None or previous.is_secret or previous.default != var.default)
+            ):
+                added.append(f"env: {name} (given to its MCP servers)")
+    return added
+
+
+def _unique(items: Iterable[str]) -> list[str]:
+    return list(dict.fromkeys(items))
 
 
 def _check_component_hash(root: Path, manifest: CapsuleManifest) -> None:

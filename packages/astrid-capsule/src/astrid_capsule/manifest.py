@@ -11,17 +11,21 @@ from __future__ import annotations
 import difflib
 import re
 import tomllib
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
+from cronsim import CronSim, CronSimError
 from pydantic import (
     AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
     ValidationError,
+    ValidationInfo,
     field_validator,
 )
+from pydantic_core import InitErrorDetails
 
 from astrid_core import ConfigError
 
@@ -171,9 +175,39 @@ class SkillSpec(_Strict):
 
 
 class CronSpec(_Strict):
-    name: str
+    """A scheduled run of one of the capsule's own tools.
+
+    ``action`` is the ``name`` of a ``[[tool]]`` of the same capsule (checked when the manifest
+    is loaded). Whenever ``schedule`` matches, the runtime calls that tool with no arguments
+    (``{}``) in a headless session of the capsule's own on ``[workspace] root``, authorized and
+    confined exactly as when the agent calls it. ``schedule`` is a 5-field cron expression
+    (minute hour day-of-month month day-of-week, e.g. ``"0 * * * *"``) in the daemon's local
+    time. See the package README for what happens at a run.
+    """
+
+    name: str = Field(pattern=r"^[a-zA-Z0-9_-]{1,64}$")
     schedule: str
     action: str
+
+    @field_validator("schedule")
+    @classmethod
+    def _check_schedule(cls, value: str, info: ValidationInfo) -> str:
+        job = f"cron job {info.data['name']!r}" if "name" in info.data else "cron job"
+        fields = value.split()
+        if len(fields) != 5:
+            raise ValueError(
+                f"{job}: schedule {value!r} has {len(fields)} fields; a schedule has 5: minute "
+                'hour day-of-month month day-of-week, e.g. "0 * * * *" (every hour)'
+            )
+        try:
+            # Any date works for checking the fields; next() proves the schedule can match.
+            next(CronSim(value, datetime(2000, 1, 1)))
+        except (CronSimError, StopIteration) as exc:
+            problem = str(exc) or "it never matches a date"
+            raise ValueError(
+                f"{job}: schedule {value!r} is not a valid cron expression: {problem}"
+            ) from None
+        return value
 
 
 class InterceptorSpec(_Strict):
@@ -200,6 +234,34 @@ class CapsuleManifest(_Strict):
     interceptor: tuple[InterceptorSpec, ...] = ()
     llm_provider: tuple[LlmProviderSpec, ...] = ()
 
+    @field_validator("cron")
+    @classmethod
+    def _check_cron_actions(
+        cls, cron: tuple[CronSpec, ...], info: ValidationInfo
+    ) -> tuple[CronSpec, ...]:
+        tools: tuple[ToolSpec, ...] | None = info.data.get("tool")
+        names = [t.name for t in tools] if tools is not None else None
+        errors: list[InitErrorDetails] = []
+        seen: set[str] = set()
+        for index, job in enumerate(cron):
+            if job.name in seen:
+                problem = f"cron job {job.name!r} is defined twice; each needs its own name"
+                errors.append(_value_error((index, "name"), job.name, problem))
+            seen.add(job.name)
+            if names is not None and job.action not in names:  # None: [[tool]] is invalid
+                guess = difflib.get_close_matches(job.action, names, n=1)
+                problem = (
+                    f"cron job {job.name!r}: action {job.action!r} is not a [[tool]] of this "
+                    "capsule"
+                    + (f" (did you mean {guess[0]!r}?)" if guess else "")
+                    + (f"; its tools: {', '.join(names)}" if names else "; it has no [[tool]]")
+                )
+                errors.append(_value_error((index, "action"), job.action, problem))
+        if errors:
+            # Raised as a ValidationError so each problem keeps its own location (line).
+            raise ValidationError.from_exception_data("CapsuleManifest", errors)
+        return cron
+
     @property
     def name(self) -> str:
         return self.package.name
@@ -207,6 +269,10 @@ class CapsuleManifest(_Strict):
     @property
     def secrets(self) -> list[str]:
         return [name for name, var in self.env.items() if var.is_secret]
+
+
+def _value_error(loc: tuple[int | str, ...], value: str, problem: str) -> InitErrorDetails:
+    return {"type": "value_error", "loc": loc, "input": value, "ctx": {"error": problem}}
 
 
 # ---------------------------------------------------------------------- parsing

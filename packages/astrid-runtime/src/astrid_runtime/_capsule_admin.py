@@ -101,10 +101,8 @@ class CapsuleAdmin:
                 hint="the daemon has its own working directory; send the resolved path",
             )
         self.installer.trusted_publishers = load_trusted_publishers(self.publishers_dir)
-        plan = await self.installer.plan(path)
+        plan = await self.installer.plan(path)  # its permission diff covers every kind
         try:
-            if plan.previous is not None:
-                plan.widened += self._widened_beyond_capabilities(plan.previous, plan.manifest)
             stored = await self.secrets.names(plan.name) if plan.previous is not None else []
         except BaseException:
             self.installer.discard(plan)
@@ -116,17 +114,6 @@ class CapsuleAdmin:
             "expires_in_seconds": self.plan_ttl_seconds,
             "disclosure": self._disclosure(plan, stored),
         }
-
-    def _widened_beyond_capabilities(
-        self, previous: InstallRecord, new: CapsuleManifest
-    ) -> list[str]:
-        # The installer diffs [capabilities] only; a new MCP server, interceptor, scheduled
-        # task, secret or WASI access widens what the capsule can do just as much.
-        try:
-            old = load_manifest(self.installer.path_of(previous))
-        except ManifestError:
-            return ["the installed revision cannot be read, so everything counts as new"]
-        return _widened_components(old, new)
 
     def _disclosure(self, plan: InstallPlan, stored_secrets: list[str]) -> JsonObject:
         previous: JsonObject | None = None
@@ -339,30 +326,6 @@ def _identity(record: InstallRecord | None) -> tuple[int, str] | None:
 
 def _command(server: McpServerSpec) -> str:
     return " ".join([server.command or server.url or "?", *server.args])
-
-
-def _widened_components(old: CapsuleManifest, new: CapsuleManifest) -> list[str]:
-    added: list[str] = []
-    old_servers = {server.id: server for server in old.mcp_server}
-    for server in new.mcp_server:
-        before = old_servers.get(server.id)
-        if before is None:
-            added.append(f"mcp_server: {server.id} ({_command(server)})")
-        elif before != server:
-            added.append(f"mcp_server changed: {server.id} ({_command(server)})")
-    old_events = {hook.event for hook in old.interceptor}
-    added += [
-        f"interceptor: {hook.event}" for hook in new.interceptor if hook.event not in old_events
-    ]
-    old_cron = set(old.cron)
-    added += [f"cron: {c.name} ({c.schedule}) -> {c.action}" for c in new.cron if c not in old_cron]
-    added += [f"secret: {name}" for name in new.secrets if name not in old.secrets]
-    old_wasi = old.component is not None and old.component.wasi
-    if new.component is not None and new.component.wasi and not old_wasi:
-        added.append("component: WASI access")
-    old_providers = {provider.id for provider in old.llm_provider}
-    added += [f"llm_provider: {p.id}" for p in new.llm_provider if p.id not in old_providers]
-    return added
 
 
 def manifest_summary(manifest: CapsuleManifest, stored_secrets: list[str]) -> dict[str, Any]:

@@ -14,6 +14,16 @@ A capsule is third-party code and text, so:
   * its ``[[skill]]`` text joins the system prompt fenced as untrusted content;
   * a ``BeforeToolCall`` ``[[interceptor]]`` may deny a call, never rewrite one, and an
     interceptor that cannot answer cleanly denies the call (fail closed, like shell hooks);
+  * the other ``[[interceptor]]`` events (``AfterToolCall``, ``UserPrompt``, ``SessionStart``,
+    ``SessionEnd``) only *notify* the capsule: its answer may carry an ``annotation``, which is
+    logged and audited and changes nothing; a failing one is logged, audited and shown in the
+    status warnings, and the turn goes on. A capsule cannot block a ``UserPrompt``: the person
+    at the keyboard is the authority here and a third-party package must not be able to
+    silence them; everything a prompt leads to is still checked at each tool call (where a
+    ``BeforeToolCall`` interceptor may deny). ``SessionStart`` is delivered when the session's
+    capsules load, at its first prompt in this daemon (before that no capsule of the session
+    runs), so a session resumed after a restart gets one too (``history_messages`` > 0).
+    Every event payload goes through the audit redactor first: no secret reaches a capsule;
   * its ``[[mcp_server]]`` entries run as untrusted, sandboxed astrid-mcp servers
     (``capsule_mcp_configs``), one process per (capsule, workspace): its roots and sandbox are
     the workspace paths the user accepted (``capsule_workspace_paths``), its environment the
@@ -86,6 +96,9 @@ _MAX_WARNINGS = 100
 # Of the [hooks] timeout that bounds a turn's capsule work: what may go to waiting for MCP
 # servers to start (the rest is for loading). A slower server's tools join a later turn.
 _MCP_WAIT_SHARE = 0.8
+# Of the same timeout: what notifying a hook's capsule interceptors may take, so that a slow
+# one is reported (status warning, audit) before the hook runner cuts the whole hook off.
+_NOTIFY_SHARE = 0.9
 
 
 class CapsuleLoadRefused(AstridError):
@@ -154,6 +167,16 @@ class CapsuleTool:
         return cap_output(output.decode("utf-8", errors="replace"))
 
 
+@dataclass(frozen=True)
+class _Interceptor:
+    """An ``[[interceptor]]`` of a loaded capsule: its manifest event and WASM export."""
+
+    event: str
+    capsule: str
+    plugin: WasmCapsule
+    export: str
+
+
 @dataclass(eq=False)
 class _SessionCapsules:
     """What the capsules put into one session. Held by the session's ToolContext."""
@@ -162,9 +185,7 @@ class _SessionCapsules:
     interceptor: SecurityInterceptor
     loaded: bool = False
     plugins: list[WasmCapsule] = field(default_factory=list["WasmCapsule"])
-    interceptors: list[tuple[str, WasmCapsule, str]] = field(
-        default_factory=list[tuple[str, "WasmCapsule", str]]
-    )
+    interceptors: list[_Interceptor] = field(default_factory=list["_Interceptor"])
     lock: anyio.Lock = field(default_factory=anyio.Lock)
     # MCP servers of its capsules: running name -> (capsule, server name the model sees).
     mcp_servers: dict[str, tuple[str, str]] = field(default_factory=dict[str, tuple[str, str]])
@@ -174,6 +195,9 @@ class _SessionCapsules:
             plugin.close()
         self.plugins.clear()
         self.interceptors.clear()
+
+    def interceptors_of(self, event: str) -> list[_Interceptor]:
+        return [hook for hook in self.interceptors if hook.event == event]
 
 
 class CapsuleHost:
@@ -201,7 +225,7 @@ class CapsuleHost:
         self._sessions: weakref.WeakValueDictionary[str, _SessionCapsules] = (
             weakref.WeakValueDictionary()
         )
-        self._intercepting = False
+        self._listening: set[HookEvent] = set()
         hooks.add(HookEvent.USER_PROMPT, self._on_user_prompt)
         hooks.add(HookEvent.SESSION_END, self._on_session_end)
 
@@ -216,22 +240,41 @@ class CapsuleHost:
     async def _on_user_prompt(self, event: Mapping[str, Any]) -> None:
         state = self._sessions.get(str(event.get("session_id", "")))
         if state is not None:
-            deadline = anyio.current_time() + self.hooks.timeout_seconds * _MCP_WAIT_SHARE
+            start = anyio.current_time()
             await self._ensure_loaded(state)
-            await self._install_mcp_tools(state, deadline)
+            await self._install_mcp_tools(
+                state, start + self.hooks.timeout_seconds * _MCP_WAIT_SHARE
+            )
+            payload = {"session_id": event.get("session_id"), "prompt": event.get("prompt")}
+            await self._deliver(state, "UserPrompt", payload, start)
 
     async def _on_session_end(self, event: Mapping[str, Any]) -> None:
         state = self._sessions.pop(str(event.get("session_id", "")), None)
         if state is not None:
-            state.close()
+            try:
+                if state.loaded:  # a session whose capsules never loaded told them nothing
+                    payload = {"session_id": event.get("session_id")}
+                    await self._deliver(state, "SessionEnd", payload, anyio.current_time())
+            finally:
+                state.close()
 
     async def _ensure_loaded(self, state: _SessionCapsules) -> None:
         async with state.lock:
             if state.loaded:
                 return
+            start = anyio.current_time()
             for capsule in await self.verified(state):
                 await self._load_into(state, capsule)
             state.loaded = True
+            session = state.loop.session
+            payload = {
+                "session_id": str(session.id),
+                "workspace": session.workspace,
+                "model": session.model,
+                # Loading happens at the first prompt this daemon sees for the session.
+                "history_messages": len(session.messages),
+            }
+            await self._deliver(state, "SessionStart", payload, start)
 
     # ------------------------------------------------------------------ verification
 
@@ -326,10 +369,6 @@ class CapsuleHost:
             loop.session.has_untrusted = True  # third-party text is in the context now
         if capsule.manifest.mcp_server:
             await self._start_mcp_servers(state, capsule)
-        for hook in capsule.manifest.interceptor:
-            if hook.event != "BeforeToolCall":
-                message = f"capsule {capsule.name}: {hook.event} interceptors are not run yet"
-                self._warn(capsule.name, message)
         if capsule.wasm is None:
             if capsule.manifest.tool or capsule.manifest.interceptor:
                 message = f"capsule {capsule.name}: tools and interceptors need a [component]"
@@ -367,10 +406,12 @@ class CapsuleHost:
                 )
             )
         for hook in capsule.manifest.interceptor:
-            if hook.event == "BeforeToolCall":
-                # A missing export is not skipped: calling it fails, and so denies (fail closed).
-                state.interceptors.append((capsule.name, plugin, hook.export or ""))
-                self._listen_before_tool_calls()
+            # A missing export is not skipped: calling it fails, which denies a BeforeToolCall
+            # (fail closed) and is reported for the other events.
+            state.interceptors.append(
+                _Interceptor(hook.event, capsule.name, plugin, hook.export or "")
+            )
+            self._listen(hook.event)
 
     async def _instantiate(self, state: _SessionCapsules, capsule: VerifiedCapsule) -> WasmCapsule:
         from astrid_capsule.wasm import HostContext, HostGrants, WasmCapsule, WasmLimits
@@ -426,31 +467,113 @@ class CapsuleHost:
 
     # ------------------------------------------------------------------ interceptors
 
-    def _listen_before_tool_calls(self) -> None:
+    def _listen(self, event: str) -> None:
         # Registered on first use: a runtime without interceptor capsules runs no extra hook.
-        if not self._intercepting:
-            self._intercepting = True
-            self.hooks.add(HookEvent.BEFORE_TOOL_CALL, self._before_tool_call)
+        # UserPrompt, SessionStart and SessionEnd ride on hooks this host always has.
+        handlers: dict[str, tuple[HookEvent, Any]] = {
+            "BeforeToolCall": (HookEvent.BEFORE_TOOL_CALL, self._before_tool_call),
+            "AfterToolCall": (HookEvent.AFTER_TOOL_CALL, self._after_tool_call),
+        }
+        if event in handlers:
+            kind, handler = handlers[event]
+            if kind not in self._listening:
+                self._listening.add(kind)
+                self.hooks.add(kind, handler)
 
     async def _before_tool_call(self, event: Mapping[str, Any]) -> HookDecision | None:
         state = self._sessions.get(str(event.get("session_id", "")))
         if state is None:
             return None
         await self._ensure_loaded(state)
-        payload = json.dumps(
-            {
-                "event": "BeforeToolCall",
-                "session_id": event.get("session_id"),
-                "call_id": event.get("call_id"),
-                "tool": event.get("tool"),
-                "arguments": event.get("arguments"),
-            }
-        )
-        for name, plugin, export in list(state.interceptors):
-            decision = _capsule_decision(name, await plugin.call(export, payload))
+        fields = ("session_id", "call_id", "tool", "arguments")
+        body = self._event_body("BeforeToolCall", {k: event.get(k) for k in fields})
+        for hook in state.interceptors_of("BeforeToolCall"):
+            decision, note = _capsule_decision(
+                hook.capsule, await hook.plugin.call(hook.export, body)
+            )
+            if note:
+                await self._audit_interceptor(state, hook, f"annotation: {note}", success=True)
             if decision is not None:
                 return decision
         return None
+
+    async def _after_tool_call(self, event: Mapping[str, Any]) -> None:
+        state = self._sessions.get(str(event.get("session_id", "")))
+        if state is not None and state.loaded:
+            fields = ("session_id", "call_id", "tool", "arguments", "ok", "denied", "output")
+            payload = {k: event.get(k) for k in fields}  # output: capped by the agent loop
+            await self._deliver(state, "AfterToolCall", payload, anyio.current_time())
+
+    def _event_body(self, event: str, payload: Mapping[str, Any]) -> str:
+        redactor = getattr(self.audit, "redactor", None)
+        data: Any = {"event": event, **payload}
+        if redactor is not None:  # known secret values and shapes never reach a capsule
+            data = redactor.value(data)
+        return json.dumps(data, default=str, ensure_ascii=False)
+
+    async def _deliver(
+        self, state: _SessionCapsules, event: str, payload: Mapping[str, Any], since: float
+    ) -> None:
+        """Tell the session's ``event`` interceptors; what they answer changes nothing.
+
+        Bounded together, inside the hook that called this (started at ``since``), so a slow
+        capsule is reported here rather than cut off silently by the hook timeout."""
+        hooks = state.interceptors_of(event)
+        if not hooks:
+            return
+        body = self._event_body(event, payload)
+        deadline = since + self.hooks.timeout_seconds * _NOTIFY_SHARE
+        for hook in hooks:
+            raw: bytes | None = None
+            with anyio.move_on_after(max(0.0, deadline - anyio.current_time())):
+                try:
+                    raw = await hook.plugin.call(hook.export, body)
+                except AstridError as exc:
+                    await self._interceptor_failed(state, hook, exc.message)
+                    continue
+            if raw is None:
+                why = f"no answer within the {self.hooks.timeout_seconds:g} s hook timeout"
+                await self._interceptor_failed(state, hook, why)
+                continue
+            try:
+                note = _capsule_annotation(hook.capsule, event, raw)
+            except AstridError as exc:
+                await self._interceptor_failed(state, hook, exc.message)
+                continue
+            if note:
+                await self._audit_interceptor(state, hook, f"annotation: {note}", success=True)
+
+    async def _interceptor_failed(
+        self, state: _SessionCapsules, hook: _Interceptor, why: str
+    ) -> None:
+        why = why.removeprefix(f"capsule {hook.capsule}: ")
+        message = f"capsule {hook.capsule}: its {hook.event} interceptor failed: {why}"
+        log.warning("%s", message)
+        self._warn(hook.capsule, message)
+        await self._audit_interceptor(state, hook, message, success=False)
+
+    async def _audit_interceptor(
+        self, state: _SessionCapsules, hook: _Interceptor, reason: str, *, success: bool
+    ) -> None:
+        if success:
+            log.info("capsule %s, %s: %s", hook.capsule, hook.event, reason)
+        try:
+            await self.audit.append(
+                Outcome(
+                    kind=OutcomeKind.EXECUTED,
+                    success=success,
+                    reason=reason,
+                    detail={
+                        "layer": "capsule",
+                        "capsule": hook.capsule,
+                        "stage": "interceptor",
+                        "event": hook.event,
+                    },
+                ),
+                session_id=state.loop.session.id,
+            )
+        except AstridError as exc:  # the notice is logged; say the record is missing
+            log.error("could not audit an interceptor of capsule %s: %s", hook.capsule, exc)
 
     # ------------------------------------------------------------------ MCP servers
 
@@ -532,6 +655,23 @@ class CapsuleHost:
             configs += capsule_mcp_configs(capsule, workspace=workspace)
         return configs
 
+    async def load_for_run(
+        self, loop: AgentLoop, guard: SecurityInterceptor, name: str
+    ) -> tuple[VerifiedCapsule, WasmCapsule]:
+        """Capsule ``name`` verified now, its WASM instantiated in ``loop``'s session with every
+        host call authorized by ``guard`` (a ``[[cron]]`` run). A capsule that fails
+        verification is refused as at session load (warned, audited on that session's chain)
+        and CapsuleLoadRefused raised. The caller closes the plugin."""
+        state = _SessionCapsules(loop, guard)
+        try:
+            capsule = await self._verify(name)
+            if capsule.wasm is None:
+                raise CapsuleLoadRefused(f"capsule {name} has no [component] to run")
+            return capsule, await self._instantiate(state, capsule)
+        except AstridError as exc:
+            await self._refuse(state, name, exc)
+            raise
+
 
 def _intersection(declared: Capabilities, accepted: Capabilities) -> Capabilities:
     return Capabilities(
@@ -557,9 +697,11 @@ def _untrusted_skills(capsule: str, text: str) -> str:
     )
 
 
-def _capsule_decision(capsule: str, raw: bytes) -> HookDecision | None:
-    """A capsule interceptor's answer: continue (None) or deny. Anything else raises, which the
-    hook runner turns into a denial."""
+_MAX_ANNOTATION = 500
+
+
+def _capsule_answer(capsule: str, event: str, raw: bytes) -> dict[str, Any]:
+    """A capsule interceptor's JSON answer (empty output means ``{}``), or CapsuleError."""
     from astrid_capsule.wasm import CapsuleError
 
     try:
@@ -568,23 +710,51 @@ def _capsule_decision(capsule: str, raw: bytes) -> HookDecision | None:
         answer = None
     if not isinstance(answer, dict):
         raise CapsuleError(
-            f"capsule {capsule}: its BeforeToolCall interceptor did not answer with a JSON "
+            f"capsule {capsule}: its {event} interceptor did not answer with a JSON "
             f"decision: {raw[:200]!r}",
-            hint='answer {"decision": "continue"} or {"decision": "deny", "reason": "..."}',
+            hint='answer {"decision": "continue"} or {"decision": "deny", "reason": "..."}, '
+            'optionally with an "annotation"',
         )
-    fields: dict[str, Any] = answer  # pyright: ignore[reportUnknownVariableType]
-    decision = fields.get("decision", "continue")
+    return answer  # pyright: ignore[reportUnknownVariableType]
+
+
+def _note(fields: Mapping[str, Any]) -> str:
     note = fields.get("annotation")
-    if note:
-        log.info("capsule %s notes on a tool call: %s", capsule, str(note)[:500])
+    return " ".join(str(note).split())[:_MAX_ANNOTATION] if note else ""  # one line, bounded
+
+
+def _capsule_decision(capsule: str, raw: bytes) -> tuple[HookDecision | None, str]:
+    """A BeforeToolCall interceptor's answer: continue (None) or deny, and its annotation.
+    Anything else raises, which the hook runner turns into a denial."""
+    from astrid_capsule.wasm import CapsuleError
+
+    fields = _capsule_answer(capsule, "BeforeToolCall", raw)
+    decision = fields.get("decision", "continue")
     if decision == "continue":
-        return None
+        return None, _note(fields)
     if decision == "deny":
-        return HookDecision.deny(f"capsule {capsule}: {fields.get('reason') or 'no reason given'}")
+        reason = f"capsule {capsule}: {fields.get('reason') or 'no reason given'}"
+        return HookDecision.deny(reason), _note(fields)
     raise CapsuleError(
         f"capsule {capsule}: interceptor decision {decision!r} is not allowed",
         hint='a capsule interceptor may only "continue" or "deny" (never rewrite a call)',
     )
+
+
+def _capsule_annotation(capsule: str, event: str, raw: bytes) -> str:
+    """What a notify-only interceptor (every event but BeforeToolCall) said: its annotation.
+    It has no say; asking to deny is an error, reported so the author learns it is ignored."""
+    from astrid_capsule.wasm import CapsuleError
+
+    fields = _capsule_answer(capsule, event, raw)
+    decision = fields.get("decision", "continue")
+    if decision != "continue":
+        raise CapsuleError(
+            f"capsule {capsule}: a {event} interceptor cannot decide anything (it answered "
+            f"{decision!r}); ignored",
+            hint='only BeforeToolCall interceptors may deny; answer {} or {"annotation": "..."}',
+        )
+    return _note(fields)
 
 
 def capsule_mcp_configs(

@@ -139,14 +139,20 @@ class AgentRuntime:
 
         # Installed capsules in every session: tools, skills, interceptors, MCP servers.
         self.capsules = CapsuleHost(home, storage, audit=audit, hooks=self.hooks, mcp=self.mcp)
+        from ._capsule_cron import CapsuleCron
+
+        self.cron = CapsuleCron(self)  # capsules' [[cron]] entries, run by run_background
 
     def _interceptor_of(self, session_id: SessionId) -> SecurityInterceptor | None:
         live = self._live.get(str(session_id))
         return live.interceptor if live is not None else None
 
     async def run_background(self) -> None:
-        """Long-lived work of the runtime (MCP servers); run it in the host's task group."""
-        await self.mcp.run()
+        """Long-lived work of the runtime (MCP servers, capsule cron jobs); run it in the
+        host's task group."""
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(self.mcp.run)
+            tg.start_soon(self.cron.run)
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -187,6 +193,7 @@ class AgentRuntime:
         self.hooks.add(event, handler)
 
     async def aclose(self) -> None:
+        await self.cron.aclose()  # first: its runs use the sessions and storage closed below
         for live in self._live.values():
             live.session.state = "idle" if live.session.state == "running" else live.session.state
             await self.sessions.save(live.session)
@@ -213,7 +220,8 @@ class AgentRuntime:
                 if s["state"] == "failed"
             ]
             + ([bash_warning] if bash_warning else [])
-            + self.capsules.warnings,
+            + self.capsules.warnings
+            + await self.cron.warnings(),
         )
 
     # ------------------------------------------------------------------ sessions

@@ -20,6 +20,7 @@ import json
 import logging
 import os
 import socket
+import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from pathlib import Path
@@ -62,6 +63,11 @@ HOST_FUNCTION_NAMES = (
     "log",
 )
 _MAX_LOG_BYTES = 4096
+# Host time does not count against the WASM time limit, so each host function needs its own
+# bound. httpx's timeout is per network operation (a server dripping a byte every few seconds
+# never trips it); this bounds one http_request as a whole.
+_HTTP_TIMEOUT_SECONDS = 10.0
+_HTTP_TOTAL_SECONDS = 30.0
 _KV_NAMESPACE = "capsule_kv"
 
 DeniedHook = Callable[[str, str, SensitiveAction | None, str], Coroutine[Any, Any, None]]
@@ -80,6 +86,9 @@ class HostContext:
     limits: WasmLimits
     storage: Storage | None = None
     on_denied: DeniedHook | None = None
+    # Set per call by the engine: true once the call is being stopped (cancelled by its
+    # caller). An approval can take minutes; what it approved must not run after that.
+    stopping: Callable[[], bool] | None = None
 
     def __post_init__(self) -> None:
         self.workspace = Path(os.path.realpath(self.workspace))
@@ -98,6 +107,8 @@ class HostContext:
         if not decision.allowed:
             # The Guard audited its own decision; no second record here.
             raise HostDenied(f"denied by {decision.denied_by or 'policy'}: {decision.reason}")
+        if self.stopping is not None and self.stopping():
+            raise HostDenied("the capsule call was stopped while this was being authorized")
 
     def confine(self, function: str, raw: object, *, write: bool) -> tuple[Path, str]:
         """Resolve a guest path inside the workspace, or refuse. Returns (absolute, relative)."""
@@ -224,9 +235,10 @@ def _http_request(ctx: HostContext, req: dict[str, Any]) -> Any:
     limit = ctx.limits.http_response_bytes
     # Redirects are returned to the guest, never followed: a redirect to an internal address
     # would otherwise skip every check above.
-    client = httpx.Client(follow_redirects=False, timeout=10.0, trust_env=False)
+    client = httpx.Client(follow_redirects=False, timeout=_HTTP_TIMEOUT_SECONDS, trust_env=False)
     request_body = body if isinstance(body, str) else None
     headers = {"User-Agent": f"astrid-capsule/{ctx.capsule}"}
+    deadline = time.monotonic() + _HTTP_TOTAL_SECONDS
     with client, client.stream(method, url, content=request_body, headers=headers) as response:
         chunks: list[bytes] = []
         size = 0
@@ -234,6 +246,8 @@ def _http_request(ctx: HostContext, req: dict[str, Any]) -> Any:
             size += len(chunk)
             if size > limit:
                 raise HostDenied(f"response exceeds the {limit}-byte limit")
+            if time.monotonic() > deadline:
+                raise HostDenied(f"response took longer than {_HTTP_TOTAL_SECONDS:g} s")
             chunks.append(chunk)
     data = b"".join(chunks)
     return {

@@ -179,6 +179,12 @@ class RuntimeSection(_Section):
         description="Messages kept verbatim (not summarized) when history is compacted.",
         json_schema_extra=ANY,
     )
+    capsule_cron: bool = Field(
+        default=True,
+        description="Run the [[cron]] entries of installed capsules (unattended, in the "
+        "[workspace] root; anything needing approval is denied).",
+        json_schema_extra=_toward(False, True, loosening="would turn capsule cron jobs back on"),
+    )
 
 
 class SecuritySection(_Section):
