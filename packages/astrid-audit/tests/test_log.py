@@ -32,6 +32,7 @@ from astrid_core import (
     McpToolCall,
     ProofKind,
     SessionId,
+    ShellCommand,
     StorageError,
     VerificationError,
 )
@@ -363,3 +364,20 @@ async def test_stored_entries_are_exactly_the_storage_encoding(key: KeyPair) -> 
     assert stored
     for text in stored.values():
         assert encode_value(json.loads(text)) == text
+
+
+async def test_a_secret_learned_between_two_entries_of_one_action_is_redacted_in_the_second(
+    key: KeyPair,
+) -> None:
+    # The log reuses the redacted form of the action it just recorded (a decision and its
+    # outcome record the same object); a secret added in between must still be masked.
+    log = await AuditLog.open(MemoryStorage(), key)
+    action = ShellCommand(command="deploy --password-file pw hunter2-not-a-shape", cwd="/tmp")
+    first = await log.append(Outcome(kind=OutcomeKind.ALLOWED), action=action)
+    log.redactor.add_secret("hunter2-not-a-shape")
+    second = await log.append(Outcome(kind=OutcomeKind.EXECUTED), action=action)
+    assert first.action is not None
+    assert second.action is not None
+    assert "hunter2-not-a-shape" in json.dumps(first.action)
+    assert "hunter2-not-a-shape" not in json.dumps(second.action)
+    assert "[redacted:" in json.dumps(second.action)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import os
@@ -22,6 +23,7 @@ from astrid_crypto import (
     PublicKey,
     canonical_json,
     canonical_loads,
+    canonical_members,
     content_hash,
     hash_file,
 )
@@ -312,3 +314,22 @@ def test_a_key_that_must_not_be_a_link_refuses_one(tmp_path: Path) -> None:
     assert read(link) == b"k" * 32
     with pytest.raises(ConfigError, match=r"secret .* is not a regular file"):
         read(link, follow_symlinks=False)
+
+
+@given(st.dictionaries(st.text(min_size=1, max_size=6), JSON, min_size=1, max_size=8), st.data())
+def test_members_of_consecutive_groups_join_to_the_canonical_text(
+    value: dict[str, Any], data: st.DataObject
+) -> None:
+    keys = sorted(value)  # code point order, as canonical JSON sorts
+    cuts = sorted(data.draw(st.sets(st.integers(1, max(1, len(keys) - 1)), max_size=3)))
+    bounds = [0, *[c for c in cuts if c < len(keys)], len(keys)]
+    groups = tuple(tuple(keys[a:b]) for a, b in itertools.pairwise(bounds) if a < b)
+    joined = "{" + ",".join(canonical_members(value, groups)) + "}"
+    assert joined.encode() == canonical_json(value)
+
+
+def test_members_refuse_what_canonical_json_refuses() -> None:
+    with pytest.raises(BadInputError, match="float"):
+        canonical_members({"a": 1.5}, (("a",),))
+    with pytest.raises(BadInputError, match="Unicode"):
+        canonical_members({"a": "\ud800"}, (("a",),))

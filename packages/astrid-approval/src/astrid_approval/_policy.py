@@ -269,8 +269,9 @@ class SecurityPolicy:
         raw_text = " ".join(" ".join(c.argv) for c in line.commands)
         if ":(){" in raw_text.replace(" ", ""):
             problems.append("fork bomb")
+        by_program, globbed = _rule_index(tuple(self.blocked_commands))
         for command in line.commands:
-            for rule in self.blocked_commands:
+            for rule in (*by_program.get(command.program, ()), *globbed):
                 if _matches_rule(rule, command):
                     problems.append(f"command {' '.join(command.argv)[:120]!r} is blocked ({rule})")
             problems += self._command_paths(command, cwd)
@@ -308,6 +309,21 @@ def _rule_words(rule: str) -> tuple[str, ...]:
     """A blocked-command rule split into words, once: splitting every rule for every simple
     command of every decision was nine tenths of a shell decision's cost."""
     return tuple(shlex.split(rule))
+
+
+@lru_cache(maxsize=32)
+def _rule_index(rules: tuple[str, ...]) -> tuple[dict[str, tuple[str, ...]], tuple[str, ...]]:
+    """The rules by the literal program they name, and those whose program is a glob: a
+    command is only matched against the rules that can apply to it (there are ~60)."""
+    literal: dict[str, list[str]] = {}
+    globbed: list[str] = []
+    for rule in rules:
+        words = _rule_words(rule)
+        if words and not any(c in words[0] for c in "*?["):
+            literal.setdefault(words[0], []).append(rule)
+        else:
+            globbed.append(rule)
+    return {k: tuple(v) for k, v in literal.items()}, tuple(globbed)
 
 
 def _matches_rule(rule: str, command: SimpleCommand) -> bool:

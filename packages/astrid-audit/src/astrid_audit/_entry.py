@@ -12,7 +12,7 @@ from typing import Any, Self
 from pydantic import BaseModel, ConfigDict, Field
 
 from astrid_core import AuditEntryId, JsonObject, VerificationError
-from astrid_crypto import KeyPair, PublicKey, canonical_json, content_hash
+from astrid_crypto import KeyPair, PublicKey, canonical_json, canonical_members, content_hash
 
 __all__ = [
     "OutcomeKind",
@@ -121,11 +121,7 @@ class AuditEntry(BaseModel):
 _BEFORE_HASH = ("action", "authorization", "chain", "chain_seq")
 _BEFORE_SIGNATURE = ("id", "key_id", "outcome", "prev_hash", "seq")
 _AFTER_SIGNATURE = ("timestamp_ms", "v")
-
-
-def _members(body: dict[str, Any], keys: tuple[str, ...]) -> str:
-    """The canonical ``"key":value`` members of ``keys``, without the braces."""
-    return canonical_json({k: body[k] for k in keys}).decode("utf-8")[1:-1]
+_GROUPS = (_BEFORE_HASH, _BEFORE_SIGNATURE, _AFTER_SIGNATURE)
 
 
 def seal_body(body: dict[str, Any], key: KeyPair) -> tuple[str, str, str]:
@@ -133,9 +129,7 @@ def seal_body(body: dict[str, Any], key: KeyPair) -> tuple[str, str, str]:
     base64, the stored JSON text of the sealed entry)."""
     if body.keys() != _BODY_KEYS:
         raise ValueError(f"an audit entry body has the keys {sorted(_BODY_KEYS)}")
-    first = _members(body, _BEFORE_HASH)
-    middle = _members(body, _BEFORE_SIGNATURE)
-    last = _members(body, _AFTER_SIGNATURE)
+    first, middle, last = canonical_members(body, _GROUPS)
     digest = content_hash(f"{{{first},{middle},{last}}}".encode()).hex
     signature = key.sign_b64(bytes.fromhex(digest))
     return (

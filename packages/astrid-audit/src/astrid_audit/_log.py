@@ -87,6 +87,7 @@ class AuditLog:
         self._commit_lock = anyio.Lock(fast_acquire=True)
         self._opened = False
         self.redactor = Redactor(b"")
+        self._last_action: tuple[SensitiveAction, Redactor, int, JsonObject] | None = None
         self.trusted_keys: dict[str, PublicKey] = {key.key_id: key.public_key}
 
     @classmethod
@@ -141,7 +142,7 @@ class AuditLog:
         redacted = self._redacted(outcome)
         pending = _Pending(
             chain=str(session_id) if session_id is not None else SYSTEM_CHAIN,
-            action=self.redactor.value(action_to_json(action)) if action is not None else None,
+            action=self._action_json(action) if action is not None else None,
             authorization=authorization.model_dump(mode="json")
             if authorization is not None
             else None,
@@ -159,6 +160,22 @@ class AuditLog:
             ) from pending.error
         assert pending.entry is not None
         return pending.entry
+
+    def _action_json(self, action: SensitiveAction) -> JsonObject:
+        """The action as stored, redacted. The last one is remembered: a decision and its
+        outcome record the same (immutable) action object, one after the other."""
+        redactor = self.redactor
+        last = self._last_action
+        if (
+            last is not None
+            and last[0] is action
+            and last[1] is redactor
+            and last[2] == redactor.generation
+        ):
+            return last[3]
+        stored: JsonObject = redactor.value(action_to_json(action))
+        self._last_action = (action, redactor, redactor.generation, stored)
+        return stored
 
     def _redacted(self, outcome: Outcome) -> Outcome:
         reason = self.redactor.text(outcome.reason)

@@ -57,6 +57,7 @@ class Redactor:
         # Values marked secret elsewhere (e.g. [env.X] secret = true) are redacted wherever
         # they appear, longest first so a secret containing another is replaced whole.
         self._literals = sorted({s for s in extra_secrets if len(s) >= 6}, key=len, reverse=True)
+        self.generation = 0  # bumped with every secret added: what was redacted before is stale
 
     def marker(self, secret: str) -> str:
         return f"[redacted:{blake3.blake3(self._salt + secret.encode()).hexdigest()[:16]}]"
@@ -65,6 +66,7 @@ class Redactor:
         if len(value) >= 6 and value not in self._literals:
             self._literals.append(value)
             self._literals.sort(key=len, reverse=True)
+            self.generation += 1
 
     def text(self, value: str) -> str:
         if not value:

@@ -12,7 +12,7 @@ from typing import Any
 
 from astrid_core import BadInputError
 
-__all__ = ["canonical_json", "canonical_loads"]
+__all__ = ["canonical_json", "canonical_loads", "canonical_members"]
 
 # One encoder for every call: json.dumps with any non-default option builds a new JSONEncoder
 # each time, which was a measurable share of an audit append.
@@ -71,6 +71,24 @@ def canonical_json(value: Any) -> bytes:
         return text.encode("utf-8")
     except UnicodeEncodeError as exc:  # lone surrogates cannot be UTF-8
         raise BadInputError(f"canonical JSON needs valid Unicode text: {exc.reason}") from exc
+
+
+def canonical_members(value: dict[str, Any], groups: tuple[tuple[str, ...], ...]) -> list[str]:
+    """The canonical ``"key":value,...`` text (no braces) of each group of ``value``'s keys.
+
+    For a caller that splices extra members between groups: when the groups are consecutive
+    in code point order, ``"{" + ",".join(result) + "}"`` is exactly ``canonical_json(value)``
+    (the audit log hashes that, and stores it with its hash and signature spliced in). The
+    whole value is checked once, as ``canonical_json`` would."""
+    if not _plainly_valid(value):
+        _check(value, "$")
+    texts = [_ENCODER.encode({k: value[k] for k in keys})[1:-1] for keys in groups]
+    try:
+        for text in texts:
+            text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise BadInputError(f"canonical JSON needs valid Unicode text: {exc.reason}") from exc
+    return texts
 
 
 def canonical_loads(data: bytes) -> Any:

@@ -87,6 +87,10 @@ class CompactionSettings:
                 hint="use the defaults (8 and 1024) unless you measured better values",
             )
 
+    def exceeded_by(self, tokens: int) -> bool:
+        """True when a request of ``tokens`` (estimated) passes the threshold."""
+        return tokens * 100 > self.context_window * self.threshold_percent
+
 
 @dataclass(frozen=True)
 class CompactionResult:
@@ -108,8 +112,7 @@ def needs_compaction(
     settings: CompactionSettings,
 ) -> bool:
     """True when the estimated request size passes ``threshold_percent`` of the window."""
-    used = _estimate(system, messages, tools)
-    return used * 100 > settings.context_window * settings.threshold_percent
+    return settings.exceeded_by(_estimate(system, messages, tools))
 
 
 def _call_owners(messages: Sequence[ChatMessage]) -> list[int | None]:

@@ -46,7 +46,7 @@ from ..llm import (
 )
 from ..sessions import Session
 from ..tools import Tool, ToolContext, ToolRegistry
-from ._compaction import CompactionSettings, compact, needs_compaction
+from ._compaction import CompactionSettings, compact
 from ._hooks import MAX_OUTPUT_IN_PAYLOAD, HookDecision, HookEvent, HookRunner
 
 __all__ = ["AgentLoop", "TurnCancelled"]
@@ -100,13 +100,21 @@ class AgentLoop:
             {"session_id": str(self.session.id), "workspace": self.session.workspace, **data},
         )
 
-    async def _compact_if_needed(self) -> AsyncIterator[AgentEvent]:
-        """Summarize older turns when the conversation nears the model's window. The summary
-        is an LLM call under the budget; if it is refused or fails, the turn goes on as is."""
+    def _request(self) -> ModelRequest:
+        return ModelRequest(
+            self.session.model,
+            self.system_prompt,
+            tuple(self.session.messages),
+            self._tool_specs(),
+            self.max_tokens,
+        )
+
+    async def _compact_if_needed(self, request: ModelRequest) -> AsyncIterator[AgentEvent]:
+        """Summarize older turns when ``request`` (the next one) nears the model's window. The
+        summary is an LLM call under the budget; if it is refused or fails, the turn goes on
+        as is."""
         settings = self.compaction
-        if settings is None or not needs_compaction(
-            self.system_prompt, self.session.messages, self._tool_specs(), settings
-        ):
+        if settings is None or not settings.exceeded_by(request.estimated_input_tokens):
             return
         result = await compact(
             self.session.messages,
@@ -156,15 +164,11 @@ class AgentLoop:
             if self._cancelled:
                 yield TurnComplete(session_id=sid, stop_reason="cancelled", turns=rounds - 1)
                 return
-            async for event in self._compact_if_needed():
+            history, request = self.session.messages, self._request()
+            async for event in self._compact_if_needed(request):
                 yield event
-            request = ModelRequest(
-                self.session.model,
-                self.system_prompt,
-                tuple(self.session.messages),
-                self._tool_specs(),
-                self.max_tokens,
-            )
+            if self.session.messages is not history:
+                request = self._request()  # compacted: the history was replaced
             estimate = self.provider.estimate_cost_micros(request)
             llm = await self.interceptor.intercept(
                 LlmCall(
