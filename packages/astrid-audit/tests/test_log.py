@@ -9,6 +9,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +37,7 @@ from astrid_core import (
     StorageError,
     VerificationError,
 )
-from astrid_core.storage import MemoryStorage, Storage, open_storage
+from astrid_core.storage import Expect, MemoryStorage, Storage, Write, open_storage
 from astrid_crypto import KeyPair
 
 from .conftest import FailingStorage
@@ -381,3 +382,61 @@ async def test_a_secret_learned_between_two_entries_of_one_action_is_redacted_in
     assert "hunter2-not-a-shape" in json.dumps(first.action)
     assert "hunter2-not-a-shape" not in json.dumps(second.action)
     assert "[redacted:" in json.dumps(second.action)
+
+
+class CountingStorage(MemoryStorage):
+    """Counts write transactions (to see that a queued record rides with the next append)."""
+
+    transactions = 0
+
+    async def transaction(self, writes: Sequence[Write], *, expect: Sequence[Expect] = ()) -> bool:
+        self.transactions += 1
+        return await super().transaction(writes, expect=expect)
+
+
+async def test_a_queued_outcome_is_written_with_the_next_append_before_it(key: KeyPair) -> None:
+    storage = CountingStorage()
+    log = await AuditLog.open(storage, key)
+    session = SessionId.new()
+    before = storage.transactions
+    log.enqueue(Outcome(kind=OutcomeKind.EXECUTED, success=True), session_id=session)
+    assert storage.transactions == before  # nothing written yet
+    assert log.size == 0
+    decision = await log.append(Outcome(kind=OutcomeKind.ALLOWED), session_id=session)
+    assert storage.transactions == before + 1  # one transaction for both
+    assert log.size == 2
+    assert decision.chain_seq == 1  # the queued record came first in the session's chain
+    report = await verify_storage(storage, [key.public_key])
+    assert report.entries == 2
+
+
+async def test_flush_writes_queued_records_and_a_failure_is_raised(key: KeyPair) -> None:
+    storage = FailingStorage()
+    log = await AuditLog.open(storage, key)
+    log.enqueue(Outcome(kind=OutcomeKind.EXECUTED), session_id=SessionId.new())
+    await log.flush()
+    assert log.size == 1
+    await log.flush()  # nothing queued: nothing happens
+    log.enqueue(Outcome(kind=OutcomeKind.EXECUTED), session_id=SessionId.new())
+    storage.fail = True
+    with pytest.raises(StorageError, match="disk full"):
+        await log.flush()
+    assert log.size == 1  # fail closed: nothing in memory changed
+
+
+async def test_a_decision_that_carries_a_failed_queued_record_is_refused(key: KeyPair) -> None:
+    storage = FailingStorage()
+    log = await AuditLog.open(storage, key)
+    log.enqueue(Outcome(kind=OutcomeKind.EXECUTED), session_id=SessionId.new())
+    storage.fail = True
+    with pytest.raises(StorageError):
+        await log.append(Outcome(kind=OutcomeKind.ALLOWED))
+    storage.fail = False
+    await log.flush()  # the lost record is gone, not retried twice
+    assert log.size == 0
+
+
+async def test_enqueue_needs_an_open_log(key: KeyPair) -> None:
+    log = AuditLog(MemoryStorage(), key)
+    with pytest.raises(StorageError, match="not open"):
+        log.enqueue(Outcome(kind=OutcomeKind.EXECUTED))

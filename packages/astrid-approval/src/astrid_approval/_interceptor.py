@@ -383,25 +383,28 @@ class SecurityInterceptor:
         success: bool,
         output: str = "",
         actual_cost: int | None = None,
+        queue: bool = False,
     ) -> None:
-        """Complete the audit after execution and settle the budget reservation."""
+        """Complete the audit after execution and settle the budget reservation.
+
+        ``queue``: the record joins the next audit write (the next decision's transaction)
+        instead of a transaction of its own; the caller flushes the audit log when it stops
+        (``AuditLog.enqueue``). The budget is settled durably either way."""
         if result.reservation is not None:
             await self.budget.commit(result.reservation, actual_cost)
         from astrid_crypto import content_hash
 
-        await self.audit.append(
-            Outcome(
-                kind=OutcomeKind.EXECUTED,
-                success=success,
-                output_digest=content_hash(output.encode()).hex if output else None,
-                output_preview=output[:200],
-                detail={
-                    "decision_entry": str(result.audit_entry_id) if result.audit_entry_id else ""
-                },
-            ),
-            session_id=self.session_id,
-            action=result.action,
+        outcome = Outcome(
+            kind=OutcomeKind.EXECUTED,
+            success=success,
+            output_digest=content_hash(output.encode()).hex if output else None,
+            output_preview=output[:200],
+            detail={"decision_entry": str(result.audit_entry_id) if result.audit_entry_id else ""},
         )
+        if queue:
+            self.audit.enqueue(outcome, session_id=self.session_id, action=result.action)
+        else:
+            await self.audit.append(outcome, session_id=self.session_id, action=result.action)
 
     # ------------------------------------------------------------------ deferred approvals
 

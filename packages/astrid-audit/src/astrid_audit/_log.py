@@ -71,6 +71,7 @@ class _Pending:
     # Set by whichever task committed the batch holding this entry. A flag, not an event:
     # waiters wait on the commit lock, and find it set when they get the lock.
     done: bool = False
+    queued: bool = False  # enqueued: nobody waits for it, so a failure is logged here
     entry: AuditEntry | None = None
     error: BaseException | None = None
 
@@ -139,16 +140,7 @@ class AuditLog:
         """Append one entry; returns it once it is durable. Raises StorageError on failure."""
         if not self._opened:
             await self._load()
-        redacted = self._redacted(outcome)
-        pending = _Pending(
-            chain=str(session_id) if session_id is not None else SYSTEM_CHAIN,
-            action=self._action_json(action) if action is not None else None,
-            authorization=authorization.model_dump(mode="json")
-            if authorization is not None
-            else None,
-            outcome=redacted,
-            outcome_json=redacted.model_dump(mode="json"),
-        )
+        pending = self._pending(outcome, session_id, action, authorization)
         self._queue.append(pending)
         async with self._commit_lock:
             if not pending.done:
@@ -160,6 +152,62 @@ class AuditLog:
             ) from pending.error
         assert pending.entry is not None
         return pending.entry
+
+    def enqueue(
+        self,
+        outcome: Outcome,
+        *,
+        session_id: SessionId | None = None,
+        action: SensitiveAction | None = None,
+    ) -> None:
+        """Queue an entry that is written with the next ``append`` (in its transaction) or
+        ``flush``, whichever comes first, instead of a transaction of its own.
+
+        Only for the record of something that already happened (an action's outcome), never
+        for a decision, which must be durable before the action runs. Until it is written it
+        is only in memory: whoever enqueues must ``flush`` before it stops (the agent loop
+        does at the end of every turn). A failed write fails the ``append`` that carried it
+        (so the next decision is denied) and is logged."""
+        if not self._opened:
+            raise StorageError(
+                "audit log is not open", hint="open it with AuditLog.open before enqueueing"
+            )
+        pending = self._pending(outcome, session_id, action, None)
+        pending.queued = True
+        self._queue.append(pending)
+
+    async def flush(self) -> None:
+        """Write every queued entry now. Raises StorageError if they could not be written."""
+        if not self._queue:
+            return
+        async with self._commit_lock:
+            batch = list(self._queue)
+            if batch:
+                await self._commit_queue()
+        failed = next((item.error for item in batch if item.error is not None), None)
+        if failed is not None:
+            raise StorageError(
+                f"audit log write failed: {failed}",
+                hint="queued outcome records were lost; check the storage backend",
+            ) from failed
+
+    def _pending(
+        self,
+        outcome: Outcome,
+        session_id: SessionId | None,
+        action: SensitiveAction | None,
+        authorization: Authorization | None,
+    ) -> _Pending:
+        redacted = self._redacted(outcome)
+        return _Pending(
+            chain=str(session_id) if session_id is not None else SYSTEM_CHAIN,
+            action=self._action_json(action) if action is not None else None,
+            authorization=authorization.model_dump(mode="json")
+            if authorization is not None
+            else None,
+            outcome=redacted,
+            outcome_json=redacted.model_dump(mode="json"),
+        )
 
     def _action_json(self, action: SensitiveAction) -> JsonObject:
         """The action as stored, redacted. The last one is remembered: a decision and its
@@ -259,6 +307,9 @@ class AuditLog:
             for item in batch:
                 item.error = exc
                 item.done = True
+            lost = sum(1 for item in batch if item.queued)
+            if lost:
+                log.error("audit log: %d queued outcome record(s) were not written: %s", lost, exc)
             if not isinstance(exc, Exception):
                 raise
             return

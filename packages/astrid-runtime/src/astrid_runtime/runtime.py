@@ -197,6 +197,7 @@ class AgentRuntime:
         for live in self._live.values():
             live.session.state = "idle" if live.session.state == "running" else live.session.state
             await self.sessions.save(live.session)
+        await self.audit.flush()  # outcome records a cancelled turn may still have queued
         await self.audit.checkpoint()
         close = getattr(self.provider, "aclose", None)
         if close is not None:

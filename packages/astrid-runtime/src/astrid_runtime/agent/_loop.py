@@ -145,12 +145,25 @@ class AgentLoop:
         )
 
     async def run(self, text: str) -> AsyncIterator[AgentEvent]:
-        async for event in self._turn(text):
-            if isinstance(event, TurnComplete):
-                await self.fire_hook(
-                    HookEvent.TURN_COMPLETE, stop_reason=event.stop_reason, turns=event.turns
-                )
-            yield event
+        try:
+            async for event in self._turn(text):
+                if isinstance(event, TurnComplete):
+                    await self.flush_audit()  # the turn's records are durable when it ends
+                    await self.fire_hook(
+                        HookEvent.TURN_COMPLETE, stop_reason=event.stop_reason, turns=event.turns
+                    )
+                yield event
+        finally:
+            await self.flush_audit()
+
+    async def flush_audit(self) -> None:
+        """Write the outcome records queued during the turn (each otherwise rides with the next
+        decision's audit write). Shielded: a cancelled turn still leaves its records."""
+        with anyio.CancelScope(shield=True):
+            try:
+                await self.interceptor.audit.flush()
+            except AstridError as exc:
+                log.error("session %s: outcome records lost: %s", self.session.id, exc.message)
 
     async def _turn(self, text: str) -> AsyncIterator[AgentEvent]:
         sid = self.session.id
@@ -203,16 +216,16 @@ class AgentLoop:
                     elif isinstance(event, Usage):
                         usage = event
             except TurnCancelled:
-                await self.interceptor.record_outcome(llm, success=False, actual_cost=0)
+                await self.interceptor.record_outcome(llm, success=False, actual_cost=0, queue=True)
                 yield TurnComplete(session_id=sid, stop_reason="cancelled", turns=rounds)
                 return
             except AstridError as exc:
-                await self.interceptor.record_outcome(llm, success=False, actual_cost=0)
+                await self.interceptor.record_outcome(llm, success=False, actual_cost=0, queue=True)
                 yield AgentError(session_id=sid, code=exc.code, message=exc.message, hint=exc.hint)
                 yield TurnComplete(session_id=sid, stop_reason="error", turns=rounds)
                 return
             cost = self.provider.cost_micros(self.session.model, usage)
-            await self.interceptor.record_outcome(llm, success=True, actual_cost=cost)
+            await self.interceptor.record_outcome(llm, success=True, actual_cost=cost, queue=True)
             self.session.cost_micros += cost
             yield UsageReport(
                 session_id=sid,
@@ -319,7 +332,9 @@ class AgentLoop:
                         output = error = f"error: {exc.strerror or exc}"
                     finally:
                         self._cancel = None
-                    await self.interceptor.record_outcome(result, success=ok, output=output)
+                    await self.interceptor.record_outcome(
+                        result, success=ok, output=output, queue=True
+                    )
         tagged = TaggedMessage(
             user_id="tool",
             frontend="runtime",
