@@ -88,6 +88,7 @@ class AuditLog:
         self._commit_lock = anyio.Lock(fast_acquire=True)
         self._opened = False
         self.redactor = Redactor(b"")
+        self._concurrent = False  # the last batch carried more than one waiting append
         self._last_action: tuple[SensitiveAction, Redactor, int, JsonObject] | None = None
         self.trusted_keys: dict[str, PublicKey] = {key.key_id: key.public_key}
 
@@ -142,6 +143,11 @@ class AuditLog:
             await self._load()
         pending = self._pending(outcome, session_id, action, authorization)
         self._queue.append(pending)
+        if self._concurrent and not self._commit_lock.locked():
+            # Appends have been arriving together: let the other runnable tasks queue their
+            # entries before this one commits, so one transaction carries them all. (A lone
+            # writer never waits here: its batches are of one.)
+            await anyio.lowlevel.checkpoint()
         async with self._commit_lock:
             if not pending.done:
                 await self._commit_queue()
@@ -241,6 +247,7 @@ class AuditLog:
 
     async def _commit_queue(self) -> None:
         batch, self._queue = self._queue, []
+        self._concurrent = sum(1 for item in batch if not item.queued) > 1
         entries: list[AuditEntry] = []
         texts: list[str] = []
         # The heads this batch moves, over the committed ones (not a copy of every chain the
