@@ -5,6 +5,8 @@ the workspace most runtime tests act on. Test modules import them with ``from .c
 from __future__ import annotations
 
 import json
+import shutil
+import subprocess
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +24,35 @@ from astrid_core import (
 from astrid_runtime.config import load_config
 from astrid_runtime.llm import ModelRequest, ScriptedProvider, ScriptedTurn
 from astrid_runtime.runtime import AgentRuntime
+
+# The capsule PDK header (astrid_pdk.h) the C test capsules include.
+PDK_DIR = Path(__file__).resolve().parents[2] / "astrid-capsule" / "wasm"
+
+
+def build_c_capsule(source: str, out_dir: Path, name: str) -> Path:
+    """Compile one C test capsule to ``out_dir/name.wasm`` with clang (wasm32, no libc);
+    fail (not skip) when the toolchain is missing."""
+    if shutil.which("clang") is None:
+        pytest.fail("clang is not installed: run scripts/install-test-deps (installs clang + lld)")
+    (out_dir / f"{name}.c").write_text(source)
+    wasm = out_dir / f"{name}.wasm"
+    subprocess.run(
+        [
+            "clang",
+            "--target=wasm32-unknown-unknown",
+            "-O2",
+            "-nostdlib",
+            "-Wl,--no-entry",
+            "-Wl,--export-dynamic",
+            f"-I{PDK_DIR}",
+            "-o",
+            str(wasm),
+            str(out_dir / f"{name}.c"),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    return wasm
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -22,11 +21,10 @@ from astrid_crypto import hash_file
 from astrid_runtime.llm import ScriptedTurn
 from astrid_runtime.runtime import AgentRuntime
 
-from .conftest import Human, collect, open_runtime
+from .conftest import Human, build_c_capsule, collect, open_runtime
 
 pytestmark = pytest.mark.anyio
 
-WASM_DIR = Path(__file__).resolve().parents[2] / "astrid-capsule" / "wasm"
 # The capsule under test: each export makes one host call with a fixed request (a cron run
 # gets no input), or loops forever.
 TICKER_C = r"""
@@ -76,28 +74,7 @@ HOUR = timedelta(hours=1)
 
 @pytest.fixture(scope="session")
 def ticker_wasm(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Build the test capsule with clang; fail (not skip) when the toolchain is missing."""
-    if shutil.which("clang") is None:
-        pytest.fail("clang is not installed: run scripts/install-test-deps (installs clang + lld)")
-    out = tmp_path_factory.mktemp("wasm")
-    (out / "ticker.c").write_text(TICKER_C)
-    subprocess.run(
-        [
-            "clang",
-            "--target=wasm32-unknown-unknown",
-            "-O2",
-            "-nostdlib",
-            "-Wl,--no-entry",
-            "-Wl,--export-dynamic",
-            f"-I{WASM_DIR}",
-            "-o",
-            str(out / "ticker.wasm"),
-            str(out / "ticker.c"),
-        ],
-        check=True,
-        capture_output=True,
-    )
-    return out / "ticker.wasm"
+    return build_c_capsule(TICKER_C, tmp_path_factory.mktemp("wasm"), "ticker")
 
 
 @pytest.fixture

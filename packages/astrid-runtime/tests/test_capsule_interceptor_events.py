@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -20,11 +19,10 @@ from astrid_crypto import hash_file
 from astrid_runtime.llm import ScriptedTurn
 from astrid_runtime.runtime import AgentRuntime
 
-from .conftest import collect, open_runtime
+from .conftest import build_c_capsule, collect, open_runtime
 
 pytestmark = pytest.mark.anyio
 
-PDK_DIR = Path(__file__).resolve().parents[2] / "astrid-capsule" / "wasm"
 FAKE_KEY = "sk-ant-" + "a1B2c3D4e5F6g7H8i9J0" * 2  # the shape of an Anthropic key
 
 RECORDER_C = r"""
@@ -99,28 +97,7 @@ export = "crash"
 
 @pytest.fixture(scope="module")
 def recorder_wasm(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    if shutil.which("clang") is None:
-        pytest.fail("clang is not installed: run scripts/install-test-deps (installs clang + lld)")
-    build = tmp_path_factory.mktemp("recorder")
-    (build / "recorder.c").write_text(RECORDER_C)
-    wasm = build / "recorder.wasm"
-    subprocess.run(
-        [
-            "clang",
-            "--target=wasm32-unknown-unknown",
-            "-O2",
-            "-nostdlib",
-            "-Wl,--no-entry",
-            "-Wl,--export-dynamic",
-            f"-I{PDK_DIR}",
-            "-o",
-            str(wasm),
-            str(build / "recorder.c"),
-        ],
-        check=True,
-        capture_output=True,
-    )
-    return wasm
+    return build_c_capsule(RECORDER_C, tmp_path_factory.mktemp("recorder"), "recorder")
 
 
 def capsule_source(root: Path, name: str, body: str, wasm: Path) -> Path:
