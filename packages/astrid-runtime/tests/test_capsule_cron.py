@@ -247,6 +247,8 @@ async def test_what_needs_approval_is_denied_at_once_and_no_frontend_is_asked(
             "file_write",
         ]
         assert all("runs unattended" in e.outcome.reason for e in denials)
+        # Nobody was asked, and the record does not pretend somebody was.
+        assert all(e.outcome.reason.startswith("denied by the cron runner:") for e in denials)
         assert len(stage(entries, "end")) == 2
         warnings = (await runtime.status()).warnings
         [warning] = [w for w in warnings if "runs unattended" in w]

@@ -296,7 +296,7 @@ class SecurityInterceptor:
             return await self._deny(
                 action,
                 DenialLayer.APPROVAL,
-                f"denied by the user: {why}",
+                f"denied by {self.approvals.answered_by}: {why}",
                 kind=OutcomeKind.APPROVAL_DENIED,
             )
         await self._grant(action, answer.option, requested.id)

@@ -142,6 +142,8 @@ class _Unattended(ApprovalManager):
     "deny" at once. Nothing can be registered on it, so a frontend connected for other sessions
     is never asked nor waited for, and nothing is deferred."""
 
+    answered_by = "the cron runner"
+
     def __init__(self, deferred: DeferredResolutionStore, entry: _Entry) -> None:
         super().__init__(deferred, None)
         self.entry = entry
