@@ -143,7 +143,10 @@ def finished(runtime: AgentRuntime) -> set[str]:
 
 
 def stage(entries: list[AuditEntry], name: str) -> list[AuditEntry]:
-    return [e for e in entries if e.outcome.detail.get("stage") == name]
+    found = [e for e in entries if e.outcome.detail.get("stage") == name]
+    if name == "start":  # a run's start has a kind of its own
+        assert all(e.outcome.kind is OutcomeKind.SCHEDULED_RUN for e in found)
+    return found
 
 
 async def test_a_job_granted_from_a_session_writes_on_schedule_in_one_reused_session(

@@ -2,7 +2,8 @@
 the real installer and explicit trust, and used through the real runtime, WASM engine and MCP
 client. Only the model's words are scripted.
 
-  weather-notes  C compiled to WASM: read_file + kv in a session, http_request to a local server
+  weather-notes  C compiled to WASM: read_file + kv in a session, http_request to a local server,
+                 its [[cron]] job run at a time the test chooses
   docs-mcp       a Python MCP server (the `mcp` SDK), started sandboxed from its capsule config
   style-guide    a static skill that reaches the system prompt
 """
@@ -17,13 +18,14 @@ import sys
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import ClassVar
 
 import pytest
 
-from astrid_audit import OutcomeKind
+from astrid_audit import AuditEntry, OutcomeKind
 from astrid_capsule.install import CapsuleInstaller, InstallRecord, TrustAck, TrustRequired
 from astrid_capsule.manifest import load_manifest
 from astrid_capsule.wasm import HostContext, HostGrants, WasmCapsule, WasmLimits, load_wasm_bytes
@@ -32,6 +34,7 @@ from astrid_core import (
     Authorization,
     AuthorizationProof,
     CapsuleHostCall,
+    DirectoryList,
     FileRead,
     JsonObject,
     McpToolCall,
@@ -195,10 +198,11 @@ def test_weather_notes_builds_from_source_to_the_shipped_module(tmp_path: Path) 
         (
             WEATHER,
             [
-                "read files (workspace): notes/**",
+                "read files (workspace): notes, !*/**, notes/**",
                 "network hosts: wttr.in",
                 "its own key-value storage",
-                "tools: save_note, recall_note, fetch",
+                "scheduled task nightly-index (0 3 * * *)",
+                "tools: save_note, recall_note, fetch, index_notes",
             ],
         ),
         (DOCS, ["runs an MCP server (untrusted, sandboxed): docs: python3 server.py"]),
@@ -380,3 +384,148 @@ async def test_docs_mcp_server_answers_from_its_capsule_config(
         McpToolCall(server="capsule-docs-mcp-docs", tool="search_docs", args={"query": "landlock"}),
         McpToolCall(server="capsule-docs-mcp-docs", tool="read_doc", args={"name": "../Capsule"}),
     ]
+
+
+# ---------------------------------------------------------------------- weather-notes: [[cron]]
+
+NIGHTLY_T0 = datetime(2030, 1, 1, 2, 59, 30)  # when the scheduler first sees the capsule
+NIGHTLY = datetime(2030, 1, 1, 3, 0)  # "0 3 * * *": the first run due after NIGHTLY_T0
+INDEX_NOTES = "capsule__weather-notes__index_notes"
+
+
+async def stored_index(runtime: AgentRuntime) -> object:
+    return await runtime.storage.get("capsule_kv", "weather-notes/index")
+
+
+async def nightly_entries(runtime: AgentRuntime) -> list[AuditEntry]:
+    """The audit chain of the capsule's cron session (the one session titled for it)."""
+    [session] = [
+        s.session_id for s in await runtime.list_sessions() if s.title == "cron: weather-notes"
+    ]
+    return await runtime.audit.entries(session_id=session)
+
+
+async def run_nightly(runtime: AgentRuntime) -> str:
+    """The scheduler sees the capsule just before 03:00, then runs what is due at 03:00; the
+    run's status and detail."""
+    runtime.cron.clock = lambda: NIGHTLY_T0
+    assert await runtime.cron.run_due(NIGHTLY_T0) == []  # not due before 03:00
+    [run] = await runtime.cron.run_due(NIGHTLY)
+    assert (run.capsule, run.job, run.scheduled) == ("weather-notes", "nightly-index", NIGHTLY)
+    return f"{run.status}: {run.detail}"
+
+
+async def test_weather_notes_nightly_index_runs_once_allowed_for_the_workspace(
+    tmp_path: Path, workspace: Path
+) -> None:
+    model = Model(
+        [
+            ScriptedTurn("indexing", ((INDEX_NOTES, {}),)),
+            ScriptedTurn("done"),
+            ScriptedTurn(
+                "recalling", (("capsule__weather-notes__recall_note", {"path": "index"}),)
+            ),
+            ScriptedTurn("done"),
+        ]
+    )
+    runtime = await open_runtime(tmp_path, model, config=f'root = "{workspace}"\n')
+    # Safe mode asks for the tool and for the listing it makes: both allowed for the workspace.
+    human = Human([ApprovalOption.ALLOW_WORKSPACE] * 2 + [ApprovalOption.ALLOW_ONCE])
+    runtime.set_frontend(human)  # type: ignore[arg-type]
+    try:
+        await install(runtime_installer(runtime), WEATHER)
+        info = await runtime.create_session(str(workspace))
+        await collect(runtime, info.session_id, "index my notes")
+        assert [r.action for r in human.asked] == [
+            CapsuleHostCall(capsule="weather-notes", function="index_notes", args={}),
+            DirectoryList(path=str(workspace / "notes")),
+        ]
+        assert await stored_index(runtime) == {"names": ["weather.md"], "count": 1}
+
+        # A note added after the session: only the nightly run can have listed it.
+        (workspace / "notes" / "frost.md").write_text("# Frost on Tuesday\n")
+        assert await run_nightly(runtime) == "ok: " + json.dumps(
+            {"ok": True, "index": {"names": ["frost.md", "weather.md"], "count": 2}},
+            separators=(",", ":"),
+        )
+        index = {"names": ["frost.md", "weather.md"], "count": 2}
+        assert await stored_index(runtime) == index
+        assert len(human.asked) == 2  # the job asked nobody: the allowances covered it
+
+        entries = await nightly_entries(runtime)
+        allowed = [e.action for e in entries if e.outcome.kind is OutcomeKind.ALLOWED]
+        assert [a["kind"] for a in allowed if a] == ["capsule_host_call", "directory_list"]
+        assert all(
+            (e.authorization or {}).get("proof", {}).get("kind") == "allowance"
+            for e in entries
+            if e.outcome.kind is OutcomeKind.ALLOWED
+        )
+        [end] = [e for e in entries if e.outcome.detail.get("stage") == "end"]
+        assert (end.outcome.kind, end.outcome.success) == (OutcomeKind.EXECUTED, True)
+
+        # recall_note reads the index back for the agent.
+        events = await collect(runtime, info.session_id, "what is indexed?")
+        [recalled] = [json.loads(e["output"]) for e in events if e["type"] == "tool_call_result"]
+        assert recalled == {"ok": True, "path": "index", "note": index}
+        assert (await runtime.audit_verify())["ok"] is True
+    finally:
+        await runtime.aclose()
+
+
+async def test_weather_notes_nightly_index_without_the_grants_writes_nothing(
+    tmp_path: Path, workspace: Path
+) -> None:
+    model = Model([ScriptedTurn("indexing", ((INDEX_NOTES, {}),)), ScriptedTurn("done")])
+    runtime = await open_runtime(tmp_path, model, config=f'root = "{workspace}"\n')
+    # Only an Allow Once for the tool, then a refusal of the listing: nothing to reuse at night.
+    human = Human([ApprovalOption.ALLOW_ONCE, ApprovalOption.DENY])
+    runtime.set_frontend(human)  # type: ignore[arg-type]
+    try:
+        await install(runtime_installer(runtime), WEATHER)
+        info = await runtime.create_session(str(workspace))
+        await collect(runtime, info.session_id, "index my notes")
+        assert len(human.asked) == 2
+        assert await stored_index(runtime) is None
+
+        status = await run_nightly(runtime)
+        assert status.startswith("denied: ")
+        assert "cron job nightly-index of capsule weather-notes runs unattended" in status
+        assert "Allow Workspace or Allow Always" in status
+        assert await stored_index(runtime) is None
+        assert len(human.asked) == 2  # denied at once, nobody asked
+
+        entries = await nightly_entries(runtime)
+        [denial] = [e for e in entries if e.outcome.kind is OutcomeKind.APPROVAL_DENIED]
+        assert denial.action is not None
+        assert denial.action["kind"] == "capsule_host_call"
+        assert "runs unattended" in denial.outcome.reason
+        [end] = [e for e in entries if e.outcome.detail.get("stage") == "end"]
+        assert end.outcome.kind is OutcomeKind.DENIED
+        assert not [e for e in entries if e.outcome.kind is OutcomeKind.ALLOWED]
+
+        # The tool allowed for the workspace but not the listing (safe mode asks for it): the
+        # export runs, the host refuses it the listing, and the index stays unwritten.
+        await runtime.allowances.grant(
+            CapsuleHostCall(capsule="weather-notes", function="index_notes", args={}),
+            scope="workspace",
+            session_id=info.session_id,
+            workspace=str(workspace),
+            approval_audit_id=None,
+        )
+        runtime.cron.clock = lambda: NIGHTLY
+        [run] = await runtime.cron.run_due(datetime(2030, 1, 2, 3, 0))
+        assert run.status == "ok"  # the export answered, with the host's refusal
+        assert json.loads(run.detail)["ok"] is False
+        assert "runs unattended" in json.loads(run.detail)["error"]
+        assert await stored_index(runtime) is None
+        denials = [
+            e.action["kind"]
+            for e in await nightly_entries(runtime)
+            if e.outcome.kind is OutcomeKind.APPROVAL_DENIED and e.action
+        ]
+        assert denials == ["capsule_host_call", "directory_list"]
+        warnings = (await runtime.status()).warnings
+        [warning] = [w for w in warnings if "runs unattended" in w]
+        assert DirectoryList(path=str(workspace / "notes")).summary in warning
+    finally:
+        await runtime.aclose()

@@ -52,6 +52,7 @@ class OutcomeKind(StrEnum):
     MCP_TOOL_CHANGED = "mcp_tool_changed"  # a pinned tool changed: disabled until re-approved
     MCP_TOOL_APPROVED = "mcp_tool_approved"
     MCP_SERVER_EVENT = "mcp_server_event"  # start, crash, restart, give-up
+    SCHEDULED_RUN = "scheduled_run"  # a capsule's [[cron]] job started (its end: executed/denied)
 
 
 class Outcome(BaseModel):

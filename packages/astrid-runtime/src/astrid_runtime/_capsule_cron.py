@@ -26,10 +26,10 @@ as when the agent calls the tool it names.
 * Limits: the WASM limits (time, memory, payload) stop a looping or greedy job; a failed run is
   recorded and never reaches the daemon or the other jobs.
 
-Audit, on the cron session's chain: the start of each run is a ``session_start`` entry (the log
-has no kind of its own for a scheduled run), then the usual decision, host-call and
-``executed`` entries, then the end: ``executed`` (success true/false) or ``denied``; both
-carry ``detail = {"layer": "cron", "stage": "start" | "end", ...}``.
+Audit, on the cron session's chain: the start of each run is a ``scheduled_run`` entry, then
+the usual decision, host-call and ``executed`` entries, then the end: ``executed`` (success
+true/false) or ``denied``; both carry ``detail = {"layer": "cron", "stage": "start" | "end",
+...}``.
 """
 
 from __future__ import annotations
@@ -360,7 +360,7 @@ class CapsuleCron:
         await self._audit(
             live,
             Outcome(
-                kind=OutcomeKind.SESSION_START, reason=started, detail={**about, "stage": "start"}
+                kind=OutcomeKind.SCHEDULED_RUN, reason=started, detail={**about, "stage": "start"}
             ),
         )
         run = await self._call(entry, scheduled, live)
