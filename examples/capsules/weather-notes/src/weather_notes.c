@@ -3,8 +3,12 @@
  *
  * Tools (declared in ../Capsule.toml):
  *   save_note   {"path": "notes/x.md"}  read the file (host read_file), store a summary (kv_set)
- *   recall_note {"path": "notes/x.md"}  return the stored summary (kv_get)
+ *   recall_note {"path": "notes/x.md"}  return the stored summary (kv_get); "index": the index
+ *   index_notes {}                      list notes/ (fs_readdir), store the index under "index"
  *   fetch       {"url": "https://wttr.in/Paris?format=3"}  GET over the host's http_request
+ *
+ * index_notes takes no arguments because Capsule.toml's [[cron]] entry runs it unattended,
+ * and a scheduled run is always called with {}.
  *
  * The capsule never touches files, storage or the network itself: each of those is a host
  * call, and the host decides (declared in the manifest, accepted at install, confined to the
@@ -24,6 +28,8 @@
 #define MAX_REQUEST (4u * 1024u)
 #define MAX_OUTPUT (4u * 1024u)
 #define FIRST_LINE_BYTES 120u
+#define INDEX_BYTES 2048u /* the stored index; the names past it are counted, not listed */
+#define INDEX_NAMES 32u
 
 static u8 input_buf[MAX_INPUT];
 static u8 reply_buf[MAX_REPLY];
@@ -355,6 +361,67 @@ EXPORT("recall_note") int recall_note(void) {
     put_span(&out, path);
     put(&out, "\",\"note\":");
     put_span(&out, note);
+    put(&out, "}");
+    return output(&out);
+}
+
+/* The strings of a JSON array (a readdir reply's entries) into `b` as a JSON array: at most
+ * INDEX_NAMES of them, whole, leaving room for the rest of the index. Returns how many the
+ * array holds, so a folder of many notes is counted right even when not all are listed. */
+static u32 put_names(builder *b, span array) {
+    const u8 *s = array.p;
+    u32 n = array.n, count = 0, listed = 0;
+    u32 i = skip_ws(s, 0, n);
+    put(b, "[");
+    if (i < n && s[i] == '[') i = skip_ws(s, i + 1, n);
+    while (i < n && s[i] == '"') {
+        u32 end = skip_string(s, i, n);
+        if (end == FAIL) break;
+        count++;
+        /* 24: the comma, "]" and ',"count":<u32>}' that follow */
+        if (listed < INDEX_NAMES && b->len + (end - i) + 24 <= b->cap) {
+            if (listed++) put(b, ",");
+            put_bytes(b, s + i, end - i); /* the raw string, quotes included */
+        }
+        i = skip_ws(s, end, n);
+        if (i >= n || s[i] != ',') break;
+        i = skip_ws(s, i + 1, n);
+    }
+    put(b, "]");
+    return count;
+}
+
+EXPORT("index_notes") int index_notes(void) {
+    span reply, value, entries;
+    builder list = {request_buf, MAX_REQUEST, 0, 0};
+    put(&list, "{\"path\":\"notes\"}");
+    const char *problem = host_call(astrid_fs_readdir, &list, &reply);
+    if (problem) return fail_with(problem);
+    if (!host_ok(reply, &value)) return forward(reply); /* refused, or no notes/ folder */
+    if (!member(value, "entries", &entries)) return fail_with("the listing has no entries");
+
+    /* Built before the next host call, which reuses reply_buf that `entries` points into. */
+    static u8 index_buf[INDEX_BYTES];
+    builder index = {index_buf, sizeof index_buf, 0, 0};
+    put(&index, "{\"names\":");
+    u32 count = put_names(&index, entries);
+    put(&index, ",\"count\":");
+    put_u32(&index, count);
+    put(&index, "}");
+    if (index.overflow) return fail_with("the index did not fit its buffer");
+    span index_json = {index.buf, index.len};
+
+    builder store = {request_buf, MAX_REQUEST, 0, 0};
+    put(&store, "{\"key\":\"index\",\"value\":");
+    put_span(&store, index_json);
+    put(&store, "}");
+    problem = host_call(astrid_kv_set, &store, &reply);
+    if (problem) return fail_with(problem);
+    if (!host_ok(reply, &value)) return forward(reply);
+
+    builder out = {output_buf, MAX_OUTPUT, 0, 0};
+    put(&out, "{\"ok\":true,\"index\":");
+    put_span(&out, index_json);
     put(&out, "}");
     return output(&out);
 }

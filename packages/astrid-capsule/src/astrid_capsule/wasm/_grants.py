@@ -6,7 +6,7 @@ relative gitwildmatch patterns; hosts are exact names or ``*.example.com`` suffi
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 import pathspec
@@ -27,6 +27,26 @@ class HostGrants:
 
     def can_read(self, relative: str) -> bool:
         return _matches(self.fs_read + self.fs_write, relative)
+
+    def can_list(self, relative: str) -> bool:
+        """Whether the folder ``relative`` may be listed: it is readable itself, or a granted
+        pattern names something inside it (``notes/**`` lets a capsule list ``notes``)."""
+        if self.can_read(relative):
+            return True
+        inside = f"{relative}/" if relative else ""
+        return any(
+            pattern.startswith(inside) and not pattern.startswith("!")
+            for pattern in self.fs_read + self.fs_write
+        )
+
+    def visible(self, relative: str, names: Iterable[str]) -> list[str]:
+        """The entries of the folder ``relative`` a listing shows: all of them when the folder
+        is readable, else only those the capsule may read or list (names it may not touch are
+        never disclosed)."""
+        if self.can_read(relative):
+            return list(names)
+        prefix = f"{relative}/" if relative else ""
+        return [n for n in names if self.can_read(prefix + n) or self.can_list(prefix + n)]
 
     def can_write(self, relative: str) -> bool:
         return _matches(self.fs_write, relative)

@@ -110,8 +110,11 @@ class HostContext:
         if self.stopping is not None and self.stopping():
             raise HostDenied("the capsule call was stopped while this was being authorized")
 
-    def confine(self, function: str, raw: object, *, write: bool) -> tuple[Path, str]:
-        """Resolve a guest path inside the workspace, or refuse. Returns (absolute, relative)."""
+    def confine(
+        self, function: str, raw: object, *, write: bool, listing: bool = False
+    ) -> tuple[Path, str]:
+        """Resolve a guest path inside the workspace, or refuse. Returns (absolute, relative).
+        ``listing``: the path is a folder to list, allowed when something in it is granted."""
         if not isinstance(raw, str) or not raw or "\x00" in raw:
             raise self.deny(function, "path must be a non-empty string without NUL bytes")
         candidate = Path(raw) if os.path.isabs(raw) else self.workspace / raw
@@ -125,7 +128,12 @@ class HostContext:
                 function, f"path {raw!r} resolves to {resolved}, outside the workspace"
             ) from None
         relative = relative if relative != "." else ""
-        allowed = self.grants.can_write(relative) if write else self.grants.can_read(relative)
+        if write:
+            allowed = self.grants.can_write(relative)
+        elif listing:
+            allowed = self.grants.can_list(relative)
+        else:
+            allowed = self.grants.can_read(relative)
         if not allowed:
             kind = "fs_write" if write else "fs_read"
             raise self.deny(function, f"path {relative!r} is not in the capsule's declared {kind}")
@@ -178,9 +186,10 @@ def _fs_stat(ctx: HostContext, req: dict[str, Any]) -> Any:
 
 
 def _fs_readdir(ctx: HostContext, req: dict[str, Any]) -> Any:
-    path, _ = ctx.confine("fs_readdir", req.get("path", "."), write=False)
+    path, relative = ctx.confine("fs_readdir", req.get("path", "."), write=False, listing=True)
     ctx.authorize("fs_readdir", DirectoryList(path=str(path)))
-    return {"entries": sorted(entry.name for entry in path.iterdir())[:10_000]}
+    names = sorted(entry.name for entry in path.iterdir())
+    return {"entries": ctx.grants.visible(relative, names)[:10_000]}
 
 
 def _fs_mkdir(ctx: HostContext, req: dict[str, Any]) -> Any:
