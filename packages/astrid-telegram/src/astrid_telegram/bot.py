@@ -129,6 +129,11 @@ class _Stream:
     text: str = ""
     sent_text: str = ""
     last_edit: float = 0.0
+    # One flush at a time: the periodic flusher and the event handler (new text, the end of
+    # the turn) both flush, and a flush awaits the network between taking a finished part off
+    # ``text`` and sending the rest; two interleaved flushes cut the same part twice and lost
+    # text (seen under load in the long-reply test).
+    lock: anyio.Lock = field(default_factory=anyio.Lock)
 
 
 @dataclass
@@ -572,6 +577,10 @@ class AstridTelegramBot:
             await self._stream_flush(stream, final=True)
 
     async def _stream_flush(self, stream: _Stream, *, final: bool) -> None:
+        async with stream.lock:
+            await self._stream_flush_locked(stream, final=final)
+
+    async def _stream_flush_locked(self, stream: _Stream, *, final: bool) -> None:
         if not stream.text.strip() or stream.text == stream.sent_text:
             return
         now = time.monotonic()
