@@ -316,6 +316,47 @@ def test_a_key_that_must_not_be_a_link_refuses_one(tmp_path: Path) -> None:
         read(link, follow_symlinks=False)
 
 
+def test_a_key_path_holding_a_fifo_or_an_oversize_file_is_refused_without_hanging(
+    tmp_path: Path,
+) -> None:
+    from astrid_crypto import read_private_file
+
+    def read(path: Path) -> bytes:
+        return read_private_file(
+            path,
+            length=32,
+            what="secret",
+            missing_hint="m",
+            exposed_hint="e",
+            wrong_length_hint="w",
+        )
+
+    fifo = tmp_path / "fifo.key"
+    os.mkfifo(fifo, 0o600)
+    with pytest.raises(ConfigError, match="is not a regular file"):
+        read(fifo)  # opened non-blocking: no writer needed to get an answer
+    big = tmp_path / "big.key"
+    fd = os.open(big, os.O_WRONLY | os.O_CREAT, 0o600)
+    os.write(fd, b"k" * 1_000_000)
+    os.close(fd)
+    with pytest.raises(ConfigError, match="has 1000000 bytes; it must hold exactly 32"):
+        read(big)
+
+
+def test_write_private_file_never_replaces_unless_asked(tmp_path: Path) -> None:
+    from astrid_crypto import write_private_file
+
+    target = tmp_path / "keys" / "k.key"
+    assert write_private_file(target, b"first", replace=False)
+    assert stat.S_IMODE(target.stat().st_mode) == 0o600
+    assert stat.S_IMODE(target.parent.stat().st_mode) == 0o700
+    assert not write_private_file(target, b"second", replace=False)
+    assert target.read_bytes() == b"first"
+    assert write_private_file(target, b"third", replace=True)
+    assert target.read_bytes() == b"third"
+    assert [p.name for p in target.parent.iterdir()] == ["k.key"]  # no temporary left behind
+
+
 @given(st.dictionaries(st.text(min_size=1, max_size=6), JSON, min_size=1, max_size=8), st.data())
 def test_members_of_consecutive_groups_join_to_the_canonical_text(
     value: dict[str, Any], data: st.DataObject

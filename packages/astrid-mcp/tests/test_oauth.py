@@ -11,9 +11,11 @@ import json
 import logging
 import re
 import socket
+import stat
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -21,20 +23,23 @@ import anyio
 import httpx2
 import pytest
 from anyio.abc import TaskGroup
-from mcp.shared.auth import OAuthClientInformationFull
+from mcp.shared.auth import OAuthClientInformationFull, OAuthToken
 from pydantic import AnyUrl
 
 from astrid_audit import AuditLog, Outcome, OutcomeKind
+from astrid_core import ConfigError
 from astrid_core.storage import MemoryStorage, Storage
-from astrid_crypto import KeyPair
+from astrid_crypto import KeyPair, SealingKey
 from astrid_mcp import McpServerConfig, SecureMcpClient
 from astrid_mcp.oauth import (
+    NAMESPACE,
     LoopbackCallback,
     OAuthError,
     OAuthLoginRequired,
     OAuthLoginTimeout,
     OAuthTokenStore,
     oauth_provider,
+    oauth_sealing_key,
 )
 
 from .conftest import RuleGuard
@@ -69,11 +74,23 @@ def config_for(lab: OAuthLab, **oauth: Any) -> McpServerConfig:
     )
 
 
+@pytest.fixture
+def key(tmp_path: Path) -> SealingKey:
+    """The daemon's key for OAuth records, under a fresh home (created at the first sign-in)."""
+    return oauth_sealing_key(tmp_path / "home")
+
+
 async def connect(
-    config: McpServerConfig, storage: Storage, person: Person, **options: Any
+    config: McpServerConfig, storage: Storage, person: Person, key: SealingKey, **options: Any
 ) -> SecureMcpClient:
-    auth = await oauth_provider(config, storage, show_url=person.show_url, **options)
+    auth = await oauth_provider(
+        config, storage, show_url=person.show_url, sealing_key=key, **options
+    )
     return SecureMcpClient(config, guard=RuleGuard(), http_auth=auth)
+
+
+def store_for(storage: Storage, key: SealingKey, url: str, server: str = "lab") -> OAuthTokenStore:
+    return OAuthTokenStore(storage, server, url, sealing_key=key)
 
 
 # --- tests -------------------------------------------------------------------------------------
@@ -83,11 +100,13 @@ def scopes_of(whoami: str) -> list[str]:
     return whoami.split("scopes ", 1)[1].split()
 
 
-async def test_first_start_signs_in_through_the_browser_and_the_tool_call_works() -> None:
+async def test_first_start_signs_in_through_the_browser_and_the_tool_call_works(
+    key: SealingKey,
+) -> None:
     storage = MemoryStorage()
     async with oauth_lab() as lab, anyio.create_task_group() as group:
         person = Person(group)
-        async with await connect(config_for(lab), storage, person) as client:
+        async with await connect(config_for(lab), storage, person, key) as client:
             result = await client.call_tool("whoami")
         (url,) = person.urls
         redirect = parse_qs(urlsplit(url).query)["redirect_uri"][0]
@@ -97,83 +116,87 @@ async def test_first_start_signs_in_through_the_browser_and_the_tool_call_works(
         (client_id,) = lab.provider.clients
         assert result.text == f"client {client_id} scopes mcp"
         # Tokens and registration are stored for the next start.
-        store = OAuthTokenStore(storage, "lab", lab.url)
+        store = store_for(storage, key, lab.url)
         assert await store.has_tokens()
         assert await store.registered_port() == urlsplit(redirect).port
 
 
-async def test_a_restart_reuses_the_stored_tokens_without_signing_in_again() -> None:
+async def test_a_restart_reuses_the_stored_tokens_without_signing_in_again(key: SealingKey) -> None:
     storage = MemoryStorage()
     async with oauth_lab() as lab, anyio.create_task_group() as group:
         person = Person(group)
-        async with await connect(config_for(lab), storage, person) as client:
+        async with await connect(config_for(lab), storage, person, key) as client:
             first = await client.call_tool("whoami")
-        async with await connect(config_for(lab), storage, person) as client:
+        async with await connect(config_for(lab), storage, person, key) as client:
             second = await client.call_tool("whoami")
         assert first.text == second.text
         assert len(person.urls) == 1
         assert (lab.provider.authorizations, lab.provider.registrations) == (1, 1)
 
 
-async def test_after_logout_the_next_start_signs_in_and_registers_again() -> None:
+async def test_after_logout_the_next_start_signs_in_and_registers_again(key: SealingKey) -> None:
     storage = MemoryStorage()
     async with oauth_lab() as lab, anyio.create_task_group() as group:
         person = Person(group)
-        async with await connect(config_for(lab), storage, person):
+        async with await connect(config_for(lab), storage, person, key):
             pass
-        assert await OAuthTokenStore(storage, "lab", lab.url).forget()
-        assert not await OAuthTokenStore(storage, "lab", lab.url).forget()
-        async with await connect(config_for(lab), storage, person) as client:
+        assert await store_for(storage, key, lab.url).forget()
+        assert not await store_for(storage, key, lab.url).forget()
+        async with await connect(config_for(lab), storage, person, key) as client:
             await client.call_tool("whoami")
         assert len(person.urls) == 2
         assert (lab.provider.authorizations, lab.provider.registrations) == (2, 2)
 
 
-async def test_tokens_stored_for_another_url_are_never_sent() -> None:
+async def test_tokens_stored_for_another_url_are_never_sent(key: SealingKey) -> None:
     storage = MemoryStorage()
     async with oauth_lab() as lab, anyio.create_task_group() as group:
         person = Person(group)
-        async with await connect(config_for(lab), storage, person):
+        async with await connect(config_for(lab), storage, person, key):
             pass
-        moved = OAuthTokenStore(storage, "lab", lab.url.replace("/mcp", "/other"))
+        moved = store_for(storage, key, lab.url.replace("/mcp", "/other"))
         assert await moved.get_tokens() is None
         assert await moved.get_client_info() is None
         assert await moved.registered_port() is None
 
 
-async def test_configured_scopes_are_requested_with_the_ones_the_server_asks_for() -> None:
+async def test_configured_scopes_are_requested_with_the_ones_the_server_asks_for(
+    key: SealingKey,
+) -> None:
     async with oauth_lab() as lab, anyio.create_task_group() as group:
         config = config_for(lab, scopes=["extra"], client_name="astrid-test")
-        async with await connect(config, MemoryStorage(), Person(group)) as client:
+        async with await connect(config, MemoryStorage(), Person(group), key) as client:
             result = await client.call_tool("whoami")
         assert sorted(scopes_of(result.text)) == ["extra", "mcp"]
         (registered,) = lab.provider.clients.values()
         assert registered.client_name == "astrid-test"
 
 
-async def test_the_callback_comes_back_to_the_configured_port() -> None:
+async def test_the_callback_comes_back_to_the_configured_port(key: SealingKey) -> None:
     port = _free_port()
     async with oauth_lab() as lab, anyio.create_task_group() as group:
         person = Person(group)
-        async with await connect(config_for(lab, redirect_port=port), MemoryStorage(), person):
+        async with await connect(config_for(lab, redirect_port=port), MemoryStorage(), person, key):
             pass
         redirect = parse_qs(urlsplit(person.urls[0]).query)["redirect_uri"][0]
         assert redirect == f"http://127.0.0.1:{port}/callback"
 
 
-async def test_a_sign_in_is_not_measured_by_the_startup_timeout() -> None:
+async def test_a_sign_in_is_not_measured_by_the_startup_timeout(key: SealingKey) -> None:
     async def slow_person(url: str) -> httpx2.Response:
         await anyio.sleep(1.0)  # longer than startup_timeout_s below
         return await approve_in_browser(url)
 
     async with oauth_lab() as lab, anyio.create_task_group() as group:
         config = config_for(lab).model_copy(update={"startup_timeout_s": 0.5})
-        async with await connect(config, MemoryStorage(), Person(group, slow_person)) as client:
+        async with await connect(
+            config, MemoryStorage(), Person(group, slow_person), key
+        ) as client:
             result = await client.call_tool("whoami")
         assert result.text.startswith("client ")
 
 
-async def test_a_response_with_the_wrong_state_is_refused() -> None:
+async def test_a_response_with_the_wrong_state_is_refused(key: SealingKey) -> None:
     async def forged(url: str) -> httpx2.Response:
         async with httpx2.AsyncClient(timeout=10) as http:
             consent = await http.get(url)
@@ -183,7 +206,7 @@ async def test_a_response_with_the_wrong_state_is_refused() -> None:
 
     async with oauth_lab() as lab, anyio.create_task_group() as group:
         person = Person(group, forged)
-        client = await connect(config_for(lab), MemoryStorage(), person)
+        client = await connect(config_for(lab), MemoryStorage(), person, key)
         with pytest.raises(OAuthError, match="carried the wrong state") as caught:
             async with client:
                 pass
@@ -193,14 +216,18 @@ async def test_a_response_with_the_wrong_state_is_refused() -> None:
         assert lab.provider.access == {}  # the code was never exchanged
 
 
-async def test_nobody_to_open_the_url_fails_the_start_with_the_login_command() -> None:
+async def test_nobody_to_open_the_url_fails_the_start_with_the_login_command(
+    key: SealingKey,
+) -> None:
     async def nobody(url: str) -> None:
         raise OAuthLoginRequired(
             "MCP server 'lab' needs a sign-in", hint="run `astrid servers login lab`"
         )
 
     async with oauth_lab() as lab:
-        auth = await oauth_provider(config_for(lab), MemoryStorage(), show_url=nobody)
+        auth = await oauth_provider(
+            config_for(lab), MemoryStorage(), show_url=nobody, sealing_key=key
+        )
         client = SecureMcpClient(config_for(lab), guard=RuleGuard(), http_auth=auth)
         with pytest.raises(OAuthLoginRequired, match="needs a sign-in") as caught:
             async with client:
@@ -208,10 +235,12 @@ async def test_nobody_to_open_the_url_fails_the_start_with_the_login_command() -
         assert caught.value.hint == "run `astrid servers login lab`"
 
 
-async def test_nobody_coming_back_times_out_with_a_clear_error_and_closes_the_port() -> None:
+async def test_nobody_coming_back_times_out_with_a_clear_error_and_closes_the_port(
+    key: SealingKey,
+) -> None:
     async with oauth_lab() as lab, anyio.create_task_group() as group:
         person = Person(group, act=None)
-        client = await connect(config_for(lab), MemoryStorage(), person, login_timeout_s=0.3)
+        client = await connect(config_for(lab), MemoryStorage(), person, key, login_timeout_s=0.3)
         started = time.monotonic()
         with pytest.raises(OAuthLoginTimeout) as caught:
             async with client:
@@ -228,7 +257,7 @@ async def test_nobody_coming_back_times_out_with_a_clear_error_and_closes_the_po
 
 
 async def test_tokens_never_reach_the_audit_log_or_the_logs(
-    caplog: pytest.LogCaptureFixture,
+    caplog: pytest.LogCaptureFixture, key: SealingKey
 ) -> None:
     caplog.set_level(logging.DEBUG)
     storage = MemoryStorage()
@@ -239,6 +268,7 @@ async def test_tokens_never_reach_the_audit_log_or_the_logs(
             storage,
             show_url=Person(group).show_url,
             on_secret=audit.redactor.add_secret,
+            sealing_key=key,
         )
         async with SecureMcpClient(
             config_for(lab), guard=RuleGuard(), http_auth=auth, audit=audit
@@ -269,7 +299,7 @@ async def test_tokens_never_reach_the_audit_log_or_the_logs(
             for secret in (access, refresh, client_secret):
                 assert secret not in recorded
                 assert secret not in logged
-                assert secret not in repr(OAuthTokenStore(storage, "lab", lab.url))
+                assert secret not in repr(store_for(storage, key, lab.url))
 
 
 # --- the loopback listener on its own ----------------------------------------------------------
@@ -365,7 +395,7 @@ def _free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-async def test_a_client_registered_by_hand_signs_in_without_registering() -> None:
+async def test_a_client_registered_by_hand_signs_in_without_registering(key: SealingKey) -> None:
     port = _free_port()
     async with oauth_lab() as lab, anyio.create_task_group() as group:
         lab.provider.clients["by-hand"] = OAuthClientInformationFull(
@@ -375,7 +405,186 @@ async def test_a_client_registered_by_hand_signs_in_without_registering() -> Non
             scope="mcp",
         )
         config = config_for(lab, client_id="by-hand", redirect_port=port)
-        async with await connect(config, MemoryStorage(), Person(group)) as client:
+        async with await connect(config, MemoryStorage(), Person(group), key) as client:
             result = await client.call_tool("whoami")
         assert result.text == "client by-hand scopes mcp"
         assert lab.provider.registrations == 0
+
+
+# --- tokens at rest ----------------------------------------------------------------------------
+
+URL = "https://mcp.example/mcp"
+TOKENS = OAuthToken(access_token="at-ACCESS-0123", refresh_token="rt-REFRESH-4567", expires_in=60)
+CLIENT = OAuthClientInformationFull(
+    client_id="client-89",
+    client_secret="cs-SECRET-89",
+    redirect_uris=[AnyUrl("http://127.0.0.1:4242/callback")],
+)
+
+
+async def seeded(key: SealingKey) -> MemoryStorage:
+    """A storage holding the tokens and registration of server "lab" at URL."""
+    storage = MemoryStorage()
+    store = store_for(storage, key, URL)
+    await store.set_tokens(TOKENS)
+    await store.set_client_info(CLIENT)
+    return storage
+
+
+def warnings_of(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+
+
+async def test_what_lands_in_storage_holds_no_token_text(tmp_path: Path, key: SealingKey) -> None:
+    storage = MemoryStorage()
+    async with oauth_lab() as lab, anyio.create_task_group() as group:
+        async with await connect(config_for(lab), storage, Person(group), key) as client:
+            await client.call_tool("whoami")
+        (access,) = lab.provider.access
+        (refresh,) = lab.provider.refresh
+        ((client_id, registered),) = lab.provider.clients.items()
+        assert registered.client_secret
+        rows = await storage.scan(NAMESPACE)
+        assert [name for name, _ in rows] == ["lab/client", "lab/tokens"]
+        raw = json.dumps(rows)
+        for secret in (access, refresh, registered.client_secret, client_id):
+            assert secret not in raw
+        for _, record in rows:
+            assert isinstance(record, dict)
+            assert sorted(record) == ["sealed", "url", "v"]
+            assert (record["v"], record["url"]) == (2, lab.url)
+        # They are in there, sealed: the store opens them with the key.
+        store = store_for(storage, key, lab.url)
+        tokens = await store.get_tokens()
+        assert tokens is not None
+        assert (tokens.access_token, tokens.refresh_token) == (access, refresh)
+        info = await store.get_client_info()
+        assert info is not None
+        assert info.client_secret == registered.client_secret
+    key_file = tmp_path / "home" / "keys" / "mcp-oauth.key"
+    assert key.path == key_file
+    assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+
+
+async def test_a_record_copied_to_another_server_or_url_does_not_open(
+    key: SealingKey, caplog: pytest.LogCaptureFixture
+) -> None:
+    storage = await seeded(key)
+    assert await store_for(storage, key, URL).get_tokens() == TOKENS
+    for kind in ("tokens", "client"):
+        await storage.put(NAMESPACE, f"other/{kind}", await storage.get(NAMESPACE, f"lab/{kind}"))
+    other = store_for(storage, key, URL, server="other")
+    assert await other.get_tokens() is None
+    assert await other.get_client_info() is None
+    assert await other.registered_port() is None
+    # The clear "url" field edited to follow the server to a new URL: the seal still refuses.
+    moved_url = "https://elsewhere.example/mcp"
+    for kind in ("tokens", "client"):
+        record: Any = await storage.get(NAMESPACE, f"lab/{kind}")
+        await storage.put(NAMESPACE, f"lab/{kind}", {**record, "url": moved_url})
+    moved = store_for(storage, key, moved_url)
+    assert await moved.get_tokens() is None
+    assert await moved.get_client_info() is None
+    assert warnings_of(caplog) == [
+        f"the {what} of MCP server {server!r} does not open with the MCP OAuth key {key.path};"
+        f" it is ignored: run `astrid servers login {server}` and open the URL it prints"
+        for server in ("other", "lab")
+        for what in ("token record", "client registration")
+    ]
+    for secret in ("at-ACCESS-0123", "rt-REFRESH-4567", "cs-SECRET-89"):
+        assert secret not in caplog.text
+
+
+async def test_a_tampered_record_fails_closed_and_the_next_start_signs_in_again(
+    key: SealingKey, caplog: pytest.LogCaptureFixture
+) -> None:
+    storage = MemoryStorage()
+    async with oauth_lab() as lab, anyio.create_task_group() as group:
+        person = Person(group)
+        async with await connect(config_for(lab), storage, person, key):
+            pass
+        record: Any = await storage.get(NAMESPACE, "lab/tokens")
+        sealed = record["sealed"]
+        middle = len(sealed) // 2
+        flipped = "B" if sealed[middle] == "A" else "A"
+        tampered = sealed[:middle] + flipped + sealed[middle + 1 :]
+        await storage.put(NAMESPACE, "lab/tokens", {**record, "sealed": tampered})
+        assert await store_for(storage, key, lab.url).get_tokens() is None
+        async with await connect(config_for(lab), storage, person, key) as client:
+            assert (await client.call_tool("whoami")).text.startswith("client ")
+        # A new sign-in with the stored registration, which still opened.
+        assert (lab.provider.authorizations, lab.provider.registrations) == (2, 1)
+        assert len(person.urls) == 2
+        assert await store_for(storage, key, lab.url).has_tokens()
+    assert any("token record of MCP server 'lab' does not open" in w for w in warnings_of(caplog))
+
+
+@pytest.mark.parametrize(
+    "record",
+    [
+        {"v": 2, "url": URL, "sealed": ""},
+        {"v": 2, "url": URL, "sealed": "not base64!"},
+        {"v": 2, "url": URL, "sealed": "QUJD"},
+        {"v": 2, "url": URL, "sealed": 42},
+        {"v": 3, "url": URL, "sealed": "QUJD"},
+        "a string",
+    ],
+)
+async def test_garbage_records_read_as_absent(key: SealingKey, record: Any) -> None:
+    storage = await seeded(key)
+    await storage.put(NAMESPACE, "lab/tokens", record)
+    store = store_for(storage, key, URL)
+    assert await store.get_tokens() is None
+    assert not await store.has_tokens()
+
+
+async def test_a_plain_record_of_the_old_format_is_deleted_not_used(
+    key: SealingKey, caplog: pytest.LogCaptureFixture
+) -> None:
+    storage = MemoryStorage()
+    plain = {"url": URL, "value": TOKENS.model_dump(mode="json", exclude_none=True)}
+    await storage.put(NAMESPACE, "lab/tokens", plain)
+    assert await store_for(storage, key, URL).get_tokens() is None
+    assert await storage.get(NAMESPACE, "lab/tokens") is None
+    assert warnings_of(caplog) == [
+        "the token record of MCP server 'lab' was stored unencrypted by an older Astrid;"
+        " it was deleted: run `astrid servers login lab` and open the URL it prints"
+    ]
+    assert "at-ACCESS-0123" not in caplog.text
+    assert not key.path.exists()  # reading never creates the key
+
+
+async def test_a_lost_key_means_signing_in_again(
+    key: SealingKey, caplog: pytest.LogCaptureFixture
+) -> None:
+    storage = await seeded(key)
+    key.path.unlink()
+    store = store_for(storage, oauth_sealing_key(key.path.parents[1]), URL)
+    assert await store.get_tokens() is None
+    assert not key.path.exists()
+    assert warnings_of(caplog)[0] == (
+        f"the token record of MCP server 'lab' cannot be opened: the MCP OAuth key {key.path}"
+        " that sealed it does not exist; it is ignored: run `astrid servers login lab` and"
+        " open the URL it prints"
+    )
+    await store.set_tokens(TOKENS)  # the sign-in that follows seals under a new key
+    assert stat.S_IMODE(key.path.stat().st_mode) == 0o600
+    assert await store.get_tokens() == TOKENS
+
+
+async def test_a_key_readable_by_others_stops_the_start(key: SealingKey) -> None:
+    storage = await seeded(key)
+    key.path.chmod(0o644)
+    config = McpServerConfig.model_validate({"name": "lab", "url": URL, "oauth": {}})
+
+    async def nobody(url: str) -> None:
+        raise AssertionError("no sign-in may start while the key is exposed")
+
+    with pytest.raises(ConfigError, match="readable by group or others") as caught:
+        await oauth_provider(
+            config, storage, show_url=nobody, sealing_key=oauth_sealing_key(key.path.parents[1])
+        )
+    assert f"chmod 600 {key.path}" in caught.value.hint
+    assert "revoke the sign-ins" in caught.value.hint
+    with pytest.raises(ConfigError, match="readable by group or others"):
+        await store_for(storage, oauth_sealing_key(key.path.parents[1]), URL).get_tokens()

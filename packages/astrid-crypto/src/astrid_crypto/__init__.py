@@ -1,11 +1,13 @@
-"""astrid-crypto: Ed25519 keys and signatures, BLAKE3 hashes, canonical JSON.
+"""astrid-crypto: Ed25519 keys and signatures, BLAKE3 hashes, canonical JSON, sealed secrets.
 
 Small on purpose: every signature and hash in Astrid goes through these few functions.
 """
 
 from ._canonical import canonical_json, canonical_loads, canonical_members
 from ._hash import HASH_HEX_LENGTH, ContentHash, content_hash, hash_file
-from ._keys import SEED_LENGTH, KeyPair, PublicKey, b64decode, b64encode, read_private_file
+from ._keys import SEED_LENGTH, KeyPair, PublicKey, b64decode, b64encode
+from ._private_files import read_private_file, write_private_file
+from ._sealed import SEALING_KEY_LENGTH, SealingKey, SealingKeyMissing
 
 __version__ = "0.1.0"
 
@@ -16,6 +18,10 @@ __all__ = [
     "b64decode",
     "SEED_LENGTH",
     "read_private_file",
+    "write_private_file",
+    "SealingKey",
+    "SealingKeyMissing",
+    "SEALING_KEY_LENGTH",
     "ContentHash",
     "content_hash",
     "hash_file",

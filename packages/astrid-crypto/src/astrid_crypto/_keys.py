@@ -10,8 +10,6 @@ from __future__ import annotations
 import base64
 import binascii
 import os
-import stat
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Self
@@ -23,6 +21,7 @@ import nacl.signing
 from astrid_core import BadInputError, ConfigError, VerificationError
 
 from ._hash import content_hash
+from ._private_files import read_private_file, write_private_file
 
 __all__ = ["KeyPair", "PublicKey", "b64encode", "b64decode", "SEED_LENGTH"]
 
@@ -88,38 +87,6 @@ class PublicKey:
         return f"PublicKey({self.key_id})"
 
 
-def read_private_file(
-    path: Path,
-    *,
-    length: int,
-    what: str,
-    missing_hint: str,
-    exposed_hint: str,
-    wrong_length_hint: str,
-    follow_symlinks: bool = True,
-) -> bytes:
-    """The bytes of a secret key file, refusing anything but a regular file of exactly
-    ``length`` bytes that only its owner can read. One check for every key Astrid keeps."""
-    try:
-        info = path.stat() if follow_symlinks else path.lstat()
-    except FileNotFoundError as exc:
-        raise ConfigError(f"{what} {path} does not exist", hint=missing_hint) from exc
-    if not stat.S_ISREG(info.st_mode):
-        raise ConfigError(f"{what} {path} is not a regular file")
-    if info.st_mode & 0o077:
-        raise ConfigError(
-            f"{what} {path} is readable by group or others (mode {stat.S_IMODE(info.st_mode):o})",
-            hint=f"run `chmod 600 {path}`; {exposed_hint}",
-        )
-    data = path.read_bytes()
-    if len(data) != length:
-        raise ConfigError(
-            f"{what} {path} has {len(data)} bytes; it must hold exactly {length}",
-            hint=wrong_length_hint,
-        )
-    return data
-
-
 class KeyPair:
     """An Ed25519 signing key. The seed never leaves this object except through ``save``."""
 
@@ -165,32 +132,11 @@ class KeyPair:
                 f"key file {target} already exists",
                 hint="pass overwrite=True (or `astrid keys generate --force`) to replace it",
             )
-        fd, tmp_name = tempfile.mkstemp(prefix=".key-", dir=target.parent)  # created 0600
-        try:
-            os.fchmod(fd, 0o600)
-            os.write(fd, bytes(self._signing))
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        try:
-            if overwrite:
-                os.replace(tmp_name, target)
-            else:
-                # link() fails if the target exists, atomically: two processes creating the key
-                # at the same moment cannot both win (exists-then-replace could).
-                try:
-                    os.link(tmp_name, target)
-                except FileExistsError:
-                    raise ConfigError(
-                        f"key file {target} already exists",
-                        hint="pass overwrite=True (`astrid keys generate --force`) to replace it",
-                    ) from None
-                finally:
-                    os.unlink(tmp_name)
-        except OSError:
-            if os.path.exists(tmp_name):
-                os.unlink(tmp_name)
-            raise
+        if not write_private_file(target, bytes(self._signing), replace=overwrite):
+            raise ConfigError(
+                f"key file {target} already exists",
+                hint="pass overwrite=True (`astrid keys generate --force`) to replace it",
+            )
         return target
 
     @classmethod

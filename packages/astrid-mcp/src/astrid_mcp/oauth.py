@@ -4,8 +4,9 @@ The SDK's ``OAuthClientProvider`` does the protocol: discovery, registration, PK
 This module supplies what runs around it in a daemon:
 
 - ``OAuthTokenStore``: the tokens and the client registration of one server, persisted in
-  astrid-core storage and bound to the server's URL (a changed URL never receives the old
-  tokens). They are secrets: never logged, never audited, and each one is handed to
+  astrid-core storage, sealed (``astrid_crypto.SealingKey``, key ``<home>/keys/mcp-oauth.key``)
+  and bound to the server's name and URL (a changed URL never receives the old tokens). They
+  are secrets: never stored in clear, never logged, never audited, and each one is handed to
   ``on_secret`` (the audit log's redactor) so that it is masked wherever it would appear.
 - ``LoopbackCallback``: a one-shot HTTP listener on 127.0.0.1 that receives the browser's
   redirect, checks ``state``, accepts exactly one callback and gives up after a bounded wait.
@@ -17,9 +18,12 @@ This module supplies what runs around it in a daemon:
 from __future__ import annotations
 
 import contextlib
+import json
+import logging
 import secrets
 import socket
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any, Final, cast
 from urllib.parse import parse_qs, urlsplit
 
@@ -35,8 +39,9 @@ from mcp.shared.auth import (
 )
 from pydantic import AnyUrl, PrivateAttr, ValidationError
 
-from astrid_core import AstridTimeoutError, JsonObject
+from astrid_core import AstridTimeoutError, JsonObject, VerificationError
 from astrid_core.storage import Storage
+from astrid_crypto import SealingKey, SealingKeyMissing, canonical_json
 
 from ._errors import ServerStartError
 from ._server_requests import check_elicitation_url
@@ -45,17 +50,21 @@ from .config import HttpTransport, McpServerConfig
 
 __all__ = [
     "NAMESPACE",
+    "KEY_FILE",
     "CALLBACK_PATH",
     "ShowUrl",
     "OAuthError",
     "OAuthLoginRequired",
     "OAuthLoginTimeout",
     "OAuthTokenStore",
+    "oauth_sealing_key",
     "LoopbackCallback",
     "oauth_provider",
 ]
 
 NAMESPACE = "mcp_oauth"
+# Under the daemon's home, beside the other keys (``keys/`` is denied to the agent).
+KEY_FILE = Path("keys") / "mcp-oauth.key"
 CALLBACK_PATH = "/callback"
 LOOPBACK = "127.0.0.1"
 # The token endpoint auth method of a public client: an OAuth method name, not a secret.
@@ -68,6 +77,10 @@ _MAX_REQUEST_HEAD = 16 * 1024
 _READ_TIMEOUT_S = 10.0
 # Browsers open speculative connections and ask for /favicon.ico; each costs one of these.
 _MAX_CONNECTIONS = 64
+_RECORD_VERSION = 2
+_KINDS = {"tokens": "token record", "client": "client registration"}
+
+_log = logging.getLogger(__name__)
 
 
 class OAuthError(ServerStartError):
@@ -92,12 +105,26 @@ def _login_hint(server: str) -> str:
 # --- tokens ------------------------------------------------------------------------------------
 
 
+def oauth_sealing_key(home: Path) -> SealingKey:
+    """The key that seals every server's tokens and registration: ``<home>/keys/mcp-oauth.key``."""
+    return SealingKey(
+        home / KEY_FILE,
+        what="MCP OAuth key",
+        lost_hint="sign in to the OAuth MCP servers again (`astrid servers login NAME`)",
+        exposed_hint="if others could read it, revoke the sign-ins at each server's provider"
+        " and sign in again (`astrid servers login NAME`)",
+    )
+
+
 class OAuthTokenStore:
     """The SDK's TokenStorage for one server, in astrid-core storage (namespace ``mcp_oauth``).
 
-    Records carry the server URL they were issued for; a record for another URL reads as absent,
-    so changing a server's ``url`` means signing in again rather than sending its tokens to a
-    new host. ``repr`` and errors never include a token.
+    A record is ``{"v": 2, "url": ..., "sealed": ...}``: the value sealed under
+    ``sealing_key`` with the server's name, the record's kind and the URL as associated data.
+    A record for another URL reads as absent, so changing a server's ``url`` means signing in
+    again rather than sending its tokens to a new host; a record copied to another server or
+    URL, or edited, does not open and reads as absent too (with a warning): the next start
+    signs in again. ``repr`` and errors never include a token.
     """
 
     def __init__(
@@ -106,11 +133,14 @@ class OAuthTokenStore:
         server: str,
         url: str,
         *,
+        sealing_key: SealingKey,
         client_id: str | None = None,
         redirect_uri: str | None = None,
         on_secret: OnSecret | None = None,
     ) -> None:
         self._storage = storage
+        self._sealing_key = sealing_key
+        self._warned: set[str] = set()
         self.server = server
         self.url = url
         self.client_id = client_id
@@ -125,15 +155,54 @@ class OAuthTokenStore:
         # Server names cannot contain "/" (astrid_core.Name), so keys never collide.
         return f"{self.server}/{kind}"
 
+    def _aad(self, kind: str) -> bytes:
+        # Everything the record is bound to: opening it under another server name, kind or URL
+        # fails, whatever its clear "url" field says.
+        return canonical_json(["astrid mcp oauth", _RECORD_VERSION, self.server, kind, self.url])
+
+    def _what(self, kind: str) -> str:
+        return f"the {_KINDS[kind]} of MCP server {self.server!r}"
+
+    def _ignore(self, kind: str, problem: str, outcome: str = "it is ignored") -> None:
+        if kind not in self._warned:  # once per store, not on every lookup of a start
+            self._warned.add(kind)
+            _log.warning("%s; %s: %s", problem, outcome, _login_hint(self.server))
+
     async def _load(self, kind: str) -> JsonObject | None:
         record = await self._storage.get(NAMESPACE, self._key(kind))
-        if not isinstance(record, dict) or record.get("url") != self.url:
+        if not isinstance(record, dict):
             return None
-        value = record.get("value")
+        sealed = record.get("sealed")
+        if record.get("v") != _RECORD_VERSION or not isinstance(sealed, str):
+            if "sealed" not in record and "value" in record:
+                # A plain record of the first format is treated as absent, not resealed: its
+                # tokens sat readable in the database and in every backup of it, so they
+                # count as exposed, and sealing them now would keep using them. A fresh
+                # sign-in gets new ones; the clear copy is deleted now rather than left lying
+                # there until that sign-in overwrites it.
+                await self._storage.delete(NAMESPACE, self._key(kind))
+                problem = f"{self._what(kind)} was stored unencrypted by an older Astrid"
+                self._ignore(kind, problem, "it was deleted")
+            else:
+                self._ignore(kind, f"{self._what(kind)} has an unknown format")
+            return None
+        if record.get("url") != self.url:
+            return None  # issued for the server's former URL: signing in again is expected
+        try:
+            plain = self._sealing_key.open_text(sealed, aad=self._aad(kind), what=self._what(kind))
+        except (VerificationError, SealingKeyMissing) as exc:
+            # Fail closed, but not into a crash on every start: without its value the
+            # server signs in again, and that sign-in overwrites this record. A key file that
+            # is unsafe (readable by others, a symlink) is not caught: that start fails.
+            self._ignore(kind, exc.message)
+            return None
+        value = json.loads(plain)  # authentic, so written by _save: a JSON object
         return value if isinstance(value, dict) else None
 
     async def _save(self, kind: str, value: JsonObject) -> None:
-        await self._storage.put(NAMESPACE, self._key(kind), {"url": self.url, "value": value})
+        sealed = self._sealing_key.seal(json.dumps(value, sort_keys=True), aad=self._aad(kind))
+        record: JsonObject = {"v": _RECORD_VERSION, "url": self.url, "sealed": sealed}
+        await self._storage.put(NAMESPACE, self._key(kind), record)
 
     def _reveal(self, *values: str | None) -> None:
         if self._on_secret is not None:
@@ -450,18 +519,25 @@ async def oauth_provider(
     show_url: ShowUrl,
     login_timeout_s: float = 300.0,
     on_secret: OnSecret | None = None,
+    sealing_key: SealingKey,
 ) -> OAuthClientProvider:
     """The ``http_auth`` for a server configured with ``oauth``.
 
     Stored tokens are used (and refreshed) without anyone noticing; a sign-in is needed only
     when there are none or they no longer work. Then the authorization URL goes to
-    ``show_url`` and the browser must come back within ``login_timeout_s``.
+    ``show_url`` and the browser must come back within ``login_timeout_s``. Tokens and the
+    registration are stored sealed under ``sealing_key`` (``oauth_sealing_key(home)``).
     """
     oauth, transport = config.oauth, config.transport
     if oauth is None or not isinstance(transport, HttpTransport):
         raise ValueError(f"server {config.name!r} is not an http server with `oauth`")
     store = OAuthTokenStore(
-        storage, config.name, transport.url, client_id=oauth.client_id, on_secret=on_secret
+        storage,
+        config.name,
+        transport.url,
+        sealing_key=sealing_key,
+        client_id=oauth.client_id,
+        on_secret=on_secret,
     )
     port = oauth.redirect_port or await store.registered_port() or _free_loopback_port()
     redirect_uri = f"http://{LOOPBACK}:{port}{CALLBACK_PATH}"

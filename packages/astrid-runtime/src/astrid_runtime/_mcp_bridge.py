@@ -66,6 +66,7 @@ from astrid_mcp import (
     oauth_provider,
 )
 from astrid_mcp import McpTool as RemoteTool
+from astrid_mcp.oauth import oauth_sealing_key
 
 from .llm import ChatMessage, LlmProvider, ModelRequest, TextChunk
 from .tools import ToolContext, ToolRegistry, cap_output
@@ -264,6 +265,8 @@ class McpBridge:
         self._frontend = frontend
         self._sampler = sampler
         self._log_dir = home / "logs" / "mcp"
+        # One key seals the OAuth tokens of every server; its file appears at the first sign-in.
+        self._oauth_key = oauth_sealing_key(home)
         self._configs = {config.name: config for config in servers}
         self._logins: dict[str, _PendingLogin] = {}
         self._scoped: dict[str, _Scoped] = {}
@@ -287,6 +290,7 @@ class McpBridge:
                 login_timeout_s=self.login_timeout_s,
                 # Tokens are masked wherever they would reach the audit log.
                 on_secret=redactor.add_secret if redactor is not None else None,
+                sealing_key=self._oauth_key,
             )
         return SecureMcpClient(
             config,
@@ -370,7 +374,9 @@ class McpBridge:
 
     def _token_store(self, config: McpServerConfig) -> OAuthTokenStore:
         assert isinstance(config.transport, HttpTransport)
-        return OAuthTokenStore(self._storage, config.name, config.transport.url)
+        return OAuthTokenStore(
+            self._storage, config.name, config.transport.url, sealing_key=self._oauth_key
+        )
 
     async def login(self, name: str) -> JsonObject:
         """Restart ``name`` with a fresh sign-in; returns its status and the authorization URL.
