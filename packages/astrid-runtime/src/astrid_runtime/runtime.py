@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import os
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -402,7 +402,7 @@ class AgentRuntime:
 
     # ------------------------------------------------------------------ turns
 
-    async def run_turn(self, session_id: SessionId, text: str) -> AsyncIterator[AgentEvent]:
+    async def run_turn(self, session_id: SessionId, text: str) -> AsyncGenerator[AgentEvent, None]:
         live = await self._get(session_id)
         if live.session.state == "ended":
             raise ConfigError(f"session {session_id} has ended", hint="create a new session")
