@@ -189,7 +189,11 @@ async def test_kill9_mid_turn_then_resume_and_verify(tmp_path: Path, workspace: 
             assert info["session_id"] == session
             report = await client.call("auditVerify")
             assert report["ok"] is True
-            assert report["entries"] >= 3
+            # At least the model call's decision. The record that the call finished rides with
+            # the next decision's write (the bash call's), which a kill -9 right after the
+            # tool_call_start event can beat: a crash may lose an outcome record, never a
+            # decision, and the log still verifies.
+            assert report["entries"] >= 2
     finally:
         stop_daemon(proc)
 
