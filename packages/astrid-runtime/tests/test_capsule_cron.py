@@ -194,6 +194,13 @@ async def test_a_job_granted_from_a_session_writes_on_schedule_in_one_reused_ses
         assert await last_tick(runtime) == "tick"
         assert len(await cron_sessions(runtime)) == 1  # one session, reused
         assert (await runtime.audit_verify())["ok"] is True
+        [job] = (await runtime.status()).scheduled  # what `astrid status` shows
+        assert job["capsule"] == "ticker"
+        assert job["job"] == "hourly"
+        assert job["schedule"] == "0 * * * *"
+        assert job["runs"] == 2
+        assert job["last"] == "ok"
+        assert job["next_due"] == (DUE + 2 * HOUR).isoformat(timespec="minutes")
     finally:
         await runtime.aclose()
 

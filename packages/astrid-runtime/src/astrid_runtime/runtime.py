@@ -207,6 +207,7 @@ class AgentRuntime:
     async def status(self) -> RuntimeStatus:
         running = sum(1 for live in self._live.values() if live.session.state == "running")
         bash_sandbox, bash_warning = bash_sandbox_report(self.config.security.sandbox_bash)
+        cron_warnings = await self.cron.warnings()  # refreshes the jobs shown below
         return RuntimeStatus(
             sessions=len(await self.sessions.list()),
             running_turns=running,
@@ -222,7 +223,21 @@ class AgentRuntime:
             ]
             + ([bash_warning] if bash_warning else [])
             + self.capsules.warnings
-            + await self.cron.warnings(),
+            + cron_warnings,
+            scheduled=[
+                {
+                    "capsule": job.capsule,
+                    "job": job.job,
+                    "schedule": job.schedule,
+                    "next_due": job.next_due.isoformat(timespec="minutes")
+                    if job.next_due
+                    else None,
+                    "runs": job.runs,
+                    "skipped": job.skipped,
+                    "last": job.last.status if job.last else None,
+                }
+                for job in self.cron.jobs()
+            ],
         )
 
     # ------------------------------------------------------------------ sessions

@@ -50,6 +50,9 @@ class RuntimeStatus(BaseModel):
     pending_approvals: int = 0
     deferred_approvals: int = 0
     warnings: list[str] = []
+    # Capsules' [[cron]] jobs: capsule, job, schedule, next_due (ISO, local time), runs,
+    # skipped, last (status of the last run, or null).
+    scheduled: list[JsonObject] = []
 
 
 @runtime_checkable
