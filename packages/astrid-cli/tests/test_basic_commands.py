@@ -56,6 +56,12 @@ def test_status_autostarts_daemon_then_stop(tmp_path: Path) -> None:
     status = json.loads(out.stdout)
     assert status["running"] is True
     assert status["ephemeral"] is True
+    shown = astrid(tmp_path, "status")  # for a person: labelled lines, not a dict dump
+    assert shown.returncode == 0, shown.stderr
+    assert f"pid {status['pid']}" in shown.stdout
+    assert status["runtime"]["runtime_key_id"] in shown.stdout
+    assert "0 waiting, 0 deferred" in shown.stdout
+    assert "{'" not in shown.stdout
     stopped = astrid(tmp_path, "daemon", "stop")
     assert stopped.returncode == 0, stopped.stderr
 

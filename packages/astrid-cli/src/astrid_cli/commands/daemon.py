@@ -42,13 +42,82 @@ def daemon_run(ctx: click.Context, ephemeral: bool, port: int) -> None:
 
 
 def _print_status(status: dict[str, Any]) -> None:
+    """The status for a person: the daemon, then what it hosts, then what needs attention."""
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
-    table = Table(show_header=False, box=None)
-    for key in sorted(status):
-        table.add_row(f"[bold]{key}[/bold]", str(status[key]))
-    Console().print(table)
+    console = Console()
+    runtime: dict[str, Any] = status.get("runtime") or {}
+    uptime = float(status.get("uptime_seconds") or 0)
+    daemon = (
+        f"running, pid {status.get('pid')}, version {status.get('version')}, "
+        f"up {_duration(uptime)}"
+        + (" (ephemeral: stops when idle)" if status.get("ephemeral") else "")
+    )
+    facts = Table(show_header=False, box=None)
+    rows: list[tuple[str, object]] = [
+        ("daemon", daemon),
+        ("clients", status.get("clients")),
+        ("state", status.get("state_dir")),
+        ("storage", runtime.get("storage_url")),
+        ("runtime key", runtime.get("runtime_key_id")),
+        ("sandbox", runtime.get("sandbox")),
+        (
+            "sessions",
+            f"{runtime.get('sessions', 0)} ({runtime.get('running_turns', 0)} running a turn)",
+        ),
+        (
+            "approvals",
+            f"{runtime.get('pending_approvals', 0)} waiting, "
+            f"{runtime.get('deferred_approvals', 0)} deferred",
+        ),
+    ]
+    for label, value in rows:
+        if value is not None:
+            facts.add_row(f"[bold]{label}[/bold]", escape(str(value)))
+    console.print(facts)
+    servers: list[dict[str, Any]] = runtime.get("servers") or []
+    if servers:
+        table = Table(title="MCP servers", title_justify="left")
+        for column in ("server", "state", "tools", "restarts", "sandbox"):
+            table.add_column(column)
+        for server in servers:
+            table.add_row(
+                *(
+                    escape(str(server.get(key, "")))
+                    for key in ("name", "state", "tools", "restarts", "sandbox")
+                )
+            )
+        console.print(table)
+    scheduled: list[dict[str, Any]] = runtime.get("scheduled") or []
+    if scheduled:
+        table = Table(title="Scheduled capsule jobs", title_justify="left")
+        for column in ("capsule / job", "schedule", "next due", "runs", "skipped", "last"):
+            table.add_column(column)
+        for job in scheduled:
+            table.add_row(
+                escape(f"{job.get('capsule')} / {job.get('job')}"),
+                escape(str(job.get("schedule"))),
+                escape(str(job.get("next_due") or "-")),
+                str(job.get("runs", 0)),
+                str(job.get("skipped", 0)),
+                escape(str(job.get("last") or "-")),
+            )
+        console.print(table)
+    warnings: list[str] = runtime.get("warnings") or []
+    for warning in warnings:
+        console.print(f"[yellow]⚠ {escape(warning)}[/yellow]")
+    if not warnings:
+        console.print("[green]no warnings[/green]")
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
 
 
 @daemon.command("status")
