@@ -217,6 +217,53 @@ async def test_three_modes_behave_differently(workspace: Path) -> None:
     assert result.authorization.denied_by is DenialLayer.WORKSPACE
 
 
+async def test_a_workspace_swapped_for_a_link_does_not_move_the_boundary(
+    workspace: Path, tmp_path: Path
+) -> None:
+    # The boundary is the workspace as resolved when the session began: replacing the folder
+    # with a symlink to somewhere else (here the whole tree above it) must not make that
+    # somewhere count as inside.
+    guard = await make_interceptor(
+        MemoryStorage(),
+        KeyPair.generate(),
+        workspace,
+        handler=ScriptedHandler(ApprovalOption.ALLOW_ONCE),
+        mode=WorkspaceMode.AUTONOMOUS,
+        escape=EscapePolicy.DENY,
+    )
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    workspace.rename(tmp_path / "moved-away")
+    workspace.symlink_to(elsewhere)
+    result = await guard.intercept(FileWrite(path=str(workspace / "planted.txt")), "x")
+    assert result.authorization.denied_by is DenialLayer.WORKSPACE
+    assert str(elsewhere / "planted.txt") in result.authorization.reason
+
+
+async def test_a_command_run_in_a_link_to_outside_is_outside(
+    workspace: Path, tmp_path: Path
+) -> None:
+    # The working directory is judged by where it leads, like any path: a link inside the
+    # workspace to a folder outside does not make a command run there count as inside.
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (workspace / "door").symlink_to(outside)
+    guard = await make_interceptor(
+        MemoryStorage(),
+        KeyPair.generate(),
+        workspace,
+        handler=ScriptedHandler(ApprovalOption.ALLOW_ONCE),
+        mode=WorkspaceMode.AUTONOMOUS,
+        escape=EscapePolicy.DENY,
+    )
+    inside = await guard.intercept(ShellCommand(command="ls", cwd=str(workspace / "src")), "x")
+    assert inside.allowed
+    through_link = await guard.intercept(
+        ShellCommand(command="ls", cwd=str(workspace / "door")), "x"
+    )
+    assert through_link.authorization.denied_by is DenialLayer.WORKSPACE
+
+
 async def test_allow_session_allowance_is_literal(workspace: Path) -> None:
     handler = ScriptedHandler(ApprovalOption.ALLOW_SESSION)
     guard = await make_interceptor(MemoryStorage(), KeyPair.generate(), workspace, handler=handler)
