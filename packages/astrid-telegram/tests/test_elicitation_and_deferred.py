@@ -188,7 +188,12 @@ async def test_an_ignored_approval_is_deferred_and_offered_again_on_the_next_mes
         assert await press(api, OWNER, OWNER, offer, "Allow Once") == "Allow Once"
         # The daemon replays the deferred action itself: no new model turn is needed.
         await wait_until(api, lambda: not victim.exists(), "the replayed delete")
-        assert "Allow Once" in html.unescape(offer.text).split("→")[-1]
+        # The keyboard message is edited to show the answer; the replay can finish first.
+        await wait_until(
+            api,
+            lambda: "Allow Once" in html.unescape(offer.text).split("→")[-1],
+            "the answer shown on the offer",
+        )
 
         # Neither the answered re-offer nor the original, expired keyboard works again.
         replay = await press_data(api, OWNER, OWNER, offer, allow_once)
