@@ -198,6 +198,8 @@ async def test_every_event_reaches_the_capsule_and_none_can_change_the_turn(
         )
         assert all("not run yet" not in w for w in warnings)
         assert any("crasher" in w for w in (await runtime.status()).warnings)
+        await runtime.capsules.verified()  # as a new session's load or the cron refresh does
+        assert any("crasher" in w for w in (await runtime.status()).warnings)  # still listed
 
         audited = [
             e.outcome

@@ -222,6 +222,8 @@ class CapsuleHost:
         self.limits = limits
         # Per capsule, what is wrong with it right now (refused, parts skipped): for status.
         self._problems: dict[str, list[str]] = {}
+        # Per capsule, the install (revision, content hash) last verified clean.
+        self._verified_as: dict[str, tuple[int, str]] = {}
         self._sessions: weakref.WeakValueDictionary[str, _SessionCapsules] = (
             weakref.WeakValueDictionary()
         )
@@ -288,7 +290,13 @@ class CapsuleHost:
         for record in records:
             try:
                 found.append(await self._verify(record.name))
-                self._problems.pop(record.name, None)  # fixed (reinstalled) since last time
+                stamp = (record.revision, record.content_hash)
+                if self._verified_as.get(record.name) != stamp:
+                    # A new install: what was wrong with the one before no longer applies.
+                    # Problems of this install (an interceptor that failed in some session)
+                    # stay listed until it is replaced; verifying again does not erase them.
+                    self._problems.pop(record.name, None)
+                    self._verified_as[record.name] = stamp
             except AstridError as exc:
                 await self._refuse(state, record.name, exc)
         return found

@@ -207,9 +207,6 @@ class AgentRuntime:
     async def status(self) -> RuntimeStatus:
         running = sum(1 for live in self._live.values() if live.session.state == "running")
         bash_sandbox, bash_warning = bash_sandbox_report(self.config.security.sandbox_bash)
-        # The capsules' problems are read before the cron refresh, which re-verifies the
-        # installed capsules and resets that list.
-        capsule_warnings = self.capsules.warnings
         cron_warnings = await self.cron.warnings()  # refreshes the jobs shown below
         return RuntimeStatus(
             sessions=len(await self.sessions.list()),
@@ -225,7 +222,7 @@ class AgentRuntime:
                 if s["state"] == "failed"
             ]
             + ([bash_warning] if bash_warning else [])
-            + capsule_warnings
+            + self.capsules.warnings
             + cron_warnings,
             scheduled=[
                 {
