@@ -16,7 +16,14 @@ import pytest
 from astrid_audit import AuditEntry, OutcomeKind
 from astrid_capsule.install import CapsuleInstaller, InstallRecord, TrustAck
 from astrid_capsule.wasm import WasmLimits
-from astrid_core import ApprovalOption, CapsuleHostCall, FileWrite, SessionId
+from astrid_core import (
+    ApprovalOption,
+    CapsuleHostCall,
+    ConfigError,
+    FileWrite,
+    NotFoundError,
+    SessionId,
+)
 from astrid_crypto import hash_file
 from astrid_runtime.llm import ScriptedTurn
 from astrid_runtime.runtime import AgentRuntime
@@ -370,6 +377,48 @@ async def test_without_a_workspace_root_nothing_runs_and_status_names_the_key(
         [warning] = [w for w in (await runtime.status()).warnings if "cron" in w]
         assert "capsule cron jobs do not run: [workspace] root is not set" in warning
         assert str(runtime.home / "config.toml") in warning
+    finally:
+        await runtime.aclose()
+
+
+async def test_a_job_run_now_runs_as_scheduled_and_keeps_its_schedule(
+    tmp_path: Path, workspace: Path, ticker_wasm: Path
+) -> None:
+    runtime = await open_cron_runtime(tmp_path, workspace)
+    try:
+        await install(runtime, tmp_path, ticker_wasm, TOOLS + cron(("hourly", "0 * * * *", "tick")))
+        await runtime.cron.run_due(T0)  # seen: next due at 11:00
+        denied = await runtime.capsule_run_job("ticker", "hourly")  # no grant yet: unattended
+        assert denied["status"] == "denied"
+        assert "runs unattended" in str(denied["detail"])
+        assert await last_tick(runtime) is None
+
+        await grant_workspace(runtime, workspace, "tick")
+        ran = await runtime.capsule_run_job("ticker", "hourly")
+        assert (ran["capsule"], ran["job"], ran["status"]) == ("ticker", "hourly", "ok")
+        assert await last_tick(runtime) == "tick"
+        [job] = (await runtime.status()).scheduled
+        assert job["runs"] == 2
+        assert job["next_due"] == DUE.isoformat(timespec="minutes")  # not moved by run-now
+        assert len(stage(await cron_entries(runtime), "start")) == 2  # recorded like any run
+
+        with pytest.raises(NotFoundError, match="has no \\[\\[cron\\]\\] entry named 'daily'"):
+            await runtime.capsule_run_job("ticker", "daily")
+    finally:
+        await runtime.aclose()
+
+
+async def test_run_now_is_refused_when_jobs_are_off(
+    tmp_path: Path, workspace: Path, ticker_wasm: Path
+) -> None:
+    runtime = await open_cron_runtime(
+        tmp_path, workspace, extra="[runtime]\ncapsule_cron = false\n"
+    )
+    try:
+        await install(runtime, tmp_path, ticker_wasm, TOOLS + cron(("hourly", "0 * * * *", "tick")))
+        with pytest.raises(ConfigError, match="turned off"):
+            await runtime.capsule_run_job("ticker", "hourly")
+        assert await cron_sessions(runtime) == []
     finally:
         await runtime.aclose()
 

@@ -125,6 +125,11 @@ class CapsuleName(_Params):
     name: str = Field(min_length=1, max_length=64)
 
 
+class CapsuleJob(_Params):
+    capsule: str = Field(min_length=1, max_length=64)
+    job: str = Field(min_length=1, max_length=64)
+
+
 def _parse(model: type[P], params: dict[str, Any]) -> P:
     try:
         return model.model_validate(params)
@@ -375,6 +380,10 @@ def bind_runtime(
     @method("astrid.capsuleRollback", CapsuleName)
     async def _capsule_rollback(conn: Connection, p: CapsuleName) -> Any:
         return await runtime.capsule_rollback(p.name)
+
+    @method("astrid.runCapsuleJob", CapsuleJob)
+    async def _capsule_run_job(conn: Connection, p: CapsuleJob) -> Any:
+        return await runtime.capsule_run_job(p.capsule, p.job)
 
     @method("astrid.removeCapsule", CapsuleName)
     async def _capsule_remove(conn: Connection, p: CapsuleName) -> Any:

@@ -103,6 +103,7 @@ METHODS: Final[dict[str, str]] = {
     "astrid.capsuleInfo": "an installed capsule {name} -> record, manifest, verified",
     "astrid.capsuleRollback": "return a capsule to its previous revision {name}",
     "astrid.removeCapsule": "uninstall a capsule and its secrets {name}",
+    "astrid.runCapsuleJob": "run a capsule's [[cron]] job now {capsule, job} -> the run's result",
     "astrid.loadCapsule": "load an installed capsule {name}",
     "astrid.unloadCapsule": "unload a capsule {name}",
     "astrid.subscribeEvents": "receive astrid.event notifications {session_id?} -> {subscription}",

@@ -54,7 +54,9 @@ from astrid_core import (
     ApprovalRequest,
     AstridError,
     CapsuleHostCall,
+    ConfigError,
     JsonObject,
+    NotFoundError,
     SessionId,
 )
 
@@ -320,6 +322,35 @@ class CapsuleCron:
             return self.poll_seconds
         wait = (min(upcoming) - self.clock()).total_seconds()
         return min(self.poll_seconds, max(wait, 0.01))
+
+    async def run_now(self, capsule: str, job: str) -> CronRun:
+        """Run one entry now, as its schedule would (a person trying a job out): the same
+        session, the same unattended rules, recorded like a scheduled run. Its schedule is
+        not moved. Refused when jobs are off, have no workspace, or this one is running."""
+        if not self.enabled:
+            raise ConfigError(
+                "capsule cron jobs are turned off",
+                hint="set [runtime] capsule_cron = true in $ASTRID_HOME/config.toml",
+            )
+        await self.refresh()
+        entry = self._entries.get((capsule, job))
+        if entry is None:
+            raise NotFoundError(
+                f"capsule {capsule!r} has no [[cron]] entry named {job!r}",
+                hint="`astrid status` lists the scheduled jobs",
+            )
+        workspace = self._jobs_workspace()
+        if workspace is None:
+            raise ConfigError(self._blocked or f"{entry.label} cannot run now")
+        if entry.key in self._running:
+            raise AstridError(
+                f"{entry.label} is running already",
+                hint="wait for it to finish; `astrid status` shows its last result",
+            )
+        self._running.add(entry.key)
+        results: list[CronRun] = []
+        await self._run_guarded(entry, self.clock(), workspace, results)
+        return results[0]
 
     async def aclose(self) -> None:
         """Stop the loop and cancel the runs in progress (before the runtime closes storage)."""

@@ -636,6 +636,16 @@ class AgentRuntime:
     async def capsule_rollback(self, name: str) -> JsonObject:
         return await self.capsule_admin.rollback(name)
 
+    async def capsule_run_job(self, capsule: str, job: str) -> JsonObject:
+        run = await self.cron.run_now(capsule, job)
+        return {
+            "capsule": run.capsule,
+            "job": run.job,
+            "started": run.scheduled.isoformat(timespec="seconds"),
+            "status": run.status,
+            "detail": run.detail,
+        }
+
     async def capsule_remove(self, name: str) -> JsonObject:
         return await self.capsule_admin.remove(name)
 

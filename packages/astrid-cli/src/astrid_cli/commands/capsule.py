@@ -459,6 +459,31 @@ def capsule_remove(ctx: click.Context, name: str, yes: bool, as_json: bool) -> N
     click.echo(f"removed {_clean(result['removed'])} (its audit entries are kept)")
 
 
+@capsule.command("run-job")
+@click.argument("name")
+@click.argument("job")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_context
+def capsule_run_job(ctx: click.Context, name: str, job: str, as_json: bool) -> None:
+    """Run one of a capsule's [[cron]] jobs now, to try it out.
+
+    It runs exactly as its schedule would: in [workspace] root, in the capsule's cron session,
+    unattended (whatever needs approval is denied and audited), and its next scheduled time
+    does not move. Exit 0 when the run succeeded, 1 otherwise.
+
+    Example: astrid capsule run-job weather-notes nightly-index
+    """
+    run: dict[str, Any] = _one_call(ctx, "runCapsuleJob", capsule=name, job=job)
+    if as_json:
+        emit_json(run)
+    else:
+        label = f"cron job {_clean(run['job'])} of capsule {_clean(run['capsule'])}"
+        detail = f": {_clean(str(run['detail']))}" if run.get("detail") else ""
+        click.echo(f"{label}: {_clean(run['status'])}{detail}")
+    if run["status"] != "ok":
+        ctx.exit(1)
+
+
 # ---------------------------------------------------------------------- local tools
 
 
