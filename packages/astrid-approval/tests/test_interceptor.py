@@ -7,7 +7,14 @@ from pathlib import Path
 import anyio
 import pytest
 
-from astrid_approval import BudgetConfig, BudgetTracker, EscapePolicy, Reservation, WorkspaceMode
+from astrid_approval import (
+    BudgetConfig,
+    BudgetTracker,
+    EscapePolicy,
+    Reservation,
+    SecurityInterceptor,
+    WorkspaceMode,
+)
 from astrid_audit import OutcomeKind, verify_storage
 from astrid_audit._log import NS_ENTRY
 from astrid_capabilities import CapabilityToken, ResourcePattern
@@ -189,6 +196,19 @@ async def test_private_network_in_every_spelling(workspace: Path) -> None:
         assert result.authorization.denied_by is DenialLayer.POLICY
 
 
+async def autonomous_no_escape(workspace: Path) -> SecurityInterceptor:
+    """Everything inside the workspace allowed, everything outside denied, a person who would
+    say yes: whatever is refused, the workspace boundary refused it."""
+    return await make_interceptor(
+        MemoryStorage(),
+        KeyPair.generate(),
+        workspace,
+        handler=ScriptedHandler(ApprovalOption.ALLOW_ONCE),
+        mode=WorkspaceMode.AUTONOMOUS,
+        escape=EscapePolicy.DENY,
+    )
+
+
 async def test_three_modes_behave_differently(workspace: Path) -> None:
     read = FileRead(path=str(workspace / "important.txt"))
     write = FileWrite(path=str(workspace / "src" / "new.py"))
@@ -205,14 +225,7 @@ async def test_three_modes_behave_differently(workspace: Path) -> None:
     assert asked["safe"] == ["file_read", "file_write", "file_write"]
     assert asked["guided"] == ["file_write", "file_write"]
     assert asked["autonomous"] == ["file_write"]  # only the write outside the workspace
-    deny_escape = await make_interceptor(
-        MemoryStorage(),
-        KeyPair.generate(),
-        workspace,
-        handler=ScriptedHandler(ApprovalOption.ALLOW_ONCE),
-        mode=WorkspaceMode.AUTONOMOUS,
-        escape=EscapePolicy.DENY,
-    )
+    deny_escape = await autonomous_no_escape(workspace)
     result = await deny_escape.intercept(outside, "x")
     assert result.authorization.denied_by is DenialLayer.WORKSPACE
 
@@ -223,14 +236,7 @@ async def test_a_workspace_swapped_for_a_link_does_not_move_the_boundary(
     # The boundary is the workspace as resolved when the session began: replacing the folder
     # with a symlink to somewhere else (here the whole tree above it) must not make that
     # somewhere count as inside.
-    guard = await make_interceptor(
-        MemoryStorage(),
-        KeyPair.generate(),
-        workspace,
-        handler=ScriptedHandler(ApprovalOption.ALLOW_ONCE),
-        mode=WorkspaceMode.AUTONOMOUS,
-        escape=EscapePolicy.DENY,
-    )
+    guard = await autonomous_no_escape(workspace)
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     workspace.rename(tmp_path / "moved-away")
@@ -248,14 +254,7 @@ async def test_a_command_run_in_a_link_to_outside_is_outside(
     outside = tmp_path / "outside"
     outside.mkdir()
     (workspace / "door").symlink_to(outside)
-    guard = await make_interceptor(
-        MemoryStorage(),
-        KeyPair.generate(),
-        workspace,
-        handler=ScriptedHandler(ApprovalOption.ALLOW_ONCE),
-        mode=WorkspaceMode.AUTONOMOUS,
-        escape=EscapePolicy.DENY,
-    )
+    guard = await autonomous_no_escape(workspace)
     inside = await guard.intercept(ShellCommand(command="ls", cwd=str(workspace / "src")), "x")
     assert inside.allowed
     through_link = await guard.intercept(

@@ -289,9 +289,22 @@ def test_canonical_fast_path_agrees_with_the_detailed_check(value: Any) -> None:
         assert encoded == detailed
 
 
-def test_a_key_that_must_not_be_a_link_refuses_one(tmp_path: Path) -> None:
+def read_secret(path: Path, *, follow_symlinks: bool = True) -> bytes:
+    """``read_private_file`` for a 32-byte test secret."""
     from astrid_crypto import read_private_file
 
+    return read_private_file(
+        path,
+        length=32,
+        what="secret",
+        missing_hint="m",
+        exposed_hint="e",
+        wrong_length_hint="w",
+        follow_symlinks=follow_symlinks,
+    )
+
+
+def test_a_key_that_must_not_be_a_link_refuses_one(tmp_path: Path) -> None:
     real = tmp_path / "real.key"
     fd = os.open(real, os.O_WRONLY | os.O_CREAT, 0o600)
     os.write(fd, b"k" * 32)
@@ -299,48 +312,25 @@ def test_a_key_that_must_not_be_a_link_refuses_one(tmp_path: Path) -> None:
     link = tmp_path / "link.key"
     link.symlink_to(real)
 
-    def read(path: Path, *, follow_symlinks: bool = True) -> bytes:
-        return read_private_file(
-            path,
-            length=32,
-            what="secret",
-            missing_hint="m",
-            exposed_hint="e",
-            wrong_length_hint="w",
-            follow_symlinks=follow_symlinks,
-        )
-
-    assert read(real) == b"k" * 32
-    assert read(link) == b"k" * 32
+    assert read_secret(real) == b"k" * 32
+    assert read_secret(link) == b"k" * 32
     with pytest.raises(ConfigError, match=r"secret .* is not a regular file"):
-        read(link, follow_symlinks=False)
+        read_secret(link, follow_symlinks=False)
 
 
 def test_a_key_path_holding_a_fifo_or_an_oversize_file_is_refused_without_hanging(
     tmp_path: Path,
 ) -> None:
-    from astrid_crypto import read_private_file
-
-    def read(path: Path) -> bytes:
-        return read_private_file(
-            path,
-            length=32,
-            what="secret",
-            missing_hint="m",
-            exposed_hint="e",
-            wrong_length_hint="w",
-        )
-
     fifo = tmp_path / "fifo.key"
     os.mkfifo(fifo, 0o600)
     with pytest.raises(ConfigError, match="is not a regular file"):
-        read(fifo)  # opened non-blocking: no writer needed to get an answer
+        read_secret(fifo)  # opened non-blocking: no writer needed to get an answer
     big = tmp_path / "big.key"
     fd = os.open(big, os.O_WRONLY | os.O_CREAT, 0o600)
     os.write(fd, b"k" * 1_000_000)
     os.close(fd)
     with pytest.raises(ConfigError, match="has 1000000 bytes; it must hold exactly 32"):
-        read(big)
+        read_secret(big)
 
 
 def test_write_private_file_never_replaces_unless_asked(tmp_path: Path) -> None:
