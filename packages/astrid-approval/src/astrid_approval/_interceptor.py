@@ -49,6 +49,21 @@ Notify = Callable[[str], Awaitable[None]]
 Replay = Callable[[SensitiveAction, "InterceptResult"], Awaitable[None]]
 
 
+_ALLOWS: dict[tuple[AuthorizationProof, str], Authorization] = {}
+
+
+def _allow(proof: AuthorizationProof, reason: str) -> Authorization:
+    """Authorization.allow, kept: it is immutable, one grant's allow for one stated reason
+    recurs call after call, and the audit log encodes each distinct authorization once."""
+    key = (proof, reason)
+    allowed = _ALLOWS.get(key)
+    if allowed is None:
+        if len(_ALLOWS) >= 256:
+            _ALLOWS.clear()
+        allowed = _ALLOWS[key] = Authorization.allow(proof, reason=reason)
+    return allowed
+
+
 @dataclass(frozen=True)
 class InterceptResult:
     authorization: Authorization
@@ -212,7 +227,7 @@ class SecurityInterceptor:
                 reservation = check.reservation
 
         # 5. audit the decision; fail closed if it cannot be written
-        authorization = Authorization.allow(proof, reason=reason)
+        authorization = _allow(proof, reason)
         try:
             entry = await self.audit.append(
                 Outcome(

@@ -6,13 +6,15 @@ the signature is over that hash. Timestamps are integer milliseconds (no floats 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from collections.abc import Set as AbstractSet
 from enum import StrEnum
 from typing import Any, Self
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from astrid_core import AuditEntryId, JsonObject, VerificationError
-from astrid_crypto import KeyPair, PublicKey, canonical_json, canonical_members, content_hash
+from astrid_crypto import KeyPair, PublicKey, canonical_json, canonical_text, content_hash
 
 __all__ = [
     "OutcomeKind",
@@ -23,6 +25,8 @@ __all__ = [
     "SYSTEM_CHAIN",
     "FORMAT_VERSION",
     "seal_body",
+    "seal_member_texts",
+    "BODY_MEMBERS",
 ]
 
 FORMAT_VERSION = 1
@@ -116,21 +120,42 @@ class AuditEntry(BaseModel):
             ) from exc
 
 
-# The body's keys in canonical (code point) order, cut where "hash" and "signature" fall in
-# the stored record: the stored text is the hashed text with those two spliced in, so the
-# body is serialized once for both (a test checks the splice against a full serialization).
-_BEFORE_HASH = ("action", "authorization", "chain", "chain_seq")
-_BEFORE_SIGNATURE = ("id", "key_id", "outcome", "prev_hash", "seq")
-_AFTER_SIGNATURE = ("timestamp_ms", "v")
-_GROUPS = (_BEFORE_HASH, _BEFORE_SIGNATURE, _AFTER_SIGNATURE)
+# The body's members in canonical (code point) order. The stored record is the hashed text
+# with "hash" spliced in after chain_seq and "signature" after seq, so an entry is serialized
+# once for both (a test checks the splice against a full serialization).
+BODY_MEMBERS = (
+    "action",
+    "authorization",
+    "chain",
+    "chain_seq",
+    "id",
+    "key_id",
+    "outcome",
+    "prev_hash",
+    "seq",
+    "timestamp_ms",
+    "v",
+)
+_BODY_KEYS = frozenset(BODY_MEMBERS)
+_HASH_AFTER = BODY_MEMBERS.index("chain_seq") + 1
+_SIGNATURE_AFTER = BODY_MEMBERS.index("seq") + 1
 
 
 def seal_body(body: dict[str, Any], key: KeyPair) -> tuple[str, str, str]:
     """Hash and sign an entry body (the ``AuditEntry.body()`` form): (hash hex, signature
     base64, the stored JSON text of the sealed entry)."""
-    if body.keys() != _BODY_KEYS:
-        raise ValueError(f"an audit entry body has the keys {sorted(_BODY_KEYS)}")
-    first, middle, last = canonical_members(body, _GROUPS)
+    _require_body_keys(body.keys())
+    return seal_member_texts({name: canonical_text(value) for name, value in body.items()}, key)
+
+
+def seal_member_texts(texts: Mapping[str, str], key: KeyPair) -> tuple[str, str, str]:
+    """``seal_body`` for a caller that has each member's value as canonical JSON text
+    (``astrid_crypto.canonical_text``), some of them encoded once and reused."""
+    _require_body_keys(texts.keys())
+    members = [f'"{name}":{texts[name]}' for name in BODY_MEMBERS]
+    first = ",".join(members[:_HASH_AFTER])
+    middle = ",".join(members[_HASH_AFTER:_SIGNATURE_AFTER])
+    last = ",".join(members[_SIGNATURE_AFTER:])
     digest = content_hash(f"{{{first},{middle},{last}}}".encode()).hex
     signature = key.sign_b64(bytes.fromhex(digest))
     return (
@@ -140,7 +165,9 @@ def seal_body(body: dict[str, Any], key: KeyPair) -> tuple[str, str, str]:
     )
 
 
-_BODY_KEYS = frozenset(_BEFORE_HASH + _BEFORE_SIGNATURE + _AFTER_SIGNATURE)
+def _require_body_keys(keys: AbstractSet[str]) -> None:
+    if keys != _BODY_KEYS:
+        raise ValueError(f"an audit entry body has the keys {sorted(_BODY_KEYS)}")
 
 
 class Checkpoint(BaseModel):

@@ -32,7 +32,7 @@ from astrid_core import (
     action_to_json,
 )
 from astrid_core.storage import EncodedJson, Expect, Put, Storage
-from astrid_crypto import KeyPair, PublicKey, content_hash
+from astrid_crypto import KeyPair, PublicKey, canonical_text, content_hash
 
 from ._entry import (
     FORMAT_VERSION,
@@ -42,7 +42,7 @@ from ._entry import (
     Checkpoint,
     Outcome,
     OutcomeKind,
-    seal_body,
+    seal_member_texts,
 )
 from ._merkle import MerkleTree, leaf_hash
 from ._redact import Redactor
@@ -61,13 +61,45 @@ def _key(seq: int) -> str:
     return f"{seq:012d}"
 
 
+_VERSION_TEXT = str(FORMAT_VERSION)
+
+# Flat outcome values (see _outcome_key) and authorizations repeat from one decision to the
+# next (the same reason, risk and proof), so their encoded text is kept, up to this many each.
+_TEXT_CACHE_SIZE = 256
+_FLAT = (str, int, bool, type(None))
+
+
+def _outcome_key(outcome: Outcome) -> tuple[Any, ...] | None:
+    """A hashable key for an outcome whose detail is flat (strings, integers, booleans, null),
+    or None. Each value's type is in the key: True == 1 in Python, not in JSON."""
+    items: list[tuple[str, type, Any]] = []
+    for name, value in outcome.detail.items():
+        kind = type(value)
+        if kind not in _FLAT:
+            return None
+        items.append((name, kind, value))
+    return (
+        outcome.kind,
+        outcome.reason,
+        outcome.success,
+        outcome.output_digest,
+        outcome.output_preview,
+        tuple(items),
+    )
+
+
 @dataclass
 class _Pending:
     chain: str
     action: JsonObject | None
     authorization: JsonObject | None
-    outcome: Outcome
-    outcome_json: JsonObject  # ``outcome`` as it is hashed
+    outcome: Outcome  # as stored: redacted
+    # The canonical JSON text of each as it is hashed ("null" for None), encoded before the
+    # entry is queued: a value that cannot be encoded fails its own append, not the batch.
+    chain_text: str
+    action_text: str
+    authorization_text: str
+    outcome_text: str
     # Set by whichever task committed the batch holding this entry. A flag, not an event:
     # waiters wait on the commit lock, and find it set when they get the lock.
     done: bool = False
@@ -89,7 +121,10 @@ class AuditLog:
         self._opened = False
         self.redactor = Redactor(b"")
         self._concurrent = False  # the last batch carried more than one waiting append
-        self._last_action: tuple[SensitiveAction, Redactor, int, JsonObject] | None = None
+        self._last_action: tuple[SensitiveAction, Redactor, int, JsonObject, str] | None = None
+        self._authorization_texts: dict[Authorization, tuple[JsonObject, str]] = {}
+        self._outcome_texts: dict[tuple[Any, ...], str] = {}
+        self._outcome_texts_for: tuple[Redactor, int] | None = None  # redactor and generation
         self.trusted_keys: dict[str, PublicKey] = {key.key_id: key.public_key}
 
     @classmethod
@@ -204,20 +239,29 @@ class AuditLog:
         action: SensitiveAction | None,
         authorization: Authorization | None,
     ) -> _Pending:
-        redacted = self._redacted(outcome)
+        action_json, action_text = (
+            self._action_json(action) if action is not None else (None, "null")
+        )
+        authorization_json, authorization_text = (
+            self._authorization_json(authorization) if authorization is not None else (None, "null")
+        )
+        stored, outcome_text = self._outcome_json(outcome)
+        chain = str(session_id) if session_id is not None else SYSTEM_CHAIN
         return _Pending(
-            chain=str(session_id) if session_id is not None else SYSTEM_CHAIN,
-            action=self._action_json(action) if action is not None else None,
-            authorization=authorization.model_dump(mode="json")
-            if authorization is not None
-            else None,
-            outcome=redacted,
-            outcome_json=redacted.model_dump(mode="json"),
+            chain=chain,
+            action=action_json,
+            authorization=authorization_json,
+            outcome=stored,
+            chain_text=canonical_text(chain),
+            action_text=action_text,
+            authorization_text=authorization_text,
+            outcome_text=outcome_text,
         )
 
-    def _action_json(self, action: SensitiveAction) -> JsonObject:
-        """The action as stored, redacted. The last one is remembered: a decision and its
-        outcome record the same (immutable) action object, one after the other."""
+    def _action_json(self, action: SensitiveAction) -> tuple[JsonObject, str]:
+        """The action as stored, redacted, and its text. The last one is remembered: a
+        decision and its outcome record the same (immutable) action object, one after the
+        other."""
         redactor = self.redactor
         last = self._last_action
         if (
@@ -226,10 +270,45 @@ class AuditLog:
             and last[1] is redactor
             and last[2] == redactor.generation
         ):
-            return last[3]
+            return last[3], last[4]
         stored: JsonObject = redactor.value(action_to_json(action))
-        self._last_action = (action, redactor, redactor.generation, stored)
-        return stored
+        text = canonical_text(stored)
+        self._last_action = (action, redactor, redactor.generation, stored, text)
+        return stored, text
+
+    def _authorization_json(self, authorization: Authorization) -> tuple[JsonObject, str]:
+        """An authorization is immutable all the way down and hashable, and the same one
+        recurs (one token's proof, one reason), so each distinct value is dumped once."""
+        cached = self._authorization_texts.get(authorization)
+        if cached is None:
+            dumped = authorization.model_dump(mode="json")
+            cached = (dumped, canonical_text(dumped))
+            if len(self._authorization_texts) >= _TEXT_CACHE_SIZE:
+                self._authorization_texts.clear()
+            self._authorization_texts[authorization] = cached
+        return cached
+
+    def _outcome_json(self, outcome: Outcome) -> tuple[Outcome, str]:
+        """The outcome as stored (redacted) and its text. A flat outcome that has no secret in
+        it is looked up by value; the lookup is only valid for the redactor's secrets of the
+        time, so learning a new secret empties it."""
+        key = _outcome_key(outcome)
+        if key is not None and self._outcome_texts_for == (
+            self.redactor,
+            self.redactor.generation,
+        ):
+            text = self._outcome_texts.get(key)
+            if text is not None:
+                return outcome, text
+        redacted = self._redacted(outcome)
+        text = canonical_text(redacted.model_dump(mode="json"))
+        if key is not None and redacted is outcome:  # only what redaction leaves as it is
+            current = (self.redactor, self.redactor.generation)
+            if self._outcome_texts_for != current or len(self._outcome_texts) >= _TEXT_CACHE_SIZE:
+                self._outcome_texts.clear()
+                self._outcome_texts_for = current
+            self._outcome_texts[key] = text
+        return redacted, text
 
     def _redacted(self, outcome: Outcome) -> Outcome:
         reason = self.redactor.text(outcome.reason)
@@ -260,23 +339,25 @@ class AuditLog:
                 item.chain, (GENESIS, -1)
             )
             entry_id, seq = AuditEntryId.new(), size + offset
-            body: dict[str, Any] = {
-                "v": FORMAT_VERSION,
-                "id": str(entry_id),
-                "seq": seq,
-                "chain": item.chain,
-                "chain_seq": chain_seq + 1,
-                "timestamp_ms": now,
-                "action": item.action,
-                "authorization": item.authorization,
-                "outcome": item.outcome_json,
-                "prev_hash": prev_hash,
-                "key_id": self.key.key_id,
-            }
-            digest, signature, text = seal_body(body, self.key)
+            digest, signature, text = seal_member_texts(
+                {
+                    "action": item.action_text,
+                    "authorization": item.authorization_text,
+                    "chain": item.chain_text,
+                    "chain_seq": str(chain_seq + 1),
+                    "id": canonical_text(str(entry_id)),
+                    "key_id": canonical_text(self.key.key_id),
+                    "outcome": item.outcome_text,
+                    "prev_hash": canonical_text(prev_hash),
+                    "seq": str(seq),
+                    "timestamp_ms": str(now),
+                    "v": _VERSION_TEXT,
+                },
+                self.key,
+            )
             # model_construct: every field was built right here from validated parts (the
-            # outcome is a model, action/authorization are JSON dumps), and the stored text
-            # passed canonical JSON; validating them again would only cost time.
+            # outcome is a model, action/authorization are JSON dumps, the rest are ours), and
+            # each member's text passed canonical JSON; validating again would only cost time.
             entry = AuditEntry.model_construct(
                 v=FORMAT_VERSION,
                 id=entry_id,

@@ -18,6 +18,7 @@ prefixes (one per '/').
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -66,11 +67,17 @@ class CapabilityProof:
     single_use: bool
 
     def to_authorization_proof(self) -> AuthorizationProof:
-        return AuthorizationProof(
-            kind=ProofKind.CAPABILITY,
-            token_id=self.token_id,
-            detail=f"{self.permission.value} on {self.resource}",
-        )
+        return _authorization_proof(self.token_id, self.permission, self.resource)
+
+
+@functools.lru_cache(maxsize=256)
+def _authorization_proof(
+    token_id: TokenId, permission: Permission, resource: str
+) -> AuthorizationProof:
+    # Immutable, and the same token authorizes call after call: built once per grant.
+    return AuthorizationProof(
+        kind=ProofKind.CAPABILITY, token_id=token_id, detail=f"{permission.value} on {resource}"
+    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,7 +3,7 @@
 Small on purpose: every signature and hash in Astrid goes through these few functions.
 """
 
-from ._canonical import canonical_json, canonical_loads, canonical_members
+from ._canonical import canonical_json, canonical_loads, canonical_text
 from ._hash import HASH_HEX_LENGTH, ContentHash, content_hash, hash_file
 from ._keys import SEED_LENGTH, KeyPair, PublicKey, b64decode, b64encode
 from ._private_files import read_private_file, write_private_file
@@ -28,6 +28,6 @@ __all__ = [
     "HASH_HEX_LENGTH",
     "canonical_json",
     "canonical_loads",
-    "canonical_members",
+    "canonical_text",
     "__version__",
 ]

@@ -8,15 +8,53 @@ signature must never depend on that; amounts are integers (micro-dollars) or str
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from astrid_core import BadInputError
 
-__all__ = ["canonical_json", "canonical_loads", "canonical_members"]
+__all__ = ["canonical_json", "canonical_loads", "canonical_text"]
 
 # One encoder for every call: json.dumps with any non-default option builds a new JSONEncoder
-# each time, which was a measurable share of an audit append.
-_ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+# each time, which was a measurable share of an audit append. No circular-reference check:
+# _plainly_valid/_check walk every value first, and a cycle stops them (RecursionError).
+_ENCODER = json.JSONEncoder(
+    sort_keys=True, separators=(",", ":"), ensure_ascii=False, check_circular=False
+)
+
+
+def _make_encode() -> Callable[[Any], str]:
+    """``_ENCODER.encode``, minus the C encoder it builds on every call (about half its cost on
+    a small value). The arguments are the ones JSONEncoder.iterencode passes for the options
+    above; a test checks the output against JSONEncoder's. Without the C accelerator (another
+    Python implementation), JSONEncoder itself."""
+    # Not in typeshed (an implementation detail of CPython's json, stable since 2.6).
+    make: Callable[..., Callable[[Any, int], Iterable[str]]] | None = getattr(
+        json.encoder, "c_make_encoder", None
+    )
+    if make is None:
+        return _ENCODER.encode
+    encoder = make(
+        None,  # markers: no circular check
+        _ENCODER.default,
+        json.encoder.encode_basestring,  # ensure_ascii=False
+        None,  # indent
+        ":",
+        ",",
+        True,  # sort_keys
+        False,  # skipkeys
+        True,  # allow_nan: never reached, floats are refused before encoding
+    )
+
+    def encode(value: Any) -> str:
+        if isinstance(value, str):
+            return json.encoder.encode_basestring(value)
+        return "".join(encoder(value, 0))
+
+    return encode
+
+
+_encode = _make_encode()
 
 
 def _check(value: Any, path: str) -> None:
@@ -64,31 +102,29 @@ def _plainly_valid(value: Any) -> bool:
 
 def canonical_json(value: Any) -> bytes:
     """Encode ``value`` canonically, or raise BadInputError naming the offending path."""
+    return _utf8(_checked_text(value))
+
+
+def canonical_text(value: Any) -> str:
+    """``canonical_json(value)`` as text: for a caller that assembles a canonical object from
+    the texts of its members (the audit log does, to hash and store an entry from one
+    serialization and to reuse the text of a part it has encoded before)."""
+    text = _checked_text(value)
+    _utf8(text)
+    return text
+
+
+def _checked_text(value: Any) -> str:
     if not _plainly_valid(value):
         _check(value, "$")
-    text = _ENCODER.encode(value)
+    return _encode(value)
+
+
+def _utf8(text: str) -> bytes:
     try:
         return text.encode("utf-8")
     except UnicodeEncodeError as exc:  # lone surrogates cannot be UTF-8
         raise BadInputError(f"canonical JSON needs valid Unicode text: {exc.reason}") from exc
-
-
-def canonical_members(value: dict[str, Any], groups: tuple[tuple[str, ...], ...]) -> list[str]:
-    """The canonical ``"key":value,...`` text (no braces) of each group of ``value``'s keys.
-
-    For a caller that splices extra members between groups: when the groups are consecutive
-    in code point order, ``"{" + ",".join(result) + "}"`` is exactly ``canonical_json(value)``
-    (the audit log hashes that, and stores it with its hash and signature spliced in). The
-    whole value is checked once, as ``canonical_json`` would."""
-    if not _plainly_valid(value):
-        _check(value, "$")
-    texts = [_ENCODER.encode({k: value[k] for k in keys})[1:-1] for keys in groups]
-    try:
-        for text in texts:
-            text.encode("utf-8")
-    except UnicodeEncodeError as exc:
-        raise BadInputError(f"canonical JSON needs valid Unicode text: {exc.reason}") from exc
-    return texts
 
 
 def canonical_loads(data: bytes) -> Any:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from astrid_core import BadInputError
 from astrid_crypto import canonical_json, content_hash
 
 __all__ = ["json_digest"]
@@ -14,8 +15,13 @@ def json_digest(value: Any) -> tuple[str, int]:
 
     Canonical JSON refuses floats (they have no single spelling) but schemas and results from
     servers carry them (e.g. "maximum": 1.5), so floats are spelled with repr() for hashing only.
+    Most values (every tool call's result) hold no float, and are encoded as they are; the
+    copy with floats spelled out is made only for a value that canonical JSON refuses.
     """
-    encoded = canonical_json(_floats_as_text(value))
+    try:
+        encoded = canonical_json(value)
+    except BadInputError:
+        encoded = canonical_json(_floats_as_text(value))
     return content_hash(encoded).hex, len(encoded)
 
 

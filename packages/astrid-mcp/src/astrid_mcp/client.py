@@ -14,7 +14,7 @@ import contextlib
 import tempfile
 import time
 import warnings
-from collections.abc import AsyncIterable, AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -23,7 +23,6 @@ from typing import Any, Self, TextIO
 import anyio
 import httpx2
 from anyio.abc import TaskGroup
-from anyio.streams.memory import MemoryObjectReceiveStream
 from mcp import ClientSession, types
 from mcp.client.stdio import StdioServerParameters, stdio_client
 from mcp.client.streamable_http import streamable_http_client
@@ -52,6 +51,7 @@ from ._launch import LaunchPlan, plan_launch
 from ._process_group import find_server_group, kill_group_remains
 from ._server_requests import Sampler, ServerRequestHandlers
 from ._startup_clock import startup_clock
+from ._watched_stream import ReceiveStream, WatchedStream
 from .config import HttpTransport, McpServerConfig
 from .pinning import PinReport, ToolPins, tool_fingerprint
 
@@ -137,8 +137,8 @@ class SecureMcpClient:
         try:
             read, write = await self._open_transport(stack)
             self._task_group = await stack.enter_async_context(anyio.create_task_group())
-            # Runs just before the group exits: the forwarder would otherwise wait for a
-            # transport that is only closed after the group (it is deeper in the stack).
+            # Runs just before the group exits: a tools refresh in flight would otherwise wait
+            # for a transport that is only closed after the group (it is deeper in the stack).
             stack.callback(self._task_group.cancel_scope.cancel)
             watched = self._watch(read)
             # We hold the dispatcher so task-augmented calls can be sent raw (see start_tool_task).
@@ -210,7 +210,7 @@ class SecureMcpClient:
 
     async def _open_transport(
         self, stack: contextlib.AsyncExitStack
-    ) -> tuple[AsyncIterable[SessionMessage | Exception], Any]:
+    ) -> tuple[ReceiveStream[SessionMessage | Exception], Any]:
         transport = self.config.transport
         if isinstance(transport, HttpTransport):
             http = create_mcp_http_client(headers=dict(transport.headers), auth=self._http_auth)
@@ -291,26 +291,16 @@ class SecureMcpClient:
         return ServerStartError(message)
 
     def _watch(
-        self, read: AsyncIterable[SessionMessage | Exception]
-    ) -> MemoryObjectReceiveStream[SessionMessage | Exception]:
-        """Forward the transport's stream, noticing when it ends (the server died or hung up)."""
-        send, receive = anyio.create_memory_object_stream[SessionMessage | Exception](0)
-        assert self._task_group is not None
+        self, read: ReceiveStream[SessionMessage | Exception]
+    ) -> WatchedStream[SessionMessage | Exception]:
+        """The transport's stream, noticing lines that were not JSON-RPC and its end (the
+        server died or hung up)."""
 
-        async def forward() -> None:
-            try:
-                async with send:
-                    async for item in read:
-                        if isinstance(item, Exception):
-                            self._garbage_lines.append(_offending_input(item))
-                        await send.send(item)
-            except _GONE:
-                pass
-            finally:
-                self.disconnected.set()
+        def on_item(item: SessionMessage | Exception) -> None:
+            if isinstance(item, Exception):
+                self._garbage_lines.append(_offending_input(item))
 
-        self._task_group.start_soon(forward)
-        return receive
+        return WatchedStream(read, on_item, self.disconnected.set)
 
     async def _on_message(self, message: types.ServerNotification | Exception) -> None:
         if isinstance(message, types.ResourceListChangedNotification):
@@ -435,6 +425,12 @@ class SecureMcpClient:
             await self.refresh_tools()
         return dict(self._tools)
 
+    async def _tool(self, name: str) -> McpTool | None:
+        """One tool, as ``tools()`` would list it, without copying the listing per call."""
+        if self._tools_stale:
+            await self.refresh_tools()
+        return self._tools.get(name)
+
     async def call_tool(
         self,
         name: str,
@@ -459,7 +455,7 @@ class SecureMcpClient:
 
     async def _authorize_call(self, name: str, arguments: JsonObject, reason: str) -> None:
         """Known, enabled (pin unchanged) and allowed by the Guard — or raise; nothing is sent."""
-        tool = (await self.tools()).get(name)
+        tool = await self._tool(name)
         if tool is None:
             raise ToolNotFound(f"MCP server {self.name!r} has no tool {name!r}")
         if not tool.enabled:
