@@ -103,6 +103,10 @@ class AuditEntry(BaseModel):
 
     def check(self, keys: dict[str, PublicKey]) -> None:
         """Recompute the hash and verify the signature with a trusted key. Raises."""
+        self.check_signature(self.check_content(keys))
+
+    def check_content(self, keys: dict[str, PublicKey]) -> PublicKey:
+        """The hash matches the content and names a trusted key, which is returned. Raises."""
         if self.compute_hash() != self.hash:
             raise VerificationError(
                 f"entry {self.seq} ({self.id}): hash does not match its content (edited)"
@@ -112,6 +116,10 @@ class AuditEntry(BaseModel):
             raise VerificationError(
                 f"entry {self.seq} ({self.id}): signed by untrusted key {self.key_id}"
             )
+        return key
+
+    def check_signature(self, key: PublicKey) -> None:
+        """The signature over the hash is ``key``'s (after ``check_content``). Raises."""
         try:
             key.verify(bytes.fromhex(self.hash), self.signature)
         except VerificationError as exc:
