@@ -9,6 +9,7 @@ import pytest
 
 from astrid_approval import (
     BudgetConfig,
+    BudgetStatus,
     BudgetTracker,
     EscapePolicy,
     Reservation,
@@ -522,3 +523,28 @@ async def test_workspace_budget_holds_across_sessions_racing_on_surrealdb(
         assert state == {"spent": 33 * 20_000, "reserved": 0}
     finally:
         await storage.aclose()
+
+
+async def test_budget_messages_keep_spent_apart_from_reserved() -> None:
+    # A user compares these with the per-call costs they were shown: what is spent and what
+    # is only an estimate held for calls still running must not be added up as "used".
+    tracker = BudgetTracker(
+        MemoryStorage(), BudgetConfig(session_limit_micros=100_000), session="s"
+    )
+    first = await tracker.check_and_reserve(60_000)
+    assert first.reservation is not None
+    await tracker.commit(first.reservation, actual=50_000)  # cost less than estimated
+    in_flight = await tracker.check_and_reserve(10_000)  # a call still running
+    assert in_flight.status is BudgetStatus.OK
+    warned = await tracker.check_and_reserve(25_000)
+    assert warned.status is BudgetStatus.WARN
+    assert warned.message == (
+        "session budget 85% used, counting this call's estimate of $0.0250 "
+        "($0.0500 spent + $0.0100 reserved for calls in progress, of $0.1000)"
+    )
+    refused = await tracker.check_and_reserve(20_000)
+    assert refused.status is BudgetStatus.OVER_SESSION
+    assert refused.message == (
+        "session budget: $0.0500 spent + $0.0350 reserved for calls in progress, of $0.1000; "
+        "this action needs $0.0200 more"
+    )

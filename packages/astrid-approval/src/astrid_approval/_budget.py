@@ -167,22 +167,21 @@ class BudgetTracker:
                 continue
             used = states[key]["spent"] + states[key]["reserved"]
             if used + cost > limit and not force:
-                scope = key.split(":", 1)[0]
                 return BudgetCheck(
                     BudgetStatus.OVER_SESSION,
                     None,
                     used,
                     limit,
-                    f"{scope} budget: ${used / 1e6:.4f} of ${limit / 1e6:.4f} used; "
-                    f"this action needs ${cost / 1e6:.4f} more",
+                    f"{_standing(key, states[key], limit)}; this action needs "
+                    f"${cost / 1e6:.4f} more",
                 )
             if limit and (used + cost) * 100 >= limit * self.config.warn_at_percent:
                 status = BudgetStatus.WARN
-                total = used + cost
-                scope = key.split(":", 1)[0]
                 message = (
-                    f"{scope} budget {100 * total // limit}% used "
-                    f"(${total / 1e6:.4f} of ${limit / 1e6:.4f})"
+                    f"{_scope(key)} budget {100 * (used + cost) // limit}% used, counting this "
+                    f"call's estimate of ${cost / 1e6:.4f} ("
+                    + _standing(key, states[key], limit, scope=False)
+                    + ")"
                 )
         for state in states.values():
             state["reserved"] += cost
@@ -223,3 +222,18 @@ class BudgetTracker:
             result["workspace_spent_micros"] = workspace["spent"]
             result["workspace_limit_micros"] = self.config.workspace_limit_micros
         return result
+
+
+def _scope(key: str) -> str:
+    return key.split(":", 1)[0]
+
+
+def _standing(key: str, state: dict[str, int], limit: int, *, scope: bool = True) -> str:
+    """Where a budget stands, in the words a user can check against the per-call costs shown:
+    what is spent, and apart from it what is only reserved for calls still running (an
+    estimate, settled to the real cost when each call ends)."""
+    text = f"${state['spent'] / 1e6:.4f} spent"
+    if state["reserved"]:
+        text += f" + ${state['reserved'] / 1e6:.4f} reserved for calls in progress"
+    text += f", of ${limit / 1e6:.4f}"
+    return f"{_scope(key)} budget: {text}" if scope else text
