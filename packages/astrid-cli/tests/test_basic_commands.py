@@ -95,3 +95,13 @@ def test_keys_show_refuses_world_readable_key(tmp_path: Path) -> None:
 def test_usage_errors_exit_2(tmp_path: Path, args: list[str]) -> None:
     out = astrid(tmp_path, *args)
     assert out.returncode == 2
+
+
+def test_server_confinement_words() -> None:
+    from astrid_cli._support import server_confinement
+
+    running = {"state": "running", "sandboxed": True}
+    assert server_confinement(running) == "sandboxed"
+    assert server_confinement({**running, "network": False}) == "sandboxed, no TCP"
+    assert server_confinement({**running, "sandboxed": False}) == "NOT sandboxed"
+    assert server_confinement({"state": "failed", "sandboxed": False}) == ""

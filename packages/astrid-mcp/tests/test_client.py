@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 from pathlib import Path
 
 import anyio
@@ -10,6 +11,7 @@ import pytest
 
 from astrid_core import AstridTimeoutError, LlmCall, McpToolCall, PolicyDenied
 from astrid_mcp import McpServerError, SecureMcpClient, ServerUnavailable, ToolNotFound
+from astrid_mcp.sandbox import landlock_abi
 
 from .conftest import RuleGuard, lab_config
 
@@ -184,3 +186,26 @@ async def test_listings_are_cached_until_the_server_says_they_changed(tmp_path: 
         prompt = await client.get_prompt("greet", {"name": "Ada"})
         assert "Ada" in str(prompt.messages[0].content)
         await client.ping()
+
+
+@pytest.mark.skipif(landlock_abi() < 4, reason="denying TCP needs Landlock ABI >= 4")
+async def test_a_server_configured_without_network_cannot_open_a_tcp_connection(
+    tmp_path: Path,
+) -> None:
+    sandbox = {"enabled": True, "read_paths": [str(tmp_path)]}
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        port = listener.getsockname()[1]
+        closed = lab_config(tmp_path, sandbox={**sandbox, "network": False})
+        async with SecureMcpClient(closed, guard=RuleGuard()) as client:
+            assert client.launch is not None
+            assert client.launch.sandboxed
+            result = await client.call_tool("tcp_connect", {"port": port})
+            assert result.text == "refused: EACCES"
+        # The same server with the default (network allowed) reaches the same port.
+        async with SecureMcpClient(lab_config(tmp_path, sandbox=sandbox), guard=RuleGuard()) as c:
+            assert (await c.call_tool("tcp_connect", {"port": port})).text == "connected"
+
+
+def test_no_network_with_the_sandbox_off_is_a_config_error(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="enforced by the sandbox"):
+        lab_config(tmp_path, sandbox={"enabled": False, "network": False})

@@ -10,6 +10,7 @@ import pytest
 
 from astrid_core import AstridError
 from astrid_mcp import McpServerManager, ServerStartError, ServerState, ServerUnavailable
+from astrid_mcp.sandbox import landlock_abi
 
 from .conftest import RuleGuard, broken_config, lab_config
 
@@ -156,3 +157,18 @@ def test_cancelling_while_servers_start_does_not_hang(tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip() == "clean"
+
+
+@pytest.mark.skipif(landlock_abi() < 4, reason="denying TCP needs Landlock ABI >= 4")
+async def test_status_says_which_running_server_has_no_network(tmp_path: Path) -> None:
+    sandbox = {"enabled": True, "read_paths": [str(tmp_path)]}
+    configs = [
+        lab_config(tmp_path, name="closed", sandbox={**sandbox, "network": False}),
+        lab_config(tmp_path, name="open", sandbox=sandbox),
+    ]
+    async with McpServerManager(configs, guard=RuleGuard()) as manager:
+        await manager.start("closed")
+        await manager.start("open")
+        closed, opened = manager.status("closed")[0], manager.status("open")[0]
+        assert (closed.sandboxed, closed.network) == (True, False)
+        assert (opened.sandboxed, opened.network) == (True, True)

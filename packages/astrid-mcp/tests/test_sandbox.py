@@ -53,6 +53,12 @@ def run(op, arg):
     elif op == "connect":
         with socket.create_connection(tuple(arg), timeout=5) as s:
             s.sendall(b"from-sandbox")
+    elif op == "listen":
+        with socket.create_server(("127.0.0.1", arg)):
+            pass
+    elif op == "udp":
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.sendto(b"from-sandbox", tuple(arg))
     return "ok"
 out = []
 for op, arg in json.loads(sys.argv[1]):
@@ -90,15 +96,18 @@ def dirs(tmp_path: Path) -> Dirs:
 
 
 def run_sandboxed(
-    command: list[str], read: list[Path], write: list[Path]
+    command: list[str], read: list[Path], write: list[Path], *, network: bool = True
 ) -> subprocess.CompletedProcess[str]:
-    argv = launcher_argv(command[0], command[1:], read, write)
+    argv = launcher_argv(command[0], command[1:], read, write, network=network)
     return subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
 
 
-def probe(dirs: Dirs, ops: list[tuple[str, object]]) -> list[str]:
+def probe(dirs: Dirs, ops: list[tuple[str, object]], *, network: bool = True) -> list[str]:
     proc = run_sandboxed(
-        [sys.executable, "-c", PROBE, json.dumps(ops)], read=[dirs.a], write=[dirs.b]
+        [sys.executable, "-c", PROBE, json.dumps(ops)],
+        read=[dirs.a],
+        write=[dirs.b],
+        network=network,
     )
     assert proc.returncode == 0, proc.stderr
     results: list[str] = json.loads(proc.stdout)
@@ -202,6 +211,42 @@ def test_network_is_not_restricted(dirs: Dirs) -> None:
         conn, _ = server.accept()
         with conn:
             assert conn.recv(100) == b"from-sandbox"
+
+
+@pytest.mark.skipif(ABI < 4, reason="TCP rules need Landlock ABI >= 4")
+def test_no_network_denies_every_tcp_connect_and_listen(dirs: Dirs) -> None:
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        port = server.getsockname()[1]
+        results = probe(
+            dirs,
+            [("connect", ["127.0.0.1", port]), ("listen", 0), ("read", str(dirs.public))],
+            network=False,
+        )
+    # The filesystem grants are unchanged; only TCP is gone, for any port.
+    assert results == ["EACCES", "EACCES", "public data"]
+
+
+@pytest.mark.skipif(ABI < 4, reason="TCP rules need Landlock ABI >= 4")
+def test_no_network_leaves_udp_as_documented(dirs: Dirs) -> None:
+    # Landlock filters TCP only; the README says so. If a kernel ever filters UDP too, this
+    # test fails and the documentation should be updated, not the test.
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as receiver:
+        receiver.bind(("127.0.0.1", 0))
+        receiver.settimeout(10)
+        results = probe(dirs, [("udp", ["127.0.0.1", receiver.getsockname()[1]])], network=False)
+        assert results == ["ok"]
+        assert receiver.recv(100) == b"from-sandbox"
+
+
+def test_no_network_without_landlock_is_refused_even_when_unsandboxed_is_allowed(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from astrid_mcp.sandbox import __main__ as launcher
+
+    monkeypatch.setattr(launcher, "landlock_abi", lambda: 0)  # a kernel without Landlock
+    code = launcher.main(["--no-network", "--allow-unsandboxed", "--", sys.executable, "-V"])
+    assert code == launcher.EXIT_SANDBOX_FAILURE
+    assert "no network was asked for" in capsys.readouterr().err
 
 
 @pytest.mark.skipif(ABI < 6, reason="signal scoping needs Landlock ABI >= 6")

@@ -11,7 +11,7 @@ import click
 
 T = TypeVar("T")
 
-__all__ = ["run_async", "with_client", "emit_json", "fail", "home_of"]
+__all__ = ["run_async", "with_client", "emit_json", "fail", "home_of", "server_confinement"]
 
 
 def home_of(ctx: click.Context) -> str | None:
@@ -77,3 +77,12 @@ def with_client(
 
 def emit_json(value: Any) -> None:
     click.echo(json.dumps(value, indent=2, sort_keys=True, default=str))
+
+
+def server_confinement(row: dict[str, Any]) -> str:
+    """How a running MCP server is confined, from its status row ("" while it is not running)."""
+    if row.get("state") != "running":
+        return ""
+    if not row.get("sandboxed"):
+        return "NOT sandboxed"
+    return "sandboxed, no TCP" if row.get("network") is False else "sandboxed"

@@ -118,5 +118,6 @@ def plan_launch(config: McpServerConfig) -> LaunchPlan:
         ],
         write_paths=list(config.sandbox.write_paths),
         allow_unsandboxed=config.sandbox.allow_unsandboxed,
+        network=config.sandbox.network,
     )
     return LaunchPlan(executable, argv, env, transport.cwd, sandboxed=True)

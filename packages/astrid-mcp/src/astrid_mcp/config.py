@@ -121,6 +121,18 @@ class SandboxConfig(_Strict):
     write_paths: list[str] = Field(default_factory=list)
     # If the kernel cannot sandbox: refuse to start (default) or run unsandboxed with a warning.
     allow_unsandboxed: bool = False
+    # False: the server may not open or accept any TCP connection (Landlock ABI 4+; without it
+    # the server does not start, whatever allow_unsandboxed says). UDP is not covered.
+    network: bool = True
+
+    @model_validator(mode="after")
+    def _network_needs_the_sandbox(self) -> SandboxConfig:
+        if not self.network and not self.enabled:
+            raise ValueError(
+                "sandbox.network = false is enforced by the sandbox, which enabled = false "
+                "turns off; keep the sandbox on, or allow the server network"
+            )
+        return self
 
 
 class McpServerConfig(_Strict):

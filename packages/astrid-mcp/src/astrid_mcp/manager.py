@@ -46,6 +46,7 @@ class ServerStatus:
     restarts: int = 0
     started_at: float | None = None
     sandboxed: bool = False
+    network: bool = True  # False: started with every TCP connect and bind denied
     tools: int = 0
     history: list[str] = field(default_factory=list)
 
@@ -219,6 +220,9 @@ class McpServerManager:
                         tools = await client.tools()
                         status.state, status.started_at = ServerState.RUNNING, time.monotonic()
                         status.sandboxed = bool(client.launch and client.launch.sandboxed)
+                        status.network = not (
+                            status.sandboxed and not server.config.sandbox.network
+                        )
                         status.tools = len(tools)
                         status.note("running")
                         server.ready.set()

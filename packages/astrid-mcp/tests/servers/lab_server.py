@@ -7,7 +7,9 @@ Usage: python lab_server.py [stdio|http PORT]
 
 from __future__ import annotations
 
+import errno
 import os
+import socket
 import sys
 from pathlib import Path
 
@@ -63,6 +65,15 @@ def spawn_child() -> int:
     import subprocess
 
     return subprocess.Popen(["sleep", "600"]).pid
+
+
+@server.tool(description="Open a TCP connection to 127.0.0.1:port; say what happened.")
+def tcp_connect(port: int) -> str:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=5):
+            return "connected"
+    except OSError as exc:
+        return f"refused: {errno.errorcode.get(exc.errno or 0, type(exc).__name__)}"
 
 
 @server.tool(description="Read a file and return its text.")

@@ -625,6 +625,7 @@ class McpBridge:
                 "tools": s.tools,
                 "restarts": s.restarts,
                 "sandboxed": s.sandboxed,
+                "network": s.network,
                 "sandbox": sandbox,
                 "last_error": s.last_error,
             }

@@ -6,7 +6,7 @@ from typing import Any
 
 import click
 
-from .._support import emit_json, home_of, with_client
+from .._support import emit_json, home_of, server_confinement, with_client
 
 
 @click.group()
@@ -86,8 +86,9 @@ def _print_status(status: dict[str, Any]) -> None:
             table.add_row(
                 *(
                     escape(str(server.get(key, "")))
-                    for key in ("name", "state", "tools", "restarts", "sandbox")
-                )
+                    for key in ("name", "state", "tools", "restarts")
+                ),
+                escape(server_confinement(server)),  # the machine's sandbox is a fact above
             )
         console.print(table)
     scheduled: list[dict[str, Any]] = runtime.get("scheduled") or []

@@ -6,7 +6,7 @@ from typing import Any
 
 import click
 
-from .._support import emit_json, fail, with_client
+from .._support import emit_json, fail, server_confinement, with_client
 
 
 @click.group()
@@ -33,9 +33,7 @@ def _table(rows: list[dict[str, Any]]) -> None:
         click.echo("no MCP servers configured (add [[servers]] to config.toml)")
         return
     for row in rows:
-        sandbox = ""
-        if row["state"] == "running":
-            sandbox = "sandboxed" if row.get("sandboxed") else "NOT sandboxed"
+        sandbox = server_confinement(row)
         line = f"{row['name']:<20} {row['state']:<9} tools={row.get('tools', 0):<4} {sandbox}"
         if row.get("restarts"):
             line += f" restarts={row['restarts']}"

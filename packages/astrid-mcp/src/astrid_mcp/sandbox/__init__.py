@@ -56,6 +56,7 @@ def launcher_argv(
     write_paths: Iterable[str | os.PathLike[str]],
     allow_unsandboxed: bool = False,
     path_programs: bool = False,
+    network: bool = True,
 ) -> list[str]:
     """The argv that runs `command args...` inside the sandbox.
 
@@ -72,4 +73,6 @@ def launcher_argv(
         argv.append("--allow-unsandboxed")
     if path_programs:
         argv.append("--shell")
+    if not network:
+        argv.append("--no-network")
     return [*argv, "--", command, *args]

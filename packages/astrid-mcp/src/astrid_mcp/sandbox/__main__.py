@@ -1,10 +1,13 @@
-"""``python -m astrid_mcp.sandbox [--read DIR]... [--write DIR]... [--allow-unsandboxed] -- CMD``
+"""``python -m astrid_mcp.sandbox [--read DIR]... [--write DIR]... [--no-network]
+[--allow-unsandboxed] -- CMD``
 
 Confines itself with Landlock, then execs CMD (same pid, so the MCP client's pipes and
 signals reach the server directly). Exit codes: 126 the sandbox could not be applied or CMD
 could not be executed, 127 CMD not found, 2 usage error; otherwise CMD's own status.
 ``--allow-unsandboxed`` only covers a kernel without Landlock: when Landlock exists but a step
 fails, the launcher still exits 126 rather than run CMD with less protection than asked for.
+``--no-network`` denies every TCP connect and bind; a kernel that cannot (Landlock ABI < 4)
+is a failure (126), and ``--allow-unsandboxed`` does not cover it.
 
 `launcher_argv` runs this file directly (``python -E -s -S .../__main__.py``) so that starting
 a server does not import the `astrid_mcp` package (and with it the mcp SDK, ~2.5 s): the
@@ -186,7 +189,8 @@ def _parse(argv: Sequence[str]) -> tuple[argparse.Namespace, list[str]]:
     parser = argparse.ArgumentParser(
         prog=f"{Path(sys.executable).name} -m astrid_mcp.sandbox",
         description="Run COMMAND confined by Landlock to the given directories.",
-        usage="%(prog)s [--read DIR]... [--write DIR]... [--allow-unsandboxed] -- COMMAND ...",
+        usage="%(prog)s [--read DIR]... [--write DIR]... [--no-network] [--allow-unsandboxed] "
+        "-- COMMAND ...",
     )
     parser.add_argument("--read", action="append", default=[], metavar="DIR")
     parser.add_argument("--write", action="append", default=[], metavar="DIR")
@@ -194,6 +198,11 @@ def _parse(argv: Sequence[str]) -> tuple[argparse.Namespace, list[str]]:
         "--shell",
         action="store_true",
         help="COMMAND is a shell: also grant read access to the programs on its PATH",
+    )
+    parser.add_argument(
+        "--no-network",
+        action="store_true",
+        help="COMMAND may not open or accept TCP connections (Landlock ABI 4+)",
     )
     parser.add_argument(
         "--allow-unsandboxed",
@@ -227,6 +236,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         _say(f"cannot probe Landlock, not running {command[0]}: {exc}")
         return EXIT_SANDBOX_FAILURE
     if abi == 0:
+        if options.no_network:
+            _say(
+                f"refusing to run {command[0]}: no network was asked for, and the kernel has "
+                "no Landlock to deny it. Fix: run on Linux >= 6.7 with Landlock, or allow "
+                "the server network"
+            )
+            return EXIT_SANDBOX_FAILURE
         if not options.allow_unsandboxed:
             _say(
                 "refusing to run unsandboxed: kernel has no Landlock. Fix: boot Linux >= 5.13 "
@@ -240,7 +256,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if options.shell:
             read_paths += shell_read_paths(os.environ.get("PATH", ""))
         try:
-            applied = restrict_self(read_paths, [*SYSTEM_WRITE_PATHS, *options.write])
+            applied = restrict_self(
+                read_paths, [*SYSTEM_WRITE_PATHS, *options.write], deny_tcp=options.no_network
+            )
         except SandboxError as exc:
             _say(f"sandbox not applied, not running {command[0]}: {exc}")
             return EXIT_SANDBOX_FAILURE

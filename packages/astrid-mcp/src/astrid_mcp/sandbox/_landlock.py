@@ -6,10 +6,12 @@ directories, and restrict ourselves. Everything not granted is denied, to this p
 everything it later `exec`s or forks. Rules are bound to inodes, not path strings, so `..`
 tricks and symlinks are resolved by the kernel to the real object and checked there.
 
-Network is deliberately left unrestricted (``handled_access_net`` stays 0): MCP servers talk
-HTTP to their own APIs, and Landlock (ABI >= 4) can only filter TCP by port, not by host, so a
-port filter would break legitimate servers without stopping exfiltration over port 443.
-Egress policy belongs to a layer that can see hosts.
+Network is left unrestricted by default: MCP servers talk HTTP to their own APIs, and Landlock
+(ABI >= 4) can only filter TCP by port, not by host, so a port filter would break legitimate
+servers without stopping exfiltration over port 443. Egress policy belongs to a layer that can
+see hosts. What Landlock can do well is all or nothing: ``deny_tcp`` handles TCP connect and
+bind with no port allowed, for a server that needs no network at all (UDP, and so DNS, is
+outside what Landlock filters).
 """
 
 from __future__ import annotations
@@ -67,6 +69,11 @@ _FILE_RIGHTS = (
 # processes outside its own sandbox (e.g. kill the Astrid daemon, talk to a session D-Bus).
 SCOPE_ABSTRACT_UNIX_SOCKET = 1 << 0
 SCOPE_SIGNAL = 1 << 1
+
+# ABI 4 network rights. Handled with no rule allowing a port: every TCP bind and connect fails.
+ACCESS_NET_BIND_TCP = 1 << 0
+ACCESS_NET_CONNECT_TCP = 1 << 1
+_NET_ABI = 4
 
 
 class SandboxError(RuntimeError):
@@ -154,13 +161,14 @@ def handled_fs_rights(abi: int) -> int:
     return rights
 
 
-def _ruleset_attr(abi: int) -> tuple[_RulesetAttr, int]:
+def _ruleset_attr(abi: int, *, deny_tcp: bool) -> tuple[_RulesetAttr, int]:
     """The ruleset attribute and the size to pass: only the fields this ABI defines."""
+    # Unless asked, handled_access_net stays 0: network is not restricted (see above).
+    net = ACCESS_NET_BIND_TCP | ACCESS_NET_CONNECT_TCP if deny_tcp else 0
     if abi >= 6:
         scoped = SCOPE_ABSTRACT_UNIX_SOCKET | SCOPE_SIGNAL
-        return _RulesetAttr(handled_fs_rights(abi), 0, scoped), 3 * 8
-    # handled_access_net (ABI 4+) stays 0 on purpose: network is not restricted.
-    return _RulesetAttr(handled_fs_rights(abi), 0, 0), (2 if abi >= 4 else 1) * 8
+        return _RulesetAttr(handled_fs_rights(abi), net, scoped), 3 * 8
+    return _RulesetAttr(handled_fs_rights(abi), net, 0), (2 if abi >= _NET_ABI else 1) * 8
 
 
 def _fail(libc_call: str, hint: str) -> SandboxError:
@@ -203,12 +211,16 @@ def _add_path_rule(
     return True
 
 
-def restrict_self(read_paths: Iterable[str], write_paths: Iterable[str]) -> SandboxApplied:
+def restrict_self(
+    read_paths: Iterable[str], write_paths: Iterable[str], *, deny_tcp: bool = False
+) -> SandboxApplied:
     """Confine this process (and whatever it execs) to the given paths. Irreversible.
 
     Beneath `read_paths`: read files, list directories, execute. Beneath `write_paths`: every
-    handled right. Nothing else on the filesystem is reachable. Raises `SandboxError` if any
-    step fails; the process must then not go on to run untrusted code.
+    handled right. Nothing else on the filesystem is reachable. With `deny_tcp`, no TCP
+    connection can be opened or accepted either. Raises `SandboxError` if any step fails (or
+    the kernel cannot deny TCP when asked to); the process must then not go on to run
+    untrusted code.
     """
     numbers = _syscall_numbers()
     try:
@@ -223,10 +235,15 @@ def restrict_self(read_paths: Iterable[str], write_paths: Iterable[str]) -> Sand
             hint="needs Linux >= 5.13 on x86_64/aarch64 with CONFIG_SECURITY_LANDLOCK=y and "
             "'landlock' in the lsm= boot parameter",
         )
+    if deny_tcp and abi < _NET_ABI:
+        raise SandboxError(
+            f"the kernel's Landlock (ABI {abi}) cannot deny network access",
+            hint=f"needs Landlock ABI >= {_NET_ABI} (Linux >= 6.7), or allow the server network",
+        )
     create_nr, add_rule_nr, restrict_nr = numbers
     libc = _libc()
     handled = handled_fs_rights(abi)
-    attr, size = _ruleset_attr(abi)
+    attr, size = _ruleset_attr(abi, deny_tcp=deny_tcp)
     ruleset_fd = int(
         libc.syscall(
             ctypes.c_long(create_nr),
