@@ -48,8 +48,10 @@ class WatchedStream(Generic[T]):
         try:
             item = await self._inner.receive()
         except _GONE:
+            # However the transport ended, the reader sees a plain end of stream (as it did
+            # through the forwarding task): the server is gone, and that is all there is to say.
             self._on_end()
-            raise
+            raise anyio.EndOfStream from None
         self._on_item(item)
         return item
 
