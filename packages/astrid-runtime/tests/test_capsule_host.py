@@ -17,6 +17,7 @@ from astrid_audit import AuditEntry, OutcomeKind
 from astrid_capsule.install import CapsuleInstaller, InstallRecord, TrustAck
 from astrid_core import ApprovalOption, CapsuleHostCall, FileRead, SessionId
 from astrid_crypto import hash_file
+from astrid_mcp.sandbox import sandbox_status
 from astrid_runtime._capsule_host import CapsuleLoadRefused, capsule_mcp_configs
 from astrid_runtime.llm import ModelRequest, ScriptedTurn
 from astrid_runtime.runtime import AgentRuntime
@@ -324,6 +325,9 @@ async def test_an_interceptor_that_cannot_answer_denies_every_call(
         await runtime.aclose()
 
 
+SERVE = {"bin/serve": "#!/bin/sh\nexit 0\n"}  # an MCP server that exits: its config is the point
+
+
 async def test_mcp_servers_of_a_capsule_become_untrusted_sandboxed_configs(
     tmp_path: Path, workspace: Path
 ) -> None:
@@ -345,7 +349,7 @@ id = "remote"
 type = "http"
 url = "https://mcp.example.com/mcp"
 """
-    files = {"bin/serve": "#!/bin/sh\nexit 0\n"}
+    files = SERVE
     model = Model([ScriptedTurn("hi")])
     runtime = await open_runtime(tmp_path, model)
     try:
@@ -363,6 +367,8 @@ url = "https://mcp.example.com/mcp"
         assert not stdio.sandbox.allow_unsandboxed
         assert stdio.sandbox.read_paths == [str(workspace / "docs")]  # fs_read docs/**
         assert stdio.sandbox.write_paths == []
+        # Granted no host: its server gets no TCP either, wherever the kernel can deny it.
+        assert stdio.sandbox.network is not sandbox_status().can_deny_network
         transport: Any = stdio.transport
         assert transport.command == str((directory / "bin" / "serve").resolve())
         assert stdio.blake3 == hash_file(directory / "bin" / "serve").hex
@@ -375,6 +381,59 @@ url = "https://mcp.example.com/mcp"
         info = await runtime.create_session(str(workspace))
         await turn(runtime, info.session_id, "hi")
         assert any("MCP servers are not started" in w for w in runtime.capsules.warnings)
+    finally:
+        await runtime.aclose()
+
+
+MCP_CAPSULE = """
+[capabilities]
+net = [NET]
+
+[[mcp_server]]
+id = "srv"
+command = "bin/serve"
+"""
+
+
+async def test_a_capsule_granted_a_host_keeps_the_network_for_its_server(tmp_path: Path) -> None:
+    # Landlock cannot allow some hosts only: granted any, the server has them all.
+    runtime = await open_runtime(tmp_path, Model([]))
+    try:
+        body = MCP_CAPSULE.replace("NET", '"api.example.com"')
+        await install(runtime, capsule_source(tmp_path, "online", body, files=SERVE))
+        [capsule] = await runtime.capsules.verified()
+        [config] = capsule_mcp_configs(capsule)
+        assert config.sandbox.network is True
+    finally:
+        await runtime.aclose()
+
+
+async def test_a_kernel_that_cannot_deny_tcp_is_reported_not_hidden(
+    tmp_path: Path, workspace: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Landlock ABI 3 (Linux 5.19-6.6): files are sandboxed, TCP cannot be denied. The server
+    # still runs, as it did before; status says its capsule can reach the network anyway.
+    import astrid_mcp.sandbox
+
+    monkeypatch.setattr(
+        astrid_mcp.sandbox,
+        "sandbox_status",
+        lambda: astrid_mcp.sandbox.SandboxStatus(True, 3, "Landlock ABI 3"),
+    )
+    runtime = await open_runtime(tmp_path, Model([ScriptedTurn("hi")]))
+    try:
+        body = MCP_CAPSULE.replace("NET", "")
+        await install(runtime, capsule_source(tmp_path, "offline", body, files=SERVE))
+        [capsule] = await runtime.capsules.verified()
+        [config] = capsule_mcp_configs(capsule)
+        assert config.sandbox.network is True
+        info = await runtime.create_session(str(workspace))
+        await turn(runtime, info.session_id, "hi")
+        assert any(
+            "can reach the network although it was granted no host" in warning
+            and "Landlock ABI 3" in warning
+            for warning in runtime.capsules.warnings
+        )
     finally:
         await runtime.aclose()
 

@@ -598,6 +598,7 @@ class CapsuleHost:
                     capsule, workspace=workspace, env_values=await self._declared_env(capsule)
                 )
             ]
+            self._warn_if_network_is_open(capsule, configs)
             await self.mcp.ensure_servers(
                 configs,
                 roots=[Path(root) for root in roots],
@@ -611,6 +612,22 @@ class CapsuleHost:
             return
         for config, spec in zip(configs, capsule.manifest.mcp_server, strict=True):
             state.mcp_servers[config.name] = (capsule.name, f"capsule-{capsule.name}-{spec.id}")
+
+    def _warn_if_network_is_open(
+        self, capsule: VerifiedCapsule, configs: list[McpServerConfig]
+    ) -> None:
+        if capsule.granted.net or not any(
+            c.transport.type == "stdio" and c.sandbox.network for c in configs
+        ):
+            return
+        from astrid_mcp.sandbox import NETWORK_ABI, sandbox_status
+
+        self._warn(
+            capsule.name,
+            f"capsule {capsule.name}: its MCP servers can reach the network although it was "
+            f"granted no host: this kernel's sandbox ({sandbox_status().detail}) cannot deny "
+            f"TCP (needs Landlock ABI {NETWORK_ABI}, Linux 6.7 or later)",
+        )
 
     async def _declared_env(self, capsule: VerifiedCapsule) -> dict[str, str]:
         """Values of the capsule's ``[env]`` entries: stored secrets, else declared defaults."""
@@ -785,10 +802,15 @@ def capsule_mcp_configs(
     runtime checks at load and again before every launch."""
     from astrid_crypto import hash_file
     from astrid_mcp.config import McpServerConfig
+    from astrid_mcp.sandbox import sandbox_status
 
     read_paths, write_paths = (
         capsule_workspace_paths(capsule.granted, workspace) if workspace else ([], [])
     )
+    # A capsule granted no host gets no network from its servers either, where the kernel can
+    # enforce it (every TCP connect and listen denied; `_start_mcp_servers` warns where it
+    # cannot). Landlock cannot allow some hosts only: a capsule granted any host gets them all.
+    network = bool(capsule.granted.net) or not sandbox_status().can_deny_network
     values = env_values or {}
     declared_env = {name: values[name] for name in capsule.manifest.env if name in values}
     configs: list[McpServerConfig] = []
@@ -819,6 +841,7 @@ def capsule_mcp_configs(
                 "env": {**spec.env, **declared_env},
                 "cwd": str(capsule.directory),
             }
+            raw["sandbox"]["network"] = network
         try:
             configs.append(McpServerConfig.model_validate(raw))
         except ValueError as exc:

@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from astrid_mcp.sandbox._landlock import SandboxError, landlock_abi
+from astrid_mcp.sandbox._landlock import NETWORK_ABI, SandboxError, landlock_abi
 
 __all__ = [
     "SandboxStatus",
@@ -22,6 +22,7 @@ __all__ = [
     "landlock_abi",
     "launcher_argv",
     "SandboxError",
+    "NETWORK_ABI",
 ]
 
 _LAUNCHER = Path(__file__).with_name("__main__.py")
@@ -37,6 +38,11 @@ class SandboxStatus:
     available: bool
     abi: int
     detail: str
+
+    @property
+    def can_deny_network(self) -> bool:
+        """Whether `network = false` (every TCP connect and listen denied) can be enforced."""
+        return self.abi >= NETWORK_ABI
 
 
 def sandbox_status() -> SandboxStatus:

@@ -24,7 +24,7 @@ import stat
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-__all__ = ["SandboxError", "SandboxApplied", "landlock_abi", "restrict_self"]
+__all__ = ["SandboxError", "SandboxApplied", "landlock_abi", "restrict_self", "NETWORK_ABI"]
 
 # Syscall numbers from the unified table; identical on x86_64 and aarch64.
 _SYSCALLS: dict[str, tuple[int, int, int]] = {
@@ -73,7 +73,7 @@ SCOPE_SIGNAL = 1 << 1
 # ABI 4 network rights. Handled with no rule allowing a port: every TCP bind and connect fails.
 ACCESS_NET_BIND_TCP = 1 << 0
 ACCESS_NET_CONNECT_TCP = 1 << 1
-_NET_ABI = 4
+NETWORK_ABI = 4
 
 
 class SandboxError(RuntimeError):
@@ -168,7 +168,7 @@ def _ruleset_attr(abi: int, *, deny_tcp: bool) -> tuple[_RulesetAttr, int]:
     if abi >= 6:
         scoped = SCOPE_ABSTRACT_UNIX_SOCKET | SCOPE_SIGNAL
         return _RulesetAttr(handled_fs_rights(abi), net, scoped), 3 * 8
-    return _RulesetAttr(handled_fs_rights(abi), net, 0), (2 if abi >= _NET_ABI else 1) * 8
+    return _RulesetAttr(handled_fs_rights(abi), net, 0), (2 if abi >= NETWORK_ABI else 1) * 8
 
 
 def _fail(libc_call: str, hint: str) -> SandboxError:
@@ -235,10 +235,10 @@ def restrict_self(
             hint="needs Linux >= 5.13 on x86_64/aarch64 with CONFIG_SECURITY_LANDLOCK=y and "
             "'landlock' in the lsm= boot parameter",
         )
-    if deny_tcp and abi < _NET_ABI:
+    if deny_tcp and abi < NETWORK_ABI:
         raise SandboxError(
             f"the kernel's Landlock (ABI {abi}) cannot deny network access",
-            hint=f"needs Landlock ABI >= {_NET_ABI} (Linux >= 6.7), or allow the server network",
+            hint=f"needs Landlock ABI >= {NETWORK_ABI} (Linux >= 6.7), or allow the server network",
         )
     create_nr, add_rule_nr, restrict_nr = numbers
     libc = _libc()
