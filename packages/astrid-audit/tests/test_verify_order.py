@@ -105,3 +105,17 @@ async def test_the_worker_threads_are_gone_after_a_failure(key: KeyPair) -> None
     with pytest.raises(VerificationError):
         await verify_storage(storage, [key.public_key])
     assert threading.active_count() <= before
+
+
+async def test_an_earlier_bad_signature_wins_over_a_later_entry_that_does_not_encode(
+    key: KeyPair,
+) -> None:
+    # A lone surrogate cannot be UTF-8: hashing that entry fails with BadInputError, not a
+    # VerificationError. The bad signature before it is still the failure reported.
+    storage = MemoryStorage()
+    await log_of(storage, key)
+    await rewrite(storage, 4, signature=forged_signature())
+    rows = storage._data[NS_ENTRY]  # pyright: ignore[reportPrivateUsage]
+    rows[f"{13:012d}"] = rows[f"{13:012d}"].replace('"reason":"step 13"', '"reason":"\\ud800"')
+    with pytest.raises(VerificationError, match=r"entry 4 .*signature check failed"):
+        await verify_storage(storage, [key.public_key])

@@ -69,7 +69,7 @@ def verify_entries(
         for position, entry in enumerate(entries):
             try:
                 key = _check_in_place(entry, position, keys, heads)
-            except VerificationError:
+            except Exception:  # e.g. a tampered entry that does not even encode (BadInputError)
                 signatures.raise_first_failure()  # one before this entry is the first failure
                 raise
             signatures.add(entry, key)
