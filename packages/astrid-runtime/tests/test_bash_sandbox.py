@@ -7,11 +7,12 @@ stops them outside the workspace, while normal work inside it keeps working.
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 
 import pytest
 
-from astrid_core import ConfigError, SessionId, ShellCommand
+from astrid_core import ConfigError, SecurityDenied, SessionId, ShellCommand
 from astrid_mcp.sandbox import landlock_abi
 from astrid_runtime.config import load_config
 from astrid_runtime.tools import ToolContext
@@ -69,3 +70,56 @@ def test_a_workspace_cannot_turn_the_bash_sandbox_off(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="sandbox_bash = false would unsandbox"):
         load_config(tmp_path / "home", workspace, env={})
     assert load_config(tmp_path / "home", env={}).config.security.sandbox_bash is True
+
+
+CONNECT = (
+    'python3 -c \'import socket,sys; socket.create_connection(("127.0.0.1", int(sys.argv[1])))'
+    '; print("connected")\' {port} 2>&1 | tail -1'
+)
+
+
+async def test_bash_network_false_takes_tcp_away_from_commands(sandboxed: ToolContext) -> None:
+    if landlock_abi() < 4:
+        pytest.skip("denying TCP needs Landlock ABI >= 4")
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        port = listener.getsockname()[1]
+        assert await bash(sandboxed, CONNECT.format(port=port)) == "connected"  # the default
+        sandboxed.bash_network = False
+        out = await bash(sandboxed, CONNECT.format(port=port))
+        assert "PermissionError" in out
+        out = await bash(sandboxed, "python3 -m http.server 0 --bind 127.0.0.1 2>&1 | tail -1")
+        assert "PermissionError" in out  # nor can a command listen
+        assert await bash(sandboxed, "echo still works > f && cat f") == "still works"
+
+
+async def test_bash_network_false_where_it_cannot_be_enforced_runs_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from astrid_runtime.tools import _bash
+
+    monkeypatch.setattr(_bash, "_landlock_abi", lambda: 3)  # Landlock without TCP rules
+    ctx = ToolContext(str(tmp_path), SessionId.new(), sandbox_bash=True, bash_network=False)
+    with pytest.raises(SecurityDenied, match="cannot enforce that"):
+        await bash(ctx, f"touch {tmp_path}/ran")
+    assert not (tmp_path / "ran").exists()
+    description, warning = _bash.bash_sandbox_report(True, network=False)
+    assert "cannot deny the network" in description
+    assert warning is not None
+    assert "bash commands are refused" in warning
+
+
+def test_bash_network_is_tighten_only_and_needs_the_sandbox(tmp_path: Path) -> None:
+    home, workspace = tmp_path / "home", tmp_path / "ws"
+    (workspace / ".astrid").mkdir(parents=True)
+    home.mkdir()
+    workspace_file = workspace / ".astrid" / "config.toml"
+    workspace_file.write_text("[security]\nbash_network = false\n")
+    assert load_config(home, workspace, env={}).config.security.bash_network is False  # tighter
+    (home / "config.toml").write_text("[security]\nbash_network = false\n")
+    workspace_file.write_text("[security]\nbash_network = true\n")
+    with pytest.raises(ConfigError, match="would give bash commands the network"):
+        load_config(home, workspace, env={})
+    (home / "config.toml").write_text("[security]\nsandbox_bash = false\nbash_network = false\n")
+    workspace_file.write_text("")
+    with pytest.raises(ConfigError, match="enforced by the bash sandbox"):
+        load_config(home, workspace, env={})

@@ -206,7 +206,9 @@ class AgentRuntime:
 
     async def status(self) -> RuntimeStatus:
         running = sum(1 for live in self._live.values() if live.session.state == "running")
-        bash_sandbox, bash_warning = bash_sandbox_report(self.config.security.sandbox_bash)
+        bash_sandbox, bash_warning = bash_sandbox_report(
+            self.config.security.sandbox_bash, network=self.config.security.bash_network
+        )
         cron_warnings = await self.cron.warnings()  # refreshes the jobs shown below
         return RuntimeStatus(
             sessions=len(await self.sessions.list()),
@@ -365,6 +367,7 @@ class AgentRuntime:
             session.id,
             bash_timeout_seconds=config.timeouts.bash_seconds,
             sandbox_bash=config.security.sandbox_bash,
+            bash_network=config.security.bash_network,
         )
         limits = SubAgentLimits(
             max_depth=config.subagents.max_depth,

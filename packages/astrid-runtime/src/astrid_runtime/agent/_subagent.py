@@ -265,6 +265,7 @@ class SubAgentSpawner:
             child.id,
             bash_timeout_seconds=parent.bash_timeout_seconds,
             sandbox_bash=parent.sandbox_bash,
+            bash_network=parent.bash_network,
             env_allow=parent.env_allow,
         )
         context.extra["depth"] = action.depth

@@ -236,6 +236,13 @@ class SecuritySection(_Section):
         description="Run the bash tool inside the Landlock sandbox.",
         json_schema_extra=_toward(True, False, loosening="would unsandbox the bash tool"),
     )
+    # false: the sandbox also denies every TCP connect and listen (Landlock ABI 4); where the
+    # kernel cannot, commands are refused rather than run with network.
+    bash_network: bool = Field(
+        default=True,
+        description="Let bash tool commands open TCP connections (false needs sandbox_bash).",
+        json_schema_extra=_toward(False, True, loosening="would give bash commands the network"),
+    )
     approval_timeout_seconds: float = Field(
         default=300.0,
         gt=0,
@@ -248,6 +255,15 @@ class SecuritySection(_Section):
         description="How long an 'always allow' answer stays valid.",
         json_schema_extra=LOWER,
     )
+
+    @model_validator(mode="after")
+    def _no_network_needs_the_sandbox(self) -> SecuritySection:
+        if not self.bash_network and not self.sandbox_bash:
+            raise ValueError(
+                "bash_network = false is enforced by the bash sandbox, which sandbox_bash = "
+                "false turns off; keep sandbox_bash = true, or allow the network"
+            )
+        return self
 
 
 class BudgetSection(_Section):

@@ -47,6 +47,7 @@ class ToolContext:
     env_allow: tuple[str, ...] = ()
     bash_timeout_seconds: float = 120.0
     sandbox_bash: bool = False  # the runtime turns it on from security.sandbox_bash
+    bash_network: bool = True  # security.bash_network: False denies the shell every TCP socket
     # Directories outside the workspace the sandboxed shell may read and write (declared by
     # the user, e.g. a shared build cache); everything else outside stays out of reach.
     sandbox_paths: tuple[str, ...] = ()

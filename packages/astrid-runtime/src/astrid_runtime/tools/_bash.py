@@ -168,6 +168,14 @@ async def _execute(
     script = f"trap {shlex.quote(record_cwd)} EXIT\n{action.command}"
     env = scrubbed_env(ctx.env_allow)
     argv = ["/bin/bash", "-c", script]
+    if not ctx.bash_network and not _can_deny_network(ctx):
+        raise SecurityDenied(
+            "bash commands are to run without network ([security] bash_network = false), and "
+            "this machine cannot enforce that (it needs the bash sandbox on Landlock ABI "
+            f"{_network_abi()}, Linux 6.7 or later; this kernel has ABI {_landlock_abi()}); "
+            "the command was not run",
+            hint="run on a newer kernel, or let an admin allow bash commands the network",
+        )
     if ctx.sandbox_bash and _landlock_abi() > 0:
         argv, env = _sandboxed(argv, env, action.cwd, ctx)
     elif ctx.sandbox_bash:
@@ -251,14 +259,31 @@ def _landlock_abi() -> int:
     return sandbox_status().abi
 
 
-def bash_sandbox_report(sandbox_bash: bool) -> tuple[str, str | None]:
+def _network_abi() -> int:
+    from astrid_mcp.sandbox import NETWORK_ABI
+
+    return NETWORK_ABI
+
+
+def _can_deny_network(ctx: ToolContext) -> bool:
+    return ctx.sandbox_bash and _landlock_abi() >= _network_abi()
+
+
+def bash_sandbox_report(sandbox_bash: bool, *, network: bool = True) -> tuple[str, str | None]:
     """(what confines the bash tool, a warning for `status` when it is less than configured)."""
     base = "process-group kill + scrubbed env"
     if not sandbox_bash:
         return f"{base}; Landlock off by admin config", None
     abi = _landlock_abi()
+    if not network and abi < _network_abi():
+        return (
+            f"{base}; Landlock ABI {abi}, which cannot deny the network",
+            "bash commands are refused: [security] bash_network = false needs Landlock ABI "
+            f"{_network_abi()} (Linux 6.7 or later) to deny them the network",
+        )
     if abi > 0:
-        return f"{base} + Landlock ABI {abi} (workspace + declared paths)", None
+        tcp = ", no TCP" if not network else ""
+        return f"{base} + Landlock ABI {abi} (workspace + declared paths{tcp})", None
     from astrid_mcp.sandbox import sandbox_status
 
     detail = sandbox_status().detail
@@ -283,6 +308,7 @@ def _sandboxed(
         read_paths=[ctx.workspace, cwd, *declared],
         write_paths=[ctx.workspace, scratch, *declared],
         path_programs=True,
+        network=ctx.bash_network,
     )
     return wrapped, env | {"TMPDIR": scratch}
 
