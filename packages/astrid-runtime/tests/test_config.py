@@ -606,6 +606,36 @@ def test_workspace_servers_are_untrusted_sandboxed_manual_and_run_in_the_workspa
     assert loaded.provenance["servers.repo-tool"] == str(layers.ws)
 
 
+def test_network_false_reaches_the_server_sandbox_from_any_layer(layers: Layers) -> None:
+    from astrid_runtime.runtime import _server_configs  # pyright: ignore[reportPrivateUsage]
+
+    layers.write(
+        layers.user,
+        '[[servers]]\nname = "offline"\ncommand = "/bin/true"\nnetwork = false\n'
+        '[[servers]]\nname = "online"\ncommand = "/bin/true"\n',
+    )
+    # A workspace may ask it for its own server too: it only tightens.
+    layers.write(layers.ws, '[[servers]]\nname = "repo"\ncommand = "/bin/true"\nnetwork = false\n')
+    servers = layers.load().config.servers
+    configs = {c.name: c for c in _server_configs(servers, 60.0)}
+    assert configs["offline"].sandbox.network is False
+    assert configs["online"].sandbox.network is True
+    assert configs["repo"].sandbox.network is False
+    assert configs["repo"].sandbox.enabled
+
+
+def test_network_false_without_the_sandbox_is_a_clear_error(layers: Layers) -> None:
+    from astrid_runtime.runtime import _server_configs  # pyright: ignore[reportPrivateUsage]
+
+    layers.write(
+        layers.user,
+        '[[servers]]\nname = "s"\ncommand = "/bin/true"\ntrusted = true\nsandbox = false\n'
+        "network = false\n",
+    )
+    with pytest.raises(ConfigError, match=r"'s' is invalid: .*enforced by the sandbox"):
+        _server_configs(layers.load().config.servers, 60.0)
+
+
 @pytest.mark.parametrize(
     ("server", "expected"),
     [

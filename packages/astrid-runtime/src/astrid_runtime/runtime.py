@@ -665,6 +665,8 @@ def _server_configs(servers: list[Any], call_timeout_s: float) -> list[Any]:
         raw = {
             k: v for k, v in server.model_dump().items() if v is not None and v != [] and v != {}
         }
+        # astrid.toml writes both flat; astrid-mcp keeps them in the sandbox settings.
+        raw["sandbox"] = {"enabled": raw.pop("sandbox", True), "network": raw.pop("network", True)}
         raw["call_timeout_s"] = call_timeout_s
         try:
             configs.append(McpServerConfig.model_validate(raw))

@@ -369,6 +369,11 @@ class ServerConfig(_Section):
         default=True,
         description="Run inside the Landlock sandbox; always true for workspace servers.",
     )
+    network: bool = Field(
+        default=True,
+        description="Let the server open TCP connections; false denies every TCP connect and "
+        "listen (needs the sandbox and Landlock ABI 4, else the server does not start).",
+    )
     blake3: str | None = Field(
         default=None,
         description="Expected BLAKE3 of the executable, checked before every launch.",
