@@ -85,11 +85,17 @@ def workspace(tmp_path: Path) -> Path:
     return ws.resolve()
 
 
+def _ignore_ctrl_c() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 @contextmanager
-def chat(home: Path, workspace: Path) -> Iterator[pexpect.spawn]:
+def chat(home: Path, workspace: Path, *, sigint_ignored: bool = False) -> Iterator[pexpect.spawn]:
+    """``astrid chat`` in a PTY; ``sigint_ignored`` starts it the way a background job would."""
     child = pexpect.spawn(
         sys.executable,
         ["-m", "astrid_cli", "chat", "--workspace", str(workspace)],
+        preexec_fn=_ignore_ctrl_c if sigint_ignored else None,
         env=terminal_env(home),
         dimensions=(LINES, COLUMNS),
         encoding="utf-8",
@@ -181,9 +187,15 @@ def test_allow_once_does_not_carry_over_and_deny_keeps_the_file(
         leave(child)
 
 
-def test_ctrl_c_at_the_prompt_leaves(home: Path, workspace: Path) -> None:
+@pytest.mark.parametrize("sigint_ignored", [False, True], ids=["plain", "started-ignoring-sigint"])
+def test_ctrl_c_at_the_prompt_leaves(home: Path, workspace: Path, sigint_ignored: bool) -> None:
+    """Ctrl-C leaves, also when chat inherited an ignored SIGINT (the CLI takes it back).
+
+    A process started from a shell's background job or a task runner inherits SIGINT as
+    *ignored*; this test then timed out whenever the test run itself was started that way.
+    """
     write_scripted_config(home, workspace, [{"text": "unused"}], mode="safe")
-    with chat(home, workspace) as child:
+    with chat(home, workspace, sigint_ignored=sigint_ignored) as child:
         child.sendintr()
         child.expect(pexpect.EOF, timeout=10)
 

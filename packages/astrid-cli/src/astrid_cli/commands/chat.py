@@ -43,9 +43,11 @@ def chat(ctx: click.Context, resume: str | None, workspace: str) -> None:
     """
     from astrid_gateway.client import GatewayClient
 
+    from .._signals import take_back_ctrl_c
     from .._turns import drive_turn
     from .._ui import ChatUI, read_line
 
+    take_back_ctrl_c()
     ui = ChatUI()
     root = os.path.realpath(workspace)
 

@@ -98,6 +98,10 @@ def demo(ctx: click.Context, auto: str | None, keep: bool) -> None:
 
     from astrid_gateway.client import GatewayClient
 
+    from .._signals import take_back_ctrl_c
+
+    take_back_ctrl_c()
+
     from .._turns import auto_decider, drive_turn
     from .._ui import ChatUI
 
