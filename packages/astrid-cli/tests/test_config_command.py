@@ -68,3 +68,29 @@ def test_init_writes_a_valid_tighten_only_layer(tmp_path: Path) -> None:
     assert again.returncode == 1
     assert "already exists" in again.stderr
     assert "--force" in again.stderr
+
+
+def test_init_user_writes_every_key_commented_and_each_line_uncomments_cleanly(
+    tmp_path: Path,
+) -> None:
+    home = tmp_path / "home"
+    created = astrid(home, "init", "--user")
+    assert created.returncode == 0, created.stderr
+    config = home / "config.toml"
+    assert config.stat().st_mode & 0o777 == 0o600  # it may come to hold an API key
+    text = config.read_text()
+    # Nothing is set: the file changes no value until a line is uncommented.
+    shown = json.loads(astrid(home, "config", "show", "--json").stdout)
+    assert all(entry["source"] != str(config) for entry in shown.values())
+    assert "# max_turns = 25" in text and "[runtime]" in text
+
+    # Uncommenting a line takes effect and keeps the file valid.
+    config.write_text(text.replace("# max_turns = 25", "max_turns = 7"))
+    assert astrid(home, "config", "validate").returncode == 0
+    shown = json.loads(astrid(home, "config", "show", "--json").stdout)
+    assert shown["runtime.max_turns"] == {"value": 7, "source": str(config)}
+
+    again = astrid(home, "init", "--user")
+    assert again.returncode != 0
+    assert "--force" in again.stderr + again.stdout
+    assert "max_turns = 7" in config.read_text()  # a refused init loses nothing
