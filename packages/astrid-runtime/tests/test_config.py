@@ -338,7 +338,6 @@ def _refusal(layers: Layers, user_toml: str, ws_toml: str) -> str:
             "[security]\nask_when_untrusted = false\n",
             "security.ask_when_untrusted = false would turn approvals off (true from {user};",
         ),
-        ("", "[git]\nauto_commit = true\n", "git.auto_commit = true is looser than false"),
         # Values of the wrong type are refused, not coerced past the check by pydantic.
         (
             "",
@@ -702,6 +701,13 @@ def test_unknown_sections_and_keys_suggest_the_right_name(layers: Layers) -> Non
         "(did you mean budget.session_limit_micros?)",
         f"{layers.user}: servers.comand is not a known key (did you mean servers.command?)",
     ]
+
+
+def test_a_removed_section_says_it_is_no_longer_supported(layers: Layers) -> None:
+    layers.write(layers.user, "[git]\nauto_commit = false\n")
+    (problem,) = layers.problems()
+    assert problem.startswith(f"{layers.user}: [git] (auto_commit) is no longer supported")
+    assert "delete the [git] section" in problem
 
 
 def test_invalid_toml_names_the_file_and_line(layers: Layers) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from collections import Counter
 from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass
@@ -35,6 +36,7 @@ from astrid_audit import AuditLog, verify_storage
 from astrid_capabilities import CapabilityStore
 from astrid_core import (
     ApprovalDecision,
+    AstridError,
     ConfigError,
     DirectoryList,
     FileDelete,
@@ -81,6 +83,11 @@ from .tools._bash import bash_sandbox_report
 __all__ = ["AgentRuntime"]
 
 log = logging.getLogger("astrid.runtime")
+_RETENTION_INTERVAL_S = 86_400.0  # [sessions] retention_days is applied at start and daily
+
+
+def _older_than(updated_at: float, days: int) -> bool:
+    return updated_at < time.time() - days * 86_400
 
 
 @dataclass
@@ -153,6 +160,40 @@ class AgentRuntime:
         async with anyio.create_task_group() as tg:
             tg.start_soon(self.mcp.run)
             tg.start_soon(self.cron.run)
+            tg.start_soon(self._expire_sessions_daily)
+
+    async def expire_sessions(self) -> int:
+        """Delete stored sessions not updated for ``[sessions] retention_days``; how many went.
+
+        A session open in this daemon is kept however old it is. Each deletion goes through
+        ``delete_session``, the path ``astrid sessions delete`` takes, so it is recorded the same
+        way; the audit log keeps every entry the session wrote.
+        """
+        days = self.config.sessions.retention_days
+        removed = 0
+        for session in await self.sessions.list():
+            if str(session.id) in self._live or not _older_than(session.updated_at, days):
+                continue
+            try:
+                await self.delete_session(session.id)
+            except NotFoundError:  # deleted meanwhile by a client
+                continue
+            removed += 1
+        if removed:
+            log.info(
+                "deleted %d session(s) older than %d days ([sessions] retention_days)",
+                removed,
+                days,
+            )
+        return removed
+
+    async def _expire_sessions_daily(self) -> None:
+        while True:
+            try:
+                await self.expire_sessions()
+            except AstridError as exc:  # e.g. storage unavailable: try again tomorrow
+                log.warning("session retention cleanup failed: %s", exc)
+            await anyio.sleep(_RETENTION_INTERVAL_S)
 
     # ------------------------------------------------------------------ lifecycle
 

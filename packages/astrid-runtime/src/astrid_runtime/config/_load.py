@@ -234,8 +234,18 @@ def _did_you_mean(name: str, known: list[str], prefix: str = "") -> str:
     return f" (did you mean {prefix}{guess[0]}?)" if guess else ""
 
 
+# Sections that existed once and were removed: a file that still sets one is told why.
+_REMOVED_SECTIONS = {
+    "git": "[git] (auto_commit) is no longer supported: Astrid never commits for you (a commit "
+    "runs the repository's hooks and filters outside the sandbox); delete the [git] section",
+}
+
+
 def _report_unknown_keys(data: dict[str, Any], path: Path, problems: list[str]) -> None:
     for name, value in data.items():
+        if name in _REMOVED_SECTIONS:
+            problems.append(f"{path}: {_REMOVED_SECTIONS[name]}")
+            continue
         if name not in SECTIONS:
             guess = difflib.get_close_matches(name, list(SECTIONS), n=1)
             hint = f" (did you mean [{guess[0]}]?)" if guess else ""

@@ -427,16 +427,6 @@ class WorkspaceSection(_Section):
     )
 
 
-class GitSection(_Section):
-    """Git integration."""
-
-    auto_commit: bool = Field(
-        default=False,
-        description="Commit the agent's changes after each turn.",
-        json_schema_extra=_toward(False, True),
-    )
-
-
 class HooksSection(_Section):
     """Shell commands run on lifecycle events (on the host, so never from a workspace)."""
 
@@ -531,7 +521,8 @@ class SessionsSection(_Section):
     retention_days: int = Field(
         default=30,
         ge=1,
-        description="Sessions older than this are deleted.",
+        description="Stored sessions not updated for this many days are deleted, at daemon start "
+        "and daily (a session open in the daemon is kept; the audit log keeps their entries).",
         json_schema_extra=ADMIN,
     )
 
@@ -620,7 +611,6 @@ class AstridConfig(_Section):
     audit: AuditSection = AuditSection()
     keys: KeysSection = KeysSection()
     workspace: WorkspaceSection = WorkspaceSection()
-    git: GitSection = GitSection()
     hooks: HooksSection = HooksSection()
     logging: LoggingSection = LoggingSection()
     gateway: GatewaySection = GatewaySection()
