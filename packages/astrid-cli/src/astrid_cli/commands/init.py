@@ -89,7 +89,7 @@ def init(ctx: click.Context, workspace: str, force: bool, user: bool) -> None:
     Examples: astrid init .    astrid init --user
     """
     if user:
-        from astrid_gateway.client import state_dir
+        from astrid_gateway._state import state_dir
 
         target = Path(state_dir(home_of(ctx))) / "config.toml"
         text = user_config_text()
