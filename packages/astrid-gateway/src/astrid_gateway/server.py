@@ -212,10 +212,12 @@ class GatewayServer:
         nonce, our port and pid. A squatter on a stale port cannot compute it."""
         nonces = self._nonces.get(ws)
         if response.status_code != HTTPStatus.SWITCHING_PROTOCOLS:
-            self._nonces.pop(ws, None)  # no connection will follow to consume it
-            self.failed_handshakes.note(
-                f"upgrade refused (HTTP {response.status_code}) for {ws.remote_address}"
-            )
+            # No connection will follow to consume the nonce. Refusals of our own were counted
+            # where they were made; this counts upgrades websockets itself found invalid.
+            if self._nonces.pop(ws, None) is not None:
+                self.failed_handshakes.note(
+                    f"upgrade refused (HTTP {response.status_code}) for {ws.remote_address}"
+                )
         elif nonces is not None:
             client_nonce, server_nonce = nonces
             pid = os.getpid()
