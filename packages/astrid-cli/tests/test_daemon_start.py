@@ -122,3 +122,20 @@ def test_a_terminal_sees_that_the_daemon_is_starting(broken_home: Path) -> None:
 def test_no_status_line_when_stderr_is_not_a_terminal(broken_home: Path) -> None:
     out = astrid(broken_home, "status")
     assert "starting the Astrid daemon" not in out.stderr
+
+
+def test_status_shows_the_rotated_log_and_logs_is_private(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    home.mkdir(mode=0o700)
+    (home / "config.toml").write_text("[logging]\nmax_bytes = 100000\nbackups = 5\n")
+    out = astrid(home, "status", "--json")
+    try:
+        assert out.returncode == 0, out.stderr
+        status = json.loads(out.stdout)
+        assert status["log"] == f"{home / 'logs' / 'astridd.log'} (rotated at 100000 bytes, 5 kept)"
+        assert (home / "logs").stat().st_mode & 0o777 == 0o700
+        assert "astridd listening" in (home / "logs" / "astridd.log").read_text()
+        shown = astrid(home, "status")
+        assert "rotated at 100000 bytes" in shown.stdout
+    finally:
+        astrid(home, "daemon", "stop")

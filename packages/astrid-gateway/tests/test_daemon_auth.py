@@ -251,6 +251,26 @@ def test_port_owned_by_another_process_is_not_believed(tmp_path: Path, run_fake)
         daemon.proc.wait(timeout=15)
 
 
+def test_a_listener_that_cannot_receive_our_connection_is_ignored(daemon: DaemonProcess) -> None:
+    # Another user binding [::1]:<daemon's port> cannot get our connection to 127.0.0.1, so it
+    # must not make the client refuse a genuine daemon either (no denial of service).
+    import socket
+
+    try:
+        squat = socket.socket(socket.AF_INET6)
+    except OSError:
+        pytest.skip("no IPv6 here")
+    with squat:
+        squat.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        try:
+            squat.bind(("::1", daemon.port))
+        except OSError:
+            pytest.skip("cannot bind [::1]")
+        squat.listen(1)
+        found = locate_daemon(daemon.paths)
+        assert found.record is not None, found.reason
+
+
 # ---------------------------------------------------------------------- hygiene
 
 

@@ -294,8 +294,20 @@ def lock_holders(lock_path: Path) -> set[int] | None:
     return holders
 
 
+# Local addresses whose listener a connection to 127.0.0.1 can reach (as /proc prints them):
+# 127.0.0.1 and 0.0.0.0; in tcp6, :: (unless v6-only, which /proc does not show) and
+# ::ffff:127.0.0.1. A listener on [::1] or another address cannot receive our connection.
+_REACHABLE = {
+    "0100007F",
+    "00000000",
+    "00000000000000000000000000000000",
+    "0000000000000000FFFF00000100007F",
+}
+
+
 def _listening_inodes(port: int) -> list[int] | None:
-    """Inodes of the sockets listening on ``port`` (any address), None without /proc."""
+    """Inodes of the sockets listening where a connection to 127.0.0.1:``port`` can land,
+    None without /proc."""
     found: list[int] = []
     seen_table = False
     for table in ("/proc/net/tcp", "/proc/net/tcp6"):
@@ -309,8 +321,8 @@ def _listening_inodes(port: int) -> list[int] | None:
             parts = row.split()
             if len(parts) < 10 or parts[3] != "0A":  # 0A = LISTEN
                 continue
-            local_port = int(parts[1].rsplit(":", 1)[1], 16)
-            if local_port == port:
+            address, _, local_port = parts[1].partition(":")
+            if int(local_port, 16) == port and address.upper() in _REACHABLE:
                 found.append(int(parts[9]))
     return found if seen_table else None
 

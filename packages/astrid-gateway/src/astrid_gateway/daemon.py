@@ -12,6 +12,7 @@ import logging
 import os
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from logging.handlers import RotatingFileHandler
 from typing import Any
 
 import anyio
@@ -62,6 +63,7 @@ def _status_handler(server: GatewayServer, paths: StatePaths, runtime: Any) -> A
             "ephemeral": server.ephemeral,
             "clients": len(server.connections),
             "state_dir": str(paths.root),
+            "log": _log_destination(),
             "runtime": "not loaded",
         }
         if runtime is not None:
@@ -69,6 +71,17 @@ def _status_handler(server: GatewayServer, paths: StatePaths, runtime: Any) -> A
         return result
 
     return status
+
+
+def _log_destination() -> str:
+    """Where the daemon logs, for `astrid status`: the rotated file and its limits, or stderr."""
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, RotatingFileHandler):
+            return (
+                f"{handler.baseFilename} (rotated at {handler.maxBytes} bytes, "
+                f"{handler.backupCount} kept)"
+            )
+    return "stderr"
 
 
 def _not_available(method: str) -> Any:

@@ -60,6 +60,7 @@ def _print_status(status: dict[str, Any]) -> None:
         ("daemon", daemon),
         ("clients", status.get("clients")),
         ("state", status.get("state_dir")),
+        ("log", status.get("log")),
         ("storage", runtime.get("storage_url")),
         ("runtime key", runtime.get("runtime_key_id")),
         ("sandbox", runtime.get("sandbox")),
