@@ -271,6 +271,17 @@ def test_a_listener_that_cannot_receive_our_connection_is_ignored(daemon: Daemon
         assert found.record is not None, found.reason
 
 
+@pytest.mark.parametrize("host", ["0.0.0.0", "::", "192.168.1.10"])
+def test_listens_on_loopback_only(tmp_path: Path, host: str) -> None:
+    from astrid_core import AstridError
+    from astrid_gateway.server import GatewayServer
+
+    with pytest.raises(AstridError) as info:
+        GatewayServer(StatePaths(tmp_path), host=host)
+    assert "loopback only" in info.value.message
+    assert "allow_remote" in info.value.hint
+
+
 # ---------------------------------------------------------------------- hygiene
 
 
