@@ -14,6 +14,7 @@ import stat
 import subprocess
 import sys
 import textwrap
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -220,6 +221,28 @@ async def test_impostor_holding_the_lock_cannot_prove_the_token(tmp_path: Path, 
     assert token.encode() not in data
     for word in (b"Authorization", b"proof", b"astrid.", b"Bearer"):
         assert word not in data, word
+
+
+async def test_unbelievable_lock_holder_is_reported_not_waited_for(
+    tmp_path: Path, run_fake
+) -> None:  # type: ignore[no-untyped-def]
+    # An older astridd (port file without pid) holds the lock: a new daemon cannot start and the
+    # old one cannot be verified. The client says so in seconds and contacts nobody.
+    home = tmp_path / "home"
+    paths = StatePaths(home)
+    paths.ensure()
+    old = run_fake(0, as_nobody=False, lock=paths.lock, answer=True)
+    wait_for(paths.port.exists, what="old daemon's port file")
+    paths.port.write_text(f"{old.port}\n")
+    (home / "daemon.lock").write_text(str(old.proc.pid))
+    started = time.monotonic()
+    with pytest.raises(DaemonUnavailable) as info:
+        await GatewayClient.open(home, autostart=True)
+    assert time.monotonic() - started < 15
+    assert f"another astridd (pid {old.proc.pid}) holds daemon.lock" in info.value.message
+    assert "older astridd" in info.value.message
+    assert f"kill {old.proc.pid}" in info.value.hint
+    assert old.received() == (0, b"")
 
 
 def test_proofs_are_bound_to_direction_port_and_pid() -> None:

@@ -34,6 +34,7 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidSta
 from astrid_core import AstridError, AstridTimeoutError, ConfigError
 
 from ._state import (
+    DaemonLock,
     PortRecord,
     StatePaths,
     check_private_dir,
@@ -294,6 +295,7 @@ class GatewayClient:
         deadline = time.monotonic() + start_timeout
         stderr = bytearray()
         last_error: Exception | None = None
+        unbelievable_since: float | None = None
         while time.monotonic() < deadline:
             _drain(proc, stderr)
             returncode = proc.poll()
@@ -308,8 +310,23 @@ class GatewayClient:
             if returncode is not None:
                 _drain(proc, stderr)
                 if returncode == 2 and b"already owns" in stderr:
-                    # Another client started one at the same moment: use that one.
+                    # Another daemon holds the lock. Usually a client started one at the same
+                    # moment: wait for it. But a lock holder whose port file we cannot believe
+                    # for a second (an older astridd, a foreign listener) will not become
+                    # believable: say so now instead of after the timeout.
                     last_error = start_failure(returncode, stderr.decode(errors="replace"), "")
+                    if found.reason and paths.port.exists():
+                        unbelievable_since = unbelievable_since or time.monotonic()
+                        if time.monotonic() - unbelievable_since > 1.0:
+                            holder = DaemonLock(paths).holder_pid()
+                            raise DaemonUnavailable(
+                                f"another astridd (pid {holder or 'unknown'}) holds "
+                                f"{paths.lock.name}, but {found.reason}",
+                                hint=f"stop it (`kill {holder or '<pid>'}`) and run the "
+                                "command again; it may be an older version",
+                            )
+                    else:
+                        unbelievable_since = None
                     await anyio.sleep(0.05)
                     continue
                 raise start_failure(returncode, stderr.decode(errors="replace"), paths.log)
