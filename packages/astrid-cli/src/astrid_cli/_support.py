@@ -14,6 +14,7 @@ T = TypeVar("T")
 __all__ = [
     "run_async",
     "with_client",
+    "open_client",
     "emit_json",
     "fail",
     "wants_json",
@@ -93,21 +94,27 @@ def with_client(
     ctx: click.Context, body: Callable[[Any], Awaitable[T]], *, autostart: bool = True
 ) -> T:
     """Connect to the daemon (auto-starting an ephemeral one) and run ``body(client)``."""
-    from astrid_gateway.client import GatewayClient
-
-    notice = StartingNotice()
 
     async def go() -> T:
-        try:
-            client = await GatewayClient.open(
-                home_of(ctx), autostart=autostart, client_name="cli", on_start=notice.show
-            )
-        finally:
-            notice.clear()
-        async with client:
+        async with await open_client(ctx, autostart=autostart) as client:
             return await body(client)
 
     return run_async(go)
+
+
+async def open_client(ctx: click.Context, *, autostart: bool = True) -> Any:
+    """``GatewayClient.open`` for a command: while an auto-started daemon comes up, a person on
+    a terminal sees "starting the Astrid daemon…"; a daemon that dies starting is reported at
+    once with its own error (raised as an AstridError, which run_async prints)."""
+    from astrid_gateway.client import GatewayClient
+
+    notice = StartingNotice()
+    try:
+        return await GatewayClient.open(
+            home_of(ctx), autostart=autostart, client_name="cli", on_start=notice.show
+        )
+    finally:
+        notice.clear()
 
 
 class StartingNotice:
