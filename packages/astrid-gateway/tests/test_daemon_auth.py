@@ -245,6 +245,23 @@ async def test_unbelievable_lock_holder_is_reported_not_waited_for(
     assert old.received() == (0, b"")
 
 
+async def test_a_daemon_that_dies_under_a_client_is_reported_with_its_log(tmp_path: Path) -> None:
+    daemon = spawn_daemon(tmp_path / "home")
+    async with await GatewayClient.open(daemon.paths.root, autostart=False) as client:
+        os.killpg(daemon.proc.pid, signal.SIGKILL)
+        daemon.proc.wait(timeout=10)
+        started = time.monotonic()
+
+        async def call_until_it_fails() -> None:
+            for _ in range(3):  # the first call may still be written before the close is seen
+                await client.call("status", timeout=20)
+
+        with pytest.raises(DaemonUnavailable) as info:
+            await call_until_it_fails()
+        assert time.monotonic() - started < 10
+    assert str(daemon.paths.log) in info.value.hint
+
+
 def test_proofs_are_bound_to_direction_port_and_pid() -> None:
     args = ("tok", "a" * 64, "b" * 64)
     base = daemon_proof(*args, 4000, 10)

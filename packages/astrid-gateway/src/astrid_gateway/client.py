@@ -238,8 +238,9 @@ def start_failure(
 class GatewayClient:
     """Async JSON-RPC client. Use as ``async with GatewayClient.connect(...) as client``."""
 
-    def __init__(self, ws: ClientConnection) -> None:
+    def __init__(self, ws: ClientConnection, paths: StatePaths | None = None) -> None:
         self._ws = ws
+        self._paths = paths
         self._ids = count(1)
         self._pending: dict[int, MemoryObjectSendStream[dict[str, Any]]] = {}
         send, receive = anyio.create_memory_object_stream[dict[str, Any]](1024)
@@ -365,7 +366,7 @@ class GatewayClient:
             with anyio.CancelScope(shield=True), anyio.move_on_after(2):
                 await ws.close()
             raise
-        return cls(ws)
+        return cls(ws, paths)
 
     @staticmethod
     async def _authenticate(
@@ -475,12 +476,19 @@ class GatewayClient:
         request_id = next(self._ids)
         send, receive = anyio.create_memory_object_stream[dict[str, Any]](1)
         self._pending[request_id] = send
+        if self.closed.is_set():  # the reader is gone: nobody would ever answer this call
+            self._pending.pop(request_id, None)
+            send.close()
+            receive.close()
+            raise DaemonUnavailable("the daemon closed the connection", hint=self._gone_hint())
         frame = json.dumps({"jsonrpc": "2.0", "id": request_id, "method": method, "params": params})
         try:
             await self._ws.send(frame)
         except ConnectionClosed as exc:
             self._pending.pop(request_id, None)
-            raise DaemonUnavailable("the daemon closed the connection") from exc
+            raise DaemonUnavailable(
+                "the daemon closed the connection", hint=self._gone_hint()
+            ) from exc
         try:
             with anyio.fail_after(timeout):
                 async with receive:
@@ -488,7 +496,7 @@ class GatewayClient:
                         reply = await receive.receive()
                     except anyio.EndOfStream:
                         raise DaemonUnavailable(
-                            "the daemon closed the connection mid-call"
+                            "the daemon closed the connection mid-call", hint=self._gone_hint()
                         ) from None
         except TimeoutError:
             self._pending.pop(request_id, None)
@@ -501,6 +509,15 @@ class GatewayClient:
                 err.get("data"),
             )
         return reply.get("result")
+
+    def _gone_hint(self) -> str:
+        """Where to read why the daemon went away."""
+        if self._paths is None:
+            return DaemonUnavailable.default_hint
+        return (
+            f"it stopped or crashed: its log is {self._paths.log}; the next command starts a "
+            "new one"
+        )
 
     async def subscribe(self, session_id: str | None = None) -> str:
         params: dict[str, Any] = {} if session_id is None else {"session_id": session_id}
