@@ -135,6 +135,17 @@ def test_refuse_key_readable_by_others(tmp_path: Path, mode: int) -> None:
     assert "chmod 600" in info.value.hint
 
 
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to give a file to another user")
+def test_refuse_key_owned_by_another_user(tmp_path: Path) -> None:
+    # Mode 0600 but owned by nobody: that user can replace the key at will.
+    path = tmp_path / "runtime.key"
+    KeyPair.generate().save(path)
+    os.chown(path, 65534, 65534)
+    with pytest.raises(ConfigError, match="belongs to uid 65534") as info:
+        KeyPair.load(path)
+    assert f"chown {os.geteuid()} {path}" in info.value.hint
+
+
 @pytest.mark.parametrize("size", [0, 31, 33, 64])
 def test_refuse_key_of_wrong_length(tmp_path: Path, size: int) -> None:
     path = tmp_path / "runtime.key"

@@ -1,12 +1,17 @@
 from __future__ import annotations
 
+import contextlib
+import hmac
+import json
 import os
+import secrets
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -34,7 +39,11 @@ class DaemonProcess:
 
     @property
     def port(self) -> int:
-        return int(self.paths.port.read_text())
+        from astrid_gateway._state import PortRecord
+
+        record = PortRecord.parse(self.paths.port.read_text())
+        assert record is not None
+        return record.port
 
     @property
     def token(self) -> str:
@@ -73,3 +82,37 @@ def daemon(tmp_path: Path) -> Iterator[DaemonProcess]:
         except subprocess.TimeoutExpired:
             os.killpg(d.proc.pid, signal.SIGKILL)
             d.proc.wait()
+
+
+@contextlib.asynccontextmanager
+async def authenticated_ws(daemon: DaemonProcess, **kwargs: Any) -> AsyncIterator[Any]:
+    """A raw websocket that has done the challenge-response by hand (as the protocol module
+    documents it), for tests that send frames the client library never would."""
+    from websockets.asyncio.client import connect
+
+    nonce = secrets.token_hex(32)
+    async with connect(
+        f"ws://127.0.0.1:{daemon.port}", additional_headers={"X-Astrid-Nonce": nonce}, **kwargs
+    ) as ws:
+        headers = ws.response.headers
+        server_nonce = headers["X-Astrid-Server-Nonce"]
+        pid = int(headers["X-Astrid-Daemon-Pid"])
+        token = daemon.token.encode()
+
+        def mac(role: str) -> str:
+            text = f"astrid-gateway-v1|{role}|{nonce}|{server_nonce}|{daemon.port}|{pid}"
+            return hmac.new(token, text.encode(), "sha256").hexdigest()
+
+        assert hmac.compare_digest(headers["X-Astrid-Daemon-Proof"], mac("daemon"))
+        await ws.send(
+            json.dumps(
+                {
+                    "jsonrpc": "2.0",
+                    "id": 0,
+                    "method": "astrid.authenticate",
+                    "params": {"proof": mac("client")},
+                }
+            )
+        )
+        assert json.loads(await ws.recv())["result"]["authenticated"] is True
+        yield ws

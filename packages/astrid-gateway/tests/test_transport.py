@@ -18,7 +18,7 @@ from astrid_gateway._state import StatePaths
 from astrid_gateway.client import GatewayClient, RpcCallError
 from astrid_gateway.protocol import MAX_FRAME_BYTES, ErrorCode
 
-from .conftest import DaemonProcess, spawn_daemon, wait_for
+from .conftest import DaemonProcess, authenticated_ws, spawn_daemon, wait_for
 
 pytestmark = pytest.mark.anyio
 
@@ -38,6 +38,8 @@ async def test_token_file_is_private_and_status_works(daemon: DaemonProcess) -> 
         {"Authorization": "Bearer wrong-token"},
         {"Authorization": "Basic Zm9vOmJhcg=="},
         {"Authorization": "Bearer "},
+        {"X-Astrid-Nonce": "not-hex"},
+        {"X-Astrid-Nonce": "AB" * 32},
     ],
 )
 async def test_client_without_valid_token_is_refused(
@@ -50,7 +52,7 @@ async def test_client_without_valid_token_is_refused(
 
 
 async def test_browser_origin_is_refused_even_with_token(daemon: DaemonProcess) -> None:
-    headers = {"Authorization": f"Bearer {daemon.token}", "Origin": "https://evil.example"}
+    headers = {"X-Astrid-Nonce": "ab" * 32, "Origin": "https://evil.example"}
     with pytest.raises(InvalidStatus) as info:
         async with connect(f"ws://127.0.0.1:{daemon.port}", additional_headers=headers):
             pass
@@ -58,10 +60,7 @@ async def test_browser_origin_is_refused_even_with_token(daemon: DaemonProcess) 
 
 
 async def _raw(daemon: DaemonProcess, frame: str) -> dict:  # type: ignore[type-arg]
-    headers = {"Authorization": f"Bearer {daemon.token}"}
-    async with connect(
-        f"ws://127.0.0.1:{daemon.port}", additional_headers=headers, max_size=None
-    ) as ws:
+    async with authenticated_ws(daemon, max_size=None) as ws:
         await ws.send(frame)
         return json.loads(await ws.recv())
 
@@ -109,12 +108,10 @@ async def test_oversize_frame_gets_error_and_daemon_survives(daemon: DaemonProce
     )
     reply = await _raw(daemon, big)
     assert reply["error"]["code"] == int(ErrorCode.MESSAGE_TOO_LARGE)
-    # Far larger than the hard limit: websockets closes that connection (1009), daemon lives on.
-    headers = {"Authorization": f"Bearer {daemon.token}"}
 
+    # Far larger than the hard limit: websockets closes that connection (1009), daemon lives on.
     async def send_huge() -> None:
-        url = f"ws://127.0.0.1:{daemon.port}"
-        async with connect(url, additional_headers=headers, max_size=None) as ws:
+        async with authenticated_ws(daemon, max_size=None) as ws:
             await ws.send("x" * (MAX_FRAME_BYTES * 5))
             await ws.recv()
 

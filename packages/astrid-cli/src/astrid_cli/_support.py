@@ -11,7 +11,18 @@ import click
 
 T = TypeVar("T")
 
-__all__ = ["run_async", "with_client", "emit_json", "fail", "home_of", "server_confinement"]
+__all__ = [
+    "run_async",
+    "with_client",
+    "open_client",
+    "emit_json",
+    "fail",
+    "wants_json",
+    "error_object",
+    "home_of",
+    "server_confinement",
+    "StartingNotice",
+]
 
 
 def home_of(ctx: click.Context) -> str | None:
@@ -20,8 +31,27 @@ def home_of(ctx: click.Context) -> str | None:
     return str(home) if home else None
 
 
-def fail(message: str, hint: str = "", code: int = 1) -> None:
-    """Print an error the way every command does, then exit with ``code``."""
+def wants_json(ctx: click.Context | None = None) -> bool:
+    """True when the running command (or a group above it) was given ``--json``."""
+    ctx = ctx or click.get_current_context(silent=True)
+    while ctx is not None:
+        if ctx.params.get("as_json"):
+            return True
+        ctx = ctx.parent
+    return False
+
+
+def error_object(message: str, hint: str = "", code: str = "astrid.error") -> dict[str, Any]:
+    """The JSON form of an error, printed on stdout by every ``--json`` command that fails."""
+    return {"error": {"code": code, "message": message, "hint": hint}}
+
+
+def fail(message: str, hint: str = "", code: int = 1, *, error_code: str = "astrid.error") -> None:
+    """Print an error the way every command does (a JSON object under ``--json``), then exit
+    with ``code``."""
+    if wants_json():
+        emit_json(error_object(message, hint, error_code))
+        sys.exit(code)
     click.secho(f"error: {message}", fg="red", err=True)
     if hint:
         click.echo(f"  hint: {hint}", err=True)
@@ -37,13 +67,13 @@ def run_async(func: Callable[[], Awaitable[T]]) -> T:
     try:
         return anyio.run(func)
     except AstridError as exc:
-        fail(exc.message, exc.hint)
+        fail(exc.message, exc.hint, error_code=exc.code)
         raise  # unreachable; fail() exits
     except BaseExceptionGroup as group:  # task groups wrap errors: show the first Astrid one
         astrid = _first_astrid_error(group)
         if astrid is None:
             raise
-        fail(astrid.message, astrid.hint)
+        fail(astrid.message, astrid.hint, error_code=astrid.code)
         raise
 
 
@@ -64,15 +94,49 @@ def with_client(
     ctx: click.Context, body: Callable[[Any], Awaitable[T]], *, autostart: bool = True
 ) -> T:
     """Connect to the daemon (auto-starting an ephemeral one) and run ``body(client)``."""
-    from astrid_gateway.client import GatewayClient
 
     async def go() -> T:
-        async with await GatewayClient.open(
-            home_of(ctx), autostart=autostart, client_name="cli"
-        ) as client:
+        async with await open_client(ctx, autostart=autostart) as client:
             return await body(client)
 
     return run_async(go)
+
+
+async def open_client(ctx: click.Context, *, autostart: bool = True) -> Any:
+    """``GatewayClient.open`` for a command: while an auto-started daemon comes up, a person on
+    a terminal sees "starting the Astrid daemon…"; a daemon that dies starting is reported at
+    once with its own error (raised as an AstridError, which run_async prints)."""
+    from astrid_gateway.client import GatewayClient
+
+    notice = StartingNotice()
+    try:
+        return await GatewayClient.open(
+            home_of(ctx), autostart=autostart, client_name="cli", on_start=notice.show
+        )
+    finally:
+        notice.clear()
+
+
+class StartingNotice:
+    """ "starting the Astrid daemon…" on stderr while an auto-started daemon comes up (only on
+    a terminal: scripts and --json output stay clean); erased once connected or failed."""
+
+    TEXT = "starting the Astrid daemon…"
+
+    def __init__(self) -> None:
+        self.shown = False
+
+    def show(self) -> None:
+        if sys.stderr.isatty():
+            sys.stderr.write(self.TEXT)
+            sys.stderr.flush()
+            self.shown = True
+
+    def clear(self) -> None:
+        if self.shown:
+            sys.stderr.write("\r\x1b[K")
+            sys.stderr.flush()
+            self.shown = False
 
 
 def emit_json(value: Any) -> None:

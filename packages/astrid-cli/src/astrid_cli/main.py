@@ -86,17 +86,47 @@ def cli(ctx: click.Context, home: str | None) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    as_json = "--json" in args
     try:
-        result: Any = cli.main(args=argv, prog_name="astrid", standalone_mode=False)
+        result: Any = cli.main(args=args, prog_name="astrid", standalone_mode=False)
     except click.exceptions.Abort:
-        click.echo("aborted", err=True)
-        return 130
+        return _failed(as_json, "aborted", "", "cli.aborted", 130)
     except click.ClickException as exc:
+        if as_json:
+            return _failed(
+                True, exc.format_message(), "see `astrid --help`", "cli.usage", exc.exit_code
+            )
         exc.show()
         return exc.exit_code
     except KeyboardInterrupt:
-        return 130
+        return _failed(as_json, "interrupted", "", "cli.interrupted", 130)
+    except Exception as exc:
+        if not as_json:
+            raise
+        import traceback
+
+        traceback.print_exc()  # the details for a person, on stderr
+        return _failed(
+            True,
+            f"internal error: {type(exc).__name__}: {exc}",
+            "this is a bug in astrid; the traceback is on stderr",
+            "cli.internal",
+            1,
+        )
     return int(result) if isinstance(result, int) else 0
+
+
+def _failed(as_json: bool, message: str, hint: str, code: str, exit_code: int) -> int:
+    """Report a failure that happened outside a command's own error handling."""
+    if as_json:
+        import json
+
+        error = {"error": {"code": code, "message": message, "hint": hint}}
+        click.echo(json.dumps(error, indent=2, sort_keys=True))
+    else:
+        click.echo(message, err=True)
+    return exit_code
 
 
 if __name__ == "__main__":

@@ -24,7 +24,8 @@ def read_private_file(
     follow_symlinks: bool = True,
 ) -> bytes:
     """The bytes of a secret key file, refusing anything but a regular file of exactly
-    ``length`` bytes that only its owner can read. One check for every key Astrid keeps.
+    ``length`` bytes that only its owner, the current user, can read. One check for every key
+    Astrid keeps.
 
     The checks and the read are of one open file (``fstat`` on the descriptor), so the file
     cannot be swapped between them; ``follow_symlinks=False`` refuses a link at ``path``."""
@@ -49,6 +50,13 @@ def read_private_file(
                 f"{what} {path} is readable by group or others "
                 f"(mode {stat.S_IMODE(info.st_mode):o})",
                 hint=f"run `chmod 600 {path}`; {exposed_hint}",
+            )
+        if info.st_uid != os.geteuid():
+            # Someone else's file: they can rewrite (or read) our key whatever its mode says.
+            raise ConfigError(
+                f"{what} {path} belongs to uid {info.st_uid}, not to you (uid {os.geteuid()})",
+                hint=f"if the key is really yours, run `chown {os.geteuid()} {path}`; "
+                f"otherwise remove it and make a new one: {exposed_hint}",
             )
         data = os.read(fd, length + 1)
     finally:

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import sys
 from collections.abc import Sequence
+from functools import partial
+from logging.handlers import RotatingFileHandler
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import anyio
@@ -35,25 +39,102 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--idle-grace", type=float, default=30.0, help="ephemeral idle time in seconds (default 30)"
     )
-    parser.add_argument("--log-level", default="INFO")
+    parser.add_argument(
+        "--log-level", default=None, help="log level (default: [logging] level, INFO)"
+    )
+    parser.add_argument(
+        "--log-file",
+        default=None,
+        help="log to this file, rotated by [logging] max_bytes / backups (default: stderr); "
+        "stdout and stderr are closed once the daemon listens",
+    )
     return parser.parse_args(argv)
+
+
+log = logging.getLogger("astrid.gateway")
+
+
+def _logging_settings(paths: StatePaths) -> tuple[str, int, int]:
+    """[logging] level, max_bytes, backups; the defaults when the config cannot be read (the
+    runtime reports that problem itself, a moment later)."""
+    try:
+        from astrid_runtime.config import load_config
+
+        section = load_config(paths.root).config.logging
+        return section.level, section.max_bytes, section.backups
+    except (ImportError, AstridError):
+        return "INFO", 10 * 1024 * 1024, 3
+
+
+def _configure_logging(args: argparse.Namespace, paths: StatePaths) -> None:
+    level, max_bytes, backups = _logging_settings(paths)
+    handler: logging.Handler
+    if args.log_file:
+        if Path(args.log_file).parent == paths.logs:
+            paths.ensure_logs()
+        handler = RotatingFileHandler(
+            args.log_file, maxBytes=max_bytes, backupCount=backups, encoding="utf-8"
+        )
+    else:
+        handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel((args.log_level or level).upper())
+
+
+def _report(exc: AstridError) -> None:
+    """The fatal error, in the log and on stderr in a form the CLI reads back."""
+    log.error("astridd stopped: %s", exc)
+    with contextlib.suppress(OSError):
+        for line in exc.message.splitlines() or [""]:
+            print(f"astridd: error: {line}", file=sys.stderr)
+        if exc.hint:
+            print(f"astridd: hint: {exc.hint}", file=sys.stderr)
+        sys.stderr.flush()
+
+
+def _first_astrid_error(group: BaseExceptionGroup[BaseException]) -> AstridError | None:
+    for exc in group.exceptions:
+        if isinstance(exc, AstridError):
+            return exc
+        if isinstance(exc, BaseExceptionGroup):
+            found = _first_astrid_error(exc)  # pyright: ignore[reportUnknownArgumentType]
+            if found is not None:
+                return found
+    return None
 
 
 def main(argv: list[str] | None = None, companions: Sequence[Companion] = ()) -> int:
     args = _parse(argv)
-    logging.basicConfig(
-        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
     paths = StatePaths(state_dir(args.state_dir))
-    from .daemon import run_daemon  # heavy imports only once we are really starting
-
     try:
-        anyio.run(run_daemon, paths, args.port, args.ephemeral, args.idle_grace, companions)
+        _configure_logging(args, paths)
+        from .daemon import run_daemon  # heavy imports only once we are really starting
+
+        anyio.run(
+            partial(run_daemon, detach_stdio=bool(args.log_file)),
+            paths,
+            args.port,
+            args.ephemeral,
+            args.idle_grace,
+            companions,
+        )
     except AstridError as exc:
-        print(f"astridd: {exc}", file=sys.stderr)
+        _report(exc)
         return 2
     except KeyboardInterrupt:
         return 130
+    except BaseExceptionGroup as group:
+        found = _first_astrid_error(group)
+        if found is None:
+            log.exception("astridd crashed")
+            raise
+        _report(found)
+        return 2
+    except Exception:
+        log.exception("astridd crashed")
+        raise
     return 0
 
 

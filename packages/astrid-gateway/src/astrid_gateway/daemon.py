@@ -12,6 +12,7 @@ import logging
 import os
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from logging.handlers import RotatingFileHandler
 from typing import Any
 
 import anyio
@@ -62,6 +63,7 @@ def _status_handler(server: GatewayServer, paths: StatePaths, runtime: Any) -> A
             "ephemeral": server.ephemeral,
             "clients": len(server.connections),
             "state_dir": str(paths.root),
+            "log": _log_destination(),
             "runtime": "not loaded",
         }
         if runtime is not None:
@@ -69,6 +71,17 @@ def _status_handler(server: GatewayServer, paths: StatePaths, runtime: Any) -> A
         return result
 
     return status
+
+
+def _log_destination() -> str:
+    """Where the daemon logs, for `astrid status`: the rotated file and its limits, or stderr."""
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, RotatingFileHandler):
+            return (
+                f"{handler.baseFilename} (rotated at {handler.maxBytes} bytes, "
+                f"{handler.backupCount} kept)"
+            )
+    return "stderr"
 
 
 def _not_available(method: str) -> Any:
@@ -100,10 +113,14 @@ async def run_daemon(
     ephemeral: bool,
     idle_grace: float,
     companions: Sequence[Companion] = (),
+    *,
+    detach_stdio: bool = False,
 ) -> None:
     """Serve until shutdown. ``companions`` run inside the daemon once it listens (e.g. the
     embedded Telegram bot, composed by the ``astrid`` meta-package); a failing companion is
-    logged and does not take the daemon down."""
+    logged and does not take the daemon down. With ``detach_stdio`` stdout and stderr (a pipe
+    to the client that started us, which reads start-up errors from it) are pointed at
+    /dev/null once the daemon listens."""
     server = build_server(paths, port, ephemeral, idle_grace)
     # Take the single-instance lock before the runtime opens storage: a second daemon must
     # fail on the lock, not on a half-opened database.
@@ -127,11 +144,23 @@ async def run_daemon(
             tg.start_soon(runtime.run_background)  # MCP servers live in the daemon's task group
         for companion in companions:
             tg.start_soon(_run_companion, companion, paths, server)
+        if detach_stdio:
+            tg.start_soon(_detach_stdio, server)
         try:
             await server.run()
         finally:
             relay.close()
             tg.cancel_scope.cancel()
+
+
+async def _detach_stdio(server: GatewayServer) -> None:
+    await server.listening.wait()
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        for fd in (1, 2):
+            os.dup2(devnull, fd)
+    finally:
+        os.close(devnull)
 
 
 async def _run_companion(companion: Companion, paths: StatePaths, server: GatewayServer) -> None:

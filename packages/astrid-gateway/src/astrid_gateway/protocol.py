@@ -1,9 +1,20 @@
 """The astridd wire protocol: JSON-RPC 2.0 over WebSocket, versioned.
 
-Connecting: ``ws://127.0.0.1:<port>`` (port in ``$ASTRID_HOME/daemon.port``) with the header
-``Authorization: Bearer <token>`` (token in ``$ASTRID_HOME/daemon.token``, mode 0600). A client
-without a valid token is refused during the WebSocket handshake (HTTP 401) and never reaches a
-method. Every frame is one JSON-RPC 2.0 object (batches are not supported: -32600).
+Connecting: ``ws://127.0.0.1:<port>`` (port in ``$ASTRID_HOME/daemon.port``), then a mutual
+challenge-response keyed with the token in ``$ASTRID_HOME/daemon.token`` (mode 0600); the token
+itself never crosses the wire, and the client proves nothing to a process that has not proved
+itself first:
+
+1. The client sends ``X-Astrid-Nonce: <64 hex>`` with the WebSocket upgrade.
+2. The daemon's ``101`` carries ``X-Astrid-Server-Nonce``, ``X-Astrid-Daemon-Pid`` and
+   ``X-Astrid-Daemon-Proof = HMAC-SHA256(token, "astrid-gateway-v1|daemon|Nc|Ns|port|pid")``.
+   The client checks it (and that pid is the one in ``daemon.port`` holding ``daemon.lock``)
+   and hangs up without sending anything if it is wrong.
+3. The client's first frame is ``astrid.authenticate`` with ``{"proof": HMAC-SHA256(token,
+   "astrid-gateway-v1|client|Nc|Ns|port|pid")}``; the daemon answers ``{"authenticated": true}``
+   or closes with code 4401. Nothing else is served before that.
+
+Every frame is one JSON-RPC 2.0 object (batches are not supported: -32600).
 
 Requests: ``{"jsonrpc": "2.0", "id": <int|str>, "method": "astrid.<name>", "params": {...}}``.
 Events: notifications ``{"jsonrpc": "2.0", "method": "astrid.event", "params":
@@ -23,6 +34,14 @@ __all__ = [
     "METHODS",
     "ErrorCode",
     "AUTH_HEADER",
+    "NONCE_HEADER",
+    "SERVER_NONCE_HEADER",
+    "DAEMON_PID_HEADER",
+    "DAEMON_PROOF_HEADER",
+    "AUTH_METHOD",
+    "AUTH_CLOSE_CODE",
+    "AUTH_TIMEOUT_SECONDS",
+    "valid_nonce",
     "PORT_FILE",
     "TOKEN_FILE",
     "LOCK_FILE",
@@ -32,7 +51,20 @@ __all__ = [
 PROTOCOL_VERSION: Final = 1
 MAX_FRAME_BYTES: Final = 4 * 1024 * 1024  # larger frames are refused with -32009, not parsed
 EVENT_METHOD: Final = "astrid.event"
-AUTH_HEADER: Final = "Authorization"
+AUTH_HEADER: Final = "Authorization"  # no longer used: bearer tokens are not accepted
+NONCE_HEADER: Final = "X-Astrid-Nonce"
+SERVER_NONCE_HEADER: Final = "X-Astrid-Server-Nonce"
+DAEMON_PID_HEADER: Final = "X-Astrid-Daemon-Pid"
+DAEMON_PROOF_HEADER: Final = "X-Astrid-Daemon-Proof"
+AUTH_METHOD: Final = "astrid.authenticate"
+AUTH_CLOSE_CODE: Final = 4401
+AUTH_TIMEOUT_SECONDS: Final = 5.0
+
+
+def valid_nonce(value: str) -> bool:
+    """64 lowercase hex digits (32 random bytes)."""
+    return len(value) == 64 and all(c in "0123456789abcdef" for c in value)
+
 
 # Files under $ASTRID_HOME (default ~/.astrid).
 PORT_FILE: Final = "daemon.port"

@@ -14,15 +14,15 @@ from __future__ import annotations
 import json
 import logging
 import os
+import secrets
 import signal
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from http import HTTPStatus
 from itertools import count
 from typing import Any
 
 import anyio
-from anyio.abc import TaskGroup
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
@@ -30,8 +30,30 @@ from websockets.http11 import Request, Response
 from astrid_core import AstridError
 
 from ._jsonrpc import RpcError, RpcRequest, error_for, error_frame, parse_frame, result_frame
-from ._state import DaemonLock, StatePaths, new_token, tokens_equal, write_private
-from .protocol import AUTH_HEADER, EVENT_METHOD, MAX_FRAME_BYTES, ErrorCode
+from ._ratelog import RateLimitedLog
+from ._state import (
+    DaemonLock,
+    PortRecord,
+    StatePaths,
+    client_proof,
+    daemon_proof,
+    new_token,
+    tokens_equal,
+    write_private,
+)
+from .protocol import (
+    AUTH_CLOSE_CODE,
+    AUTH_METHOD,
+    AUTH_TIMEOUT_SECONDS,
+    DAEMON_PID_HEADER,
+    DAEMON_PROOF_HEADER,
+    EVENT_METHOD,
+    MAX_FRAME_BYTES,
+    NONCE_HEADER,
+    SERVER_NONCE_HEADER,
+    ErrorCode,
+    valid_nonce,
+)
 
 __all__ = ["GatewayServer", "Connection", "Handler"]
 
@@ -41,6 +63,8 @@ log = logging.getLogger("astrid.gateway")
 # itself (close code 1009) before we buffer them.
 _HARD_FRAME_LIMIT = MAX_FRAME_BYTES * 4
 _MAX_INFLIGHT_PER_CONNECTION = 64
+_QUIET_WEBSOCKETS = logging.getLogger("astrid.gateway.websockets")
+_QUIET_WEBSOCKETS.setLevel(logging.CRITICAL)
 
 
 class Connection:
@@ -102,6 +126,8 @@ class GatewayServer:
         self._handlers: dict[str, Handler] = {}
         self._connections: dict[int, Connection] = {}
         self._token = new_token()
+        self._nonces: dict[ServerConnection, tuple[str, str]] = {}  # handshakes under way
+        self.failed_handshakes = RateLimitedLog(log, "failed handshakes")
         self._lock = DaemonLock(paths)
         self._locked = False
         self._stop = anyio.Event()
@@ -163,23 +189,87 @@ class GatewayServer:
     # ------------------------------------------------------------------ handshake
 
     def _authenticate(self, ws: ServerConnection, request: Request) -> Response | None:
-        # Browsers always send Origin and cannot set Authorization on a WebSocket; refusing
+        """First half of the mutual authentication, on the HTTP upgrade: take the client's
+        nonce. Nothing here needs the token; the proofs follow (see ``_handshake``)."""
+        # Browsers always send Origin and cannot set custom headers on a WebSocket; refusing
         # any Origin closes the "malicious page talks to localhost" hole even without a token.
         if "Origin" in request.headers:
+            self.failed_handshakes.note(f"browser origin refused from {ws.remote_address}")
             return ws.respond(HTTPStatus.FORBIDDEN, "browser origins are not allowed\n")
-        header = request.headers.get(AUTH_HEADER, "")
-        scheme, _, presented = header.partition(" ")
-        if scheme.lower() != "bearer" or not tokens_equal(presented.strip(), self._token):
-            log.warning("refused unauthenticated connection from %s", ws.remote_address)
+        nonce = request.headers.get(NONCE_HEADER, "")
+        if not valid_nonce(nonce):
+            self.failed_handshakes.note(f"no client nonce from {ws.remote_address}")
             return ws.respond(
                 HTTPStatus.UNAUTHORIZED,
-                "missing or invalid daemon token (send Authorization: Bearer <daemon.token>)\n",
+                f"send {NONCE_HEADER}: 64 hex digits and answer the daemon's challenge "
+                "(astrid_gateway.client.GatewayClient does); bearer tokens are not accepted\n",
             )
+        self._nonces[ws] = (nonce, secrets.token_hex(32))
         return None
+
+    def _prove(self, ws: ServerConnection, request: Request, response: Response) -> Response:
+        """On a successful upgrade, prove we know the token: HMAC over the client's nonce, our
+        nonce, our port and pid. A squatter on a stale port cannot compute it."""
+        nonces = self._nonces.get(ws)
+        if response.status_code != HTTPStatus.SWITCHING_PROTOCOLS:
+            # No connection will follow to consume the nonce. Refusals of our own were counted
+            # where they were made; this counts upgrades websockets itself found invalid.
+            if self._nonces.pop(ws, None) is not None:
+                self.failed_handshakes.note(
+                    f"upgrade refused (HTTP {response.status_code}) for {ws.remote_address}"
+                )
+        elif nonces is not None:
+            client_nonce, server_nonce = nonces
+            pid = os.getpid()
+            response.headers[SERVER_NONCE_HEADER] = server_nonce
+            response.headers[DAEMON_PID_HEADER] = str(pid)
+            response.headers[DAEMON_PROOF_HEADER] = daemon_proof(
+                self._token, client_nonce, server_nonce, self.port or 0, pid
+            )
+        return response
+
+    async def _handshake(self, ws: ServerConnection) -> bool:
+        """Second half: the client's first frame must be ``astrid.authenticate`` with its own
+        proof (the token never crosses the wire). Anything else closes the connection."""
+        nonces = self._nonces.pop(ws, None)
+        if nonces is None:
+            await ws.close(AUTH_CLOSE_CODE, "authentication failed")
+            return False
+        frame: str | bytes | None = None
+        with anyio.move_on_after(AUTH_TIMEOUT_SECONDS):
+            try:
+                frame = await ws.recv()
+            except ConnectionClosed:
+                frame = None
+        problem = "no authentication within the time limit" if frame is None else ""
+        request_id: Any = None
+        if frame is not None:
+            try:
+                request = parse_frame(frame)
+                request_id = request.id
+                proof = request.params.get("proof")
+                expected = client_proof(self._token, *nonces, self.port or 0, os.getpid())
+                if request.method != AUTH_METHOD:
+                    problem = f"first call was {request.method!r}, not {AUTH_METHOD}"
+                elif not isinstance(proof, str) or not tokens_equal(proof, expected):
+                    problem = "wrong proof (the client does not know this daemon's token)"
+            except RpcError:
+                problem = "first frame is not a JSON-RPC request"
+        if problem:
+            self.failed_handshakes.note(f"{problem} from {ws.remote_address}")
+            await ws.close(AUTH_CLOSE_CODE, "authentication failed")
+            return False
+        await ws.send(result_frame(request_id, {"authenticated": True, "pid": os.getpid()}))
+        return True
 
     # ------------------------------------------------------------------ connections
 
     async def _connection(self, ws: ServerConnection) -> None:
+        try:
+            if not await self._handshake(ws):
+                return
+        except ConnectionClosed:
+            return
         conn = Connection(ws)
         self._connections[conn.id] = conn
         self._idle_since = None
@@ -254,39 +344,53 @@ class GatewayServer:
         """Take the lock, listen, publish port/token files, serve until shutdown."""
         self.lock_now()
         server: Server | None = None
+        # Handle SIGTERM from before the port file exists: whoever sees the file may signal us.
+        signals = anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT)
         try:
-            self.paths.ensure()
-            write_private(self.paths.token, self._token + "\n")
-            server = await serve(
-                self._connection,
-                self.host,
-                self.requested_port,
-                process_request=self._authenticate,
-                max_size=_HARD_FRAME_LIMIT,
-                server_header="astridd",
-            )
-            sockets = list(server.sockets)
-            self.port = int(sockets[0].getsockname()[1])
-            write_private(self.paths.pid, f"{os.getpid()}\n")
-            # The port file is written last: its presence means "ready to accept".
-            write_private(self.paths.port, f"{self.port}\n")
-            self.listening.set()
-            log.info("astridd listening on %s:%s (pid %s)", self.host, self.port, os.getpid())
-            task_status.started(self.port)
-            async with anyio.create_task_group() as tg:
-                tg.start_soon(self._watch_signals, tg)
-                if self.ephemeral:
-                    tg.start_soon(self._watch_idle)
-                await self._stop.wait()
-                tg.cancel_scope.cancel()
+            with signals as received:
+                self.paths.ensure()
+                write_private(self.paths.token, self._token + "\n")
+                server = await serve(
+                    self._connection,
+                    self.host,
+                    self.requested_port,
+                    process_request=self._authenticate,
+                    process_response=self._prove,
+                    max_size=_HARD_FRAME_LIMIT,
+                    server_header="astridd",
+                    # websockets logs every rejected/opened/closed connection at INFO: a flood
+                    # of handshakes would be a flood of lines. Ours go through failed_handshakes.
+                    logger=_QUIET_WEBSOCKETS,
+                )
+                sockets = list(server.sockets)
+                self.port = int(sockets[0].getsockname()[1])
+                write_private(self.paths.pid, f"{os.getpid()}\n")
+                # The port file is written last: its presence means "ready to accept".
+                lock_dev, lock_ino = self._lock.identity or (None, None)
+                record = PortRecord(self.port, os.getpid(), lock_dev, lock_ino)
+                write_private(self.paths.port, record.dumps())
+                self.listening.set()
+                log.info("astridd listening on %s:%s (pid %s)", self.host, self.port, os.getpid())
+                task_status.started(self.port)
+                async with anyio.create_task_group() as tg:
+                    tg.start_soon(self._watch_signals, received)
+                    tg.start_soon(self._flush_failure_log)
+                    if self.ephemeral:
+                        tg.start_soon(self._watch_idle)
+                    await self._stop.wait()
+                    tg.cancel_scope.cancel()
         finally:
             await self._shutdown(server)
 
-    async def _watch_signals(self, tg: TaskGroup) -> None:
-        with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
-            async for signum in signals:
-                self.request_shutdown(f"signal {signal.Signals(signum).name}")
-                return
+    async def _watch_signals(self, signals: AsyncIterator[int]) -> None:
+        async for signum in signals:
+            self.request_shutdown(f"signal {signal.Signals(signum).name}")
+            return
+
+    async def _flush_failure_log(self) -> None:
+        while True:
+            await anyio.sleep(5)
+            self.failed_handshakes.flush()
 
     async def _watch_idle(self) -> None:
         while not self._stop.is_set():

@@ -6,7 +6,7 @@ from typing import Any
 
 import click
 
-from .._support import emit_json, home_of, server_confinement, with_client
+from .._support import emit_json, fail, home_of, server_confinement, with_client
 
 
 @click.group()
@@ -60,6 +60,7 @@ def _print_status(status: dict[str, Any]) -> None:
         ("daemon", daemon),
         ("clients", status.get("clients")),
         ("state", status.get("state_dir")),
+        ("log", status.get("log")),
         ("storage", runtime.get("storage_url")),
         ("runtime key", runtime.get("runtime_key_id")),
         ("sandbox", runtime.get("sandbox")),
@@ -148,12 +149,13 @@ def _status(ctx: click.Context, as_json: bool, *, autostart: bool) -> None:
         result: dict[str, Any] = await client.call("status")
         return result
 
-    if not autostart and not _daemon_port_exists(ctx):
+    not_running = "" if autostart else _why_not_running(ctx)
+    if not_running:
         # Like `systemctl status`: "not running" is an answer, not an error; exit code 3.
         if as_json:
             emit_json({"running": False})
         else:
-            click.echo("daemon: not running (start it with `astrid daemon run`)")
+            click.echo(f"daemon: not running ({not_running}; start it with `astrid daemon run`)")
         ctx.exit(3)
     result = with_client(ctx, body, autostart=autostart)
     result = {"running": True, **result}
@@ -163,10 +165,19 @@ def _status(ctx: click.Context, as_json: bool, *, autostart: bool) -> None:
         _print_status(result)
 
 
-def _daemon_port_exists(ctx: click.Context) -> bool:
-    from astrid_gateway._state import StatePaths, state_dir
+def _why_not_running(ctx: click.Context) -> str:
+    """Why no daemon answers for this home ("" when one does): no port file, or a stale one."""
+    from astrid_core import AstridError
+    from astrid_gateway._state import StatePaths, check_private_dir, state_dir
+    from astrid_gateway.client import locate_daemon
 
-    return StatePaths(state_dir(home_of(ctx))).port.exists()
+    paths = StatePaths(state_dir(home_of(ctx)))
+    try:
+        check_private_dir(paths.root)
+        return locate_daemon(paths).reason
+    except AstridError as exc:  # a planted link or a foreign file: refuse, do not trace back
+        fail(exc.message, exc.hint, error_code=exc.code)
+        raise
 
 
 @daemon.command("stop")

@@ -469,6 +469,19 @@ class LoggingSection(_Section):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         default="INFO", description="Log level of the daemon.", json_schema_extra=ADMIN
     )
+    max_bytes: int = Field(
+        default=10 * 1024 * 1024,
+        ge=64 * 1024,
+        description="Size at which $ASTRID_HOME/logs/astridd.log is rotated (bytes).",
+        json_schema_extra=ADMIN,
+    )
+    backups: int = Field(
+        default=3,
+        ge=0,
+        le=100,
+        description="Rotated daemon logs kept (astridd.log.1 ...); older ones are deleted.",
+        json_schema_extra=ADMIN,
+    )
 
 
 class GatewaySection(_Section):
