@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
 import click
@@ -15,6 +18,7 @@ __all__ = [
     "run_async",
     "with_client",
     "open_client",
+    "connected",
     "emit_json",
     "fail",
     "wants_json",
@@ -96,10 +100,90 @@ def with_client(
     """Connect to the daemon (auto-starting an ephemeral one) and run ``body(client)``."""
 
     async def go() -> T:
-        async with await open_client(ctx, autostart=autostart) as client:
+        async with connected(ctx, autostart=autostart) as client:
             return await body(client)
 
     return run_async(go)
+
+
+@contextlib.asynccontextmanager
+async def connected(
+    ctx: click.Context, *, autostart: bool = True, check_config: bool = True
+) -> AsyncIterator[Any]:
+    """A connected client, on a daemon whose configuration is the one this command would load.
+
+    A daemon loads its configuration when it starts. When this command's environment or the
+    config files differ from what the running daemon started with (compared as digests keyed
+    with the daemon token, so no secret is sent), an ephemeral daemon — one a command started,
+    which exits when idle — is restarted with this command's configuration; a persistent one
+    (``astrid daemon run``) is never restarted behind the user's back: the command goes on with
+    it and says what differs and how to apply it.
+    """
+    client = await open_client(ctx, autostart=autostart)
+    async with client:
+        restart_pid = await _check_configuration(ctx, client, autostart) if check_config else None
+        if restart_pid is None:
+            yield client
+            return
+    await _wait_for_exit(restart_pid)
+    async with await open_client(ctx, autostart=True) as client:
+        yield client
+
+
+async def _check_configuration(ctx: click.Context, client: Any, autostart: bool) -> int | None:
+    """The pid of an ephemeral daemon to restart, or None (a difference is only reported)."""
+    from astrid_gateway._config_inputs import changed_inputs, config_inputs, describe_changes
+    from astrid_gateway._state import StatePaths, read_token, state_dir
+    from astrid_gateway.client import RpcCallError
+
+    try:
+        info = await client.call("configInputs")
+    except RpcCallError:  # a daemon from before this check: nothing to compare
+        return None
+    paths = StatePaths(state_dir(home_of(ctx)))
+    mine = config_inputs(paths.root, os.environ, read_token(paths.token).encode())
+    changed = changed_inputs(info["inputs"], mine)
+    if not changed:
+        return None
+    what = describe_changes(changed, info["inputs"])
+    pid = int(info["pid"])
+    if info.get("ephemeral") and autostart:
+        click.echo(
+            f"restarting the ephemeral daemon (pid {pid}): it started with another "
+            f"configuration than this command's:\n{what}",
+            err=True,
+        )
+        await client.call("shutdown")
+        return pid
+    click.echo(
+        f"warning: the running daemon (pid {pid}) started with another configuration than this "
+        f"command's, and uses its own:\n{what}\n"
+        "to apply yours: `astrid daemon stop`, then start it again (`astrid daemon run`)",
+        err=True,
+    )
+    return None
+
+
+async def _wait_for_exit(pid: int, timeout: float = 20.0) -> None:
+    import anyio
+
+    from astrid_core import AstridError
+
+    def running() -> bool:
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:
+            return False
+        return stat.rsplit(")", 1)[1].split()[0] != "Z"  # a zombie has exited
+
+    with anyio.move_on_after(timeout):
+        while running():  # noqa: ASYNC110 - another process's exit has no event to wait on
+            await anyio.sleep(0.05)
+        return
+    raise AstridError(
+        f"the ephemeral daemon (pid {pid}) did not stop within {timeout:g} s",
+        hint=f"stop it with `kill {pid}` and run the command again",
+    )
 
 
 async def open_client(ctx: click.Context, *, autostart: bool = True) -> Any:

@@ -18,6 +18,7 @@ from typing import Any
 import anyio
 
 from . import __version__
+from ._config_inputs import config_inputs
 from ._jsonrpc import RpcError
 from ._relay import RelayFrontend
 from ._state import StatePaths
@@ -29,6 +30,7 @@ __all__ = ["run_daemon", "build_server"]
 log = logging.getLogger("astrid.gateway")
 
 _TRANSPORT_METHODS = (
+    "astrid.configInputs",
     "astrid.status",
     "astrid.shutdown",
     "astrid.subscribeEvents",
@@ -45,8 +47,15 @@ def build_server(
         server.request_shutdown(f"astrid.shutdown from client {conn.client_name}")
         return {"stopping": True}
 
+    # Taken now, as the runtime's configuration is loaded from the same files and environment.
+    inputs = config_inputs(paths.root, os.environ, server.token_key)
+
+    async def configuration_inputs(conn: Connection, params: dict[str, Any]) -> dict[str, Any]:
+        return {"inputs": inputs, "ephemeral": server.ephemeral, "pid": os.getpid()}
+
     server.register("astrid.status", _status_handler(server, paths, None))
     server.register("astrid.shutdown", shutdown)
+    server.register("astrid.configInputs", configuration_inputs)
     for method in METHODS:
         if method not in _TRANSPORT_METHODS:
             server.register(method, _not_available(method))

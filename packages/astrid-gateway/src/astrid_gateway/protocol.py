@@ -100,6 +100,8 @@ class ErrorCode(IntEnum):
 # Method name -> one-line description (params are documented in the gateway README and
 # validated by pydantic models in the server).
 METHODS: Final[dict[str, str]] = {
+    "astrid.configInputs": "what the daemon's configuration was made from, as token-keyed digests "
+    "-> {inputs, ephemeral, pid}",
     "astrid.createSession": "start a session {workspace?, model?} -> session info",
     "astrid.resumeSession": "reattach to a saved session {session_id} -> session info",
     "astrid.listSessions": "list sessions {} -> [session info]",

@@ -142,6 +142,11 @@ class GatewayServer:
 
     # ------------------------------------------------------------------ registration
 
+    @property
+    def token_key(self) -> bytes:
+        """A key only processes that can read the token file share (for keyed digests)."""
+        return self._token.encode()
+
     def register(self, method: str, handler: Handler) -> None:
         self._handlers[method] = handler
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from .._support import emit_json, home_of, run_async
+from .._support import connected, emit_json, run_async
 
 APPROVAL_CHOICES = ["allow_once", "allow_session", "allow_workspace", "allow_always", "deny"]
 
@@ -41,8 +41,6 @@ def chat(ctx: click.Context, resume: str | None, workspace: str) -> None:
 
     Example: astrid chat --workspace ~/projects/app
     """
-    from astrid_gateway.client import GatewayClient
-
     from .._signals import take_back_ctrl_c
     from .._turns import drive_turn
     from .._ui import ChatUI, read_line
@@ -56,7 +54,7 @@ def chat(ctx: click.Context, resume: str | None, workspace: str) -> None:
 
     async def body() -> None:
 
-        async with await GatewayClient.open(home_of(ctx), client_name="cli") as client:
+        async with connected(ctx) as client:
             session = await _open_session(client, resume, root)
             await client.subscribe(session)
             ui.console.print(
@@ -141,8 +139,6 @@ def run(
 
     Example: astrid run "list the TODOs in src/" --auto allow_once
     """
-    from astrid_gateway.client import GatewayClient
-
     from .._turns import auto_decider, drive_turn
     from .._ui import ChatUI
 
@@ -155,7 +151,7 @@ def run(
     root = os.path.realpath(workspace)
 
     async def body() -> tuple[str, Any]:
-        async with await GatewayClient.open(home_of(ctx), client_name="cli") as client:
+        async with connected(ctx) as client:
             session = await _open_session(client, resume, root)
             await client.subscribe(session)
             return session, await drive_turn(client, session, prompt, ui, auto_decider(auto))
