@@ -12,6 +12,7 @@ PARTS = [
     "astrid_crypto",
     "astrid_capabilities",
     "astrid_audit",
+    "astrid_workspace",
     "astrid_approval",
     "astrid_mcp",
     "astrid_capsule",

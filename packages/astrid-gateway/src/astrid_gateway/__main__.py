@@ -105,11 +105,36 @@ def _first_astrid_error(group: BaseExceptionGroup[BaseException]) -> AstridError
     return None
 
 
-def main(argv: list[str] | None = None, companions: Sequence[Companion] = ()) -> int:
+COMPANIONS_GROUP = "astrid.daemon_companions"
+
+
+def installed_companions() -> list[Companion]:
+    """Companions installed packages declare under the ``astrid.daemon_companions`` entry-point
+    group (the Telegram frontend declares its embedded bot there).
+
+    Found this way, and not passed in by whoever starts the daemon, they run wherever a daemon
+    starts: ``astridd``, ``astrid daemon run`` and the CLI's auto-started daemon alike. One that
+    cannot be loaded is logged and skipped; the daemon still starts.
+    """
+    from importlib.metadata import entry_points
+
+    found: list[Companion] = []
+    for entry in sorted(entry_points(group=COMPANIONS_GROUP), key=lambda e: e.name):
+        try:
+            found.append(entry.load())
+        except Exception:
+            log.exception("daemon companion %s (%s) could not be loaded", entry.name, entry.value)
+    return found
+
+
+def main(argv: list[str] | None = None, companions: Sequence[Companion] | None = None) -> int:
+    """Run the daemon; ``companions`` default to the installed ones (``installed_companions``)."""
     args = _parse(argv)
     paths = StatePaths(state_dir(args.state_dir))
     try:
         _configure_logging(args, paths)
+        if companions is None:
+            companions = installed_companions()
         from .daemon import run_daemon  # heavy imports only once we are really starting
 
         anyio.run(

@@ -29,22 +29,23 @@ log = logging.getLogger("astrid.telegram")
 
 
 def telegram_section(home: Path) -> dict[str, Any]:
-    """The merged ``[telegram]`` table: the runtime's layered config when available."""
+    """The merged ``[telegram]`` table of the layered configuration (system and user files).
+
+    With the runtime installed its loader merges the layers (the bot token unwrapped from its
+    secret type); without it, the user file alone is read.
+    """
     try:
-        from astrid_runtime.config import load_config  # type: ignore[attr-defined,unused-ignore]
+        from astrid_runtime.config import load_config
     except ImportError:
-        load_config = None
-    if load_config is not None:
-        try:
-            config: Any = load_config(home=home)
-            section = getattr(config, "telegram", None)
-            if section is not None:
-                dumped: dict[str, Any] = (
-                    section.model_dump() if hasattr(section, "model_dump") else dict(section)
-                )
-                return dumped
-        except (TypeError, ValueError) as exc:
-            log.debug("runtime config unavailable for telegram: %s", exc)
+        return _user_file_section(home)
+    section = load_config(home).config.telegram
+    dumped = section.model_dump()
+    if section.bot_token is not None:
+        dumped["bot_token"] = section.bot_token.get_secret_value()
+    return dumped
+
+
+def _user_file_section(home: Path) -> dict[str, Any]:
     path = home / "config.toml"
     try:
         data = tomllib.loads(path.read_text())

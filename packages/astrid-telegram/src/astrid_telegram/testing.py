@@ -12,6 +12,7 @@ Binds 127.0.0.1 only. Standard library only: no extra dependency for users' test
 
 from __future__ import annotations
 
+import contextlib
 import html.parser
 import itertools
 import json
@@ -342,7 +343,9 @@ class FakeBotApi:
         request.send_header("Content-Type", "application/json")
         request.send_header("Content-Length", str(len(data)))
         request.end_headers()
-        request.wfile.write(data)
+        # A bot that stops while its long poll is open has hung up: nobody to answer.
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+            request.wfile.write(data)
 
     # ------------------------------------------------------------------ Bot API methods
 

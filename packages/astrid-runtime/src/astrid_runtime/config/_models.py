@@ -594,6 +594,13 @@ class TelegramSection(_Section):
         description="Run the bot inside the daemon rather than as its own process.",
         json_schema_extra=ADMIN,
     )
+    base_url: str = Field(
+        default="https://api.telegram.org/bot",
+        pattern=r"^https?://[^\s]+$",
+        description="Bot API endpoint the token is appended to (a self-hosted telegram-bot-api "
+        "server).",
+        json_schema_extra=ADMIN,
+    )
 
 
 class RetrySection(_Section):
