@@ -187,9 +187,11 @@ class AuditLog:
             if not pending.done:
                 await self._commit_queue()
         if pending.error is not None:
+            cause = getattr(pending.error, "hint", "") or "check the storage backend"
             raise StorageError(
-                f"audit log write failed: {pending.error}",
-                hint="the action was NOT performed (fail closed); check the storage backend",
+                f"audit log write failed: {getattr(pending.error, 'message', pending.error)}",
+                hint=f"the action was NOT performed (fail closed); {cause}",
+                code=getattr(pending.error, "code", StorageError.code),
             ) from pending.error
         assert pending.entry is not None
         return pending.entry

@@ -83,6 +83,13 @@ __all__ = ["AgentRuntime"]
 log = logging.getLogger("astrid.runtime")
 
 
+def _storage_health(storage: Storage) -> list[str]:
+    """What the storage backend reports as wrong (a deleted state directory, a disk that filled
+    up, a recovery); backends without a health report have nothing to say."""
+    health: Any = getattr(storage, "health", None)
+    return [str(problem) for problem in health()] if callable(health) else []
+
+
 @dataclass
 class _Live:
     session: Session
@@ -193,16 +200,19 @@ class AgentRuntime:
         self.hooks.add(event, handler)
 
     async def aclose(self) -> None:
-        await self.cron.aclose()  # first: its runs use the sessions and storage closed below
-        for live in self._live.values():
-            live.session.state = "idle" if live.session.state == "running" else live.session.state
-            await self.sessions.save(live.session)
-        await self.audit.flush()  # outcome records a cancelled turn may still have queued
-        await self.audit.checkpoint()
-        close = getattr(self.provider, "aclose", None)
-        if close is not None:
-            await close()
-        await self.storage.aclose()
+        try:
+            await self.cron.aclose()  # first: its runs use the sessions and storage closed below
+            for live in self._live.values():
+                state = live.session.state
+                live.session.state = "idle" if state == "running" else state
+                await self.sessions.save(live.session)
+            await self.audit.flush()  # outcome records a cancelled turn may still have queued
+            await self.audit.checkpoint()
+            close = getattr(self.provider, "aclose", None)
+            if close is not None:
+                await close()
+        finally:  # a store that failed (deleted, disk full) still releases its lock and files
+            await self.storage.aclose()
 
     async def status(self) -> RuntimeStatus:
         running = sum(1 for live in self._live.values() if live.session.state == "running")
@@ -225,7 +235,8 @@ class AgentRuntime:
             ]
             + ([bash_warning] if bash_warning else [])
             + self.capsules.warnings
-            + cron_warnings,
+            + cron_warnings
+            + _storage_health(self.storage),
             scheduled=[
                 {
                     "capsule": job.capsule,
