@@ -87,7 +87,10 @@ def _storage_health(storage: Storage) -> list[str]:
     """What the storage backend reports as wrong (a deleted state directory, a disk that filled
     up, a recovery); backends without a health report have nothing to say."""
     health: Any = getattr(storage, "health", None)
-    return [str(problem) for problem in health()] if callable(health) else []
+    if not callable(health):
+        return []
+    problems: list[Any] = list(health())
+    return [str(problem) for problem in problems]
 
 
 @dataclass
