@@ -87,7 +87,7 @@ def _storage_health(storage: Storage) -> list[str]:
     """What the storage backend reports as wrong (a deleted state directory, a disk that filled
     up, a recovery); backends without a health report have nothing to say."""
     health: Any = getattr(storage, "health", None)
-    if not callable(health):
+    if health is None:
         return []
     problems: list[Any] = list(health())
     return [str(problem) for problem in problems]
