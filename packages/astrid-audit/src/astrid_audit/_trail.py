@@ -119,13 +119,16 @@ class AuditTrail:
     async def revocation(self, token_ids: tuple[TokenId, ...], reason: str) -> AuditEntry:
         """Tokens about to be revoked (the token and its descendants). Raises AuditUnavailable.
 
+        The ids go under ``capability_ids``: a detail key naming "token" is redacted as a
+        secret, and these ids must stay readable for the rebuild below.
+
         The capability store rebuilds its revocation state from these entries at start, so a
         deleted ``cap_revoked`` row cannot revive a token."""
         return await self.event(
             Outcome(
                 kind=OutcomeKind.CAPABILITY_REVOKED,
                 reason=reason,
-                detail={"token_ids": [str(t) for t in token_ids]},
+                detail={"capability_ids": [str(t) for t in token_ids]},
             )
         )
 
@@ -191,7 +194,7 @@ async def capability_history(audit: AuditLog) -> tuple[set[str], set[str], Audit
     for entry in await audit.entries():
         kind = entry.outcome.kind
         if kind is OutcomeKind.CAPABILITY_REVOKED:
-            ids = entry.outcome.detail.get("token_ids")
+            ids = entry.outcome.detail.get("capability_ids")
             if isinstance(ids, list):
                 revoked.update(str(t) for t in ids)
                 last = entry.id

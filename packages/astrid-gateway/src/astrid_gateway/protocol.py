@@ -96,6 +96,8 @@ METHODS: Final[dict[str, str]] = {
     "astrid.sessionAudit": "audit entries of a session {session_id, limit?}",
     "astrid.auditVerify": "verify the whole audit log {} -> report",
     "astrid.listDeferred": "pending deferred approvals {}",
+    "astrid.listTokens": "persistent capability tokens (Allow Always grants) {} -> [token]",
+    "astrid.revokeToken": "revoke a token and its children, audited {token_id, reason?}",
     "astrid.listCapsules": "installed capsules {} -> [install record]",
     "astrid.capsulePlan": "stage a capsule {source} -> {plan_id, disclosure}; installs nothing",
     "astrid.capsuleCommit": "install a staged plan {plan_id, trust?, secrets?} -> record",

@@ -31,20 +31,23 @@ from astrid_approval import (
     WorkspaceBoundary,
     WorkspaceMode,
 )
-from astrid_audit import AuditLog, verify_storage
+from astrid_audit import AuditLog, AuditTrail, Outcome, OutcomeKind, verify_storage
 from astrid_capabilities import CapabilityStore
 from astrid_core import (
     ApprovalDecision,
+    BadInputError,
     ConfigError,
     DirectoryList,
     FileDelete,
     FileRead,
     Frontend,
     JsonObject,
+    JsonValue,
     NotFoundError,
     SensitiveAction,
     SessionId,
     ShellCommand,
+    TokenId,
 )
 from astrid_core.storage import Storage, open_storage
 from astrid_crypto import KeyPair
@@ -119,6 +122,8 @@ class AgentRuntime:
         self.audit = audit
         self.provider = provider
         self.capabilities = CapabilityStore(storage, [key.public_key])
+        self.trail = AuditTrail(audit)  # the system chain: lifecycle and admin records
+        self.capability_repairs: list[str] = []  # rows the audit log proved were deleted
         self.allowances = AllowanceStore(storage, key)
         self.deferred = DeferredResolutionStore(storage)
         self.sessions = SessionStore(storage)
@@ -184,10 +189,22 @@ class AgentRuntime:
             audit = await AuditLog.open(
                 storage, key, checkpoint_every=loaded.config.audit.checkpoint_every
             )
-            return cls(home, loaded, storage, key, audit, provider or _provider_from(loaded, home))
+            runtime = cls(
+                home, loaded, storage, key, audit, provider or _provider_from(loaded, home)
+            )
+            await runtime._reconcile_capabilities()
+            return runtime
         except BaseException:
             await storage.aclose()
             raise
+
+    async def _reconcile_capabilities(self) -> None:
+        """Rebuild revocations and single-use spends from the audit log: a deleted
+        ``cap_revoked`` / ``cap_used`` row must not revive a token."""
+        from astrid_audit import capability_history
+
+        revoked, authorized, _ = await capability_history(self.audit)
+        self.capability_repairs = await self.capabilities.reconcile(revoked, authorized)
 
     def set_frontend(self, frontend: Frontend | None) -> None:
         self.frontend = frontend
@@ -239,7 +256,8 @@ class AgentRuntime:
             + ([bash_warning] if bash_warning else [])
             + self.capsules.warnings
             + cron_warnings
-            + _storage_health(self.storage),
+            + _storage_health(self.storage)
+            + self.capability_repairs,
             scheduled=[
                 {
                     "capsule": job.capsule,
@@ -278,17 +296,20 @@ class AgentRuntime:
             SessionId.new(), self._workspace(workspace), model or self.config.model.model
         )
         live = self._attach(session)  # first: a workspace config it refuses leaves nothing behind
+        # The session's first entry, then its record: a saved session always has its start
+        # on the log (a failed write leaves no session behind).
+        try:
+            await AuditTrail(self.audit, session.id).event(
+                Outcome(
+                    kind=OutcomeKind.SESSION_START,
+                    reason="session created",
+                    detail={"workspace": session.workspace, "model": session.model},
+                )
+            )
+        except BaseException:
+            self._live.pop(str(session.id), None)
+            raise
         await self.sessions.save(session)
-        from astrid_audit import Outcome, OutcomeKind
-
-        await self.audit.append(
-            Outcome(
-                kind=OutcomeKind.SESSION_START,
-                reason="session created",
-                detail={"workspace": session.workspace, "model": session.model},
-            ),
-            session_id=session.id,
-        )
         await live.loop.fire_hook(HookEvent.SESSION_START, model=session.model)
         return session.info()
 
@@ -302,10 +323,8 @@ class AgentRuntime:
         live = await self._get(session_id)
         live.session.state = "ended"
         await self.sessions.save(live.session)
-        from astrid_audit import Outcome, OutcomeKind
-
-        await self.audit.append(
-            Outcome(kind=OutcomeKind.SESSION_END, reason="session ended"), session_id=session_id
+        await AuditTrail(self.audit, session_id).event(
+            Outcome(kind=OutcomeKind.SESSION_END, reason="session ended")
         )
         self._live.pop(str(session_id), None)
         await live.loop.fire_hook(HookEvent.SESSION_END)
@@ -314,9 +333,68 @@ class AgentRuntime:
         await self.sessions.save((await self._get(session_id)).session)
 
     async def delete_session(self, session_id: SessionId) -> None:
+        await self.sessions.load(session_id)  # NotFoundError before anything is recorded
+        # Recorded on the session's own chain before the record goes (its entries stay).
+        await AuditTrail(self.audit, session_id).event(
+            Outcome(kind=OutcomeKind.SESSION_DELETED, reason="session deleted")
+        )
         self._live.pop(str(session_id), None)
         if not await self.sessions.delete(session_id):
             raise NotFoundError(f"no session {session_id}")
+
+    # ------------------------------------------------------------------ tokens
+
+    async def list_tokens(self) -> list[JsonObject]:
+        """Every persistent capability token ("Allow Always" grants and their children)."""
+        listed: list[JsonObject] = []
+        for token, token_id, status in await self.capabilities.persistent_tokens():
+            item: JsonObject = {"id": str(token_id), "status": status}
+            if token is not None:
+                permissions: list[JsonValue] = [*sorted(p.value for p in token.permissions)]
+                item["resource"] = token.resource.pattern
+                item["permissions"] = permissions
+                item["issued_at"] = token.issued_at
+                item["expires_at"] = token.expires_at
+                item["parent_id"] = str(token.parent_id) if token.parent_id else None
+                item["single_use"] = token.single_use
+            listed.append(item)
+        return listed
+
+    async def revoke_token(self, token_id: str, reason: str = "revoked by the user") -> JsonObject:
+        """Revoke a persistent token and every token derived from it.
+
+        Recorded on the audit log first (that record is what keeps it revoked if the
+        ``cap_revoked`` row is deleted); if the log cannot record it the token is still
+        revoked in the store, and the error says the record is missing."""
+        try:
+            parsed = TokenId.parse(token_id)
+        except (ValueError, BadInputError) as exc:
+            raise BadInputError(
+                f"{token_id!r} is not a token id", hint="copy an id from `astrid tokens list`"
+            ) from exc
+        known = {str(t) for _, t, _ in await self.capabilities.persistent_tokens()}
+        if str(parsed) not in known:
+            raise NotFoundError(
+                f"no persistent capability token {token_id}",
+                hint="`astrid tokens list` shows the tokens that can be revoked",
+            )
+        cascade = self.capabilities.cascade(parsed)
+        from astrid_core import AstridError
+
+        unrecorded: AstridError | None = None
+        try:
+            entry_id: str | None = str((await self.trail.revocation(cascade, reason)).id)
+        except AstridError as exc:
+            unrecorded, entry_id = exc, None
+        revoked = await self.capabilities.revoke(parsed)
+        if unrecorded is not None:
+            raise type(unrecorded)(
+                f"revoked {len(revoked)} token(s) in the store, but the audit log could not "
+                f"record it: {unrecorded.message}",
+                hint="once the audit log works again, run `astrid tokens revoke` again so the "
+                "revocation is recorded (a deleted row could otherwise revive the token)",
+            )
+        return {"revoked": [str(t) for t in revoked], "audit_entry": entry_id}
 
     async def session_history(self, session_id: SessionId) -> list[JsonObject]:
         return [m.to_json() for m in (await self._get(session_id)).session.messages]
