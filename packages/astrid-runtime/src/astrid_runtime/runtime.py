@@ -607,9 +607,7 @@ class AgentRuntime:
         frontend rate-limits these (a flood of strangers must not flood the log); ``detail``
         carries what it knows, such as how many further refusals it did not report one by one.
         """
-        from astrid_audit import Outcome, OutcomeKind
-
-        entry = await self.audit.append(
+        entry = await self.trail.event(
             Outcome(
                 kind=OutcomeKind.FRONTEND_REFUSED,
                 reason=reason,
