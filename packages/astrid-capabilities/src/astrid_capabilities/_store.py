@@ -516,6 +516,10 @@ class CapabilityStore:
         self._used.add(token_id)  # used either way: by us, or by whoever won
         return won
 
+    def trust_issuer(self, key: PublicKey) -> None:
+        """Trust one more issuer key from now on (a rotated-in runtime key)."""
+        self._trusted = self._trusted | {key}
+
     # ------------------------------------------------------------------ the log's word
 
     async def reconcile(self, revoked: Iterable[str], authorized: Iterable[str]) -> list[str]:

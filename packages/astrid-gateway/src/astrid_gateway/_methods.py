@@ -298,6 +298,10 @@ def bind_runtime(
     async def _revoke_token(conn: Connection, p: TokenRevoke) -> Any:
         return await runtime.revoke_token(p.token_id, p.reason)
 
+    @method("astrid.rotateKey", NoParams)
+    async def _rotate_key(conn: Connection, p: NoParams) -> Any:
+        return await runtime.rotate_key()
+
     @method("astrid.sessionBudget", SessionParams)
     async def _budget(conn: Connection, p: SessionParams) -> Any:
         return await runtime.session_budget(p.session_id)

@@ -98,6 +98,7 @@ METHODS: Final[dict[str, str]] = {
     "astrid.listDeferred": "pending deferred approvals {}",
     "astrid.listTokens": "persistent capability tokens (Allow Always grants) {} -> [token]",
     "astrid.revokeToken": "revoke a token and its children, audited {token_id, reason?}",
+    "astrid.rotateKey": "replace the runtime key; audited, signed by the old key {}",
     "astrid.listCapsules": "installed capsules {} -> [install record]",
     "astrid.capsulePlan": "stage a capsule {source} -> {plan_id, disclosure}; installs nothing",
     "astrid.capsuleCommit": "install a staged plan {plan_id, trust?, secrets?} -> record",

@@ -35,6 +35,7 @@ from astrid_audit import AuditLog, AuditTrail, Outcome, OutcomeKind, verify_stor
 from astrid_capabilities import CapabilityStore
 from astrid_core import (
     ApprovalDecision,
+    AstridError,
     BadInputError,
     ConfigError,
     DirectoryList,
@@ -50,7 +51,7 @@ from astrid_core import (
     TokenId,
 )
 from astrid_core.storage import Storage, open_storage
-from astrid_crypto import KeyPair
+from astrid_crypto import KeyPair, PublicKey
 
 from ._no_mcp import LazyMcpBridge
 from .agent import (
@@ -84,6 +85,34 @@ from .tools._bash import bash_sandbox_report
 __all__ = ["AgentRuntime"]
 
 log = logging.getLogger("astrid.runtime")
+
+
+def _retired_dir(key_path: Path) -> Path:
+    return key_path.parent / "retired"
+
+
+def _retired_keys(key_path: Path) -> list[PublicKey]:
+    """Public keys the runtime key replaced (``keys/retired/<key id>.pub``); a malformed one
+    is an error, not skipped: it would make the entries it signed look forged."""
+    directory = _retired_dir(key_path)
+    if not directory.is_dir():
+        return []
+    keys: list[PublicKey] = []
+    for path in sorted(directory.glob("*.pub")):
+        try:
+            key = PublicKey.from_b64(path.read_text().strip())
+        except (OSError, ValueError, AstridError) as exc:
+            raise ConfigError(
+                f"retired key file {path} is unreadable: {exc}",
+                hint="restore it from a backup: the audit entries it signed verify only with it",
+            ) from exc
+        if key.key_id != path.stem:
+            raise ConfigError(
+                f"retired key file {path} holds key {key.key_id}, not {path.stem}",
+                hint="restore the original file from a backup",
+            )
+        keys.append(key)
+    return keys
 
 
 def _storage_health(storage: Storage) -> list[str]:
@@ -189,6 +218,8 @@ class AgentRuntime:
             audit = await AuditLog.open(
                 storage, key, checkpoint_every=loaded.config.audit.checkpoint_every
             )
+            for retired in _retired_keys(home / loaded.config.keys.runtime_key):
+                audit.trusted_keys[retired.key_id] = retired  # signed the log before a rotation
             runtime = cls(
                 home, loaded, storage, key, audit, provider or _provider_from(loaded, home)
             )
@@ -342,6 +373,44 @@ class AgentRuntime:
         if not await self.sessions.delete(session_id):
             raise NotFoundError(f"no session {session_id}")
 
+    # ------------------------------------------------------------------ keys
+
+    async def rotate_key(self) -> JsonObject:
+        """Replace the runtime key, audited: the rotation entry (naming the new public key) is
+        signed by the OLD key and durable before the new key file takes the old one's place.
+
+        The new key is staged next to the old one first; if the entry cannot be written the
+        staged file is removed and nothing changes. Grants signed by the old key keep working
+        until the daemon restarts (the store then trusts the key file's key only)."""
+        path = self.home / self.config.keys.runtime_key
+        new = KeyPair.generate()
+        staged = path.with_name(path.name + ".new")
+        new.save(staged, overwrite=True)
+        old = self.key
+        # The old public key stays a root of trust for the entries it signed (the log is
+        # never trusted to name its own keys): kept outside state/, read at every start.
+        retired = _retired_dir(path)
+        retired.mkdir(mode=0o700, parents=True, exist_ok=True)
+        (retired / f"{old.key_id}.pub").write_text(old.public_key.b64 + "\n")
+        try:
+            entry = await self.audit.rotate_key(new)  # signed by the old key, fail closed
+        except BaseException:
+            staged.unlink(missing_ok=True)
+            raise
+        os.replace(staged, path)
+        self.key = new
+        self.capabilities.trust_issuer(new.public_key)
+        self.allowances.trusted[new.key_id] = new.public_key
+        self.allowances.key = new
+        for live in self._live.values():  # grants made from now on are signed by the new key
+            live.interceptor.key = new
+        return {
+            "old_key_id": old.key_id,
+            "new_key_id": new.key_id,
+            "public_key": new.public_key.b64,
+            "audit_entry": str(entry.id),
+        }
+
     # ------------------------------------------------------------------ tokens
 
     async def list_tokens(self) -> list[JsonObject]:
@@ -379,8 +448,6 @@ class AgentRuntime:
                 hint="`astrid tokens list` shows the tokens that can be revoked",
             )
         cascade = self.capabilities.cascade(parsed)
-        from astrid_core import AstridError
-
         unrecorded: AstridError | None = None
         try:
             entry_id: str | None = str((await self.trail.revocation(cascade, reason)).id)
