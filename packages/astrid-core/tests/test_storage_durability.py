@@ -218,6 +218,7 @@ async def test_enospc_then_freed_space_heals_without_a_restart(small_fs: Path) -
         assert "free space" in info.value.hint
         assert "another astridd" not in str(info.value)
         assert any("disk is full" in p for p in store.health())  # type: ignore[attr-defined]
+        assert await store.get("t", "before") == "kept"  # reads still answer while it is full
         filler.unlink()
         deadline = time.monotonic() + 10
         while True:  # the first write after the backoff reopens the store

@@ -459,7 +459,10 @@ class SurrealStorage:
                 raise StorageError("storage is closed", hint="open a new storage instance")
             if write:
                 self._check_directory()
-            if self._broken is not None:
+            if self._broken is not None and (write or time.monotonic() >= self._retry_at):
+                # Writes wait for the reopen (and fail fast until it is due); reads keep
+                # using the handle meanwhile, so status can still be shown while the disk
+                # is full.
                 await self._reopen_if_due()
             try:
                 response: Any = await self._db.query_raw(query, params)
