@@ -91,3 +91,17 @@ async def test_audit_append_after_enospc_and_freed_space_succeeds_without_restar
         assert report.entries == 2
     finally:
         await storage.aclose()
+
+
+async def test_a_size_moved_underneath_names_both_sizes_and_the_fix() -> None:
+    from astrid_core.storage import MemoryStorage
+
+    storage = MemoryStorage()
+    audit = await AuditLog.open(storage, KeyPair.generate())
+    await audit.append(Outcome(kind=OutcomeKind.SESSION_START))
+    await storage.put("audit_meta", "size", 2)  # e.g. a batch reported failed that landed
+    with pytest.raises(StorageError) as info:
+        await audit.append(Outcome(kind=OutcomeKind.SESSION_END))
+    assert "stored audit log size is 2, this process expected 1" in info.value.message
+    assert "restart the daemon" in info.value.hint
+    assert "another astridd" not in str(info.value)

@@ -392,7 +392,14 @@ class AuditLog:
                 writes, expect=[Expect(NS_META, "size", size if size else None)]
             )
             if not committed:
-                raise StorageError("another writer changed the audit log concurrently")
+                stored = await self.storage.get(NS_META, "size")
+                raise StorageError(
+                    f"the stored audit log size is {stored}, this process expected {size}: a "
+                    "write reported as failed (I/O error) landed after all, or something else "
+                    "wrote to the store",
+                    hint="restart the daemon (it reloads the log from the store), then run "
+                    "`astrid audit verify`",
+                )
         except BaseException as exc:  # fail closed: nothing in memory changes
             for item in batch:
                 item.error = exc
