@@ -17,12 +17,15 @@ may the caller store the token or allowance (the grant's ``approval_audit_id`` p
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from dataclasses import dataclass
+from typing import Any, cast
 
 from astrid_core import (
     AuditEntryId,
     Authorization,
+    BadInputError,
     JsonObject,
     SensitiveAction,
     SessionId,
@@ -31,7 +34,7 @@ from astrid_core import (
 )
 
 from ._entry import AuditEntry, Outcome, OutcomeKind
-from ._log import AuditLog
+from ._log import NS_ENTRY, AuditLog
 
 __all__ = ["AuditTrail", "AuditUnavailable", "Denial", "capability_history"]
 
@@ -175,31 +178,33 @@ class AuditTrail:
         await self.audit.flush()
 
 
-def _proof_token(entry: AuditEntry) -> str | None:
-    authorization = entry.authorization or {}
-    proof = authorization.get("proof")
-    if isinstance(proof, dict):
-        token = proof.get("token_id")
-        if isinstance(token, str):
-            return token
-    return None
+def _obj(value: object) -> dict[str, Any]:
+    """``value`` if it is a JSON object, else an empty one (stored JSON is read defensively)."""
+    return cast(dict[str, Any], value) if isinstance(value, dict) else {}
 
 
 async def capability_history(audit: AuditLog) -> tuple[set[str], set[str], AuditEntryId | None]:
     """From the log: every revoked token id, every token id that authorized an allowed action
-    (for a single-use token: spent), and the id of the last revocation entry (None: none)."""
+    (for a single-use token: spent), and the id of the last revocation entry (None: none).
+
+    Reads the stored entries as plain JSON (no model validation: this runs at every start).
+    Trusting them unverified is safe in this direction: an entry can only add revocations and
+    spends, i.e. refuse more; ``audit verify`` is what proves the log itself."""
     revoked: set[str] = set()
     used: set[str] = set()
     last: AuditEntryId | None = None
-    for entry in await audit.entries():
-        kind = entry.outcome.kind
-        if kind is OutcomeKind.CAPABILITY_REVOKED:
-            ids = entry.outcome.detail.get("capability_ids")
+    for _, stored in await audit.storage.scan(NS_ENTRY):
+        raw = _obj(stored)
+        outcome = _obj(raw.get("outcome"))
+        kind = outcome.get("kind")
+        if kind == OutcomeKind.CAPABILITY_REVOKED.value:
+            ids = _obj(outcome.get("detail")).get("capability_ids")
             if isinstance(ids, list):
-                revoked.update(str(t) for t in ids)
-                last = entry.id
-        elif kind is OutcomeKind.ALLOWED:
-            token = _proof_token(entry)
-            if token is not None:
+                revoked.update(str(t) for t in cast(list[object], ids))
+                with contextlib.suppress(ValueError, BadInputError):  # `audit verify` names it
+                    last = AuditEntryId.parse(str(raw.get("id")))
+        elif kind == OutcomeKind.ALLOWED.value:
+            token = _obj(_obj(raw.get("authorization")).get("proof")).get("token_id")
+            if isinstance(token, str):
                 used.add(token)
     return revoked, used, last
