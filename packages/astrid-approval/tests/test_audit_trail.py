@@ -76,7 +76,9 @@ async def test_a_denial_that_cannot_be_recorded_still_denies_and_says_so(
         guard = await make_interceptor(MemoryStorage(), key, workspace)
         guard.audit = await AuditLog.open(audit_storage, key)
         shutil.rmtree(state)
-        result = await guard.intercept(ShellCommand(command="sudo rm -rf /", cwd=str(workspace)), "cleanup")
+        result = await guard.intercept(
+            ShellCommand(command="sudo rm -rf /", cwd=str(workspace)), "cleanup"
+        )
         assert not result.allowed
         assert result.audit_entry_id is None
         assert "audit log unavailable, denial not recorded" in result.authorization.reason
