@@ -543,3 +543,35 @@ async def test_state_survives_closing_and_reopening_surrealkv(
         assert "already used" in (await reopened.explain(once.id)).reason
     finally:
         await storage.aclose()
+
+
+async def test_reconcile_restores_deleted_rows(
+    any_storage: Storage, key: KeyPair, clock: Any
+) -> None:
+    """The audit log's word wins over a missing row: revoked stays revoked, spent stays spent."""
+    storage = any_storage
+    store = await CapabilityStore.open(storage, [key.public_key], clock=clock)
+    revoked = issue(key, clock)
+    once = issue(key, clock, pattern="file:///home/me/once.txt", single_use=True)
+    reusable = issue(key, clock, pattern="file:///home/me/many.txt")
+    for token in (revoked, once, reusable):
+        await store.add(token)
+    await store.revoke(revoked.id)
+    assert await store.authorize(FileRead(path="/home/me/once.txt")) is not None
+    assert await storage.delete("cap_revoked", str(revoked.id))
+    assert await storage.delete("cap_used", str(once.id))
+    naive = await CapabilityStore.open(storage, [key.public_key], clock=clock)
+    assert await naive.get(revoked.id) is not None  # what a deleted row did before reconcile
+    fresh = await CapabilityStore.open(storage, [key.public_key], clock=clock)
+    problems = await fresh.reconcile(
+        [str(revoked.id), "not-an-id"], [str(once.id), str(reusable.id)]
+    )
+    assert len(problems) == 2
+    assert any("cap_revoked" in p and str(revoked.id) in p for p in problems)
+    assert any("cap_used" in p and str(once.id) in p for p in problems)
+    assert await fresh.get(revoked.id) is None
+    assert await fresh.get(once.id) is None
+    assert await fresh.get(reusable.id) is not None  # not single-use: authorizing is not spending
+    again = await CapabilityStore.open(storage, [key.public_key], clock=clock)
+    assert await again.get(revoked.id) is None  # the rows are back in storage
+    assert await again.reconcile([str(revoked.id)], [str(once.id)]) == []

@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from astrid_audit import AuditLog, Outcome, OutcomeKind
+from astrid_audit import AuditLog, AuditTrail, AuditUnavailable, Outcome, OutcomeKind
 from astrid_capabilities import CapabilityStore, CapabilityToken, ResourcePattern
 from astrid_core import (
     ALL_APPROVAL_OPTIONS,
@@ -101,6 +101,14 @@ class SecurityInterceptor:
     on_notice: Notify | None = None  # budget warnings and similar, shown by the frontend
     on_replay: Replay | None = None  # executes a deferred action once it is approved
     _session_blocked: set[str] = field(default_factory=set[str])
+    _trail: AuditTrail | None = field(default=None, repr=False)
+
+    @property
+    def trail(self) -> AuditTrail:
+        """This session's audit write path: every record of this interceptor goes through it."""
+        if self._trail is None or self._trail.audit is not self.audit:
+            self._trail = AuditTrail(self.audit, self.session_id)
+        return self._trail
 
     def derive(
         self,
@@ -229,13 +237,8 @@ class SecurityInterceptor:
         # 5. audit the decision; fail closed if it cannot be written
         authorization = _allow(proof, reason)
         try:
-            entry = await self.audit.append(
-                Outcome(
-                    kind=OutcomeKind.ALLOWED, reason=reason, detail={"risk": action.risk.value}
-                ),
-                session_id=self.session_id,
-                action=action,
-                authorization=authorization,
+            entry = await self.trail.decision(
+                action, authorization, detail={"risk": action.risk.value}
             )
         except AstridError as exc:
             if reservation is not None:
@@ -280,14 +283,10 @@ class SecurityInterceptor:
             details=tuple(dict.fromkeys([*ask_reasons, *warnings])),
         )
         try:
-            requested = await self.audit.append(
-                Outcome(
-                    kind=OutcomeKind.APPROVAL_REQUESTED,
-                    reason="; ".join(ask_reasons) or "approval needed",
-                    detail={"request_id": str(request.request_id), "risk": risk.value},
-                ),
-                session_id=self.session_id,
-                action=action,
+            requested = await self.trail.approval_asked(
+                action,
+                "; ".join(ask_reasons) or "approval needed",
+                detail={"request_id": str(request.request_id), "risk": risk.value},
             )
         except AstridError as exc:
             return InterceptResult(
@@ -314,19 +313,27 @@ class SecurityInterceptor:
                 f"denied by {self.approvals.answered_by}: {why}",
                 kind=OutcomeKind.APPROVAL_DENIED,
             )
-        await self._grant(action, answer.option, requested.id)
-        await self.audit.append(
-            Outcome(
-                kind=OutcomeKind.APPROVAL_GRANTED,
-                reason=answer.option.value,
+        # The grant is recorded BEFORE it is stored: a token or allowance never exists
+        # without the approval that made it on the log.
+        try:
+            await self.trail.approval_granted(
+                action,
+                answer.option.value,
                 detail={
                     "request_id": str(request.request_id),
                     "decided_by": answer.decided_by or "",
                 },
-            ),
-            session_id=self.session_id,
-            action=action,
-        )
+            )
+        except AuditUnavailable as exc:
+            return InterceptResult(
+                Authorization.deny(
+                    DenialLayer.POLICY,
+                    f"audit log unavailable, the approval was not recorded and nothing was "
+                    f"granted: {exc.message}",
+                ),
+                action,
+            )
+        await self._grant(action, answer.option, requested.id)
         return AuthorizationProof(
             kind=ProofKind.REPLAY if preapproved else ProofKind.USER,
             approval_request_id=request.request_id,
@@ -373,17 +380,14 @@ class SecurityInterceptor:
         kind: OutcomeKind = OutcomeKind.DENIED,
         detail: dict[str, str] | None = None,
     ) -> InterceptResult:
-        entry_id: AuditEntryId | None = None
-        try:
-            entry = await self.audit.append(
-                Outcome(kind=kind, reason=reason, detail={"layer": layer.value, **(detail or {})}),
-                session_id=self.session_id,
-                action=action,
-            )
-            entry_id = entry.id
-        except AstridError as exc:  # the action is denied anyway; say the record is missing
-            log.error("could not audit a denial of %s: %s", action.resource, exc)
-        return InterceptResult(Authorization.deny(layer, reason, audit_entry_id=entry_id), action)
+        # Denied whether or not the log can record it; the reason then says it could not.
+        denial = await self.trail.denial(
+            action, reason, kind=kind, detail={"layer": layer.value, **(detail or {})}
+        )
+        entry_id = denial.entry.id if denial.entry is not None else None
+        return InterceptResult(
+            Authorization.deny(layer, denial.reason, audit_entry_id=entry_id), action
+        )
 
     async def _notice(self, message: str) -> None:
         if self.on_notice is not None:
@@ -416,10 +420,7 @@ class SecurityInterceptor:
             output_preview=output[:200],
             detail={"decision_entry": str(result.audit_entry_id) if result.audit_entry_id else ""},
         )
-        if queue:
-            self.audit.enqueue(outcome, session_id=self.session_id, action=result.action)
-        else:
-            await self.audit.append(outcome, session_id=self.session_id, action=result.action)
+        await self.trail.outcome(outcome, action=result.action, queue=queue)
 
     # ------------------------------------------------------------------ deferred approvals
 

@@ -25,6 +25,7 @@ from ._merkle import (
     verify_inclusion,
 )
 from ._redact import SECRET_PATTERNS, Redactor
+from ._trail import AuditTrail, AuditUnavailable, Denial, capability_history
 from ._verify import (
     VerifyReport,
     export_jsonl,
@@ -39,6 +40,10 @@ __version__ = "0.1.0"
 __all__ = [
     "AuditLog",
     "Recording",
+    "AuditTrail",
+    "AuditUnavailable",
+    "Denial",
+    "capability_history",
     "AuditEntry",
     "Checkpoint",
     "Outcome",

@@ -57,6 +57,8 @@ class OutcomeKind(StrEnum):
     MCP_TOOL_APPROVED = "mcp_tool_approved"
     MCP_SERVER_EVENT = "mcp_server_event"  # start, crash, restart, give-up
     SCHEDULED_RUN = "scheduled_run"  # a capsule's [[cron]] job started (its end: executed/denied)
+    CAPABILITY_REVOKED = "capability_revoked"  # detail.capability_ids: token + descendants
+    SESSION_DELETED = "session_deleted"  # a session's record was deleted (its entries stay)
 
 
 class Outcome(BaseModel):

@@ -187,9 +187,11 @@ class AuditLog:
             if not pending.done:
                 await self._commit_queue()
         if pending.error is not None:
+            cause = getattr(pending.error, "hint", "") or "check the storage backend"
             raise StorageError(
-                f"audit log write failed: {pending.error}",
-                hint="the action was NOT performed (fail closed); check the storage backend",
+                f"audit log write failed: {getattr(pending.error, 'message', pending.error)}",
+                hint=f"the action was NOT performed (fail closed); {cause}",
+                code=getattr(pending.error, "code", StorageError.code),
             ) from pending.error
         assert pending.entry is not None
         return pending.entry
@@ -390,7 +392,14 @@ class AuditLog:
                 writes, expect=[Expect(NS_META, "size", size if size else None)]
             )
             if not committed:
-                raise StorageError("another writer changed the audit log concurrently")
+                stored = await self.storage.get(NS_META, "size")
+                raise StorageError(
+                    f"the stored audit log size is {stored}, this process expected {size}: a "
+                    "write reported as failed (I/O error) landed after all, or something else "
+                    "wrote to the store",
+                    hint="restart the daemon (it reloads the log from the store), then run "
+                    "`astrid audit verify`",
+                )
         except BaseException as exc:  # fail closed: nothing in memory changes
             for item in batch:
                 item.error = exc

@@ -11,6 +11,11 @@ Storage layout (namespaces): ``cap_tokens`` id -> token JSON, ``cap_revoked`` id
 Revocations and uses are written to storage *before* memory changes, so a crash in between can
 never resurrect a revoked token or re-arm a used one.
 
+Those rows are not signed, so deleting one would revive a revoked token or re-arm a spent
+single-use one. The audit log (signed, chained, in a Merkle tree) is the authority: the runtime
+records every revocation there first, and every allowed action names the token that allowed it;
+at start it hands both sets to ``reconcile``, which restores missing rows and reports them.
+
 Lookups are flat in the number of tokens: exact patterns are a dict lookup by URI and globs are
 bucketed by their literal directory prefix, so a URI only visits the buckets of its own
 prefixes (one per '/').
@@ -511,19 +516,89 @@ class CapabilityStore:
         self._used.add(token_id)  # used either way: by us, or by whoever won
         return won
 
+    def trust_issuer(self, key: PublicKey) -> None:
+        """Trust one more issuer key from now on (a rotated-in runtime key)."""
+        self._trusted = self._trusted | {key}
+
+    # ------------------------------------------------------------------ the log's word
+
+    async def reconcile(self, revoked: Iterable[str], authorized: Iterable[str]) -> list[str]:
+        """Cross-check the revocation and single-use rows against the audit log's record.
+
+        ``revoked``: token ids the log says were revoked; ``authorized``: token ids the log says
+        allowed an action (for a single-use token that is a spend). A row the log proves but
+        storage lacks (deleted) is written back and the token refused again; every such repair
+        is returned (and logged) so that status can show the tampering."""
+        await self._ready()
+        problems: list[str] = []
+        writes: list[Write] = []
+        now = self._clock()
+        restored_revoked: list[TokenId] = []
+        for raw in sorted(set(revoked)):
+            token_id = _parse_id(raw)
+            if token_id is None:
+                continue
+            if await self._storage.get(NS_REVOKED, raw) is None:
+                writes.append(Put(NS_REVOKED, raw, {"at": now, "restored_from": "audit log"}))
+                problems.append(
+                    f"capability token {raw} is revoked on the audit log but its cap_revoked "
+                    "row was missing (deleted?); restored, the token stays revoked"
+                )
+            restored_revoked.append(token_id)
+        restored_used: list[TokenId] = []
+        for raw in sorted(set(authorized)):
+            token_id = _parse_id(raw)
+            if token_id is None or token_id not in self._entries:
+                continue
+            read = await self._read(token_id)
+            if not isinstance(read, CapabilityToken) or not read.single_use:
+                continue
+            if await self._storage.get(NS_USED, raw) is None:
+                writes.append(Put(NS_USED, raw, {"at": now, "restored_from": "audit log"}))
+                problems.append(
+                    f"single-use capability token {raw} was spent on the audit log but its "
+                    "cap_used row was missing (deleted?); restored, the token stays spent"
+                )
+            restored_used.append(token_id)
+        if writes and not await self._storage.transaction(writes):
+            raise CapabilityDenied("restoring revocation rows from the audit log did not commit")
+        self._revoked.update(restored_revoked)
+        self._used.update(restored_used)
+        for problem in problems:
+            logger.warning("%s", problem)
+        return problems
+
+    async def persistent_tokens(self) -> list[tuple[CapabilityToken | None, TokenId, str]]:
+        """Every persistent token: (token or None when unreadable, id, "valid" or why not)."""
+        await self._ready()
+        now = self._clock()
+        listed: list[tuple[CapabilityToken | None, TokenId, str]] = []
+        for token_id, entry in sorted(self._entries.items(), key=lambda item: str(item[0])):
+            if entry.scope is not TokenScope.PERSISTENT:
+                continue
+            checked = await self._check(token_id, now)
+            status = "; ".join(checked.problems) if checked.problems else "valid"
+            listed.append((checked.token, token_id, status))
+        return listed
+
+    def cascade(self, token_id: TokenId) -> tuple[TokenId, ...]:
+        """The token and every descendant, in the order ``revoke`` revokes them."""
+        found: list[TokenId] = []
+        pending = [token_id]
+        while pending:
+            current = pending.pop()
+            if current in found:
+                continue
+            found.append(current)
+            pending.extend(sorted(self._children.get(current, ()), key=str))
+        return tuple(found)
+
     # ------------------------------------------------------------------ revocation
 
     async def revoke(self, token_id: TokenId) -> tuple[TokenId, ...]:
         """Revoke a token and every descendant; persisted before memory changes."""
         await self._ready()
-        revoked: list[TokenId] = []
-        pending = [token_id]
-        while pending:
-            current = pending.pop()
-            if current in revoked:
-                continue
-            revoked.append(current)
-            pending.extend(self._children.get(current, ()))
+        revoked = list(self.cascade(token_id))
         now = self._clock()
         writes: list[Write] = [Put(NS_REVOKED, str(t), {"at": now}) for t in revoked]
         if not await self._storage.transaction(writes):
@@ -579,6 +654,14 @@ class CapabilityStore:
         else:
             reason = f"no token grants {action.permission.value} on {action.resource}"
         return Explanation(subject, allowed, reason, tuple(checks), self.tampered_count)
+
+
+def _parse_id(raw: str) -> TokenId | None:
+    try:
+        return TokenId.parse(raw)
+    except (BadInputError, ValueError):
+        logger.warning("audit log names a malformed capability token id %r; ignored", raw[:80])
+        return None
 
 
 def _call_limit(token: CapabilityToken) -> int | None:

@@ -73,6 +73,11 @@ class ElicitationAnswer(_Params):
     content: JsonObject | None = None
 
 
+class TokenRevoke(_Params):
+    token_id: str = Field(min_length=1, max_length=100)
+    reason: str = Field(default="revoked by the user", max_length=500)
+
+
 class SessionAudit(_Params):
     session_id: SessionId
     limit: int = Field(default=100, ge=1, le=10_000)
@@ -284,6 +289,18 @@ def bind_runtime(
     @method("astrid.listDeferred", NoParams)
     async def _deferred(conn: Connection, p: NoParams) -> Any:
         return await runtime.list_deferred()
+
+    @method("astrid.listTokens", NoParams)
+    async def _tokens(conn: Connection, p: NoParams) -> Any:
+        return await runtime.list_tokens()
+
+    @method("astrid.revokeToken", TokenRevoke)
+    async def _revoke_token(conn: Connection, p: TokenRevoke) -> Any:
+        return await runtime.revoke_token(p.token_id, p.reason)
+
+    @method("astrid.rotateKey", NoParams)
+    async def _rotate_key(conn: Connection, p: NoParams) -> Any:
+        return await runtime.rotate_key()
 
     @method("astrid.sessionBudget", SessionParams)
     async def _budget(conn: Connection, p: SessionParams) -> Any:

@@ -33,7 +33,7 @@ from mcp.shared.jsonrpc_dispatcher import JSONRPCDispatcher
 from mcp.shared.message import SessionMessage
 from pydantic import ValidationError
 
-from astrid_audit import AuditLog, Outcome, OutcomeKind
+from astrid_audit import AuditLog, AuditTrail, Outcome, OutcomeKind
 from astrid_core import (
     AstridTimeoutError,
     Frontend,
@@ -386,7 +386,7 @@ class SecureMcpClient:
         if self._frontend is not None:
             self._frontend.show_status(message)
         if self._audit is not None:
-            await self._audit.append(
+            await AuditTrail(self._audit, self._session_id).event(
                 Outcome(
                     kind=OutcomeKind.MCP_TOOL_CHANGED,
                     reason=message,
@@ -396,8 +396,7 @@ class SecureMcpClient:
                         "old_fingerprint": old_fingerprint,
                         "new_fingerprint": tool.fingerprint,
                     },
-                ),
-                session_id=self._session_id,
+                )
             )
 
     async def approve_tool(self, name: str) -> McpTool:
@@ -407,16 +406,22 @@ class SecureMcpClient:
             raise ToolNotFound(f"MCP server {self.name!r} has no tool {name!r}")
         listed = {t.name: t for t in await self._paginate_tools()}
         raw = listed[name].model_dump(by_alias=True, mode="json", exclude_none=True)
-        pinned = await self._pins.pin(self.name, raw)
         if self._audit is not None:
-            await self._audit.append(
+            # Recorded before the pin is stored: a re-approved tool is on the log first.
+            from .pinning import tool_fingerprint
+
+            await AuditTrail(self._audit, self._session_id).event(
                 Outcome(
                     kind=OutcomeKind.MCP_TOOL_APPROVED,
                     reason=f"tool {name!r} of MCP server {self.name!r} re-approved",
-                    detail={"server": self.name, "tool": name, "fingerprint": pinned.fingerprint},
-                ),
-                session_id=self._session_id,
+                    detail={
+                        "server": self.name,
+                        "tool": name,
+                        "fingerprint": tool_fingerprint(raw),
+                    },
+                )
             )
+        await self._pins.pin(self.name, raw)
         await self.refresh_tools()
         return self._tools[name]
 

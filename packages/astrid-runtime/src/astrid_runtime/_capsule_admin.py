@@ -30,7 +30,7 @@ from typing import Any, Literal
 
 import anyio
 
-from astrid_audit import AuditLog, Outcome, OutcomeKind
+from astrid_audit import AuditLog, AuditTrail, Outcome, OutcomeKind
 from astrid_capsule.install import (
     TRUST_REQUIRED_MESSAGE,
     CapsuleInstaller,
@@ -287,7 +287,7 @@ class CapsuleAdmin:
             f"(revision {revision})",
             OutcomeKind.CAPSULE_REMOVE: f"removed capsule {name}",
         }
-        await self.audit.append(
+        await AuditTrail(self.audit).event(
             Outcome(kind=outcome, reason=reasons.get(outcome, f"capsule {name}"), detail=data)
         )
 

@@ -46,7 +46,7 @@ import anyio
 from cronsim import CronSim, CronSimError
 
 from astrid_approval import ApprovalHandler, ApprovalManager, DeferredResolutionStore
-from astrid_audit import Outcome, OutcomeKind
+from astrid_audit import AuditTrail, Outcome, OutcomeKind
 from astrid_capsule.manifest import CronSpec
 from astrid_core import (
     ApprovalDecision,
@@ -388,12 +388,17 @@ class CapsuleCron:
             "scheduled": scheduled.isoformat(timespec="minutes"),
         }
         started = f"{entry.label}: run due at {scheduled:%Y-%m-%d %H:%M} started"
-        await self._audit(
-            live,
-            Outcome(
-                kind=OutcomeKind.SCHEDULED_RUN, reason=started, detail={**about, "stage": "start"}
-            ),
-        )
+        try:  # what starts a run is on the log first: no record, no run
+            await AuditTrail(self.runtime.audit, live.session.id).event(
+                Outcome(
+                    kind=OutcomeKind.SCHEDULED_RUN,
+                    reason=started,
+                    detail={**about, "stage": "start"},
+                )
+            )
+        except AstridError as exc:
+            why = f"its start could not be recorded: {exc.message}"
+            return CronRun(entry.capsule, entry.spec.name, scheduled, "not_run", why)
         run = await self._call(entry, scheduled, live)
         ok = run.status == "ok"
         await self._audit(
@@ -491,8 +496,12 @@ class CapsuleCron:
             return live
 
     async def _audit(self, live: _Live, outcome: Outcome) -> None:
+        trail = AuditTrail(self.runtime.audit, live.session.id)
+        if outcome.kind in (OutcomeKind.DENIED, OutcomeKind.POLICY_BLOCKED):
+            await trail.denial(None, outcome.reason, kind=outcome.kind, detail=outcome.detail)
+            return
         try:
-            await self.runtime.audit.append(outcome, session_id=live.session.id)
+            await trail.event(outcome)
         except AstridError as exc:
             log.error("could not audit a cron run: %s", exc)
 

@@ -51,7 +51,7 @@ import anyio
 import anyio.to_thread
 from pydantic import ValidationError
 
-from astrid_audit import AuditLog, Outcome, OutcomeKind
+from astrid_audit import AuditLog, AuditTrail, Outcome, OutcomeKind
 from astrid_capsule.install import CapsuleInstaller, InstallRecord
 from astrid_capsule.manifest import Capabilities, CapsuleManifest, load_manifest
 from astrid_core import (
@@ -337,17 +337,10 @@ class CapsuleHost:
         log.warning("%s", exc)
         self._warn(name, exc.message)
         session_id = state.loop.session.id if state is not None else None
-        try:
-            await self.audit.append(
-                Outcome(
-                    kind=OutcomeKind.DENIED,
-                    reason=exc.message,
-                    detail={"layer": "capsule", "capsule": name, "stage": "load"},
-                ),
-                session_id=session_id,
-            )
-        except AstridError as audit_error:  # refused anyway; say the record is missing
-            log.error("could not audit the refusal of capsule %s: %s", name, audit_error)
+        # Refused whether or not it can be recorded (the trail logs a missing record).
+        await AuditTrail(self.audit, session_id).denial(
+            None, exc.message, detail={"layer": "capsule", "capsule": name, "stage": "load"}
+        )
 
     def _warn(self, capsule: str, message: str) -> None:
         problems = self._problems.setdefault(capsule, [])
@@ -458,18 +451,11 @@ class CapsuleHost:
         ) -> None:
             # Refused before the interceptor saw it (undeclared, or outside the workspace):
             # recorded here, so every refusal leaves a trace whoever refused.
-            try:
-                await self.audit.append(
-                    Outcome(
-                        kind=OutcomeKind.DENIED,
-                        reason=f"capsule {capsule} host call {function} refused: {reason}",
-                        detail={"layer": "capsule", "capsule": capsule, "function": function},
-                    ),
-                    session_id=session_id,
-                    action=action,
-                )
-            except AstridError as exc:
-                log.error("could not audit a refused host call of %s: %s", capsule, exc)
+            await AuditTrail(self.audit, session_id).denial(
+                action,
+                f"capsule {capsule} host call {function} refused: {reason}",
+                detail={"layer": "capsule", "capsule": capsule, "function": function},
+            )
 
         return audit_denial
 
@@ -566,7 +552,7 @@ class CapsuleHost:
         if success:
             log.info("capsule %s, %s: %s", hook.capsule, hook.event, reason)
         try:
-            await self.audit.append(
+            await AuditTrail(self.audit, state.loop.session.id).outcome(
                 Outcome(
                     kind=OutcomeKind.EXECUTED,
                     success=success,
@@ -577,8 +563,7 @@ class CapsuleHost:
                         "stage": "interceptor",
                         "event": hook.event,
                     },
-                ),
-                session_id=state.loop.session.id,
+                )
             )
         except AstridError as exc:  # the notice is logged; say the record is missing
             log.error("could not audit an interceptor of capsule %s: %s", hook.capsule, exc)

@@ -32,7 +32,7 @@ from anyio.abc import TaskGroup
 from mcp import types
 
 from astrid_approval import SecurityInterceptor
-from astrid_audit import Outcome, OutcomeKind
+from astrid_audit import AuditTrail, Outcome, OutcomeKind
 from astrid_core import (
     ApprovalDecision,
     ApprovalRequest,
@@ -438,7 +438,7 @@ class McpBridge:
     async def _record(self, name: str, event: str, what: str) -> None:
         # Names the event only: tokens are never part of an audit entry.
         if self._audit is not None:
-            await self._audit.append(
+            await AuditTrail(self._audit).event(
                 Outcome(
                     kind=OutcomeKind.MCP_SERVER_EVENT,
                     reason=f"MCP server {name}: {what}",

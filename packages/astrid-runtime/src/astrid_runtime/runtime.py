@@ -32,24 +32,27 @@ from astrid_approval import (
     WorkspaceBoundary,
     WorkspaceMode,
 )
-from astrid_audit import AuditLog, verify_storage
+from astrid_audit import AuditLog, AuditTrail, Outcome, OutcomeKind, verify_storage
 from astrid_capabilities import CapabilityStore
 from astrid_core import (
     ApprovalDecision,
     AstridError,
+    BadInputError,
     ConfigError,
     DirectoryList,
     FileDelete,
     FileRead,
     Frontend,
     JsonObject,
+    JsonValue,
     NotFoundError,
     SensitiveAction,
     SessionId,
     ShellCommand,
+    TokenId,
 )
 from astrid_core.storage import Storage, open_storage
-from astrid_crypto import KeyPair
+from astrid_crypto import KeyPair, PublicKey
 
 from ._no_mcp import LazyMcpBridge
 from .agent import (
@@ -90,6 +93,44 @@ def _older_than(updated_at: float, days: int) -> bool:
     return updated_at < time.time() - days * 86_400
 
 
+def _retired_dir(key_path: Path) -> Path:
+    return key_path.parent / "retired"
+
+
+def _retired_keys(key_path: Path) -> list[PublicKey]:
+    """Public keys the runtime key replaced (``keys/retired/<key id>.pub``); a malformed one
+    is an error, not skipped: it would make the entries it signed look forged."""
+    directory = _retired_dir(key_path)
+    if not directory.is_dir():
+        return []
+    keys: list[PublicKey] = []
+    for path in sorted(directory.glob("*.pub")):
+        try:
+            key = PublicKey.from_b64(path.read_text().strip())
+        except (OSError, ValueError, AstridError) as exc:
+            raise ConfigError(
+                f"retired key file {path} is unreadable: {exc}",
+                hint="restore it from a backup: the audit entries it signed verify only with it",
+            ) from exc
+        if key.key_id != path.stem:
+            raise ConfigError(
+                f"retired key file {path} holds key {key.key_id}, not {path.stem}",
+                hint="restore the original file from a backup",
+            )
+        keys.append(key)
+    return keys
+
+
+def _storage_health(storage: Storage) -> list[str]:
+    """What the storage backend reports as wrong (a deleted state directory, a disk that filled
+    up, a recovery); backends without a health report have nothing to say."""
+    health: Any = getattr(storage, "health", None)
+    if health is None:
+        return []
+    problems: list[Any] = list(health())
+    return [str(problem) for problem in problems]
+
+
 @dataclass
 class _Live:
     session: Session
@@ -116,6 +157,8 @@ class AgentRuntime:
         self.audit = audit
         self.provider = provider
         self.capabilities = CapabilityStore(storage, [key.public_key])
+        self.trail = AuditTrail(audit)  # the system chain: lifecycle and admin records
+        self.capability_repairs: list[str] = []  # rows the audit log proved were deleted
         self.allowances = AllowanceStore(storage, key)
         self.deferred = DeferredResolutionStore(storage)
         self.sessions = SessionStore(storage)
@@ -175,7 +218,10 @@ class AgentRuntime:
             if str(session.id) in self._live or not _older_than(session.updated_at, days):
                 continue
             try:
-                await self.delete_session(session.id)
+                await self.delete_session(
+                    session.id,
+                    reason=f"session expired: not used for {days} days ([sessions] retention_days)",
+                )
             except NotFoundError:  # deleted meanwhile by a client
                 continue
             removed += 1
@@ -215,10 +261,24 @@ class AgentRuntime:
             audit = await AuditLog.open(
                 storage, key, checkpoint_every=loaded.config.audit.checkpoint_every
             )
-            return cls(home, loaded, storage, key, audit, provider or _provider_from(loaded, home))
+            for retired in _retired_keys(home / loaded.config.keys.runtime_key):
+                audit.trusted_keys[retired.key_id] = retired  # signed the log before a rotation
+            runtime = cls(
+                home, loaded, storage, key, audit, provider or _provider_from(loaded, home)
+            )
+            await runtime._reconcile_capabilities()
+            return runtime
         except BaseException:
             await storage.aclose()
             raise
+
+    async def _reconcile_capabilities(self) -> None:
+        """Rebuild revocations and single-use spends from the audit log: a deleted
+        ``cap_revoked`` / ``cap_used`` row must not revive a token."""
+        from astrid_audit import capability_history
+
+        revoked, authorized, _ = await capability_history(self.audit)
+        self.capability_repairs = await self.capabilities.reconcile(revoked, authorized)
 
     def set_frontend(self, frontend: Frontend | None) -> None:
         self.frontend = frontend
@@ -234,16 +294,19 @@ class AgentRuntime:
         self.hooks.add(event, handler)
 
     async def aclose(self) -> None:
-        await self.cron.aclose()  # first: its runs use the sessions and storage closed below
-        for live in self._live.values():
-            live.session.state = "idle" if live.session.state == "running" else live.session.state
-            await self.sessions.save(live.session)
-        await self.audit.flush()  # outcome records a cancelled turn may still have queued
-        await self.audit.checkpoint()
-        close = getattr(self.provider, "aclose", None)
-        if close is not None:
-            await close()
-        await self.storage.aclose()
+        try:
+            await self.cron.aclose()  # first: its runs use the sessions and storage closed below
+            for live in self._live.values():
+                state = live.session.state
+                live.session.state = "idle" if state == "running" else state
+                await self.sessions.save(live.session)
+            await self.audit.flush()  # outcome records a cancelled turn may still have queued
+            await self.audit.checkpoint()
+            close = getattr(self.provider, "aclose", None)
+            if close is not None:
+                await close()
+        finally:  # a store that failed (deleted, disk full) still releases its lock and files
+            await self.storage.aclose()
 
     async def status(self) -> RuntimeStatus:
         running = sum(1 for live in self._live.values() if live.session.state == "running")
@@ -266,7 +329,9 @@ class AgentRuntime:
             ]
             + ([bash_warning] if bash_warning else [])
             + self.capsules.warnings
-            + cron_warnings,
+            + cron_warnings
+            + _storage_health(self.storage)
+            + self.capability_repairs,
             scheduled=[
                 {
                     "capsule": job.capsule,
@@ -305,17 +370,20 @@ class AgentRuntime:
             SessionId.new(), self._workspace(workspace), model or self.config.model.model
         )
         live = self._attach(session)  # first: a workspace config it refuses leaves nothing behind
+        # The session's first entry, then its record: a saved session always has its start
+        # on the log (a failed write leaves no session behind).
+        try:
+            await AuditTrail(self.audit, session.id).event(
+                Outcome(
+                    kind=OutcomeKind.SESSION_START,
+                    reason="session created",
+                    detail={"workspace": session.workspace, "model": session.model},
+                )
+            )
+        except BaseException:
+            self._live.pop(str(session.id), None)
+            raise
         await self.sessions.save(session)
-        from astrid_audit import Outcome, OutcomeKind
-
-        await self.audit.append(
-            Outcome(
-                kind=OutcomeKind.SESSION_START,
-                reason="session created",
-                detail={"workspace": session.workspace, "model": session.model},
-            ),
-            session_id=session.id,
-        )
         await live.loop.fire_hook(HookEvent.SESSION_START, model=session.model)
         return session.info()
 
@@ -329,10 +397,8 @@ class AgentRuntime:
         live = await self._get(session_id)
         live.session.state = "ended"
         await self.sessions.save(live.session)
-        from astrid_audit import Outcome, OutcomeKind
-
-        await self.audit.append(
-            Outcome(kind=OutcomeKind.SESSION_END, reason="session ended"), session_id=session_id
+        await AuditTrail(self.audit, session_id).event(
+            Outcome(kind=OutcomeKind.SESSION_END, reason="session ended")
         )
         self._live.pop(str(session_id), None)
         await live.loop.fire_hook(HookEvent.SESSION_END)
@@ -340,10 +406,107 @@ class AgentRuntime:
     async def save_session(self, session_id: SessionId) -> None:
         await self.sessions.save((await self._get(session_id)).session)
 
-    async def delete_session(self, session_id: SessionId) -> None:
+    async def delete_session(
+        self, session_id: SessionId, *, reason: str = "session deleted"
+    ) -> None:
+        await self.sessions.load(session_id)  # NotFoundError before anything is recorded
+        # Recorded on the session's own chain before the record goes (its entries stay).
+        await AuditTrail(self.audit, session_id).event(
+            Outcome(kind=OutcomeKind.SESSION_DELETED, reason=reason)
+        )
         self._live.pop(str(session_id), None)
         if not await self.sessions.delete(session_id):
             raise NotFoundError(f"no session {session_id}")
+
+    # ------------------------------------------------------------------ keys
+
+    async def rotate_key(self) -> JsonObject:
+        """Replace the runtime key, audited: the rotation entry (naming the new public key) is
+        signed by the OLD key and durable before the new key file takes the old one's place.
+
+        The new key is staged next to the old one first; if the entry cannot be written the
+        staged file is removed and nothing changes. Grants signed by the old key keep working
+        until the daemon restarts (the store then trusts the key file's key only)."""
+        path = self.home / self.config.keys.runtime_key
+        new = KeyPair.generate()
+        staged = path.with_name(path.name + ".new")
+        new.save(staged, overwrite=True)
+        old = self.key
+        # The old public key stays a root of trust for the entries it signed (the log is
+        # never trusted to name its own keys): kept outside state/, read at every start.
+        retired = _retired_dir(path)
+        retired.mkdir(mode=0o700, parents=True, exist_ok=True)
+        (retired / f"{old.key_id}.pub").write_text(old.public_key.b64 + "\n")
+        try:
+            entry = await self.audit.rotate_key(new)  # signed by the old key, fail closed
+        except BaseException:
+            staged.unlink(missing_ok=True)
+            raise
+        os.replace(staged, path)
+        self.key = new
+        self.capabilities.trust_issuer(new.public_key)
+        self.allowances.trusted[new.key_id] = new.public_key
+        self.allowances.key = new
+        for live in self._live.values():  # grants made from now on are signed by the new key
+            live.interceptor.key = new
+        return {
+            "old_key_id": old.key_id,
+            "new_key_id": new.key_id,
+            "public_key": new.public_key.b64,
+            "audit_entry": str(entry.id),
+        }
+
+    # ------------------------------------------------------------------ tokens
+
+    async def list_tokens(self) -> list[JsonObject]:
+        """Every persistent capability token ("Allow Always" grants and their children)."""
+        listed: list[JsonObject] = []
+        for token, token_id, status in await self.capabilities.persistent_tokens():
+            item: JsonObject = {"id": str(token_id), "status": status}
+            if token is not None:
+                permissions: list[JsonValue] = [*sorted(p.value for p in token.permissions)]
+                item["resource"] = token.resource.pattern
+                item["permissions"] = permissions
+                item["issued_at"] = token.issued_at
+                item["expires_at"] = token.expires_at
+                item["parent_id"] = str(token.parent_id) if token.parent_id else None
+                item["single_use"] = token.single_use
+            listed.append(item)
+        return listed
+
+    async def revoke_token(self, token_id: str, reason: str = "revoked by the user") -> JsonObject:
+        """Revoke a persistent token and every token derived from it.
+
+        Recorded on the audit log first (that record is what keeps it revoked if the
+        ``cap_revoked`` row is deleted); if the log cannot record it the token is still
+        revoked in the store, and the error says the record is missing."""
+        try:
+            parsed = TokenId.parse(token_id)
+        except (ValueError, BadInputError) as exc:
+            raise BadInputError(
+                f"{token_id!r} is not a token id", hint="copy an id from `astrid tokens list`"
+            ) from exc
+        known = {str(t) for _, t, _ in await self.capabilities.persistent_tokens()}
+        if str(parsed) not in known:
+            raise NotFoundError(
+                f"no persistent capability token {token_id}",
+                hint="`astrid tokens list` shows the tokens that can be revoked",
+            )
+        cascade = self.capabilities.cascade(parsed)
+        unrecorded: AstridError | None = None
+        try:
+            entry_id: str | None = str((await self.trail.revocation(cascade, reason)).id)
+        except AstridError as exc:
+            unrecorded, entry_id = exc, None
+        revoked = await self.capabilities.revoke(parsed)
+        if unrecorded is not None:
+            raise type(unrecorded)(
+                f"revoked {len(revoked)} token(s) in the store, but the audit log could not "
+                f"record it: {unrecorded.message}",
+                hint="once the audit log works again, run `astrid tokens revoke` again so the "
+                "revocation is recorded (a deleted row could otherwise revive the token)",
+            )
+        return {"revoked": [str(t) for t in revoked], "audit_entry": entry_id}
 
     async def session_history(self, session_id: SessionId) -> list[JsonObject]:
         return [m.to_json() for m in (await self._get(session_id)).session.messages]
@@ -556,9 +719,7 @@ class AgentRuntime:
         frontend rate-limits these (a flood of strangers must not flood the log); ``detail``
         carries what it knows, such as how many further refusals it did not report one by one.
         """
-        from astrid_audit import Outcome, OutcomeKind
-
-        entry = await self.audit.append(
+        entry = await self.trail.event(
             Outcome(
                 kind=OutcomeKind.FRONTEND_REFUSED,
                 reason=reason,

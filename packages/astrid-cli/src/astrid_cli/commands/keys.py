@@ -1,8 +1,10 @@
-"""``astrid keys show|generate``: the runtime signing key (local, no daemon needed)."""
+"""``astrid keys show|generate|rotate``: the runtime signing key (show and generate are local,
+no daemon needed; rotate goes through the daemon so the audit log records it)."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -77,3 +79,27 @@ def keys_generate(ctx: click.Context, force: bool) -> None:
         return
     click.echo(f"generated key {key.key_id} at {path}")
     click.echo(f"public key: {key.public_key.b64}")
+
+
+@keys.command("rotate")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_context
+def keys_rotate(ctx: click.Context, as_json: bool) -> None:
+    """Replace the runtime key through the daemon, audited.
+
+    The audit log records the new public key in an entry signed by the old key before the new
+    key file replaces the old one, so the whole log keeps verifying. (`keys generate --force`
+    replaces the file without telling the log: entries signed by the old key then stop
+    verifying.)
+
+    Example: astrid keys rotate
+    """
+    from .._support import with_client
+
+    result: dict[str, Any] = with_client(ctx, lambda c: c.call("rotateKey"))
+    if as_json:
+        emit_json(result)
+        return
+    click.echo(f"rotated {result['old_key_id']} -> {result['new_key_id']}")
+    click.echo(f"public key: {result['public_key']}")
+    click.echo(f"recorded as audit entry {result['audit_entry']}")

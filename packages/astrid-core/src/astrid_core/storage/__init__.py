@@ -33,13 +33,17 @@ __all__ = [
 _SURREAL_SCHEMES = ("surrealkv://", "mem://", "ws://", "wss://")
 
 
-async def open_storage(url: str) -> Storage:
+async def open_storage(url: str, *, durable: bool = True) -> Storage:
     """Open the backend a URL names.
 
     ``memory://`` is the in-process dict. ``surrealkv:///abs/dir`` embeds SurrealDB in this
     process (taking an exclusive flock on ``<dir>.lock``; a second opener gets a StorageError
     naming the holder's pid), ``mem://`` is SurrealDB in memory,
     and ``ws://`` / ``wss://`` connect to a SurrealDB server.
+
+    Embedded storage is durable by default: every commit is fsynced before the call returns.
+    ``durable=False`` is the explicit opt-out (benchmarks, tests that say so); it fixes the
+    mode of the whole process's engine, and a later durable open then fails closed.
     """
     if url in ("memory://", "memory"):
         return MemoryStorage()
@@ -51,7 +55,7 @@ async def open_storage(url: str) -> Storage:
                 f"storage URL {url!r} needs the SurrealDB backend, which is not installed",
                 hint="pip install 'astrid-core[surrealdb]'",
             ) from exc
-        return await SurrealStorage.open(url)
+        return await SurrealStorage.open(url, durable=durable)
     raise ConfigError(
         f"unknown storage URL {url!r}",
         hint="use memory://, surrealkv:///absolute/dir, mem://, ws://host:port or wss://host:port",

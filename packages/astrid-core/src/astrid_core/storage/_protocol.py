@@ -141,8 +141,8 @@ class Storage(Protocol):
 
     async def put(self, namespace: str, key: str, value: JsonValue) -> None:
         """Store ``value`` (JSON, not null). When this returns the write is committed: for the
-        durable backends it survives the process being killed; surviving a power cut needs
-        the backend's sync option (SurrealDB: ``SURREAL_SYNC_DATA=true``)."""
+        durable backends it is fsynced and survives the process being killed and a power cut
+        (SurrealDB embedded is opened with its sync setting on unless ``durable=False``)."""
         ...
 
     async def delete(self, namespace: str, key: str) -> bool:

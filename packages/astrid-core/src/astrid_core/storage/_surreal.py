@@ -5,18 +5,33 @@ Every key is one record ``kv:[namespace, key]`` with the value stored as canonic
 JSON's (ints vs floats, NONE vs null); text round-trips exactly and makes compare-and-set a plain
 string comparison. User data only ever travels as bound parameters, never inside SurrealQL.
 
-Durability: a call returns after SurrealDB committed the write and handed it to the OS. A killed
-process loses nothing it was told was written; a power cut may lose recent writes unless the
-process runs with ``SURREAL_SYNC_DATA=true`` (fsync per commit, about half the speed).
+Durability: by default a write call returns only after SurrealDB committed it *and fsynced it*:
+the embedded engine (surrealkv) fsyncs per commit only when ``SURREAL_SYNC_DATA=true`` is in the
+process environment when its first datastore starts (read once per process; measured: setting it
+later has no effect), so ``open(durable=True)`` puts it there before the engine starts and refuses
+(fail closed) when the engine of this process already started without it. ``durable=False`` is
+the explicit opt-out for benchmarks and tests that say so: a killed process still loses nothing
+acknowledged, a power cut may lose the last writes. A ``ws://`` server's durability is its own.
 
 The embedded engine has no cross-process lock and two processes on one directory corrupt it, so
 we hold an exclusive ``flock`` on ``<dir>.lock`` (holding our pid) for the storage's lifetime.
+
+The directory is watched: we hold it open and, before every write, compare the (device, inode)
+of the held descriptor with a fresh ``lstat`` of its path (one syscall). A state directory deleted
+or replaced under a running process makes every later write fail with a StorageError that says
+so, instead of acknowledging writes that land in unlinked files.
+
+After an I/O failure (ENOSPC, EIO, a failed fsync) the engine's handle stays broken, so the next
+call after a short backoff closes it and opens the directory again (surrealkv repairs a torn
+tail on open); when that works, writes go on without a restart and ``health()`` says so.
 """
 
 from __future__ import annotations
 
 import fcntl
+import logging
 import os
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Self, cast
@@ -39,7 +54,16 @@ from ._protocol import (
     check_prefix,
 )
 
-__all__ = ["SurrealStorage"]
+__all__ = ["SurrealStorage", "engine_sync"]
+
+log = logging.getLogger("astrid.storage")
+
+_SYNC_ENV = "SURREAL_SYNC_DATA"
+# Whether this process's embedded engine fsyncs each commit: fixed when it first starts.
+_engine_sync: bool | None = None
+_REOPEN_BACKOFF_S = 0.5
+_REOPEN_BACKOFF_MAX_S = 10.0
+_IO_MARKERS = ("IO error", "os error", "fsync failed", "No space left", "no storage space")
 
 _EMBEDDED_DIR_SCHEMES = ("surrealkv://",)
 _REMOTE_SCHEMES = ("ws://", "wss://")
@@ -59,6 +83,69 @@ def _prefix_end(prefix: str) -> str | None:
             return "".join(chars)
         chars.pop()
     return None
+
+
+def engine_sync() -> bool | None:
+    """Whether this process's embedded SurrealDB engine fsyncs commits (None: not started)."""
+    return _engine_sync
+
+
+def _start_engine(durable: bool) -> None:
+    """Fix the engine's sync mode before its first datastore starts (it reads the environment
+    once per process). Raises StorageError when durability is asked of an engine that already
+    started without it."""
+    global _engine_sync
+    if _engine_sync is None:
+        if durable:
+            os.environ[_SYNC_ENV] = "true"
+        _engine_sync = os.environ.get(_SYNC_ENV, "").strip().lower() in ("true", "1", "yes")
+    if durable and not _engine_sync:
+        raise StorageError(
+            "cannot open durable storage: this process's SurrealDB engine already started "
+            f"without {_SYNC_ENV}=true, so its commits would not be fsynced",
+            hint="open every storage of this process with durable=True (the default), or start "
+            f"the process with {_SYNC_ENV}=true",
+            code="storage.not_durable",
+        )
+
+
+def _io_cause(text: str) -> str | None:
+    """The I/O failure a SurrealDB error names, in words, or None when it is not one."""
+    if "No space left" in text or "no storage space" in text:
+        return "the disk is full (ENOSPC: no space left on device)"
+    if "Quota exceeded" in text or "quota" in text.lower():
+        return "the disk quota is exceeded (EDQUOT)"
+    if any(marker in text for marker in _IO_MARKERS):
+        return f"an I/O error on the storage device ({text[-160:]})"
+    return None
+
+
+class _DirectoryWatch:
+    """The state directory held open; notices it being deleted or replaced by its path."""
+
+    def __init__(self, directory: Path) -> None:
+        self.path = directory
+        fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC | os.O_NOFOLLOW)
+        st = os.fstat(fd)
+        self._fd: int | None = fd
+        self.identity = (st.st_dev, st.st_ino)
+
+    def problem(self) -> str | None:
+        """None while the path still names the directory we hold; else what happened."""
+        try:
+            st = os.lstat(self.path)  # lstat: a symlink put in its place is a replacement
+        except FileNotFoundError:
+            return "was deleted"
+        except OSError as exc:
+            return f"can no longer be examined ({exc.strerror})"
+        if (st.st_dev, st.st_ino) != self.identity:
+            return "was replaced (its path now names another file or directory)"
+        return None
+
+    def close(self) -> None:
+        if self._fd is not None:
+            fd, self._fd = self._fd, None
+            os.close(fd)
 
 
 def _lock_path(directory: Path) -> Path:
@@ -148,22 +235,58 @@ def _parse_url(url: str) -> tuple[str, Path | None]:
 class SurrealStorage:
     """The Storage protocol on SurrealDB. Open with ``await SurrealStorage.open(url)``."""
 
-    def __init__(self, url: str, db: Any, lock: _DirectoryLock | None) -> None:
+    def __init__(
+        self,
+        url: str,
+        db: Any,
+        lock: _DirectoryLock | None,
+        *,
+        watch: _DirectoryWatch | None = None,
+        namespace: str = "astrid",
+        database: str = "astrid",
+        durable: bool = False,
+        credentials: dict[str, Any] | None = None,
+    ) -> None:
         self._url = url
         self._db = db
         self._dir_lock = lock
+        self._watch = watch
+        self._namespace = namespace
+        self._database = database
+        self._credentials = credentials
+        self.durable = durable
         # One connection, one request at a time: the embedded engine then never sees two of our
         # write transactions conflict, and aclose cannot race a running query.
         self._lock = anyio.Lock(fast_acquire=True)  # no event-loop round trip when uncontended
         self._closed = False
+        self._gone: str | None = None  # the directory was deleted/replaced: refuse for good
+        self._broken: str | None = None  # the I/O failure that broke the engine's handle
+        self._broken_since = 0.0
+        self._retry_at = 0.0
+        self._backoff = _REOPEN_BACKOFF_S
+        self.reopen_backoff = _REOPEN_BACKOFF_S  # first wait before a reopen (tests lower it)
+        self.last_recovery: str | None = None
 
     @classmethod
-    async def open(cls, url: str, *, namespace: str = "astrid", database: str = "astrid") -> Self:
+    async def open(
+        cls,
+        url: str,
+        *,
+        namespace: str = "astrid",
+        database: str = "astrid",
+        durable: bool = True,
+    ) -> Self:
+        """Open (and for ``surrealkv://`` lock and watch) the storage. ``durable=False`` is
+        the explicit opt-out of fsync per commit, for benchmarks and tests that say so."""
         sdk_url, directory = _parse_url(url)
         credentials: dict[str, Any] | None = None
-        if sdk_url.startswith(_REMOTE_SCHEMES):
+        remote = sdk_url.startswith(_REMOTE_SCHEMES)
+        if remote:
             sdk_url, credentials = _split_credentials(sdk_url)
+        else:
+            _start_engine(durable)
         lock: _DirectoryLock | None = None
+        watch: _DirectoryWatch | None = None
         if directory is not None:
             try:
                 directory.parent.mkdir(parents=True, exist_ok=True)
@@ -172,17 +295,25 @@ class SurrealStorage:
                 raise StorageError(f"cannot create storage directory {directory}: {exc}") from exc
             lock = _DirectoryLock(directory)
             lock.acquire()
+            try:
+                watch = _DirectoryWatch(directory)
+            except OSError as exc:
+                lock.release()
+                raise StorageError(
+                    f"cannot open storage directory {directory}: {exc}",
+                    hint="the state directory must be a real directory you own, not a symlink",
+                ) from exc
         try:
-            db: Any = AsyncSurreal(sdk_url)
-            await db.connect()
-            if credentials is not None:
-                await db.signin(credentials)
-            await db.use(namespace, database)
+            db = await cls._connect(sdk_url, namespace, database, credentials)
         except StorageError:
+            if watch is not None:
+                watch.close()
             if lock is not None:
                 lock.release()
             raise
         except Exception as exc:
+            if watch is not None:
+                watch.close()
             if lock is not None:
                 lock.release()
             hint = (
@@ -193,34 +324,177 @@ class SurrealStorage:
             raise StorageError(
                 f"cannot open SurrealDB storage {sdk_url!r}: {exc}", hint=hint
             ) from exc
-        return cls(sdk_url, db, lock)  # the url property never carries the password
+        return cls(  # the url property never carries the password
+            sdk_url,
+            db,
+            lock,
+            watch=watch,
+            namespace=namespace,
+            database=database,
+            durable=not remote and bool(_engine_sync) and sdk_url != "mem://",
+            credentials=credentials,
+        )
+
+    @staticmethod
+    async def _connect(
+        sdk_url: str, namespace: str, database: str, credentials: dict[str, Any] | None
+    ) -> Any:
+        db: Any = AsyncSurreal(sdk_url)
+        await db.connect()
+        if credentials is not None:
+            await db.signin(credentials)
+        await db.use(namespace, database)
+        return db
 
     @property
     def url(self) -> str:
         return self._url
 
-    async def _run(self, query: str, params: dict[str, Any]) -> list[dict[str, Any]]:
+    def health(self) -> list[str]:
+        """Problems a status display should show (empty when all is well)."""
+        problems: list[str] = []
+        if self._gone is not None:
+            problems.append(self._gone)
+        elif self._watch is not None and (problem := self._watch.problem()) is not None:
+            problems.append(f"the state directory {self._watch.path} {problem}")
+        if self._broken is not None:
+            since = time.strftime("%H:%M:%S", time.localtime(self._broken_since))
+            problems.append(
+                f"storage unavailable since {since}: {self._broken}; "
+                "it is reopened automatically once the cause is gone"
+            )
+        elif self.last_recovery is not None:
+            problems.append(self.last_recovery)
+        if not self.durable and self._url.startswith(_EMBEDDED_DIR_SCHEMES):
+            problems.append("storage is not durable: commits are not fsynced (durable=False)")
+        return problems
+
+    def _check_directory(self) -> None:
+        """Refuse for good once the held state directory is no longer at its path."""
+        if self._gone is None and self._watch is not None:
+            problem = self._watch.problem()
+            if problem is not None:
+                self._gone = (
+                    f"the state directory {self._watch.path} {problem} while the daemon ran"
+                )
+                log.error("storage: %s; refusing every write from now on", self._gone)
+        if self._gone is not None:
+            raise StorageError(
+                f"{self._gone}; nothing more is written to it",
+                hint="stop the daemon, restore the state directory (e.g. from a backup), then "
+                "run `astrid audit verify --offline` before starting it again",
+                code="storage.directory_lost",
+            )
+
+    async def _reopen_if_due(self) -> None:
+        """Called with the lock held while the handle is broken: reopen after the backoff."""
+        assert self._broken is not None
+        now = time.monotonic()
+        if now < self._retry_at:
+            raise self._unavailable(f"next retry in {self._retry_at - now:.1f} s")
+        try:
+            try:
+                await self._db.close()
+            except Exception as exc:  # the broken handle may not close cleanly
+                log.debug("storage: closing the broken handle: %s", exc)
+            self._db = await self._connect(
+                self._url, self._namespace, self._database, self._credentials
+            )
+        except Exception as exc:
+            self._backoff = min(self._backoff * 2, _REOPEN_BACKOFF_MAX_S)
+            self._retry_at = time.monotonic() + self._backoff
+            log.warning("storage: reopening after %s failed: %s", self._broken, exc)
+            raise self._unavailable(
+                f"reopening failed ({exc}); next retry in {self._backoff:.1f} s"
+            ) from exc
+        cause, self._broken = self._broken, None
+        self._backoff = self.reopen_backoff
+        self.last_recovery = (
+            f"storage reopened at {time.strftime('%H:%M:%S')} after {cause} (no restart needed)"
+        )
+        log.warning("storage: %s", self.last_recovery)
+
+    def _unavailable(self, detail: str) -> StorageError:
+        where = f" ({self._watch.path})" if self._watch is not None else ""
+        return StorageError(
+            f"storage{where} is unavailable after {self._broken}; {detail}",
+            hint=self._io_hint(),
+            code="storage.io",
+        )
+
+    def _io_hint(self) -> str:
+        where = str(self._watch.path) if self._watch is not None else "the storage"
+        if self._broken is not None and "ENOSPC" in self._broken:
+            fix = f"free space on the filesystem holding {where} (`df -h {where}`)"
+        elif self._broken is not None and "EDQUOT" in self._broken:
+            fix = f"raise the disk quota or free space for {where}"
+        else:
+            fix = f"check the device holding {where} (`dmesg`, `df -h {where}`)"
+        return (
+            f"{fix}; the store is reopened automatically on the next action, no restart "
+            "needed; nothing was acknowledged that was not written"
+        )
+
+    def _note_failure(self, text: str) -> StorageError | None:
+        """Mark the handle broken when ``text`` reports an I/O failure; the error to raise."""
+        cause = _io_cause(text)
+        if cause is None:
+            return None
+        if self._broken is None:
+            self._broken = cause
+            self._broken_since = time.time()
+            log.error("storage: %s; refusing writes until it is reopened", cause)
+        self._backoff = self.reopen_backoff
+        self._retry_at = time.monotonic() + self._backoff
+        return StorageError(
+            f"SurrealDB write failed: {cause}", hint=self._io_hint(), code="storage.io"
+        )
+
+    async def _run(
+        self, query: str, params: dict[str, Any], *, write: bool = False
+    ) -> list[dict[str, Any]]:
         """Run SurrealQL; return the per-statement results. Raises StorageError on failure."""
         async with self._lock:
             if self._closed:
                 raise StorageError("storage is closed", hint="open a new storage instance")
+            if write:
+                self._check_directory()
+            if self._broken is not None and (write or time.monotonic() >= self._retry_at):
+                # Writes wait for the reopen (and fail fast until it is due); reads keep
+                # using the handle meanwhile, so status can still be shown while the disk
+                # is full.
+                await self._reopen_if_due()
             try:
                 response: Any = await self._db.query_raw(query, params)
             except Exception as exc:
-                raise StorageError(f"SurrealDB query failed: {exc}") from exc
+                error = self._note_failure(str(exc))
+                if error is not None:
+                    raise error from exc
+                raise StorageError(
+                    f"SurrealDB query failed: {exc}",
+                    hint="check the storage backend named in the message",
+                ) from exc
         result: Any = (
             cast(dict[str, Any], response).get("result") if isinstance(response, dict) else None
         )
         if not isinstance(result, list):
             raise StorageError(f"SurrealDB query failed: {response!r}")
         results: list[dict[str, Any]] = cast(list[dict[str, Any]], result)
+        for item in results:
+            if item.get("status") != "OK":
+                error = self._note_failure(str(item.get("result")))
+                if error is not None:
+                    raise error
         return results
 
     @staticmethod
     def _raise_errors(results: list[dict[str, Any]]) -> None:
         for item in results:
             if item.get("status") != "OK":
-                raise StorageError(f"SurrealDB statement failed: {item.get('result')!r}")
+                raise StorageError(
+                    f"SurrealDB statement failed: {item.get('result')!r}",
+                    hint="check the storage backend named in the message",
+                )
 
     async def get(self, namespace: str, key: str) -> JsonValue | None:
         check_namespace(namespace)
@@ -241,6 +515,7 @@ class SurrealStorage:
         results = await self._run(
             f"DELETE {_RECORD.format(ns='ns', key='key')} RETURN BEFORE;",
             {"ns": namespace, "key": key},
+            write=True,
         )
         self._raise_errors(results)
         return bool(results[0]["result"])
@@ -322,7 +597,7 @@ class SurrealStorage:
             await self._run("RETURN NONE;", {})  # an empty transaction still fails when closed
             return True
         query = "BEGIN TRANSACTION;\n" + "\n".join(statements) + "\nCOMMIT TRANSACTION;"
-        results = await self._run(query, params)
+        results = await self._run(query, params, write=True)
         failed = [item for item in results if item.get("status") != "OK"]
         if any(_EXPECT_FAILED in str(item.get("result")) for item in failed):
             return False
@@ -344,5 +619,7 @@ class SurrealStorage:
             try:
                 await self._db.close()
             finally:
+                if self._watch is not None:
+                    self._watch.close()
                 if self._dir_lock is not None:
                     self._dir_lock.release()

@@ -20,7 +20,6 @@ from typing import Any
 import anyio
 
 from astrid_approval import SecurityInterceptor
-from astrid_audit import Outcome, OutcomeKind
 from astrid_core import AstridError, LlmCall, MessageTrust, SensitiveAction, TaggedMessage
 
 from ..events import (
@@ -375,15 +374,9 @@ class AgentLoop:
                 action = tool.action(call.arguments, self.context)
             except AstridError:
                 action = None
-        try:
-            await self.interceptor.audit.append(
-                Outcome(
-                    kind=OutcomeKind.DENIED,
-                    reason=f"denied by hook: {reason}",
-                    detail={"layer": "hook", "tool": call.name},
-                ),
-                session_id=self.session.id,
-                action=action,
-            )
-        except AstridError as exc:  # the call is denied anyway; say the record is missing
-            log.error("could not audit a hook denial of %s: %s", call.name, exc)
+        # Denied whether or not it can be recorded (the trail logs a missing record).
+        await self.interceptor.trail.denial(
+            action,
+            f"denied by hook: {reason}",
+            detail={"layer": "hook", "tool": call.name},
+        )
