@@ -94,7 +94,9 @@ METHODS: Final[dict[str, str]] = {
     "astrid.sessionBudget": "budget of a session {session_id}",
     "astrid.sessionAllowances": "allowances of a session {session_id}",
     "astrid.sessionAudit": "audit entries of a session {session_id, limit?}",
-    "astrid.auditVerify": "verify the whole audit log {} -> report",
+    "astrid.auditVerify": "verify the whole audit log against the witness and the client's "
+    "kept tree heads, then sign a checkpoint {known_heads?} -> report + checkpoint + "
+    "consistency proofs",
     "astrid.listDeferred": "pending deferred approvals {}",
     "astrid.listCapsules": "installed capsules {} -> [install record]",
     "astrid.capsulePlan": "stage a capsule {source} -> {plan_id, disclosure}; installs nothing",

@@ -8,6 +8,7 @@ implements ``RuntimeService``, the contract the daemon codes against.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from collections import Counter
@@ -41,6 +42,7 @@ from astrid_core import (
     FileRead,
     Frontend,
     JsonObject,
+    JsonValue,
     NotFoundError,
     SensitiveAction,
     SessionId,
@@ -169,10 +171,20 @@ class AgentRuntime:
         home.mkdir(parents=True, exist_ok=True, mode=0o700)
         loaded = config or load_config(home)
         key = KeyPair.load_or_create(home / loaded.config.keys.runtime_key)
-        storage = await open_storage(storage_url or f"surrealkv://{home / 'state'}")
+        from ._audit_witness import audit_witness
+
+        url = storage_url or f"surrealkv://{home / 'state'}"
+        # An in-memory store forgets everything at exit: nothing to witness across runs.
+        witness = (
+            None if url.startswith(("memory:", "mem:")) else audit_witness(home, loaded.config)
+        )
+        storage = await open_storage(url)
         try:
             audit = await AuditLog.open(
-                storage, key, checkpoint_every=loaded.config.audit.checkpoint_every
+                storage,
+                key,
+                checkpoint_every=loaded.config.audit.checkpoint_every,
+                witness=witness,
             )
             return cls(home, loaded, storage, key, audit, provider or _provider_from(loaded, home))
         except BaseException:
@@ -526,16 +538,42 @@ class AgentRuntime:
         )
         return {"id": str(entry.id), "seq": entry.seq, "chain": entry.chain}
 
-    async def audit_verify(self) -> JsonObject:
-        await self.audit.checkpoint()  # sign the current tree so the root is checked against it
-        report = await verify_storage(self.storage, list(self.audit.trusted_keys.values()))
+    async def audit_verify(self, known_heads: list[JsonObject] | None = None) -> JsonObject:
+        """Verify the stored log against its checkpoints, the witness and ``known_heads`` (the
+        tree heads a client kept); only then sign a checkpoint over what was verified. The
+        answer carries that checkpoint and, for each known head, the RFC 6962 consistency
+        proof from it, so the client can check the log grew from what it saw."""
+        from astrid_audit import WitnessedHead, parse_checkpoint
+
+        witness = self.audit.witness
+        heads = witness.heads() if witness is not None else []
+        kept = [
+            WitnessedHead(
+                parse_checkpoint(json.dumps(h), "the tree head your client kept"),
+                "the tree head your client kept",
+            )
+            for h in known_heads or []
+        ]
+        report = await verify_storage(
+            self.storage, list(self.audit.trusted_keys.values()), witnessed=heads + kept
+        )
+        checkpoint = await self.audit.checkpoint(size=report.entries, root=report.root)
+        consistency: list[JsonValue] = []
+        for head in kept:
+            old = head.checkpoint.tree_size
+            proof = self.audit.consistency_proof(old, report.entries) if old else []
+            consistency.append({"from": old, "proof": list[JsonValue](proof)})
         return {
             "ok": True,
             "entries": report.entries,
             "sessions": report.sessions,
             "checkpoints": report.checkpoints,
+            "witnessed": report.witnessed,
             "root": report.root,
             "summary": report.summary(),
+            "checkpoint": checkpoint.model_dump(mode="json"),
+            "public_key": self.key.public_key.b64,
+            "consistency": consistency,
         }
 
     async def audit_stats(self) -> JsonObject:
@@ -559,11 +597,18 @@ class AgentRuntime:
         directory = self.home / "exports"
         directory.mkdir(mode=0o700, exist_ok=True)
         path = directory / f"audit-{checkpoint.tree_size}-{checkpoint.timestamp_ms}.jsonl"
+        witness = self.audit.witness
+        entries = await self.audit.entries()
         export_jsonl(
             path,
-            await self.audit.entries(),
-            await self.audit.checkpoints(),
+            entries[: checkpoint.tree_size],
+            [cp for cp in await self.audit.checkpoints() if cp.tree_size <= checkpoint.tree_size],
             list(self.audit.trusted_keys.values()),
+            witnessed=[
+                h.checkpoint
+                for h in (witness.heads() if witness is not None else [])
+                if h.checkpoint.tree_size <= checkpoint.tree_size
+            ],
         )
         return {
             "path": str(path),
