@@ -98,6 +98,8 @@ def verify_entries(
         tree_heads.append(WitnessedHead(saved_checkpoint, "the checkpoint you kept"))
     tree_heads.extend(witnessed)
     newest: Checkpoint | None = None
+    # Largest first: a cut tail is named by the largest head that saw it, the whole range.
+    tree_heads.sort(key=lambda h: -h.checkpoint.tree_size)
     for head in tree_heads:
         check_head(head, tree, len(entries), keys)
         if newest is None or head.checkpoint.tree_size > newest.tree_size:

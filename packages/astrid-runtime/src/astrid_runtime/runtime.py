@@ -47,6 +47,7 @@ from astrid_core import (
     SensitiveAction,
     SessionId,
     ShellCommand,
+    VerificationError,
 )
 from astrid_core.storage import Storage, open_storage
 from astrid_crypto import KeyPair
@@ -209,12 +210,14 @@ class AgentRuntime:
         for live in self._live.values():
             live.session.state = "idle" if live.session.state == "running" else live.session.state
             await self.sessions.save(live.session)
-        await self.audit.flush()  # outcome records a cancelled turn may still have queued
-        await self.audit.checkpoint()
-        close = getattr(self.provider, "aclose", None)
-        if close is not None:
-            await close()
-        await self.storage.aclose()
+        try:
+            await self.audit.flush()  # outcome records a cancelled turn may still have queued
+            await self.audit.checkpoint()  # signed and witnessed: the session's end is covered
+        finally:
+            close = getattr(self.provider, "aclose", None)
+            if close is not None:
+                await close()
+            await self.storage.aclose()
 
     async def status(self) -> RuntimeStatus:
         running = sum(1 for live in self._live.values() if live.session.state == "running")
@@ -554,9 +557,17 @@ class AgentRuntime:
             )
             for h in known_heads or []
         ]
+        written = self.audit.size  # this process is a witness too: it knows what it wrote
         report = await verify_storage(
             self.storage, list(self.audit.trusted_keys.values()), witnessed=heads + kept
         )
+        if report.entries < written:
+            raise VerificationError(
+                f"entries {report.entries}..{written - 1} are missing: this daemon wrote "
+                f"{written} entries, the store holds {report.entries}",
+                hint="the store was changed behind the daemon's back; stop it and run "
+                "`astrid audit verify --offline`",
+            )
         checkpoint = await self.audit.checkpoint(size=report.entries, root=report.root)
         consistency: list[JsonValue] = []
         for head in kept:
