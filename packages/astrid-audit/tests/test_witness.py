@@ -190,6 +190,23 @@ def test_a_torn_last_line_is_skipped_and_a_damaged_line_fails(tmp_path: Path) ->
         witness.heads()
 
 
+def test_start_up_reads_only_the_newest_head_from_the_tail(tmp_path: Path) -> None:
+    key = KeyPair.generate()
+    witness = FileWitness(tmp_path / "checkpoints")
+    lines = [
+        Checkpoint(tree_size=n, root="00" * 32, timestamp_ms=0, key_id=key.key_id)
+        .sealed(key)
+        .model_dump_json()
+        for n in range(1, 501)
+    ]
+    witness.path.write_text("garbage at the start\n" + "\n".join(lines) + "\n" + lines[0][:9])
+    newest = witness.newest()
+    assert newest is not None
+    assert newest.checkpoint.tree_size == 500  # the torn last line never counted
+    with pytest.raises(VerificationError, match="line 1: not a signed checkpoint"):
+        witness.heads()  # a full verification reads (and checks) every line
+
+
 def test_a_symlinked_witness_is_not_read(tmp_path: Path) -> None:
     target = tmp_path / "elsewhere"
     target.write_text("")

@@ -179,13 +179,12 @@ class AuditLog:
                 "`astrid audit verify --offline` (the daemon must be stopped)",
             )
         if self.witness is not None:
-            self._check_witness(self.witness.heads())
+            self._check_witness(self.witness.newest())
         self._opened = True
 
-    def _check_witness(self, heads: list[WitnessedHead]) -> None:
+    def _check_witness(self, newest: WitnessedHead | None) -> None:
         """The newest witnessed head only (start-up must not grow with the log); a full
         ``verify_storage`` checks every one."""
-        newest = max(heads, key=lambda h: h.checkpoint.tree_size, default=None)
         if newest is None:
             return
         try:

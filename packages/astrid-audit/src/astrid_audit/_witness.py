@@ -51,6 +51,7 @@ __all__ = [
 
 # A witness line is one checkpoint's JSON; anything longer is not one of ours.
 _MAX_LINE = 4096
+_TAIL = 4 * _MAX_LINE  # what start-up reads of a witness file: its last few lines
 _COMMAND_TIMEOUT_S = 30.0
 
 
@@ -141,6 +142,10 @@ class Witness(Protocol):
         """Every head this witness can show a verifier (none, for one that only ships)."""
         ...
 
+    def newest(self) -> WitnessedHead | None:
+        """The largest head it holds, read in time independent of how many it holds."""
+        ...
+
 
 def _open_nofollow(path: Path, flags: int) -> int:
     return os.open(path, flags | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
@@ -198,15 +203,33 @@ class FileWitness:
     def heads(self) -> list[WitnessedHead]:
         """Every checkpoint in the file, in order. A damaged line fails; a last line cut short
         (a crash while appending) is skipped: its checkpoint never counted."""
-        data = self._read()
+        return self._parse(self._read(), first_line=1)
+
+    def newest(self) -> WitnessedHead | None:
+        """The last complete line: checkpoints are appended in growing size (``AuditLog``
+        witnesses only a larger head than it did before), so it is the largest. Reads the
+        file's tail only, so start-up does not grow with the number of checkpoints."""
+        data, skipped = self._read_tail()
+        heads = self._parse(data, first_line=1 if not skipped else 0)
+        return heads[-1] if heads else None
+
+    def _parse(self, data: bytes, *, first_line: int) -> list[WitnessedHead]:
+        """``first_line`` 0: ``data`` starts mid-file (its first line may be partial: skipped,
+        and lines are numbered from the end)."""
         heads: list[WitnessedHead] = []
         lines = data.split(b"\n")
+        if first_line == 0:
+            lines = lines[1:]
         for number, raw in enumerate(lines, 1):
             if not raw.strip():
                 continue
             if number == len(lines):
                 break  # no newline after it: a torn append, never acknowledged
-            where = f"{self.description}, line {number}"
+            where = (
+                f"{self.description}, line {number}"
+                if first_line
+                else f"{self.description}, line {len(lines) - number} from the end"
+            )
             if len(raw) > _MAX_LINE:
                 raise VerificationError(
                     f"{where}: line too long to be a checkpoint",
@@ -222,23 +245,27 @@ class FileWitness:
             heads.append(WitnessedHead(parse_checkpoint(text, where), self.description))
         return heads
 
-    def last(self) -> WitnessedHead | None:
-        """The newest head (the last complete line): enough to check the log at start-up."""
-        heads = self.heads()
-        return max(heads, key=lambda h: h.checkpoint.tree_size) if heads else None
-
     def _read(self) -> bytes:
+        return self._read_tail(everything=True)[0]
+
+    def _read_tail(self, *, everything: bool = False) -> tuple[bytes, bool]:
+        """The file's last ``_TAIL`` bytes (all of it if ``everything``) and whether the
+        start was skipped."""
         try:
             fd = _open_nofollow(self.path, os.O_RDONLY)
         except FileNotFoundError:
-            return b""
+            return b"", False
         except OSError as exc:
             raise VerificationError(
                 f"cannot read the audit witness {self.path}: {exc}",
                 hint="the witness must be a regular file (not a symlink) readable by you",
             ) from exc
         with os.fdopen(fd, "rb") as handle:
-            return handle.read()
+            size = os.fstat(handle.fileno()).st_size
+            if everything or size <= _TAIL:
+                return handle.read(), False
+            handle.seek(size - _TAIL)
+            return handle.read(), True
 
 
 class CommandWitness:
@@ -279,6 +306,9 @@ class CommandWitness:
     def heads(self) -> list[WitnessedHead]:
         return []
 
+    def newest(self) -> WitnessedHead | None:
+        return None
+
 
 class Witnesses:
     """Several witnesses as one: a checkpoint counts once every one of them recorded it."""
@@ -293,6 +323,10 @@ class Witnesses:
 
     def heads(self) -> list[WitnessedHead]:
         return [head for witness in self.witnesses for head in witness.heads()]
+
+    def newest(self) -> WitnessedHead | None:
+        found = [h for h in (w.newest() for w in self.witnesses) if h is not None]
+        return max(found, key=lambda h: h.checkpoint.tree_size, default=None)
 
 
 class TreeHeadCache:
