@@ -190,15 +190,21 @@ async def test_the_witness_may_not_live_inside_the_state_directory(tmp_path: Pat
         await _runtime(tmp_path, '[audit]\nwitness = "state/witness"\n')
 
 
+@pytest.mark.parametrize("damage", ["delete_last", "delete_middle", "garble"])
 async def test_the_daemon_error_for_a_damaged_log_names_the_offline_verifier(
-    tmp_path: Path,
+    tmp_path: Path, damage: str
 ) -> None:
     home = await _logged(tmp_path, 12)
     storage = await open_storage(f"surrealkv://{home / 'state'}")
     try:
-        await storage.delete(NS_ENTRY, f"{11:012d}")  # the size record left as it was
+        if damage == "garble":
+            await storage.put(NS_ENTRY, f"{5:012d}", {"not": "an entry"})
+        else:  # the size record left as it was
+            await storage.delete(NS_ENTRY, f"{11 if damage == 'delete_last' else 5:012d}")
     finally:
         await storage.aclose()
     with pytest.raises(VerificationError) as refused:
         await _runtime(tmp_path)
     assert "astrid audit verify --offline" in refused.value.hint
+    with pytest.raises(VerificationError):
+        await verify_offline(home)

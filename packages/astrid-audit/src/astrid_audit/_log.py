@@ -58,6 +58,15 @@ NS_CHECKPOINT = "audit_checkpoint"
 _PREVIEW = 200
 
 
+# The hint of every start-up refusal: the daemon cannot run on this log, the offline verifier
+# (which takes the same store lock, and needs no daemon) can show what is wrong with it.
+_DAMAGED_HINT = (
+    "the stored audit log is damaged or shorter than what was witnessed; examine it with "
+    "`astrid audit verify --offline` (no daemon needed), then restore $ASTRID_HOME/state "
+    "from a backup"
+)
+
+
 def _key(seq: int) -> str:
     return f"{seq:012d}"
 
@@ -163,10 +172,20 @@ class AuditLog:
             salt = await self.storage.get(NS_META, "salt")
         self.redactor = Redactor(bytes.fromhex(str(salt)))
         size = int(await self.storage.get(NS_META, "size") or 0)  # type: ignore[arg-type]
-        for seq, (_, raw) in enumerate(await self.storage.scan(NS_ENTRY)):
-            entry = AuditEntry.model_validate(raw)
+        for seq, (row, raw) in enumerate(await self.storage.scan(NS_ENTRY)):
+            try:
+                entry = AuditEntry.model_validate(raw)
+            except ValueError as exc:
+                raise VerificationError(
+                    f"audit log: stored entry {row} is malformed ({str(exc).splitlines()[0]})",
+                    hint=_DAMAGED_HINT,
+                ) from None
             if entry.seq != seq:
-                raise VerificationError(f"audit log: entry at position {seq} has seq {entry.seq}")
+                raise VerificationError(
+                    f"audit log: entry at position {seq} has seq {entry.seq} "
+                    "(an entry was deleted, inserted or reordered)",
+                    hint=_DAMAGED_HINT,
+                )
             self.tree.append_leaf_hash(leaf_hash(bytes.fromhex(entry.hash)))
             self._heads[entry.chain] = (entry.hash, entry.chain_seq)
             if entry.outcome.kind is OutcomeKind.KEY_ROTATION:
@@ -175,8 +194,7 @@ class AuditLog:
         if len(self.tree) != size:
             raise VerificationError(
                 f"audit log: {len(self.tree)} entries stored but the size record says {size}",
-                hint="entries were deleted or the log was truncated; examine it with "
-                "`astrid audit verify --offline` (the daemon must be stopped)",
+                hint=_DAMAGED_HINT,
             )
         if self.witness is not None:
             self._check_witness(self.witness.newest())
@@ -190,12 +208,7 @@ class AuditLog:
         try:
             check_head(newest, self.tree, self.size, self.trusted_keys)
         except VerificationError as exc:
-            raise VerificationError(
-                f"audit log: {exc.message}",
-                hint="the store does not contain what the witness saw; examine it with "
-                "`astrid audit verify --offline` (the daemon must be stopped), then restore "
-                "$ASTRID_HOME/state from a backup",
-            ) from exc
+            raise VerificationError(f"audit log: {exc.message}", hint=_DAMAGED_HINT) from exc
         self._witnessed_size = newest.checkpoint.tree_size
 
     @property
