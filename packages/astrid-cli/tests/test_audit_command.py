@@ -103,6 +103,28 @@ def test_online_verify_keeps_the_head_that_later_catches_a_rollback_of_the_witne
         out = astrid(home, "audit", "verify", timeout=120)
         assert out.returncode == 0, out.stderr
         assert "audit log verified: OK: 50 entries" in out.stdout
+        export = home.parent / "audit.jsonl"
+        out = astrid(home, "audit", "export", str(export))
+        assert out.returncode == 0, out.stderr
+        kept_file = str(home / "witness" / "client-cli.json")
+        offline = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "astrid_audit",
+                "verify",
+                str(export),
+                "--key",
+                f"{export}.pub",
+                "--checkpoint",
+                kept_file,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert offline.returncode == 0, offline.stderr
+        assert offline.stdout.startswith("OK: 50 entries")
     finally:
         astrid(home, "daemon", "stop")
     kept = json.loads((home / "witness" / "client-cli.json").read_text())
