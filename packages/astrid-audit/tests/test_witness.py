@@ -152,6 +152,25 @@ async def test_a_command_witness_receives_each_checkpoint_and_its_failure_refuse
         await _append(log, 2)
 
 
+async def test_a_command_witness_never_sees_secret_variables(
+    storage: Storage, key: KeyPair, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-secret")
+    monkeypatch.setenv("ASTRID_TELEGRAM_TOKEN", "123:abc")
+    monkeypatch.setenv("SSH_AUTH_SOCK", "/run/agent.sock")
+    seen = tmp_path / "env.json"
+    dump = f"import json, os; json.dump(dict(os.environ), open({str(seen)!r}, 'w'))"
+    log = await AuditLog.open(
+        storage, key, checkpoint_every=1, witness=CommandWitness([sys.executable, "-c", dump])
+    )
+    await _append(log, 1)
+    env = json.loads(seen.read_text())
+    assert "ANTHROPIC_API_KEY" not in env
+    assert "ASTRID_TELEGRAM_TOKEN" not in env
+    assert env["SSH_AUTH_SOCK"] == "/run/agent.sock"
+    assert "PATH" in env
+
+
 async def test_a_hanging_command_witness_times_out_and_refuses(
     storage: Storage, key: KeyPair
 ) -> None:

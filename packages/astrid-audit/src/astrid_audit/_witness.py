@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import stat
 import time
 from collections.abc import Sequence
@@ -53,6 +54,9 @@ __all__ = [
 _MAX_LINE = 4096
 _TAIL = 4 * _MAX_LINE  # what start-up reads of a witness file: its last few lines
 _COMMAND_TIMEOUT_S = 30.0
+# A witness command gets the daemon's environment minus anything that looks like a secret (it
+# needs PATH, HOME, SSH_AUTH_SOCK to push somewhere; never the model's API key).
+_SECRET_NAME = re.compile(r"KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL|AUTH(?!_SOCK)", re.I)
 
 
 def when(timestamp_ms: int) -> str:
@@ -271,8 +275,9 @@ class FileWitness:
 class CommandWitness:
     """A command that receives each checkpoint (one JSON line) on stdin; exit 0 = recorded.
 
-    It runs without a shell; a non-zero exit, a timeout or a missing program fails the
-    checkpoint (and so the appends waiting on it)."""
+    It runs without a shell, with the environment minus secret-looking variables (API keys,
+    tokens, passwords); a non-zero exit, a timeout or a missing program fails the checkpoint
+    (and so the appends waiting on it)."""
 
     def __init__(self, argv: Sequence[str], *, timeout_s: float = _COMMAND_TIMEOUT_S) -> None:
         if not argv:
@@ -285,7 +290,9 @@ class CommandWitness:
         data = (checkpoint.model_dump_json() + "\n").encode()
         try:
             with anyio.fail_after(self.timeout_s):
-                result = await anyio.run_process(self.argv, input=data, check=False)
+                result = await anyio.run_process(
+                    self.argv, input=data, check=False, env=_scrubbed_environment()
+                )
         except TimeoutError as exc:
             raise StorageError(
                 f"{self.description} did not finish within {self.timeout_s:.0f} s",
@@ -308,6 +315,10 @@ class CommandWitness:
 
     def newest(self) -> WitnessedHead | None:
         return None
+
+
+def _scrubbed_environment() -> dict[str, str]:
+    return {name: value for name, value in os.environ.items() if not _SECRET_NAME.search(name)}
 
 
 class Witnesses:
