@@ -24,7 +24,7 @@ from astrid_audit import (
 )
 from astrid_audit._log import NS_CHECKPOINT, NS_ENTRY, NS_META
 from astrid_core import SessionId, StorageError, VerificationError
-from astrid_core.storage import Storage
+from astrid_core.storage import MemoryStorage, Storage
 from astrid_crypto import KeyPair
 
 pytestmark = pytest.mark.anyio
@@ -77,8 +77,6 @@ async def test_a_store_shorter_than_the_witness_is_refused_and_named(
 
 
 async def test_a_rewritten_history_of_the_same_size_is_caught(tmp_path: Path, key: KeyPair) -> None:
-    from astrid_core.storage import MemoryStorage
-
     witness = FileWitness(tmp_path / "checkpoints")
     first = await AuditLog.open(MemoryStorage(), key, checkpoint_every=4, witness=witness)
     await _append(first, 4)
@@ -224,6 +222,21 @@ def test_start_up_reads_only_the_newest_head_from_the_tail(tmp_path: Path) -> No
     assert newest.checkpoint.tree_size == 500  # the torn last line never counted
     with pytest.raises(VerificationError, match="line 1: not a signed checkpoint"):
         witness.heads()  # a full verification reads (and checks) every line
+
+
+async def test_a_fifo_planted_as_the_witness_neither_hangs_nor_counts(
+    storage: Storage, key: KeyPair, tmp_path: Path
+) -> None:
+    os.mkfifo(tmp_path / "checkpoints")
+    witness = FileWitness(tmp_path / "checkpoints")
+    with pytest.raises(VerificationError, match="not a regular file"):
+        witness.heads()
+    with pytest.raises(VerificationError, match="not a regular file"):
+        TreeHeadCache(tmp_path / "checkpoints").load()
+    log = await AuditLog.open(MemoryStorage(), key, checkpoint_every=1)
+    log.witness = witness
+    with pytest.raises(StorageError, match="cannot write the audit witness"):
+        await _append(log, 1)  # a FIFO without a reader: ENXIO at once, not a hang
 
 
 def test_a_symlinked_witness_is_not_read(tmp_path: Path) -> None:

@@ -22,6 +22,7 @@ from typing import Any
 import anyio
 
 from astrid_core import (
+    AstridError,
     AuditEntryId,
     Authorization,
     JsonObject,
@@ -239,10 +240,15 @@ class AuditLog:
             if not pending.done:
                 await self._commit_queue()
         if pending.error is not None:
+            failure = pending.error
+            if isinstance(failure, AstridError):  # its own hint names the fix (the witness)
+                raise StorageError(
+                    f"audit log write failed: {failure.message}", hint=failure.hint
+                ) from failure
             raise StorageError(
-                f"audit log write failed: {pending.error}",
+                f"audit log write failed: {failure}",
                 hint="the action was NOT performed (fail closed); check the storage backend",
-            ) from pending.error
+            ) from failure
         assert pending.entry is not None
         return pending.entry
 

@@ -152,7 +152,14 @@ class Witness(Protocol):
 
 
 def _open_nofollow(path: Path, flags: int) -> int:
-    return os.open(path, flags | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    """Open a regular file only: not through a symlink (O_NOFOLLOW), and never a FIFO or a
+    device planted in its place (O_NONBLOCK so opening one cannot hang, then refused)."""
+    fd = os.open(path, flags | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK, 0o600)
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise OSError(f"{path} is not a regular file")
+    os.set_blocking(fd, True)
+    return fd
 
 
 def _fsync_directory(directory: Path) -> None:
@@ -185,9 +192,6 @@ class FileWitness:
             created = not self.path.exists()
             fd = _open_nofollow(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
             try:
-                info = os.fstat(fd)
-                if not stat.S_ISREG(info.st_mode):
-                    raise OSError(f"{self.path} is not a regular file")
                 written = os.write(fd, data)
                 if written != len(data):
                     raise OSError(f"short write ({written} of {len(data)} bytes)")
