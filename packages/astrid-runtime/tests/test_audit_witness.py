@@ -190,7 +190,7 @@ async def test_the_witness_may_not_live_inside_the_state_directory(tmp_path: Pat
         await _runtime(tmp_path, '[audit]\nwitness = "state/witness"\n')
 
 
-@pytest.mark.parametrize("damage", ["delete_last", "delete_middle", "garble"])
+@pytest.mark.parametrize("damage", ["delete_last", "delete_middle", "garble", "garble_size"])
 async def test_the_daemon_error_for_a_damaged_log_names_the_offline_verifier(
     tmp_path: Path, damage: str
 ) -> None:
@@ -199,6 +199,8 @@ async def test_the_daemon_error_for_a_damaged_log_names_the_offline_verifier(
     try:
         if damage == "garble":
             await storage.put(NS_ENTRY, f"{5:012d}", {"not": "an entry"})
+        elif damage == "garble_size":
+            await storage.put(NS_META, "size", "twelve")
         else:  # the size record left as it was
             await storage.delete(NS_ENTRY, f"{11 if damage == 'delete_last' else 5:012d}")
     finally:

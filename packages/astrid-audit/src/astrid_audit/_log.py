@@ -172,7 +172,13 @@ class AuditLog:
             await self.storage.compare_and_set(NS_META, "salt", None, salt)
             salt = await self.storage.get(NS_META, "salt")
         self.redactor = Redactor(bytes.fromhex(str(salt)))
-        size = int(await self.storage.get(NS_META, "size") or 0)  # type: ignore[arg-type]
+        recorded = await self.storage.get(NS_META, "size")
+        if recorded is not None and type(recorded) is not int:
+            raise VerificationError(
+                f"audit log: the size record is {str(recorded)[:40]!r}, not a number",
+                hint=_DAMAGED_HINT,
+            )
+        size = recorded or 0
         for seq, (row, raw) in enumerate(await self.storage.scan(NS_ENTRY)):
             try:
                 entry = AuditEntry.model_validate(raw)

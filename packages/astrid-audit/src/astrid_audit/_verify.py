@@ -450,7 +450,7 @@ async def verify_storage(
         witnessed=witnessed,
     )
     recorded = await storage.get(NS_META, "size")
-    if recorded is not None and int(recorded) != len(entries):  # type: ignore[arg-type]
+    if recorded is not None and (type(recorded) is not int or recorded != len(entries)):
         raise VerificationError(
             f"the log's size record says {recorded} entries, {len(entries)} are present (truncated)"
         )
