@@ -128,8 +128,8 @@ def check_head(
 
 
 _TRUNCATED_HINT = (
-    "entries were deleted from the store; restore $ASTRID_HOME/state from a backup "
-    "(inspect it with `astrid audit verify --offline`)"
+    "entries were deleted from the store after they were witnessed; restore "
+    "$ASTRID_HOME/state from a backup (a daemon refuses to start on it until then)"
 )
 
 
