@@ -126,6 +126,26 @@ async def test_when_the_witness_cannot_be_written_nothing_is_acknowledged_until_
     await verify_storage(storage, [key.public_key], witnessed=witness.heads())
 
 
+async def test_a_smaller_checkpoint_witnessed_meanwhile_does_not_settle_the_debt(
+    storage: Storage, key: KeyPair, tmp_path: Path
+) -> None:
+    witness = FileWitness(tmp_path / "witness" / "checkpoints")
+    log = await AuditLog.open(storage, key, checkpoint_every=4, witness=witness)
+    await _append(log, 2)
+    await log.checkpoint()  # witnessed at 2
+    await _append(log, 1)
+    witness.path.rename(tmp_path / "aside")
+    witness.path.symlink_to(tmp_path / "aside")
+    with pytest.raises(StorageError):
+        await _append(log, 1)  # the checkpoint over 4 is owed
+    witness.path.unlink()
+    (tmp_path / "aside").rename(witness.path)
+    await log.checkpoint(size=3, root=log.tree.root(3).hex())  # what a verify signs: 3 < 4
+    assert _sizes(witness) == [2, 3]
+    await _append(log, 1)  # the owed head of 4 lands first
+    assert _sizes(witness) == [2, 3, 4]
+
+
 async def test_a_command_witness_receives_each_checkpoint_and_its_failure_refuses(
     storage: Storage, key: KeyPair, tmp_path: Path
 ) -> None:

@@ -247,14 +247,12 @@ class AuditLog:
                 await self._commit_queue()
         if pending.error is not None:
             failure = pending.error
+            hint = "the action was NOT performed (fail closed); check the storage backend"
             if isinstance(failure, AstridError):  # its own hint names the fix (the witness)
                 raise StorageError(
-                    f"audit log write failed: {failure.message}", hint=failure.hint
+                    f"audit log write failed: {failure.message}", hint=failure.hint or hint
                 ) from failure
-            raise StorageError(
-                f"audit log write failed: {failure}",
-                hint="the action was NOT performed (fail closed); check the storage backend",
-            ) from failure
+            raise StorageError(f"audit log write failed: {failure}", hint=hint) from failure
         assert pending.entry is not None
         return pending.entry
 
@@ -557,12 +555,14 @@ class AuditLog:
         """Hand ``cp`` to the witness unless it already holds a head this large. Until it
         has, nothing more is acknowledged (``_commit_queue`` retries it first)."""
         if self.witness is None or cp.tree_size <= self._witnessed_size:
-            self._unwitnessed = None
             return
-        self._unwitnessed = cp
+        owed = self._unwitnessed
+        if owed is None or cp.tree_size > owed.tree_size:
+            self._unwitnessed = owed = cp  # the largest head owed is the one that must land
         await self.witness.append(cp)
-        self._unwitnessed = None
         self._witnessed_size = cp.tree_size
+        if owed.tree_size <= cp.tree_size:
+            self._unwitnessed = None
 
     async def rotate_key(self, new_key: KeyPair) -> AuditEntry:
         """Record the new key in an entry signed by the OLD key, then sign with the new one."""
