@@ -1,9 +1,9 @@
 """Audit log costs: durable appends/s, full verification time, proof size and time vs n,
 and what the witness costs (appends/s with and without it, interleaved in the same run).
 
-    uv run python benchmarks/audit.py            # ~90 s
+    uv run python benchmarks/audit.py            # ~75 s idle, ~150 s on a busy 2-core box
     uv run python benchmarks/audit.py --quick    # smaller sizes
-    uv run python benchmarks/audit.py --witness  # only the witness ratio (~30 s)
+    uv run python benchmarks/audit.py --witness  # only the witness ratio (~10-20 s)
 
 Baselines in the same run: a bare storage put of an equally sized record (what durability
 costs without hashing/signing), and raw Ed25519 verification for the verifier.
@@ -73,7 +73,7 @@ async def witness_cost() -> None:
     """Two logs open side by side, one with the [audit] witness file and one without, take
     turns in blocks of appends (which goes first alternates), so the machine's load drifts over
     both alike; each side's rate is its appends over its own time."""
-    n, block = (1000, 20) if QUICK else (2000, 20)
+    n, block = (600, 20) if QUICK else (1000, 20)
     print(f"\nwitness cost, durable (SURREAL_SYNC_DATA={os.environ.get('SURREAL_SYNC_DATA')}),")
     print(f"{n} sequential appends per log, interleaved in blocks of {block}")
     print(f"{'checkpoint_every':>16} {'no witness/s':>13} {'witness/s':>10} {'ratio':>7}")
