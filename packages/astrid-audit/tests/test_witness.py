@@ -3,13 +3,17 @@ hand one over (it stops acknowledging — fail closed)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import stat
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
 from astrid_audit import (
     AuditLog,
@@ -284,3 +288,20 @@ def test_a_client_cache_only_moves_forward(tmp_path: Path) -> None:
     cache.path.write_text(json.dumps({"nothing": 1}))
     with pytest.raises(VerificationError, match="is damaged"):
         cache.load()
+
+
+@settings(max_examples=200, deadline=None)
+@example(data=b"[" * 4000 + b"\n")
+@example(data=b'{"checkpoint": ' * 1300 + b"\n")
+@given(data=st.binary(max_size=600) | st.text(max_size=300).map(str.encode))
+def test_any_witness_or_cache_content_is_heads_or_a_verification_error(data: bytes) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "checkpoints"
+        path.write_bytes(data)
+        for read in (
+            FileWitness(path).heads,
+            FileWitness(path).newest,
+            TreeHeadCache(path).load,
+        ):
+            with contextlib.suppress(VerificationError):
+                read()

@@ -369,7 +369,7 @@ class TreeHeadCache:
         try:
             document = json.loads(raw)
             text = json.dumps(document["checkpoint"])
-        except (ValueError, KeyError, TypeError):
+        except (ValueError, KeyError, TypeError, RecursionError):
             raise VerificationError(
                 f"{self.description} is damaged",
                 hint=f"restore it from a copy, or remove {self.path} to trust the log afresh",
