@@ -30,9 +30,20 @@ from ._verify import (
     VerifyReport,
     export_jsonl,
     read_export,
+    stored_checkpoints,
     verify_entries,
     verify_export,
     verify_storage,
+)
+from ._witness import (
+    CommandWitness,
+    FileWitness,
+    TreeHeadCache,
+    Witness,
+    WitnessedHead,
+    Witnesses,
+    check_head,
+    parse_checkpoint,
 )
 
 __version__ = "0.1.0"
@@ -67,5 +78,14 @@ __all__ = [
     "verify_storage",
     "export_jsonl",
     "read_export",
+    "stored_checkpoints",
+    "Witness",
+    "WitnessedHead",
+    "FileWitness",
+    "CommandWitness",
+    "Witnesses",
+    "TreeHeadCache",
+    "check_head",
+    "parse_checkpoint",
     "__version__",
 ]

@@ -46,6 +46,7 @@ from ._entry import (
 )
 from ._merkle import MerkleTree, leaf_hash
 from ._redact import Redactor
+from ._witness import Witness, WitnessedHead, check_head
 
 __all__ = ["AuditLog", "Recording"]
 
@@ -55,6 +56,15 @@ NS_ENTRY = "audit_entry"
 NS_META = "audit_meta"
 NS_CHECKPOINT = "audit_checkpoint"
 _PREVIEW = 200
+
+
+# The hint of every start-up refusal: the daemon cannot run on this log, the offline verifier
+# (which takes the same store lock, and needs no daemon) can show what is wrong with it.
+_DAMAGED_HINT = (
+    "the stored audit log is damaged or shorter than what was witnessed; examine it with "
+    "`astrid audit verify --offline` (no daemon needed), then restore $ASTRID_HOME/state "
+    "from a backup"
+)
 
 
 def _key(seq: int) -> str:
@@ -109,10 +119,22 @@ class _Pending:
 
 
 class AuditLog:
-    def __init__(self, storage: Storage, key: KeyPair, *, checkpoint_every: int = 1000) -> None:
+    def __init__(
+        self,
+        storage: Storage,
+        key: KeyPair,
+        *,
+        checkpoint_every: int = 1000,
+        witness: Witness | None = None,
+    ) -> None:
         self.storage = storage
         self.key = key
         self.checkpoint_every = checkpoint_every
+        # Every checkpoint is also sent here (outside the store) before the appends that
+        # crossed it are acknowledged; None only for library use without one.
+        self.witness = witness
+        self._witnessed_size = -1  # the largest tree head the witness holds
+        self._unwitnessed: Checkpoint | None = None  # signed, not yet accepted by the witness
         self.tree = MerkleTree()
         self._heads: dict[str, tuple[str, int]] = {}
         self._queue: list[_Pending] = []
@@ -129,9 +151,16 @@ class AuditLog:
 
     @classmethod
     async def open(
-        cls, storage: Storage, key: KeyPair, *, checkpoint_every: int = 1000
+        cls,
+        storage: Storage,
+        key: KeyPair,
+        *,
+        checkpoint_every: int = 1000,
+        witness: Witness | None = None,
     ) -> AuditLog:
-        audit = cls(storage, key, checkpoint_every=checkpoint_every)
+        """Load the log and check it against the newest witnessed tree head: a store that is
+        shorter than (or disagrees with) what the witness saw is refused (VerificationError)."""
+        audit = cls(storage, key, checkpoint_every=checkpoint_every, witness=witness)
         await audit._load()
         return audit
 
@@ -142,11 +171,27 @@ class AuditLog:
             await self.storage.compare_and_set(NS_META, "salt", None, salt)
             salt = await self.storage.get(NS_META, "salt")
         self.redactor = Redactor(bytes.fromhex(str(salt)))
-        size = int(await self.storage.get(NS_META, "size") or 0)  # type: ignore[arg-type]
-        for seq, (_, raw) in enumerate(await self.storage.scan(NS_ENTRY)):
-            entry = AuditEntry.model_validate(raw)
+        recorded = await self.storage.get(NS_META, "size")
+        if recorded is not None and type(recorded) is not int:
+            raise VerificationError(
+                f"audit log: the size record is {str(recorded)[:40]!r}, not a number",
+                hint=_DAMAGED_HINT,
+            )
+        size = recorded or 0
+        for seq, (row, raw) in enumerate(await self.storage.scan(NS_ENTRY)):
+            try:
+                entry = AuditEntry.model_validate(raw)
+            except ValueError as exc:
+                raise VerificationError(
+                    f"audit log: stored entry {row} is malformed ({str(exc).splitlines()[0]})",
+                    hint=_DAMAGED_HINT,
+                ) from None
             if entry.seq != seq:
-                raise VerificationError(f"audit log: entry at position {seq} has seq {entry.seq}")
+                raise VerificationError(
+                    f"audit log: entry at position {seq} has seq {entry.seq} "
+                    "(an entry was deleted, inserted or reordered)",
+                    hint=_DAMAGED_HINT,
+                )
             self.tree.append_leaf_hash(leaf_hash(bytes.fromhex(entry.hash)))
             self._heads[entry.chain] = (entry.hash, entry.chain_seq)
             if entry.outcome.kind is OutcomeKind.KEY_ROTATION:
@@ -155,9 +200,22 @@ class AuditLog:
         if len(self.tree) != size:
             raise VerificationError(
                 f"audit log: {len(self.tree)} entries stored but the size record says {size}",
-                hint="entries were deleted or the log was truncated; run `astrid audit verify`",
+                hint=_DAMAGED_HINT,
             )
+        if self.witness is not None:
+            self._check_witness(self.witness.newest())
         self._opened = True
+
+    def _check_witness(self, newest: WitnessedHead | None) -> None:
+        """The newest witnessed head only (start-up must not grow with the log); a full
+        ``verify_storage`` checks every one."""
+        if newest is None:
+            return
+        try:
+            check_head(newest, self.tree, self.size, self.trusted_keys)
+        except VerificationError as exc:
+            raise VerificationError(f"audit log: {exc.message}", hint=_DAMAGED_HINT) from exc
+        self._witnessed_size = newest.checkpoint.tree_size
 
     @property
     def size(self) -> int:
@@ -187,12 +245,14 @@ class AuditLog:
             if not pending.done:
                 await self._commit_queue()
         if pending.error is not None:
-            cause = getattr(pending.error, "hint", "") or "check the storage backend"
+            failure = pending.error
+            # An AstridError's own hint names the fix (the storage's real cause, the witness).
+            cause = getattr(failure, "hint", "") or "check the storage backend"
             raise StorageError(
-                f"audit log write failed: {getattr(pending.error, 'message', pending.error)}",
+                f"audit log write failed: {getattr(failure, 'message', failure)}",
                 hint=f"the action was NOT performed (fail closed); {cause}",
-                code=getattr(pending.error, "code", StorageError.code),
-            ) from pending.error
+                code=getattr(failure, "code", StorageError.code),
+            ) from failure
         assert pending.entry is not None
         return pending.entry
 
@@ -328,6 +388,16 @@ class AuditLog:
 
     async def _commit_queue(self) -> None:
         batch, self._queue = self._queue, []
+        if self._unwitnessed is not None:
+            # A checkpoint the witness has not accepted yet: nothing more is acknowledged
+            # until it has (fail closed), and nothing is written either.
+            try:
+                await self._witness(self._unwitnessed)
+            except BaseException as exc:
+                self._fail(batch, exc)
+                if not isinstance(exc, Exception):
+                    raise
+                return
         self._concurrent = sum(1 for item in batch if not item.queued) > 1
         entries: list[AuditEntry] = []
         texts: list[str] = []
@@ -401,12 +471,7 @@ class AuditLog:
                     "`astrid audit verify`",
                 )
         except BaseException as exc:  # fail closed: nothing in memory changes
-            for item in batch:
-                item.error = exc
-                item.done = True
-            lost = sum(1 for item in batch if item.queued)
-            if lost:
-                log.error("audit log: %d queued outcome record(s) were not written: %s", lost, exc)
+            self._fail(batch, exc)
             if not isinstance(exc, Exception):
                 raise
             return
@@ -418,23 +483,93 @@ class AuditLog:
         if (
             self.checkpoint_every
             and new_size // self.checkpoint_every > size // self.checkpoint_every
-        ):
-            await self._write_checkpoint()
+        ) or any(item.outcome.kind is OutcomeKind.SESSION_END for item in batch):
+            try:
+                await self._write_checkpoint()
+            except BaseException as exc:
+                # The entries are durable (and verify), but none is acknowledged while the
+                # witness cannot hold the checkpoint over them: the actions do not run.
+                for item in batch:
+                    item.error = exc
+                if not isinstance(exc, Exception):
+                    raise
 
-    async def checkpoint(self) -> Checkpoint:
-        """Sign and store a checkpoint of the current tree (also done every N entries)."""
+    def _fail(self, batch: list[_Pending], exc: BaseException) -> None:
+        for item in batch:
+            item.error = exc
+            item.done = True
+        lost = sum(1 for item in batch if item.queued)
+        if lost:
+            log.error("audit log: %d queued outcome record(s) were not written: %s", lost, exc)
+
+    async def checkpoint(self, *, size: int | None = None, root: str | None = None) -> Checkpoint:
+        """Sign, store and witness a checkpoint of the current tree (also done every N entries
+        and at every session end). A stored checkpoint is never overwritten: if one of this
+        size exists it is returned when it matches the tree, and reported when it does not.
+
+        ``size`` and ``root``: sign only what a verifier just checked — the first ``size``
+        entries, which must have Merkle ``root`` here too (else VerificationError)."""
         async with self._commit_lock:
-            return await self._write_checkpoint()
+            if size is not None:
+                here = self.tree.root(size).hex() if 0 < size <= self.size else ""
+                if size > self.size or here != (root or ""):
+                    raise VerificationError(
+                        f"the stored log's first {size} entries differ from the log this "
+                        "process wrote",
+                        hint="the store was changed behind the daemon's back; stop it and run "
+                        "`astrid audit verify --offline`",
+                    )
+            return await self._write_checkpoint(size)
 
-    async def _write_checkpoint(self) -> Checkpoint:
+    async def _write_checkpoint(self, size: int | None = None) -> Checkpoint:
+        size = self.size if size is None else size
         cp = Checkpoint(
-            tree_size=self.size,
-            root=self.tree.root().hex(),
+            tree_size=size,
+            root=self.tree.root(size).hex(),
             timestamp_ms=int(time.time() * 1000),
             key_id=self.key.key_id,
         ).sealed(self.key)
-        await self.storage.put(NS_CHECKPOINT, _key(cp.tree_size), cp.model_dump(mode="json"))
+        key = _key(cp.tree_size)
+        if not await self.storage.compare_and_set(
+            NS_CHECKPOINT, key, None, cp.model_dump(mode="json")
+        ):
+            cp = self._same_tree(await self.storage.get(NS_CHECKPOINT, key), cp)
+        await self._witness(cp)
         return cp
+
+    def _same_tree(self, raw: object, fresh: Checkpoint) -> Checkpoint:
+        """The checkpoint already stored at ``fresh``'s size, if it is intact and says the
+        same; VerificationError (and the stored one untouched) otherwise."""
+        try:
+            stored = Checkpoint.model_validate(raw)
+            stored.check(self.trusted_keys)
+        except (ValueError, VerificationError) as exc:
+            raise VerificationError(
+                f"the stored checkpoint at size {fresh.tree_size} is corrupted: "
+                f"{str(exc).splitlines()[0]}",
+                hint="it was left as it is (checkpoints are never overwritten); examine the "
+                "log with `astrid audit verify`",
+            ) from None
+        if (stored.tree_size, stored.root) != (fresh.tree_size, fresh.root):
+            raise VerificationError(
+                f"the stored checkpoint at size {fresh.tree_size} has another Merkle root "
+                "than the log",
+                hint="entries were rewritten; examine the log with `astrid audit verify`",
+            )
+        return stored
+
+    async def _witness(self, cp: Checkpoint) -> None:
+        """Hand ``cp`` to the witness unless it already holds a head this large. Until it
+        has, nothing more is acknowledged (``_commit_queue`` retries it first)."""
+        if self.witness is None or cp.tree_size <= self._witnessed_size:
+            return
+        owed = self._unwitnessed
+        if owed is None or cp.tree_size > owed.tree_size:
+            self._unwitnessed = owed = cp  # the largest head owed is the one that must land
+        await self.witness.append(cp)
+        self._witnessed_size = cp.tree_size
+        if owed.tree_size <= cp.tree_size:
+            self._unwitnessed = None
 
     async def rotate_key(self, new_key: KeyPair) -> AuditEntry:
         """Record the new key in an entry signed by the OLD key, then sign with the new one."""

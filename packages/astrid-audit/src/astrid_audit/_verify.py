@@ -15,20 +15,22 @@ from collections.abc import Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Self
+from typing import Any, Self, cast
 
-from astrid_core import VerificationError
+from astrid_core import AstridError, VerificationError
 from astrid_core.storage import Storage
 from astrid_crypto import PublicKey
 
 from ._entry import GENESIS, AuditEntry, Checkpoint, OutcomeKind
 from ._log import NS_CHECKPOINT, NS_ENTRY, NS_META
 from ._merkle import MerkleTree, leaf_hash, verify_inclusion
+from ._witness import WitnessedHead, check_head, parse_checkpoint
 
 __all__ = [
     "VerifyReport",
     "verify_entries",
     "verify_storage",
+    "stored_checkpoints",
     "export_jsonl",
     "read_export",
     "verify_export",
@@ -42,11 +44,15 @@ class VerifyReport:
     checkpoints: int = 0
     root: str = ""
     key_ids: list[str] = field(default_factory=list[str])
+    witnessed: int = 0  # tree heads held outside the store (witnesses, kept heads) checked
+    # The newest signed checkpoint the log was found consistent with (what a client keeps).
+    head: Checkpoint | None = None
 
     def summary(self) -> str:
         return (
             f"OK: {self.entries} entries in {self.sessions} chains, {self.checkpoints} signed "
-            f"checkpoints, Merkle root {self.root[:16]}…, keys {', '.join(self.key_ids)}"
+            f"checkpoints, consistent with {self.witnessed} witnessed tree heads, "
+            f"Merkle root {self.root[:16]}…, keys {', '.join(self.key_ids)}"
         )
 
 
@@ -56,7 +62,11 @@ def verify_entries(
     trusted_keys: Iterable[PublicKey],
     *,
     saved_checkpoint: Checkpoint | None = None,
+    witnessed: Sequence[WitnessedHead] = (),
 ) -> VerifyReport:
+    """Verify entries, and that the log extends every signed tree head: its own stored
+    ``checkpoints``, a ``saved_checkpoint`` the user kept, and the ``witnessed`` heads held
+    outside the store. A log shorter than any of them fails naming the missing entries."""
     keys = {k.key_id: k for k in trusted_keys}
     if not keys:
         raise VerificationError(
@@ -83,25 +93,25 @@ def verify_entries(
                 new = PublicKey.from_b64(str(entry.outcome.detail["new_public_key"]))
                 keys[new.key_id] = new
         signatures.raise_first_failure()
-    all_checkpoints = list(checkpoints) + ([saved_checkpoint] if saved_checkpoint else [])
-    for cp in all_checkpoints:
-        cp.check(keys)
-        if cp.tree_size > len(entries):
-            raise VerificationError(
-                f"checkpoint says the log had {cp.tree_size} entries, "
-                f"only {len(entries)} are present "
-                "(the tail was truncated)"
-            )
-        if tree.root(cp.tree_size).hex() != cp.root:
-            raise VerificationError(
-                f"checkpoint at size {cp.tree_size}: Merkle root does not match the entries"
-            )
+    tree_heads = [WitnessedHead(cp, "the log's own stored checkpoint") for cp in checkpoints]
+    if saved_checkpoint is not None:
+        tree_heads.append(WitnessedHead(saved_checkpoint, "the checkpoint you kept"))
+    tree_heads.extend(witnessed)
+    newest: Checkpoint | None = None
+    # Largest first: a cut tail is named by the largest head that saw it, the whole range.
+    tree_heads.sort(key=lambda h: -h.checkpoint.tree_size)
+    for head in tree_heads:
+        check_head(head, tree, len(entries), keys)
+        if newest is None or head.checkpoint.tree_size > newest.tree_size:
+            newest = head.checkpoint
     return VerifyReport(
         entries=len(entries),
         sessions=len(heads),
-        checkpoints=len(all_checkpoints),
+        checkpoints=len(checkpoints) + (saved_checkpoint is not None),
         root=tree.root().hex() if entries else "",
         key_ids=sorted(used_keys),
+        witnessed=len(witnessed),
+        head=newest,
     )
 
 
@@ -179,18 +189,27 @@ def export_jsonl(
     entries: Sequence[AuditEntry],
     checkpoints: Sequence[Checkpoint],
     public_keys: Sequence[PublicKey],
+    *,
+    witnessed: Sequence[Checkpoint] = (),
 ) -> Path:
-    """Write entries, checkpoints and an inclusion proof of every entry in the last checkpoint."""
+    """Write entries, signed checkpoints (the log's own and the ``witnessed`` heads) and an
+    inclusion proof of every entry in the newest checkpoint, which must cover every entry:
+    an export is only verifiable whole (make a checkpoint first: ``AuditLog.checkpoint``)."""
     tree = MerkleTree()
     for entry in entries:
         tree.append_leaf_hash(leaf_hash(bytes.fromhex(entry.hash)))
     last = max(checkpoints, key=lambda c: c.tree_size, default=None)
+    if last is None or last.tree_size != len(entries):
+        raise VerificationError(
+            f"no signed checkpoint covers all {len(entries)} entries to export",
+            hint="sign one first (AuditLog.checkpoint) so the export cannot be shortened silently",
+        )
     with path.open("w") as out:
         out.write(
             json.dumps(
                 {
                     "type": "header",
-                    "format": "astrid-audit-export",
+                    "format": _EXPORT_FORMAT,
                     "v": 1,
                     "public_keys": [k.b64 for k in public_keys],
                 }
@@ -199,60 +218,212 @@ def export_jsonl(
         )
         for entry in entries:
             record: dict[str, Any] = {"type": "entry", "entry": entry.model_dump(mode="json")}
-            if last is not None and entry.seq < last.tree_size:
-                record["inclusion"] = {
-                    "tree_size": last.tree_size,
-                    "proof": [p.hex() for p in tree.inclusion_proof(entry.seq, last.tree_size)],
-                }
+            record["inclusion"] = {
+                "tree_size": last.tree_size,
+                "proof": [p.hex() for p in tree.inclusion_proof(entry.seq, last.tree_size)],
+            }
             out.write(json.dumps(record) + "\n")
         for cp in checkpoints:
             out.write(
                 json.dumps({"type": "checkpoint", "checkpoint": cp.model_dump(mode="json")}) + "\n"
             )
+        for cp in witnessed:
+            document = {
+                "type": "checkpoint",
+                "source": "witness",
+                "checkpoint": cp.model_dump(mode="json"),
+            }
+            out.write(json.dumps(document) + "\n")
     return path
 
 
-def read_export(path: Path) -> tuple[list[AuditEntry], list[Checkpoint], list[dict[str, Any]]]:
-    entries: list[AuditEntry] = []
-    checkpoints: list[Checkpoint] = []
-    proofs: list[dict[str, Any]] = []
-    for number, line in enumerate(path.read_text().splitlines(), 1):
+_EXPORT_FORMAT = "astrid-audit-export"
+
+
+@dataclass
+class _Inclusion:
+    tree_size: int
+    proof: list[bytes]
+
+
+@dataclass
+class _Export:
+    entries: list[AuditEntry] = field(default_factory=list[AuditEntry])
+    inclusions: list[_Inclusion | None] = field(default_factory=list["_Inclusion | None"])
+    checkpoints: list[Checkpoint] = field(default_factory=list[Checkpoint])
+    witnessed: list[WitnessedHead] = field(default_factory=list[WitnessedHead])
+
+
+def _bad(path: Path, number: int, what: str) -> VerificationError:
+    return VerificationError(
+        f"{path}:{number}: {what}",
+        hint="the export was damaged or edited; export it again with `astrid audit export`",
+    )
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _inclusion(value: object, path: Path, number: int) -> _Inclusion | None:
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise _bad(path, number, "the inclusion proof is not an object")
+    fields = cast("dict[str, Any]", value)
+    size, proof = fields.get("tree_size"), fields.get("proof")
+    if type(size) is not int or size < 0 or not isinstance(proof, list):
+        raise _bad(path, number, "the inclusion proof needs a tree_size and a list of hashes")
+    hashes: list[bytes] = []
+    for item in cast("list[Any]", proof):
+        if not isinstance(item, str) or len(item) != 64:
+            raise _bad(path, number, "an inclusion proof hash is not 64 hex digits")
+        try:
+            hashes.append(bytes.fromhex(item))
+        except ValueError:
+            raise _bad(path, number, "an inclusion proof hash is not 64 hex digits") from None
+    return _Inclusion(size, hashes)
+
+
+def _read_export(path: Path) -> _Export:
+    """Parse an export strictly: a header first, then entry and checkpoint records only.
+    Any malformed line is one VerificationError naming the line."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise VerificationError(f"cannot read {path}: {exc.strerror or exc}") from exc
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise VerificationError(f"{path}: not UTF-8 text (byte {exc.start})") from None
+    export = _Export()
+    header = False
+    for number, line in enumerate(text.split("\n"), 1):
         if not line.strip():
             continue
         try:
             record = json.loads(line)
-            if record["type"] == "entry":
-                entries.append(AuditEntry.model_validate(record["entry"]))
-                proofs.append(record.get("inclusion") or {})
-            elif record["type"] == "checkpoint":
-                checkpoints.append(Checkpoint.model_validate(record["checkpoint"]))
-        except (ValueError, KeyError, TypeError) as exc:
-            raise VerificationError(f"{path}:{number}: not a valid export record ({exc})") from exc
-    return entries, checkpoints, proofs
+        except (ValueError, RecursionError) as exc:
+            raise _bad(path, number, f"not JSON ({_first_line(exc)})") from None
+        if not isinstance(record, dict):
+            raise _bad(path, number, "a record must be a JSON object")
+        fields = cast("dict[str, Any]", record)
+        kind = fields.get("type")
+        if not header:
+            if kind != "header" or fields.get("format") != _EXPORT_FORMAT or fields.get("v") != 1:
+                raise _bad(path, number, f"not an {_EXPORT_FORMAT} v1 header")
+            header = True
+            continue
+        try:
+            if kind == "entry":
+                export.entries.append(AuditEntry.model_validate(fields.get("entry")))
+                export.inclusions.append(_inclusion(fields.get("inclusion"), path, number))
+            elif kind == "checkpoint":
+                raw = json.dumps(fields.get("checkpoint"))
+                cp = parse_checkpoint(raw, f"{path}:{number}")
+                if fields.get("source") == "witness":
+                    export.witnessed.append(WitnessedHead(cp, f"the witness (line {number})"))
+                else:
+                    export.checkpoints.append(cp)
+            else:
+                raise _bad(path, number, f"unknown record type {str(kind)[:40]!r}")
+        except VerificationError:
+            raise
+        except (ValueError, TypeError, AstridError, RecursionError) as exc:
+            raise _bad(path, number, f"not a valid record ({_first_line(exc)})") from None
+    if not header:
+        raise VerificationError(f"{path} is empty: not an audit export")
+    return export
+
+
+def read_export(path: Path) -> tuple[list[AuditEntry], list[Checkpoint], list[dict[str, Any]]]:
+    """Entries, checkpoints (the log's own and the witnessed ones) and each entry's inclusion
+    proof (``{}`` when it has none) of an export. Raises VerificationError on any bad line."""
+    export = _read_export(path)
+    proofs: list[dict[str, Any]] = [
+        {"tree_size": i.tree_size, "proof": [p.hex() for p in i.proof]} if i else {}
+        for i in export.inclusions
+    ]
+    return export.entries, export.checkpoints + [h.checkpoint for h in export.witnessed], proofs
 
 
 def verify_export(
-    path: Path, trusted_keys: Iterable[PublicKey], *, saved_checkpoint: Checkpoint | None = None
+    path: Path,
+    trusted_keys: Iterable[PublicKey],
+    *,
+    saved_checkpoint: Checkpoint | None = None,
+    min_size: int | None = None,
 ) -> VerifyReport:
-    entries, checkpoints, proofs = read_export(path)
-    keys = list(trusted_keys)
-    report = verify_entries(entries, checkpoints, keys, saved_checkpoint=saved_checkpoint)
-    by_size = {cp.tree_size: cp for cp in checkpoints}
-    for entry, inclusion in zip(entries, proofs, strict=True):
-        if inclusion:
-            cp = by_size.get(int(inclusion["tree_size"]))
-            if cp is None:
-                raise VerificationError(
-                    f"entry {entry.seq}: its inclusion proof names an unknown checkpoint"
-                )
-            verify_inclusion(
-                leaf_hash(bytes.fromhex(entry.hash)),
-                entry.seq,
-                cp.tree_size,
-                [bytes.fromhex(p) for p in inclusion["proof"]],
-                bytes.fromhex(cp.root),
+    """Verify an export offline with only ``trusted_keys``. It must carry a signed checkpoint
+    covering every entry and an inclusion proof of each entry in it; ``saved_checkpoint`` (a
+    tree head you kept) and ``min_size`` catch an export cut back to an older checkpoint."""
+    export = _read_export(path)
+    entries = export.entries
+    size = len(entries)
+    if min_size is not None and size < min_size:
+        raise VerificationError(
+            f"entries {size}..{min_size - 1} are missing: you expected at least {min_size}",
+            hint="the export was cut short; export the log again",
+        )
+    if not export.checkpoints:
+        raise VerificationError(
+            f"{path} carries no signed checkpoint: it cannot show it is complete",
+            hint="the checkpoint records were stripped; export the log again",
+        )
+    covered = max(cp.tree_size for cp in export.checkpoints)
+    if covered < size:
+        raise VerificationError(
+            f"entries {covered}..{size - 1} are not covered by any signed checkpoint",
+            hint="the newest checkpoint was stripped; export the log again",
+        )
+    report = verify_entries(
+        entries,
+        export.checkpoints,
+        trusted_keys,
+        saved_checkpoint=saved_checkpoint,
+        witnessed=export.witnessed,
+    )
+    by_size = {cp.tree_size: cp for cp in export.checkpoints}
+    for entry, inclusion in zip(entries, export.inclusions, strict=True):
+        if inclusion is None:
+            raise VerificationError(
+                f"entry {entry.seq} has no inclusion proof",
+                hint="the proofs were stripped; export the log again",
             )
+        cp = by_size.get(inclusion.tree_size)
+        if cp is None:
+            raise VerificationError(
+                f"entry {entry.seq}: its inclusion proof names a checkpoint of size "
+                f"{inclusion.tree_size} that the export does not carry"
+            )
+        verify_inclusion(
+            leaf_hash(bytes.fromhex(entry.hash)),
+            entry.seq,
+            cp.tree_size,
+            inclusion.proof,
+            bytes.fromhex(cp.root),
+        )
     return report
+
+
+async def stored_checkpoints(storage: Storage) -> list[Checkpoint]:
+    """The log's own checkpoints; a damaged one raises VerificationError naming it."""
+    found: list[Checkpoint] = []
+    for key, raw in await storage.scan(NS_CHECKPOINT):
+        where = f"stored checkpoint {key}"
+        try:
+            cp = Checkpoint.model_validate(raw)
+        except (ValueError, TypeError) as exc:
+            raise VerificationError(
+                f"{where} is corrupted ({_first_line(exc)})",
+                hint="it was damaged or edited; verification never overwrites it — restore "
+                "the store from a backup",
+            ) from None
+        if key != f"{cp.tree_size:012d}":
+            raise VerificationError(f"{where} claims a tree of {cp.tree_size} entries")
+        found.append(cp)
+    return found
 
 
 async def verify_storage(
@@ -260,18 +431,26 @@ async def verify_storage(
     trusted_keys: Iterable[PublicKey],
     *,
     saved_checkpoint: Checkpoint | None = None,
+    witnessed: Sequence[WitnessedHead] = (),
 ) -> VerifyReport:
-    """Verify the log as stored (without going through an AuditLog that could hide damage)."""
+    """Verify the log as stored (without going through an AuditLog that could hide damage),
+    against its own checkpoints and every ``witnessed`` tree head held outside the store."""
     entries: list[AuditEntry] = []
     for key, raw in await storage.scan(NS_ENTRY):
         try:
             entries.append(AuditEntry.model_validate(raw))
         except ValueError as exc:
             raise VerificationError(f"stored entry {key} is malformed: {exc}") from exc
-    checkpoints = [Checkpoint.model_validate(raw) for _, raw in await storage.scan(NS_CHECKPOINT)]
-    report = verify_entries(entries, checkpoints, trusted_keys, saved_checkpoint=saved_checkpoint)
+    checkpoints = await stored_checkpoints(storage)
+    report = verify_entries(
+        entries,
+        checkpoints,
+        trusted_keys,
+        saved_checkpoint=saved_checkpoint,
+        witnessed=witnessed,
+    )
     recorded = await storage.get(NS_META, "size")
-    if recorded is not None and int(recorded) != len(entries):  # type: ignore[arg-type]
+    if recorded is not None and (type(recorded) is not int or recorded != len(entries)):
         raise VerificationError(
             f"the log's size record says {recorded} entries, {len(entries)} are present (truncated)"
         )

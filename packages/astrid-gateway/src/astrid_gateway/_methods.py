@@ -78,6 +78,11 @@ class TokenRevoke(_Params):
     reason: str = Field(default="revoked by the user", max_length=500)
 
 
+class AuditVerify(_Params):
+    # Signed tree heads the client verified before (its own cache): the log must extend them.
+    known_heads: list[dict[str, Any]] = Field(default_factory=list[dict[str, Any]], max_length=16)
+
+
 class SessionAudit(_Params):
     session_id: SessionId
     limit: int = Field(default=100, ge=1, le=10_000)
@@ -314,9 +319,9 @@ def bind_runtime(
     async def _audit(conn: Connection, p: SessionAudit) -> Any:
         return await runtime.session_audit(p.session_id, p.limit)
 
-    @method("astrid.auditVerify", NoParams)
-    async def _verify(conn: Connection, p: NoParams) -> Any:
-        return await runtime.audit_verify()
+    @method("astrid.auditVerify", AuditVerify)
+    async def _verify(conn: Connection, p: AuditVerify) -> Any:
+        return await runtime.audit_verify(p.known_heads)
 
     @method("astrid.listServers", NoParams)
     async def _servers(conn: Connection, p: NoParams) -> Any:

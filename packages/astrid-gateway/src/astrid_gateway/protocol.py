@@ -128,7 +128,9 @@ METHODS: Final[dict[str, str]] = {
     "astrid.sessionBudget": "budget of a session {session_id}",
     "astrid.sessionAllowances": "allowances of a session {session_id}",
     "astrid.sessionAudit": "audit entries of a session {session_id, limit?}",
-    "astrid.auditVerify": "verify the whole audit log {} -> report",
+    "astrid.auditVerify": "verify the whole audit log against the witness and the client's "
+    "kept tree heads, then sign a checkpoint {known_heads?} -> report + checkpoint + "
+    "consistency proofs",
     "astrid.listDeferred": "pending deferred approvals {}",
     "astrid.listTokens": "persistent capability tokens (Allow Always grants) {} -> [token]",
     "astrid.revokeToken": "revoke a token and its children, audited {token_id, reason?}",

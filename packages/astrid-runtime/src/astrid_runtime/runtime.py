@@ -8,6 +8,7 @@ implements ``RuntimeService``, the contract the daemon codes against.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import time
@@ -50,6 +51,7 @@ from astrid_core import (
     SessionId,
     ShellCommand,
     TokenId,
+    VerificationError,
 )
 from astrid_core.storage import Storage, open_storage
 from astrid_crypto import KeyPair, PublicKey
@@ -256,10 +258,20 @@ class AgentRuntime:
         home.mkdir(parents=True, exist_ok=True, mode=0o700)
         loaded = config or load_config(home)
         key = KeyPair.load_or_create(home / loaded.config.keys.runtime_key)
-        storage = await open_storage(storage_url or f"surrealkv://{home / 'state'}")
+        from ._audit_witness import audit_witness
+
+        url = storage_url or f"surrealkv://{home / 'state'}"
+        # An in-memory store forgets everything at exit: nothing to witness across runs.
+        witness = (
+            None if url.startswith(("memory:", "mem:")) else audit_witness(home, loaded.config)
+        )
+        storage = await open_storage(url)
         try:
             audit = await AuditLog.open(
-                storage, key, checkpoint_every=loaded.config.audit.checkpoint_every
+                storage,
+                key,
+                checkpoint_every=loaded.config.audit.checkpoint_every,
+                witness=witness,
             )
             for retired in _retired_keys(home / loaded.config.keys.runtime_key):
                 audit.trusted_keys[retired.key_id] = retired  # signed the log before a rotation
@@ -300,11 +312,13 @@ class AgentRuntime:
                 state = live.session.state
                 live.session.state = "idle" if state == "running" else state
                 await self.sessions.save(live.session)
-            await self.audit.flush()  # outcome records a cancelled turn may still have queued
-            await self.audit.checkpoint()
-            close = getattr(self.provider, "aclose", None)
-            if close is not None:
-                await close()
+            try:
+                await self.audit.flush()  # outcome records a cancelled turn may still have queued
+                await self.audit.checkpoint()  # signed and witnessed: the session's end is covered
+            finally:
+                close = getattr(self.provider, "aclose", None)
+                if close is not None:
+                    await close()
         finally:  # a store that failed (deleted, disk full) still releases its lock and files
             await self.storage.aclose()
 
@@ -728,16 +742,50 @@ class AgentRuntime:
         )
         return {"id": str(entry.id), "seq": entry.seq, "chain": entry.chain}
 
-    async def audit_verify(self) -> JsonObject:
-        await self.audit.checkpoint()  # sign the current tree so the root is checked against it
-        report = await verify_storage(self.storage, list(self.audit.trusted_keys.values()))
+    async def audit_verify(self, known_heads: list[JsonObject] | None = None) -> JsonObject:
+        """Verify the stored log against its checkpoints, the witness and ``known_heads`` (the
+        tree heads a client kept); only then sign a checkpoint over what was verified. The
+        answer carries that checkpoint and, for each known head, the RFC 6962 consistency
+        proof from it, so the client can check the log grew from what it saw."""
+        from astrid_audit import WitnessedHead, parse_checkpoint
+
+        witness = self.audit.witness
+        heads = witness.heads() if witness is not None else []
+        kept = [
+            WitnessedHead(
+                parse_checkpoint(json.dumps(h), "the tree head your client kept"),
+                "the tree head your client kept",
+            )
+            for h in known_heads or []
+        ]
+        written = self.audit.size  # this process is a witness too: it knows what it wrote
+        report = await verify_storage(
+            self.storage, list(self.audit.trusted_keys.values()), witnessed=heads + kept
+        )
+        if report.entries < written:
+            raise VerificationError(
+                f"entries {report.entries}..{written - 1} are missing: this daemon wrote "
+                f"{written} entries, the store holds {report.entries}",
+                hint="the store was changed behind the daemon's back; stop it and run "
+                "`astrid audit verify --offline`",
+            )
+        checkpoint = await self.audit.checkpoint(size=report.entries, root=report.root)
+        consistency: list[JsonValue] = []
+        for head in kept:
+            old = head.checkpoint.tree_size
+            proof = self.audit.consistency_proof(old, report.entries) if old else []
+            consistency.append({"from": old, "proof": list[JsonValue](proof)})
         return {
             "ok": True,
             "entries": report.entries,
             "sessions": report.sessions,
             "checkpoints": report.checkpoints,
+            "witnessed": report.witnessed,
             "root": report.root,
             "summary": report.summary(),
+            "checkpoint": checkpoint.model_dump(mode="json"),
+            "public_key": self.key.public_key.b64,
+            "consistency": consistency,
         }
 
     async def audit_stats(self) -> JsonObject:
@@ -761,11 +809,18 @@ class AgentRuntime:
         directory = self.home / "exports"
         directory.mkdir(mode=0o700, exist_ok=True)
         path = directory / f"audit-{checkpoint.tree_size}-{checkpoint.timestamp_ms}.jsonl"
+        witness = self.audit.witness
+        entries = await self.audit.entries()
         export_jsonl(
             path,
-            await self.audit.entries(),
-            await self.audit.checkpoints(),
+            entries[: checkpoint.tree_size],
+            [cp for cp in await self.audit.checkpoints() if cp.tree_size <= checkpoint.tree_size],
             list(self.audit.trusted_keys.values()),
+            witnessed=[
+                h.checkpoint
+                for h in (witness.heads() if witness is not None else [])
+                if h.checkpoint.tree_size <= checkpoint.tree_size
+            ],
         )
         return {
             "path": str(path),

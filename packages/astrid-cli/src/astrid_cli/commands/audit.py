@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from .._support import emit_json, with_client
+from .._support import emit_json, fail, home_of, run_async, with_client
+
+if TYPE_CHECKING:
+    from astrid_audit import Checkpoint
 
 
 @click.group()
@@ -19,6 +23,7 @@ def audit() -> None:
     \b
     Examples:
       astrid audit verify
+      astrid audit verify --offline      (daemon stopped, e.g. it refused a damaged log)
       astrid audit list
       astrid audit stats
       astrid audit show 1f0c9a3e-... --limit 50
@@ -28,17 +33,97 @@ def audit() -> None:
 
 @audit.command("verify")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.option(
+    "--offline",
+    is_flag=True,
+    help="Read the store directly, without the daemon (which must be stopped); signs nothing.",
+)
 @click.pass_context
-def audit_verify(ctx: click.Context, as_json: bool) -> None:
-    """Check every signature, hash chain, the Merkle root and the checkpoints.
+def audit_verify(ctx: click.Context, as_json: bool, offline: bool) -> None:
+    """Check every signature, hash chain, the Merkle root, the checkpoints, and that the log
+    extends every tree head witnessed outside the store and the last one this CLI verified
+    (kept in $ASTRID_HOME/witness/client-cli.json).
 
-    Exit 0 when the log verifies; 1 (with the entry and the failed check) when it does not.
+    Exit 0 when the log verifies; 1 (naming the entry, or the missing range, and the failed
+    check) when it does not. Nothing is signed until the log has verified. With --offline the
+    store is opened directly under its lock, for a log that stops the daemon from starting.
     """
-    report: dict[str, Any] = with_client(ctx, lambda c: c.call("auditVerify", timeout=600))
+    from astrid_gateway._state import state_dir
+
+    home = state_dir(home_of(ctx))
+    report = _verify_offline(home) if offline else _verify_online(ctx, home)
     if as_json:
         emit_json(report)
     else:
         click.echo(f"audit log verified: {report['summary']}")
+
+
+def _verify_offline(home: Path) -> dict[str, Any]:
+    from astrid_runtime._audit_witness import verify_offline
+
+    result = run_async(lambda: verify_offline(home))
+    report = result.report
+    return {
+        "ok": True,
+        "entries": report.entries,
+        "sessions": report.sessions,
+        "checkpoints": report.checkpoints,
+        "witnessed": report.witnessed,
+        "root": report.root,
+        "summary": report.summary(),
+        "witnessed_by": result.witnessed_by,
+        "checkpoint": report.head.model_dump(mode="json") if report.head else None,
+    }
+
+
+def _verify_online(ctx: click.Context, home: Path) -> dict[str, Any]:
+    from astrid_audit import TreeHeadCache
+    from astrid_core import AstridError
+
+    cache = TreeHeadCache(home / "witness" / "client-cli.json")
+    try:
+        kept = cache.load()
+    except AstridError as exc:
+        fail(exc.message, exc.hint)
+        raise
+    known = [kept.checkpoint.model_dump(mode="json")] if kept else []
+    report: dict[str, Any] = with_client(
+        ctx, lambda c: c.call("auditVerify", known_heads=known, timeout=600)
+    )
+    try:
+        cache.save(_checked_head(report, kept.checkpoint if kept else None))
+    except AstridError as exc:
+        fail(exc.message, exc.hint)
+    except (ValueError, KeyError, TypeError) as exc:
+        fail(f"the daemon's verification answer is malformed: {exc}", "")
+    return report
+
+
+def _checked_head(report: dict[str, Any], kept: Checkpoint | None) -> Checkpoint:
+    """The daemon's new signed head, checked here: its signature, and (RFC 6962) that it
+    extends the head this CLI kept. Only then does it replace the kept one."""
+    from astrid_audit import Checkpoint, verify_consistency
+    from astrid_core import VerificationError
+    from astrid_crypto import PublicKey
+
+    head = Checkpoint.model_validate(report["checkpoint"])
+    key = PublicKey.from_b64(str(report["public_key"]))
+    keys = {key.key_id: key}
+    head.check(keys)
+    if kept is not None and kept.tree_size:
+        if kept.key_id == head.key_id:
+            kept.check(keys)
+        proofs = [p for p in report.get("consistency", []) if p.get("from") == kept.tree_size]
+        if not proofs:
+            raise VerificationError("the daemon sent no consistency proof from the kept head")
+        verify_consistency(
+            kept.tree_size,
+            head.tree_size,
+            bytes.fromhex(kept.root),
+            bytes.fromhex(head.root),
+            [bytes.fromhex(p) for p in proofs[0]["proof"]],
+        )
+    return head
 
 
 @audit.command("show")

@@ -394,6 +394,21 @@ class AuditSection(_Section):
         description="Entries between signed Merkle checkpoints.",
         json_schema_extra=ADMIN,
     )
+    witness: str = Field(
+        default="witness/checkpoints",
+        min_length=1,
+        description="Append-only file (fsynced) that receives every signed checkpoint, "
+        "relative to ASTRID_HOME; outside state/, ideally on another device. A store shorter "
+        "than what it saw fails verification and start-up.",
+        json_schema_extra=ADMIN,
+    )
+    witness_command: list[str] = Field(
+        default_factory=list[str],
+        description="Command (argv, no shell) that also receives each signed checkpoint as "
+        "one JSON line on stdin, e.g. to commit it to a git repository or send it to another "
+        "host; while it fails (non-zero exit, 30 s timeout) no action is acknowledged.",
+        json_schema_extra=ADMIN,
+    )
 
 
 class KeysSection(_Section):
