@@ -5,7 +5,8 @@ action only if every caveat holds. Argument values are compared by JSON value: n
 numeric value (``1 == 1.0``, ``98.7 == 98.70``, ``-0.0 == 0``, integers beyond 2^53 exactly),
 a boolean is not a number (``True != 1``), a string is not a number (``1 != "1"``), lists in
 order, objects by member set. NaN and Infinity are refused in a caveat and never match.
-``arg_matches`` is a case-sensitive glob (stdlib ``fnmatch``) on a *string* argument, e.g. a recipient or URL host.
+``arg_matches`` is a case-sensitive glob (stdlib ``fnmatch``) on a *string* argument, e.g. a
+recipient or URL host.
 ``max_calls`` is counted by the store (it needs state); ``not_after`` is a hard deadline.
 """
 
