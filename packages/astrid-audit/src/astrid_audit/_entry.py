@@ -18,7 +18,7 @@ from typing import Any, Self
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from astrid_core import AuditEntryId, JsonObject, VerificationError
+from astrid_core import AuditEntryId, BadInputError, JsonObject, VerificationError
 from astrid_crypto import (
     CANONICAL_VERSIONS,
     KeyPair,
@@ -122,7 +122,14 @@ class AuditEntry(BaseModel):
 
     def check_content(self, keys: dict[str, PublicKey]) -> PublicKey:
         """The hash matches the content and names a trusted key, which is returned. Raises."""
-        if self.compute_hash() != self.hash:
+        try:
+            digest = self.compute_hash()
+        except BadInputError as exc:  # e.g. a v1 entry relabelled v2 whose integer is too big
+            raise VerificationError(
+                f"entry {self.seq} ({self.id}): its content has no format v{self.v} encoding "
+                f"(edited): {exc.message}"
+            ) from exc
+        if digest != self.hash:
             raise VerificationError(
                 f"entry {self.seq} ({self.id}): hash does not match its content (edited)"
             )
