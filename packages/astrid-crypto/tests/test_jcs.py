@@ -143,3 +143,27 @@ def test_every_accepted_number_reads_back_as_itself(number: float) -> None:
     assert canonical_json(back, CANONICAL_V2) == text
     if isinstance(number, float) and not math.isnan(number):
         assert rfc8785.dumps(number) == text
+
+
+def _nested(depth: int, width: int, leaf: Any) -> Any:
+    value: Any = [leaf]
+    for _ in range(depth):
+        value = [*range(width), value]  # the float is last and deepest: the worst case
+    return value
+
+
+def test_a_deep_wide_value_with_a_float_costs_linear_time() -> None:
+    import time
+
+    value = _nested(150, 1000, 1.5)
+    start = time.perf_counter()
+    text = canonical_json(value, CANONICAL_V2)
+    elapsed = time.perf_counter() - start
+    assert text == rfc8785.dumps(value)
+    assert elapsed < 2.0  # a check per subtree made this O(n * depth)
+
+
+def test_nesting_too_deep_is_a_bad_input_not_a_crash() -> None:
+    for leaf in (1.5, 1):  # the slow and the fast path
+        with pytest.raises(BadInputError, match="nested"):
+            canonical_json(_nested(5000, 0, leaf), CANONICAL_V2)

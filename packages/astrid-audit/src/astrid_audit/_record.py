@@ -56,7 +56,7 @@ def _fallback_text(action: JsonObject) -> str:
         return json.dumps(
             action, sort_keys=True, ensure_ascii=True, separators=(",", ":"), allow_nan=True
         )
-    except (ValueError, TypeError) as exc:  # e.g. an integer past Python's 4300-digit limit
+    except (ValueError, TypeError, RecursionError) as exc:  # e.g. past 4300 digits, too deep
         return f"<unencodable action: {type(exc).__name__}>"
 
 

@@ -30,7 +30,7 @@ What this module refuses, with a BadInputError that names the path and the fix:
 Speed: a value made only of strings, safe integers, booleans, null, lists and objects whose
 keys sort the same way under both orders is written by the C encoder of v1 (its output is the
 JCS text then; a Hypothesis test checks it against ``rfc8785.dumps``). Anything else (floats,
-keys at or above U+E000) takes the pure-Python writer below, subtree by subtree.
+keys at or above U+E000) takes the pure-Python writer below, which visits each value once.
 """
 
 from __future__ import annotations
@@ -121,10 +121,8 @@ def _short(number: int) -> str:
     return str(number) if number.bit_length() <= 256 else f"of {number.bit_length()} bits"
 
 
-def _write(value: Any, path: str, fast_encode: Callable[[Any], str], out: list[str]) -> None:
-    if _fast(value):
-        out.append(fast_encode(value))
-        return
+def _write(value: Any, path: str, out: list[str]) -> None:
+    """Every value once (O(n)): no per-subtree fast check, which would cost O(n * depth)."""
     if value is None:
         out.append("null")
     elif isinstance(value, bool):
@@ -165,14 +163,14 @@ def _write(value: Any, path: str, fast_encode: Callable[[Any], str], out: list[s
                 out.append(",")
             out.append(_encode_string(key))
             out.append(":")
-            _write(item, f"{path}.{key}", fast_encode, out)
+            _write(item, f"{path}.{key}", out)
         out.append("}")
     elif isinstance(value, list | tuple):
         out.append("[")
         for index, item in enumerate(value):  # type: ignore[reportUnknownVariableType]
             if index:
                 out.append(",")
-            _write(item, f"{path}[{index}]", fast_encode, out)
+            _write(item, f"{path}[{index}]", out)
         out.append("]")
     else:
         raise BadInputError(
@@ -184,8 +182,14 @@ def _write(value: Any, path: str, fast_encode: Callable[[Any], str], out: list[s
 def jcs_text(value: Any, fast_encode: Callable[[Any], str]) -> str:
     """The RFC 8785 text of ``value`` (not yet checked for lone surrogates: the caller's UTF-8
     encoding does that). ``fast_encode`` is the v1 C encoder, used where its output is JCS."""
-    if _fast(value):
-        return fast_encode(value)
-    out: list[str] = []
-    _write(value, "$", fast_encode, out)
+    try:
+        if _fast(value):
+            return fast_encode(value)
+        out: list[str] = []
+        _write(value, "$", out)
+    except RecursionError as exc:
+        raise BadInputError(
+            "canonical JSON cannot encode a value nested this deeply",
+            hint="JSON for a signed record must nest less than a few hundred levels",
+        ) from exc
     return "".join(out)
