@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -64,3 +65,36 @@ async def test_v1_state_verifies_and_goes_on_in_v2(tmp_path: Path) -> None:
         assert (await runtime.audit_verify())["ok"] is True
     finally:
         await runtime.aclose()
+
+
+def test_astrid_audit_verify_accepts_the_v1_state(tmp_path: Path) -> None:
+    """The real command: `astrid audit verify` against astridd on a v1 state directory."""
+    import anyio
+
+    from astrid_gateway.testing import run_cli, start_daemon, stop_daemon
+
+    home = tmp_path / "home"
+    (home / "keys").mkdir(parents=True)
+    key_file = home / "keys" / "runtime.key"
+    key_file.write_bytes(bytes(range(32)))
+    os.chmod(key_file, 0o600)
+
+    async def load() -> None:
+        storage = await open_storage(f"surrealkv://{home / 'state'}")
+        try:
+            for namespace, rows in json.loads(AUDIT_V1.read_text())["rows"].items():
+                for name, value in rows:
+                    await storage.put(namespace, name, value)
+        finally:
+            await storage.aclose()
+
+    anyio.run(load)
+    daemon = start_daemon(home)
+    try:
+        done = run_cli(home, "audit", "verify")
+        assert done.returncode == 0, done.stderr
+        found = re.search(r"audit log verified: OK: (\d+) entries", done.stdout)
+        assert found is not None, done.stdout
+        assert int(found.group(1)) >= 7  # the v1 entries (and what the daemon added)
+    finally:
+        stop_daemon(daemon)
