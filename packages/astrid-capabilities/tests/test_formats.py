@@ -11,6 +11,8 @@ from typing import Any
 import nacl.signing
 import pytest
 import rfc8785
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from astrid_capabilities import (
     ArgEquals,
@@ -20,10 +22,11 @@ from astrid_capabilities import (
     ResourcePattern,
     attenuation_problem,
 )
+from astrid_capabilities._caveats import caveat_problem
 from astrid_capabilities._store import NS_TOKENS
 from astrid_core import AuditEntryId, BadInputError, McpToolCall, VerificationError
 from astrid_core.storage import Storage
-from astrid_crypto import KeyPair
+from astrid_crypto import KeyPair, canonical_json
 
 from .conftest import NOW, FakeClock
 
@@ -146,3 +149,30 @@ def _fields(token: CapabilityToken) -> dict[str, Any]:
         for f in CapabilityToken.__dataclass_fields__
         if f not in {"signed_bytes", "signature"}
     } | {"signature": ""}
+
+
+_SAFE_LEAVES = (
+    st.none()
+    | st.booleans()
+    | st.integers(-SAFE, SAFE)
+    | st.sampled_from([0, 1, -1, 0.0, -0.0, 1.0, 98.7, 98.70, 0.1, 1e21])
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=4)
+)
+_VALUES = st.recursive(
+    _SAFE_LEAVES,
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=3), inner, max_size=3)
+    ),
+    max_leaves=8,
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(_VALUES, _VALUES)
+def test_caveats_compare_exactly_as_the_signed_form_does(a: Any, b: Any) -> None:
+    """Two argument values are equal to a caveat exactly when their RFC 8785 forms are equal:
+    what a token signs is what it matches (1 == 1.0, -0.0 == 0, True != 1, key order free)."""
+    same = canonical_json(a, 2) == canonical_json(b, 2)
+    assert (caveat_problem(ArgEquals("x", a), {"x": b}, 0) is None) == same
+    assert (caveat_problem(ArgIn("x", (a,)), {"x": b}, 0) is None) == same
