@@ -17,6 +17,8 @@ def test_content_fields_round_trip_and_count() -> None:
     assert data["content_bytes"] == 5
     assert data["content_blake3"] == DIGEST
     assert action_from_json(data) == write
+    assert write.summary == "Write file: /ws/a.txt (5 bytes)"  # what the human approves
+    assert FileWrite(path="/ws/a.txt").summary == "Write file: /ws/a.txt"
     assert FileWrite(path="/ws/a.txt").content_size() == 0  # a write with no known content
     assert FileRead(path="/ws/a.txt").content_size() == 0
 

@@ -198,7 +198,8 @@ class FileWrite(_PathAction):
 
     @property
     def summary(self) -> str:
-        return f"Write file: {one_line(self.path)}"
+        size = "" if self.content_bytes is None else f" ({self.content_bytes:,} bytes)"
+        return f"Write file: {one_line(self.path)}{size}"
 
 
 class FileDelete(_PathAction):
