@@ -6,14 +6,17 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import anyio
 import pytest
 import rfc8785
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from astrid_audit import AuditEntry, Outcome, OutcomeKind
+from astrid_audit import AuditEntry, AuditLog, Outcome, OutcomeKind
 from astrid_audit._entry import seal_body
-from astrid_core import AuditEntryId
+from astrid_audit._log import NS_ENTRY
+from astrid_core import AuditEntryId, McpToolCall
+from astrid_core.storage import MemoryStorage
 from astrid_crypto import KeyPair, canonical_json, content_hash
 
 KEY = KeyPair.generate()
@@ -129,3 +132,28 @@ def test_a_body_with_missing_or_extra_keys_is_refused() -> None:
     for broken in ({k: v for k, v in body.items() if k != "chain"}, {**body, "extra": 1}):
         with pytest.raises(ValueError, match="keys"):
             seal_body(broken, KEY)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    args=st.dictionaries(v2_key, _json(v2_leaf, v2_key), max_size=4),
+    detail=st.dictionaries(st.text(max_size=6), v2_leaf, max_size=3),
+)
+def test_the_log_stores_what_rfc8785_hashes(args: dict[str, Any], detail: dict[str, Any]) -> None:
+    """Through AuditLog (member texts encoded once, cached and spliced): the stored text is the
+    RFC 8785 record and its hash is BLAKE3 of the RFC 8785 body, for any JSON arguments."""
+
+    async def run() -> list[tuple[str, Any]]:
+        storage = MemoryStorage()
+        log = await AuditLog.open(storage, KEY)
+        action = McpToolCall(server="s", tool="t", args=args)
+        for _ in range(2):  # the second append reuses the cached action and outcome texts
+            await log.append(Outcome(kind=OutcomeKind.ALLOWED, detail=detail), action=action)
+        return list(await storage.scan(NS_ENTRY))
+
+    for _, raw in anyio.run(run):
+        assert isinstance(raw, dict)
+        record = as_doubles(raw)
+        body = {k: v for k, v in record.items() if k not in {"hash", "signature"}}
+        assert content_hash(rfc8785.dumps(body)).hex == raw["hash"]
+        assert AuditEntry.model_validate(raw).compute_hash() == raw["hash"]
