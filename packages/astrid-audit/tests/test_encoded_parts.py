@@ -104,13 +104,14 @@ async def test_an_action_that_cannot_be_encoded_fails_its_own_append_not_the_bat
     results: dict[int, object] = {}
 
     async def append(index: int) -> None:
-        # A float has no single spelling, so canonical JSON refuses it.
-        args: JsonObject = {"n": 1.5} if index == 3 else {"n": index}  # pyright: ignore[reportAssignmentType]
+        # An integer beyond 2^53 has no exact RFC 8785 form, so canonical JSON refuses it.
+        # (An action that cannot be encoded is recorded by digest instead: test_record.py.)
+        detail: JsonObject = {"n": 2**60} if index == 3 else {"n": index}
         try:
             results[index] = await log.append(
-                Outcome(kind=OutcomeKind.ALLOWED),
+                Outcome(kind=OutcomeKind.ALLOWED, detail=detail),
                 session_id=session,
-                action=McpToolCall(server="s", tool="t", args=args),
+                action=McpToolCall(server="s", tool="t", args={"n": index}),
             )
         except Exception as exc:
             results[index] = exc

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -143,7 +144,8 @@ def test_removing_expiry_breaks_signature(key: KeyPair) -> None:
         (lambda d: d.update(permissions=["root"]), "unknown permission"),
         (lambda d: d.update(permissions=[]), "at least one permission"),
         (lambda d: d.update(expires_at=None), "must be an integer"),
-        (lambda d: d.update(v=2), "unsupported version"),
+        (lambda d: d.update(v=3), "unsupported version"),
+        (lambda d: d.update(v=0), "unsupported version"),
         (lambda d: d.update(scope="forever"), "session or persistent"),
         (lambda d: d.update(scope="session"), "needs a session_id"),
         (lambda d: d.update(id="{" + d["id"] + "}"), "canonical UUID"),
@@ -199,7 +201,17 @@ def test_caveats_evaluate_arguments() -> None:
     assert "no such argument" in (caveat_problem(ArgEquals("cc", "x"), args, 0) or "")
     assert caveat_problem(NotAfter(10), args, 10) is None
     assert "has passed" in (caveat_problem(NotAfter(10), args, 11) or "")
-    assert caveat_problem(ArgEquals("x", 1), {"x": 1.0}, 0) is not None  # floats never equal
+    # Numbers compare by value (format v2 signs floats): 1 == 1.0, 98.7 == 98.70, -0.0 == 0.
+    assert caveat_problem(ArgEquals("x", 1), {"x": 1.0}, 0) is None
+    assert caveat_problem(ArgIn("x", (98.7,)), {"x": 98.70}, 0) is None
+    assert caveat_problem(ArgEquals("x", 0), {"x": -0.0}, 0) is None
+    assert caveat_problem(ArgEquals("x", 98.7), {"x": 98.71}, 0) is not None
+    assert caveat_problem(ArgEquals("x", 1.0), {"x": True}, 0) is not None  # bool: no number
+    assert caveat_problem(ArgEquals("x", 1), {"x": "1"}, 0) is not None
+    assert caveat_problem(ArgEquals("x", 2**53 + 1), {"x": float(2**53 + 1)}, 0) is not None
+    assert caveat_problem(ArgEquals("x", {"a": [1]}), {"x": {"a": [1.0]}}, 0) is None
+    assert caveat_problem(ArgEquals("x", {"a": [1]}), {"x": {"a": [True]}}, 0) is not None
+    assert caveat_problem(ArgIn("x", (1.5,)), {"x": math.nan}, 0) is not None
 
 
 @pytest.mark.parametrize(
@@ -209,7 +221,8 @@ def test_caveats_evaluate_arguments() -> None:
         ({"type": "arg_in", "arg": "x", "values": "ab"}, "must be a list"),
         ({"type": "arg_in", "arg": "x", "values": []}, "non-empty"),
         ({"type": "arg_equals", "arg": "", "value": 1}, "argument name"),
-        ({"type": "arg_equals", "arg": "x", "value": 1.5}, "not canonical JSON"),
+        ({"type": "arg_equals", "arg": "x", "value": math.nan}, "not a JSON value"),
+        ({"type": "arg_in", "arg": "x", "values": [1, math.inf]}, "not a JSON value"),
         ({"type": "not_after", "timestamp": "soon"}, "integer seconds"),
         ("max_calls", "not an object"),
     ],

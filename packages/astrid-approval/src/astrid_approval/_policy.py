@@ -202,15 +202,30 @@ class SecurityPolicy:
 
     # ------------------------------------------------------------------ judging
 
+    def _size_problems(self, normalized: Normalized) -> list[str]:
+        """Arguments (as signed: RFC 8785, format v2) plus content (a file's new bytes) over
+        the limit, or arguments that cannot be signed at all (NaN, an integer beyond 2^53 that
+        is no double): a denial, recorded by digest, never an exception without a decision."""
+        action = normalized.action
+        try:
+            size = len(canonical_json(action.arguments(), 2))
+        except Exception as exc:  # BadInputError (or RecursionError): fail closed, say why
+            why = getattr(exc, "message", None) or type(exc).__name__
+            hint = getattr(exc, "hint", None)
+            return [f"arguments cannot be signed: {why[:300]}" + (f" ({hint})" if hint else "")]
+        size += action.content_size()
+        if size > self.max_argument_bytes:
+            return [
+                f"arguments and content are {size} bytes, "
+                f"over the {self.max_argument_bytes}-byte limit (security.max_argument_bytes)"
+            ]
+        return []
+
     def check(self, normalized: Normalized) -> PolicyVerdict:
         action = normalized.action
         deny: list[str] = []
         ask: list[str] = list(normalized.warnings)
-        size = len(canonical_json(action.arguments()))
-        if size > self.max_argument_bytes:
-            deny.append(
-                f"arguments are {size} bytes, over the {self.max_argument_bytes}-byte limit"
-            )
+        deny += self._size_problems(normalized)
         resource = action.resource
         if any(fnmatch.fnmatchcase(resource, p) for p in self.blocked_tools):
             deny.append(f"{resource} is blocked by policy")

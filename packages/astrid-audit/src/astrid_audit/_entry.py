@@ -1,7 +1,12 @@
 """Audit entries and checkpoints: the signed, versioned wire format (DESIGN.md §4).
 
 The hash covers every field of the entry (not just an outcome bit), including the key id, and
-the signature is over that hash. Timestamps are integer milliseconds (no floats are signed).
+the signature is over that hash. Timestamps are integer milliseconds.
+
+Format versions (the ``v`` field, inside the hashed bytes, picks the canonical JSON form):
+v2 (written now) is RFC 8785 JCS, so an action with float arguments is recorded and an outside
+JCS implementation recomputes the hash; v1 (written before) is the float-free canonical JSON
+of astrid_crypto v1 and keeps verifying. Any other ``v`` fails verification.
 """
 
 from __future__ import annotations
@@ -13,8 +18,15 @@ from typing import Any, Self
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from astrid_core import AuditEntryId, JsonObject, VerificationError
-from astrid_crypto import KeyPair, PublicKey, canonical_json, canonical_text, content_hash
+from astrid_core import AuditEntryId, BadInputError, JsonObject, VerificationError
+from astrid_crypto import (
+    CANONICAL_VERSIONS,
+    KeyPair,
+    PublicKey,
+    canonical_json,
+    canonical_text,
+    content_hash,
+)
 
 __all__ = [
     "OutcomeKind",
@@ -24,12 +36,14 @@ __all__ = [
     "GENESIS",
     "SYSTEM_CHAIN",
     "FORMAT_VERSION",
+    "FORMAT_VERSIONS",
     "seal_body",
     "seal_member_texts",
     "BODY_MEMBERS",
 ]
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # what is written; FORMAT_VERSIONS is what verifies
+FORMAT_VERSIONS = CANONICAL_VERSIONS  # the entry/checkpoint v is its canonical JSON version
 GENESIS = "0" * 64
 SYSTEM_CHAIN = "system"  # the chain of entries that belong to no session (lifecycle, config)
 
@@ -93,7 +107,8 @@ class AuditEntry(BaseModel):
         return self.model_dump(mode="json", exclude={"hash", "signature"})
 
     def compute_hash(self) -> str:
-        return content_hash(canonical_json(self.body())).hex
+        _known_version(self.v, f"entry {self.seq} ({self.id})")
+        return content_hash(canonical_json(self.body(), self.v)).hex
 
     def sealed(self, key: KeyPair) -> Self:
         return self.sealed_with_text(key)[0]
@@ -109,7 +124,14 @@ class AuditEntry(BaseModel):
 
     def check_content(self, keys: dict[str, PublicKey]) -> PublicKey:
         """The hash matches the content and names a trusted key, which is returned. Raises."""
-        if self.compute_hash() != self.hash:
+        try:
+            digest = self.compute_hash()
+        except BadInputError as exc:  # e.g. a v1 entry relabelled v2 whose integer is too big
+            raise VerificationError(
+                f"entry {self.seq} ({self.id}): its content has no format v{self.v} encoding "
+                f"(edited): {exc.message}"
+            ) from exc
+        if digest != self.hash:
             raise VerificationError(
                 f"entry {self.seq} ({self.id}): hash does not match its content (edited)"
             )
@@ -155,12 +177,18 @@ def seal_body(body: dict[str, Any], key: KeyPair) -> tuple[str, str, str]:
     """Hash and sign an entry body (the ``AuditEntry.body()`` form): (hash hex, signature
     base64, the stored JSON text of the sealed entry)."""
     _require_body_keys(body.keys())
-    return seal_member_texts({name: canonical_text(value) for name, value in body.items()}, key)
+    version = body["v"]
+    _known_version(version, "entry")
+    return seal_member_texts(
+        {name: canonical_text(value, version) for name, value in body.items()}, key
+    )
 
 
 def seal_member_texts(texts: Mapping[str, str], key: KeyPair) -> tuple[str, str, str]:
     """``seal_body`` for a caller that has each member's value as canonical JSON text
-    (``astrid_crypto.canonical_text``), some of them encoded once and reused."""
+    (``astrid_crypto.canonical_text`` in the version the ``v`` member names), some of them
+    encoded once and reused. The members are ASCII names, so code point order (v1) and
+    UTF-16 order (v2, RFC 8785) are the same and the splice holds for both."""
     _require_body_keys(texts.keys())
     members = [f'"{name}":{texts[name]}' for name in BODY_MEMBERS]
     first = ",".join(members[:_HASH_AFTER])
@@ -173,6 +201,14 @@ def seal_member_texts(texts: Mapping[str, str], key: KeyPair) -> tuple[str, str,
         signature,
         f'{{{first},"hash":"{digest}",{middle},"signature":"{signature}",{last}}}',
     )
+
+
+def _known_version(version: object, what: str) -> None:
+    if version not in FORMAT_VERSIONS or isinstance(version, bool):
+        raise VerificationError(
+            f"{what}: unknown format version {version!r}",
+            hint="this Astrid verifies audit format versions 1 and 2; upgrade it for newer logs",
+        )
 
 
 def _require_body_keys(keys: AbstractSet[str]) -> None:
@@ -195,17 +231,22 @@ class Checkpoint(BaseModel):
     def body(self) -> dict[str, Any]:
         return self.model_dump(mode="json", exclude={"signature"})
 
+    def signed_bytes(self) -> bytes:
+        _known_version(self.v, f"checkpoint at size {self.tree_size}")
+        return canonical_json(self.body(), self.v)
+
     def sealed(self, key: KeyPair) -> Self:
-        return self.model_copy(update={"signature": key.sign_b64(canonical_json(self.body()))})
+        return self.model_copy(update={"signature": key.sign_b64(self.signed_bytes())})
 
     def check(self, keys: dict[str, PublicKey]) -> None:
+        signed = self.signed_bytes()
         key = keys.get(self.key_id)
         if key is None:
             raise VerificationError(
                 f"checkpoint at size {self.tree_size}: signed by untrusted key {self.key_id}"
             )
         try:
-            key.verify(canonical_json(self.body()), self.signature)
+            key.verify(signed, self.signature)
         except VerificationError as exc:
             raise VerificationError(
                 f"checkpoint at size {self.tree_size}: signature check failed"

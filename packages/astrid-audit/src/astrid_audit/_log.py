@@ -32,7 +32,7 @@ from astrid_core import (
     action_to_json,
 )
 from astrid_core.storage import EncodedJson, Expect, Put, Storage
-from astrid_crypto import KeyPair, PublicKey, canonical_text, content_hash
+from astrid_crypto import KeyPair, PublicKey, content_hash
 
 from ._entry import (
     FORMAT_VERSION,
@@ -45,6 +45,7 @@ from ._entry import (
     seal_member_texts,
 )
 from ._merkle import MerkleTree, leaf_hash
+from ._record import action_record, entry_text
 from ._redact import Redactor
 from ._witness import Witness, WitnessedHead, check_head
 
@@ -314,7 +315,7 @@ class AuditLog:
             action=action_json,
             authorization=authorization_json,
             outcome=stored,
-            chain_text=canonical_text(chain),
+            chain_text=entry_text(chain),
             action_text=action_text,
             authorization_text=authorization_text,
             outcome_text=outcome_text,
@@ -333,8 +334,7 @@ class AuditLog:
             and last[2] == redactor.generation
         ):
             return last[3], last[4]
-        stored: JsonObject = redactor.value(action_to_json(action))
-        text = canonical_text(stored)
+        stored, text = action_record(redactor.value(action_to_json(action)))
         self._last_action = (action, redactor, redactor.generation, stored, text)
         return stored, text
 
@@ -344,7 +344,7 @@ class AuditLog:
         cached = self._authorization_texts.get(authorization)
         if cached is None:
             dumped = authorization.model_dump(mode="json")
-            cached = (dumped, canonical_text(dumped))
+            cached = (dumped, entry_text(dumped))
             if len(self._authorization_texts) >= _TEXT_CACHE_SIZE:
                 self._authorization_texts.clear()
             self._authorization_texts[authorization] = cached
@@ -363,7 +363,7 @@ class AuditLog:
             if text is not None:
                 return outcome, text
         redacted = self._redacted(outcome)
-        text = canonical_text(redacted.model_dump(mode="json"))
+        text = entry_text(redacted.model_dump(mode="json"))
         if key is not None and redacted is outcome:  # only what redaction leaves as it is
             current = (self.redactor, self.redactor.generation)
             if self._outcome_texts_for != current or len(self._outcome_texts) >= _TEXT_CACHE_SIZE:
@@ -417,10 +417,10 @@ class AuditLog:
                     "authorization": item.authorization_text,
                     "chain": item.chain_text,
                     "chain_seq": str(chain_seq + 1),
-                    "id": canonical_text(str(entry_id)),
-                    "key_id": canonical_text(self.key.key_id),
+                    "id": entry_text(str(entry_id)),
+                    "key_id": entry_text(self.key.key_id),
                     "outcome": item.outcome_text,
-                    "prev_hash": canonical_text(prev_hash),
+                    "prev_hash": entry_text(prev_hash),
                     "seq": str(seq),
                     "timestamp_ms": str(now),
                     "v": _VERSION_TEXT,

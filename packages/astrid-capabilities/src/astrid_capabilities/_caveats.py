@@ -1,21 +1,24 @@
 """Caveats: typed restrictions a token adds on top of resource + permission.
 
 Each caveat is evaluated against the SensitiveAction being authorized; a token authorizes an
-action only if every caveat holds. Argument values are compared as canonical JSON, so
-``True`` never equals ``1`` and ``1`` never equals ``"1"``. ``arg_matches`` is a
-case-sensitive glob (stdlib ``fnmatch``) on a *string* argument, e.g. a recipient or URL host.
+action only if every caveat holds. Argument values are compared by JSON value: numbers by
+numeric value (``1 == 1.0``, ``98.7 == 98.70``, ``-0.0 == 0``, integers beyond 2^53 exactly),
+a boolean is not a number (``True != 1``), a string is not a number (``1 != "1"``), lists in
+order, objects by member set. NaN and Infinity are refused in a caveat and never match.
+``arg_matches`` is a case-sensitive glob (stdlib ``fnmatch``) on a *string* argument, e.g. a
+recipient or URL host.
 ``max_calls`` is counted by the store (it needs state); ``not_after`` is a hard deadline.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import math
+from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from typing import Any, Final, TypeAlias, cast
 
 from astrid_core import BadInputError, JsonObject, JsonValue
-from astrid_crypto import canonical_json
 
 __all__ = [
     "ArgEquals",
@@ -26,6 +29,8 @@ __all__ = [
     "Caveat",
     "caveat_from_json",
     "caveat_problem",
+    "caveat_key",
+    "json_value_key",
 ]
 
 _HINT: Final = "caveats are {type: arg_equals|arg_in|arg_matches|max_calls|not_after, ...}"
@@ -37,12 +42,49 @@ def _name(arg: object) -> str:
     return arg
 
 
-def _json(value: object, what: str) -> bytes:
-    # Canonical JSON both validates the value (no floats) and gives the comparison form.
+def json_value_key(value: object, path: str = "$") -> Hashable:
+    """A hashable key equal for two JSON values exactly when they are the same JSON value.
+
+    Tagged by JSON type, so Python's ``True == 1`` does not leak in; a number's key is the
+    number itself, so ``1``, ``1.0`` and ``-0.0``/``0`` compare (and hash) by value, and an
+    integer beyond 2^53 is compared exactly (never rounded to a double). Raises BadInputError
+    for what is not JSON (NaN, Infinity, non-string keys, other types)."""
+    if value is None:
+        return ("null",)
+    if isinstance(value, bool):
+        return ("bool", value)
+    if isinstance(value, int):
+        return ("number", int(value))
+    if isinstance(value, float):
+        if math.isnan(value) or math.isinf(value):
+            raise BadInputError(
+                f"{value!r} at {path} is not a JSON number", hint="use a finite number"
+            )
+        return ("number", float(value))
+    if isinstance(value, str):
+        return ("string", str(value))
+    if isinstance(value, list | tuple):
+        items = cast(Sequence[object], value)
+        return ("array", tuple(json_value_key(v, f"{path}[{i}]") for i, v in enumerate(items)))
+    if isinstance(value, dict):
+        members: list[tuple[str, Hashable]] = []
+        for key, item in cast(dict[object, object], value).items():
+            if not isinstance(key, str):
+                raise BadInputError(f"JSON object keys are strings; got {key!r} at {path}")
+            members.append((key, json_value_key(item, f"{path}.{key}")))
+        return ("object", frozenset(members))
+    raise BadInputError(
+        f"{type(value).__name__} at {path} is not a JSON value",
+        hint="use str, int, float, bool, None, list or dict",
+    )
+
+
+def _json(value: object, what: str) -> Hashable:
+    # Validates the value (JSON, finite numbers) and gives its comparison key.
     try:
-        return canonical_json(value)
+        return json_value_key(value)
     except BadInputError as exc:
-        raise BadInputError(f"caveat {what} is not canonical JSON: {exc.message}") from exc
+        raise BadInputError(f"caveat {what} is not a JSON value: {exc.message}") from exc
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,20 +208,29 @@ def caveat_problem(caveat: Caveat, arguments: JsonObject, now: int) -> str | Non
     actual = arguments[caveat.arg]
     if isinstance(caveat, ArgEquals | ArgIn):
         try:
-            actual_json = canonical_json(actual)
-        except BadInputError:  # e.g. a float argument: not comparable, so the caveat fails
-            return f"caveat on argument {caveat.arg!r}: the value is not canonical JSON"
-    else:
-        actual_json = b""
-    if isinstance(caveat, ArgEquals):
-        if actual_json != canonical_json(caveat.value):
-            return f"caveat arg_equals: {caveat.arg!r} is not {caveat.value!r}"
-        return None
-    if isinstance(caveat, ArgIn):
-        allowed = {canonical_json(v) for v in caveat.values}
-        if actual_json not in allowed:
+            actual_key = json_value_key(actual)
+        except BadInputError:  # NaN, Infinity or not JSON: not comparable, so the caveat fails
+            return f"caveat on argument {caveat.arg!r}: the value is not a comparable JSON value"
+        if isinstance(caveat, ArgEquals):
+            if actual_key != json_value_key(caveat.value):
+                return f"caveat arg_equals: {caveat.arg!r} is not {caveat.value!r}"
+            return None
+        if actual_key not in {json_value_key(v) for v in caveat.values}:
             return f"caveat arg_in: {caveat.arg!r} is not one of the allowed values"
         return None
     if not isinstance(actual, str) or not fnmatchcase(actual, caveat.glob):
         return f"caveat arg_matches: {caveat.arg!r} does not match {caveat.glob!r}"
     return None
+
+
+def caveat_key(caveat: Caveat) -> Hashable:
+    """Equal for two caveats that restrict the same way (values compared by JSON value)."""
+    if isinstance(caveat, ArgEquals):
+        return ("arg_equals", caveat.arg, json_value_key(caveat.value))
+    if isinstance(caveat, ArgIn):
+        return ("arg_in", caveat.arg, tuple(json_value_key(v) for v in caveat.values))
+    if isinstance(caveat, ArgMatches):
+        return ("arg_matches", caveat.arg, caveat.glob)
+    if isinstance(caveat, MaxCalls):
+        return ("max_calls", caveat.limit)
+    return ("not_after", caveat.timestamp)

@@ -1,16 +1,21 @@
 """CapabilityToken: the signed wire format of DESIGN.md §4, issuing, verifying, attenuating.
 
-Wire form (version 1), signed as canonical JSON of every field except ``signature``::
+Wire form, signed as canonical JSON of every field except ``signature``::
 
-    {"v": 1, "id": uuid, "resource": pattern, "permissions": [sorted names],
+    {"v": 2, "id": uuid, "resource": pattern, "permissions": [sorted names],
      "issued_at": int, "expires_at"?: int, "scope": "session"|"persistent",
      "session_id"?: uuid, "issuer": base64 Ed25519 public key,
      "approval_audit_id": uuid, "single_use": bool, "caveats": [...], "parent_id"?: uuid,
      "signature": base64 Ed25519 signature}
 
-Timestamps are integer **unix seconds** (no floats may be signed). Optional fields are
-omitted when absent rather than written as null, so each token has exactly one byte form;
-``from_json`` refuses any other spelling (unsorted permissions, extra fields, wrong types).
+Format versions: ``v`` is the canonical JSON version of the signed bytes (astrid_crypto).
+v2 (issued now) is RFC 8785 (JCS), so caveat values may be floats and an outside JCS
+implementation rebuilds the signed bytes; v1 tokens (issued before, no floats) keep verifying.
+``v`` is inside the signed bytes, so a token cannot be re-labelled to the other form.
+
+Timestamps are integer **unix seconds**. Optional fields are omitted when absent rather than
+written as null, so each token has exactly one byte form; ``from_json`` refuses any other
+spelling (unsorted permissions, extra fields, wrong types).
 """
 
 from __future__ import annotations
@@ -33,22 +38,24 @@ from astrid_core import (
     TokenId,
     VerificationError,
 )
-from astrid_crypto import KeyPair, PublicKey, b64decode, canonical_json
+from astrid_crypto import CANONICAL_VERSIONS, KeyPair, PublicKey, b64decode, canonical_json
 
-from ._caveats import Caveat, caveat_from_json
+from ._caveats import Caveat, caveat_from_json, caveat_key
 from ._pattern import ResourcePattern
 
 __all__ = [
     "CapabilityToken",
     "TokenScope",
     "TOKEN_VERSION",
+    "TOKEN_VERSIONS",
     "WideningError",
     "attenuation_problem",
     "pattern_within",
     "now_seconds",
 ]
 
-TOKEN_VERSION: Final = 1
+TOKEN_VERSION: Final = 2  # issued; TOKEN_VERSIONS verify
+TOKEN_VERSIONS: Final = CANONICAL_VERSIONS
 _REQUIRED: Final = frozenset(
     {
         "v",
@@ -138,11 +145,14 @@ class CapabilityToken:
         problem = self._shape_problem()
         if problem is not None:
             raise BadInputError(f"capability token {self.id}: {problem}")
-        object.__setattr__(self, "signed_bytes", canonical_json(self.payload()))
+        object.__setattr__(self, "signed_bytes", canonical_json(self.payload(), self.v))
 
     def _shape_problem(self) -> str | None:
-        if self.v != TOKEN_VERSION:
-            return f"unsupported version {self.v!r} (this library reads v{TOKEN_VERSION})"
+        if not _is_int(self.v) or self.v not in TOKEN_VERSIONS:
+            return (
+                f"unsupported version {self.v!r} "
+                f"(this library reads v{', v'.join(map(str, sorted(TOKEN_VERSIONS)))})"
+            )
         if not self.permissions:
             return "it grants no permission"
         if not _is_int(self.issued_at) or self.issued_at < 0:
@@ -201,7 +211,7 @@ class CapabilityToken:
             )
         token = cls._parse(obj)
         original = {k: v for k, v in obj.items() if k != "signature"}
-        if canonical_json(original) != token.signed_bytes:
+        if canonical_json(original, token.v) != token.signed_bytes:
             raise BadInputError(
                 f"capability token {token.id} is not in canonical form "
                 "(e.g. unsorted or repeated permissions, null for an absent field)"
@@ -413,10 +423,6 @@ def pattern_within(child: ResourcePattern, parent: ResourcePattern) -> bool:
     return False
 
 
-def _caveat_key(caveat: Caveat) -> bytes:
-    return canonical_json(caveat.to_json())
-
-
 def attenuation_problem(parent: CapabilityToken, child: CapabilityToken) -> str | None:
     """Why ``child`` is not a valid narrowing of ``parent``, or None."""
     if child.parent_id != parent.id:
@@ -438,7 +444,7 @@ def attenuation_problem(parent: CapabilityToken, child: CapabilityToken) -> str 
         return "the child claims to be issued before its parent"
     if parent.scope is TokenScope.SESSION and child.scope is not TokenScope.SESSION:
         return "a child of a session token must be session-scoped"
-    child_caveats = {_caveat_key(c) for c in child.caveats}
-    if any(_caveat_key(c) not in child_caveats for c in parent.caveats):
+    child_caveats = {caveat_key(c) for c in child.caveats}
+    if any(caveat_key(c) not in child_caveats for c in parent.caveats):
         return "the child drops a caveat of its parent"
     return None

@@ -73,6 +73,11 @@ class ActionBase(BaseModel):
         """The values caveats may inspect (e.g. a recipient, a URL host)."""
         return {}
 
+    def content_size(self) -> int:
+        """Bytes the action carries besides its arguments (a file's new content). They count
+        toward the argument size limit; the action records only their size and BLAKE3."""
+        return 0
+
     @property
     def risk(self) -> RiskLevel:
         return self.default_risk
@@ -159,14 +164,42 @@ class FileRead(_PathAction):
         return f"Read file: {one_line(self.path)}"
 
 
+_BLAKE3_HEX = re.compile(r"[0-9a-f]{64}")
+
+
 class FileWrite(_PathAction):
+    """Write (create, replace or edit) a file. The content is part of the action, by size and
+    BLAKE3 hash, never the bytes: ``content_bytes`` counts toward the argument size limit, and
+    the audit entry of the decision names exactly what was to be written. For ``write_file``
+    it is the file's new content; for ``edit_file`` the edit (the RFC 8785 text of
+    ``{new_string, old_string, replace_all}``). Both are None for a write with no content
+    known when it is decided (a capsule's directory creation)."""
+
     kind: Literal["file_write"] = "file_write"
+    content_bytes: int | None = Field(default=None, ge=0)
+    content_blake3: str | None = None
+
     default_risk: ClassVar[RiskLevel] = RiskLevel.MEDIUM
     permission: ClassVar[Permission] = Permission.WRITE
 
+    @field_validator("content_blake3")
+    @classmethod
+    def _check_blake3(cls, value: str | None) -> str | None:
+        if value is not None and not _BLAKE3_HEX.fullmatch(value):
+            raise ValueError("content_blake3 must be 64 lowercase hex digits (a BLAKE3 hash)")
+        return value
+
+    def model_post_init(self, context: Any, /) -> None:
+        if (self.content_bytes is None) != (self.content_blake3 is None):
+            raise ValueError("content_bytes and content_blake3 go together (both or neither)")
+
+    def content_size(self) -> int:
+        return self.content_bytes or 0
+
     @property
     def summary(self) -> str:
-        return f"Write file: {one_line(self.path)}"
+        size = "" if self.content_bytes is None else f" ({self.content_bytes:,} bytes)"
+        return f"Write file: {one_line(self.path)}{size}"
 
 
 class FileDelete(_PathAction):

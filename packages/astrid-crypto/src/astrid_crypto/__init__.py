@@ -3,7 +3,14 @@
 Small on purpose: every signature and hash in Astrid goes through these few functions.
 """
 
-from ._canonical import canonical_json, canonical_loads, canonical_text
+from ._canonical import (
+    CANONICAL_V1,
+    CANONICAL_V2,
+    CANONICAL_VERSIONS,
+    canonical_json,
+    canonical_loads,
+    canonical_text,
+)
 from ._hash import HASH_HEX_LENGTH, ContentHash, content_hash, hash_file
 from ._keys import SEED_LENGTH, KeyPair, PublicKey, b64decode, b64encode
 from ._private_files import read_private_file, write_private_file
@@ -29,5 +36,8 @@ __all__ = [
     "canonical_json",
     "canonical_loads",
     "canonical_text",
+    "CANONICAL_V1",
+    "CANONICAL_V2",
+    "CANONICAL_VERSIONS",
     "__version__",
 ]

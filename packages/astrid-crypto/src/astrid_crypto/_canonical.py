@@ -1,19 +1,39 @@
-"""Canonical JSON: the only byte form Astrid ever signs or hashes.
+"""Canonical JSON: the only byte forms Astrid ever signs or hashes, one per format version.
 
-UTF-8, object keys sorted by code point, no insignificant whitespace, no floats. Floats are
-refused outright because two implementations can print the same float differently, and a
-signature must never depend on that; amounts are integers (micro-dollars) or strings.
+- **v2** (``CANONICAL_V2``, every new token, audit entry and checkpoint): RFC 8785, the JSON
+  Canonicalization Scheme, in ``_jcs``. Floats are signed (as the shortest round-trip
+  ECMAScript form); NaN, Infinity and integers beyond ±(2^53 - 1) are refused.
+- **v1** (``CANONICAL_V1``, data written before v2, still verified): UTF-8, object keys sorted
+  by code point, no insignificant whitespace, integers of any size, **no floats**. Kept
+  byte-for-byte so that old logs and tokens keep verifying. v1 is not JCS: it sorts by code
+  point and writes integers beyond 2^53 exactly.
+
+Every signed structure carries its version (``v``) inside the signed bytes, so a signature
+made over one form can never be presented as the other.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, Final
 
 from astrid_core import BadInputError
 
-__all__ = ["canonical_json", "canonical_loads", "canonical_text"]
+from ._jcs import jcs_text
+
+__all__ = [
+    "canonical_json",
+    "canonical_loads",
+    "canonical_text",
+    "CANONICAL_V1",
+    "CANONICAL_V2",
+    "CANONICAL_VERSIONS",
+]
+
+CANONICAL_V1: Final = 1
+CANONICAL_V2: Final = 2
+CANONICAL_VERSIONS: Final = frozenset({CANONICAL_V1, CANONICAL_V2})
 
 # One encoder for every call: json.dumps with any non-default option builds a new JSONEncoder
 # each time, which was a measurable share of an audit append. No circular-reference check:
@@ -65,7 +85,7 @@ def _check(value: Any, path: str) -> None:
     if isinstance(value, float):
         raise BadInputError(
             f"canonical JSON refuses the float {value!r} at {path}",
-            hint="use an integer (e.g. micro-units) or a string for numbers that are signed",
+            hint="format v1 has no floats: sign new data as format v2 (RFC 8785), which does",
         )
     if isinstance(value, dict):
         for key, item in value.items():  # type: ignore[reportUnknownVariableType]
@@ -100,21 +120,29 @@ def _plainly_valid(value: Any) -> bool:
     return False
 
 
-def canonical_json(value: Any) -> bytes:
-    """Encode ``value`` canonically, or raise BadInputError naming the offending path."""
-    return _utf8(_checked_text(value))
+def canonical_json(value: Any, version: int = CANONICAL_V1) -> bytes:
+    """Encode ``value`` in canonical JSON format ``version``, or raise BadInputError naming
+    the offending path. New signed data uses ``CANONICAL_V2``; v1 is for verifying old data."""
+    return _utf8(_checked_text(value, version))
 
 
-def canonical_text(value: Any) -> str:
-    """``canonical_json(value)`` as text: for a caller that assembles a canonical object from
-    the texts of its members (the audit log does, to hash and store an entry from one
-    serialization and to reuse the text of a part it has encoded before)."""
-    text = _checked_text(value)
+def canonical_text(value: Any, version: int = CANONICAL_V1) -> str:
+    """``canonical_json(value, version)`` as text: for a caller that assembles a canonical
+    object from the texts of its members (the audit log does, to hash and store an entry from
+    one serialization and to reuse the text of a part it has encoded before)."""
+    text = _checked_text(value, version)
     _utf8(text)
     return text
 
 
-def _checked_text(value: Any) -> str:
+def _checked_text(value: Any, version: int) -> str:
+    if version == CANONICAL_V2 and type(version) is int:
+        return jcs_text(value, _encode)
+    if version != CANONICAL_V1 or type(version) is not int:
+        raise BadInputError(
+            f"unknown canonical JSON format version {version!r}",
+            hint="this Astrid reads format versions 1 and 2; upgrade it to read newer data",
+        )
     if not _plainly_valid(value):
         _check(value, "$")
     return _encode(value)

@@ -34,6 +34,7 @@ from astrid_core import (
 )
 
 from ._base import MAX_OUTPUT_CHARS, ToolContext, cap_output, require, resolve_path
+from ._content import edit_action, write_action
 
 __all__ = ["ReadFile", "WriteFile", "EditFile", "DeleteFile", "ListDirectory", "Glob", "Grep"]
 
@@ -312,7 +313,7 @@ class WriteFile:
     def action(self, args: JsonObject, ctx: ToolContext) -> SensitiveAction:
         if not isinstance(args.get("content"), str):
             raise BadInputError("argument 'content' must be a string")
-        return FileWrite(path=resolve_path(require(args, "path"), ctx))
+        return write_action(resolve_path(require(args, "path"), ctx), str(args["content"]))
 
     async def run(self, args: JsonObject, action: SensitiveAction, ctx: ToolContext) -> str:
         assert isinstance(action, FileWrite)
@@ -346,7 +347,12 @@ class EditFile:
             raise BadInputError("old_string and new_string are identical: nothing to edit")
         if not isinstance(args.get("replace_all", False), bool):
             raise BadInputError("argument 'replace_all' must be true or false")
-        return FileWrite(path=resolve_path(require(args, "path"), ctx))
+        return edit_action(
+            resolve_path(require(args, "path"), ctx),
+            str(args["old_string"]),
+            str(args["new_string"]),
+            args.get("replace_all") is True,
+        )
 
     async def run(self, args: JsonObject, action: SensitiveAction, ctx: ToolContext) -> str:
         assert isinstance(action, FileWrite)
