@@ -12,13 +12,28 @@ from __future__ import annotations
 
 import os
 import re
+import stat
+import time
 import unicodedata
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
+from typing import cast
 
 from astrid_core import BadInputError
 
-__all__ = ["NormalizedPath", "normalize_path", "is_within", "is_within_resolved"]
+__all__ = [
+    "NormalizedPath",
+    "normalize_path",
+    "is_within",
+    "is_within_resolved",
+    "PathRules",
+    "compile_path_rules",
+    "path_entry_problem",
+    "path_entry_fix",
+    "denied_identities",
+    "git_hooks_dirs",
+]
 
 
 @dataclass(frozen=True)
@@ -70,3 +85,288 @@ def is_within(path: str, root: str) -> bool:
 def is_within_resolved(path: str, resolved_root: str) -> bool:
     """``is_within`` for a root that is already resolved (the policy resolves its roots once)."""
     return path == resolved_root or path.startswith(resolved_root.rstrip("/") + "/")
+
+
+# ---------------------------------------------------------------------- path rules (globs)
+
+_GLOB_CHARS = frozenset("*?[\\")
+_MAX_REPO_DEPTH = 64
+_MAX_GIT_CONFIG_BYTES = 1024 * 1024
+
+
+def path_entry_problem(entry: str) -> str | None:
+    """Why ``entry`` cannot be a ``denied_paths``/``protected_paths`` glob, or None.
+
+    Entries are gitwildmatch globs over *resolved absolute* paths: absolute (``/srv/keys``),
+    ``~``-relative (``~/.ssh``), or matching at any depth (``**/.env``, or a name without a
+    slash such as ``*.pem``). A relative path with a slash (``secrets/**``) would silently mean
+    "relative to /", and a negation (``!x``) would punch a hole in the built-in list."""
+    if not entry or entry != entry.strip() or any(c in entry for c in "\x00\n\r"):
+        return "it is empty, has surrounding spaces or a control character"
+    if entry.startswith("!"):
+        return "negation ('!') cannot lift an entry; lists of denied or protected paths only grow"
+    if entry.startswith("#"):
+        return "it starts with '#'; write '\\#' for a name that starts with '#'"
+    if entry in ("~", "/") or entry.startswith(("/", "~/", "**/")):
+        return None
+    if "/" not in entry.rstrip("/"):
+        return None  # a name, matched at any depth (gitignore semantics)
+    return "it is a relative path; relative to what?"
+
+
+def path_entry_fix(entry: str) -> str:
+    tail = entry.lstrip("./")
+    return (
+        f"write it as an absolute path ('/path/to/{tail}'), relative to your home "
+        f"('~/{tail}'), or at any depth ('**/{tail}')"
+    )
+
+
+@dataclass(frozen=True)
+class _Rule:
+    entry: str
+    regex: re.Pattern[str]
+    literal: str | None  # the glob-free absolute prefix of an anchored entry, else None
+    first_name: str | None  # for an any-depth entry: its first component if literal
+
+
+@dataclass(frozen=True)
+class PathRules:
+    """Compiled ``denied_paths``/``protected_paths`` entries (see ``path_entry_problem``)."""
+
+    rules: tuple[_Rule, ...]
+    combined: re.Pattern[str] | None
+
+    def match(self, path: str) -> str | None:
+        """The entry whose glob matches resolved absolute ``path`` (or a folder above it)."""
+        rel = path.lstrip("/")
+        if not rel or self.combined is None or self.combined.match(rel) is None:
+            return None
+        for rule in self.rules:
+            if rule.regex.match(rel):
+                return rule.entry
+        return None  # pragma: no cover - combined matched, so one rule does
+
+    def match_parent(self, path: str) -> str | None:
+        """The entry of which ``path`` is a parent folder: renaming, replacing or deleting
+        ``path`` would change what the entry protects. Anchored entries: ``path`` is above the
+        entry's literal prefix. Any-depth entries (``**/.git/hooks``): ``path`` is a partial
+        match (``…/.git``), or it holds the entry's first component (``path/.git`` exists)."""
+        path = path.rstrip("/") or "/"
+        prefix = "/" if path == "/" else path + "/"
+        for rule in self.rules:
+            if rule.literal is not None:
+                if rule.literal.startswith(prefix) or rule.literal == path:
+                    return rule.entry
+                continue
+            if rule.first_name is not None and os.path.lexists(os.path.join(path, rule.first_name)):
+                return rule.entry
+            parts = rule.entry.removeprefix("**/").rstrip("/").split("/")
+            for cut in range(1, len(parts)):
+                partial = "/".join(parts[:cut])
+                if _name_match(path, partial):
+                    return rule.entry
+        return None
+
+
+def _name_match(path: str, any_depth: str) -> bool:
+    regex = _compile_one("**/" + any_depth)
+    return regex.match(path.lstrip("/")) is not None
+
+
+@lru_cache(maxsize=1024)
+def _compile_one(pattern: str) -> re.Pattern[str]:
+    from pathspec.patterns.gitignore.spec import GitIgnoreSpecPattern
+
+    compiled = cast(
+        "re.Pattern[str] | None",
+        GitIgnoreSpecPattern(pattern).regex,  # pyright: ignore[reportUnknownMemberType]
+    )
+    if compiled is None:
+        raise BadInputError(f"{pattern!r} is not a path pattern")
+    # Named groups cannot repeat in the combined alternation; they carry nothing we use.
+    return re.compile(re.sub(r"\(\?P<\w+>", "(?:", compiled.pattern))
+
+
+def _literal_prefix(absolute: str) -> str:
+    parts: list[str] = []
+    for part in absolute.split("/")[1:]:
+        if any(c in _GLOB_CHARS for c in part):
+            break
+        parts.append(part)
+    return "/" + "/".join(parts)
+
+
+@lru_cache(maxsize=64)
+def compile_path_rules(
+    entries: tuple[str, ...], home: str, extra_roots: tuple[str, ...] = ()
+) -> PathRules:
+    """Compile entries once per distinct list. An anchored entry is matched both as written
+    (``~`` expanded) and with its glob-free prefix resolved (``~/.astrid`` that is a symlink
+    to ``/data/astrid`` protects both names). ``extra_roots`` are literal absolute paths
+    (``$ASTRID_HOME``) added as entries of their own. Invalid entries raise BadInputError
+    (the config layer reports them earlier, with the file and key)."""
+    rules: list[_Rule] = []
+    for entry in (*entries, *extra_roots):
+        problem = path_entry_problem(entry)
+        if problem is not None:
+            raise BadInputError(
+                f"path entry {entry!r} is invalid: {problem}", hint=path_entry_fix(entry)
+            )
+        tilde = entry == "~" or entry.startswith("~/")
+        text = home.rstrip("/") + entry[1:] if tilde else entry
+        if not text.startswith("/"):
+            name = text.removeprefix("**/").split("/")[0]
+            first = None if any(c in _GLOB_CHARS for c in name) else name
+            rules.append(_Rule(entry, _compile_one(text), None, first))
+            continue
+        text = os.path.normpath(text) + ("/" if text.endswith("/") and text != "/" else "")
+        literal = _literal_prefix(text.rstrip("/") or "/")
+        forms = {text}
+        resolved = os.path.realpath(literal)
+        if resolved != literal:
+            forms.add(resolved + text[len(literal) :])
+        for form in sorted(forms):
+            form_literal = _literal_prefix(form.rstrip("/") or "/")
+            rules.append(_Rule(entry, _compile_one(form), form_literal, None))
+    combined = re.compile("|".join(f"(?:{r.regex.pattern})" for r in rules)) if rules else None
+    return PathRules(tuple(rules), combined)
+
+
+# ---------------------------------------------------------------------- hard links
+
+
+_IDENTITY_TTL_SECONDS = 2.0
+_MAX_IDENTITY_FILES = 4096
+_identity_cache: dict[tuple[str, ...], tuple[float, frozenset[tuple[int, int]]]] = {}
+
+
+def denied_identities(rules: PathRules) -> frozenset[tuple[int, int]]:
+    """(st_dev, st_ino) of the regular files under the anchored denied entries that exist, so
+    a hard link to one of them (another name for the same file) is denied like the file.
+    Bounded (4096 files) and cached for two seconds; only consulted for files with more than
+    one link, which are rare."""
+    roots = tuple(sorted({r.literal for r in rules.rules if r.literal and r.literal != "/"}))
+    now = time.monotonic()
+    cached = _identity_cache.get(roots)
+    if cached is not None and now - cached[0] < _IDENTITY_TTL_SECONDS:
+        return cached[1]
+    found: set[tuple[int, int]] = set()
+    for root in roots:
+        _collect_identities(root, found)
+    result = frozenset(found)
+    _identity_cache[roots] = (now, result)
+    return result
+
+
+def _collect_identities(root: str, found: set[tuple[int, int]]) -> None:
+    try:
+        info = os.lstat(root)
+    except OSError:
+        return
+    if stat.S_ISREG(info.st_mode):
+        found.add((info.st_dev, info.st_ino))
+        return
+    if not stat.S_ISDIR(info.st_mode) or root in ("/proc", "/sys", "/dev"):
+        return
+    for dirpath, _dirs, files in os.walk(root, followlinks=False):
+        for name in files:
+            if len(found) >= _MAX_IDENTITY_FILES:
+                return
+            try:
+                child = os.lstat(os.path.join(dirpath, name))
+            except OSError:
+                continue
+            if stat.S_ISREG(child.st_mode):
+                found.add((child.st_dev, child.st_ino))
+
+
+# ---------------------------------------------------------------------- git hooks
+
+
+_hooks_cache: dict[str, tuple[tuple[int, int, int], tuple[str, ...]]] = {}
+
+
+def git_hooks_dirs(path: str, home: str) -> tuple[str, ...]:
+    """The hooks directories git would really use for the repository holding ``path``:
+    ``core.hooksPath`` from the repository's own config (``.git/config``, or the gitdir a
+    ``.git`` file points to, and its common dir) and from the user's global config. Read as
+    files (O_NOFOLLOW, at most 1 MiB), never by running git, which would run that config."""
+    dirs: list[str] = []
+    top, configs = _repository_configs(path)
+    user = (os.path.join(home, ".gitconfig"), os.path.join(home, ".config/git/config"))
+    for config in (*configs, *user):
+        for value in _hooks_paths(config):
+            value = home + value[1:] if value.startswith("~/") else value
+            base = top if top is not None else home
+            dirs.append(os.path.realpath(os.path.join(base, value)))
+    return tuple(dict.fromkeys(dirs))
+
+
+def _repository_configs(path: str) -> tuple[str | None, list[str]]:
+    current: str = os.path.dirname(path.rstrip("/")) or "/"
+    for _ in range(_MAX_REPO_DEPTH):
+        dot_git = os.path.join(current, ".git")
+        try:
+            info = os.lstat(dot_git)
+        except OSError:
+            info = None
+        if info is not None and stat.S_ISDIR(info.st_mode):
+            return current, [os.path.join(dot_git, "config")]
+        if info is not None and stat.S_ISREG(info.st_mode):
+            return current, _linked_configs(current, dot_git)
+        if current == "/":
+            break
+        current = os.path.dirname(current)
+    return None, []
+
+
+def _linked_configs(top: str, dot_git: str) -> list[str]:
+    text = _read_small(dot_git)
+    match = re.match(r"gitdir:\s*(.+)", text.strip())
+    if match is None:
+        return []
+    gitdir = os.path.join(top, match.group(1).strip())
+    configs = [os.path.join(gitdir, "config")]
+    common = _read_small(os.path.join(gitdir, "commondir")).strip()
+    if common:
+        configs.append(os.path.join(gitdir, common, "config"))
+    return configs
+
+
+def _read_small(path: str) -> str:
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:
+        return ""
+    with os.fdopen(fd, "rb") as handle:
+        if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+            return ""
+        return handle.read(_MAX_GIT_CONFIG_BYTES).decode("utf-8", errors="replace")
+
+
+def _hooks_paths(config: str) -> tuple[str, ...]:
+    try:
+        info = os.stat(config)
+    except OSError:
+        return ()
+    key = (info.st_ino, info.st_mtime_ns, info.st_size)
+    cached = _hooks_cache.get(config)
+    if cached is not None and cached[0] == key:
+        return cached[1]
+    values: list[str] = []
+    section = ""
+    for raw in _read_small(config).splitlines():
+        line = raw.strip()
+        header = re.match(r"\[\s*([A-Za-z0-9.-]+)", line)
+        if header is not None:
+            section = header.group(1).lower()
+            line = line[line.find("]") + 1 :].strip()
+        found = re.match(r"hookspath\s*=\s*(.*)", line, re.IGNORECASE)
+        if section == "core" and found is not None:
+            value = found.group(1).split(" #")[0].split(" ;")[0].strip().strip('"')
+            if value:
+                values.append(value)
+    result = tuple(values)
+    _hooks_cache[config] = (key, result)
+    return result
