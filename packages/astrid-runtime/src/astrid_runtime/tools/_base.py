@@ -76,7 +76,15 @@ def resolve_path(raw: str, ctx: ToolContext) -> str:
         raise BadInputError("path contains a NUL byte")
     expanded = os.path.expanduser(raw) if raw.startswith("~") else raw
     joined = expanded if os.path.isabs(expanded) else os.path.join(ctx.cwd, expanded)
-    return os.path.realpath(joined)
+    for _ in range(3):
+        try:
+            return os.path.realpath(joined)
+        except OSError:  # a component flipped between lstat and readlink: look again
+            continue
+    raise BadInputError(
+        f"{raw} keeps changing while it is being resolved (a symbolic link is being swapped)",
+        hint="try again once nothing else is modifying that path",
+    )
 
 
 class Tool(Protocol):
