@@ -73,7 +73,17 @@ def normalize_path(
     candidate = text if os.path.isabs(text) else os.path.join(str(workspace), text)
     # realpath resolves symlinks of every existing component and '..' lexically afterwards:
     # "/ws/link-to-etc/../etc/passwd" and "/ws/new/../../etc/x" both come out as what they name.
-    resolved = os.path.realpath(candidate)
+    for _ in range(3):
+        try:
+            resolved = os.path.realpath(candidate)
+            break
+        except OSError:  # a component flipped between lstat and readlink: look again
+            continue
+    else:
+        raise BadInputError(
+            f"{raw!r} keeps changing while it is being resolved (a symbolic link is swapped)",
+            hint="try again once nothing else is modifying that path",
+        )
     return NormalizedPath(resolved, _warnings(raw))
 
 
