@@ -146,6 +146,13 @@ class PathRules:
 
     rules: tuple[_Rule, ...]
     combined: re.Pattern[str] | None
+    # For match_parent, precomputed: every folder above (or at) an anchored entry's literal
+    # prefix; one regex of the partial matches of any-depth entries ("**/.git" for
+    # "**/.git/hooks"); the literal first component of each any-depth entry.
+    ancestors: dict[str, str] = field(default_factory=dict[str, str])
+    partials: tuple[tuple[re.Pattern[str], str], ...] = ()
+    partials_combined: re.Pattern[str] | None = None
+    first_names: tuple[tuple[str, str], ...] = ()
 
     def match(self, path: str) -> str | None:
         """The entry whose glob matches resolved absolute ``path`` (or a folder above it)."""
@@ -161,27 +168,26 @@ class PathRules:
         """The entry of which ``path`` is a parent folder: renaming, replacing or deleting
         ``path`` would change what the entry protects. Anchored entries: ``path`` is above the
         entry's literal prefix. Any-depth entries (``**/.git/hooks``): ``path`` is a partial
-        match (``…/.git``), or it holds the entry's first component (``path/.git`` exists)."""
+        match (``.../.git``), or it is a folder holding the entry's first component."""
         path = path.rstrip("/") or "/"
-        prefix = "/" if path == "/" else path + "/"
-        for rule in self.rules:
-            if rule.literal is not None:
-                if rule.literal.startswith(prefix) or rule.literal == path:
-                    return rule.entry
-                continue
-            if rule.first_name is not None and os.path.lexists(os.path.join(path, rule.first_name)):
-                return rule.entry
-            parts = rule.entry.removeprefix("**/").rstrip("/").split("/")
-            for cut in range(1, len(parts)):
-                partial = "/".join(parts[:cut])
-                if _name_match(path, partial):
-                    return rule.entry
+        found = self.ancestors.get(path)
+        if found is not None:
+            return found
+        rel = path.lstrip("/")
+        if self.partials_combined is not None and self.partials_combined.match(rel):
+            for regex, entry in self.partials:
+                if regex.match(rel):
+                    return entry
+        if self.first_names:
+            try:
+                is_dir = stat.S_ISDIR(os.lstat(path).st_mode)
+            except OSError:
+                is_dir = False
+            if is_dir:
+                for name, entry in self.first_names:
+                    if os.path.lexists(os.path.join(path, name)):
+                        return entry
         return None
-
-
-def _name_match(path: str, any_depth: str) -> bool:
-    regex = _compile_one("**/" + any_depth)
-    return regex.match(path.lstrip("/")) is not None
 
 
 @lru_cache(maxsize=1024)
@@ -239,8 +245,38 @@ def compile_path_rules(
         for form in sorted(forms):
             form_literal = _literal_prefix(form.rstrip("/") or "/")
             rules.append(_Rule(entry, _compile_one(form), form_literal, None))
-    combined = re.compile("|".join(f"(?:{r.regex.pattern})" for r in rules)) if rules else None
-    return PathRules(tuple(rules), combined)
+    return _assemble(rules)
+
+
+def _assemble(rules: list[_Rule]) -> PathRules:
+    def union(patterns: list[re.Pattern[str]]) -> re.Pattern[str] | None:
+        return re.compile("|".join(f"(?:{p.pattern})" for p in patterns)) if patterns else None
+
+    ancestors: dict[str, str] = {}
+    partials: list[tuple[re.Pattern[str], str]] = []
+    first_names: list[tuple[str, str]] = []
+    for rule in rules:
+        if rule.literal is not None:
+            current: str = rule.literal
+            while True:
+                ancestors.setdefault(current, rule.entry)
+                if current == "/":
+                    break
+                current = os.path.dirname(current)
+            continue
+        if rule.first_name is not None:
+            first_names.append((rule.first_name, rule.entry))
+        parts = rule.entry.removeprefix("**/").rstrip("/").split("/")
+        for cut in range(1, len(parts)):
+            partials.append((_compile_one("**/" + "/".join(parts[:cut])), rule.entry))
+    return PathRules(
+        tuple(rules),
+        union([r.regex for r in rules]),
+        ancestors,
+        tuple(partials),
+        union([p for p, _ in partials]),
+        tuple(first_names),
+    )
 
 
 # ---------------------------------------------------------------------- hard links
