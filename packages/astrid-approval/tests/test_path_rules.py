@@ -218,6 +218,9 @@ async def test_a_hard_link_to_a_denied_file_is_denied_like_the_file(
         ".vscode/tasks.json",
         ".github/workflows/ci.yml",
         "sub/.git/hooks/post-checkout",
+        ".git/config.worktree",
+        ".git/modules/lib/hooks/post-checkout",
+        ".husky/pre-commit",
         ".git",  # replacing the folder replaces its hooks
         ".github",
     ],

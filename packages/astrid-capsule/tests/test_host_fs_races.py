@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from astrid_approval import SecurityPolicy
 from astrid_capsule.wasm import HostContext, HostGrants, WasmCapsule, WasmLimits, load_wasm_bytes
 from astrid_crypto import hash_file
 
@@ -170,3 +171,19 @@ async def test_a_link_swapped_in_after_the_decision_is_refused(
     reply = await call(plugin, "write", {"path": "notes/x.md", "content": "PWNED"})
     untouched(tree)
     os.unlink(note)
+
+
+async def test_a_hard_link_to_a_denied_file_is_refused(
+    wasm_modules: dict[str, Path], tree: Path, guard: RecordingGuard
+) -> None:
+    keys = tree / "astrid-home" / "keys"
+    os.link(keys / "runtime.key", tree / "ws" / "notes" / "innocent.md")
+    plugin = capsule(wasm_modules, tree, guard)
+    policy = SecurityPolicy(home=str(tree / "home"), denied_paths=(str(keys),))
+    plugin.context.denied_link = policy.denied_link
+    reply = await call(plugin, "read", {"path": "notes/innocent.md"})
+    assert reply["ok"] is False
+    assert "hard link to a denied file" in reply["error"]
+    reply = await call(plugin, "write", {"path": "notes/innocent.md", "content": "PWNED"})
+    assert reply["ok"] is False
+    untouched(tree)

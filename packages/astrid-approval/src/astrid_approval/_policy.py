@@ -132,6 +132,9 @@ DEFAULT_DENIED_PATHS: tuple[str, ...] = (
 DEFAULT_PROTECTED_PATHS: tuple[str, ...] = (
     "**/.git/hooks",
     "**/.git/config",
+    "**/.git/config.worktree",  # extensions.worktreeConfig: core.fsmonitor works here too
+    "**/.git/worktrees/*/config.worktree",
+    "**/.git/modules",  # submodules' own config and hooks
     "**/.gitmodules",
     "**/.gitattributes",
     "**/.astrid",
