@@ -250,6 +250,13 @@ class SecurityPolicy:
     # ------------------------------------------------------------------ paths
 
     def _denied_rules(self) -> PathRules:
+        # Compiled once per policy object (a walk asks for every file it visits).
+        cached = self.__dict__.get("_denied_rules_cache")
+        if cached is None:
+            cached = self.__dict__["_denied_rules_cache"] = self._compile_denied_rules()
+        return cached
+
+    def _compile_denied_rules(self) -> PathRules:
         extra = tuple(
             dict.fromkeys(
                 os.path.abspath(p)
@@ -260,7 +267,11 @@ class SecurityPolicy:
         return compile_path_rules(tuple(self.denied_paths), self.home, extra)
 
     def _protected_rules(self) -> PathRules:
-        return compile_path_rules(tuple(self.protected_paths), self.home)
+        cached = self.__dict__.get("_protected_rules_cache")
+        if cached is None:
+            cached = compile_path_rules(tuple(self.protected_paths), self.home)
+            self.__dict__["_protected_rules_cache"] = cached
+        return cached
 
     def denied_path(self, path: str, *, write: bool = False) -> str | None:
         """The denied entry that resolved absolute ``path`` falls under, or None. ``write``:
