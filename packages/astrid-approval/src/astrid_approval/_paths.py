@@ -283,29 +283,30 @@ def _assemble(rules: list[_Rule]) -> PathRules:
 
 
 _IDENTITY_TTL_SECONDS = 2.0
-_MAX_IDENTITY_FILES = 4096
+_MAX_IDENTITY_FILES = 2048  # per denied root
 _identity_cache: dict[tuple[str, ...], tuple[float, frozenset[tuple[int, int]]]] = {}
 
 
 def denied_identities(rules: PathRules) -> frozenset[tuple[int, int]]:
     """(st_dev, st_ino) of the regular files under the anchored denied entries that exist, so
     a hard link to one of them (another name for the same file) is denied like the file.
-    Bounded (4096 files) and cached for two seconds; only consulted for files with more than
-    one link, which are rare."""
+    Bounded (2048 files per root) and cached for two seconds; only consulted for files with
+    more than one link, which are rare."""
     roots = tuple(sorted({r.literal for r in rules.rules if r.literal and r.literal != "/"}))
     now = time.monotonic()
     cached = _identity_cache.get(roots)
     if cached is not None and now - cached[0] < _IDENTITY_TTL_SECONDS:
         return cached[1]
     found: set[tuple[int, int]] = set()
+    # Each root has its own bound, so a large /etc cannot crowd out ~/.ssh.
     for root in roots:
-        _collect_identities(root, found)
+        _collect_identities(root, found, len(found) + _MAX_IDENTITY_FILES)
     result = frozenset(found)
     _identity_cache[roots] = (now, result)
     return result
 
 
-def _collect_identities(root: str, found: set[tuple[int, int]]) -> None:
+def _collect_identities(root: str, found: set[tuple[int, int]], bound: int) -> None:
     try:
         info = os.lstat(root)
     except OSError:
@@ -317,7 +318,7 @@ def _collect_identities(root: str, found: set[tuple[int, int]]) -> None:
         return
     for dirpath, _dirs, files in os.walk(root, followlinks=False):
         for name in files:
-            if len(found) >= _MAX_IDENTITY_FILES:
+            if len(found) >= bound:
                 return
             try:
                 child = os.lstat(os.path.join(dirpath, name))
