@@ -66,6 +66,7 @@ _CREATE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | _CLOEXEC
 _PATH_FLAGS = getattr(os, "O_PATH", os.O_RDONLY) | os.O_NOFOLLOW | _CLOEXEC
 TEMP_SUFFIX = ".astrid-tmp"
 _TEMP_ATTEMPTS = 16
+_EAGAIN_RETRIES = 8
 
 
 class PathChanged(SecurityDenied):
@@ -234,13 +235,16 @@ def open_beneath(dir_fd: int, rel: str, flags: int = _READ_FLAGS, mode: int = 0o
     Raises :class:`PathChanged` for a symlink or an escape, ``NotFoundError`` when missing."""
     parts = relative_parts(rel)
     flags |= os.O_NOFOLLOW | _CLOEXEC
-    try:
-        return _openat2(dir_fd, "/".join(parts) or ".", flags, mode)
-    except _Unsupported:
-        pass
-    except OSError as exc:
-        raise _translate(exc, rel, dir_fd) from None
-    return _walk_open(dir_fd, parts, flags, mode, rel)
+    for _ in range(_EAGAIN_RETRIES):
+        try:
+            return _openat2(dir_fd, "/".join(parts) or ".", flags, mode)
+        except _Unsupported:
+            return _walk_open(dir_fd, parts, flags, mode, rel)
+        except OSError as exc:
+            # EAGAIN: the kernel saw a rename race during a RESOLVE_BENEATH lookup; look again.
+            if exc.errno != errno.EAGAIN:
+                raise _translate(exc, rel, dir_fd) from None
+    raise _changed(rel, "it kept being renamed while it was looked up")
 
 
 def open_root(path: str) -> int:
