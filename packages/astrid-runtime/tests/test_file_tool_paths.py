@@ -7,6 +7,7 @@ outside may be read, listed or changed."""
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from pathlib import Path
@@ -14,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from astrid_approval import SecurityPolicy
-from astrid_core import AstridError, JsonObject, SessionId
+from astrid_core import ApprovalOption, AstridError, JsonObject, SessionId
 from astrid_runtime.config import load_config
 from astrid_runtime.tools import (
     DeleteFile,
@@ -29,6 +30,7 @@ from astrid_runtime.tools import (
 )
 
 from ._flipper import Flipper
+from .conftest import Human, collect, open_runtime, turns
 
 pytestmark = pytest.mark.anyio
 
@@ -281,3 +283,81 @@ def test_a_workspace_may_only_add_protected_paths(tmp_path: Path) -> None:
     (ws / ".astrid" / "config.toml").write_text("[security]\nprotected_paths = []\n")
     loaded = load_config(home, ws, env={}, system_path=tmp_path / "none.toml")
     assert loaded.config.security.protected_paths == ["~/admin"]
+
+
+# ---------------------------------------------------------------------- end to end (runtime)
+
+
+async def test_autonomous_mode_asks_before_writing_a_git_hook(
+    tmp_path: Path, workspace: Path
+) -> None:
+    (workspace / ".git" / "hooks").mkdir(parents=True)
+    hook = workspace / ".git" / "hooks" / "pre-commit"
+    script = turns(
+        (
+            "writing",
+            [
+                ("write_file", {"path": ".git/hooks/pre-commit", "content": "#!/bin/sh\nid\n"}),
+                ("write_file", {"path": "notes.md", "content": "fine"}),
+                ("write_file", {"path": ".git/config", "content": "[core]\nfsmonitor = id\n"}),
+            ],
+        ),
+        ("ok", []),
+    )
+    runtime = await open_runtime(tmp_path, script, mode="autonomous")
+    human = Human([ApprovalOption.DENY, ApprovalOption.DENY])
+    runtime.set_frontend(human)  # type: ignore[arg-type]
+    try:
+        session = (await runtime.create_session(str(workspace))).session_id
+        events = await collect(runtime, session, "set up hooks")
+        results = [e for e in events if e["type"] == "tool_call_result"]
+        assert [r["denied"] for r in results] == [True, False, True]
+        assert not hook.exists()
+        assert not (workspace / ".git" / "config").exists()
+        assert (workspace / "notes.md").read_text() == "fine"
+        assert len(human.asked) == 2  # the two protected writes, not the ordinary one
+        assert all("protected" in " ".join(r.details) for r in human.asked)
+    finally:
+        await runtime.aclose()
+
+
+async def test_a_session_at_home_greps_and_globs_without_the_keys(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    user_home = (tmp_path / "user").resolve()
+    for rel, text in {
+        ".ssh/id_ed25519": "TOKEN ssh key",
+        ".aws/credentials": "TOKEN aws",
+        "code/app.py": "TOKEN = 1",
+    }.items():
+        (user_home / rel).parent.mkdir(parents=True, exist_ok=True)
+        (user_home / rel).write_text(text)
+    monkeypatch.setenv("HOME", str(user_home))
+    script = turns(
+        (
+            "looking",
+            [
+                ("grep", {"pattern": "TOKEN", "path": "."}),
+                ("glob", {"pattern": "**/*"}),
+                ("read_file", {"path": ".ssh/id_ed25519"}),
+            ],
+        ),
+        ("ok", []),
+    )
+    runtime = await open_runtime(tmp_path, script, mode="autonomous")
+    human = Human([ApprovalOption.ALLOW_ONCE] * 3)
+    runtime.set_frontend(human)  # type: ignore[arg-type]
+    try:
+        session = (await runtime.create_session(str(user_home))).session_id
+        events = await collect(runtime, session, "find tokens")
+        grep, glob, read = [e for e in events if e["type"] == "tool_call_result"]
+        assert "code/app.py" in grep["output"]
+        assert "ssh" not in grep["output"]
+        assert "aws" not in grep["output"]
+        assert "skipped 2 entries under denied paths" in grep["output"]
+        assert "id_ed25519" not in glob["output"]
+        assert read["denied"] is True
+        assert "TOKEN ssh key" not in json.dumps(events)
+        assert human.asked == []  # denied by policy: nobody was even asked
+    finally:
+        await runtime.aclose()
