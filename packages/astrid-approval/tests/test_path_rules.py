@@ -16,6 +16,7 @@ from astrid_approval import (
     WorkspaceMode,
     path_entry_problem,
 )
+from astrid_approval._normalize import normalize_action
 from astrid_core import (
     ApprovalOption,
     BadInputError,
@@ -23,6 +24,7 @@ from astrid_core import (
     FileDelete,
     FileRead,
     FileWrite,
+    McpToolCall,
 )
 from astrid_core.storage import MemoryStorage
 from astrid_crypto import KeyPair
@@ -299,3 +301,18 @@ async def test_a_denied_answer_leaves_the_hook_unwritten(tmp_path: Path) -> None
     result = await guard.intercept(hook, "w")
     assert not result.allowed
     assert result.authorization.denied_by is DenialLayer.APPROVAL
+
+
+async def test_an_mcp_tool_naming_a_protected_path_asks_even_with_a_grant(tmp_path: Path) -> None:
+    workspace = tmp_path / "ws"
+    (workspace / ".git" / "hooks").mkdir(parents=True)
+    policy = SecurityPolicy(home=str(tmp_path / "home"))
+    hook = str(workspace / ".git" / "hooks" / "pre-commit")
+    call = McpToolCall(server="filesystem", tool="write_file", args={"path": hook})
+    verdict = policy.check(normalize_action(call, workspace))
+    assert verdict.verdict.value == "ask"
+    assert "protected" in verdict.reason
+    secret = McpToolCall(
+        server="filesystem", tool="move_file", args={"source": str(tmp_path / "home/.ssh/id")}
+    )
+    assert policy.check(normalize_action(secret, workspace)).verdict.value == "deny"

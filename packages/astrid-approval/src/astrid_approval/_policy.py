@@ -208,6 +208,20 @@ _NET_TOOLS = frozenset(
         "w3m",
     }
 )
+_MCP_PATH_KEYS = frozenset(
+    {
+        "path",
+        "file",
+        "filename",
+        "directory",
+        "dir",
+        "source",
+        "destination",
+        "target",
+        "new_path",
+        "old_path",
+    }
+)
 _DOWNLOADERS = frozenset({"curl", "wget", "fetch", "aria2c", "http", "https"})
 
 
@@ -355,16 +369,16 @@ class SecurityPolicy:
                 )
         if isinstance(action, McpToolCall):
             for key, value in action.args.items():
-                if isinstance(value, str) and key.lower() in (
-                    "path",
-                    "file",
-                    "filename",
-                    "directory",
-                    "dir",
-                ):
-                    root = self.denied_path(normalize_path(value, "/", self.home).path)
+                if isinstance(value, str) and key.lower() in _MCP_PATH_KEYS:
+                    resolved = normalize_path(value, "/", self.home).path
+                    root = self.denied_path(resolved)
                     if root is not None:
                         deny.append(f"argument {key}={value!r} is inside the denied path {root}")
+                        continue
+                    # The tool may write it (we cannot tell): a protected path always asks.
+                    protected = self.protected_path(resolved)
+                    if protected is not None:
+                        ask.append(f"argument {key}={value!r} names the protected {protected}")
         if deny:
             return PolicyVerdict(Verdict.DENY, tuple(deny))
         if ask:
