@@ -187,3 +187,16 @@ async def test_a_hard_link_to_a_denied_file_is_refused(
     reply = await call(plugin, "write", {"path": "notes/innocent.md", "content": "PWNED"})
     assert reply["ok"] is False
     untouched(tree)
+
+
+async def test_a_listing_leaves_denied_entries_out(
+    wasm_modules: dict[str, Path], tree: Path, guard: RecordingGuard
+) -> None:
+    notes = tree / "ws" / "notes"
+    (notes / "server.pem").write_text("key")
+    plugin = capsule(wasm_modules, tree, guard)
+    policy = SecurityPolicy(home=str(tree / "home"), denied_paths=("*.pem",))
+    plugin.context.denied_path = policy.denied_path
+    reply = await call(plugin, "readdir", {"path": "notes"})
+    assert reply["ok"] is True, reply
+    assert reply["value"]["entries"] == ["x.md"]

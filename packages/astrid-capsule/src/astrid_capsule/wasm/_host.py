@@ -96,6 +96,8 @@ class HostContext:
     # The policy's hard-link check (SecurityPolicy.denied_link): a file that is another name
     # of a denied file is refused, judged on the file actually opened.
     denied_link: Callable[[os.stat_result], str | None] | None = None
+    # The policy's denied paths (SecurityPolicy.denied_path): a folder listing leaves them out.
+    denied_path: Callable[[str], str | None] | None = None
 
     def __post_init__(self) -> None:
         self.workspace = Path(os.path.realpath(self.workspace))
@@ -229,6 +231,9 @@ def _fs_readdir(ctx: HostContext, req: dict[str, Any]) -> Any:
     ctx.authorize("fs_readdir", DirectoryList(path=str(path)))
     with _workspace_fd(ctx) as root:
         names = [entry.name for entry in fs.list_dir(root, relative)]
+    if ctx.denied_path is not None:
+        check = ctx.denied_path
+        names = [n for n in names if check(os.path.join(path, n)) is None]
     return {"entries": ctx.grants.visible(relative, names)[:10_000]}
 
 
