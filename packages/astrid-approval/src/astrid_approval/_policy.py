@@ -165,6 +165,21 @@ DEFAULT_PROTECTED_PATHS: tuple[str, ...] = (
     "~/.ripgreprc",
     "~/.pam_environment",
 )
+# MCP tool arguments that name a file (checked against denied and protected paths).
+_MCP_PATH_KEYS = frozenset(
+    {
+        "path",
+        "file",
+        "filename",
+        "directory",
+        "dir",
+        "source",
+        "destination",
+        "target",
+        "new_path",
+        "old_path",
+    }
+)
 _SYSTEM_DIRS = frozenset(
     {
         "/",
@@ -206,20 +221,6 @@ _NET_TOOLS = frozenset(
         "aria2c",
         "lynx",
         "w3m",
-    }
-)
-_MCP_PATH_KEYS = frozenset(
-    {
-        "path",
-        "file",
-        "filename",
-        "directory",
-        "dir",
-        "source",
-        "destination",
-        "target",
-        "new_path",
-        "old_path",
     }
 )
 _DOWNLOADERS = frozenset({"curl", "wget", "fetch", "aria2c", "http", "https"})
