@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -69,6 +70,19 @@ async def race(plugin: WasmCapsule, export: str, request: dict[str, Any]) -> lis
     return replies
 
 
+def restore(tree: Path) -> None:
+    notes = tree / "ws" / "notes"
+    if notes.is_symlink():
+        notes.unlink()
+    notes.mkdir(exist_ok=True)
+    note = notes / "x.md"
+    if note.is_dir() and not note.is_symlink():
+        shutil.rmtree(note)  # fs_mkdir made notes/x.md/sub: inside the grant, fine
+    if not note.is_file() or note.is_symlink():
+        note.unlink(missing_ok=True)
+        note.write_text("hello\n")
+
+
 def untouched(tree: Path) -> None:
     keys = tree / "astrid-home" / "keys"
     assert sorted(p.name for p in keys.iterdir()) == ["runtime.key", "x.md"]
@@ -110,6 +124,7 @@ async def test_writes_raced_by_a_flipper_never_touch_anything_outside(
     with Flipper(tree / "ws" / "notes", tree / "astrid-home" / "keys", "dir"):
         await race(plugin, export, request)
     untouched(tree)
+    restore(tree)  # the flipper may have been stopped with notes/ as its symlink
     with Flipper(tree / "ws" / "notes" / "x.md", tree / "astrid-home" / "keys" / "x.md"):
         await race(plugin, export, request)
     untouched(tree)
