@@ -12,8 +12,10 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from astrid_core import BadInputError, NotFoundError
+from astrid_core import AstridError, BadInputError, NotFoundError
 from astrid_workspace import fs
 
 SECRET = b"SECRET-runtime-key"
@@ -272,3 +274,62 @@ def test_writes_raced_by_a_directory_symlink_flipper_stay_inside(
     assert (outside / "runtime.key").read_bytes() == SECRET
     assert outcomes["written"] > 0, outcomes
     assert outcomes["refused"] > 0, outcomes
+
+
+# ---------------------------------------------------------------------- property
+
+
+_NAMES = st.sampled_from(["a", "b", "c", "x.md", ".git", "link"])
+
+
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    links=st.lists(
+        st.tuples(st.lists(_NAMES, min_size=1, max_size=3), st.sampled_from(["out", "in", "loop"])),
+        max_size=4,
+    ),
+    rel=st.lists(_NAMES, min_size=1, max_size=4),
+    data=st.binary(max_size=16),
+)
+def test_whatever_links_exist_nothing_outside_is_read_or_written(
+    tmp_path_factory: pytest.TempPathFactory,
+    links: list[tuple[list[str], str]],
+    rel: list[str],
+    data: bytes,
+) -> None:
+    """Random trees of real folders and symlinks (out of the tree, inside it, loops): every
+    operation either stays inside the directory or is refused; the outside never changes."""
+    base = tmp_path_factory.mktemp("prop")
+    ws, outside = base / "ws", base / "outside"
+    ws.mkdir()
+    outside.mkdir()
+    (outside / "x.md").write_bytes(SECRET)
+    for parts, kind in links:
+        where = ws.joinpath(*parts)
+        with contextlib.suppress(OSError):
+            where.parent.mkdir(parents=True, exist_ok=True)
+            target = {"out": outside, "in": ws, "loop": where}[kind]
+            where.symlink_to(target)
+    root = fs.open_root(str(ws))
+    path = "/".join(rel)
+    try:
+        for operation in (
+            lambda: fs.read_bytes(root, path, 100),
+            lambda: fs.write_atomic(root, path, data, create_parents=True),
+            lambda: fs.make_dirs(root, path + "/d"),
+            lambda: fs.list_dir(root, path),
+            lambda: fs.stat_beneath(root, path),
+            lambda: fs.unlink(root, path),
+        ):
+            try:
+                result = operation()
+            except (AstridError, OSError):
+                continue
+            if isinstance(result, bytes):
+                assert SECRET not in result
+    finally:
+        os.close(root)
+    assert sorted(p.name for p in outside.iterdir()) == ["x.md"]
+    assert (outside / "x.md").read_bytes() == SECRET
