@@ -308,6 +308,8 @@ def test_whatever_links_exist_nothing_outside_is_read_or_written(
     (outside / "x.md").write_bytes(SECRET)
     for parts, kind in links:
         where = ws.joinpath(*parts)
+        if not os.path.realpath(where.parent).startswith(str(ws.resolve())):
+            continue  # setting up through a link made earlier would write outside itself
         with contextlib.suppress(OSError):
             where.parent.mkdir(parents=True, exist_ok=True)
             target = {"out": outside, "in": ws, "loop": where}[kind]
