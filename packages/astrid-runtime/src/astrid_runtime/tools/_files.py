@@ -2,8 +2,14 @@
 
 Every tool acts on exactly the path that was authorized: ``action()`` resolves the argument
 once (symlinks, ``..``, ``~``), the interceptor decides on that absolute path, and ``run()``
-reaches it again one component at a time with ``O_NOFOLLOW``. A symlink planted anywhere in
-the path after the decision therefore makes the tool refuse instead of following it out.
+reaches exactly that name through ``astrid_workspace.fs`` (``openat2`` with
+``RESOLVE_NO_SYMLINKS``, or an ``O_NOFOLLOW`` walk). A symlink planted anywhere in the path
+after the decision therefore makes the tool refuse instead of following it out; new content is
+written to an ``O_EXCL|O_NOFOLLOW`` temporary file renamed on the directory's descriptor.
+
+What one decision cannot cover is checked where it is used: every entry a ``grep``/``glob``/
+``list_directory`` walk visits is matched against the session policy's denied paths (skipped
+and counted), and every file opened is refused if it is a hard link to a denied file.
 """
 
 from __future__ import annotations
