@@ -316,3 +316,32 @@ async def test_an_mcp_tool_naming_a_protected_path_asks_even_with_a_grant(tmp_pa
         server="filesystem", tool="move_file", args={"source": str(tmp_path / "home/.ssh/id")}
     )
     assert policy.check(normalize_action(secret, workspace)).verdict.value == "deny"
+
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        "[include]\n\tpath = ../project.gitconfig\n",
+        '[includeIf "gitdir:~/"]\n  path = "../project.gitconfig"\n',
+    ],
+)
+async def test_a_config_file_the_repository_includes_is_protected(
+    tmp_path: Path, config: str
+) -> None:
+    """A project's shared git config (``include.path = ../project.gitconfig``) can set
+    core.fsmonitor or core.hooksPath just as well as .git/config can."""
+    workspace = tmp_path / "ws"
+    (workspace / ".git").mkdir(parents=True)
+    (workspace / ".git" / "config").write_text(config)
+    handler = ScriptedHandler(ApprovalOption.ALLOW_ONCE)
+    guard = await make_interceptor(
+        MemoryStorage(),
+        KeyPair.generate(),
+        workspace,
+        handler=handler,
+        mode=WorkspaceMode.AUTONOMOUS,
+    )
+    target = FileWrite(path=str(workspace / "project.gitconfig"))
+    assert (await guard.intercept(target, "w")).allowed
+    assert len(handler.asked) == 1
+    assert "included git config" in handler.asked[0].details[0]

@@ -331,23 +331,37 @@ def _collect_identities(root: str, found: set[tuple[int, int]], bound: int) -> N
 # ---------------------------------------------------------------------- git hooks
 
 
-_hooks_cache: dict[str, tuple[tuple[int, int, int], tuple[str, ...]]] = {}
+_hooks_cache: dict[str, tuple[tuple[int, int, int], tuple[tuple[str, str], ...]]] = {}
+_MAX_GIT_CONFIGS = 16
 
 
-def git_hooks_dirs(path: str, home: str) -> tuple[str, ...]:
-    """The hooks directories git would really use for the repository holding ``path``:
-    ``core.hooksPath`` from the repository's own config (``.git/config``, or the gitdir a
-    ``.git`` file points to, and its common dir) and from the user's global config. Read as
-    files (O_NOFOLLOW, at most 1 MiB), never by running git, which would run that config."""
-    dirs: list[str] = []
+def git_hooks_dirs(path: str, home: str) -> tuple[tuple[str, str], ...]:
+    """What git would run from, for the repository holding ``path``, as (what, absolute path):
+    the hooks directories it really uses (``core.hooksPath`` from the repository's own config
+    -- ``.git/config``, or the gitdir a ``.git`` file points to and its common dir -- and from
+    the user's global config), and every config file those include (``[include]``/
+    ``[includeIf]`` ``path``: a project's ``../.gitconfig`` can set ``core.fsmonitor``). Read
+    as files (O_NOFOLLOW, at most 1 MiB, at most 16 files), never by running git."""
+    found: list[tuple[str, str]] = []
     top, configs = _repository_configs(path)
-    user = (os.path.join(home, ".gitconfig"), os.path.join(home, ".config/git/config"))
-    for config in (*configs, *user):
-        for value in _hooks_paths(config):
+    user = [os.path.join(home, ".gitconfig"), os.path.join(home, ".config/git/config")]
+    queue = [*configs, *user]
+    seen: set[str] = set()
+    while queue and len(seen) < _MAX_GIT_CONFIGS:
+        config = queue.pop(0)
+        if config in seen:
+            continue
+        seen.add(config)
+        for kind, value in _config_refs(config):
             value = home + value[1:] if value.startswith("~/") else value
-            base = top if top is not None else home
-            dirs.append(os.path.realpath(os.path.join(base, value)))
-    return tuple(dict.fromkeys(dirs))
+            if kind == "hooks":
+                base = top if top is not None else home
+                found.append(("core.hooksPath", os.path.realpath(os.path.join(base, value))))
+            else:
+                included = os.path.realpath(os.path.join(os.path.dirname(config), value))
+                found.append(("included git config", included))
+                queue.append(included)
+    return tuple(dict.fromkeys(found))
 
 
 def _repository_configs(path: str) -> tuple[str | None, list[str]]:
@@ -392,7 +406,8 @@ def _read_small(path: str) -> str:
         return handle.read(_MAX_GIT_CONFIG_BYTES).decode("utf-8", errors="replace")
 
 
-def _hooks_paths(config: str) -> tuple[str, ...]:
+def _config_refs(config: str) -> tuple[tuple[str, str], ...]:
+    """("hooks", core.hooksPath) and ("include", include path) values of one config file."""
     try:
         info = os.stat(config)
     except OSError:
@@ -401,7 +416,7 @@ def _hooks_paths(config: str) -> tuple[str, ...]:
     cached = _hooks_cache.get(config)
     if cached is not None and cached[0] == key:
         return cached[1]
-    values: list[str] = []
+    values: list[tuple[str, str]] = []
     section = ""
     for raw in _read_small(config).splitlines():
         line = raw.strip()
@@ -409,11 +424,17 @@ def _hooks_paths(config: str) -> tuple[str, ...]:
         if header is not None:
             section = header.group(1).lower()
             line = line[line.find("]") + 1 :].strip()
-        found = re.match(r"hookspath\s*=\s*(.*)", line, re.IGNORECASE)
-        if section == "core" and found is not None:
-            value = found.group(1).split(" #")[0].split(" ;")[0].strip().strip('"')
-            if value:
-                values.append(value)
+        found = re.match(r"(hookspath|path)\s*=\s*(.*)", line, re.IGNORECASE)
+        if found is None:
+            continue
+        value = found.group(2).split(" #")[0].split(" ;")[0].strip().strip('"')
+        key_name = found.group(1).lower()
+        if not value:
+            continue
+        if section == "core" and key_name == "hookspath":
+            values.append(("hooks", value))
+        elif section in ("include", "includeif") and key_name == "path":
+            values.append(("include", value))
     result = tuple(values)
     _hooks_cache[config] = (key, result)
     return result

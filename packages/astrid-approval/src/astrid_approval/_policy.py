@@ -306,9 +306,9 @@ class SecurityPolicy:
         found = rules.match(path) or rules.match_parent(path)
         if found is not None:
             return found
-        for hooks in git_hooks_dirs(path, self.home):
-            if is_within_resolved(path, hooks) or is_within_resolved(hooks, path):
-                return f"{hooks} (core.hooksPath)"
+        for what, target in git_hooks_dirs(path, self.home):
+            if is_within_resolved(path, target) or is_within_resolved(target, path):
+                return f"{target} ({what})"
         return None
 
     def denied_link(self, info: os.stat_result) -> str | None:
