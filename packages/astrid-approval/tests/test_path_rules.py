@@ -221,6 +221,8 @@ async def test_a_hard_link_to_a_denied_file_is_denied_like_the_file(
         ".github/workflows/ci.yml",
         "sub/.git/hooks/post-checkout",
         ".git/config.worktree",
+        ".git/commondir",
+        ".git/worktrees/feature/config.worktree",
         ".git/modules/lib/hooks/post-checkout",
         ".husky/pre-commit",
         ".git",  # replacing the folder replaces its hooks

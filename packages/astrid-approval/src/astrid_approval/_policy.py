@@ -133,7 +133,9 @@ DEFAULT_PROTECTED_PATHS: tuple[str, ...] = (
     "**/.git/hooks",
     "**/.git/config",
     "**/.git/config.worktree",  # extensions.worktreeConfig: core.fsmonitor works here too
-    "**/.git/worktrees/*/config.worktree",
+    "**/.git/worktrees",  # linked worktrees' gitdir/commondir pointers and their config
+    "**/.git/commondir",  # redirects where git reads config (and hooks) from
+    "**/.git/info/attributes",
     "**/.git/modules",  # submodules' own config and hooks
     "**/.gitmodules",
     "**/.gitattributes",
