@@ -563,11 +563,11 @@ def test_blocklists_only_grow(layers: Layers) -> None:
     layers.write(layers.user, '[security]\nblocked_commands = ["sudo"]\n')
     layers.write(
         layers.ws,
-        '[security]\nblocked_commands = ["curl", "sudo"]\ndenied_paths = ["secrets/**"]\n',
+        '[security]\nblocked_commands = ["curl", "sudo"]\ndenied_paths = ["**/secrets/**"]\n',
     )
     loaded = layers.load()
     assert loaded.config.security.blocked_commands == ["sudo", "curl"]
-    assert loaded.config.security.denied_paths == ["secrets/**"]
+    assert loaded.config.security.denied_paths == ["**/secrets/**"]
     assert loaded.provenance["security.blocked_commands"] == f"{layers.user} + {layers.ws}"
     assert loaded.provenance["security.denied_paths"] == str(layers.ws)
 

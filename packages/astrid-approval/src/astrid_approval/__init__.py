@@ -12,10 +12,17 @@ from ._budget import BudgetCheck, BudgetConfig, BudgetStatus, BudgetTracker, Res
 from ._interceptor import InterceptResult, SecurityInterceptor
 from ._network import is_private_address, private_addresses
 from ._normalize import Normalized, normalize_action
-from ._paths import NormalizedPath, is_within, normalize_path
+from ._paths import (
+    NormalizedPath,
+    is_within,
+    normalize_path,
+    path_entry_fix,
+    path_entry_problem,
+)
 from ._policy import (
     DEFAULT_BLOCKED_COMMANDS,
     DEFAULT_DENIED_PATHS,
+    DEFAULT_PROTECTED_PATHS,
     PolicyVerdict,
     SecurityPolicy,
     Verdict,
@@ -33,6 +40,9 @@ __all__ = [
     "Verdict",
     "DEFAULT_BLOCKED_COMMANDS",
     "DEFAULT_DENIED_PATHS",
+    "DEFAULT_PROTECTED_PATHS",
+    "path_entry_problem",
+    "path_entry_fix",
     "BudgetConfig",
     "BudgetTracker",
     "BudgetCheck",

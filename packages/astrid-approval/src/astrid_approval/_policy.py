@@ -7,22 +7,31 @@ or PASS (the other layers decide).
 
 from __future__ import annotations
 
+import contextlib
 import fnmatch
 import os
 import re
 import shlex
+import stat
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from functools import lru_cache
 from urllib.parse import urlsplit
 
-from astrid_core import McpToolCall, NetworkRequest, ShellCommand
+from astrid_core import FileDelete, FileWrite, McpToolCall, NetworkRequest, ShellCommand
 from astrid_crypto import canonical_json
 
 from ._network import private_addresses
 from ._normalize import Normalized
-from ._paths import is_within_resolved, normalize_path
+from ._paths import (
+    PathRules,
+    compile_path_rules,
+    denied_identities,
+    git_hooks_dirs,
+    is_within_resolved,
+    normalize_path,
+)
 from ._shell import SHELLS, ParsedLine, SimpleCommand
 
 __all__ = [
@@ -31,6 +40,7 @@ __all__ = [
     "Verdict",
     "DEFAULT_BLOCKED_COMMANDS",
     "DEFAULT_DENIED_PATHS",
+    "DEFAULT_PROTECTED_PATHS",
 ]
 
 DEFAULT_BLOCKED_COMMANDS: tuple[str, ...] = (
@@ -76,18 +86,101 @@ DEFAULT_BLOCKED_COMMANDS: tuple[str, ...] = (
     "iptables -F",
 )
 DEFAULT_DENIED_PATHS: tuple[str, ...] = (
+    # gitwildmatch globs over resolved absolute paths (see _paths.path_entry_problem); a folder
+    # entry covers everything below it. Never read, never written, wherever the workspace is.
     "/etc",
     "/boot",
     "/sys",
     "/proc",
     "/dev",
+    # Credentials and the keys to other machines and accounts.
     "~/.ssh",
     "~/.gnupg",
     "~/.aws",
+    "~/.azure",
+    "~/.config/gcloud",
+    "~/.kube",
+    "~/.docker",
+    "~/.netrc",
+    "~/.git-credentials",
+    "~/.config/gh",
+    "~/.config/hub",
+    "~/.config/op",
+    "~/.password-store",
+    "~/.local/share/keyrings",
+    "~/.pgpass",
+    "~/.pypirc",
+    "~/.npmrc",
+    "~/.vault-token",
+    "~/.terraform.d",
+    "~/.cargo/credentials",
+    "~/.cargo/credentials.toml",
+    # Browser profiles hold session cookies.
+    "~/.mozilla",
+    "~/.config/google-chrome",
+    "~/.config/chromium",
+    "~/.config/BraveSoftware",
     # All of the runtime's own state, not only its keys: its config.toml (an agent that could
     # edit it could add hooks or loosen the policy for the next start), the audit database,
-    # stored OAuth tokens, installed capsules and the daemon's token.
+    # stored OAuth tokens, installed capsules and the daemon's token. $ASTRID_HOME is added
+    # wherever it is (SecurityPolicy.astrid_home and the environment variable).
     "~/.astrid",
+)
+# Written only after a human said yes, in every mode: files that make something run later,
+# outside any sandbox (git hooks and config, direnv, editor tasks, CI, shell start-up files).
+# The hooks directory git really uses (core.hooksPath) is added per repository.
+DEFAULT_PROTECTED_PATHS: tuple[str, ...] = (
+    "**/.git/hooks",
+    "**/.git/config",
+    "**/.git/config.worktree",  # extensions.worktreeConfig: core.fsmonitor works here too
+    "**/.git/worktrees",  # linked worktrees' gitdir/commondir pointers and their config
+    "**/.git/commondir",  # redirects where git reads config (and hooks) from
+    "**/.git/info/attributes",
+    "**/.git/modules",  # submodules' own config and hooks
+    "**/.gitmodules",
+    "**/.gitattributes",
+    "**/.astrid",
+    "**/.envrc",
+    "**/.vscode",
+    "**/.idea",
+    "**/.devcontainer",
+    "**/.github/workflows",
+    "**/.husky",
+    "**/.pre-commit-config.yaml",
+    "**/.mcp.json",
+    "~/.gitconfig",
+    "~/.config/git",
+    "~/.bashrc",
+    "~/.bash_profile",
+    "~/.bash_login",
+    "~/.bash_logout",
+    "~/.profile",
+    "~/.zshrc",
+    "~/.zshenv",
+    "~/.zprofile",
+    "~/.config/fish",
+    "~/.config/autostart",
+    "~/.config/systemd",
+    "~/.config/environment.d",
+    "~/.local/bin",
+    "~/bin",
+    "~/.ripgreprc",
+    "~/.pam_environment",
+)
+# MCP tool arguments that name a file (checked against denied and protected paths).
+_MCP_PATH_KEYS = frozenset(
+    {
+        "path",
+        "file",
+        "filename",
+        "directory",
+        "dir",
+        "source",
+        "destination",
+        "target",
+        "new_path",
+        "old_path",
+    }
 )
 _SYSTEM_DIRS = frozenset(
     {
@@ -151,30 +244,13 @@ class PolicyVerdict:
         return "; ".join(self.reasons)
 
 
-@lru_cache(maxsize=32)
-def _resolve_denied_roots(
-    denied_paths: tuple[str, ...], home: str, astrid_home: str | None
-) -> tuple[str, ...]:
-    """The denied roots, resolved once per distinct policy: they are system directories and
-    the runtime's key files, which the agent cannot re-point (they are denied to it), and
-    resolving a dozen paths on every decision was a third of the policy's cost. A path is
-    checked against both the resolved and the literal form of each root."""
-    roots = [normalize_path(entry, "/", home).path for entry in denied_paths]
-    if astrid_home:  # $ASTRID_HOME may be elsewhere than ~/.astrid: deny it wherever it is
-        roots.append(normalize_path(astrid_home, "/", home).path)
-    literal = [
-        os.path.normpath(home + entry[1:] if entry[:2] in ("~", "~/") else entry)
-        for entry in denied_paths
-    ]
-    return tuple(dict.fromkeys([*roots, *(r for r in literal if os.path.isabs(r))]))
-
-
 @dataclass(frozen=True)
 class SecurityPolicy:
     blocked_tools: tuple[str, ...] = ()  # resource globs, e.g. "mcp://github/delete_*"
     blocked_resources: frozenset[str] = frozenset()  # exact resources ("deny always" answers)
     blocked_commands: tuple[str, ...] = DEFAULT_BLOCKED_COMMANDS
     denied_paths: tuple[str, ...] = DEFAULT_DENIED_PATHS
+    protected_paths: tuple[str, ...] = DEFAULT_PROTECTED_PATHS
     denied_hosts: tuple[str, ...] = ()
     allow_private_networks: bool = False
     approval_required_tools: tuple[str, ...] = ()  # resource globs that always ask
@@ -190,15 +266,76 @@ class SecurityPolicy:
 
     # ------------------------------------------------------------------ paths
 
-    @property
-    def _denied_roots(self) -> tuple[str, ...]:
-        return _resolve_denied_roots(tuple(self.denied_paths), self.home, self.astrid_home)
+    def _denied_rules(self) -> PathRules:
+        # Compiled once per policy object (a walk asks for every file it visits).
+        cached = self.__dict__.get("_denied_rules_cache")
+        if cached is None:
+            cached = self.__dict__["_denied_rules_cache"] = self._compile_denied_rules()
+        return cached
 
-    def denied_path(self, path: str) -> str | None:
-        for root in self._denied_roots:
-            if is_within_resolved(path, root):
-                return root
+    def _compile_denied_rules(self) -> PathRules:
+        extra = tuple(
+            dict.fromkeys(
+                os.path.abspath(p)
+                for p in (self.astrid_home, os.environ.get("ASTRID_HOME"))
+                if p and os.path.isabs(os.path.expanduser(p))
+            )
+        )
+        return compile_path_rules(tuple(self.denied_paths), self.home, extra)
+
+    def _protected_rules(self) -> PathRules:
+        cached = self.__dict__.get("_protected_rules_cache")
+        if cached is None:
+            cached = compile_path_rules(tuple(self.protected_paths), self.home)
+            self.__dict__["_protected_rules_cache"] = cached
+        return cached
+
+    def denied_path(self, path: str, *, write: bool = False) -> str | None:
+        """The denied entry that resolved absolute ``path`` falls under, or None. ``write``:
+        the path is about to be written, renamed, replaced or deleted, so a folder *above* a
+        denied path counts too (moving ``~`` away moves ``~/.ssh``)."""
+        rules = self._denied_rules()
+        found = rules.match(path)
+        if found is None and write:
+            found = rules.match_parent(path)
+        return found
+
+    def protected_path(self, path: str) -> str | None:
+        """The protected entry a write to resolved absolute ``path`` would change (the path,
+        or a folder above it), or None: such a write always asks, in every mode. Includes
+        the hooks directory git really uses for the repository holding ``path``."""
+        rules = self._protected_rules()
+        found = rules.match(path) or rules.match_parent(path)
+        if found is not None:
+            return found
+        for what, target in git_hooks_dirs(path, self.home):
+            if is_within_resolved(path, target) or is_within_resolved(target, path):
+                return f"{target} ({what})"
         return None
+
+    def denied_link(self, info: os.stat_result) -> str | None:
+        """A reason when ``info`` (an lstat/fstat) is another name (hard link) of a denied
+        file, else None. Files with a single link are never looked up."""
+        if info.st_nlink <= 1 or not stat.S_ISREG(info.st_mode):
+            return None
+        if (info.st_dev, info.st_ino) in denied_identities(self._denied_rules()):
+            return "it is a hard link to a denied file"
+        return None
+
+    def _path_problems(self, path: str, *, write: bool) -> tuple[list[str], list[str]]:
+        """(deny reasons, ask reasons) for an action on resolved absolute ``path``."""
+        root = self.denied_path(path, write=write)
+        if root is not None:
+            return [f"path {path} is inside the denied path {root}"], []
+        with contextlib.suppress(OSError):
+            link = self.denied_link(os.lstat(path))
+            if link is not None:
+                return [f"path {path}: {link}"], []
+        if write:
+            protected = self.protected_path(path)
+            if protected is not None:
+                return [], [f"{path} is protected ({protected}): writing it always asks"]
+        return [], []
 
     # ------------------------------------------------------------------ judging
 
@@ -234,9 +371,11 @@ class SecurityPolicy:
         if any(fnmatch.fnmatchcase(resource, p) for p in self.approval_required_tools):
             ask.append(f"{resource} always requires approval")
         if normalized.path is not None:
-            root = self.denied_path(normalized.path)
-            if root is not None:
-                deny.append(f"path {normalized.path} is inside the denied path {root}")
+            path_deny, path_ask = self._path_problems(
+                normalized.path, write=isinstance(action, FileWrite | FileDelete)
+            )
+            deny += path_deny
+            ask += path_ask
         if isinstance(action, NetworkRequest):
             deny += self._host_problems(action.host, action.port)
         if isinstance(action, ShellCommand) and normalized.shell is not None:
@@ -248,16 +387,16 @@ class SecurityPolicy:
                 )
         if isinstance(action, McpToolCall):
             for key, value in action.args.items():
-                if isinstance(value, str) and key.lower() in (
-                    "path",
-                    "file",
-                    "filename",
-                    "directory",
-                    "dir",
-                ):
-                    root = self.denied_path(normalize_path(value, "/", self.home).path)
+                if isinstance(value, str) and key.lower() in _MCP_PATH_KEYS:
+                    resolved = normalize_path(value, "/", self.home).path
+                    root = self.denied_path(resolved)
                     if root is not None:
                         deny.append(f"argument {key}={value!r} is inside the denied path {root}")
+                        continue
+                    # The tool may write it (we cannot tell): a protected path always asks.
+                    protected = self.protected_path(resolved)
+                    if protected is not None:
+                        ask.append(f"argument {key}={value!r} names the protected {protected}")
         if deny:
             return PolicyVerdict(Verdict.DENY, tuple(deny))
         if ask:

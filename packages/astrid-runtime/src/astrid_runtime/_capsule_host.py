@@ -436,6 +436,8 @@ class CapsuleHost:
             limits=self.limits or WasmLimits(),
             storage=self.storage,
             on_denied=self._host_denial_auditor(state),
+            denied_link=state.interceptor.policy.denied_link,
+            denied_path=state.interceptor.policy.denied_path,
         )
         wasm, wasi = capsule.wasm, capsule.manifest.component.wasi
         # Compiling a module blocks for milliseconds to seconds: keep it off the event loop.

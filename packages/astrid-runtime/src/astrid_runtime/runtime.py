@@ -23,6 +23,7 @@ import anyio
 from astrid_approval import (
     DEFAULT_BLOCKED_COMMANDS,
     DEFAULT_DENIED_PATHS,
+    DEFAULT_PROTECTED_PATHS,
     AllowanceStore,
     BudgetConfig,
     BudgetTracker,
@@ -537,6 +538,7 @@ class AgentRuntime:
             blocked_tools=tuple(security.blocked_tools),
             blocked_commands=(*DEFAULT_BLOCKED_COMMANDS, *security.blocked_commands),
             denied_paths=(*DEFAULT_DENIED_PATHS, *security.denied_paths),
+            protected_paths=(*DEFAULT_PROTECTED_PATHS, *security.protected_paths),
             denied_hosts=tuple(security.denied_hosts),
             allow_private_networks=security.allow_private_networks,
             approval_required_tools=tuple(security.approval_required_tools),
@@ -586,6 +588,7 @@ class AgentRuntime:
             bash_timeout_seconds=config.timeouts.bash_seconds,
             sandbox_bash=config.security.sandbox_bash,
             bash_network=config.security.bash_network,
+            path_policy=interceptor.policy,
         )
         limits = SubAgentLimits(
             max_depth=config.subagents.max_depth,

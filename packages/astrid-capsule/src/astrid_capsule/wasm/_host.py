@@ -15,13 +15,15 @@ with ``anyio.from_thread.run`` to call the async Guard and storage.
 from __future__ import annotations
 
 import base64
+import contextlib
 import ipaddress
 import json
 import logging
 import os
 import socket
+import stat
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Generator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,6 +33,7 @@ import anyio.from_thread
 
 from astrid_core import (
     AstridError,
+    BadInputError,
     DirectoryList,
     FileDelete,
     FileRead,
@@ -40,6 +43,7 @@ from astrid_core import (
     SensitiveAction,
 )
 from astrid_core.storage import Storage
+from astrid_workspace import fs
 
 from ._grants import HostGrants
 from ._limits import WasmLimits
@@ -89,6 +93,11 @@ class HostContext:
     # Set per call by the engine: true once the call is being stopped (cancelled by its
     # caller). An approval can take minutes; what it approved must not run after that.
     stopping: Callable[[], bool] | None = None
+    # The policy's hard-link check (SecurityPolicy.denied_link): a file that is another name
+    # of a denied file is refused, judged on the file actually opened.
+    denied_link: Callable[[os.stat_result], str | None] | None = None
+    # The policy's denied paths (SecurityPolicy.denied_path): a folder listing leaves them out.
+    denied_path: Callable[[str], str | None] | None = None
 
     def __post_init__(self) -> None:
         self.workspace = Path(os.path.realpath(self.workspace))
@@ -141,16 +150,43 @@ class HostContext:
 
 
 # ---------------------------------------------------------------------- file functions
+#
+# Confinement and authorization judge the resolved path; the file is then reached beneath a
+# descriptor of the workspace with ``astrid_workspace.fs`` (openat2 RESOLVE_BENEATH |
+# RESOLVE_NO_SYMLINKS, or an O_NOFOLLOW walk): the resolved relative path has no symlink in
+# it, so one that appears after the decision (a flipper, a link planted at a temporary name)
+# is refused, never followed. Nothing here opens a file by name on its own.
+
+
+@contextlib.contextmanager
+def _workspace_fd(ctx: HostContext) -> Generator[int]:
+    fd = fs.open_root(str(ctx.workspace))
+    try:
+        yield fd
+    finally:
+        os.close(fd)
+
+
+def _link_check(ctx: HostContext, relative: str) -> Callable[[os.stat_result], None]:
+    def check(info: os.stat_result) -> None:
+        reason = ctx.denied_link(info) if ctx.denied_link is not None else None
+        if reason is not None:
+            raise HostDenied(f"{relative}: {reason}")
+
+    return check
 
 
 def _read_file(ctx: HostContext, req: dict[str, Any]) -> Any:
-    path, _ = ctx.confine("read_file", req.get("path"), write=False)
+    path, relative = ctx.confine("read_file", req.get("path"), write=False)
     ctx.authorize("read_file", FileRead(path=str(path)))
-    data = path.read_bytes()
-    if len(data) > ctx.limits.payload_bytes:
-        raise HostDenied(
-            f"file is {len(data)} bytes, over the {ctx.limits.payload_bytes}-byte limit"
-        )
+    limit = ctx.limits.payload_bytes
+    with _workspace_fd(ctx) as root:
+        try:
+            data = fs.read_bytes(root, relative, limit, check=_link_check(ctx, relative))
+        except BadInputError as exc:
+            if "limit" in exc.message:
+                raise HostDenied(f"file is over the {limit}-byte limit") from None
+            raise
     try:
         return {"text": data.decode("utf-8")}
     except UnicodeDecodeError:
@@ -158,7 +194,7 @@ def _read_file(ctx: HostContext, req: dict[str, Any]) -> Any:
 
 
 def _write_file(ctx: HostContext, req: dict[str, Any]) -> Any:
-    path, _ = ctx.confine("write_file", req.get("path"), write=True)
+    path, relative = ctx.confine("write_file", req.get("path"), write=True)
     content = req.get("content")
     if not isinstance(content, str):
         raise HostDenied("content must be a string")
@@ -166,43 +202,54 @@ def _write_file(ctx: HostContext, req: dict[str, Any]) -> Any:
     if len(data) > ctx.limits.payload_bytes:
         raise HostDenied(f"content is over the {ctx.limits.payload_bytes}-byte limit")
     ctx.authorize("write_file", FileWrite(path=str(path)))
-    tmp = path.with_name(f".{path.name}.astrid-tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
+    with _workspace_fd(ctx) as root:
+        fs.write_atomic(root, relative, data, check=_link_check(ctx, relative))
     return {"written": len(data)}
 
 
 def _fs_exists(ctx: HostContext, req: dict[str, Any]) -> Any:
-    path, _ = ctx.confine("fs_exists", req.get("path"), write=False)
+    path, relative = ctx.confine("fs_exists", req.get("path"), write=False)
     ctx.authorize("fs_exists", FileRead(path=str(path)))
-    return {"exists": path.exists()}
+    with _workspace_fd(ctx) as root:
+        return {"exists": fs.exists(root, relative)}
 
 
 def _fs_stat(ctx: HostContext, req: dict[str, Any]) -> Any:
-    path, _ = ctx.confine("fs_stat", req.get("path"), write=False)
+    path, relative = ctx.confine("fs_stat", req.get("path"), write=False)
     ctx.authorize("fs_stat", FileRead(path=str(path)))
-    info = path.stat()
-    return {"size": info.st_size, "is_dir": path.is_dir(), "mtime": int(info.st_mtime)}
+    with _workspace_fd(ctx) as root:
+        info = fs.stat_beneath(root, relative)
+    return {
+        "size": info.st_size,
+        "is_dir": stat.S_ISDIR(info.st_mode),
+        "mtime": int(info.st_mtime),
+    }
 
 
 def _fs_readdir(ctx: HostContext, req: dict[str, Any]) -> Any:
     path, relative = ctx.confine("fs_readdir", req.get("path", "."), write=False, listing=True)
     ctx.authorize("fs_readdir", DirectoryList(path=str(path)))
-    names = sorted(entry.name for entry in path.iterdir())
+    with _workspace_fd(ctx) as root:
+        names = [entry.name for entry in fs.list_dir(root, relative)]
+    if ctx.denied_path is not None:
+        check = ctx.denied_path
+        names = [n for n in names if check(os.path.join(path, n)) is None]
     return {"entries": ctx.grants.visible(relative, names)[:10_000]}
 
 
 def _fs_mkdir(ctx: HostContext, req: dict[str, Any]) -> Any:
-    path, _ = ctx.confine("fs_mkdir", req.get("path"), write=True)
+    path, relative = ctx.confine("fs_mkdir", req.get("path"), write=True)
     ctx.authorize("fs_mkdir", FileWrite(path=str(path)))
-    path.mkdir(parents=True, exist_ok=True)
+    with _workspace_fd(ctx) as root:
+        fs.make_dirs(root, relative)
     return {"created": True}
 
 
 def _fs_unlink(ctx: HostContext, req: dict[str, Any]) -> Any:
-    path, _ = ctx.confine("fs_unlink", req.get("path"), write=True)
+    path, relative = ctx.confine("fs_unlink", req.get("path"), write=True)
     ctx.authorize("fs_unlink", FileDelete(path=str(path)))
-    path.unlink()
+    with _workspace_fd(ctx) as root:
+        fs.unlink(root, relative)
     return {"deleted": True}
 
 

@@ -267,6 +267,7 @@ class SubAgentSpawner:
             sandbox_bash=parent.sandbox_bash,
             bash_network=parent.bash_network,
             env_allow=parent.env_allow,
+            path_policy=interceptor.policy,
         )
         context.extra["depth"] = action.depth
         if action.depth < self.limits.max_depth:

@@ -200,9 +200,31 @@ class SecuritySection(_Section):
     )
     denied_paths: list[str] = Field(
         default_factory=list,
-        description="Paths (globs) never read or written, added to the built-in list.",
+        description="Paths never read or written, added to the built-in list: gitwildmatch "
+        "globs over resolved paths, absolute ('/srv/keys'), '~/'-relative or any depth "
+        "('**/.env', '*.pem').",
         json_schema_extra=GROW,
     )
+    protected_paths: list[str] = Field(
+        default_factory=list,
+        description="Paths whose writes always ask, in every mode, added to the built-in list "
+        "(.git/hooks, .git/config, .envrc, .vscode, .github/workflows, ...); globs as for "
+        "denied_paths.",
+        json_schema_extra=GROW,
+    )
+
+    @field_validator("denied_paths", "protected_paths")
+    @classmethod
+    def _path_globs(cls, entries: list[str]) -> list[str]:
+        # Imported here: astrid_approval is heavier than loading a config needs.
+        from astrid_approval import path_entry_fix, path_entry_problem
+
+        for entry in entries:
+            problem = path_entry_problem(entry)
+            if problem is not None:
+                raise ValueError(f"entry {entry!r} is invalid: {problem}; {path_entry_fix(entry)}")
+        return entries
+
     denied_hosts: list[str] = Field(
         default_factory=list,
         description="Hosts (globs) never contacted.",

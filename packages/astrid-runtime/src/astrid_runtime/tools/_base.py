@@ -11,6 +11,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from astrid_approval import SecurityPolicy
 from astrid_core import BadInputError, JsonObject, SensitiveAction, SessionId
 
 __all__ = [
@@ -52,6 +53,10 @@ class ToolContext:
     # the user, e.g. a shared build cache); everything else outside stays out of reach.
     sandbox_paths: tuple[str, ...] = ()
     extra: dict[str, Any] = field(default_factory=dict[str, Any])
+    # The session's policy, for what a single decision cannot cover: the files a grep/glob/
+    # list walk visits (denied ones are skipped) and hard links met at use. None: built-in
+    # defaults (never "nothing is denied").
+    path_policy: SecurityPolicy | None = None
 
     def __post_init__(self) -> None:
         # Resolved once here: actions carry these paths and must name what they point at.
@@ -71,7 +76,15 @@ def resolve_path(raw: str, ctx: ToolContext) -> str:
         raise BadInputError("path contains a NUL byte")
     expanded = os.path.expanduser(raw) if raw.startswith("~") else raw
     joined = expanded if os.path.isabs(expanded) else os.path.join(ctx.cwd, expanded)
-    return os.path.realpath(joined)
+    for _ in range(3):
+        try:
+            return os.path.realpath(joined)
+        except OSError:  # a component flipped between lstat and readlink: look again
+            continue
+    raise BadInputError(
+        f"{raw} keeps changing while it is being resolved (a symbolic link is being swapped)",
+        hint="try again once nothing else is modifying that path",
+    )
 
 
 class Tool(Protocol):

@@ -2,36 +2,42 @@
 
 Every tool acts on exactly the path that was authorized: ``action()`` resolves the argument
 once (symlinks, ``..``, ``~``), the interceptor decides on that absolute path, and ``run()``
-reaches it again one component at a time with ``O_NOFOLLOW``. A symlink planted anywhere in
-the path after the decision therefore makes the tool refuse instead of following it out.
+reaches exactly that name through ``astrid_workspace.fs`` (``openat2`` with
+``RESOLVE_NO_SYMLINKS``, or an ``O_NOFOLLOW`` walk). A symlink planted anywhere in the path
+after the decision therefore makes the tool refuse instead of following it out; new content is
+written to an ``O_EXCL|O_NOFOLLOW`` temporary file renamed on the directory's descriptor.
+
+What one decision cannot cover is checked where it is used: every entry a ``grep``/``glob``/
+``list_directory`` walk visits is matched against the session policy's denied paths (skipped
+and counted), and every file opened is refused if it is a hard link to a denied file.
 """
 
 from __future__ import annotations
 
 import contextlib
-import errno
 import io
 import os
 import re
-import secrets
 import stat
-from collections.abc import Iterator
+from collections.abc import Callable, Generator, Iterator
 from typing import Any
 
 import anyio.to_thread
 import pathspec
 
+from astrid_approval import SecurityPolicy
 from astrid_core import (
+    AstridError,
     BadInputError,
     DirectoryList,
     FileDelete,
     FileRead,
     FileWrite,
     JsonObject,
-    NotFoundError,
     SecurityDenied,
     SensitiveAction,
 )
+from astrid_workspace import fs
 
 from ._base import MAX_OUTPUT_CHARS, ToolContext, cap_output, require, resolve_path
 from ._content import edit_action, write_action
@@ -50,7 +56,6 @@ _PATH = {
     "type": "string",
     "description": "file path, absolute or relative to the working directory",
 }
-_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 # O_NONBLOCK: opening a FIFO someone planted must not hang the tool; regular files ignore it.
 _READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
 
@@ -58,49 +63,48 @@ _READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
 # ---------------------------------------------------------------- reaching the exact path
 
 
-def _changed(path: str) -> SecurityDenied:
-    return SecurityDenied(
-        f"{path} changed after it was authorized (a symbolic link appeared in it); not followed",
-        hint="call the tool again so the new target is checked",
-    )
+_DEFAULT_POLICY = SecurityPolicy()
 
 
-def _open_dir(path: str, *, create: bool = False) -> int:
-    """A descriptor for directory ``path``, opened component by component, never via a symlink.
+def _policy(ctx: ToolContext) -> SecurityPolicy:
+    return ctx.path_policy if ctx.path_policy is not None else _DEFAULT_POLICY
 
-    ``path`` is already fully resolved, so no component may be a symlink now; one that is was
-    swapped in after authorization. ``create`` makes missing directories (for write_file).
-    """
-    fd = os.open("/", _DIR_FLAGS)
+
+@contextlib.contextmanager
+def _absolute_errors(path: str) -> Generator[None]:
+    """``fs`` names paths relative to its descriptor (here ``/``); say the absolute path."""
     try:
-        for part in [p for p in path.split("/") if p]:
-            try:
-                child = os.open(part, _DIR_FLAGS, dir_fd=fd)
-            except FileNotFoundError:
-                if not create:
-                    raise NotFoundError(f"no such directory: {path}") from None
-                with contextlib.suppress(FileExistsError):
-                    os.mkdir(part, dir_fd=fd)
-                child = os.open(part, _DIR_FLAGS, dir_fd=fd)
-            except OSError as exc:
-                if exc.errno == errno.ELOOP or _is_symlink(part, fd):
-                    raise _changed(path) from None
-                if exc.errno == errno.ENOTDIR:
-                    raise BadInputError(f"{path}: {part} is not a directory") from None
-                raise
-            os.close(fd)
-            fd = child
-    except BaseException:
-        os.close(fd)
+        yield
+    except AstridError as exc:
+        rel = path.lstrip("/")
+        if rel and rel in exc.message and path not in exc.message:
+            exc.message = exc.message.replace(rel, path, 1)
+            exc.args = (exc.message,)
         raise
-    return fd
 
 
-def _is_symlink(name: str, dir_fd: int) -> bool:
+@contextlib.contextmanager
+def _slash() -> Generator[int]:
+    """A descriptor of ``/``: every path below is reached from it with ``astrid_workspace.fs``
+    (openat2 RESOLVE_NO_SYMLINKS, or an O_NOFOLLOW walk), so the object used is the one at the
+    exact resolved path that was authorized; a symlink appearing in it is refused."""
+    fd = os.open("/", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
-        return stat.S_ISLNK(os.stat(name, dir_fd=dir_fd, follow_symlinks=False).st_mode)
-    except OSError:
-        return False
+        yield fd
+    finally:
+        os.close(fd)
+
+
+def _link_check(policy: SecurityPolicy, path: str) -> Callable[[os.stat_result], None]:
+    """Refuse a file that is another name (hard link) of a denied file, judged on the file
+    actually opened."""
+
+    def check(info: os.stat_result) -> None:
+        reason = policy.denied_link(info)
+        if reason is not None:
+            raise SecurityDenied(f"{path}: {reason}", hint="the file was not read or changed")
+
+    return check
 
 
 def _split(path: str) -> tuple[str, str]:
@@ -110,28 +114,21 @@ def _split(path: str) -> tuple[str, str]:
     return parent, name
 
 
-def _open_exact(path: str) -> tuple[int, os.stat_result]:
+def _open_exact(path: str, policy: SecurityPolicy) -> tuple[int, os.stat_result]:
     """Open ``path`` (file or directory) for reading without following any symlink."""
-    if path == "/":
-        fd = os.open("/", _DIR_FLAGS)
-        return fd, os.fstat(fd)
-    parent, name = _split(path)
-    dir_fd = _open_dir(parent)
+    with _absolute_errors(path), _slash() as root:
+        fd = fs.open_beneath(root, path.lstrip("/"), _READ_FLAGS)
+    info = os.fstat(fd)
     try:
-        fd = os.open(name, _READ_FLAGS, dir_fd=dir_fd)
-    except FileNotFoundError:
-        raise NotFoundError(f"no such file or directory: {path}") from None
-    except OSError as exc:
-        if exc.errno == errno.ELOOP:
-            raise _changed(path) from None
+        _link_check(policy, path)(info)
+    except BaseException:
+        os.close(fd)
         raise
-    finally:
-        os.close(dir_fd)
-    return fd, os.fstat(fd)
+    return fd, info
 
 
-def _open_regular_file(path: str) -> int:
-    fd, info = _open_exact(path)
+def _open_regular_file(path: str, policy: SecurityPolicy) -> int:
+    fd, info = _open_exact(path, policy)
     if stat.S_ISREG(info.st_mode):
         return fd
     os.close(fd)
@@ -151,8 +148,8 @@ def _binary_refusal(path: str, size: int) -> BadInputError:
     )
 
 
-def _read_utf8(path: str) -> str:
-    fd = _open_regular_file(path)
+def _read_utf8(path: str, policy: SecurityPolicy) -> str:
+    fd = _open_regular_file(path, policy)
     with os.fdopen(fd, "rb") as handle:
         data = handle.read()
     if _is_binary(data[:_BINARY_SNIFF_BYTES]):
@@ -166,59 +163,24 @@ def _read_utf8(path: str) -> str:
         ) from None
 
 
-def _atomic_write(path: str, data: bytes) -> None:
+def _atomic_write(path: str, data: bytes, policy: SecurityPolicy) -> None:
     """Replace ``path`` with ``data``: readers see the old file or the new one, never half.
 
     An existing file keeps its permission bits (and owner, where we may set it); a new one gets
-    the default mode under the process umask. Missing parent directories are created.
-    """
-    parent, name = _split(path)
-    dir_fd = _open_dir(parent, create=True)
-    tmp = f".astrid-{secrets.token_hex(8)}.tmp"  # short: the target's name may be 255 bytes
-    try:
-        try:
-            old: os.stat_result | None = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
-        except FileNotFoundError:
-            old = None
-        if old is not None and stat.S_ISLNK(old.st_mode):
-            raise _changed(path)
-        if old is not None and not stat.S_ISREG(old.st_mode):
-            raise BadInputError(f"{path} exists and is not a regular file; not replaced")
-        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
-        fd = os.open(tmp, flags, 0o666, dir_fd=dir_fd)
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(data)
-                handle.flush()
-                if old is not None:
-                    os.fchmod(handle.fileno(), stat.S_IMODE(old.st_mode))
-                    if (old.st_uid, old.st_gid) != (os.geteuid(), os.getegid()):
-                        with contextlib.suppress(PermissionError):
-                            os.fchown(handle.fileno(), old.st_uid, old.st_gid)
-                os.fsync(handle.fileno())
-            os.replace(tmp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp, dir_fd=dir_fd)
-            raise
-        os.fsync(dir_fd)  # the rename itself survives a crash
-    finally:
-        os.close(dir_fd)
+    the default mode under the process umask. Missing parent directories are created. The
+    temporary file is created O_EXCL|O_NOFOLLOW in the target's directory descriptor and
+    renamed on that descriptor (``astrid_workspace.fs.write_atomic``)."""
+    _split(path)
+    with _absolute_errors(path), _slash() as root:
+        fs.write_atomic(
+            root, path.lstrip("/"), data, create_parents=True, check=_link_check(policy, path)
+        )
 
 
 def _unlink_file(path: str) -> None:
-    parent, name = _split(path)
-    dir_fd = _open_dir(parent)
-    try:
-        try:
-            info = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
-        except FileNotFoundError:
-            raise NotFoundError(f"no such file: {path}") from None
-        if stat.S_ISDIR(info.st_mode):
-            raise BadInputError(f"{path} is a directory; delete_file removes files only")
-        os.unlink(name, dir_fd=dir_fd)  # a symlink here is removed itself, never its target
-    finally:
-        os.close(dir_fd)
+    _split(path)
+    with _absolute_errors(path), _slash() as root:
+        fs.unlink(root, path.lstrip("/"))  # a symlink here is removed itself, never its target
 
 
 def _optional_int(args: JsonObject, name: str, default: int, minimum: int) -> int:
@@ -258,11 +220,13 @@ class ReadFile:
         assert isinstance(action, FileRead)
         offset = _optional_int(args, "offset", 0, 0)
         limit = _optional_int(args, "limit", DEFAULT_READ_LINES, 1)
-        return await anyio.to_thread.run_sync(_numbered_lines, action.path, offset, limit)
+        return await anyio.to_thread.run_sync(
+            _numbered_lines, action.path, offset, limit, _policy(ctx)
+        )
 
 
-def _numbered_lines(path: str, offset: int, limit: int) -> str:
-    fd = _open_regular_file(path)
+def _numbered_lines(path: str, offset: int, limit: int, policy: SecurityPolicy) -> str:
+    fd = _open_regular_file(path, policy)
     with os.fdopen(fd, "rb") as raw:
         head = raw.read(_BINARY_SNIFF_BYTES)
         if _is_binary(head):
@@ -318,7 +282,7 @@ class WriteFile:
     async def run(self, args: JsonObject, action: SensitiveAction, ctx: ToolContext) -> str:
         assert isinstance(action, FileWrite)
         data = str(args["content"]).encode("utf-8")
-        await anyio.to_thread.run_sync(_atomic_write, action.path, data)
+        await anyio.to_thread.run_sync(_atomic_write, action.path, data, _policy(ctx))
         return f"wrote {len(data):,} bytes to {action.path}"
 
 
@@ -358,7 +322,7 @@ class EditFile:
         assert isinstance(action, FileWrite)
         old, new = str(args["old_string"]), str(args["new_string"])
         replace_all = args.get("replace_all") is True
-        text = await anyio.to_thread.run_sync(_read_utf8, action.path)
+        text = await anyio.to_thread.run_sync(_read_utf8, action.path, _policy(ctx))
         if old not in text and "\r\n" in text and "\n" in old:
             # read_file shows CRLF files with plain newlines; match (and keep) the file's ones.
             old, new = old.replace("\n", "\r\n"), new.replace("\n", "\r\n")
@@ -374,7 +338,9 @@ class EditFile:
                 hint="add surrounding lines to make it unique, or pass replace_all=true",
             )
         edited = text.replace(old, new)
-        await anyio.to_thread.run_sync(_atomic_write, action.path, edited.encode("utf-8"))
+        await anyio.to_thread.run_sync(
+            _atomic_write, action.path, edited.encode("utf-8"), _policy(ctx)
+        )
         return f"replaced {count} occurrence(s) in {action.path}"
 
 
@@ -409,23 +375,36 @@ class ListDirectory:
 
     async def run(self, args: JsonObject, action: SensitiveAction, ctx: ToolContext) -> str:
         assert isinstance(action, DirectoryList)
-        return await anyio.to_thread.run_sync(_list, action.path)
+        return await anyio.to_thread.run_sync(_list, action.path, _policy(ctx))
 
 
-def _list(path: str) -> str:
-    fd = _open_directory(path)
+def _list(path: str, policy: SecurityPolicy) -> str:
+    fd = _open_directory(path, policy)
+    skipped = 0
     try:
         with os.scandir(fd) as it:
-            entries = sorted(it, key=lambda e: e.name)
+            entries: list[os.DirEntry[str]] = []
+            for entry in it:
+                if policy.denied_path(os.path.join(path, entry.name)) is not None:
+                    skipped += 1
+                else:
+                    entries.append(entry)
+        entries.sort(key=lambda e: e.name)
         names = [_entry_name(e) for e in entries[:MAX_LIST_ENTRIES]]
     finally:
         os.close(fd)
     if not entries:
-        return f"{path} is empty"
+        return f"{path} is empty" + _skipped_note(skipped, "\n")
     more = len(entries) - len(names)
     if more > 0:
         names.append(f"[... {more} more entries not shown; use glob to narrow ...]")
-    return cap_output("\n".join(names))
+    return cap_output("\n".join(names) + _skipped_note(skipped))
+
+
+def _skipped_note(skipped: int, sep: str = "\n") -> str:
+    if not skipped:
+        return ""
+    return f"{sep}[skipped {skipped} entries under denied paths]"
 
 
 def _entry_name(entry: os.DirEntry[str]) -> str:
@@ -434,8 +413,8 @@ def _entry_name(entry: os.DirEntry[str]) -> str:
     return entry.name + "/" if entry.is_dir(follow_symlinks=False) else entry.name
 
 
-def _open_directory(path: str) -> int:
-    fd, info = _open_exact(path)
+def _open_directory(path: str, policy: SecurityPolicy) -> int:
+    fd, info = _open_exact(path, policy)
     if not stat.S_ISDIR(info.st_mode):
         os.close(fd)
         raise BadInputError(f"{path} is not a directory", hint="use read_file for a file")
@@ -474,27 +453,44 @@ class _Ignores:
             parent = os.path.dirname(parent)
 
 
-def _walk(root_fd: int) -> Iterator[tuple[str, int]]:
-    """(path relative to the root, directory descriptor) for each file not ignored.
+class _Walk:
+    """The files under a directory descriptor that are neither ignored nor denied.
 
     Symlinked directories are never entered (``os.fwalk`` checks each one it opens), so a walk
     cannot leave the authorized tree; files are yielded by name and opened with O_NOFOLLOW.
-    """
-    ignores = _Ignores()
-    for dirpath, dirnames, filenames, dir_fd in os.fwalk(
-        ".", dir_fd=root_fd, follow_symlinks=False
-    ):
-        rel_dir = os.path.normpath(dirpath) if dirpath != "." else ""
-        ignores.load(rel_dir, dir_fd)
-        dirnames[:] = sorted(
-            d
-            for d in dirnames
-            if d != ".git" and not ignores.ignored(os.path.join(rel_dir, d), is_dir=True)
-        )
-        for name in sorted(filenames):
-            rel = os.path.join(rel_dir, name)
-            if not ignores.ignored(rel, is_dir=False):
-                yield rel, dir_fd
+    Every directory and file visited is checked against the denied paths (the workspace may be
+    ``~``, which holds ``~/.ssh``): a denied one is skipped, and counted for the result."""
+
+    def __init__(self, root_fd: int, root: str, policy: SecurityPolicy) -> None:
+        self.root_fd = root_fd
+        self.root = root
+        self.policy = policy
+        self.skipped = 0
+
+    def _denied(self, rel: str) -> bool:
+        if self.policy.denied_path(os.path.join(self.root, rel)) is None:
+            return False
+        self.skipped += 1
+        return True
+
+    def __iter__(self) -> Iterator[tuple[str, int]]:
+        ignores = _Ignores()
+        for dirpath, dirnames, filenames, dir_fd in os.fwalk(
+            ".", dir_fd=self.root_fd, follow_symlinks=False
+        ):
+            rel_dir = os.path.normpath(dirpath) if dirpath != "." else ""
+            ignores.load(rel_dir, dir_fd)
+            dirnames[:] = sorted(
+                d
+                for d in dirnames
+                if d != ".git"
+                and not ignores.ignored(os.path.join(rel_dir, d), is_dir=True)
+                and not self._denied(os.path.join(rel_dir, d))
+            )
+            for name in sorted(filenames):
+                rel = os.path.join(rel_dir, name)
+                if not ignores.ignored(rel, is_dir=False) and not self._denied(rel):
+                    yield rel, dir_fd
 
 
 def _glob_spec(pattern: str) -> pathspec.GitIgnoreSpec:
@@ -522,15 +518,16 @@ class Glob:
     async def run(self, args: JsonObject, action: SensitiveAction, ctx: ToolContext) -> str:
         assert isinstance(action, DirectoryList)
         spec = _glob_spec(str(args["pattern"]))
-        return await anyio.to_thread.run_sync(_glob, action.path, spec)
+        return await anyio.to_thread.run_sync(_glob, action.path, spec, _policy(ctx))
 
 
-def _glob(path: str, spec: pathspec.GitIgnoreSpec) -> str:
-    root_fd = _open_directory(path)
+def _glob(path: str, spec: pathspec.GitIgnoreSpec, policy: SecurityPolicy) -> str:
+    root_fd = _open_directory(path, policy)
     matches: list[str] = []
     seen = 0
+    walk = _Walk(root_fd, path, policy)
     try:
-        for seen, (rel, _) in enumerate(_walk(root_fd), 1):
+        for seen, (rel, _) in enumerate(walk, 1):
             if spec.match_file(rel):
                 matches.append(rel)
             if seen >= MAX_WALK_FILES:
@@ -542,7 +539,7 @@ def _glob(path: str, spec: pathspec.GitIgnoreSpec) -> str:
         lines.append(f"[... {len(matches) - MAX_GLOB_RESULTS} more matches not shown ...]")
     if seen >= MAX_WALK_FILES:
         lines.append(f"[... stopped after {MAX_WALK_FILES:,} files; narrow the path ...]")
-    return cap_output("\n".join(lines) or "no matches")
+    return cap_output(("\n".join(lines) or "no matches") + _skipped_note(walk.skipped))
 
 
 class Grep:
@@ -565,7 +562,7 @@ class Grep:
     async def run(self, args: JsonObject, action: SensitiveAction, ctx: ToolContext) -> str:
         assert isinstance(action, FileRead)
         regex = _compile(str(args["pattern"]))
-        return await anyio.to_thread.run_sync(_grep, action.path, regex)
+        return await anyio.to_thread.run_sync(_grep, action.path, regex, _policy(ctx))
 
 
 def _compile(pattern: str) -> re.Pattern[str]:
@@ -578,30 +575,43 @@ def _compile(pattern: str) -> re.Pattern[str]:
         ) from exc
 
 
-def _grep(path: str, regex: re.Pattern[str]) -> str:
-    fd, info = _open_exact(path)
+def _grep(path: str, regex: re.Pattern[str], policy: SecurityPolicy) -> str:
+    fd, info = _open_exact(path, policy)
     hits: list[str] = []
+    skipped = 0
     try:
         if stat.S_ISDIR(info.st_mode):
-            for seen, (rel, dir_fd) in enumerate(_walk(fd), 1):
-                if _search_file(rel, os.path.basename(rel), dir_fd, regex, hits):
+            walk = _Walk(fd, path, policy)
+            for seen, (rel, dir_fd) in enumerate(walk, 1):
+                if _search_file(rel, os.path.basename(rel), dir_fd, regex, hits, policy):
                     break
                 if seen >= MAX_WALK_FILES:
                     hits.append(f"[... stopped after {MAX_WALK_FILES:,} files; narrow the path]")
                     break
+            skipped = walk.skipped
         elif stat.S_ISREG(info.st_mode):
             _search_open_file(os.path.basename(path), os.dup(fd), regex, hits)
     finally:
         os.close(fd)
-    return cap_output("\n".join(hits) or "no matches")
+    return cap_output(("\n".join(hits) or "no matches") + _skipped_note(skipped))
 
 
-def _search_file(rel: str, name: str, dir_fd: int, regex: re.Pattern[str], hits: list[str]) -> bool:
+def _search_file(
+    rel: str,
+    name: str,
+    dir_fd: int,
+    regex: re.Pattern[str],
+    hits: list[str],
+    policy: SecurityPolicy,
+) -> bool:
     """Append matches of one file; True once the match cap is reached."""
     try:
         fd = os.open(name, _READ_FLAGS, dir_fd=dir_fd)
     except OSError:
         return False  # vanished, unreadable, or a symlink we do not follow
+    if policy.denied_link(os.fstat(fd)) is not None:
+        os.close(fd)
+        return False  # another name of a denied file
     return _search_open_file(rel, fd, regex, hits)
 
 
