@@ -21,9 +21,15 @@ from astrid_capsule.wasm import (
     WasmLimits,
     load_wasm_bytes,
 )
-from astrid_core import AstridTimeoutError, ConfigError, SensitiveAction, VerificationError
+from astrid_core import (
+    AstridTimeoutError,
+    ConfigError,
+    FileWrite,
+    SensitiveAction,
+    VerificationError,
+)
 from astrid_core.storage import MemoryStorage
-from astrid_crypto import hash_file
+from astrid_crypto import content_hash, hash_file
 
 from .conftest import RecordingGuard
 
@@ -94,6 +100,11 @@ async def test_read_and_write_inside_declared_paths(
         ("file_read", f"file://{real}/notes/todo.txt"),
         ("file_write", f"file://{real}/notes/new.txt"),
     ]
+    # The content is part of the write's action: its size and hash are decided on and audited.
+    write = guard.seen[1]
+    assert isinstance(write, FileWrite)
+    assert write.content_bytes == 2
+    assert write.content_blake3 == content_hash(b"hi").hex
 
 
 async def test_undeclared_path_in_workspace_is_refused_and_reported(

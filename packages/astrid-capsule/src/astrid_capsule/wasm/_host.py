@@ -43,6 +43,7 @@ from astrid_core import (
     SensitiveAction,
 )
 from astrid_core.storage import Storage
+from astrid_crypto import content_hash
 from astrid_workspace import fs
 
 from ._grants import HostGrants
@@ -201,7 +202,11 @@ def _write_file(ctx: HostContext, req: dict[str, Any]) -> Any:
     data = content.encode("utf-8")
     if len(data) > ctx.limits.payload_bytes:
         raise HostDenied(f"content is over the {ctx.limits.payload_bytes}-byte limit")
-    ctx.authorize("write_file", FileWrite(path=str(path)))
+    # The content is part of the action: its size and hash are decided on and audited.
+    action = FileWrite(
+        path=str(path), content_bytes=len(data), content_blake3=content_hash(data).hex
+    )
+    ctx.authorize("write_file", action)
     with _workspace_fd(ctx) as root:
         fs.write_atomic(root, relative, data, check=_link_check(ctx, relative))
     return {"written": len(data)}
