@@ -61,7 +61,8 @@ def _verify(
     return code, out, err
 
 
-def _failed(code: int, err: str) -> str:
+def _failed(result: tuple[int, str, str]) -> str:
+    code, _, err = result
     assert code == 1
     lines = err.splitlines()
     assert len(lines) == 1, err
@@ -96,7 +97,7 @@ def test_an_export_without_its_checkpoints_fails(
     tmp_path: Path, good: bytes, pub: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     lines = [ln for ln in _lines(good) if _kind(ln) != "checkpoint"]
-    line = _failed(*_verify(capsys, _write(tmp_path, lines), pub)[::2])
+    line = _failed(_verify(capsys, _write(tmp_path, lines), pub))
     assert "carries no signed checkpoint" in line
 
 
@@ -104,7 +105,7 @@ def test_an_export_without_its_newest_checkpoint_fails(
     tmp_path: Path, good: bytes, pub: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     lines = [ln for ln in _lines(good) if '"tree_size": 9' not in ln or _kind(ln) == "entry"]
-    line = _failed(*_verify(capsys, _write(tmp_path, lines), pub)[::2])
+    line = _failed(_verify(capsys, _write(tmp_path, lines), pub))
     assert "entries 8..8 are not covered by any signed checkpoint" in line
 
 
@@ -116,7 +117,7 @@ def test_an_export_without_its_inclusion_proofs_fails(
         record = json.loads(ln)
         record.pop("inclusion", None)
         lines.append(json.dumps(record))
-    line = _failed(*_verify(capsys, _write(tmp_path, lines), pub)[::2])
+    line = _failed(_verify(capsys, _write(tmp_path, lines), pub))
     assert "entry 0 has no inclusion proof" in line
 
 
@@ -126,7 +127,7 @@ def test_an_export_with_its_tail_cut_fails(
     lines = _lines(good)
     entries = [i for i, ln in enumerate(lines) if _kind(ln) == "entry"]
     del lines[entries[-2] : entries[-1] + 1]  # the last two entries
-    line = _failed(*_verify(capsys, _write(tmp_path, lines), pub)[::2])
+    line = _failed(_verify(capsys, _write(tmp_path, lines), pub))
     assert "entries 7..8 are missing" in line
 
 
@@ -146,11 +147,11 @@ def test_an_export_cut_back_to_an_older_checkpoint_fails_against_a_kept_head(
         tmp_path / "cut.jsonl", entries[:8], [Checkpoint.model_validate(older)], [KEY.public_key]
     )
     assert _verify(capsys, cut, pub)[0] == 0  # alone, it is a valid shorter log
-    line = _failed(*_verify(capsys, cut, pub, "--min-size", "9")[::2])
+    line = _failed(_verify(capsys, cut, pub, "--min-size", "9"))
     assert "entries 8..8 are missing" in line
     kept = tmp_path / "kept.json"
     kept.write_text(json.dumps({"checkpoint": newest}))
-    line = _failed(*_verify(capsys, cut, pub, "--checkpoint", str(kept))[::2])
+    line = _failed(_verify(capsys, cut, pub, "--checkpoint", str(kept)))
     assert "entries 8..8 are missing" in line
     assert "the checkpoint you kept saw a tree of 9 entries" in line
 
@@ -176,7 +177,7 @@ def test_empty_and_malformed_files_fail_with_one_line(
 ) -> None:
     path = tmp_path / "bad.jsonl"
     path.write_bytes(content)
-    assert fragment in _failed(*_verify(capsys, path, pub)[::2])
+    assert fragment in _failed(_verify(capsys, path, pub))
 
 
 @pytest.mark.parametrize(
@@ -190,7 +191,7 @@ def test_malformed_proof_hex_fails_with_one_line(
     record = json.loads(lines[1])
     record["inclusion"]["proof"] = proof
     lines[1] = json.dumps(record)
-    line = _failed(*_verify(capsys, _write(tmp_path, lines), pub)[::2])
+    line = _failed(_verify(capsys, _write(tmp_path, lines), pub))
     assert ":2:" in line
 
 
@@ -201,7 +202,7 @@ def test_a_malformed_kept_checkpoint_fails_with_one_line(
     kept.write_text('{"checkpoint": {"tree_size": "many"}}')
     path = _write(tmp_path, _lines(good))
     assert "not a signed checkpoint" in _failed(
-        *_verify(capsys, path, pub, "--checkpoint", str(kept))[::2]
+        _verify(capsys, path, pub, "--checkpoint", str(kept))
     )
 
 
@@ -259,7 +260,7 @@ def test_mutated_exports_fail_with_one_line_or_still_hold_every_entry(
         assert [e.hash for e in entries] == [e.hash for e in original]
         assert out.startswith("OK: 9 entries")
     else:
-        _failed(code, err)
+        _failed((code, out, err))
 
 
 def test_the_command_prints_one_line_and_exits_1(tmp_path: Path, good: bytes, pub: Path) -> None:

@@ -94,6 +94,7 @@ async def authenticated_ws(daemon: DaemonProcess, **kwargs: Any) -> AsyncIterato
     async with connect(
         f"ws://127.0.0.1:{daemon.port}", additional_headers={"X-Astrid-Nonce": nonce}, **kwargs
     ) as ws:
+        assert ws.response is not None  # the upgrade succeeded, so its response is here
         headers = ws.response.headers
         server_nonce = headers["X-Astrid-Server-Nonce"]
         pid = int(headers["X-Astrid-Daemon-Pid"])

@@ -163,11 +163,11 @@ async def test_a_client_kept_head_catches_a_rollback_of_store_and_witness(
     home = tmp_path / "home"
     try:
         await _fill(runtime, 30)
-        answer = await runtime.audit_verify()
-        kept = answer["checkpoint"]
+        answer: dict[str, Any] = dict(await runtime.audit_verify())
+        kept: dict[str, Any] = answer["checkpoint"]
         assert kept["tree_size"] == 30
         await _fill(runtime, 5)
-        grown = await runtime.audit_verify([kept])  # consistent: proof from 30 to 35
+        grown: dict[str, Any] = dict(await runtime.audit_verify([kept]))  # proof from 30 to 35
         assert grown["consistency"][0]["from"] == 30
         assert grown["consistency"][0]["proof"]
     finally:
