@@ -152,7 +152,7 @@ async def test_every_event_reaches_a_shell_hook(
         ("read_file", "missing.txt"),
     ]
     needed = [r["summary"] for r in records if r["event"] == "approval_needed"]
-    assert [s.rsplit("/", 1)[-1] for s in needed] == ["a.txt", "missing.txt"]
+    assert [s.rsplit("/", 1)[-1] for s in needed] == ["a.txt (5 bytes)", "missing.txt"]
     assert by_event["approval_resolved"]["outcome"] == "allowed"
     assert by_event["approval_resolved"]["option"] == ApprovalOption.ALLOW_ONCE.value
     after = [r for r in records if r["event"] == "after_tool_call"]
