@@ -13,7 +13,7 @@ interceptor then judges, so a hook can never route around it.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -58,6 +58,17 @@ log = logging.getLogger("astrid.runtime")
 
 class TurnCancelled(Exception):
     pass
+
+
+def _previewer(
+    tool: Tool, call: ToolCall, action: SensitiveAction, context: ToolContext
+) -> Callable[[], str] | None:
+    """The tool's own preview of what it will do (a diff), if it has one; computed only if a
+    person is asked."""
+    preview = getattr(tool, "preview", None)
+    if preview is None:
+        return None
+    return lambda: str(preview(call.arguments, action, context))
 
 
 async def _close(stream: AsyncIterator[Any]) -> None:
@@ -351,7 +362,10 @@ class AgentLoop:
             )
             if action is not None:
                 result = await self.interceptor.intercept(
-                    action, f"tool {call.name}", untrusted_context=self.session.has_untrusted
+                    action,
+                    f"tool {call.name}",
+                    untrusted_context=self.session.has_untrusted,
+                    preview=_previewer(tool, call, action, self.context),
                 )
                 for notice in self._drain():
                     yield notice
