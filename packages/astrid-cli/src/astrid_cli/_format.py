@@ -8,6 +8,7 @@ pure function with a unit test.
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from datetime import UTC, datetime
 from typing import Any
@@ -18,8 +19,11 @@ __all__ = [
     "budget_lines",
     "config_value",
     "local_time",
+    "match_session",
     "money",
+    "parse_session_id",
     "plain",
+    "resolve_session",
     "short_id",
     "shorten",
     "status_lines",
@@ -174,3 +178,44 @@ def parse_session_id(text: str) -> str | None:
         return str(uuid.UUID(text.strip()))
     except ValueError:
         return None
+
+
+_PREFIX = re.compile(r"[0-9a-fA-F]{4,}(-[0-9a-fA-F-]*)?")
+
+
+def match_session(text: str, known: list[str]) -> str:
+    """The session ``text`` names: a full id, or the start of exactly one known id (the
+    8 characters ``astrid sessions list`` shows). Raises BadInputError/NotFoundError whose
+    message names the problem in the user's terms (no validator internals)."""
+    from astrid_core import BadInputError, NotFoundError
+
+    full = parse_session_id(text)
+    if full is not None:
+        return full
+    wanted = text.strip().lower()
+    if not _PREFIX.fullmatch(wanted):
+        raise BadInputError(
+            f"{text!r} is not a session id",
+            hint="use an id from `astrid sessions list` (its first 8 characters are enough)",
+        )
+    found = [k for k in known if k.lower().startswith(wanted)]
+    if len(found) == 1:
+        return found[0]
+    if not found:
+        raise NotFoundError(
+            f"no session id starts with {wanted!r}",
+            hint="`astrid sessions list` shows the sessions there are",
+        )
+    raise BadInputError(
+        f"{wanted!r} is the start of {len(found)} session ids: "
+        + ", ".join(short_id(k) for k in found[:5]),
+        hint="type more of the id",
+    )
+
+
+async def resolve_session(client: Any, text: str) -> str:
+    """``match_session`` against the daemon's sessions (asked only for a short id)."""
+    if parse_session_id(text) is not None:
+        return str(parse_session_id(text))
+    rows = await client.call("listSessions")
+    return match_session(text, [str(row["session_id"]) for row in rows])

@@ -21,7 +21,10 @@ SLASH_HELP = """/help        this list
 
 async def _open_session(client: Any, resume: str | None, workspace: str) -> str:
     if resume:
-        info = await client.call("resumeSession", session_id=resume)
+        from .._format import resolve_session
+
+        sid = await resolve_session(client, resume)  # a short id from `sessions list` works
+        info = await client.call("resumeSession", session_id=sid)
     else:
         info = await client.call("createSession", workspace=workspace)
     return str(info["session_id"])
