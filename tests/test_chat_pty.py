@@ -265,12 +265,7 @@ def test_deny_with_a_message_returns_the_words_to_the_model(home: Path, workspac
         FakeTurn("Understood, I will move it instead."),
     ]
     with FakeAnthropicServer(script) as server:
-        home.mkdir(parents=True, exist_ok=True)
-        (home / "config.toml").write_text(
-            f'[model]\nprovider = "anthropic"\nmodel = "claude-sonnet-4-6"\n'
-            f'api_key = "{server.api_key}"\nbase_url = "{server.base_url}"\n'
-            f'[workspace]\nroot = "{workspace}"\nmode = "safe"\n'
-        )
+        anthropic_config(home, workspace, server)
         with chat(home, workspace) as child:
             child.sendline("please delete victim.txt")
             expect_approval(child, victim)
@@ -296,6 +291,47 @@ def test_deny_with_a_message_returns_the_words_to_the_model(home: Path, workspac
     assert len(results) == 1
     seen = json.dumps(results[0])
     assert "denied by the user: move it to old/ instead, never delete" in seen
+
+
+def anthropic_config(home: Path, workspace: Path, server: Any) -> None:
+    home.mkdir(parents=True, exist_ok=True)
+    (home / "config.toml").write_text(
+        f'[model]\nprovider = "anthropic"\nmodel = "claude-sonnet-4-6"\n'
+        f'api_key = "{server.api_key}"\nbase_url = "{server.base_url}"\n'
+        f'[workspace]\nroot = "{workspace}"\nmode = "safe"\n'
+    )
+
+
+def test_ctrl_c_cancels_a_stalled_model_within_a_second(home: Path, workspace: Path) -> None:
+    """The model starts to answer, then sends nothing (FakeStall): Ctrl-C ends the turn at
+    once — the daemon abandons the stream instead of waiting for the model's next byte — and
+    the session goes on."""
+    from astrid_runtime.testing.fake_anthropic import FakeAnthropicServer, FakeStall, FakeTurn
+
+    stall = FakeStall(text_before="Let me think about", max_seconds=60)
+    with FakeAnthropicServer([stall, FakeTurn("Back again.")]) as server:
+        anthropic_config(home, workspace, server)
+        try:
+            with chat(home, workspace) as child:
+                child.sendline("hello")
+                # The model's request arrived (TERM=dumb shows streamed text only when the
+                # turn ends, so the transcript cannot tell us): a bounded wait on the server.
+                deadline = time.monotonic() + EXPECT_TIMEOUT
+                while not server.message_bodies:
+                    assert time.monotonic() < deadline, "the model was never called"
+                    time.sleep(0.05)
+                child.sendintr()
+                started = time.monotonic()
+                child.expect_exact("(turn ended: cancelled)", timeout=10)
+                took = time.monotonic() - started
+                child.expect_exact(PROMPT)
+                assert took < 2.0, f"the cancel took {took:.1f} s"  # 1 s + the PTY's slack
+                child.sendline("still there?")
+                child.expect_exact("Back again.")
+                child.expect_exact(PROMPT)
+                leave(child)
+        finally:
+            stall.release.set()
 
 
 def test_ctrl_c_withdraws_an_open_demo_approval_at_once(tmp_path: Path) -> None:
