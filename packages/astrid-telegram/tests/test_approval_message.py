@@ -61,3 +61,14 @@ def test_the_message_always_fits_one_telegram_message(lines: int, width: int) ->
     assert utf16_len(text) <= TELEGRAM_LIMIT
     if lines >= 1000:  # at least 6 units a line: never fits
         assert "more lines not shown (Telegram's message limit)" in html.unescape(text)
+
+
+def test_tool_lines_cut_between_words_and_escape_after() -> None:
+    from astrid_telegram._format import tool_line
+
+    reason = "DENIED: denied by the user: " + "move & rename " * 30
+    line = tool_line({"type": "tool_call_result", "denied": True, "output": reason})
+    text = html.unescape(line)
+    assert text.endswith("rename…") or text.endswith("move…") or text.endswith("&…")
+    assert "&amp" not in text  # no entity cut in half
+    assert len(text) < 220

@@ -18,6 +18,7 @@ __all__ = [
     "tool_line",
     "approval_text",
     "offered_options",
+    "shorten",
     "TELEGRAM_LIMIT",
     "APPROVAL_OPTIONS",
 ]
@@ -76,12 +77,28 @@ def split_text(text: str, limit: int = TELEGRAM_LIMIT) -> list[str]:
 def tool_line(event: dict[str, Any]) -> str:
     """A compact, escaped one-liner for a tool call event."""
     if event.get("type") == "tool_call_start":
-        return f"⚙ <code>{escape(str(event.get('summary') or event.get('tool')))[:300]}</code>"
+        return (
+            f"⚙ <code>{escape(shorten(str(event.get('summary') or event.get('tool')), 300))}</code>"
+        )
     output = str(event.get("output", "")).strip().splitlines()
-    first = escape(output[0][:200]) if output else ""
+    first = escape(shorten(output[0], 200)) if output else ""
     if event.get("denied"):
         return f"⛔ denied: {first}"
     return ("✅ " if event.get("ok") else "❌ ") + first
+
+
+def shorten(text: str, width: int) -> str:
+    """``text`` on one line, at most ``width`` characters, cut between words (a reason is never
+    cut inside a word), with an ellipsis when shortened. Escape after shortening, so an HTML
+    entity is never cut in half."""
+    flat = " ".join(text.split())
+    if len(flat) <= width:
+        return flat
+    head = flat[: max(1, width - 1)]
+    cut = head.rfind(" ")
+    if cut > width // 3:
+        head = head[:cut]
+    return head.rstrip(" ,;:") + "…"
 
 
 def offered_options(request: dict[str, Any]) -> list[int]:
