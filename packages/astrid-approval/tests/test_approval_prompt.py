@@ -169,3 +169,17 @@ def test_a_wildcard_pattern_is_described_as_a_pattern() -> None:
     assert describe_pattern(ResourcePattern.literal("file:///ws/*").pattern, "read") == (
         "exactly `file:///ws/*` read"
     )
+
+
+async def test_a_command_line_is_shown_as_the_policy_parsed_it(workspace: Path) -> None:
+    line = "cat notes.txt | env LC_ALL=C grep -i todo > out.txt"
+    request = await asked(workspace, ShellCommand(command=line, cwd=str(workspace)))
+    assert request.preview.startswith(f"$ {line}\n(in {workspace})\n")
+    assert "runs: cat notes.txt · " in request.preview
+    assert "(via env)" in request.preview
+    assert "writes to: out.txt" in request.preview
+
+
+async def test_an_opaque_command_says_what_cannot_be_determined(workspace: Path) -> None:
+    request = await asked(workspace, ShellCommand(command='eval "$CMD"', cwd=str(workspace)))
+    assert "cannot be fully determined: " in request.preview

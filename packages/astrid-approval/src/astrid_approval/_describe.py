@@ -25,6 +25,7 @@ from astrid_core import (
 )
 
 from ._allowances import Allowance
+from ._shell import ParsedLine
 
 __all__ = [
     "action_preview",
@@ -32,6 +33,7 @@ __all__ = [
     "describe_always",
     "describe_pattern",
     "human_duration",
+    "shell_preview",
 ]
 
 _VERBS: dict[str, str] = {
@@ -123,3 +125,23 @@ def action_preview(
     if isinstance(action, NetworkRequest):
         return f"{action.method.upper()} {action.url}"
     return ""
+
+
+def shell_preview(action: ShellCommand, parsed: ParsedLine | None) -> str:
+    """A command line as the policy parsed it: each simple command that will run (wrappers
+    such as ``env``/``sudo`` named), the files it redirects into, and what the parser could not
+    determine (such a line is never auto-allowed)."""
+    lines = [f"$ {action.command}", f"(in {action.cwd})"]
+    if parsed is None:
+        return "\n".join(lines)
+    runs: list[str] = []
+    for command in parsed.commands:
+        shown = " ".join(command.argv) or command.program
+        runs.append(f"{shown} (via {', '.join(command.via)})" if command.via else shown)
+    if len(runs) > 1 or (runs and runs[0] != action.command.strip()):
+        lines.append("runs: " + " · ".join(runs))
+    if parsed.redirect_targets:
+        lines.append("writes to: " + ", ".join(parsed.redirect_targets))
+    if parsed.opaque_reasons:
+        lines.append("cannot be fully determined: " + "; ".join(parsed.opaque_reasons))
+    return "\n".join(lines)

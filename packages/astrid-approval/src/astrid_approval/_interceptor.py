@@ -32,13 +32,20 @@ from astrid_core import (
     RiskLevel,
     SensitiveAction,
     SessionId,
+    ShellCommand,
 )
 from astrid_crypto import KeyPair
 
 from ._allowances import AllowanceStore
 from ._approvals import ApprovalManager, Deferred
 from ._budget import BudgetCheck, BudgetStatus, BudgetTracker, Reservation
-from ._describe import action_preview, describe_allowance, describe_always, fixed_description
+from ._describe import (
+    action_preview,
+    describe_allowance,
+    describe_always,
+    fixed_description,
+    shell_preview,
+)
 from ._normalize import Normalized, normalize_action
 from ._policy import SecurityPolicy, Verdict
 from ._workspace import Placement, WorkspaceBoundary
@@ -67,16 +74,19 @@ def _allow(proof: AuthorizationProof, reason: str) -> Authorization:
 
 
 def _preview_of(
-    action: SensitiveAction,
+    normalized: Normalized,
     preview: Callable[[], str] | None,
     redact: Callable[[JsonObject], object],
 ) -> str:
+    action = normalized.action
     if preview is not None:
         try:
             return preview()
         except Exception as exc:
             log.warning("approval preview of %s failed: %s", action.resource, exc)
             return f"(no preview: {exc})"
+    if isinstance(action, ShellCommand):
+        return shell_preview(action, normalized.shell)
     return action_preview(action, redact)
 
 
@@ -301,7 +311,7 @@ class SecurityInterceptor:
             ask_reasons=tuple(dict.fromkeys(ask_reasons)),
             grants=self._grant_texts(action, options),
             preview=self.audit.redactor.text(
-                _preview_of(action, preview, self.audit.redactor.value)
+                _preview_of(normalized, preview, self.audit.redactor.value)
             ),
         )
         try:
