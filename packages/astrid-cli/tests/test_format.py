@@ -276,3 +276,34 @@ def test_config_show_prints_no_python_values(tmp_path: Path) -> None:
     as_json = json.loads(astrid(tmp_path, "config", "show", "--json").stdout)
     assert as_json["model.api_key"]["value"] is None  # --json keeps the raw value
     assert as_json["budget.session_limit_micros"]["value"] == 5_000_000
+
+
+def test_sessions_by_short_id_and_a_bad_id_in_plain_words(tmp_path: Path) -> None:
+    from astrid_gateway.testing import write_scripted_config
+
+    home, workspace = tmp_path / "home", tmp_path / "ws"
+    workspace.mkdir()
+    write_scripted_config(home, workspace, [{"text": "hello"}])
+    try:
+        ran = astrid(home, "run", "hi", "--workspace", str(workspace), "--json")
+        assert ran.returncode == 0, ran.stderr
+        sid = json.loads(ran.stdout)["session_id"]
+
+        shown = astrid(home, "sessions", "show", sid[:8])
+        assert shown.returncode == 0, shown.stderr
+        assert f"session {sid}" in shown.stdout
+        assert "spent $0.0" in shown.stdout
+        assert "{'" not in shown.stdout  # no dict reprs
+        assert "session_start" in shown.stdout
+
+        bad = astrid(home, "sessions", "show", "nope")
+        assert bad.returncode == 1
+        assert "'nope' is not a session id" in bad.stderr
+        assert "Value error" not in bad.stderr
+        assert "UUID" not in bad.stderr
+
+        deleted = astrid(home, "sessions", "delete", sid[:8], "--yes")
+        assert deleted.returncode == 0, deleted.stderr
+        assert f"deleted session {sid}" in deleted.stdout
+    finally:
+        astrid(home, "daemon", "stop")

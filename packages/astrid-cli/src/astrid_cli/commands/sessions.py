@@ -89,14 +89,10 @@ def sessions_delete(ctx: click.Context, session_id: str, yes: bool) -> None:
     """Delete a session's history (its audit entries stay: the log is append-only)."""
     from .._format import resolve_session
 
-    async def delete(client: Any) -> str:
-        sid = await resolve_session(client, session_id)
-        if not yes:
-            click.confirm(f"delete session {sid}?", abort=True)
-        await client.call("deleteSession", session_id=sid)
-        return sid
-
-    sid = with_client(ctx, delete)
+    sid: str = with_client(ctx, lambda c: resolve_session(c, session_id))
+    if not yes:  # asked outside the event loop, where Ctrl-C interrupts a blocked read
+        click.confirm(f"delete session {sid}?", abort=True)
+    with_client(ctx, lambda c: c.call("deleteSession", session_id=sid))
     click.echo(f"deleted session {sid} (its audit entries are kept)")
 
 
