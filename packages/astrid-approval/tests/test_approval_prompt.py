@@ -183,3 +183,10 @@ async def test_a_command_line_is_shown_as_the_policy_parsed_it(workspace: Path) 
 async def test_an_opaque_command_says_what_cannot_be_determined(workspace: Path) -> None:
     request = await asked(workspace, ShellCommand(command='eval "$CMD"', cwd=str(workspace)))
     assert "cannot be fully determined: " in request.preview
+
+
+async def test_a_huge_argument_preview_is_capped(workspace: Path) -> None:
+    action = McpToolCall(server="docs", tool="put", args={"body": "x" * 600_000})
+    request = await asked(workspace, action)
+    assert len(request.preview) < 210_000
+    assert request.preview.endswith("more characters not shown ...]\n")

@@ -73,6 +73,16 @@ def _allow(proof: AuthorizationProof, reason: str) -> Authorization:
     return allowed
 
 
+_PREVIEW_MAX_CHARS = 200_000  # what one approval request carries; frontends show the head
+
+
+def _capped(text: str) -> str:
+    if len(text) <= _PREVIEW_MAX_CHARS:
+        return text
+    cut = text.rfind("\n", 0, _PREVIEW_MAX_CHARS) + 1 or _PREVIEW_MAX_CHARS
+    return text[:cut] + f"[... {len(text) - cut:,} more characters not shown ...]\n"
+
+
 def _preview_of(
     normalized: Normalized,
     preview: Callable[[], str] | None,
@@ -310,8 +320,10 @@ class SecurityInterceptor:
             details=tuple(dict.fromkeys([*ask_reasons, *warnings])),
             ask_reasons=tuple(dict.fromkeys(ask_reasons)),
             grants=self._grant_texts(action, options),
-            preview=self.audit.redactor.text(
-                _preview_of(normalized, preview, self.audit.redactor.value)
+            preview=_capped(
+                self.audit.redactor.text(
+                    _preview_of(normalized, preview, self.audit.redactor.value)
+                )
             ),
         )
         try:
