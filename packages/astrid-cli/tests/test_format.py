@@ -9,6 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from rich.console import Console
 
 from astrid_cli._format import (
@@ -307,3 +309,24 @@ def test_sessions_by_short_id_and_a_bad_id_in_plain_words(tmp_path: Path) -> Non
         assert f"deleted session {sid}" in deleted.stdout
     finally:
         astrid(home, "daemon", "stop")
+
+
+@settings(max_examples=500)
+@given(
+    words=st.lists(st.text(alphabet="abcxyz", min_size=1, max_size=12), min_size=1, max_size=40),
+    width=st.integers(min_value=2, max_value=120),
+)
+def test_shorten_cuts_only_between_words(words: list[str], width: int) -> None:
+    text = " ".join(words)
+    out = shorten(text, width)
+    assert len(out) <= width
+    if out == text:
+        return
+    assert out.endswith("…")
+    kept = out[:-1].split(" ")
+    if len(kept) == 1 and kept[0] != words[0]:
+        # the first word alone is longer than the width: the only case cut inside a word
+        assert words[0].startswith(kept[0])
+        assert len(words[0]) >= width - 1
+    else:
+        assert kept == words[: len(kept)]  # whole words, the text's first ones

@@ -96,7 +96,7 @@ def shorten(text: str, width: int) -> str:
         return flat
     head = flat[: max(1, width - 1)]
     cut = head.rfind(" ")
-    if cut > width // 3:
+    if cut > 0:  # between words, however early; only a single over-long word is cut inside
         head = head[:cut]
     return head.rstrip(" ,;:") + "…"
 
