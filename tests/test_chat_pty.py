@@ -29,7 +29,7 @@ CHOICE = "Your choice [y/s/w/a/n/d] (n): "  # letters or digits; Enter is the de
 # Each option on its own line, saying what it grants (a key, its digit, the grant's words).
 OPTION_LINES = (
     "[y] 1 Allow once: this call only; nothing is kept",
-    "[s] 2 Allow for this session: ",
+    "[s] 2 Allow for this session and its sub-agents: ",
     "[w] 3 Allow in this workspace (",
     "[a] 4 Always (1 h, every session and workspace): ",
     "[n] 5 Deny: the call does not run",
@@ -238,7 +238,9 @@ def test_an_edit_shows_its_diff_and_y_allows_it(home: Path, workspace: Path) -> 
         child.expect_exact("-Helo world")
         child.expect_exact("+Hello world")
         # each option names the exact grant it would mint
-        child.expect_exact(f"[s] 2 Allow for this session: exactly `file://{notes}` write")
+        child.expect_exact(
+            f"[s] 2 Allow for this session and its sub-agents: exactly `file://{notes}` write"
+        )
         child.expect_exact(
             f"[a] 4 Always (1 h, every session and workspace): exactly `file://{notes}`"
         )

@@ -42,7 +42,7 @@ async def test_each_option_says_what_it_grants(workspace: Path) -> None:
     assert set(grants) == set(request.options)
     assert grants[ApprovalOption.ALLOW_ONCE].startswith("Allow once: this call only")
     assert grants[ApprovalOption.ALLOW_SESSION] == (
-        f"Allow for this session: exactly `file://{target}` write"
+        f"Allow for this session and its sub-agents: exactly `file://{target}` write"
     )
     assert f"`{workspace}`" in grants[ApprovalOption.ALLOW_WORKSPACE]
     assert "no expiry" in grants[ApprovalOption.ALLOW_WORKSPACE]
@@ -71,7 +71,7 @@ async def test_a_command_grant_says_it_covers_the_program_whatever_the_arguments
 ) -> None:
     request = await asked(workspace, ShellCommand(command="ls -la", cwd=str(workspace)))
     text = request.grants[ApprovalOption.ALLOW_SESSION]
-    assert text.startswith("Allow for this session: `bash`")
+    assert text.startswith("Allow for this session and its sub-agents: `bash`")
     assert "`ls`" in text
     assert request.preview == f"$ ls -la\n(in {workspace})"
 

@@ -136,7 +136,7 @@ def test_allowance_lines_use_the_prompt_words_and_local_times() -> None:
     [line] = allowance_lines([row])
     assert line == (
         f"0b7e4f2a  since {local_time(created)}  "
-        "Allow for this session: exactly `file:///ws/notes.md` write"
+        "Allow for this session and its sub-agents: exactly `file:///ws/notes.md` write"
     )
     assert allowance_lines([]) == [
         "no standing allowances: every action the policy asks about is asked"
@@ -191,7 +191,11 @@ REQUEST: dict[str, Any] = {
     "ask_reasons": ["safe mode asks before every change"],
     "details": ["safe mode asks before every change", "budget: 80% used"],
     "options": ["allow_once", "allow_session", "allow_workspace", "allow_always", "deny"],
-    "grants": {"allow_session": "Allow for this session: exactly `file:///ws/a.py` write"},
+    "grants": {
+        "allow_session": (
+            "Allow for this session and its sub-agents: exactly `file:///ws/a.py` write"
+        )
+    },
     "preview": "--- a/ws/a.py\n+++ b/ws/a.py\n@@ -1 +1 @@\n-x = 1\n+x = 2\n",
 }
 
@@ -203,7 +207,9 @@ def test_the_panel_shows_the_diff_the_reason_once_and_the_grants() -> None:
     assert text.count("safe mode asks before every change") == 1  # written once
     assert "tool edit_file" not in text  # "why" is the policy's reason, not the tool name
     assert "budget: 80% used" in text
-    assert "[s] 2 Allow for this session: exactly `file:///ws/a.py` write" in text
+    assert (
+        "[s] 2 Allow for this session and its sub-agents: exactly `file:///ws/a.py` write" in text
+    )
     assert "[d]   Deny and tell the model" in text
 
 

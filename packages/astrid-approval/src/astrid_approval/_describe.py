@@ -88,7 +88,7 @@ def describe_allowance(allowance: Allowance) -> str:
     """The option text for an allowance, from the allowance itself."""
     what = describe_pattern(allowance.resource, allowance.permission)
     if allowance.scope == "session":
-        return f"Allow for this session: {what}"
+        return f"Allow for this session and its sub-agents: {what}"
     return f"Allow in this workspace (`{allowance.workspace}`, every session, no expiry): {what}"
 
 
