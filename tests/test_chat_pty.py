@@ -7,8 +7,8 @@ only thing under test is what a person sees and types: the ``you>`` prompt, the 
 
 from __future__ import annotations
 
+import json
 import os
-import re
 import signal
 import sys
 import time
@@ -25,10 +25,15 @@ from astrid_gateway.testing import run_cli, write_scripted_config
 EXPECT_TIMEOUT = 30  # seconds per expected line; the first one includes the daemon start
 COLUMNS, LINES = 200, 50  # wide enough that no pytest tmp path wraps inside the panel
 PROMPT = "you> "
-CHOICE = "Your choice (5): "  # rich shows the default (Deny) in brackets
-OPTIONS_LINE = re.compile(
-    r"\[1\] Allow Once\s+\[2\] Allow Session\s+\[3\] Allow Workspace\s+"
-    r"\[4\] Allow Always\s+\[5\] Deny"
+CHOICE = "Your choice [y/s/w/a/n/d] (n): "  # letters or digits; Enter is the default (Deny)
+# Each option on its own line, saying what it grants (a key, its digit, the grant's words).
+OPTION_LINES = (
+    "[y] 1 Allow once: this call only; nothing is kept",
+    "[s] 2 Allow for this session and its sub-agents: ",
+    "[w] 3 Allow in this workspace (",
+    "[a] 4 Always (1 h, every session and workspace): ",
+    "[n] 5 Deny: the call does not run",
+    "[d]   Deny and tell the model what to do instead",
 )
 
 
@@ -110,11 +115,13 @@ def chat(home: Path, workspace: Path, *, sigint_ignored: bool = False) -> Iterat
         child.close(force=True)
 
 
-def expect_approval(child: pexpect.spawn, target: Path) -> None:
+def expect_approval(child: pexpect.spawn, target: Path, verb: str = "Delete") -> None:
     child.expect_exact("Approval needed")
-    child.expect_exact(f"Delete file: {target}")
-    child.expect_exact("risk: HIGH")
-    child.expect(OPTIONS_LINE)
+    child.expect_exact(f"{verb} file: {target}")
+    child.expect_exact("risk: HIGH" if verb == "Delete" else "risk: MEDIUM")
+    child.expect_exact("why:  ")
+    for line in OPTION_LINES:
+        child.expect_exact(line)
     child.expect_exact(CHOICE)
 
 
@@ -137,15 +144,16 @@ def test_person_allows_a_delete_once(home: Path, workspace: Path) -> None:
         assert victim.exists()  # nothing happens while the question is open
 
         child.sendline("1")
-        child.expect_exact("approval allow_once (by cli)")
+        child.expect_exact("approval: allowed once (by you)")
         child.expect_exact(f"✓ deleted {victim}")
         child.expect_exact("Done.")
         child.expect_exact(PROMPT)
         assert not victim.exists()
 
         child.sendline("/budget")
-        child.expect(r'"spent_micros": [1-9]\d*')  # the two scripted turns cost something
-        child.expect_exact('"session_limit_micros"')
+        # the two scripted turns cost something, shown in dollars (not micro-dollars)
+        child.expect(r"spent \$0\.\d*[1-9]\d* of \$5\.00 for this session")
+        child.expect_exact("at most $1.00 per action")
         child.expect_exact(PROMPT)
         leave(child)
 
@@ -174,7 +182,7 @@ def test_allow_once_does_not_carry_over_and_deny_keeps_the_file(
         child.expect_exact("Please select one of the available options")
         child.expect_exact(CHOICE)
         child.sendline("5")
-        child.expect_exact("approval deny (by cli)")
+        child.expect_exact("approval: denied (by you)")
         child.expect_exact("✗ denied: DENIED: denied by the user")
         child.expect_exact("Left it in place.")
         child.expect_exact(PROMPT)
@@ -182,7 +190,7 @@ def test_allow_once_does_not_carry_over_and_deny_keeps_the_file(
         assert keeper.read_text() == "keep me"
 
         child.sendline("/status")
-        child.expect_exact('"pending_approvals": 0')
+        child.expect(r"runtime.pending_approvals\s+0\s")
         child.expect_exact(PROMPT)
         leave(child)
 
@@ -217,3 +225,152 @@ def test_ctrl_c_at_an_open_approval_withdraws_it_and_cancels_the_turn(
         child.expect_exact(PROMPT)
         leave(child)
     assert (workspace / "victim.txt").exists()
+
+
+def test_an_edit_shows_its_diff_and_y_allows_it(home: Path, workspace: Path) -> None:
+    notes = workspace / "notes.md"
+    notes.write_text("# Notes\n\nHelo world\n")
+    edit = {
+        "text": "fixing the typo",
+        "tool_calls": [
+            {
+                "tool": "edit_file",
+                "arguments": {"path": "notes.md", "old_string": "Helo", "new_string": "Hello"},
+            }
+        ],
+    }
+    write_scripted_config(home, workspace, [edit, {"text": "Fixed."}], mode="safe")
+    with chat(home, workspace) as child:
+        child.sendline("fix the typo in notes.md")
+        child.expect_exact("Approval needed")
+        child.expect_exact(f"Write file: {notes}")
+        # the unified diff of what will change, before anything is asked
+        child.expect_exact(f"--- a{notes}")
+        child.expect_exact(f"+++ b{notes}")
+        child.expect_exact("-Helo world")
+        child.expect_exact("+Hello world")
+        # each option names the exact grant it would mint
+        child.expect_exact(
+            f"[s] 2 Allow for this session and its sub-agents: exactly `file://{notes}` write"
+        )
+        child.expect_exact(
+            f"[a] 4 Always (1 h, every session and workspace): exactly `file://{notes}`"
+        )
+        child.expect_exact(CHOICE)
+        assert notes.read_text() == "# Notes\n\nHelo world\n"  # nothing happens while asked
+
+        child.sendline("y")  # a letter answers, not only a digit
+        child.expect_exact("approval: allowed once (by you)")
+        child.expect_exact("✓ replaced 1 occurrence(s)")
+        child.expect_exact("Fixed.")
+        child.expect_exact(PROMPT)
+        assert notes.read_text() == "# Notes\n\nHello world\n"
+        leave(child)
+
+
+def test_deny_with_a_message_returns_the_words_to_the_model(home: Path, workspace: Path) -> None:
+    """The model is the real Anthropic SDK against FakeAnthropicServer, so the test reads the
+    tool result exactly as the model received it in the next request."""
+    from astrid_runtime.testing.fake_anthropic import FakeAnthropicServer, FakeTurn
+
+    victim = workspace / "victim.txt"
+    script = [
+        FakeTurn("deleting it", tool_calls=(("delete_file", {"path": "victim.txt"}),)),
+        FakeTurn("Understood, I will move it instead."),
+    ]
+    with FakeAnthropicServer(script) as server:
+        anthropic_config(home, workspace, server)
+        with chat(home, workspace) as child:
+            child.sendline("please delete victim.txt")
+            expect_approval(child, victim)
+            child.sendline("d")
+            child.expect_exact("Tell the model what to do instead: ")
+            child.sendline("move it to old/ instead, never delete")
+            child.expect_exact("approval: denied (by you)")
+            child.expect_exact(
+                "✗ denied: DENIED: denied by the user: move it to old/ instead, never delete"
+            )
+            child.expect_exact("Understood, I will move it instead.")
+            child.expect_exact(PROMPT)
+            leave(child)
+        bodies = server.message_bodies
+    assert victim.read_text() == "precious"
+    results = [
+        block
+        for message in bodies[-1]["messages"]
+        if isinstance(message.get("content"), list)
+        for block in message["content"]
+        if isinstance(block, dict) and block.get("type") == "tool_result"
+    ]
+    assert len(results) == 1
+    seen = json.dumps(results[0])
+    assert "denied by the user: move it to old/ instead, never delete" in seen
+
+
+def anthropic_config(home: Path, workspace: Path, server: Any) -> None:
+    home.mkdir(parents=True, exist_ok=True)
+    (home / "config.toml").write_text(
+        f'[model]\nprovider = "anthropic"\nmodel = "claude-sonnet-4-6"\n'
+        f'api_key = "{server.api_key}"\nbase_url = "{server.base_url}"\n'
+        f'[workspace]\nroot = "{workspace}"\nmode = "safe"\n'
+    )
+
+
+def test_ctrl_c_cancels_a_stalled_model_within_a_second(home: Path, workspace: Path) -> None:
+    """The model starts to answer, then sends nothing (FakeStall): Ctrl-C ends the turn at
+    once — the daemon abandons the stream instead of waiting for the model's next byte — and
+    the session goes on."""
+    from astrid_runtime.testing.fake_anthropic import FakeAnthropicServer, FakeStall, FakeTurn
+
+    stall = FakeStall(text_before="Let me think about", max_seconds=60)
+    with FakeAnthropicServer([stall, FakeTurn("Back again.")]) as server:
+        anthropic_config(home, workspace, server)
+        try:
+            with chat(home, workspace) as child:
+                child.sendline("hello")
+                # The model's request arrived (TERM=dumb shows streamed text only when the
+                # turn ends, so the transcript cannot tell us): a bounded wait on the server.
+                deadline = time.monotonic() + EXPECT_TIMEOUT
+                while not server.message_bodies:
+                    assert time.monotonic() < deadline, "the model was never called"
+                    time.sleep(0.05)
+                child.sendintr()
+                started = time.monotonic()
+                child.expect_exact("(turn ended: cancelled)", timeout=10)
+                took = time.monotonic() - started
+                child.expect_exact(PROMPT)
+                assert took < 2.0, f"the cancel took {took:.1f} s"  # 1 s + the PTY's slack
+                child.sendline("still there?")
+                child.expect_exact("Back again.")
+                child.expect_exact(PROMPT)
+                leave(child)
+        finally:
+            stall.release.set()
+
+
+def test_ctrl_c_withdraws_an_open_demo_approval_at_once(tmp_path: Path) -> None:
+    """`astrid demo` used to read the answer in a thread that Ctrl-C could not stop: the demo
+    hung until Enter. Now the question is withdrawn (denied) and the demo stops."""
+    child = pexpect.spawn(
+        sys.executable,
+        ["-m", "astrid_cli", "demo"],
+        env=terminal_env(tmp_path / "unused-home"),
+        dimensions=(LINES, COLUMNS),
+        encoding="utf-8",
+        codec_errors="replace",
+        timeout=60,  # the demo starts its own daemon and an MCP server
+        cwd=str(tmp_path),
+    )
+    child.logfile_read = sys.stdout
+    try:
+        child.expect_exact("Approval needed")
+        child.expect_exact(CHOICE)
+        child.sendintr()
+        child.expect_exact("question withdrawn: denied", timeout=10)
+        child.expect_exact("approval: denied (by you)", timeout=10)
+        child.expect_exact("demo stopped (Ctrl-C)", timeout=20)
+        child.expect(pexpect.EOF, timeout=20)
+        child.wait()
+        assert child.exitstatus == 130, (child.exitstatus, child.signalstatus)
+    finally:
+        child.close(force=True)

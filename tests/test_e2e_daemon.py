@@ -219,7 +219,7 @@ def test_sessions_and_audit_commands(tmp_path: Path, workspace: Path) -> None:
         [session] = json.loads(listed.stdout)
         sid = session["session_id"]
         assert session["workspace"] == str(workspace)
-        assert sid in run_cli(home, "sessions", "list").stdout
+        assert sid[:8] in run_cli(home, "sessions", "list").stdout  # short ids for people
 
         shown = run_cli(home, "audit", "show", sid)
         assert shown.returncode == 0, shown.stderr

@@ -19,6 +19,7 @@ from astrid_runtime.llm import (
     ModelRequest,
     ProviderEvent,
     RetryableLlmError,
+    Retrying,
     RetryPolicy,
     Stop,
     TextChunk,
@@ -292,7 +293,12 @@ async def test_repeated_server_errors_give_up_after_the_policy_attempts(
     assert "gave up after 3 attempts" in error.message
     assert "500" in error.message
     assert "The server had an error" in error.message
-    assert seen == []
+    # nothing from the model; each wait was announced (two waits between three attempts)
+    assert [(type(e), e.attempt) for e in seen if isinstance(e, Retrying)] == [
+        (Retrying, 1),
+        (Retrying, 2),
+    ]
+    assert [e for e in seen if not isinstance(e, Retrying)] == []
     assert len(server.completion_bodies) == 3
     assert server.remaining == 1
 

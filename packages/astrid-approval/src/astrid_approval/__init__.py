@@ -9,6 +9,13 @@ from ._approvals import (
     DeferredResolutionStore,
 )
 from ._budget import BudgetCheck, BudgetConfig, BudgetStatus, BudgetTracker, Reservation
+from ._describe import (
+    action_preview,
+    describe_allowance,
+    describe_always,
+    describe_pattern,
+    human_duration,
+)
 from ._interceptor import InterceptResult, SecurityInterceptor
 from ._network import is_private_address, private_addresses
 from ._normalize import Normalized, normalize_action
@@ -51,6 +58,11 @@ __all__ = [
     "Allowance",
     "AllowanceKind",
     "AllowanceStore",
+    "describe_allowance",
+    "describe_always",
+    "describe_pattern",
+    "action_preview",
+    "human_duration",
     "ApprovalHandler",
     "ApprovalManager",
     "Deferred",

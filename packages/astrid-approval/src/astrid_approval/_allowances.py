@@ -128,18 +128,20 @@ class AllowanceStore:
         self.trusted = {k.key_id: k for k in (trusted or [key.public_key])}
         self.tampered = 0
 
-    async def grant(
+    def draft(
         self,
         action: SensitiveAction,
         *,
         scope: str,
         session_id: SessionId,
         workspace: str,
-        approval_audit_id: str | None,
+        approval_audit_id: str | None = None,
     ) -> Allowance:
+        """The unsigned allowance ``grant`` would store for ``action``: what an approval
+        prompt describes to the person before they choose (see ``describe_allowance``)."""
         import uuid
 
-        allowance = Allowance(
+        return Allowance(
             id=str(uuid.uuid4()),
             kind=_kind_for(action, workspace),
             resource=ResourcePattern.literal(action.resource).pattern,
@@ -150,6 +152,23 @@ class AllowanceStore:
             created_at=int(time.time()),
             approval_audit_id=approval_audit_id,
             issuer=self.key.key_id,
+        )
+
+    async def grant(
+        self,
+        action: SensitiveAction,
+        *,
+        scope: str,
+        session_id: SessionId,
+        workspace: str,
+        approval_audit_id: str | None,
+    ) -> Allowance:
+        allowance = self.draft(
+            action,
+            scope=scope,
+            session_id=session_id,
+            workspace=workspace,
+            approval_audit_id=approval_audit_id,
         )
         signed = replace(allowance, signature=self.key.sign_b64(canonical_json(allowance.body())))
         prefix = f"{scope}:{signed.session_id or workspace}:"

@@ -128,7 +128,7 @@ class DeferredResolutionStore:
 
 
 class ApprovalManager:
-    # Who answers this channel's questions, as a denial names it ("denied by the user: ...").
+    # Who answers this channel's questions, as a denial names it ("denied by the user").
     # A channel that answers by itself (an unattended cron run) says so instead.
     answered_by = "the user"
 

@@ -26,17 +26,26 @@ from astrid_core import (
     Authorization,
     AuthorizationProof,
     DenialLayer,
+    JsonObject,
     LlmCall,
     ProofKind,
     RiskLevel,
     SensitiveAction,
     SessionId,
+    ShellCommand,
 )
 from astrid_crypto import KeyPair
 
 from ._allowances import AllowanceStore
 from ._approvals import ApprovalManager, Deferred
 from ._budget import BudgetCheck, BudgetStatus, BudgetTracker, Reservation
+from ._describe import (
+    action_preview,
+    describe_allowance,
+    describe_always,
+    fixed_description,
+    shell_preview,
+)
 from ._normalize import Normalized, normalize_action
 from ._policy import SecurityPolicy, Verdict
 from ._workspace import Placement, WorkspaceBoundary
@@ -62,6 +71,33 @@ def _allow(proof: AuthorizationProof, reason: str) -> Authorization:
             _ALLOWS.clear()
         allowed = _ALLOWS[key] = Authorization.allow(proof, reason=reason)
     return allowed
+
+
+_PREVIEW_MAX_CHARS = 200_000  # what one approval request carries; frontends show the head
+
+
+def _capped(text: str) -> str:
+    if len(text) <= _PREVIEW_MAX_CHARS:
+        return text
+    cut = text.rfind("\n", 0, _PREVIEW_MAX_CHARS) + 1 or _PREVIEW_MAX_CHARS
+    return text[:cut] + f"[... {len(text) - cut:,} more characters not shown ...]\n"
+
+
+def _preview_of(
+    normalized: Normalized,
+    preview: Callable[[], str] | None,
+    redact: Callable[[JsonObject], object],
+) -> str:
+    action = normalized.action
+    if preview is not None:
+        try:
+            return preview()
+        except Exception as exc:
+            log.warning("approval preview of %s failed: %s", action.resource, exc)
+            return f"(no preview: {exc})"
+    if isinstance(action, ShellCommand):
+        return shell_preview(action, normalized.shell)
+    return action_preview(action, redact)
 
 
 @dataclass(frozen=True)
@@ -155,8 +191,11 @@ class SecurityInterceptor:
         estimated_cost: int | None = None,
         *,
         untrusted_context: bool = False,
+        preview: Callable[[], str] | None = None,
         _preapproved: ApprovalDecision | None = None,
     ) -> InterceptResult:
+        """``preview``: what will happen, computed only if a person is asked (e.g. a tool's
+        diff); without it the prompt shows what the action itself says (arguments, command)."""
         try:
             normalized = normalize_action(action, self.workspace.root, self.home)
         except AstridError as exc:
@@ -223,7 +262,7 @@ class SecurityInterceptor:
         # 4. risk and approval
         if ask_reasons or proof is None:
             outcome = await self._ask(
-                normalized, reason, ask_reasons, warnings, budget_ask, _preapproved
+                normalized, reason, ask_reasons, warnings, budget_ask, _preapproved, preview
             )
             if isinstance(outcome, InterceptResult):
                 if reservation is not None:
@@ -265,6 +304,7 @@ class SecurityInterceptor:
         warnings: list[str],
         budget_ask: bool,
         preapproved: ApprovalDecision | None,
+        preview: Callable[[], str] | None = None,
     ) -> AuthorizationProof | InterceptResult:
         action = normalized.action
         risk = action.risk
@@ -281,6 +321,13 @@ class SecurityInterceptor:
             summary=action.summary,
             options=options,
             details=tuple(dict.fromkeys([*ask_reasons, *warnings])),
+            ask_reasons=tuple(dict.fromkeys(ask_reasons)),
+            grants=self._grant_texts(action, options),
+            preview=_capped(
+                self.audit.redactor.text(
+                    _preview_of(normalized, preview, self.audit.redactor.value)
+                )
+            ),
         )
         try:
             requested = await self.trail.approval_asked(
@@ -306,11 +353,14 @@ class SecurityInterceptor:
         if not answer.allowed or answer.option not in options:
             if answer.deny_always:
                 self._session_blocked.add(action.resource)
-            why = answer.reason or "the user denied it"
+            # Written once: "denied by the user", plus the person's own words if they gave
+            # any (they reach the model as the tool result: "do X instead").
+            said = (answer.reason or "").strip()
+            by = self.approvals.answered_by
             return await self._deny(
                 action,
                 DenialLayer.APPROVAL,
-                f"denied by {self.approvals.answered_by}: {why}",
+                f"denied by {by}: {said}" if said else f"denied by {by}",
                 kind=OutcomeKind.APPROVAL_DENIED,
             )
         # The grant is recorded BEFORE it is stored: a token or allowance never exists
@@ -340,6 +390,28 @@ class SecurityInterceptor:
             decision=answer.option,
             detail=f"approved: {answer.option.label}",
         )
+
+    def _grant_texts(
+        self, action: SensitiveAction, options: tuple[ApprovalOption, ...]
+    ) -> dict[ApprovalOption, str]:
+        """What each option would grant, from the allowance/token ``_grant`` would mint."""
+        texts: dict[ApprovalOption, str] = {}
+        for option in options:
+            fixed = fixed_description(option)
+            if fixed is not None:
+                texts[option] = fixed
+            elif option is ApprovalOption.ALLOW_ALWAYS:
+                pattern = ResourcePattern.literal(action.resource)
+                texts[option] = describe_always(
+                    pattern, action.permission.value, self.always_ttl_seconds
+                )
+            else:
+                scope = "session" if option is ApprovalOption.ALLOW_SESSION else "workspace"
+                draft = self.allowances.draft(
+                    action, scope=scope, session_id=self.session_id, workspace=self.workspace.root
+                )
+                texts[option] = describe_allowance(draft)
+        return texts
 
     async def _grant(
         self, action: SensitiveAction, option: ApprovalOption, audit_id: AuditEntryId

@@ -14,11 +14,11 @@ import anyio
 
 from astrid_gateway.client import GatewayClient, RpcCallError
 
-from ._ui import ChatUI
+from ._ui import Answer, ChatUI
 
-__all__ = ["TurnOutcome", "drive_turn", "Decider", "auto_decider"]
+__all__ = ["Answer", "TurnOutcome", "drive_turn", "Decider", "auto_decider"]
 
-Decider = Callable[[dict[str, Any]], Awaitable[str]]
+Decider = Callable[[dict[str, Any]], Awaitable[Answer]]
 
 
 @dataclass
@@ -33,10 +33,10 @@ class TurnOutcome:
     text: str = ""  # everything the model said in the turn
 
 
-def auto_decider(option: str) -> Decider:
-    async def decide(request: dict[str, Any]) -> str:
+def auto_decider(option: str, by: str = "the --auto flag") -> Decider:
+    async def decide(request: dict[str, Any]) -> Answer:
         offered = request.get("options") or [option]
-        return option if option in offered else "deny"
+        return Answer(option if option in offered else "deny", by=by)
 
     return decide
 
@@ -48,6 +48,7 @@ async def drive_turn(
     quit_requested = False
     question: anyio.CancelScope | None = None  # the open approval question, if any
     await client.call("sendInput", session_id=session_id, text=text)
+    ui.waiting()
     async with anyio.create_task_group() as tg:
 
         async def watch_interrupts() -> None:
@@ -63,6 +64,7 @@ async def drive_turn(
                     outcome.interrupted = True
                     if question is not None:
                         question.cancel()  # withdrawn: answered "deny" below
+                    ui.stop_waiting()
                     ui.console.print("[yellow]cancelling the turn (Ctrl-C again to quit)…[/yellow]")
                     await client.call("cancelTurn", session_id=session_id)
 
@@ -74,27 +76,37 @@ async def drive_turn(
             kind = event.get("type")
             if kind == "approval_needed":
                 request = event["request"]
-                option = "deny"  # what a withdrawn question answers: nothing is granted
+                answer = Answer("deny", by="you")  # a withdrawn question grants nothing
                 if not outcome.interrupted:
+                    ui.stop_waiting()
                     with anyio.CancelScope() as question:
-                        option = await decide(request)
+                        answer = await decide(request)
                     question = None
-                    if option == "deny" and outcome.interrupted:
+                    if question_withdrawn(answer, outcome):
                         ui.console.print("\n[dim]question withdrawn: denied[/dim]")
-                outcome.approvals.append((str(request.get("summary")), option))
+                outcome.approvals.append((str(request.get("summary")), answer.option))
+                ui.answered_by[str(request["request_id"])] = answer.by
                 try:
                     await client.call(
-                        "approvalResponse", request_id=request["request_id"], option=option
+                        "approvalResponse",
+                        request_id=request["request_id"],
+                        option=answer.option,
+                        reason=answer.reason,
                     )
                 except RpcCallError as exc:
+                    ui.answered_by.pop(str(request["request_id"]), None)
                     ui.console.print(
                         f"[dim]approval already resolved elsewhere: {exc.message}[/dim]"
                     )
+                if not outcome.interrupted:
+                    ui.waiting("running…" if answer.option != "deny" else "waiting for the model…")
                 continue
             if kind == "elicitation_needed":
-                action, content = await anyio.to_thread.run_sync(
-                    ui.ask_elicitation, event["request"]
-                )
+                action, content = "cancel", None
+                if not outcome.interrupted:
+                    with anyio.CancelScope() as question:
+                        action, content = await ui.ask_elicitation_async(event["request"])
+                    question = None
                 await client.call(
                     "elicitationResponse",
                     request_id=event["request"]["request_id"],
@@ -112,7 +124,14 @@ async def drive_turn(
             if kind == "turn_complete":
                 outcome.stop_reason = str(event.get("stop_reason"))
                 break
+            if kind in ("tool_call_result", "usage") and not outcome.interrupted:
+                ui.waiting()  # the model's next round: nothing shows until it speaks
         tg.cancel_scope.cancel()
+    ui.stop_waiting()
     if quit_requested:
         raise KeyboardInterrupt
     return outcome
+
+
+def question_withdrawn(answer: Answer, outcome: TurnOutcome) -> bool:
+    return answer.option == "deny" and outcome.interrupted

@@ -7,17 +7,20 @@ messages; this module only reads dicts, so it needs nothing heavier than rich.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from rich.console import Console
 from rich.live import Live
 from rich.markdown import Markdown
+from rich.markup import escape
 from rich.panel import Panel
-from rich.prompt import Prompt
+from rich.status import Status
 from rich.text import Text
 
-__all__ = ["ChatUI", "OPTION_KEYS", "RISK_STYLE", "read_line"]
+from ._format import shorten
+
+__all__ = ["Answer", "ChatUI", "OPTIONS", "OPTION_KEYS", "RISK_STYLE", "read_line"]
 
 
 _typed_ahead = bytearray()  # bytes read from stdin past the last line handed out
@@ -54,13 +57,30 @@ async def read_line(console: Console, prompt: str) -> str:
     return line
 
 
-# key the user presses -> (wire value, label), in the order seed 000 lists them
+# wire value -> (letter, digit, short label), in the order seed 000 lists them
+OPTIONS: dict[str, tuple[str, str, str]] = {
+    "allow_once": ("y", "1", "Allow Once"),
+    "allow_session": ("s", "2", "Allow Session"),
+    "allow_workspace": ("w", "3", "Allow Workspace"),
+    "allow_always": ("a", "4", "Allow Always"),
+    "deny": ("n", "5", "Deny"),
+}
+# key the user presses -> (wire value, label); digits and letters both answer
 OPTION_KEYS: dict[str, tuple[str, str]] = {
-    "1": ("allow_once", "Allow Once"),
-    "2": ("allow_session", "Allow Session"),
-    "3": ("allow_workspace", "Allow Workspace"),
-    "4": ("allow_always", "Allow Always"),
-    "5": ("deny", "Deny"),
+    key: (value, label)
+    for value, (letter, digit, label) in OPTIONS.items()
+    for key in (digit, letter)
+}
+DENY_WITH_MESSAGE = "d"
+VIEW_ALL = "v"
+PREVIEW_LINES = 40  # lines of a diff or arguments shown before "press v to view all"
+# How a resolved approval reads: "approval: allowed once (by you)"
+RESOLVED = {
+    "allow_once": "allowed once",
+    "allow_session": "allowed for this session",
+    "allow_workspace": "allowed in this workspace",
+    "allow_always": "allowed always",
+    "deny": "denied",
 }
 RISK_STYLE = {
     "low": "green",
@@ -69,26 +89,45 @@ RISK_STYLE = {
     "critical": "bold white on red",
 }
 
-Asker = Callable[[str, list[str], str], str]  # (question, choices, default) -> answer
 
+@dataclass(frozen=True)
+class Answer:
+    """What a frontend answers an approval with, and who answered (for truthful labels)."""
 
-def _default_ask(question: str, choices: list[str], default: str) -> str:
-    return Prompt.ask(question, choices=choices, default=default, show_choices=False)
+    option: str
+    reason: str | None = None  # with "deny": the person's words, returned to the model
+    by: str = "you"  # "you" | "the --auto flag" | ...
 
 
 class ChatUI:
-    def __init__(
-        self, console: Console | None = None, *, ask: Asker = _default_ask, markdown: bool = True
-    ) -> None:
+    def __init__(self, console: Console | None = None, *, markdown: bool = True) -> None:
         self.console = console or Console()
-        self.ask = ask
         self.markdown = markdown
         self._text = ""
         self._live: Live | None = None
+        self._status: Status | None = None
+        # request id -> who answered it from this process ("you", "the --auto flag")
+        self.answered_by: dict[str, str] = {}
         self.last_error: dict[str, Any] | None = None
         self.denials = 0
 
     # ------------------------------------------------------------------ streaming text
+
+    def waiting(self, message: str = "waiting for the model…") -> None:
+        """A spinner while nothing arrives (the model thinking, a retry's wait). Only on a
+        terminal: piped output gets the events, not an animation."""
+        if not self.console.is_terminal or self.console.is_dumb_terminal:
+            return
+        if self._status is None:
+            self._status = self.console.status(message, spinner="dots")
+            self._status.start()
+        else:
+            self._status.update(message)
+
+    def stop_waiting(self) -> None:
+        if self._status is not None:
+            self._status.stop()
+            self._status = None
 
     def _flush_text(self) -> None:
         if self._live is not None:
@@ -118,6 +157,7 @@ class ChatUI:
 
     def render(self, event: dict[str, Any]) -> None:
         kind = event.get("type")
+        self.stop_waiting()
         if kind == "text":
             self._append_text(str(event.get("text", "")))
             return
@@ -127,7 +167,7 @@ class ChatUI:
             self.console.print(Text(f"⚙ {summary}", style="cyan"))
         elif kind == "tool_call_result":
             output = str(event.get("output", "")).strip().splitlines()
-            first = output[0][:160] if output else ""
+            first = shorten(output[0], 160) if output else ""
             if event.get("denied"):
                 self.denials += 1
                 self.console.print(Text(f"  ✗ denied: {first}", style="bold red"))
@@ -155,11 +195,22 @@ class ChatUI:
         elif kind == "status":
             self.console.print(Text(str(event.get("message")), style="dim"))
         elif kind == "approval_resolved":
+            option = str(event.get("option"))
+            who = self.answered_by.pop(str(event.get("request_id")), None)
+            if who is None:  # another client answered: name it, never claim it was you
+                who = f"another client ({event.get('resolved_by') or 'unknown'})"
             self.console.print(
-                Text(
-                    f"  approval {event.get('option')} (by {event.get('resolved_by')})", style="dim"
-                )
+                Text(f"  approval: {RESOLVED.get(option, option)} (by {who})", style="dim")
             )
+        elif kind == "model_retrying":
+            wait = float(event.get("wait_seconds") or 0)
+            message = (
+                f"model unavailable ({shorten(str(event.get('reason', '')), 100)}); retrying in "
+                f"{wait:.1f} s (attempt {int(event.get('attempt', 0)) + 1} of "
+                f"{event.get('max_attempts')})"
+            )
+            self.console.print(Text(f"  ↻ {message}", style="yellow"))
+            self.waiting(message)
         elif kind == "url_elicitation_needed":
             request = event.get("request", {})
             self.console.print(
@@ -185,68 +236,116 @@ class ChatUI:
 
     # ------------------------------------------------------------------ questions
 
-    def approval_panel(self, request: dict[str, Any]) -> Panel:
+    def approval_panel(self, request: dict[str, Any], *, full: bool = False) -> Panel:
+        """What will happen, why the policy asks, and what each option grants."""
         risk = str(request.get("risk", "medium"))
         style = RISK_STYLE.get(risk, "yellow")
         body = Text()
         body.append(f"{request.get('summary', '')}\n", style="bold")
         body.append("risk: ")
         body.append(risk.upper(), style=style)
-        if request.get("reason"):
-            body.append(f"\nwhy:  {request['reason']}")
+        reasons = list(request.get("ask_reasons") or [])
+        if not reasons and request.get("reason"):
+            reasons = [str(request["reason"])]  # a daemon from before ask_reasons existed
+        for index, reason in enumerate(reasons):
+            body.append(f"\n{'why:  ' if index == 0 else '      '}{reason}")
         for line in request.get("details") or []:
-            body.append(f"\n{line}")
-        offered = set(request.get("options") or [v for v, _ in OPTION_KEYS.values()])
-        body.append("\n\n")
-        for key, (value, label) in OPTION_KEYS.items():
-            if value in offered:
-                body.append(f"[{key}] {label}  ", style="bold red" if value == "deny" else "bold")
+            if line not in reasons:
+                body.append(f"\n{line}", style="yellow")
+        preview = str(request.get("preview") or "").rstrip("\n")
+        if preview:
+            lines = preview.splitlines()
+            shown = lines if full else lines[:PREVIEW_LINES]
+            body.append("\n\n")
+            for line in shown:
+                body.append(line + "\n", style=_diff_style(line))
+            if len(shown) < len(lines):
+                more = len(lines) - len(shown)
+                plural = "s" * (more != 1)
+                body.append(f"… {more} more line{plural}: press v to view all\n", style="dim")
+        body.append("\n")
+        grants: dict[str, str] = request.get("grants") or {}
+        for value in _offered(request):
+            letter, digit, label = OPTIONS[value]
+            text = grants.get(value) or label
+            body.append(f"[{letter}] {digit} ", style="bold red" if value == "deny" else "bold")
+            body.append(f"{text}\n")
+        body.append(f"[{DENY_WITH_MESSAGE}]   ", style="bold red")
+        body.append("Deny and tell the model what to do instead (your words are its tool result)")
         return Panel(body, title="Approval needed", border_style=style)
 
-    async def ask_approval_async(self, request: dict[str, Any]) -> str:
-        """``ask_approval`` read on the event loop, so the question can be withdrawn (Ctrl-C
-        cancels it) instead of holding the turn until someone presses Enter."""
+    async def ask_approval_async(self, request: dict[str, Any]) -> Answer:
+        """Show the approval and read the answer on the event loop, so the question can be
+        withdrawn (Ctrl-C cancels it) instead of holding the turn until someone presses Enter."""
+        self.stop_waiting()
         self._flush_text()
         self.console.print(self.approval_panel(request))
-        offered = set(request.get("options") or [v for v, _ in OPTION_KEYS.values()])
+        offered = _offered(request)
         keys = [k for k, (v, _) in OPTION_KEYS.items() if v in offered]
-        default = "5" if "5" in keys else keys[-1]
+        letters = "/".join(OPTIONS[v][0] for v in offered) + f"/{DENY_WITH_MESSAGE}"
+        default = OPTIONS["deny"][0] if "deny" in offered else OPTIONS[offered[-1]][0]
         while True:
-            answer = (await read_line(self.console, f"Your choice ({default}): ")).strip()
-            answer = answer or default
+            raw = await read_line(self.console, f"Your choice \\[{letters}] ({default}): ")
+            answer = raw.strip().lower() or default
             if answer in keys:
-                return OPTION_KEYS[answer][0]
+                return Answer(OPTION_KEYS[answer][0])
+            if answer == VIEW_ALL:
+                self.console.print(self.approval_panel(request, full=True))
+                continue
+            if answer == DENY_WITH_MESSAGE:
+                words = await read_line(self.console, "Tell the model what to do instead: ")
+                return Answer("deny", words.strip() or None)
             self.console.print("[prompt.invalid]Please select one of the available options")
 
-    def ask_approval(self, request: dict[str, Any]) -> str:
-        """Show the approval and return the chosen wire option (allow_once, …, deny)."""
-        self._flush_text()
-        self.console.print(self.approval_panel(request))
-        offered = set(request.get("options") or [v for v, _ in OPTION_KEYS.values()])
-        keys = [k for k, (v, _) in OPTION_KEYS.items() if v in offered]
-        answer = self.ask("Your choice", keys, "5" if "5" in keys else keys[-1])
-        return OPTION_KEYS[answer][0]
+    async def _choose(self, question: str, choices: list[str], default: str) -> str:
+        while True:
+            options = "/".join(choices)
+            raw = await read_line(self.console, f"{escape(question)} \\[{options}] ({default}): ")
+            answer = raw.strip() or default
+            if answer in choices:
+                return answer
+            self.console.print("[prompt.invalid]Please select one of the available options")
 
-    def ask_elicitation(self, request: dict[str, Any]) -> tuple[str, dict[str, Any] | None]:
-        """A short guided form from a JSON schema; returns (action, content)."""
+    async def ask_elicitation_async(
+        self, request: dict[str, Any]
+    ) -> tuple[str, dict[str, Any] | None]:
+        """A short guided form from a JSON schema; returns (action, content). Read on the event
+        loop like approvals, so Ctrl-C withdraws it."""
+        self.stop_waiting()
         self._flush_text()
         schema = request.get("requested_schema") or {}
         self.console.print(
             Panel(str(request.get("message", "")), title=f"{request.get('source', 'server')} asks")
         )
-        if self.ask("Answer it?", ["y", "n"], "n") != "y":
+        if await self._choose("Answer it?", ["y", "n"], "n") != "y":
             return "decline", None
         content: dict[str, Any] = {}
         for name, spec in (schema.get("properties") or {}).items():
             kind = spec.get("type", "string")
             label = spec.get("title") or spec.get("description") or name
             if "enum" in spec:
-                content[name] = self.ask(
-                    label, [str(v) for v in spec["enum"]], str(spec["enum"][0])
-                )
+                choices = [str(v) for v in spec["enum"]]
+                content[name] = await self._choose(label, choices, choices[0])
             elif kind == "boolean":
-                content[name] = self.ask(label, ["y", "n"], "n") == "y"
+                content[name] = await self._choose(label, ["y", "n"], "n") == "y"
             else:
-                raw = Prompt.ask(label)
+                raw = (await read_line(self.console, f"{escape(str(label))}: ")).strip()
                 content[name] = int(raw) if kind == "integer" and raw.lstrip("-").isdigit() else raw
         return "accept", content
+
+
+def _offered(request: dict[str, Any]) -> list[str]:
+    offered = set(request.get("options") or OPTIONS)
+    return [value for value in OPTIONS if value in offered]
+
+
+def _diff_style(line: str) -> str:
+    if line.startswith(("+++", "---")):
+        return "bold"
+    if line.startswith("+"):
+        return "green"
+    if line.startswith("-"):
+        return "red"
+    if line.startswith("@@"):
+        return "cyan"
+    return ""

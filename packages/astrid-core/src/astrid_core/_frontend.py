@@ -76,6 +76,14 @@ class ApprovalRequest(_Wire):
     # Extra lines a frontend shows (e.g. "budget: $4.10 of $5.00 used").
     details: tuple[str, ...] = ()
     created_at: datetime = Field(default_factory=_now)
+    # Why the policy asks (mode, outside the workspace, untrusted content, budget), one reason
+    # per entry; ``reason`` is only what the agent was doing ("tool edit_file").
+    ask_reasons: tuple[str, ...] = ()
+    # What each offered option grants, in words derived from the grant it would mint.
+    grants: dict[ApprovalOption, str] = Field(default_factory=dict[ApprovalOption, str])
+    # What will happen: a unified diff, the call's arguments as JSON, the command line and its
+    # directory. Secrets are redacted; may be long (a frontend shows the head and offers all).
+    preview: str = ""
 
 
 class ApprovalDecision(_Wire):

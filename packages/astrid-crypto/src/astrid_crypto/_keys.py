@@ -130,12 +130,14 @@ class KeyPair:
         if target.exists() and not overwrite:
             raise ConfigError(
                 f"key file {target} already exists",
-                hint="pass overwrite=True (or `astrid keys generate --force`) to replace it",
+                hint="keep it, or replace it with `astrid keys generate --force` "
+                "(what the old key signed stops verifying)",
             )
         if not write_private_file(target, bytes(self._signing), replace=overwrite):
             raise ConfigError(
                 f"key file {target} already exists",
-                hint="pass overwrite=True (`astrid keys generate --force`) to replace it",
+                hint="keep it, or replace it with `astrid keys generate --force` "
+                "(what the old key signed stops verifying)",
             )
         return target
 

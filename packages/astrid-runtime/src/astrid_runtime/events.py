@@ -33,6 +33,7 @@ __all__ = [
     "TurnComplete",
     "AgentError",
     "StatusNote",
+    "ModelRetrying",
     "AgentEvent",
     "event_adapter",
 ]
@@ -126,6 +127,16 @@ class StatusNote(_Event):
     message: str
 
 
+class ModelRetrying(_Event):
+    """The model call failed in a way worth retrying; the next attempt starts after the wait."""
+
+    type: Literal["model_retrying"] = "model_retrying"
+    reason: str
+    wait_seconds: float
+    attempt: int  # the attempt that failed (1-based)
+    max_attempts: int
+
+
 AgentEvent: TypeAlias = Annotated[
     TextDelta
     | ToolCallStarted
@@ -139,7 +150,8 @@ AgentEvent: TypeAlias = Annotated[
     | SessionSaved
     | TurnComplete
     | AgentError
-    | StatusNote,
+    | StatusNote
+    | ModelRetrying,
     Field(discriminator="type"),
 ]
 

@@ -11,9 +11,27 @@ from __future__ import annotations
 import html
 from typing import Any
 
-__all__ = ["escape", "split_text", "utf16_len", "tool_line", "TELEGRAM_LIMIT"]
+__all__ = [
+    "escape",
+    "split_text",
+    "utf16_len",
+    "tool_line",
+    "approval_text",
+    "offered_options",
+    "shorten",
+    "TELEGRAM_LIMIT",
+    "APPROVAL_OPTIONS",
+]
 
 TELEGRAM_LIMIT = 4096
+APPROVAL_OPTIONS: tuple[tuple[str, str], ...] = (
+    ("allow_once", "Allow Once"),
+    ("allow_session", "Allow Session"),
+    ("allow_workspace", "Allow Workspace"),
+    ("allow_always", "Allow Always"),
+    ("deny", "Deny"),
+)
+_RISK_ICON = {"low": "🟢", "medium": "🟡", "high": "🔴", "critical": "🛑"}
 
 
 def escape(text: str) -> str:
@@ -59,9 +77,75 @@ def split_text(text: str, limit: int = TELEGRAM_LIMIT) -> list[str]:
 def tool_line(event: dict[str, Any]) -> str:
     """A compact, escaped one-liner for a tool call event."""
     if event.get("type") == "tool_call_start":
-        return f"⚙ <code>{escape(str(event.get('summary') or event.get('tool')))[:300]}</code>"
+        return (
+            f"⚙ <code>{escape(shorten(str(event.get('summary') or event.get('tool')), 300))}</code>"
+        )
     output = str(event.get("output", "")).strip().splitlines()
-    first = escape(output[0][:200]) if output else ""
+    first = escape(shorten(output[0], 200)) if output else ""
     if event.get("denied"):
         return f"⛔ denied: {first}"
     return ("✅ " if event.get("ok") else "❌ ") + first
+
+
+def shorten(text: str, width: int) -> str:
+    """``text`` on one line, at most ``width`` characters, cut between words (a reason is never
+    cut inside a word), with an ellipsis when shortened. Escape after shortening, so an HTML
+    entity is never cut in half."""
+    flat = " ".join(text.split())
+    if len(flat) <= width:
+        return flat
+    head = flat[: max(1, width - 1)]
+    cut = head.rfind(" ")
+    if cut > 0:  # between words, however early; only a single over-long word is cut inside
+        head = head[:cut]
+    return head.rstrip(" ,;:") + "…"
+
+
+def offered_options(request: dict[str, Any]) -> list[int]:
+    """Indexes into APPROVAL_OPTIONS of the options this request offers (a budget question
+    offers only Allow Once and Deny), in their fixed order."""
+    offered = set(request.get("options") or [value for value, _ in APPROVAL_OPTIONS])
+    return [i for i, (value, _) in enumerate(APPROVAL_OPTIONS) if value in offered]
+
+
+def approval_text(request: dict[str, Any], note: str = "", limit: int = TELEGRAM_LIMIT) -> str:
+    """The approval message, with what the CLI prompt shows: what will happen (the diff, the
+    arguments, the command — as many lines as fit in one message), why the policy asks, and
+    what each option grants. Escaped HTML, at most ``limit`` UTF-16 units."""
+    risk = str(request.get("risk", "medium"))
+    head = (
+        f"{_RISK_ICON.get(risk, '🟡')} <b>Approval needed</b> ({escape(risk)} risk)"
+        + (f" {escape(note)}" if note else "")
+        + f"\n{escape(str(request.get('summary', '')))}"
+    )
+    reasons = [str(r) for r in request.get("ask_reasons") or []]
+    if not reasons and request.get("reason"):
+        reasons = [str(request["reason"])]  # a daemon from before ask_reasons existed
+    why = "".join(f"\n<i>why: {escape(r)}</i>" for r in reasons)
+    extra = "".join(f"\n{escape(str(d))}" for d in request.get("details") or [] if d not in reasons)
+    grants: dict[str, str] = request.get("grants") or {}
+    options = "\n".join(
+        f"<b>{escape(label)}</b>: {escape(grants.get(value, label))}"
+        for value, label in (APPROVAL_OPTIONS[i] for i in offered_options(request))
+    )
+    fixed = f"{head}{why}{extra}\n\n{options}"
+    preview = str(request.get("preview") or "").rstrip("\n")
+    if not preview:
+        return fixed
+    room = limit - utf16_len(fixed) - 200  # the <pre> tags and the "more lines" note
+    lines = preview.splitlines()
+    shown: list[str] = []
+    for line in lines:
+        cost = utf16_len(escape(line)) + 1
+        if cost > room:
+            break
+        shown.append(line)
+        room -= cost
+    more = len(lines) - len(shown)
+    tail = (
+        f"\n… {more} more line{'s' * (more != 1)} not shown (Telegram's message limit)"
+        if more
+        else ""
+    )
+    body = f"\n\n<pre>{escape(chr(10).join(shown))}</pre>{escape(tail)}" if shown else escape(tail)
+    return f"{head}{why}{extra}{body}\n\n{options}"

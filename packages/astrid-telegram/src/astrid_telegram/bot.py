@@ -37,27 +37,27 @@ from astrid_gateway._state import state_dir
 from astrid_gateway.client import GatewayClient, RpcCallError
 
 from ._access import AccessPolicy, CallbackRegistry, CallbackRejected, PendingButton
-from ._format import TELEGRAM_LIMIT, escape, split_text, tool_line
+from ._format import (
+    APPROVAL_OPTIONS,
+    TELEGRAM_LIMIT,
+    approval_text,
+    escape,
+    offered_options,
+    split_text,
+    tool_line,
+)
 from .settings import TelegramSettings
 
 __all__ = ["AstridTelegramBot", "APPROVAL_OPTIONS", "HELP_TEXT", "RefusalLimiter"]
 
 log = logging.getLogger("astrid.telegram")
 
-APPROVAL_OPTIONS: tuple[tuple[str, str], ...] = (
-    ("allow_once", "Allow Once"),
-    ("allow_session", "Allow Session"),
-    ("allow_workspace", "Allow Workspace"),
-    ("allow_always", "Allow Always"),
-    ("deny", "Deny"),
-)
 HELP_TEXT = (
     "I am Astrid, a secure agent runtime. Write to me and the agent works on it; risky actions "
     "ask you first.\n\n"
     "/start - welcome\n/help - this text\n/reset - end this session and start fresh\n"
     "/status - session, budget and pending approvals\n/cancel - stop the running turn"
 )
-_RISK_ICON = {"low": "🟢", "medium": "🟡", "high": "🔴", "critical": "🛑"}
 REFUSAL_TEXT = "Sorry, this bot is private."
 CANCELLED_TEXT = "⏹ Turn cancelled."
 _REFUSED_USERS_KEPT = 100
@@ -453,7 +453,7 @@ class AstridTelegramBot:
                 await context.bot.edit_message_text(
                     chat_id=button.chat_id,
                     message_id=query.message.message_id,
-                    text=escape(text) + f"\n\n→ <b>{escape(label)}</b>",
+                    text=escape(text) + f"\n\n→ <b>{escape(label)}</b> (by you)",
                     parse_mode=ParseMode.HTML,
                 )
             except TelegramError as exc:
@@ -509,16 +509,10 @@ class AstridTelegramBot:
             return
         request_id = str(request.get("request_id"))
         nonce = self.buttons.issue(PendingButton(request_id, owner, chat, session))
-        risk = str(request.get("risk", "medium"))
-        text = (
-            f"{_RISK_ICON.get(risk, '🟡')} <b>Approval needed</b> "
-            f"({escape(risk)} risk) {escape(note)}\n"
-            f"{escape(str(request.get('summary', '')))}\n"
-            f"<i>{escape(str(request.get('reason', '')))}</i>"
-        )
+        text = approval_text(request, note)
         rows = [
-            [InlineKeyboardButton(label, callback_data=f"ap:{nonce}:{i}")]
-            for i, (_, label) in enumerate(APPROVAL_OPTIONS)
+            [InlineKeyboardButton(APPROVAL_OPTIONS[i][1], callback_data=f"ap:{nonce}:{i}")]
+            for i in offered_options(request)
         ]
         await self._send(chat, text, InlineKeyboardMarkup(rows))
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -133,20 +134,21 @@ def _checked_head(report: dict[str, Any], kept: Checkpoint | None) -> Checkpoint
 @click.pass_context
 def audit_show(ctx: click.Context, session_id: str, limit: int, as_json: bool) -> None:
     """The audit entries of one session, oldest first."""
-    entries: list[dict[str, Any]] = with_client(
-        ctx, lambda c: c.call("sessionAudit", session_id=session_id, limit=limit)
-    )
+    from .._format import audit_lines, resolve_session
+
+    async def read(client: Any) -> list[dict[str, Any]]:
+        sid = await resolve_session(client, session_id)
+        return await client.call("sessionAudit", session_id=sid, limit=limit)
+
+    entries: list[dict[str, Any]] = with_client(ctx, read)
     if as_json:
         emit_json(entries)
         return
     if not entries:
         click.echo("no audit entries for this session")
-    for entry in entries:
-        outcome = entry.get("outcome", {})
-        action = entry.get("action") or {}
-        what = action.get("kind", "-")
-        reason = outcome.get("reason", "")
-        click.echo(f"#{entry.get('seq'):<6} {outcome.get('kind'):<20} {what:<16} {reason}")
+        return
+    for line in audit_lines(entries, width=shutil.get_terminal_size().columns):
+        click.echo(line)
 
 
 @audit.command("list")
@@ -159,8 +161,11 @@ def audit_list(ctx: click.Context, as_json: bool) -> None:
     if as_json:
         emit_json(dict(chains))
         return
+    if not chains:
+        click.echo("the audit log is empty: entries appear as soon as a session starts")
+        return
     for chain, count in chains:
-        click.echo(f"{chain:<38} {count} entries")
+        click.echo(f"{chain:<38} {count} entr{'y' if count == 1 else 'ies'}")
 
 
 @audit.command("stats")
@@ -171,6 +176,9 @@ def audit_stats(ctx: click.Context, as_json: bool) -> None:
     stats: dict[str, Any] = with_client(ctx, lambda c: c.call("auditStats", timeout=600))
     if as_json:
         emit_json(stats)
+        return
+    if not stats["entries"]:
+        click.echo("the audit log is empty: entries appear as soon as a session starts")
         return
     click.echo(f"{stats['entries']} entries")
     for kind, count in sorted(stats["by_outcome"].items(), key=lambda kv: -kv[1]):
@@ -187,8 +195,6 @@ def audit_export(ctx: click.Context, file: str) -> None:
     Also writes FILE.pub, the runtime public key. Verify anywhere with:
     python -m astrid_audit verify FILE --key FILE.pub
     """
-    import shutil
-
     result: dict[str, Any] = with_client(ctx, lambda c: c.call("auditExport", timeout=600))
     shutil.copyfile(result["path"], file)
     with open(f"{file}.pub", "w") as pub:

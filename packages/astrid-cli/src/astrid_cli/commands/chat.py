@@ -21,7 +21,10 @@ SLASH_HELP = """/help        this list
 
 async def _open_session(client: Any, resume: str | None, workspace: str) -> str:
     if resume:
-        info = await client.call("resumeSession", session_id=resume)
+        from .._format import resolve_session
+
+        sid = await resolve_session(client, resume)  # a short id from `sessions list` works
+        info = await client.call("resumeSession", session_id=sid)
     else:
         info = await client.call("createSession", workspace=workspace)
     return str(info["session_id"])
@@ -36,20 +39,23 @@ async def _open_session(client: Any, resume: str | None, workspace: str) -> str:
 def chat(ctx: click.Context, resume: str | None, workspace: str) -> None:
     """Start an interactive chat session (auto-starts the daemon).
 
-    Approvals show the risk and the five options: Allow Once, Allow Session, Allow Workspace,
-    Allow Always, Deny. Ctrl-C cancels the running turn; a second Ctrl-C exits.
+    Approvals show what will happen (a diff, the arguments, the command), why the policy asks
+    and what each option grants; answer with a key: y (allow once), s (this session),
+    w (this workspace), a (always, for the token lifetime), n (deny), d (deny and tell the
+    model what to do instead), v (view the whole diff), or the digits 1-5. Ctrl-C withdraws
+    an open question and cancels the running turn; a second Ctrl-C exits.
 
     Example: astrid chat --workspace ~/projects/app
     """
     from .._signals import take_back_ctrl_c
-    from .._turns import drive_turn
+    from .._turns import Answer, drive_turn
     from .._ui import ChatUI, read_line
 
     take_back_ctrl_c()
     ui = ChatUI()
     root = os.path.realpath(workspace)
 
-    async def ask(request: dict[str, Any]) -> str:
+    async def ask(request: dict[str, Any]) -> Answer:
         return await ui.ask_approval_async(request)  # on the event loop: Ctrl-C withdraws it
 
     async def body() -> None:
@@ -82,32 +88,26 @@ def chat(ctx: click.Context, resume: str | None, workspace: str) -> None:
 
 
 async def _slash(client: Any, session: str, line: str, ui: Any) -> bool:
-    import json
+    from .._format import allowance_lines, audit_lines, budget_lines, status_lines
 
     command = line.split()[0]
     if command in ("/exit", "/quit"):
         return False
+    if command == "/status":
+        for text in status_lines(await client.call("status")):
+            ui.console.print(text, markup=False, highlight=False)
+        return True
     views = {
-        "/status": ("status", {}),
-        "/budget": ("sessionBudget", {"session_id": session}),
-        "/allowances": ("sessionAllowances", {"session_id": session}),
-        "/audit": ("sessionAudit", {"session_id": session, "limit": 10}),
+        "/budget": ("sessionBudget", {"session_id": session}, budget_lines),
+        "/allowances": ("sessionAllowances", {"session_id": session}, allowance_lines),
+        "/audit": ("sessionAudit", {"session_id": session, "limit": 10}, audit_lines),
     }
     if command in views:
-        method, params = views[command]
-        result = await client.call(method, **params)
-        if command == "/audit":
-            for entry in result:
-                action = (entry.get("action") or {}).get("kind", "-")
-                outcome = entry["outcome"]
-                line = (
-                    f"{entry['seq']:>5} {outcome['kind']:<20} {action:<16} {outcome['reason'][:60]}"
-                )
-                ui.console.print(line)
-        else:
-            ui.console.print_json(json.dumps(result, default=str))
+        method, params, lines = views[command]
+        for text in lines(await client.call(method, **params)):
+            ui.console.print(text, markup=False, highlight=False)
         return True
-    ui.console.print(SLASH_HELP)
+    ui.console.print(SLASH_HELP, markup=False, highlight=False)
     return True
 
 

@@ -84,6 +84,9 @@ def config_show(ctx: click.Context, workspace: str | None, as_json: bool) -> Non
     if as_json:
         emit_json(view)
         return
+    from .._format import config_value
+
     for key, entry in view.items():
         assert isinstance(entry, dict)
-        click.echo(f"{key:<45} {entry['value']!s:<30} [{entry['source']}]")
+        value = config_value(key, entry["value"])  # in full: a config value is never cut
+        click.echo(f"{key:<45} {value:<30} [{entry['source']}]")

@@ -102,7 +102,7 @@ def demo(ctx: click.Context, auto: str | None, keep: bool) -> None:
 
     take_back_ctrl_c()
 
-    from .._turns import auto_decider, drive_turn
+    from .._turns import Answer, auto_decider, drive_turn
     from .._ui import ChatUI
 
     console = Console()
@@ -121,14 +121,13 @@ def demo(ctx: click.Context, auto: str | None, keep: bool) -> None:
     )
     (home / "config.toml").write_text(_config(script, workspace, docs_server))
 
-    async def ask(request: dict[str, Any]) -> str:
-        import anyio
-
-        return await anyio.to_thread.run_sync(ui.ask_approval, request)
+    async def ask(request: dict[str, Any]) -> Answer:
+        # Read on the event loop, never in a thread: Ctrl-C withdraws the question at once.
+        return await ui.ask_approval_async(request)
 
     decide = auto_decider(auto) if auto else ask
 
-    async def body() -> dict[str, Any]:
+    async def body() -> dict[str, Any] | None:
         async with await GatewayClient.open(home, client_name="demo", start_timeout=60) as client:
             console.print(
                 Panel(
@@ -146,6 +145,9 @@ def demo(ctx: click.Context, auto: str | None, keep: bool) -> None:
                 console.rule(f"[bold]{index}. {title}")
                 console.print(f"[bold cyan]you>[/bold cyan] {prompt}")
                 outcome = await drive_turn(client, session, prompt, ui, decide)
+                if outcome.interrupted:  # Ctrl-C: the question was withdrawn, the turn ended
+                    await client.call("shutdown")
+                    return None
                 summary["steps"].append(
                     {
                         "title": title,
@@ -171,15 +173,21 @@ def demo(ctx: click.Context, auto: str | None, keep: bool) -> None:
     finally:
         if not keep:
             shutil.rmtree(root, ignore_errors=True)
+    if summary is None:
+        console.print("[yellow]demo stopped (Ctrl-C): nothing was approved after that[/yellow]")
+        ctx.exit(130)
+        return
     verify = summary["verify"]
     console.print(f"[bold green]✓ audit log verified[/bold green]: {verify['summary']}")
     console.print(
         "entries by outcome: "
         + ", ".join(f"{k} {v}" for k, v in sorted(summary["audit_counts"].items()))
     )
-    spent = summary["budget"].get("spent_micros", 0) / 1e6
-    limit = summary["budget"].get("session_limit_micros", 0) / 1e6
-    console.print(f"spent ${spent:.4f} of the demo's ${limit:.2f} budget")
+    from .._format import money
+
+    spent = money(summary["budget"].get("spent_micros", 0))
+    limit = money(summary["budget"].get("session_limit_micros", 0))
+    console.print(f"spent {spent} of the demo's {limit} budget")
     if keep:
         console.print(f"kept: {root}")
     console.print(json.dumps({"demo": "ok", "entries": verify["entries"]}))

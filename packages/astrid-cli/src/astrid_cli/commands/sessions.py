@@ -35,11 +35,16 @@ def sessions_list(ctx: click.Context, as_json: bool) -> None:
     if not rows:
         click.echo("no sessions yet (start one with `astrid chat`)")
         return
+    from .._format import local_time, short_id, shorten
+
+    click.echo(f"{'id':<8}  {'last used':<19}  {'turns':>5}  {'state':<8} workspace / title")
     for row in rows:
-        updated = str(row.get("updated_at", ""))[:19].replace("T", " ")
+        title = f"  {shorten(str(row['title']), 50)}" if row.get("title") else ""
         click.echo(
-            f"{row['session_id']}  {updated}  turns={row.get('turns', 0):<3} {row['workspace']}"
+            f"{short_id(row['session_id']):<8}  {local_time(row.get('updated_at')):<19}  "
+            f"{row.get('turns', 0):>5}  {row.get('state', '')!s:<8} {row['workspace']}{title}"
         )
+    click.echo("(`astrid sessions show ID` or `astrid chat --resume ID` take these short ids)")
 
 
 @sessions.command("show")
@@ -49,29 +54,31 @@ def sessions_list(ctx: click.Context, as_json: bool) -> None:
 def sessions_show(ctx: click.Context, session_id: str, as_json: bool) -> None:
     """A session's budget, standing allowances and recent audit entries."""
 
+    from .._format import allowance_lines, audit_lines, budget_lines, resolve_session
+
     async def gather(client: Any) -> dict[str, Any]:
+        sid = await resolve_session(client, session_id)
         return {
-            "budget": await client.call("sessionBudget", session_id=session_id),
-            "allowances": await client.call("sessionAllowances", session_id=session_id),
-            "audit": await client.call("sessionAudit", session_id=session_id, limit=20),
+            "session_id": sid,
+            "budget": await client.call("sessionBudget", session_id=sid),
+            "allowances": await client.call("sessionAllowances", session_id=sid),
+            "audit": await client.call("sessionAudit", session_id=sid, limit=20),
         }
 
     info = with_client(ctx, gather)
     if as_json:
         emit_json(info)
         return
-    click.echo(f"session {session_id}")
-    click.echo(f"budget: {info['budget']}")
-    click.echo(f"allowances: {len(info['allowances'])}")
-    for allowance in info["allowances"]:
-        click.echo(f"  - {allowance}")
+    click.echo(f"session {info['session_id']}")
+    click.echo("budget:")
+    for line in budget_lines(info["budget"]):
+        click.echo(f"  {line}")
+    click.echo("allowances:")
+    for line in allowance_lines(info["allowances"]):
+        click.echo(f"  {line}")
     click.echo("recent audit entries:")
-    for entry in info["audit"]:
-        outcome = entry.get("outcome", {})
-        action = (entry.get("action") or {}).get("kind", "-")
-        click.echo(
-            f"  #{entry.get('seq')} {outcome.get('kind')} {action} {outcome.get('reason', '')}"
-        )
+    for line in audit_lines(info["audit"]):
+        click.echo(f"  {line}")
 
 
 @sessions.command("delete")
@@ -80,10 +87,13 @@ def sessions_show(ctx: click.Context, session_id: str, as_json: bool) -> None:
 @click.pass_context
 def sessions_delete(ctx: click.Context, session_id: str, yes: bool) -> None:
     """Delete a session's history (its audit entries stay: the log is append-only)."""
-    if not yes:
-        click.confirm(f"delete session {session_id}?", abort=True)
-    with_client(ctx, lambda c: c.call("deleteSession", session_id=session_id))
-    click.echo(f"deleted session {session_id} (its audit entries are kept)")
+    from .._format import resolve_session
+
+    sid: str = with_client(ctx, lambda c: resolve_session(c, session_id))
+    if not yes:  # asked outside the event loop, where Ctrl-C interrupts a blocked read
+        click.confirm(f"delete session {sid}?", abort=True)
+    with_client(ctx, lambda c: c.call("deleteSession", session_id=sid))
+    click.echo(f"deleted session {sid} (its audit entries are kept)")
 
 
 @sessions.command("cleanup")

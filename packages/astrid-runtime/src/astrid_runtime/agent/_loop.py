@@ -13,7 +13,7 @@ interceptor then judges, so a hook can never route around it.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,6 +26,7 @@ from ..events import (
     AgentError,
     AgentEvent,
     BudgetWarning,
+    ModelRetrying,
     StatusNote,
     TextDelta,
     ToolCallFinished,
@@ -37,6 +38,7 @@ from ..llm import (
     ChatMessage,
     LlmProvider,
     ModelRequest,
+    Retrying,
     TextChunk,
     ToolCall,
     ToolCallReady,
@@ -55,6 +57,27 @@ log = logging.getLogger("astrid.runtime")
 
 class TurnCancelled(Exception):
     pass
+
+
+def _previewer(
+    tool: Tool, call: ToolCall, action: SensitiveAction, context: ToolContext
+) -> Callable[[], str] | None:
+    """The tool's own preview of what it will do (a diff), if it has one; computed only if a
+    person is asked."""
+    preview = getattr(tool, "preview", None)
+    if preview is None:
+        return None
+    return lambda: str(preview(call.arguments, action, context))
+
+
+async def _close(stream: AsyncIterator[Any]) -> None:
+    """Close a provider stream we stop reading early (its HTTP response with it)."""
+    aclose = getattr(stream, "aclose", None)
+    if aclose is not None:
+        try:
+            await aclose()
+        except Exception as exc:
+            log.debug("closing an abandoned model stream: %s", exc)
 
 
 @dataclass
@@ -204,17 +227,45 @@ class AgentLoop:
             calls: list[ToolCall] = []
             usage = Usage(0, 0)
             try:
-                async for event in self.provider.stream(request):
-                    if self._cancelled:
-                        raise TurnCancelled
-                    if isinstance(event, TextChunk):
-                        text_parts.append(event.text)
-                        yield TextDelta(session_id=sid, text=event.text)
-                    elif isinstance(event, ToolCallReady):
-                        calls.append(event.call)
-                    elif isinstance(event, Usage):
-                        usage = event
+                # The stream runs in a cancel scope that ``cancel()`` cancels: a model that
+                # stalls (no byte for minutes) is abandoned at once, not when it next speaks.
+                # Events are yielded outside the scope (an async generator must not yield
+                # inside a cancel scope it opened), so each is taken one at a time.
+                stream = self.provider.stream(request)
+                try:
+                    while True:
+                        event = None
+                        with anyio.CancelScope() as scope:
+                            self._cancel = scope
+                            if self._cancelled:
+                                scope.cancel()
+                            event = await anext(stream, None)
+                        self._cancel = None
+                        if scope.cancelled_caught or self._cancelled:
+                            raise TurnCancelled
+                        if event is None:
+                            break
+                        if isinstance(event, TextChunk):
+                            text_parts.append(event.text)
+                            yield TextDelta(session_id=sid, text=event.text)
+                        elif isinstance(event, ToolCallReady):
+                            calls.append(event.call)
+                        elif isinstance(event, Usage):
+                            usage = event
+                        elif isinstance(event, Retrying):
+                            yield ModelRetrying(
+                                session_id=sid,
+                                reason=event.reason,
+                                wait_seconds=event.wait_seconds,
+                                attempt=event.attempt,
+                                max_attempts=event.max_attempts,
+                            )
+                finally:
+                    self._cancel = None
+                    with anyio.CancelScope(shield=True):
+                        await _close(stream)
             except TurnCancelled:
+                # Nothing was delivered: the reservation is refunded in full (cost 0).
                 await self.interceptor.record_outcome(llm, success=False, actual_cost=0, queue=True)
                 yield TurnComplete(session_id=sid, stop_reason="cancelled", turns=rounds)
                 return
@@ -310,7 +361,10 @@ class AgentLoop:
             )
             if action is not None:
                 result = await self.interceptor.intercept(
-                    action, f"tool {call.name}", untrusted_context=self.session.has_untrusted
+                    action,
+                    f"tool {call.name}",
+                    untrusted_context=self.session.has_untrusted,
+                    preview=_previewer(tool, call, action, self.context),
                 )
                 for notice in self._drain():
                     yield notice

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import anyio
 
-from ._types import LlmError, ProviderEvent
+from ._types import LlmError, ProviderEvent, Retrying
 
 __all__ = ["RetryPolicy", "RetryableLlmError", "stream_with_retries"]
 
@@ -56,7 +56,8 @@ async def stream_with_retries(
     sleep: Sleep = anyio.sleep,
 ) -> AsyncIterator[ProviderEvent]:
     """Yield the events of ``open_stream()``, re-opening it after a retryable error that
-    happened before its first event, at most ``policy.max_attempts`` times in all."""
+    happened before its first event, at most ``policy.max_attempts`` times in all. Each wait
+    is announced by a :class:`Retrying` event first."""
     failed = 0
     while True:
         produced = False
@@ -72,4 +73,8 @@ async def stream_with_retries(
                     f"{error.message} (gave up after {failed} attempt{'s' * (failed > 1)})",
                     hint=error.hint or "wait and try again, or raise [retry] max_attempts",
                 ) from error
-            await sleep(policy.delay(failed - 1, error.retry_after))
+            wait = policy.delay(failed - 1, error.retry_after)
+            # Said before the wait (and not counted as produced: nothing reached the user),
+            # so a frontend can show why nothing happens and for how long.
+            yield Retrying(error.message, wait, failed, policy.max_attempts)
+            await sleep(wait)

@@ -20,6 +20,7 @@ __all__ = [
     "Usage",
     "Stop",
     "ProviderEvent",
+    "Retrying",
     "LlmProvider",
     "LlmError",
     "estimate_tokens",
@@ -153,7 +154,19 @@ class Stop:
     reason: str  # "end_turn" | "tool_use" | "max_tokens"
 
 
-ProviderEvent = TextChunk | ToolCallReady | Usage | Stop
+@dataclass(frozen=True)
+class Retrying:
+    """Not from the model: the provider will try again after a retryable error (rate limited,
+    overloaded, connection lost) once ``wait_seconds`` have passed. Consumers that only want
+    the model's output ignore it; the agent loop shows it, so a wait is never silent."""
+
+    reason: str
+    wait_seconds: float
+    attempt: int  # the attempt that failed (1-based)
+    max_attempts: int
+
+
+ProviderEvent = TextChunk | ToolCallReady | Usage | Stop | Retrying
 
 
 def estimate_tokens(request: ModelRequest) -> int:

@@ -21,8 +21,9 @@ manager. It ships in the package so that users can test their own agents against
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal, cast
 
 from astrid_core import JsonObject
@@ -35,6 +36,7 @@ __all__ = [
     "FakeHttpError",
     "FakeStreamError",
     "FakeMalformedStream",
+    "FakeStall",
     "FakeResponse",
     "RecordedRequest",
 ]
@@ -99,7 +101,19 @@ class FakeMalformedStream:
     tool: str = "broken_tool"
 
 
-FakeResponse = FakeTurn | FakeHttpError | FakeStreamError | FakeMalformedStream
+@dataclass(frozen=True)
+class FakeStall:
+    """A model that stops talking: the stream starts (HTTP 200, ``message_start``, then
+    ``text_before``) and then sends nothing until ``release`` is set or ``max_seconds`` pass,
+    after which the body ends without ``message_stop``. Tests of cancellation set ``release``
+    when done so the server thread is free at once."""
+
+    text_before: str = ""
+    max_seconds: float = 30.0
+    release: threading.Event = field(default_factory=threading.Event, compare=False)
+
+
+FakeResponse = FakeTurn | FakeHttpError | FakeStreamError | FakeMalformedStream | FakeStall
 
 
 @dataclass(frozen=True)
@@ -211,7 +225,10 @@ class _Handler(ScriptedHandler):
         events = list(_turn_events(body, partial, number))
         for name, payload in events[:-2]:  # every block, but not message_delta/message_stop
             self._event(name, json.dumps(payload))
-        if isinstance(response, FakeStreamError):
+        if isinstance(response, FakeStall):
+            response.release.wait(response.max_seconds)
+            self.close_connection = True
+        elif isinstance(response, FakeStreamError):
             self._event("error", json.dumps(_error_body(response.error_type, response.message)))
             self._write_chunk(b"")
         elif response.fault == "garbage":

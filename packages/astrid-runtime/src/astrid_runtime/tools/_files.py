@@ -183,6 +183,44 @@ def _unlink_file(path: str) -> None:
         fs.unlink(root, path.lstrip("/"))  # a symlink here is removed itself, never its target
 
 
+# ---------------------------------------------------------------------- approval previews
+_PREVIEW_MAX_FILE = 1_000_000  # bytes; a bigger file is not diffed for a prompt
+_PREVIEW_MAX_CHARS = 200_000  # what an approval request carries; frontends show the head
+
+
+def _current_text(path: str, workspace: str) -> tuple[str, str]:
+    """(current text, note) for a diff. Only files inside the workspace are read: a prompt
+    (which may go to Telegram) never carries the content of a file outside it."""
+    if not (path == workspace or path.startswith(workspace.rstrip("/") + "/")):
+        return "", "outside the workspace: the current content is not shown"
+    try:
+        if os.lstat(path).st_size > _PREVIEW_MAX_FILE:
+            return "", "the current file is too large to diff"
+        return _read_utf8(path), ""
+    except (FileNotFoundError, NotFoundError):
+        return "", "new file"
+    except (AstridError, OSError) as exc:
+        message = exc.message if isinstance(exc, AstridError) else (exc.strerror or str(exc))
+        return "", f"the current content is not shown: {message}"
+
+
+def unified_diff(path: str, old: str, new: str, note: str = "") -> str:
+    """A unified diff of ``old`` -> ``new`` labelled with ``path``, capped in size."""
+    import difflib
+
+    lines = difflib.unified_diff(
+        old.splitlines(keepends=True),
+        new.splitlines(keepends=True),
+        fromfile=f"a{path}" if old or not note else "/dev/null",
+        tofile=f"b{path}",
+    )
+    body = "".join(
+        line if line.endswith("\n") else line + "\n\\ No newline at end of file\n" for line in lines
+    )
+    head = f"({note})\n" if note else ""
+    return cap_output(head + (body or "(no change)\n"), _PREVIEW_MAX_CHARS)
+
+
 def _optional_int(args: JsonObject, name: str, default: int, minimum: int) -> int:
     value = args.get(name)
     if value is None:
@@ -279,6 +317,11 @@ class WriteFile:
             raise BadInputError("argument 'content' must be a string")
         return write_action(resolve_path(require(args, "path"), ctx), str(args["content"]))
 
+    def preview(self, args: JsonObject, action: SensitiveAction, ctx: ToolContext) -> str:
+        assert isinstance(action, FileWrite)
+        old, note = _current_text(action.path, ctx.workspace)
+        return unified_diff(action.path, old, str(args["content"]), note)
+
     async def run(self, args: JsonObject, action: SensitiveAction, ctx: ToolContext) -> str:
         assert isinstance(action, FileWrite)
         data = str(args["content"]).encode("utf-8")
@@ -317,6 +360,19 @@ class EditFile:
             str(args["new_string"]),
             args.get("replace_all") is True,
         )
+
+    def preview(self, args: JsonObject, action: SensitiveAction, ctx: ToolContext) -> str:
+        """The diff the edit would make, computed as ``run`` computes it (the person sees the
+        result, not only the two strings); if it would fail, the strings themselves."""
+        assert isinstance(action, FileWrite)
+        old, new = str(args["old_string"]), str(args["new_string"])
+        text, note = _current_text(action.path, ctx.workspace)
+        if not note and old not in text and "\r\n" in text and "\n" in old:
+            old, new = old.replace("\n", "\r\n"), new.replace("\n", "\r\n")
+        if note or old not in text:
+            why = note or "old_string is not in the file: the edit will fail"
+            return unified_diff(action.path, old, new, why)
+        return unified_diff(action.path, text, text.replace(old, new))
 
     async def run(self, args: JsonObject, action: SensitiveAction, ctx: ToolContext) -> str:
         assert isinstance(action, FileWrite)
