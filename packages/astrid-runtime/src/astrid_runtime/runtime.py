@@ -788,6 +788,9 @@ class AgentRuntime:
             "summary": report.summary(),
             "checkpoint": checkpoint.model_dump(mode="json"),
             "public_key": self.key.public_key.b64,
+            # Every key the log itself vouches for: this one, and each earlier key a signed
+            # rotation entry handed over from (a stored checkpoint may carry an older one).
+            "public_keys": {kid: k.b64 for kid, k in self.audit.trusted_keys.items()},
             "consistency": consistency,
         }
 

@@ -110,6 +110,12 @@ def _checked_head(report: dict[str, Any], kept: Checkpoint | None) -> Checkpoint
     head = Checkpoint.model_validate(report["checkpoint"])
     key = PublicKey.from_b64(str(report["public_key"]))
     keys = {key.key_id: key}
+    # Keys the log vouches for by signed rotation entries (the daemon already proved it is the
+    # daemon of this ASTRID_HOME): a stored checkpoint may be signed by one of them. Each key
+    # is filed under the id it really has, never the id the answer claims.
+    for raw in dict(report.get("public_keys") or {}).values():
+        older = PublicKey.from_b64(str(raw))
+        keys[older.key_id] = older
     head.check(keys)
     if kept is not None and kept.tree_size:
         if kept.key_id == head.key_id:

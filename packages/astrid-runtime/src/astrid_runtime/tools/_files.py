@@ -34,6 +34,7 @@ from astrid_core import (
     FileRead,
     FileWrite,
     JsonObject,
+    NotFoundError,
     SecurityDenied,
     SensitiveAction,
 )
@@ -188,15 +189,17 @@ _PREVIEW_MAX_FILE = 1_000_000  # bytes; a bigger file is not diffed for a prompt
 _PREVIEW_MAX_CHARS = 200_000  # what an approval request carries; frontends show the head
 
 
-def _current_text(path: str, workspace: str) -> tuple[str, str]:
-    """(current text, note) for a diff. Only files inside the workspace are read: a prompt
-    (which may go to Telegram) never carries the content of a file outside it."""
+def _current_text(path: str, ctx: ToolContext) -> tuple[str, str]:
+    """(current text, note) for a diff. Only files inside the workspace are read, through the
+    same denied-path and hard-link checks as read_file: a prompt (which may go to Telegram)
+    never carries the content of a file outside it, or of a denied one."""
+    workspace = ctx.workspace
     if not (path == workspace or path.startswith(workspace.rstrip("/") + "/")):
         return "", "outside the workspace: the current content is not shown"
     try:
         if os.lstat(path).st_size > _PREVIEW_MAX_FILE:
             return "", "the current file is too large to diff"
-        return _read_utf8(path), ""
+        return _read_utf8(path, _policy(ctx)), ""
     except (FileNotFoundError, NotFoundError):
         return "", "new file"
     except (AstridError, OSError) as exc:
@@ -319,7 +322,7 @@ class WriteFile:
 
     def preview(self, args: JsonObject, action: SensitiveAction, ctx: ToolContext) -> str:
         assert isinstance(action, FileWrite)
-        old, note = _current_text(action.path, ctx.workspace)
+        old, note = _current_text(action.path, ctx)
         return unified_diff(action.path, old, str(args["content"]), note)
 
     async def run(self, args: JsonObject, action: SensitiveAction, ctx: ToolContext) -> str:
@@ -366,7 +369,7 @@ class EditFile:
         result, not only the two strings); if it would fail, the strings themselves."""
         assert isinstance(action, FileWrite)
         old, new = str(args["old_string"]), str(args["new_string"])
-        text, note = _current_text(action.path, ctx.workspace)
+        text, note = _current_text(action.path, ctx)
         if not note and old not in text and "\r\n" in text and "\n" in old:
             old, new = old.replace("\n", "\r\n"), new.replace("\n", "\r\n")
         if note or old not in text:
