@@ -31,10 +31,11 @@ from astrid_core import (
     RiskLevel,
     SensitiveAction,
     SessionId,
+    ShellCommand,
 )
 from astrid_crypto import KeyPair
 
-from ._allowances import AllowanceStore
+from ._allowances import AllowanceStore, shell_scope_resource
 from ._approvals import ApprovalManager, Deferred
 from ._budget import BudgetCheck, BudgetStatus, BudgetTracker, Reservation
 from ._normalize import Normalized, normalize_action
@@ -62,6 +63,26 @@ def _allow(proof: AuthorizationProof, reason: str) -> Authorization:
             _ALLOWS.clear()
         allowed = _ALLOWS[key] = Authorization.allow(proof, reason=reason)
     return allowed
+
+
+class _ShellLine(ShellCommand):
+    """A shell line as grants see it: its resource names the exact set of simple commands it
+    runs (``cmd://ls/line-<digest>``), so a token from "allow always" on ``ls`` covers ``ls``
+    and never ``ls && touch pwned``. Tokens for ``cmd://<program>`` from before cover no line."""
+
+    scope: str
+
+    @property
+    def resource(self) -> str:
+        return self.scope
+
+
+def _grant_view(action: SensitiveAction) -> SensitiveAction:
+    if isinstance(action, ShellCommand) and not isinstance(action, _ShellLine):
+        return _ShellLine(
+            command=action.command, cwd=action.cwd, scope=shell_scope_resource(action)
+        )
+    return action
 
 
 @dataclass(frozen=True)
@@ -176,7 +197,7 @@ class SecurityInterceptor:
 
         # 2. grants: a capability token, else a signed allowance
         proof: AuthorizationProof | None = None
-        capability = await self.capabilities.authorize(action, self.session_id)
+        capability = await self.capabilities.authorize(_grant_view(action), self.session_id)
         if capability is not None:
             proof = capability.to_authorization_proof()
         else:
@@ -356,7 +377,7 @@ class SecurityInterceptor:
         elif option is ApprovalOption.ALLOW_ALWAYS:
             token = CapabilityToken.issue(
                 self.key,
-                ResourcePattern.literal(action.resource),
+                ResourcePattern.literal(_grant_view(action).resource),
                 [action.permission],
                 scope="persistent",
                 ttl_seconds=self.always_ttl_seconds,

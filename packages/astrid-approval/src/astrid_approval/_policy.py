@@ -11,6 +11,8 @@ import fnmatch
 import os
 import re
 import shlex
+import shutil
+import stat
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
@@ -18,6 +20,7 @@ from functools import lru_cache
 from urllib.parse import urlsplit
 
 from astrid_core import McpToolCall, NetworkRequest, ShellCommand
+from astrid_core.net import parse_ip_literal
 from astrid_crypto import canonical_json
 
 from ._network import private_addresses
@@ -228,8 +231,7 @@ class SecurityPolicy:
             deny += self._shell_problems(normalized.shell, action.cwd)
             if normalized.shell.opaque:
                 ask.append(
-                    "the command line cannot be fully understood: "
-                    + "; ".join(normalized.shell.opaque_reasons)
+                    "cannot tell what this runs: " + "; ".join(normalized.shell.opaque_reasons)
                 )
         if isinstance(action, McpToolCall):
             for key, value in action.args.items():
@@ -266,18 +268,23 @@ class SecurityPolicy:
 
     def _shell_problems(self, line: ParsedLine, cwd: str) -> list[str]:
         problems: list[str] = []
-        raw_text = " ".join(" ".join(c.argv) for c in line.commands)
-        if ":(){" in raw_text.replace(" ", ""):
+        if ":(){" in line.line.replace(" ", ""):
             problems.append("fork bomb")
-        by_program, globbed = _rule_index(tuple(self.blocked_commands))
+        rules = tuple(self.blocked_commands)
+        by_program, globbed = _rule_index(rules)
         for command in line.commands:
+            identity = _blocked_identity(command, cwd, self.home, rules)
+            if identity is not None and identity != command.program:
+                # what it really is: a symlink, hard link, copy or /proc path of a blocked program
+                command = replace(command, program=identity)
             for rule in (*by_program.get(command.program, ()), *globbed):
                 if _matches_rule(rule, command):
                     problems.append(f"command {' '.join(command.argv)[:120]!r} is blocked ({rule})")
             problems += self._command_paths(command, cwd)
-            if command.program in _NET_TOOLS:
-                for host in _hosts_in(command):
-                    problems += self._host_problems(host, 0)
+            for host in _hosts_in(command):
+                problems += self._host_problems(host, 0)
+        for host in line.hosts:
+            problems += self._host_problems(host, 0)
         for target in line.redirect_targets:
             root = self.denied_path(normalize_path(target, cwd, self.home).path)
             if root is not None:
@@ -290,18 +297,125 @@ class SecurityPolicy:
         return sorted(set(problems))
 
     def _command_paths(self, command: SimpleCommand, cwd: str) -> list[str]:
+        """Path-like arguments, resolved against every directory the command may run in
+        (``cd`` earlier in the line is followed); a glob is checked by what it matches."""
         problems: list[str] = []
         for arg in command.argv[1:]:
             if arg.startswith("-") and "=" in arg:
                 arg = arg.split("=", 1)[1]
-            if not (arg.startswith(("/", "~", "./", "../")) or "/" in arg):
+            if not (arg.startswith(("/", "~", "./", "../", ".")) or "/" in arg) and (
+                command.cwds == (".",) or arg.startswith("-")
+            ):
                 continue
-            if "://" in arg:
+            if "://" in arg or not arg:
                 continue
-            root = self.denied_path(normalize_path(arg, cwd, self.home).path)
-            if root is not None:
-                problems.append(f"{command.program} touches {arg}, inside the denied path {root}")
+            for where in command.cwds:
+                base = normalize_path(where, cwd, self.home).path if where != "." else cwd
+                for candidate in _glob_candidates(arg, base, self.home):
+                    root = self.denied_path(normalize_path(candidate, base, self.home).path)
+                    if root is not None:
+                        problems.append(
+                            f"{command.program} touches {arg}, inside the denied path {root}"
+                        )
+                        break
         return problems
+
+
+_GLOB_LIMIT = 256
+
+
+def _glob_candidates(arg: str, base: str, home: str) -> list[str]:
+    """``arg`` itself, and when it is a glob the paths it matches (bounded): ``cat ~/.ss*/id*``
+    is checked as ``~/.ssh/id_ed25519``. Its literal directory prefix is always checked too."""
+    if not any(c in arg for c in "*?["):
+        return [arg]
+    import glob
+    import itertools
+
+    expanded = home + arg[1:] if arg[:2] in ("~", "~/") else arg
+    pattern = expanded if os.path.isabs(expanded) else os.path.join(base, expanded)
+    prefix = re.split(r"[*?\[]", pattern, maxsplit=1)[0]
+    found = [prefix or "/", *itertools.islice(glob.iglob(pattern), _GLOB_LIMIT)]
+    return found
+
+
+_SEARCH_DIRS = ("/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin")
+
+
+@lru_cache(maxsize=8)
+def _blocked_files(
+    names: tuple[str, ...], path: str
+) -> tuple[dict[tuple[int, int], str], dict[int, tuple[tuple[str, str], ...]]]:
+    """The files of the blocked programs on this system: by (device, inode), and by size for
+    a content comparison (a copy of ``sudo`` under another name is still ``sudo``)."""
+    by_id: dict[tuple[int, int], str] = {}
+    by_size: dict[int, list[tuple[str, str]]] = {}
+    dirs = dict.fromkeys([*(d for d in path.split(os.pathsep) if d), *_SEARCH_DIRS])
+    for name in names:
+        for directory in dirs:
+            candidate = os.path.join(directory, name)
+            try:
+                st = os.stat(candidate)
+            except OSError:
+                continue
+            if not stat.S_ISREG(st.st_mode) or st.st_size == 0:
+                continue
+            by_id[(st.st_dev, st.st_ino)] = name
+            by_size.setdefault(st.st_size, []).append((os.path.realpath(candidate), name))
+    return by_id, {k: tuple(dict.fromkeys(v)) for k, v in by_size.items()}
+
+
+@lru_cache(maxsize=256)
+def _digest(path: str, dev: int, ino: int, size: int, mtime: int) -> bytes:
+    import hashlib
+
+    with open(path, "rb") as handle:
+        return hashlib.sha256(handle.read(64 * 1024 * 1024)).digest()
+
+
+def _blocked_identity(
+    command: SimpleCommand, cwd: str, home: str, rules: tuple[str, ...]
+) -> str | None:
+    """The blocked program a command really runs, judged by the file: the name it resolves
+    to (``/proc/self/root/usr/bin/sudo``, ``./x`` -> ``/usr/bin/sudo``), the same inode (a hard
+    link) or the same content (a copy). None when it is none of them or cannot be found."""
+    names = tuple(
+        sorted({w[0] for w in map(_rule_words, rules) if w and not any(c in w[0] for c in "*?[")})
+    )
+    argv0 = command.argv[0]
+    if "/" in argv0:
+        expanded = home + argv0[1:] if argv0.startswith("~/") else argv0
+        where = command.cwds[-1] if command.cwds else "."
+        base = cwd if where == "." else os.path.join(cwd, os.path.expanduser(where))
+        path: str | None = os.path.join(base, expanded)
+    else:
+        if argv0 in names:
+            return argv0
+        path = shutil.which(argv0)
+    if path is None:
+        return None
+    try:
+        real = os.path.realpath(path)
+        st = os.stat(real)
+    except (OSError, ValueError):
+        return None
+    if os.path.basename(real) in names:
+        return os.path.basename(real)
+    by_id, by_size = _blocked_files(names, os.environ.get("PATH", ""))
+    found = by_id.get((st.st_dev, st.st_ino))
+    if found is not None:
+        return found
+    same_size = by_size.get(st.st_size)
+    if same_size and stat.S_ISREG(st.st_mode):
+        try:
+            mine = _digest(real, st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+            for other, name in same_size:
+                o = os.stat(other)
+                if _digest(other, o.st_dev, o.st_ino, o.st_size, o.st_mtime_ns) == mine:
+                    return name
+        except OSError:
+            return None
+    return None
 
 
 @lru_cache(maxsize=256)
@@ -359,26 +473,79 @@ def _dangerous_rm(args: list[str]) -> bool:
     return "--no-preserve-root" in args
 
 
+_HOST_OPTIONS = frozenset(
+    {"--url", "-x", "--proxy", "--preproxy", "--resolve", "--connect-to", "--socks5",
+     "--socks4", "--socks5-hostname", "--socks4a", "--proxy-url", "-e"}
+)  # fmt: skip
+_PORT_FIRST = frozenset({"nc", "ncat", "netcat", "telnet"})
+
+
+def _host_of(arg: str) -> str | None:
+    """The host a URL or a scheme-less ``host[:port][/path]`` names (``[::1]:80``,
+    ``user@10.0.0.1:path``, ``2130706433:8080``)."""
+    if "://" in arg:
+        try:
+            return urlsplit(arg).hostname
+        except ValueError:
+            return None
+    text = arg.rsplit("@", 1)[-1].split("/", 1)[0]
+    if text.startswith("["):
+        return text[1:].split("]", 1)[0] or None
+    if text.count(":") == 1:
+        text = text.split(":", 1)[0]
+    return text or None
+
+
+def _checkable(host: str) -> bool:
+    """Worth classifying: an address in any spelling, or a name (dotted, or localhost-like)."""
+    if parse_ip_literal(host) is not None:
+        return True
+    return bool(re.fullmatch(r"[A-Za-z0-9_.\-]+", host)) and (
+        "." in host or "localhost" in host.lower() or host.lower() in ("metadata", "instance-data")
+    )
+
+
 def _hosts_in(command: SimpleCommand) -> list[str]:
+    """Hosts a command names: URLs in any argument of any program, and for network tools
+    hosts written without a scheme (``curl localhost:8080``, ``nc 127.1 80``)."""
     hosts: list[str] = []
-    positional = [a for a in command.argv[1:] if not a.startswith("-")]
-    for arg in positional:
+    args = command.argv[1:]
+    net_tool = command.program in _NET_TOOLS
+    positional: list[str] = []
+    for index, arg in enumerate(args):
+        if arg.startswith("-"):
+            value = arg.split("=", 1)[1] if "=" in arg else None
+            if value is None and arg in _HOST_OPTIONS and index + 1 < len(args):
+                value = args[index + 1]
+            if value is not None and net_tool and arg.split("=", 1)[0] in _HOST_OPTIONS:
+                for piece in re.split(r"[:,]", value):
+                    if parse_ip_literal(piece) is not None or "localhost" in piece.lower():
+                        hosts.append(piece)
+                host = _host_of(value)
+                if host:
+                    hosts.append(host)
+            elif value is not None and "://" in value:
+                host = _host_of(value)
+                if host:
+                    hosts.append(host)
+            continue
         if "://" in arg:
-            host = urlsplit(arg).hostname
+            host = _host_of(arg)
             if host:
                 hosts.append(host)
-        elif (
-            command.program in ("nc", "ncat", "netcat", "telnet", "socat")
-            and positional
-            and arg == positional[0]
-        ):
-            hosts.append(arg.split(":")[0])
-        elif command.program in ("ssh", "scp", "sftp", "rsync") and "@" in arg:
-            hosts.append(arg.split("@", 1)[1].split(":")[0])
-        elif (
-            command.program in ("curl", "wget")
-            and re.fullmatch(r"[\w.\-\[\]:]+(/.*)?", arg)
-            and "." in arg
-        ):
-            hosts.append(arg.split("/")[0].split(":")[0])
+            continue
+        positional.append(arg)
+    if net_tool:
+        if command.program == "socat":
+            for arg in positional:
+                for piece in arg.split(":")[1:]:
+                    if parse_ip_literal(piece.split(",")[0]) is not None or _checkable(piece):
+                        hosts.append(piece.split(",")[0])
+        elif command.program in _PORT_FIRST:
+            hosts += [h for h in positional[:1] if _checkable(h)]
+        else:
+            for arg in positional:
+                host = _host_of(arg)
+                if host and _checkable(host):
+                    hosts.append(host)
     return hosts
