@@ -84,9 +84,14 @@ def _decode_commands(resource: str) -> frozenset[CommandKey]:
 def shell_scope_resource(action: ShellCommand) -> str:
     """The capability resource an "allow always" of this exact line grants: the program and
     a digest of its command set, so the token covers only lines that run the same commands."""
-    keys = command_set(action) or frozenset()
+    return _scope_resource(action.command, action.program)
+
+
+@lru_cache(maxsize=1024)
+def _scope_resource(command: str, program: str) -> str:
+    keys = command_set(ShellCommand.model_construct(command=command, cwd="/")) or frozenset()
     digest = content_hash(_encode_commands(keys).encode()).hex
-    return f"cmd://{action.program}/line-{digest}"
+    return f"cmd://{program}/line-{digest}"
 
 
 def _kind_for(action: SensitiveAction, workspace: str) -> AllowanceKind:

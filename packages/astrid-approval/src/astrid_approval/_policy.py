@@ -272,8 +272,9 @@ class SecurityPolicy:
             problems.append("fork bomb")
         rules = tuple(self.blocked_commands)
         by_program, globbed = _rule_index(rules)
+        state = _path_state()
         for command in line.commands:
-            identity = _blocked_identity(command, cwd, self.home, rules)
+            identity = _blocked_identity(command, cwd, self.home, rules, state)
             if identity is not None and identity != command.program:
                 # what it really is: a symlink, hard link, copy or /proc path of a blocked program
                 command = replace(command, program=identity)
@@ -373,15 +374,56 @@ def _digest(path: str, dev: int, ino: int, size: int, mtime: int) -> bytes:
         return hashlib.sha256(handle.read(64 * 1024 * 1024)).digest()
 
 
+# Names bash runs itself: the file of the same name on PATH is not what runs.
+_BUILTINS = frozenset(
+    (  # noqa: SIM905 - a word list reads best as words
+        "cd echo printf true false : test [ pwd read export local declare typeset readonly "
+        "unset set shift exit return break continue eval source . alias unalias type hash "
+        "command builtin let wait jobs fg bg kill trap umask ulimit getopts times dirs pushd "
+        "popd shopt enable mapfile readarray compgen complete caller disown suspend logout "
+        "help history fc"
+    ).split()
+)
+
+
+@lru_cache(maxsize=32)
+def _blocked_names(rules: tuple[str, ...]) -> tuple[str, ...]:
+    words = (_rule_words(rule) for rule in rules)
+    return tuple(sorted({w[0] for w in words if w and not any(c in w[0] for c in "*?[")}))
+
+
+def _path_state() -> tuple[tuple[str, int], ...]:
+    """PATH's directories with their modification times: a program added to or removed from
+    one of them changes its time, so a lookup cached under this state is still right."""
+    state: list[tuple[str, int]] = []
+    for directory in dict.fromkeys(os.environ.get("PATH", "").split(os.pathsep)):
+        if directory:
+            try:
+                state.append((directory, os.stat(directory).st_mtime_ns))
+            except OSError:
+                state.append((directory, -1))
+    return tuple(state)
+
+
+@lru_cache(maxsize=1024)
+def _which(name: str, state: tuple[tuple[str, int], ...]) -> str | None:
+    """The resolved file PATH runs for ``name`` (cached while PATH's directories are unchanged;
+    the file itself is stat'ed fresh on every decision)."""
+    found = shutil.which(name, path=os.pathsep.join(d for d, _ in state))
+    return os.path.realpath(found) if found is not None else None
+
+
 def _blocked_identity(
-    command: SimpleCommand, cwd: str, home: str, rules: tuple[str, ...]
+    command: SimpleCommand,
+    cwd: str,
+    home: str,
+    rules: tuple[str, ...],
+    state: tuple[tuple[str, int], ...],
 ) -> str | None:
     """The blocked program a command really runs, judged by the file: the name it resolves
     to (``/proc/self/root/usr/bin/sudo``, ``./x`` -> ``/usr/bin/sudo``), the same inode (a hard
     link) or the same content (a copy). None when it is none of them or cannot be found."""
-    names = tuple(
-        sorted({w[0] for w in map(_rule_words, rules) if w and not any(c in w[0] for c in "*?[")})
-    )
+    names = _blocked_names(rules)
     argv0 = command.argv[0]
     if "/" in argv0:
         expanded = home + argv0[1:] if argv0.startswith("~/") else argv0
@@ -391,11 +433,13 @@ def _blocked_identity(
     else:
         if argv0 in names:
             return argv0
-        path = shutil.which(argv0)
+        if argv0 in _BUILTINS:
+            return None
+        path = _which(argv0, state)
     if path is None:
         return None
     try:
-        real = os.path.realpath(path)
+        real = os.path.realpath(path) if "/" in argv0 else path
         st = os.stat(real)
     except (OSError, ValueError):
         return None

@@ -22,6 +22,7 @@ from __future__ import annotations
 import os
 import re
 import shlex
+import threading
 from dataclasses import dataclass, field
 from functools import lru_cache
 
@@ -283,8 +284,15 @@ class ParsedLine:
 _LANGUAGE = Language(tree_sitter_bash.language())
 
 
+_LOCAL = threading.local()
+
+
 def _parser() -> Parser:
-    return Parser(_LANGUAGE)
+    """One parser per thread (a tree-sitter parser is not safe to share between threads)."""
+    parser: Parser | None = getattr(_LOCAL, "parser", None)
+    if parser is None:
+        parser = _LOCAL.parser = Parser(_LANGUAGE)
+    return parser
 
 
 def parse_command_line(line: str) -> ParsedLine:
@@ -341,8 +349,14 @@ def _ansi_c(body: str) -> str:
 _UNQUOTED_GLOB = re.compile(r"(?<!\\)[*?\[]|(?<!\\)\{[^}]*(,|\.\.)[^}]*\}|[@!+]\(")
 
 
+_BACKSLASH = re.compile(r"\\(.)", re.S)
+_STRING_ESCAPE = re.compile(r"\\([\\\"$`])")
+
+
 def _unescape_word(raw: str) -> str:
-    return re.sub(r"\\(.)", r"\1", raw.replace("\\\n", ""), flags=re.S)
+    if "\\" not in raw:
+        return raw
+    return _BACKSLASH.sub(r"\1", raw.replace("\\\n", ""))
 
 
 def _word(node: Node) -> _Word:
@@ -360,7 +374,7 @@ def _word(node: Node) -> _Word:
         for child in node.named_children:
             if child.type != "string_content":
                 return _Word(None)
-            parts.append(re.sub(r"\\([\\\"$`])", r"\1", _text(child).replace("\\\n", "")))
+            parts.append(_STRING_ESCAPE.sub(r"\1", _text(child).replace("\\\n", "")))
         return _Word("".join(parts))
     if kind == "concatenation":
         values: list[str] = []
