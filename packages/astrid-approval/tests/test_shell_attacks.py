@@ -190,6 +190,30 @@ OPAQUE = [
     "for d in a b; do cd ..; done; cat y",
     "alias ls='id'",
     "x='a[$(id)]'; echo $((x))",
+    'x="a[\\$(id)]"; [[ $x -eq 1 ]]',
+    "read n < count.txt; echo $((n + 1))",
+    "python3 -W ignore -c 'print(1)'",
+    "python3 -X dev -c 'print(1)'",
+    "perl -I lib -e 'print 1'",
+    "node --require ./x.js -e 1",
+    "php -c php.ini -r 'echo 1;'",
+    "awk --source='BEGIN{system(\"id\")}'",
+    "awk -e 'BEGIN{system(\"id\")}'",
+    "sed '1r /etc/shadow' notes.txt",
+    "ssh -oProxyCommand=id host",
+    "ssh -R 9000:127.0.0.1:22 host",
+    "rsync -avze 'sh -c id' a b:",
+    "git clone -u 'sh -c id' x",
+    "git rebase -x id main",
+    "git submodule foreach id",
+    "curl --unix-socket /var/run/docker.sock http://x/containers/json",
+    "socat - UNIX-CONNECT:/var/run/docker.sock",
+    "nc -U /var/run/docker.sock",
+    "echo h | xargs curl",
+    "wget -i urls.txt",
+    "shopt -s dotglob; cat */id_ed25519",
+    "GLOBIGNORE=x; cat */id_ed25519",
+    "declare -n r=PAGER; r=id; git log",
 ]
 
 
@@ -338,6 +362,9 @@ HOSTS = [
     "cat < /dev/udp/10.0.0.1/53",
     "ssh root@127.0.0.1",
     "scp f user@[::1]:/tmp",
+    "nc -w 3 127.1 80",
+    "git clone root@10.0.0.1:repo",
+    "curl -x 0x7f.1:8080 https://example.com/",
 ]
 
 
@@ -377,7 +404,8 @@ async def test_network_requests_to_ipv6_forms_of_private_addresses_are_refused(
     ["cd .ssh && cat id_ed25519", "cd .ssh; cat id_ed25519", "cd x/../.ssh && cat id_ed25519",
      "cd src && cat ../.ssh/id_ed25519", "cat ~/.ss*/id_*", "cat .ss?/id_ed25519",
      "cd .ssh && cp id_ed25519 /tmp/k", "cd && cat .ssh/id_ed25519",
-     "cd src; cd ../.ssh; cat id_ed25519", "env -C .ssh cat id_ed25519"],
+     "cd src; cd ../.ssh; cat id_ed25519", "env -C .ssh cat id_ed25519",
+     "cd .ssh; cat *", "cat .ss*/*", "cat ~/.ssh/../.ssh/id_ed25519"],
 )  # fmt: skip
 async def test_cd_in_the_line_is_followed_when_checking_paths(tmp_path: Path, command: str) -> None:
     home = tmp_path / "home"  # the workspace is the home directory: astrid chat run from ~
@@ -399,7 +427,9 @@ async def test_cd_in_the_line_is_followed_when_checking_paths(tmp_path: Path, co
     ["ls -la", "git status && git diff --stat", "grep -rn foo src | head -5",
      "for f in a b; do echo $f; done", "echo hi > out.txt 2>&1", "cd src && ls",
      "python3 script.py --flag", "sed -i 's/a/b/g' f.txt", "awk '{print $1}' f.txt",
-     "find . -name '*.py' -exec wc -l {} +", "curl https://example.com/x"],
+     "find . -name '*.py' -exec wc -l {} +", "curl https://example.com/x",
+     "git push -u origin main", "git log -c", "nc -l -p 8080", "git init", "python3 -m pytest -q",
+     "python3 script.py -c x", "for i in 1 2; do echo $((i * 2)); done"],
 )  # fmt: skip
 async def test_ordinary_lines_stay_automatic_in_autonomous_mode(
     workspace: Path, command: str
@@ -427,3 +457,31 @@ def test_analysis_limits_fail_toward_opaque() -> None:
         nested = f"sh -c {nested!r}"
     parsed = parse_command_line(nested)
     assert parsed.opaque
+
+
+@pytest.mark.parametrize(
+    "command",
+    ["grep -r BEGIN .", "tar czf /tmp/all.tgz .", "cp -r . /tmp/copy", "rg PRIVATE",
+     "perf stat sudo id", "ip netns exec n sudo id", "docker-compose run x sudo id"],
+)  # fmt: skip
+async def test_a_walk_over_a_denied_path_or_an_unknown_runner_of_sudo_is_asked(
+    tmp_path: Path, command: str
+) -> None:
+    home = tmp_path / "home"  # workspace = home: a walk of "." reaches ~/.ssh
+    (home / ".ssh").mkdir(parents=True)
+    handler = ScriptedHandler(ApprovalOption.DENY)
+    guard = await make_interceptor(
+        MemoryStorage(), KeyPair.generate(), home, handler=handler,
+        mode=WorkspaceMode.AUTONOMOUS, home=home,
+    )  # fmt: skip
+    result = await guard.intercept(ShellCommand(command=command, cwd=str(home)), "x")
+    assert not result.allowed
+    assert len(handler.asked) == 1
+    assert any(
+        "holds the denied path" in d or "blocked program" in d for d in handler.asked[0].details
+    )
+
+
+def test_a_tilde_user_path_is_expanded_as_bash_does() -> None:
+    parsed = parse_command_line("cat ~root/.ssh/id_rsa")
+    assert parsed.commands[0].argv[1] == os.path.expanduser("~root/.ssh/id_rsa")

@@ -19,7 +19,7 @@ from enum import StrEnum
 from functools import lru_cache
 from urllib.parse import urlsplit
 
-from astrid_core import McpToolCall, NetworkRequest, ShellCommand
+from astrid_core import AstridError, McpToolCall, NetworkRequest, ShellCommand
 from astrid_core.net import parse_ip_literal
 from astrid_crypto import canonical_json
 
@@ -229,6 +229,7 @@ class SecurityPolicy:
             deny += self._host_problems(action.host, action.port)
         if isinstance(action, ShellCommand) and normalized.shell is not None:
             deny += self._shell_problems(normalized.shell, action.cwd)
+            ask += self._shell_questions(normalized.shell, action.cwd)
             if normalized.shell.opaque:
                 ask.append(
                     "cannot tell what this runs: " + "; ".join(normalized.shell.opaque_reasons)
@@ -297,6 +298,43 @@ class SecurityPolicy:
                     problems.append("downloaded content is piped into a shell")
         return sorted(set(problems))
 
+    def _shell_questions(self, line: ParsedLine, cwd: str) -> list[str]:
+        """What is not a hard limit but must never pass unasked: a blocked program named as an
+        argument of a program the analysis does not know to run its arguments (``perf stat
+        sudo id``), and a recursive walk (``grep -r``, ``tar c``, ``cp -r``) of a directory
+        holding a denied path (the workspace at ``~`` holds ``~/.ssh``)."""
+        questions: list[str] = []
+        names = frozenset(_blocked_names(tuple(self.blocked_commands))) - _SUBCOMMAND_WORDS
+        roots: tuple[str, ...] = getattr(self, "_denied_roots", ())
+        for command in line.commands:
+            if command.program not in _ARGS_NEVER_RUN:
+                for arg in command.argv[1:]:
+                    if arg.rsplit("/", 1)[-1] in names:
+                        questions.append(
+                            f"{command.program} is given the blocked program {arg!r} as an "
+                            "argument: cannot tell whether it runs it"
+                        )
+                        break
+            if _walks(command) and roots:
+                targets = [a for a in command.argv[1:] if not a.startswith("-")]
+                if command.program in _SEARCHERS:
+                    targets = targets[1:]  # the first word is the pattern
+                targets = targets or ["."]
+                for target in targets:
+                    for where in command.cwds:
+                        base = normalize_path(where, cwd, self.home).path if where != "." else cwd
+                        try:
+                            walked = normalize_path(target, base, self.home).path
+                        except AstridError:
+                            continue
+                        inside = [r for r in roots if r.startswith(walked.rstrip("/") + "/")]
+                        if inside:
+                            questions.append(
+                                f"{command.program} walks {target}, which holds the denied "
+                                f"path {inside[0]}"
+                            )
+        return sorted(set(questions))
+
     def _command_paths(self, command: SimpleCommand, cwd: str) -> list[str]:
         """Path-like arguments, resolved against every directory the command may run in
         (``cd`` earlier in the line is followed); a glob is checked by what it matches."""
@@ -323,6 +361,51 @@ class SecurityPolicy:
 
 
 _GLOB_LIMIT = 256
+# Programs that never run an argument as a program (naming "sudo" to them is harmless), and
+# words that are blocked programs but mostly subcommands (git init, npm init).
+_ARGS_NEVER_RUN = frozenset(
+    {"echo", "printf", "grep", "egrep", "fgrep", "rg", "ag", "ack", "man", "info", "which",
+     "type", "whereis", "whatis", "apropos", "command", "apt", "apt-get", "apt-cache", "dpkg",
+     "rpm", "dnf", "yum", "brew", "pip", "pip3", "npm", "yarn", "pnpm", "cargo", "go", "git",
+     "gh", "less", "more", "cat", "head", "tail", "wc", "sort", "uniq", "diff", "cut", "tr",
+     "test", "[", "hash", "help", "compgen", "complete", "ls", "stat", "file", "readlink",
+     "realpath", "basename", "dirname", "touch", "mkdir", "systemctl", "journalctl", "ps",
+     "pgrep", "pkill", "killall", "uv", "poetry", "make", "docker"}
+)  # fmt: skip
+_SUBCOMMAND_WORDS = frozenset({"init", "halt"})
+_SEARCHERS = frozenset({"grep", "egrep", "fgrep", "rg", "ag", "ack"})
+_WALKERS = frozenset(
+    {"grep", "egrep", "fgrep", "rg", "ag", "ack", "find", "tar", "zip", "cp", "rsync", "scp",
+     "du", "chmod", "chown", "rm", "tree", "ls", "fd", "git"}
+)  # fmt: skip
+
+
+def _walks(command: SimpleCommand) -> bool:
+    """A recursive read or write of the directories it is given."""
+    program, args = command.program, command.argv[1:]
+    if program not in _WALKERS or program == "git":
+        return False
+    if program in ("rg", "ag", "ack", "find", "du", "tree", "fd", "rsync"):
+        return True
+    if program == "tar":
+        return any(a.lstrip("-").startswith("c") or a in ("--create",) for a in args[:2])
+    if program == "zip":
+        return any(a.startswith("-") and "r" in a for a in args)
+    short = "".join(a[1:] for a in args if a.startswith("-") and not a.startswith("--"))
+    long = {a for a in args if a.startswith("--")}
+    if program in ("grep", "egrep", "fgrep"):
+        return (
+            "r" in short or "R" in short or bool({"--recursive", "--dereference-recursive"} & long)
+        )
+    if program in ("cp", "scp", "chmod", "chown", "rm", "ls"):
+        return (
+            "r" in short
+            or "R" in short
+            or ("a" in short
+            and program == "cp")
+            or ("--recursive" in long)
+        )
+    return False
 
 
 def _glob_candidates(arg: str, base: str, home: str) -> list[str]:
@@ -540,8 +623,37 @@ def _host_of(arg: str) -> str | None:
     return text or None
 
 
+_SSH_VALUES = frozenset(f"-{c}" for c in "BbcDEeFIiJLlmOoPpQRSWw")
+_VALUE_OPTIONS: dict[str, frozenset[str]] = {
+    "curl": frozenset(
+        {"-o", "-d", "-H", "-u", "-A", "-e", "-T", "-F", "-X", "-w", "-b", "-c", "-m", "-r",
+         "-C", "-E", "-K", "-Y", "-y", "-z", "-U", "--output", "--data", "--data-raw",
+         "--data-binary", "--data-urlencode", "--header", "--user", "--user-agent", "--referer",
+         "--upload-file", "--form", "--request", "--write-out", "--cookie", "--cookie-jar",
+         "--max-time", "--range", "--cert", "--key", "--cacert", "--config", "--retry",
+         "--connect-timeout", "--proxy-user", "--output-dir", "--json"}
+    ),
+    "wget": frozenset(
+        {"-O", "-o", "-a", "-P", "-U", "-t", "-T", "-w", "-Q", "-l", "--output-document",
+         "--directory-prefix", "--user-agent", "--header", "--post-data", "--user",
+         "--password", "--tries", "--timeout", "--wait", "--level", "--output-file"}
+    ),
+    "nc": frozenset({"-w", "-p", "-s", "-i", "-q", "-X", "-x", "-T", "-O", "-I", "-W", "-M", "-m"}),
+    "ncat": frozenset({"-w", "-p", "-s", "-i", "-d", "-o", "-x", "-m", "--proxy"}),
+    "netcat": frozenset({"-w", "-p", "-s", "-i", "-q", "-x"}),
+    "telnet": frozenset({"-l", "-b", "-e", "-n"}),
+    "ssh": _SSH_VALUES,
+    "scp": frozenset({"-P", "-i", "-c", "-F", "-l", "-o", "-S", "-J", "-D"}),
+    "sftp": frozenset({"-P", "-i", "-c", "-F", "-l", "-o", "-S", "-J", "-D", "-b", "-B", "-R"}),
+    "rsync": frozenset({"-e", "--rsh", "-f", "--filter", "--exclude", "--include", "-T"}),
+}  # fmt: skip
+
+
 def _checkable(host: str) -> bool:
-    """Worth classifying: an address in any spelling, or a name (dotted, or localhost-like)."""
+    """Worth classifying: an address in any spelling, or a name (dotted, or localhost-like).
+    A bare number that fits a port (``80``) is a port, not the address ``0.0.0.80``."""
+    if host.isdigit() and int(host) <= 65535:
+        return False
     if parse_ip_literal(host) is not None:
         return True
     return bool(re.fullmatch(r"[A-Za-z0-9_.\-]+", host)) and (
@@ -555,20 +667,30 @@ def _hosts_in(command: SimpleCommand) -> list[str]:
     hosts: list[str] = []
     args = command.argv[1:]
     net_tool = command.program in _NET_TOOLS
+    takes_value = _VALUE_OPTIONS.get(command.program, frozenset())
     positional: list[str] = []
-    for index, arg in enumerate(args):
-        if arg.startswith("-"):
-            value = arg.split("=", 1)[1] if "=" in arg else None
-            if value is None and arg in _HOST_OPTIONS and index + 1 < len(args):
-                value = args[index + 1]
-            if value is not None and net_tool and arg.split("=", 1)[0] in _HOST_OPTIONS:
+    index = 0
+    while index < len(args):
+        arg = args[index]
+        index += 1
+        if arg.startswith("-") and len(arg) > 1:
+            name, _, attached = arg.partition("=")
+            value: str | None = attached if "=" in arg else None
+            if value is None and (arg in takes_value or arg in _HOST_OPTIONS):
+                value = args[index] if index < len(args) else None
+                index += 1
+            if value is None:
+                continue
+            if net_tool and name in _HOST_OPTIONS:
                 for piece in re.split(r"[:,]", value):
-                    if parse_ip_literal(piece) is not None or "localhost" in piece.lower():
+                    if _checkable(piece) and (
+                        parse_ip_literal(piece) is not None or "localhost" in piece.lower()
+                    ):
                         hosts.append(piece)
                 host = _host_of(value)
-                if host:
+                if host and _checkable(host):
                     hosts.append(host)
-            elif value is not None and "://" in value:
+            elif "://" in value:
                 host = _host_of(value)
                 if host:
                     hosts.append(host)
@@ -583,7 +705,7 @@ def _hosts_in(command: SimpleCommand) -> list[str]:
         if command.program == "socat":
             for arg in positional:
                 for piece in arg.split(":")[1:]:
-                    if parse_ip_literal(piece.split(",")[0]) is not None or _checkable(piece):
+                    if _checkable(piece.split(",")[0]):
                         hosts.append(piece.split(",")[0])
         elif command.program in _PORT_FIRST:
             hosts += [h for h in positional[:1] if _checkable(h)]
@@ -592,4 +714,14 @@ def _hosts_in(command: SimpleCommand) -> list[str]:
                 host = _host_of(arg)
                 if host and _checkable(host):
                     hosts.append(host)
+    elif command.program == "git":  # scp-like remotes: git clone user@10.0.0.1:repo
+        for arg in positional:
+            if ":" in arg and "/" not in arg.split(":", 1)[0]:
+                host = _host_of(arg.split(":", 1)[0])
+                if (
+                    (host
+                    and parse_ip_literal(host) is not None)
+                    or (host or "").endswith("localhost")
+                ):
+                    hosts.append(host or "")
     return hosts

@@ -96,6 +96,25 @@ _INLINE_FLAGS: dict[str, tuple[str, ...]] = {
 _INLINE_LONG = frozenset(
     {"--eval", "--print", "--command", "--expr", "-command", "-encodedcommand", "-c"}
 )
+_AWK_RUNS = re.compile(
+    r"\bsystem\s*\(|\|\s*(getline|&)|\|&|\bgetline\b|\b(print|printf)\b[^;}]*[|>]"
+    r"|@load|@include|\bENVIRON\b\s*\["
+)
+# Interpreter options that take a value (the value is not the script).
+_INTERPRETER_VALUES: dict[str, frozenset[str]] = {
+    "python": frozenset({"-m", "-W", "-X", "-Q", "--check-hash-based-pycs"}),
+    "pypy": frozenset({"-m", "-W", "-X"}),
+    "perl": frozenset({"-I", "-M", "-m", "-x", "-C", "-d", "-D"}),
+    "ruby": frozenset({"-I", "-r", "-C", "-E", "-F", "-K", "-T", "--encoding"}),
+    "node": frozenset(
+        {"-r", "--require", "--import", "--loader", "--experimental-loader", "-C",
+         "--conditions", "--input-type", "--env-file", "--title", "--inspect-port"}
+    ),
+    "bun": frozenset({"-r", "--preload", "--cwd", "--env-file", "--config"}),
+    "php": frozenset({"-c", "-d", "-f", "-z", "-t"}),
+    "lua": frozenset({"-l"}),
+    "julia": frozenset({"-L", "--load", "-p", "-t", "--project"}),
+}  # fmt: skip
 _AWKS = frozenset({"awk", "gawk", "mawk", "nawk", "busybox-awk"})
 _LOADERS = re.compile(
     r"(ld-linux[\w.-]*\.so[\d.]*|ld\.so[\d.]*|ld-musl-[\w.-]+\.so[\d.]*|ld64\.so[\d.]*)"
@@ -146,9 +165,19 @@ _WRAPPERS: dict[str, frozenset[str]] = {
     "busybox": frozenset(),
     "toybox": frozenset(),
     "pkexec": frozenset({"--user"}),
+    "run0": frozenset({"-u", "--user", "-g", "--group", "-D", "--chdir", "--setenv"}),
+    "setpriv": frozenset(),
+    "chpst": frozenset({"-u", "-U", "-b", "-e", "-/", "-n", "-l", "-L", "-m", "-d", "-o", "-p"}),
+    "torsocks": frozenset({"-a", "-P", "-u", "-p"}),
+    "proxychains": frozenset({"-f"}),
+    "proxychains4": frozenset({"-f"}),
+    "sg": frozenset(),
+    "nocache": frozenset(),
+    "eatmydata": frozenset(),
+    "doas-keepenv": frozenset(),
 }
 # Commands that take positional words before the command they run.
-_LEADING_WORDS = {"chroot": 1, "taskset": 1, "chrt": 1, "flock": 1}
+_LEADING_WORDS = {"chroot": 1, "taskset": 1, "chrt": 1, "flock": 1, "sg": 1}
 # Variables that, set anywhere in the line, make a later command run something else.
 _DANGEROUS_VARS = frozenset(
     {
@@ -161,7 +190,10 @@ _DANGEROUS_VARS = frozenset(
         "CURL_HOME", "WGETRC", "SHELL", "MAKEFLAGS", "JAVA_TOOL_OPTIONS", "_JAVA_OPTIONS",
         "JDK_JAVA_OPTIONS", "DOTNET_STARTUP_HOOKS", "LUA_INIT", "TERMINFO", "INPUTRC",
         "HISTFILE", "RUSTC_WRAPPER", "CC", "CXX", "LD", "AR", "CMAKE_C_COMPILER_LAUNCHER",
-        "OPENSSL_CONF", "LOCPATH", "NLSPATH", "HOSTALIASES", "RESOLV_HOST_CONF",
+        "OPENSSL_CONF",
+        "GLOBIGNORE",
+        "BASH_XTRACEFD",
+        "FIGNORE", "LOCPATH", "NLSPATH", "HOSTALIASES", "RESOLV_HOST_CONF",
     }
 )  # fmt: skip
 _DANGEROUS_PREFIXES = (
@@ -170,10 +202,6 @@ _DANGEROUS_PREFIXES = (
 )  # fmt: skip
 # Option prefixes of otherwise allowed programs that run a program named in the option.
 _RUNS_VIA_OPTION: dict[str, tuple[str, ...]] = {
-    "git": (
-        "-c", "--config-env", "--exec-path", "--upload-pack", "--receive-pack", "--exec",
-        "-u", "--extcmd", "-x", "--tool", "--ext-diff",
-    ),
     "rg": ("--pre", "--hostname-bin"),
     "grep": ("--pre",),
     "ugrep": ("--filter", "--pre"),
@@ -183,7 +211,7 @@ _RUNS_VIA_OPTION: dict[str, tuple[str, ...]] = {
     ),
     "zip": ("-TT", "--unzip-command"),
     "rsync": ("-e", "--rsh", "--rsync-path"),
-    "ssh": ("-o", "-F", "-J", "-S"),
+    "ssh": ("-o", "-F", "-J", "-S", "-R", "-L", "-D", "-W", "-w", "-E", "-I", "-P"),
     "scp": ("-S", "-o", "-F", "-J"),
     "sftp": ("-S", "-o", "-F", "-J", "-D"),
     "less": ("+!", "-k", "--lesskey-file"),
@@ -207,15 +235,24 @@ _RUNS_VIA_OPTION: dict[str, tuple[str, ...]] = {
     "npx": ("-c", "--call"),
     "npm": ("exec", "x"),
     "openssl": ("-engine",),
-    "curl": ("-K", "--config"),
-    "wget": ("--execute", "-e", "--config", "--use-askpass"),
+    "curl": ("-K", "--config", "--unix-socket", "--abstract-unix-socket"),
+    "wget": ("--execute", "-e", "--config", "--use-askpass", "-i", "--input-file"),
+    "aria2c": ("-i", "--input-file", "--on-download-complete", "--on-download-start"),
     "zathura": ("",),
-    "socat": ("exec:", "system:", "EXEC:", "SYSTEM:"),
-    "nc": ("-e", "-c", "--exec", "--sh-exec", "--lua-exec"),
-    "ncat": ("-e", "-c", "--exec", "--sh-exec", "--lua-exec"),
+    "socat": ("exec:", "system:", "unix", "abstract", "open:", "create:", "pipe:", "gopen:"),
+    "nc": ("-e", "-c", "--exec", "--sh-exec", "--lua-exec", "-U", "--unixsock"),
+    "ncat": ("-e", "-c", "--exec", "--sh-exec", "--lua-exec", "-U", "--unixsock"),
     "netcat": ("-e", "-c"),
 }  # fmt: skip
-_GIT_RUNS = frozenset({"filter-branch", "difftool", "mergetool", "bisect", "submodule"})
+_SHOPT_OPAQUE = frozenset(
+    {"expand_aliases", "dotglob", "extglob", "nocaseglob", "extdebug", "globasciiranges",
+     "cdable_vars", "execfail", "sourcepath"}
+)  # fmt: skip
+# Programs whose targets (hosts, files) xargs would fill in from its input: not checkable.
+_TAKES_TARGETS = frozenset(
+    {"curl", "wget", "nc", "ncat", "netcat", "telnet", "ssh", "scp", "sftp", "rsync", "socat",
+     "aria2c", "cat", "cp", "mv", "rm", "tee", "dd", "chmod", "chown", "ln", "tar", "zip"}
+)  # fmt: skip
 _NO_PATH_ARGS = frozenset(
     {"echo", "printf", "true", "false", ":", "test", "[", "sleep", "expr", "seq", "exit",
      "return", "let", "local", "export", "declare", "typeset", "readonly", "shift", "set",
@@ -364,7 +401,14 @@ def _word(node: Node) -> _Word:
     text = _text(node)
     if kind in ("word", "number", "variable_name", "file_descriptor"):
         pattern = kind == "word" and bool(_UNQUOTED_GLOB.search(text))
-        return _Word(_unescape_word(text), pattern)
+        value = _unescape_word(text)
+        if kind == "word" and text.startswith("~") and not text.startswith(("~/",)) and text != "~":
+            head = text.split("/", 1)[0]
+            if head in ("~+", "~-") or any(c in head for c in "\\'\"$"):
+                return _Word(None)  # $PWD / $OLDPWD, or a quoted tilde: not followed
+            expanded = os.path.expanduser(value)  # ~root/… is /root/…, as bash expands it
+            return _Word(expanded, pattern)
+        return _Word(value, pattern)
     if kind == "raw_string":
         return _Word(text[1:-1])
     if kind == "ansi_c_string":
@@ -406,6 +450,7 @@ class _Analysis:
         self.literal_quotes_with_code = False
         self.has_arithmetic = False
         self.stdin_text: str | None = None  # the here-string/document of the current command
+        self.computed_values = False  # a variable gets a value the text does not show
 
     def opaque(self, reason: str) -> None:
         self.result.opaque_reasons.append(reason)
@@ -427,8 +472,9 @@ class _Analysis:
         if root.has_error:
             self.opaque("the line does not parse as bash")
         self.node(root, depth=depth, via=via, tree_depth=0, in_loop=False)
-        if self.has_arithmetic and self.literal_quotes_with_code:
-            self.opaque("quoted text holding $( ) or backticks meets arithmetic evaluation")
+        if self.has_arithmetic and (self.literal_quotes_with_code or self.computed_values):
+            # bash evaluates array subscripts in arithmetic: x='a[$(id)]'; echo $((x)) runs id
+            self.opaque("arithmetic evaluates a value that may hold a command substitution")
 
     def node(self, node: Node, *, depth: int, via: tuple[str, ...], tree_depth: int,
              in_loop: bool) -> None:  # fmt: skip
@@ -453,9 +499,16 @@ class _Analysis:
             variable = node.child_by_field_name("variable")
             if variable is not None:
                 self.check_variable(_text(variable))
+            values = [
+                c for i, c in enumerate(node.children) if node.field_name_for_child(i) == "value"
+            ]
+            if not values or any(_word(v).value is None for v in values):
+                self.computed_values = True
         elif kind in _ARITHMETIC or (kind == "compound_statement" and _text(node)[:2] == "(("):
             self.has_arithmetic = True
-        elif kind == "raw_string" and ("$(" in _text(node) or "`" in _text(node)):
+        elif kind in ("raw_string", "string", "ansi_c_string", "word") and (
+            "$(" in _text(node) or "`" in _text(node) or "\\x" in _text(node)
+        ):
             self.literal_quotes_with_code = True
         elif kind in ("file_redirect", "herestring_redirect", "heredoc_redirect"):
             self.redirect(node)
@@ -556,6 +609,8 @@ class _Analysis:
             self.has_arithmetic = True
         value_node = node.child_by_field_name("value")
         value = _word(value_node).value if value_node is not None else ""
+        if value is None:
+            self.computed_values = True
         return f"{name}={value if value is not None else '<computed>'}"
 
     def check_variable(self, name: str) -> None:
@@ -570,6 +625,8 @@ class _Analysis:
                 value = _word(child).value or ""
                 if value in ("-f", "-F") or (value.startswith("-") and "i" in value):
                     self.has_arithmetic = True
+                if value.startswith("-") and "n" in value:
+                    self.opaque("a name reference (declare -n) can assign any variable")
 
     def redirect(self, node: Node) -> str:
         op = _redirect_op(node)
@@ -662,14 +719,22 @@ class _Analysis:
             return
         if program == "alias" and any("=" in a for a in args):
             self.opaque("alias defines a command from text")
-        if program == "shopt" and "expand_aliases" in args:
-            self.opaque("shopt expand_aliases makes aliases run")
+        if program == "shopt" and any(a in _SHOPT_OPAQUE for a in args):
+            self.opaque("shopt changes what names and patterns mean (aliases, dotglob, extglob)")
+        if program in ("local", "declare", "typeset") and any(
+            a.startswith("-") and "n" in a for a in args
+        ):
+            self.opaque("a name reference (declare -n) can assign any variable")
         if program in ("enable", "hash") and any(a.startswith(("-f", "-p")) for a in args):
             self.opaque(f"{program} {' '.join(args[:1])} makes a name run another program")
         if program in ("mapfile", "readarray", "complete", "compgen", "bind") and any(
             a.startswith(("-C", "-x")) for a in args
         ):
             self.opaque(f"{program} runs a callback command")
+        if program in ("read", "mapfile", "readarray", "getopts") or (
+            program == "printf" and "-v" in args
+        ):
+            self.computed_values = True
         if program in ("read", "printf", "getopts", "mapfile", "readarray", "export", "declare",
                        "local", "readonly", "typeset"):  # fmt: skip
             for arg in args:
@@ -709,7 +774,7 @@ class _Analysis:
             elif inner:
                 self.joined_text(inner, depth=depth, via=(*via, program))
             return
-        if program == "su" or program == "runuser":
+        if program in ("su", "runuser", "sg"):
             command = _option_value(rest, ("-c", "--command", "--session-command"))
             if command is not None:
                 if command.value is None:
@@ -755,6 +820,7 @@ class _Analysis:
                     or name in _WRAPPERS
                     or name in SHELLS
                     or _family(name) in INTERPRETERS
+                    or name in _TAKES_TARGETS
                     or token in name
                 ):
                     self.opaque("xargs completes this command from its input")
@@ -875,12 +941,20 @@ class _Analysis:
                 self.text(text, depth=depth + 1, via=(*via, program), piped=False)
 
     def interpreter(self, program: str, base: str, args: list[str], *, stdin: bool) -> None:
+        """Inline code anywhere before the script makes it opaque; so does no script at all.
+
+        Options that take a value are skipped with their value (``python3 -W ignore -c …``);
+        an unknown word is taken for the script only when it looks like a file, otherwise the
+        scan goes on (it may be an option's value)."""
         letters = _INLINE_FLAGS.get(base, ())
         if base == "deno" and args[:1] == ["eval"]:
             self.opaque("deno eval runs inline code")
             return
+        takes_value = _INTERPRETER_VALUES.get(base, frozenset())
         script = False
-        for arg in args:
+        i = 0
+        while i < len(args):
+            arg = args[i]
             if (
                 arg in _INLINE_LONG
                 or arg.lower() in _INLINE_LONG
@@ -888,19 +962,28 @@ class _Analysis:
             ):
                 self.opaque(f"{program} runs inline code")
                 return
-            if arg == "-":
+            if arg in ("-", "--"):
+                script = arg == "--" and i + 1 < len(args) and args[i + 1] != "-"
                 break
+            if arg in takes_value:
+                if base == "python" and arg == "-m":
+                    script = True
+                    break
+                i += 2
+                continue
             if arg.startswith("-") and not arg.startswith("--"):
                 if any(letter in arg[1:] for letter in letters):
                     self.opaque(f"{program} runs inline code")
                     return
-                if base == "python" and arg in ("-m", "-W", "-X", "-Q"):
-                    script = arg == "-m"
+                i += 1
                 continue
             if arg.startswith("--"):
+                i += 1
                 continue
             script = True
-            break
+            if "/" in arg or "." in arg:
+                break  # a script file: what follows are its own arguments
+            i += 1
         if not script:
             why = "a pipe or redirected input" if stdin else "its input"
             self.opaque(f"{program} reads code from {why}")
@@ -910,11 +993,19 @@ class _Analysis:
         i = 0
         while i < len(args):
             arg = args[i]
-            if arg in ("-f", "--file", "-i", "--include", "-l", "--load", "-E", "--exec"):
-                if arg in ("-l", "--load", "-E", "--exec", "-i", "--include"):
-                    self.opaque("awk loads code")
-                    return
-                return  # a program file
+            if arg in ("-l", "--load", "-E", "--exec", "-i", "--include") or arg.startswith(
+                ("--load=", "--exec=", "--include=")
+            ):
+                self.opaque("awk loads code")
+                return
+            if arg in ("-f", "--file") or arg.startswith("--file="):
+                return  # a program file: like any script
+            if arg in ("-e", "--source") and i + 1 < len(args):
+                program_text = args[i + 1]
+                break
+            if arg.startswith("--source="):
+                program_text = arg.split("=", 1)[1]
+                break
             if arg in ("-v", "-F", "--assign", "--field-separator"):
                 i += 2
                 continue
@@ -925,10 +1016,7 @@ class _Analysis:
             break
         if program_text is None:
             return
-        if re.search(
-            r"\bsystem\s*\(|\|\s*(getline|&)|\|&|\bgetline\b|\b(print|printf)\b[^;}]*[|>]|@load|\bENVIRON\b\s*\[",
-            program_text,
-        ):
+        if _AWK_RUNS.search(program_text):
             self.opaque("the awk program runs commands or writes files")
 
     def sed(self, args: list[str]) -> None:
@@ -955,7 +1043,7 @@ class _Analysis:
             i += 1
         for script in scripts:
             if _sed_runs(script):
-                self.opaque("the sed script runs commands or writes files (e/w)")
+                self.opaque("the sed script runs commands or reads/writes files (e/w/r)")
                 return
 
     def loader(self, args: list[str], *, depth: int, via: tuple[str, ...]) -> None:
@@ -974,38 +1062,58 @@ class _Analysis:
 
     def option_runs(self, program: str, args: list[str]) -> None:
         prefixes = _RUNS_VIA_OPTION.get(program)
-        if program == "git" and (
-            any(a in _GIT_RUNS for a in args)
-            or (
-                "config" in args
-                and not any(
-                    a in ("--get", "--list", "-l", "--get-all", "--get-regexp") for a in args
-                )
-            )
-            or ("rebase" in args and any(a.startswith(("--exec", "-x")) for a in args))
-        ):
-            self.opaque("git runs a configured or given command here")
+        if program == "git":
+            self.git(args)
             return
         if not prefixes:
             return
         for arg in args:
             for prefix in prefixes:
-                if (
-                    prefix == ""
-                    or arg == prefix
-                    or (
-                        arg.startswith(prefix)
-                        and (
-                            len(prefix) > 2
-                            or prefix.endswith(("=", ":"))
-                            or prefix[0] == "+"
-                            or not prefix.startswith("-")
-                        )
-                    )
-                    or (prefix.startswith("--") and arg.startswith(prefix + "="))
-                ):
+                if _option_matches(arg.lower() if program == "socat" else arg, prefix):
                     self.opaque(f"{program} {prefix or arg} can make it run another program")
                     return
+
+    def git(self, args: list[str]) -> None:
+        """git runs other programs through configuration and a few options: global ``-c``,
+        ``--config-env``, ``--exec-path`` (before the subcommand), ``config`` writes, and the
+        options of the subcommands that take a program."""
+        i = 0
+        while i < len(args) and args[i].startswith("-"):
+            arg = args[i]
+            if any(_option_matches(arg, p) for p in ("-c", "--config-env", "--exec-path")):
+                self.opaque(f"git {arg.split('=', 1)[0]} can make it run another program")
+                return
+            i += 2 if arg in ("-C", "--git-dir", "--work-tree", "--namespace") else 1
+        sub = args[i] if i < len(args) else ""
+        rest = args[i + 1 :]
+        writes_config = sub == "config" and not any(
+            a in ("--get", "--list", "-l", "--get-all", "--get-regexp", "--show-origin")
+            for a in rest
+        )
+        runs = {
+            "clone": ("--upload-pack", "-u", "--template", "-c", "--config"),
+            "fetch": ("--upload-pack",),
+            "pull": ("--upload-pack",),
+            "ls-remote": ("--upload-pack",),
+            "push": ("--receive-pack", "--exec"),
+            "archive": ("--exec",),
+            "rebase": ("--exec", "-x"),
+            "difftool": ("",),
+            "mergetool": ("",),
+            "filter-branch": ("",),
+            "bisect": ("run",),
+            "submodule": ("foreach",),
+            "diff": ("--ext-diff",),
+            "log": ("--ext-diff",),
+            "show": ("--ext-diff",),
+            "grep": ("-O", "--open-files-in-pager"),
+            "send-email": ("",),
+            "daemon": ("",),
+            "instaweb": ("",),
+            "credential": ("",),
+        }.get(sub, ())
+        if writes_config or any(_option_matches(a, p) for a in rest or [""] for p in runs):
+            self.opaque(f"git {sub} can make it run a configured or given program")
 
     def find_exec(self, rest: list[_Word], *, depth: int, via: tuple[str, ...]) -> None:
         i = 0
@@ -1059,6 +1167,20 @@ class _Analysis:
         self.cwds = _join_cwds(self.cwds, target.value)
         if len(self.cwds) > MAX_CWDS:
             self.opaque("too many directory changes to follow")
+
+
+def _option_matches(arg: str, prefix: str) -> bool:
+    """``arg`` is the option ``prefix`` (or carries it): ``-oProxyCommand=x`` and ``-avze`` carry
+    ``-o`` and ``-e``; ``--pre=x`` carries ``--pre``; a non-option prefix (``exec:``) starts it."""
+    if prefix == "" or arg == prefix:
+        return True
+    if not prefix.startswith("-") or prefix.endswith(("=", ":")) or prefix[0] == "+":
+        return arg.startswith(prefix)
+    if prefix.startswith("--"):
+        return arg.startswith(prefix + "=") or (len(prefix) > 2 and arg.startswith(prefix))
+    if len(prefix) == 2 and arg.startswith("-") and not arg.startswith("--"):
+        return arg.startswith(prefix) or arg.endswith(prefix[1])  # attached value, or cluster
+    return arg.startswith(prefix)
 
 
 def _join_cwds(cwds: tuple[str, ...], target: str) -> tuple[str, ...]:
@@ -1133,10 +1255,11 @@ _SED_S = re.compile(r"s(.)(?:\\.|(?!\1).)*\1(?:\\.|(?!\1).)*\1([gpiImMe0-9w]*)",
 
 
 def _sed_runs(script: str) -> bool:
-    """True if a sed script may execute (``e``, ``s///e``) or write files (``w``, ``W``)."""
+    """True if a sed script may execute (``e``, ``s///e``), write files (``w``, ``W``) or read
+    files the policy cannot see (``r``, ``R``)."""
     for match in _SED_S.finditer(script):
         if "e" in match.group(2) or "w" in match.group(2):
             return True
     stripped = _SED_S.sub("", script)
     stripped = re.sub(r"/(?:\\.|[^/])*/", "", stripped)  # addresses
-    return bool(re.search(r"(^|[;\n{}!\s\d$,])\s*[ewW](\s|$|;|})", stripped))
+    return bool(re.search(r"(^|[;\n{}!\s\d$,])\s*[ewWrR](\s|$|;|})", stripped))
