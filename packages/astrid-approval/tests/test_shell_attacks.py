@@ -109,7 +109,7 @@ def _blocked_binary() -> str:
     return os.path.realpath(found)
 
 
-@pytest.mark.parametrize("how", ["symlink", "copy", "hardlink", "proc"])
+@pytest.mark.parametrize("how", ["symlink", "copy", "hardlink", "proc", "loader"])
 async def test_a_blocked_program_is_recognised_by_what_it_is(workspace: Path, how: str) -> None:
     real = _blocked_binary()
     disguise = workspace / "harmless"
@@ -123,7 +123,12 @@ async def test_a_blocked_program_is_recognised_by_what_it_is(workspace: Path, ho
             os.link(real, disguise)
         except OSError:
             pytest.skip("cannot hard-link across file systems here")
-    command = f"/proc/self/root{real} if=/dev/zero of=x" if how == "proc" else "./harmless of=x"
+    command = {
+        "proc": f"/proc/self/root{real} of=x",
+        "loader": "/lib64/ld-linux-x86-64.so.2 --argv0 x ./harmless of=x",
+    }.get(how, "./harmless of=x")
+    if how == "loader":
+        disguise.symlink_to(real)
     handler = ScriptedHandler(ApprovalOption.ALLOW_ALWAYS)
     guard = await make_interceptor(
         MemoryStorage(),
@@ -285,6 +290,8 @@ async def test_a_line_approved_for_the_session_covers_its_own_commands_in_any_or
     assert (
         await guard.intercept(ShellCommand(command="git status && ls -la", cwd=cwd), "x")
     ).allowed
+    shown = " ".join(handler.asked[0].details)  # the prompt says exactly what "allow" covers
+    assert "covers exactly these commands: git status; ls -la" in shown
     handler.option = ApprovalOption.DENY
     assert (await guard.intercept(ShellCommand(command="ls -la; git status", cwd=cwd), "x")).allowed
     assert (await guard.intercept(ShellCommand(command="ls -la", cwd=cwd), "x")).allowed

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import shlex
 import time
 import weakref
@@ -84,13 +85,17 @@ def _decode_commands(resource: str) -> frozenset[CommandKey]:
 def shell_scope_resource(action: ShellCommand) -> str:
     """The capability resource an "allow always" of this exact line grants: the program and
     a digest of its command set, so the token covers only lines that run the same commands."""
-    return _scope_resource(action.command, action.program)
+    return _scope_resource(action.command)
 
 
 @lru_cache(maxsize=1024)
-def _scope_resource(command: str, program: str) -> str:
-    keys = command_set(ShellCommand.model_construct(command=command, cwd="/")) or frozenset()
+def _scope_resource(command: str) -> str:
+    parsed = parse_command_line(command)
+    keys = parsed.keys if not parsed.opaque and parsed.commands else frozenset[CommandKey]()
     digest = content_hash(_encode_commands(keys).encode()).hex
+    program = parsed.commands[0].program if parsed.commands else ""
+    if not re.fullmatch(r"[A-Za-z0-9._+-]{1,64}", program):
+        program = "_"  # the name is only a label; the digest is the scope
     return f"cmd://{program}/line-{digest}"
 
 

@@ -10,6 +10,7 @@ the action is denied (fail closed). Implements astrid_core's ``Guard`` protocol.
 from __future__ import annotations
 
 import logging
+import shlex
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -83,6 +84,18 @@ def _grant_view(action: SensitiveAction) -> SensitiveAction:
             command=action.command, cwd=action.cwd, scope=shell_scope_resource(action)
         )
     return action
+
+
+def _scope_note(normalized: Normalized) -> list[str]:
+    """For a shell line, what an allowance would cover: exactly these commands, nothing else."""
+    line = normalized.shell
+    if line is None or line.opaque or not line.commands:
+        return []
+    commands = sorted({shlex.join(c.argv) for c in line.commands if not c.via})
+    shown = "; ".join(commands)
+    if len(shown) > 300:
+        shown = shown[:300] + "…"
+    return [f"an allowance covers exactly these commands: {shown}"]
 
 
 @dataclass(frozen=True)
@@ -298,7 +311,7 @@ class SecurityInterceptor:
             reason=reason,
             summary=action.summary,
             options=options,
-            details=tuple(dict.fromkeys([*ask_reasons, *warnings])),
+            details=tuple(dict.fromkeys([*ask_reasons, *warnings, *_scope_note(normalized)])),
         )
         try:
             requested = await self.audit.append(

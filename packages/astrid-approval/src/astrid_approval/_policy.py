@@ -13,6 +13,7 @@ import re
 import shlex
 import shutil
 import stat
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
@@ -315,6 +316,15 @@ class SecurityPolicy:
                             "argument: cannot tell whether it runs it"
                         )
                         break
+            for arg in command.argv[1:]:
+                if "/" in arg and not arg.startswith("-") and "://" not in arg:
+                    real = os.path.basename(os.path.realpath(os.path.join(cwd, arg)))
+                    if real in names:
+                        questions.append(
+                            f"{command.program} {arg}: that is the blocked program {real} "
+                            "(a copy or link of it would run it under another name)"
+                        )
+                        break
             if _walks(command) and roots:
                 targets = [a for a in command.argv[1:] if not a.startswith("-")]
                 if command.program in _SEARCHERS:
@@ -401,8 +411,7 @@ def _walks(command: SimpleCommand) -> bool:
         return (
             "r" in short
             or "R" in short
-            or ("a" in short
-            and program == "cp")
+            or ("a" in short and program == "cp")
             or ("--recursive" in long)
         )
     return False
@@ -475,11 +484,29 @@ def _blocked_names(rules: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(sorted({w[0] for w in words if w and not any(c in w[0] for c in "*?[")}))
 
 
+_PATH_STATE: list[tuple[float, str, tuple[tuple[str, int], ...]]] = []
+_PATH_STATE_SECONDS = 1.0
+
+
 def _path_state() -> tuple[tuple[str, int], ...]:
     """PATH's directories with their modification times: a program added to or removed from
-    one of them changes its time, so a lookup cached under this state is still right."""
+    one of them changes its time, so a lookup cached under this state is still right.
+
+    Re-read at most once a second (stat'ing every PATH directory on every decision was a
+    third of its cost). A program planted by a command is only ever seen at a decision made
+    after that command ran, and one second is shorter than any turn of the agent."""
+    now = time.monotonic()
+    path = os.environ.get("PATH", "")
+    if _PATH_STATE and now - _PATH_STATE[0][0] < _PATH_STATE_SECONDS and _PATH_STATE[0][1] == path:
+        return _PATH_STATE[0][2]
+    state = _read_path_state(path)
+    _PATH_STATE[:] = [(now, path, state)]
+    return state
+
+
+def _read_path_state(path: str) -> tuple[tuple[str, int], ...]:
     state: list[tuple[str, int]] = []
-    for directory in dict.fromkeys(os.environ.get("PATH", "").split(os.pathsep)):
+    for directory in dict.fromkeys(path.split(os.pathsep)):
         if directory:
             try:
                 state.append((directory, os.stat(directory).st_mtime_ns))
@@ -718,10 +745,8 @@ def _hosts_in(command: SimpleCommand) -> list[str]:
         for arg in positional:
             if ":" in arg and "/" not in arg.split(":", 1)[0]:
                 host = _host_of(arg.split(":", 1)[0])
-                if (
-                    (host
-                    and parse_ip_literal(host) is not None)
-                    or (host or "").endswith("localhost")
+                if (host and parse_ip_literal(host) is not None) or (host or "").endswith(
+                    "localhost"
                 ):
                     hosts.append(host or "")
     return hosts

@@ -259,6 +259,7 @@ _NO_PATH_ARGS = frozenset(
      "unset", "wait", "kill", "break", "continue", "read"}
 )  # fmt: skip
 _SUBSTITUTIONS = frozenset({"command_substitution", "process_substitution"})
+_QUOTED = frozenset({"raw_string", "string", "ansi_c_string", "word"})
 _ARITHMETIC = frozenset({"arithmetic_expansion", "c_style_for_statement", "test_command"})
 _LOOPS = frozenset(
     {"for_statement", "c_style_for_statement", "while_statement", "function_definition"}
@@ -478,6 +479,8 @@ class _Analysis:
 
     def node(self, node: Node, *, depth: int, via: tuple[str, ...], tree_depth: int,
              in_loop: bool) -> None:  # fmt: skip
+        if not node.is_named:  # punctuation and keywords: leaves, nothing runs in them
+            return
         if tree_depth > MAX_TREE_DEPTH:
             self.opaque("nested too deep to analyse")
             return
@@ -506,9 +509,7 @@ class _Analysis:
                 self.computed_values = True
         elif kind in _ARITHMETIC or (kind == "compound_statement" and _text(node)[:2] == "(("):
             self.has_arithmetic = True
-        elif kind in ("raw_string", "string", "ansi_c_string", "word") and (
-            "$(" in _text(node) or "`" in _text(node) or "\\x" in _text(node)
-        ):
+        elif kind in _QUOTED and any(m in _text(node) for m in ("$(", "`", "\\x")):
             self.literal_quotes_with_code = True
         elif kind in ("file_redirect", "herestring_redirect", "heredoc_redirect"):
             self.redirect(node)
