@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -62,3 +63,15 @@ def test_sudo_is_found_anywhere(
 @given(st.text(max_size=200))
 def test_parser_never_crashes(line: str) -> None:
     parse_command_line(line)
+
+
+@pytest.mark.parametrize(
+    "line", ["a{\U000efc45", "x{\U000efc45}", "\U00017d43{\U000efc45_\xfa\x80", "~\x00h*"]
+)
+def test_inputs_that_crashed_the_parser_are_analysed(line: str) -> None:
+    """tree-sitter-bash segfaulted on "a{" + a 4-byte character (found by Hypothesis above),
+    and "~" + NUL raised: the analysis must finish, every time, on any text."""
+    from astrid_approval._shell import _parse_cached
+
+    for _ in range(300):  # the crash needed a few hundred parses to show
+        _parse_cached.__wrapped__(line)

@@ -345,7 +345,11 @@ def parse_command_line(line: str) -> ParsedLine:
 def _parse_cached(line: str) -> ParsedLine:
     analysis = _Analysis()
     analysis.result.line = line
-    analysis.text(line, depth=0, via=(), piped=False)
+    try:
+        analysis.text(line, depth=0, via=(), piped=False)
+    except (RecursionError, ValueError, UnicodeError, MemoryError) as exc:
+        # whatever the analysis could not finish is opaque: it never makes a line look harmless
+        analysis.opaque(f"the analysis failed ({type(exc).__name__}): cannot tell what this runs")
     result = analysis.result
     if len(result.commands) > MAX_COMMANDS:
         analysis.opaque(f"more than {MAX_COMMANDS} commands: too many to analyse")
@@ -407,7 +411,10 @@ def _word(node: Node) -> _Word:
             head = text.split("/", 1)[0]
             if head in ("~+", "~-") or any(c in head for c in "\\'\"$"):
                 return _Word(None)  # $PWD / $OLDPWD, or a quoted tilde: not followed
-            expanded = os.path.expanduser(value)  # ~root/… is /root/…, as bash expands it
+            try:
+                expanded = os.path.expanduser(value)  # ~root/… is /root/…, as bash expands it
+            except (ValueError, KeyError):  # a NUL or an odd name: not a path we can follow
+                return _Word(None)
             return _Word(expanded, pattern)
         return _Word(value, pattern)
     if kind == "raw_string":
@@ -437,8 +444,16 @@ def _word(node: Node) -> _Word:
 
 
 def _text(node: Node) -> str:
-    raw = node.text
-    return raw.decode("utf-8", "surrogateescape") if raw is not None else ""
+    """The node's text from the *original* bytes (the parser saw a masked copy, see below)."""
+    source: bytes = _LOCAL.sources[-1]
+    return source[node.start_byte : node.end_byte].decode("utf-8", "surrogateescape")
+
+
+# tree-sitter-bash 0.25 corrupts memory (a segfault, found by Hypothesis) on some non-ASCII
+# input such as "a{" followed by a 4-byte character. Bash gives no byte >= 0x80 a syntactic
+# meaning, so the parser is given a copy with each such byte replaced by "a": the same tree,
+# the same byte offsets; every text is then read from the original bytes.
+_MASK = bytes(range(128)) + b"a" * 128
 
 
 # ---------------------------------------------------------------------- analysis
@@ -468,11 +483,17 @@ class _Analysis:
         # (and its NAME) so the compound is parsed as what it is. Offsets stay the same.
         source = _COPROC.sub(lambda m: " " * len(m.group(0)), source)
         data = source.encode("utf-8", "surrogateescape")
-        tree = _parser().parse(data)
+        tree = _parser().parse(data.translate(_MASK) if not data.isascii() else data)
         root = tree.root_node
         if root.has_error:
             self.opaque("the line does not parse as bash")
-        self.node(root, depth=depth, via=via, tree_depth=0, in_loop=False)
+        sources: list[bytes] = getattr(_LOCAL, "sources", None) or []
+        _LOCAL.sources = sources
+        sources.append(data)
+        try:
+            self.node(root, depth=depth, via=via, tree_depth=0, in_loop=False)
+        finally:
+            sources.pop()
         if self.has_arithmetic and (self.literal_quotes_with_code or self.computed_values):
             # bash evaluates array subscripts in arithmetic: x='a[$(id)]'; echo $((x)) runs id
             self.opaque("arithmetic evaluates a value that may hold a command substitution")
