@@ -380,7 +380,7 @@ _ARGS_NEVER_RUN = frozenset(
      "gh", "less", "more", "cat", "head", "tail", "wc", "sort", "uniq", "diff", "cut", "tr",
      "test", "[", "hash", "help", "compgen", "complete", "ls", "stat", "file", "readlink",
      "realpath", "basename", "dirname", "touch", "mkdir", "systemctl", "journalctl", "ps",
-     "pgrep", "pkill", "killall", "uv", "poetry", "make", "docker"}
+     "pgrep", "pkill", "killall"}
 )  # fmt: skip
 _SUBCOMMAND_WORDS = frozenset({"init", "halt"})
 _SEARCHERS = frozenset({"grep", "egrep", "fgrep", "rg", "ag", "ack"})

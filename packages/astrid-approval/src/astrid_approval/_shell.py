@@ -175,6 +175,30 @@ _WRAPPERS: dict[str, frozenset[str]] = {
     "nocache": frozenset(),
     "eatmydata": frozenset(),
     "doas-keepenv": frozenset(),
+    "uvx": frozenset({"--with", "--python", "-p", "--from", "--index", "--index-url"}),
+}
+# Project runners: program -> (subcommands that run a command, their options taking a value).
+_RUNNER_VALUES = frozenset(
+    {"--with", "--python", "-p", "--package", "--extra", "--group", "--directory", "--project",
+     "--env-file", "--index", "--index-url", "--from", "-n", "--name", "--prefix", "-e", "--env",
+     "--cwd", "--filter", "-w", "--workspace", "-C", "--dir", "--with-requirements"}
+)  # fmt: skip
+_RUNNERS: dict[str, tuple[frozenset[str], frozenset[str]]] = {
+    "uv": (frozenset({"run", "tool"}), _RUNNER_VALUES),
+    "poetry": (frozenset({"run"}), _RUNNER_VALUES),
+    "pipenv": (frozenset({"run"}), _RUNNER_VALUES),
+    "pdm": (frozenset({"run"}), _RUNNER_VALUES),
+    "hatch": (frozenset({"run"}), _RUNNER_VALUES),
+    "rye": (frozenset({"run"}), _RUNNER_VALUES),
+    "bundle": (frozenset({"exec"}), _RUNNER_VALUES),
+    "pnpm": (frozenset({"exec", "dlx"}), _RUNNER_VALUES),
+    "yarn": (frozenset({"exec", "dlx"}), _RUNNER_VALUES),
+    "npm": (frozenset({"exec"}), _RUNNER_VALUES),
+    "conda": (frozenset({"run"}), _RUNNER_VALUES),
+    "mamba": (frozenset({"run"}), _RUNNER_VALUES),
+    "pixi": (frozenset({"run", "exec"}), _RUNNER_VALUES),
+    "direnv": (frozenset({"exec"}), frozenset()),
+    "pipx": (frozenset({"run"}), _RUNNER_VALUES),
 }
 # Commands that take positional words before the command they run.
 _LEADING_WORDS = {"chroot": 1, "taskset": 1, "chrt": 1, "flock": 1, "sg": 1}
@@ -259,6 +283,9 @@ _NO_PATH_ARGS = frozenset(
      "unset", "wait", "kill", "break", "continue", "read"}
 )  # fmt: skip
 _SUBSTITUTIONS = frozenset({"command_substitution", "process_substitution"})
+_SHELL_NAME = re.compile(
+    r"(bash|sh|zsh|dash|ksh|mksh|oksh|loksh|pdksh|ash|yash|fish|csh|tcsh|rbash|posh)[\d.]*"
+)
 _QUOTED = frozenset({"raw_string", "string", "ansi_c_string", "word"})
 _ARITHMETIC = frozenset({"arithmetic_expansion", "c_style_for_statement", "test_command"})
 _LOOPS = frozenset(
@@ -482,6 +509,18 @@ class _Analysis:
         # tree-sitter-bash reads "coproc { …; }" as a command named coproc: blank the keyword
         # (and its NAME) so the compound is parsed as what it is. Offsets stay the same.
         source = _COPROC.sub(lambda m: " " * len(m.group(0)), source)
+        # tree-sitter-bash takes a backslash-newline for a space, bash joins the two lines:
+        # "s\\<newline>udo" is sudo. Both readings are analysed; whatever either finds counts.
+        variants = [source]
+        if "\\\n" in source:
+            variants.append(source.replace("\\\n", ""))
+        for variant in variants:
+            self.tree(variant, depth=depth, via=via)
+        if self.has_arithmetic and (self.literal_quotes_with_code or self.computed_values):
+            # bash evaluates array subscripts in arithmetic: x='a[$(id)]'; echo $((x)) runs id
+            self.opaque("arithmetic evaluates a value that may hold a command substitution")
+
+    def tree(self, source: str, *, depth: int, via: tuple[str, ...]) -> None:
         data = source.encode("utf-8", "surrogateescape")
         tree = _parser().parse(data.translate(_MASK) if not data.isascii() else data)
         root = tree.root_node
@@ -494,9 +533,6 @@ class _Analysis:
             self.node(root, depth=depth, via=via, tree_depth=0, in_loop=False)
         finally:
             sources.pop()
-        if self.has_arithmetic and (self.literal_quotes_with_code or self.computed_values):
-            # bash evaluates array subscripts in arithmetic: x='a[$(id)]'; echo $((x)) runs id
-            self.opaque("arithmetic evaluates a value that may hold a command substitution")
 
     def node(self, node: Node, *, depth: int, via: tuple[str, ...], tree_depth: int,
              in_loop: bool) -> None:  # fmt: skip
@@ -766,7 +802,7 @@ class _Analysis:
             if positional:
                 self.text(positional[0], depth=depth + 1, via=(*via, "trap"), piped=False)
             return
-        if program in SHELLS:
+        if program in SHELLS or _SHELL_NAME.fullmatch(program):
             self.shell(program, rest, depth=depth, via=via, stdin=stdin)
             return
         if base in INTERPRETERS:
@@ -825,6 +861,19 @@ class _Analysis:
                 self.simple(inner, depth=depth, via=(*via, program), stdin=stdin)
             elif stdin:
                 self.opaque(f"{program} reads commands from its input")
+            return
+        runner = _RUNNERS.get(program)
+        if runner is not None and args and args[0] in runner[0]:
+            inner = _after_options(rest[1:], runner[1], program)
+            if inner:
+                self.simple(inner, depth=depth, via=(*via, program), stdin=stdin)
+            return
+        if program in ("nix-shell", "nix") and any(a in ("--run", "--command", "-c") for a in args):
+            code = _option_value(rest, ("--run", "--command", "-c"))
+            if code is None or code.value is None:
+                self.opaque(f"{program} runs computed text")
+            else:
+                self.text(code.value, depth=depth + 1, via=(*via, program), piped=False)
             return
         options = _WRAPPERS.get(program)
         if options is not None:
