@@ -253,6 +253,10 @@ OPAQUE = [
     "uv run python -c 'print(1)'",
     "conda run -n base python -c 1",
     "poetry run python3",
+    "export HTTPS_PROXY=http://10.0.0.1:3128; curl https://example.com",
+    "KUBECONFIG=./k kubectl get pods",
+    "ZDOTDIR=. zsh -c ls",
+    "GOFLAGS=-toolexec=./x go build",
 ]
 
 
@@ -296,7 +300,7 @@ async def test_no_grant_covers_an_opaque_line(workspace: Path, option: ApprovalO
 @pytest.mark.parametrize(
     "later",
     ["ls && touch pwned", "ls; touch pwned", "ls\ntouch pwned", "ls | tee pwned", "ls > pwned",
-     "ls -la", "cd src && ls", "ls $(touch pwned)", "X=1 ls"],
+     "ls -la", "cd src && ls", "ls $(touch pwned)", "X=1 ls", "X=1; ls"],
 )  # fmt: skip
 async def test_an_allowance_for_ls_covers_ls_and_nothing_more(
     workspace: Path, option: ApprovalOption, later: str
@@ -406,6 +410,7 @@ HOSTS = [
     "nc -w 3 127.1 80",
     "git clone root@10.0.0.1:repo",
     "curl -x 0x7f.1:8080 https://example.com/",
+    "http_proxy=http://127.0.0.1:8080 curl http://example.com/",
 ]
 
 

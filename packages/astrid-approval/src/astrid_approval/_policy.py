@@ -692,6 +692,12 @@ def _hosts_in(command: SimpleCommand) -> list[str]:
     """Hosts a command names: URLs in any argument of any program, and for network tools
     hosts written without a scheme (``curl localhost:8080``, ``nc 127.1 80``)."""
     hosts: list[str] = []
+    for assignment in command.assignments:  # e.g. a proxy URL for this command
+        value = assignment.split("=", 1)[-1]
+        if "://" in value:
+            host = _host_of(value)
+            if host:
+                hosts.append(host)
     args = command.argv[1:]
     net_tool = command.program in _NET_TOOLS
     takes_value = _VALUE_OPTIONS.get(command.program, frozenset())

@@ -215,14 +215,32 @@ _DANGEROUS_VARS = frozenset(
         "JDK_JAVA_OPTIONS", "DOTNET_STARTUP_HOOKS", "LUA_INIT", "TERMINFO", "INPUTRC",
         "HISTFILE", "RUSTC_WRAPPER", "CC", "CXX", "LD", "AR", "CMAKE_C_COMPILER_LAUNCHER",
         "OPENSSL_CONF",
+        "ZDOTDIR",
+        "KUBECONFIG",
+        "GOFLAGS",
+        "GOENV",
+        "LESS",
+        "MANOPT",
+        "FPATH",
+        "ANT_OPTS",
+        "CLOUDSDK_CONFIG",
+        "http_proxy",
+        "https_proxy",
+        "HTTP_PROXY",
+        "HTTPS_PROXY",
+        "ALL_PROXY",
+        "all_proxy",
+        "ftp_proxy",
+        "FTP_PROXY",
         "GLOBIGNORE",
         "BASH_XTRACEFD",
         "FIGNORE", "LOCPATH", "NLSPATH", "HOSTALIASES", "RESOLV_HOST_CONF",
     }
 )  # fmt: skip
 _DANGEROUS_PREFIXES = (
-    "GIT_", "LD_", "DYLD_", "BASH_FUNC_", "NPM_CONFIG_", "npm_config_", "PIP_", "CARGO_",
+    "GIT_", "LD_", "DYLD_", "BASH_", "NPM_CONFIG_", "npm_config_", "PIP_", "CARGO_",
     "RUSTC_", "PYTHON", "LUA_INIT", "GEM_", "BUNDLE_", "PERL", "COMP_", "UV_", "POETRY_",
+    "YARN_", "AWS_CONFIG", "AWS_SHARED", "DOCKER_", "CGO_", "GRADLE_", "MAVEN_", "SBT_",
 )  # fmt: skip
 # Option prefixes of otherwise allowed programs that run a program named in the option.
 _RUNS_VIA_OPTION: dict[str, tuple[str, ...]] = {
@@ -328,6 +346,7 @@ class ParsedLine:
     pipelines: list[list[SimpleCommand]] = field(default_factory=list[list[SimpleCommand]])
     redirect_targets: list[str] = field(default_factory=list[str])
     hosts: list[str] = field(default_factory=list[str])  # /dev/tcp/HOST/… targets
+    statements: list[str] = field(default_factory=list[str])  # assignments, declarations
     line: str = ""
 
     @property
@@ -343,7 +362,10 @@ class ParsedLine:
 
     @property
     def keys(self) -> frozenset[CommandKey]:
-        return frozenset(c.key for c in self.commands)
+        """What approving this line approves: every simple command, and every assignment or
+        declaration that is not part of one (``X=1; ls`` is not ``ls``)."""
+        statements = {((f"statement:{text}",), (), (), ()) for text in self.statements}
+        return frozenset({c.key for c in self.commands} | statements)
 
 
 _LANGUAGE = Language(tree_sitter_bash.language())
@@ -553,8 +575,10 @@ class _Analysis:
             return
         if kind in ("variable_assignment", "variable_assignments"):
             self.assignment_names(node)
-        elif kind == "declaration_command":
+            self.result.statements.append(_text(node))
+        elif kind in ("declaration_command", "unset_command"):
             self.declaration(node)
+            self.result.statements.append(_text(node))
         elif kind == "for_statement":
             variable = node.child_by_field_name("variable")
             if variable is not None:
@@ -673,7 +697,7 @@ class _Analysis:
 
     def check_variable(self, name: str) -> None:
         if name in _DANGEROUS_VARS or name.startswith(_DANGEROUS_PREFIXES):
-            self.opaque(f"sets {name}, which can make another command run something else")
+            self.opaque(f"sets {name}, which changes what a later command runs or reaches")
 
     def declaration(self, node: Node) -> None:
         for child in node.named_children:
