@@ -80,7 +80,8 @@ class _ShellLine(ShellCommand):
 
 def _grant_view(action: SensitiveAction) -> SensitiveAction:
     if isinstance(action, ShellCommand) and not isinstance(action, _ShellLine):
-        return _ShellLine(
+        # the action is already validated: construct it, do not validate it again
+        return _ShellLine.model_construct(
             command=action.command, cwd=action.cwd, scope=shell_scope_resource(action)
         )
     return action
