@@ -116,6 +116,13 @@ HIDDEN_SUDO = [
     "watch -n1 -- sudo id",
     "bash -o pipefail -c 'sudo id'",
     'x() { sudo "$@"; }; x id',
+    "ls\n\\sudo id",
+    "ls\n\n\\sudo id",
+    "s\\\n\\udo id",
+    "! case x in x) sudo id;; esac",
+    "time -p if true; then sudo id; fi",
+    "coproc if true; then sudo id; fi",
+    "x && bash <<'EOF'\nsudo id\nEOF",
 ]
 
 

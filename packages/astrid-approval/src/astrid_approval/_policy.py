@@ -288,6 +288,13 @@ class SecurityPolicy:
                 problems += self._host_problems(host, 0)
         for host in line.hosts:
             problems += self._host_problems(host, 0)
+        if line.parse_error:  # where the tree is wrong, any word may be what runs
+            names = frozenset(_blocked_names(rules)) - _SUBCOMMAND_WORDS
+            unquoted = re.sub(r"[\"'\\$]", "", line.line.replace("\\\n", ""))
+            words = re.findall(r"[\w./+-]+", unquoted)
+            found = [w for w in words if w.rsplit("/", 1)[-1] in names]
+            if found:
+                problems.append(f"a line that does not parse names the blocked {found[0]!r}")
         for target in line.redirect_targets:
             root = self.denied_path(normalize_path(target, cwd, self.home).path)
             if root is not None:

@@ -310,10 +310,14 @@ _LOOPS = frozenset(
     {"for_statement", "c_style_for_statement", "while_statement", "function_definition"}
 )
 
-_COPROC = re.compile(r"\bcoproc\s+(?:[A-Za-z_]\w*\s+)?(?=[{(])")
-_RESERVED = frozenset(
-    {"{", "}", "then", "do", "done", "fi", "esac", "in", "elif", "else", "[[", "]]"}
+_COPROC = re.compile(
+    r"(?:\bcoproc\s+(?:[A-Za-z_]\w*\s+)?|(?<![\w$])!\s+|\btime\s+(?:-p\s+)?)"
+    r"(?=[{(]|\[\[|(?:if|for|while|until|case|select|function)(?:\s|$))"
 )
+_RESERVED = frozenset(
+    {"{", "}", "then", "do", "done", "fi", "esac", "in", "elif", "else", "[[", "]]", "if",
+     "for", "while", "until", "case", "select", "function", "coproc", "!", "time"}
+)  # fmt: skip
 
 MAX_LINE_CHARS = 65_536
 MAX_COMMANDS = 512
@@ -347,6 +351,7 @@ class ParsedLine:
     redirect_targets: list[str] = field(default_factory=list[str])
     hosts: list[str] = field(default_factory=list[str])  # /dev/tcp/HOST/… targets
     statements: list[str] = field(default_factory=list[str])  # assignments, declarations
+    parse_error: bool = False
     line: str = ""
 
     @property
@@ -516,6 +521,7 @@ class _Analysis:
         self.has_arithmetic = False
         self.stdin_text: str | None = None  # the here-string/document of the current command
         self.computed_values = False  # a variable gets a value the text does not show
+        self.inherited_stdin: str | None = None  # a here-document hung on a whole list
 
     def opaque(self, reason: str) -> None:
         self.result.opaque_reasons.append(reason)
@@ -528,8 +534,9 @@ class _Analysis:
         if len(source) > MAX_LINE_CHARS:
             self.opaque(f"longer than {MAX_LINE_CHARS} characters: too long to analyse")
             return
-        # tree-sitter-bash reads "coproc { …; }" as a command named coproc: blank the keyword
-        # (and its NAME) so the compound is parsed as what it is. Offsets stay the same.
+        # tree-sitter-bash reads "coproc { …; }", "! case …" or "time if …" as a command named
+        # coproc/!/time: blank the prefix so the compound is parsed as what it is (coproc runs
+        # it in the background, ! negates its status, time times it: none changes what runs).
         source = _COPROC.sub(lambda m: " " * len(m.group(0)), source)
         # tree-sitter-bash takes a backslash-newline for a space, bash joins the two lines:
         # "s\\<newline>udo" is sudo. Both readings are analysed; whatever either finds counts.
@@ -537,7 +544,10 @@ class _Analysis:
         if "\\\n" in source:
             variants.append(source.replace("\\\n", ""))
         for variant in variants:
-            self.tree(variant, depth=depth, via=via)
+            # tree-sitter-bash also swallows a newline into a word that starts with a
+            # backslash ("ls\\n\\sudo" is one word to it, two commands to bash): a space
+            # after the newline means the same to bash and ends the word for the grammar.
+            self.tree(variant.replace("\n\\", "\n \\"), depth=depth, via=via)
         if self.has_arithmetic and (self.literal_quotes_with_code or self.computed_values):
             # bash evaluates array subscripts in arithmetic: x='a[$(id)]'; echo $((x)) runs id
             self.opaque("arithmetic evaluates a value that may hold a command substitution")
@@ -548,6 +558,7 @@ class _Analysis:
         root = tree.root_node
         if root.has_error:
             self.opaque("the line does not parse as bash")
+            self.result.parse_error = True
         sources: list[bytes] = getattr(_LOCAL, "sources", None) or []
         _LOCAL.sources = sources
         sources.append(data)
@@ -625,19 +636,32 @@ class _Analysis:
             inner = node.child_by_field_name("body")
             redirects = [c for c in node.children if c.type.endswith("redirect")]
             if inner is None or inner.type != "command":
+                feeds: str | None = None
                 for redirect in redirects:
-                    self.redirect(redirect)
+                    shown = self.redirect(redirect)
+                    if redirect.type in ("heredoc_redirect", "herestring_redirect"):
+                        feeds = shown[3:]
                     for child in redirect.children:
                         self.node(child, depth=depth, via=via, tree_depth=tree_depth + 1,
                                   in_loop=in_loop)  # fmt: skip
                 if inner is not None:
-                    self.node(inner, depth=depth, via=via, tree_depth=tree_depth + 1,
-                              in_loop=in_loop)  # fmt: skip
+                    # the grammar hangs "x && bash <<EOF" 's here-document on the whole list;
+                    # bash gives it to the last command: any command in it may read it
+                    outer, self.inherited_stdin = self.inherited_stdin, feeds
+                    try:
+                        self.node(inner, depth=depth, via=via, tree_depth=tree_depth + 1,
+                                  in_loop=in_loop)  # fmt: skip
+                    finally:
+                        self.inherited_stdin = outer
                 return
             body = inner
         assignments: list[str] = []
         words: list[_Word] = []
         for child in body.children:
+            if child.type in ("command_name", "word") and "\n" in _text(child):
+                # a newline inside an unquoted word is the grammar gone wrong, not bash
+                self.opaque("the line does not parse as bash (a newline inside a word)")
+                self.result.parse_error = True
             if child.type == "variable_assignment":
                 assignments.append(self.assignment_names(child))
             elif child.type == "command_name":
@@ -666,6 +690,9 @@ class _Analysis:
                 for child in redirect.children:
                     self.node(child, depth=depth, via=via, tree_depth=tree_depth + 1,
                               in_loop=in_loop)  # fmt: skip
+        if self.stdin_text is None and self.inherited_stdin is not None:
+            self.stdin_text = self.inherited_stdin
+            feeds_stdin = True
         if not words:
             return
         self.simple(
@@ -770,8 +797,13 @@ class _Analysis:
         if not first.value:
             self.opaque("the program name is empty")
             return
-        if first.value in _RESERVED and not via:
+        if first.value in _RESERVED:
+            # a misparse: what follows the keyword is still what would run
             self.opaque(f"the line does not parse as bash ({first.value!r} as a command)")
+            self.result.parse_error = True
+            if len(words) > 1:
+                self.simple(words[1:], depth=depth, via=via, stdin=stdin, in_loop=in_loop)
+            return
         argv = tuple(w.value if w.value is not None else "<computed>" for w in words)
         program = first.value.rsplit("/", 1)[-1] or first.value
         command = SimpleCommand(program, argv, via, assignments, redirects, self.cwds)
