@@ -538,3 +538,16 @@ async def test_a_walk_over_a_denied_path_or_an_unknown_runner_of_sudo_is_asked(
 def test_a_tilde_user_path_is_expanded_as_bash_does() -> None:
     parsed = parse_command_line("cat ~root/.ssh/id_rsa")
     assert parsed.commands[0].argv[1] == os.path.expanduser("~root/.ssh/id_rsa")
+
+
+async def test_a_line_run_from_inside_a_denied_directory_is_denied(tmp_path: Path) -> None:
+    home = (tmp_path / "home").resolve()
+    (home / ".ssh").mkdir(parents=True)
+    guard = await make_interceptor(
+        MemoryStorage(), KeyPair.generate(), home,
+        handler=ScriptedHandler(ApprovalOption.ALLOW_ALWAYS),
+        mode=WorkspaceMode.AUTONOMOUS, home=home,
+    )  # fmt: skip
+    line = ShellCommand(command="cat id_ed25519", cwd=str(home / ".ssh"))
+    result = await guard.intercept(line, "x")
+    assert result.authorization.denied_by is DenialLayer.POLICY

@@ -274,6 +274,9 @@ class SecurityPolicy:
             problems.append("fork bomb")
         rules = tuple(self.blocked_commands)
         by_program, globbed = _rule_index(rules)
+        inside = self.denied_path(normalize_path(cwd, "/", self.home).path)
+        if inside is not None:  # every bare file name would name a file in there
+            problems.append(f"the command would run inside the denied path {inside}")
         state = _path_state()
         for command in line.commands:
             identity = _blocked_identity(command, cwd, self.home, rules, state)
