@@ -18,7 +18,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from functools import lru_cache
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from astrid_core import AstridError, McpToolCall, NetworkRequest, ShellCommand
 from astrid_core.net import parse_ip_literal
@@ -359,14 +359,12 @@ class SecurityPolicy:
         """Path-like arguments, resolved against every directory the command may run in
         (``cd`` earlier in the line is followed); a glob is checked by what it matches."""
         problems: list[str] = []
-        for arg in command.argv[1:]:
-            if arg.startswith("-") and "=" in arg:
-                arg = arg.split("=", 1)[1]
+        for arg in (p for word in command.argv[1:] for p in _path_words(word)):
             if not (arg.startswith(("/", "~", "./", "../", ".")) or "/" in arg) and (
                 command.cwds == (".",) or arg.startswith("-")
             ):
                 continue
-            if "://" in arg or not arg:
+            if "://" in arg or not arg or "\x00" in arg:
                 continue
             for where in command.cwds:
                 base = normalize_path(where, cwd, self.home).path if where != "." else cwd
@@ -381,6 +379,28 @@ class SecurityPolicy:
 
 
 _GLOB_LIMIT = 256
+
+
+def _path_words(word: str) -> list[str]:
+    """The paths one argument may name: itself, an option's value (``--file=/x``), a file a
+    tool reads by ``@`` (``curl -d @/x``, ``-F f=@/x``), a ``file://`` URL's path."""
+    found = [word]
+    if word.startswith("-") and "=" in word:
+        found = [word.split("=", 1)[1]]
+    for text in list(found):
+        if text.lower().startswith("file:"):
+            found.append(unquote(urlsplit(text).path) or "/")
+        for mark in ("=@", "@", "=", "<"):
+            head, sep, tail = text.partition(mark)
+            if (sep and tail.startswith(("/", "~")) and (mark != "@" or head in ("", "-"))) or (
+                sep and mark == "=@" and tail
+            ):
+                found.append(tail)
+    if word.startswith("@") and len(word) > 1:
+        found.append(word[1:])
+    return found
+
+
 # Programs that never run an argument as a program (naming "sudo" to them is harmless), and
 # words that are blocked programs but mostly subcommands (git init, npm init).
 _ARGS_NEVER_RUN = frozenset(

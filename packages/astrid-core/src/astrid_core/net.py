@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import ipaddress
 import socket
+import unicodedata
 from enum import StrEnum
 
 __all__ = [
@@ -75,7 +76,8 @@ _LEGACY_CHARS = frozenset("0123456789abcdefxABCDEFX.")
 
 def parse_ip_literal(host: str) -> IPAddress | None:
     """The address ``host`` spells, in any form a resolver accepts; None for a name."""
-    text = host.strip().rstrip(".")
+    # Resolvers and curl map look-alike digits and dots first (IDNA/NFKC): fullwidth 127.0.0.1
+    text = unicodedata.normalize("NFKC", host).strip().replace("\u3002", ".").rstrip(".")
     if text.startswith("[") and text.endswith("]"):
         text = text[1:-1]
     if "%" in text:  # an IPv6 zone ("fe80::1%eth0") does not change the address
@@ -162,7 +164,7 @@ def is_public_ip(ip: IPAddress | str) -> bool:
 
 
 def _name_kind(host: str) -> AddressKind | None:
-    name = host.strip().lower().rstrip(".")
+    name = unicodedata.normalize("NFKC", host).strip().lower().rstrip(".")
     if name == "localhost" or name.endswith(".localhost") or name == "localhost.localdomain":
         return AddressKind.LOOPBACK
     if name in _METADATA_NAMES:
