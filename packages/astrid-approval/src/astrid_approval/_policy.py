@@ -8,6 +8,7 @@ or PASS (the other layers decide).
 from __future__ import annotations
 
 import fnmatch
+import itertools
 import os
 import re
 import shlex
@@ -369,6 +370,12 @@ class SecurityPolicy:
             for where in command.cwds:
                 base = normalize_path(where, cwd, self.home).path if where != "." else cwd
                 for candidate in _glob_candidates(arg, base, self.home):
+                    if candidate == _TOO_MANY:
+                        problems.append(
+                            f"{command.program} {arg} names more than {_GLOB_LIMIT} paths: "
+                            "too many to check"
+                        )
+                        break
                     root = self.denied_path(normalize_path(candidate, base, self.home).path)
                     if root is not None:
                         problems.append(
@@ -378,7 +385,8 @@ class SecurityPolicy:
         return problems
 
 
-_GLOB_LIMIT = 256
+_GLOB_LIMIT = 4096  # paths one glob or brace expansion may name before the line is refused
+_TOO_MANY = "\x00too many"  # a marker no path can be (paths hold no NUL)
 
 
 def _path_words(word: str) -> list[str]:
@@ -447,19 +455,69 @@ def _walks(command: SimpleCommand) -> bool:
     return False
 
 
+def _brace_expand(word: str, limit: int) -> list[str]:
+    """Bash brace expansion, bounded: ``~/.{ssh,aws}/x`` is ``~/.ssh/x`` and ``~/.aws/x``."""
+    start = word.find("{")
+    while start != -1:
+        depth, end = 0, -1
+        commas: list[int] = []
+        for index in range(start, len(word)):
+            char = word[index]
+            if char == "{":
+                depth += 1
+            elif char == "}":
+                depth -= 1
+                if depth == 0:
+                    end = index
+                    break
+            elif char == "," and depth == 1:
+                commas.append(index)
+        if end == -1:
+            return [word]
+        inner = word[start + 1 : end]
+        head, tail = word[:start], word[end + 1 :]
+        parts: list[str] = []
+        if commas:
+            bounds = [start, *commas, end]
+            parts = [word[a + 1 : b] for a, b in itertools.pairwise(bounds)]
+        elif re.fullmatch(r"-?\d+\.\.-?\d+", inner):
+            low, high = (int(x) for x in re.split(r"(?<=\d)\.\.", inner))
+            step = 1 if high >= low else -1
+            parts = [str(n) for n in itertools.islice(range(low, high + step, step), limit + 1)]
+        elif re.fullmatch(r"[A-Za-z]\.\.[A-Za-z]", inner):
+            low_c, high_c = ord(inner[0]), ord(inner[-1])
+            step = 1 if high_c >= low_c else -1
+            parts = [chr(n) for n in range(low_c, high_c + step, step)]
+        if parts:
+            found: list[str] = []
+            for part in parts:
+                found += _brace_expand(head + part + tail, limit)
+                if len(found) >= limit:
+                    break
+            return found[:limit]
+        start = word.find("{", start + 1)
+    return [word]
+
+
 def _glob_candidates(arg: str, base: str, home: str) -> list[str]:
-    """``arg`` itself, and when it is a glob the paths it matches (bounded): ``cat ~/.ss*/id*``
-    is checked as ``~/.ssh/id_ed25519``. Its literal directory prefix is always checked too."""
+    """``arg`` itself, and when it is a glob or a brace expansion the paths it names (bounded):
+    ``cat ~/.ss*/id*`` is checked as ``~/.ssh/id_ed25519``, ``~/.{ssh,aws}/x`` as both. A
+    glob's literal directory prefix is always checked too."""
+    if "{" in arg:
+        expanded = _brace_expand(arg, _GLOB_LIMIT + 1)
+        if len(expanded) > _GLOB_LIMIT:
+            return [_TOO_MANY]
+        if expanded != [arg]:
+            return [c for word in expanded for c in _glob_candidates(word, base, home)]
     if not any(c in arg for c in "*?["):
         return [arg]
     import glob
-    import itertools
 
     expanded = home + arg[1:] if arg[:2] in ("~", "~/") else arg
     pattern = expanded if os.path.isabs(expanded) else os.path.join(base, expanded)
     prefix = re.split(r"[*?\[]", pattern, maxsplit=1)[0]
-    found = [prefix or "/", *itertools.islice(glob.iglob(pattern), _GLOB_LIMIT)]
-    return found
+    found = [prefix or "/", *itertools.islice(glob.iglob(pattern), _GLOB_LIMIT + 1)]
+    return found if len(found) <= _GLOB_LIMIT + 1 else [*found[:-1], _TOO_MANY]
 
 
 _SEARCH_DIRS = ("/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin")
