@@ -419,6 +419,9 @@ HOSTS = [
     "curl -x 0x7f.1:8080 https://example.com/",
     "http_proxy=http://127.0.0.1:8080 curl http://example.com/",
     "curl http://0/",
+    "curl 'http://127.0.0.1\\@example.com/'",
+    "curl 'http://a@127.0.0.1#@example.com/'",
+    "wget http://metadata/computeMetadata/v1/",
     "curl http://[::]:8080/",
     "curl \uff11\uff12\uff17\uff0e\uff10\uff0e\uff10\uff0e\uff11:8080",
 ]

@@ -722,6 +722,24 @@ _HOST_OPTIONS = frozenset(
 _PORT_FIRST = frozenset({"nc", "ncat", "netcat", "telnet"})
 
 
+def _authority_hosts(url: str) -> list[str]:
+    """Every address-like piece of a URL's authority: URL parsers disagree on
+    ``http://127.0.0.1\\@example.com`` or ``http://a@127.0.0.1#@b``; whichever the tool
+    picks, a private address anywhere in it is refused."""
+    authority = re.split(r"[/?]", url.split("://", 1)[1], maxsplit=1)[0]
+    found: list[str] = []
+    for piece in re.split(r"[@\\#;,]", authority):
+        host = piece[1:].split("]", 1)[0] if piece.startswith("[") else piece.rsplit(":", 1)[0]
+        if host and (parse_ip_literal(host) is not None or _name_is_special(host)):
+            found.append(host)
+    return found
+
+
+def _name_is_special(host: str) -> bool:
+    name = host.lower().rstrip(".")
+    return "localhost" in name or name in ("metadata", "instance-data", "metadata.google.internal")
+
+
 def _host_of(arg: str) -> str | None:
     """The host a URL or a scheme-less ``host[:port][/path]`` names (``[::1]:80``,
     ``user@10.0.0.1:path``, ``2130706433:8080``)."""
@@ -822,6 +840,9 @@ def _hosts_in(command: SimpleCommand) -> list[str]:
                 hosts.append(host)
             continue
         positional.append(arg)
+    for text in (*command.argv[1:], *command.assignments):
+        if "://" in text:
+            hosts += _authority_hosts(text)
     if net_tool:
         if command.program == "socat":
             for arg in positional:
