@@ -445,7 +445,7 @@ async def test_private_hosts_without_a_scheme_are_refused(
     "url",
     ["http://[::127.0.0.1]/", "http://[64:ff9b::7f00:1]/", "http://[2002:a9fe:a9fe::]/",
      "http://0x7f.1/", "http://2130706433/", "http://metadata.google.internal/",
-     "http://x.localhost/", "http://[fe80::1%25eth0]/"],
+     "http://x.localhost/", "http://[fe80::1%25eth0]/", "http://127.0.0.1\\@example.com/"],
 )  # fmt: skip
 async def test_network_requests_to_ipv6_forms_of_private_addresses_are_refused(
     workspace: Path, url: str

@@ -229,6 +229,9 @@ class SecurityPolicy:
                 deny.append(f"path {normalized.path} is inside the denied path {root}")
         if isinstance(action, NetworkRequest):
             deny += self._host_problems(action.host, action.port)
+            for other in _authority_hosts(action.url):  # where URL parsers disagree
+                if other.lower() != action.host.lower():
+                    deny += self._host_problems(other, action.port)
         if isinstance(action, ShellCommand) and normalized.shell is not None:
             deny += self._shell_problems(normalized.shell, action.cwd)
             ask += self._shell_questions(normalized.shell, action.cwd)
