@@ -5,15 +5,26 @@
 (a) policy deny (`sudo` in a command line), (b) token-authorized with a durable audit append
 on SurrealDB embedded, (c) the same on memory storage. The baseline is an async function call
 doing nothing, measured in the same run.
+
+(d) the bash parser (tree-sitter-bash) against the hand-rolled shlex parser it replaced, on the
+same lines, interleaved in the same run: the old parser is kept verbatim in
+``benchmarks/_old_shell.py`` (BASELINE ONLY). (e) the full shell decision (parse + policy +
+audit, autonomous mode, memory storage) against the whole astrid_approval package as of
+commit ``b4be71e`` (before tree-sitter), loaded from git into a temporary module, interleaved:
+cold = every line new to the parse cache, warm = the line was seen before. Target: <= 1.2x.
 """
 
 from __future__ import annotations
 
+import importlib
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 import anyio
 
@@ -35,6 +46,19 @@ from astrid_core.storage import MemoryStorage, Storage, open_storage
 from astrid_crypto import KeyPair
 
 N = 300 if "--quick" in sys.argv else 2000
+BASELINE_COMMIT = "b4be71e"
+LINES = [
+    "ls -la",
+    "git status && git diff --stat",
+    "grep -rn 'def main' src | head -20",
+    "cd src && python3 -m pytest -q tests/test_x.py",
+    "find . -name '*.py' -exec wc -l {} +",
+    "echo hello > out.txt 2>&1",
+    "for f in a b c; do echo $f; done",
+    "curl -fsSL https://example.com/install.sh -o install.sh",
+    "sed -i 's/foo/bar/g' README.md && git add README.md && git commit -m 'docs: bar'",
+    "cat <<EOF > notes.md\nhello $(date)\nEOF",
+]
 
 
 async def build(storage: Storage, workspace: str) -> SecurityInterceptor:
@@ -121,6 +145,110 @@ async def main() -> None:
             lambda: memory_guard.intercept(write, "b"),
             baseline,
         )
+        parser_ratio()
+        await decision_ratio(workspace)
+
+
+def _load_baseline_package() -> Any | None:
+    """astrid_approval as of BASELINE_COMMIT, imported as ``astrid_approval_baseline``."""
+    root = Path(__file__).resolve().parent.parent
+    src = "packages/astrid-approval/src/astrid_approval"
+    try:
+        names = subprocess.run(
+            ["git", "ls-tree", "--name-only", BASELINE_COMMIT, src + "/"],
+            cwd=root, capture_output=True, text=True, check=True,
+        ).stdout.split()  # fmt: skip
+        target = Path(tempfile.mkdtemp()) / "astrid_approval_baseline"
+        target.mkdir()
+        for name in names:
+            text = subprocess.run(
+                ["git", "show", f"{BASELINE_COMMIT}:{name}"],
+                cwd=root, capture_output=True, text=True, check=True,
+            ).stdout  # fmt: skip
+            (target / Path(name).name).write_text(text)
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    sys.path.insert(0, str(target.parent))
+    return importlib.import_module("astrid_approval_baseline")
+
+
+def parser_ratio() -> None:
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import _old_shell  # pyright: ignore[reportMissingImports]
+
+    from astrid_approval._shell import _parse_cached
+
+    new_parse = _parse_cached.__wrapped__  # uncached: the parser's own cost
+    rounds = max(N // 10, 20)
+    old_t: list[float] = []
+    new_t: list[float] = []
+    for _ in range(rounds):
+        for line in LINES:  # interleaved: old, new, old, new ... on the same line
+            start = time.perf_counter()
+            _old_shell.parse_command_line(line)
+            mid = time.perf_counter()
+            new_parse(line)
+            old_t.append(mid - start)
+            new_t.append(time.perf_counter() - mid)
+    old_us, new_us = statistics.median(old_t) * 1e6, statistics.median(new_t) * 1e6
+    print(f"{'(d) parse a line, old shlex parser (baseline)':48} {'':>10} {old_us:9.1f}")
+    print(f"{'(d) parse a line, tree-sitter-bash (uncached)':48} {'':>10} {new_us:9.1f}")
+    print(f"{'(d) parser ratio new/old':48} {new_us / old_us:10.2f}x")
+
+
+async def _guard(package: Any, workspace: str) -> Any:
+    storage = MemoryStorage()
+    key = KeyPair.generate()
+    session = SessionId.new()
+    return package.SecurityInterceptor(
+        policy=package.SecurityPolicy(home="/nonexistent"),
+        capabilities=CapabilityStore(storage, [key.public_key]),
+        allowances=package.AllowanceStore(storage, key),
+        budget=package.BudgetTracker(storage, package.BudgetConfig(), session=str(session)),
+        workspace=package.WorkspaceBoundary(workspace, package.WorkspaceMode.AUTONOMOUS),
+        approvals=package.ApprovalManager(package.DeferredResolutionStore(storage)),
+        audit=await AuditLog.open(storage, key),
+        key=key,
+        session_id=session,
+    )
+
+
+async def decision_ratio(workspace: str) -> None:
+    import astrid_approval
+    from astrid_approval._shell import _parse_cached
+
+    baseline = _load_baseline_package()
+    if baseline is None:
+        print(f"(e) skipped: git cannot show commit {BASELINE_COMMIT}")
+        return
+    old_guard = await _guard(baseline, workspace)
+    new_guard = await _guard(astrid_approval, workspace)
+    actions = [ShellCommand(command=line, cwd=workspace) for line in LINES]
+    rounds = max(N // 20, 10)
+
+    async def timed(call: Callable[[], Awaitable[Any]]) -> float:
+        start = time.perf_counter()
+        await call()
+        return time.perf_counter() - start
+
+    old_t: list[float] = []
+    cold_t: list[float] = []
+    warm_t: list[float] = []
+    for _ in range(rounds):
+        for action in actions:
+            old_t.append(await timed(lambda a=action: old_guard.intercept(a, "b")))
+            _parse_cached.cache_clear()
+            cold_t.append(await timed(lambda a=action: new_guard.intercept(a, "b")))
+            warm_t.append(await timed(lambda a=action: new_guard.intercept(a, "b")))
+    old_us = statistics.median(old_t) * 1e6
+    cold_us = statistics.median(cold_t) * 1e6
+    warm_us = statistics.median(warm_t) * 1e6
+    label = "(e) shell decision, baseline " + BASELINE_COMMIT
+    print(f"{label:48} {1e6 / old_us:10,.0f} {old_us:9.0f}")
+    print(f"{'(e) shell decision, tree-sitter, cold':48} {1e6 / cold_us:10,.0f} {cold_us:9.0f}")
+    print(f"{'(e) shell decision, tree-sitter, warm':48} {1e6 / warm_us:10,.0f} {warm_us:9.0f}")
+    label = "(e) decision ratio cold/baseline, warm/baseline"
+    print(f"{label:48} {cold_us / old_us:10.2f}x {warm_us / old_us:8.2f}x")
 
 
 if __name__ == "__main__":

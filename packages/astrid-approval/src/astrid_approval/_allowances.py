@@ -2,17 +2,25 @@
 
 An allowance is built only from the *literal* resource the user approved (glob characters
 escaped through ``ResourcePattern.literal``), so approving the file ``/tmp/*`` never grants
-``/tmp/anything``. Each record is signed by the runtime key; a record edited in storage fails
-verification, is counted as tampered and is never used.
+``/tmp/anything``. A shell line's allowance is the set of its simple commands (argv, variable
+assignments, redirections and the directories ``cd`` leads to): a later line is covered only
+when every one of its simple commands is in that set and the line is not opaque, so approving
+``ls`` never covers ``ls && touch pwned``. Allowances stored before (``cmd://<program>``) still
+load and verify, but no longer cover any shell line. Each record is signed by the runtime
+key; a record edited in storage fails verification, is counted as tampered and is never used.
 """
 
 from __future__ import annotations
 
+import json
 import logging
+import re
+import shlex
 import time
 import weakref
 from dataclasses import dataclass, replace
 from enum import StrEnum
+from functools import lru_cache
 from typing import Any
 
 from astrid_capabilities import ResourcePattern
@@ -24,12 +32,15 @@ from astrid_core import (
     NetworkRequest,
     SensitiveAction,
     SessionId,
+    ShellCommand,
     VerificationError,
 )
 from astrid_core.storage import Storage
-from astrid_crypto import KeyPair, PublicKey, canonical_json
+from astrid_crypto import KeyPair, PublicKey, canonical_json, content_hash
 
-__all__ = ["AllowanceKind", "Allowance", "AllowanceStore"]
+from ._shell import CommandKey, parse_command_line
+
+__all__ = ["AllowanceKind", "Allowance", "AllowanceStore", "command_set", "shell_scope_resource"]
 
 log = logging.getLogger("astrid.approval")
 _NS = "allowances"
@@ -41,10 +52,56 @@ class AllowanceKind(StrEnum):
     NETWORK_HOST = "network_host"
     WORKSPACE_RELATIVE = "workspace_relative"
     CAPSULE_CAPABILITY = "capsule_capability"
-    COMMAND = "command"
+    COMMAND = "command"  # before command sets: "cmd://<program>"; never covers a shell line
+    COMMAND_SET = "command_set"  # the exact simple commands of an approved shell line
+
+
+def command_set(action: ShellCommand) -> frozenset[CommandKey] | None:
+    """The simple commands a shell line runs, or None when it is opaque (never covered)."""
+    parsed = parse_command_line(action.command)
+    if parsed.opaque or not parsed.commands:
+        return None
+    return parsed.keys
+
+
+def _encode_commands(keys: frozenset[CommandKey]) -> str:
+    ordered = sorted([list(part) for part in key] for key in keys)
+    return canonical_json(ordered).decode()
+
+
+@lru_cache(maxsize=512)
+def _decode_commands(resource: str) -> frozenset[CommandKey]:
+    try:
+        raw = json.loads(resource)
+        keys: set[CommandKey] = set()
+        for item in raw:
+            assignments, argv, redirects, cwds = (tuple(str(x) for x in part) for part in item)
+            keys.add((assignments, argv, redirects, cwds))
+        return frozenset(keys)
+    except (ValueError, TypeError):
+        return frozenset()
+
+
+def shell_scope_resource(action: ShellCommand) -> str:
+    """The capability resource an "allow always" of this exact line grants: the program and
+    a digest of its command set, so the token covers only lines that run the same commands."""
+    return _scope_resource(action.command)
+
+
+@lru_cache(maxsize=1024)
+def _scope_resource(command: str) -> str:
+    parsed = parse_command_line(command)
+    keys = parsed.keys if not parsed.opaque and parsed.commands else frozenset[CommandKey]()
+    digest = content_hash(_encode_commands(keys).encode()).hex
+    program = parsed.commands[0].program if parsed.commands else ""
+    if not re.fullmatch(r"[A-Za-z0-9._+-]{1,64}", program):
+        program = "_"  # the name is only a label; the digest is the scope
+    return f"cmd://{program}/line-{digest}"
 
 
 def _kind_for(action: SensitiveAction, workspace: str) -> AllowanceKind:
+    if isinstance(action, ShellCommand):
+        return AllowanceKind.COMMAND_SET
     if isinstance(action, McpToolCall):
         return AllowanceKind.EXACT_TOOL
     if isinstance(action, NetworkRequest):
@@ -105,9 +162,25 @@ class Allowance:
         )
 
     def matches(self, action: SensitiveAction) -> bool:
-        return action.permission.value == self.permission and ResourcePattern(
-            self.resource
-        ).matches(action.resource)
+        if action.permission.value != self.permission:
+            return False
+        if isinstance(action, ShellCommand):
+            if self.kind is not AllowanceKind.COMMAND_SET:
+                return False  # a program-wide allowance from before command sets
+            wanted = command_set(action)
+            return wanted is not None and wanted <= _decode_commands(self.resource)
+        if self.kind is AllowanceKind.COMMAND_SET:
+            return False
+        return ResourcePattern(self.resource).matches(action.resource)
+
+    @property
+    def scope_text(self) -> str:
+        """What it covers, for a human: the exact commands of a command set."""
+        if self.kind is AllowanceKind.COMMAND_SET:
+            return "; ".join(
+                shlex.join(argv) for _, argv, _, _ in sorted(_decode_commands(self.resource))
+            )
+        return self.resource
 
 
 # Verified allowances per storage, trusted-key set and key prefix. Every AllowanceStore in
@@ -141,10 +214,15 @@ class AllowanceStore:
         prompt describes to the person before they choose (see ``describe_allowance``)."""
         import uuid
 
+        kind = _kind_for(action, workspace)
+        if isinstance(action, ShellCommand):
+            resource = _encode_commands(command_set(action) or frozenset())
+        else:
+            resource = ResourcePattern.literal(action.resource).pattern
         return Allowance(
             id=str(uuid.uuid4()),
-            kind=_kind_for(action, workspace),
-            resource=ResourcePattern.literal(action.resource).pattern,
+            kind=kind,
+            resource=resource,
             permission=action.permission.value,
             scope=scope,
             session_id=str(session_id) if scope == "session" else None,

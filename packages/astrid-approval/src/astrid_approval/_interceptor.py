@@ -10,6 +10,7 @@ the action is denied (fail closed). Implements astrid_core's ``Guard`` protocol.
 from __future__ import annotations
 
 import logging
+import shlex
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,7 +37,7 @@ from astrid_core import (
 )
 from astrid_crypto import KeyPair
 
-from ._allowances import AllowanceStore
+from ._allowances import AllowanceStore, shell_scope_resource
 from ._approvals import ApprovalManager, Deferred
 from ._budget import BudgetCheck, BudgetStatus, BudgetTracker, Reservation
 from ._describe import (
@@ -98,6 +99,39 @@ def _preview_of(
     if isinstance(action, ShellCommand):
         return shell_preview(action, normalized.shell)
     return action_preview(action, redact)
+
+
+class _ShellLine(ShellCommand):
+    """A shell line as grants see it: its resource names the exact set of simple commands it
+    runs (``cmd://ls/line-<digest>``), so a token from "allow always" on ``ls`` covers ``ls``
+    and never ``ls && touch pwned``. Tokens for ``cmd://<program>`` from before cover no line."""
+
+    scope: str
+
+    @property
+    def resource(self) -> str:
+        return self.scope
+
+
+def _grant_view(action: SensitiveAction) -> SensitiveAction:
+    if isinstance(action, ShellCommand) and not isinstance(action, _ShellLine):
+        # the action is already validated: construct it, do not validate it again
+        return _ShellLine.model_construct(
+            command=action.command, cwd=action.cwd, scope=shell_scope_resource(action)
+        )
+    return action
+
+
+def _scope_note(normalized: Normalized) -> list[str]:
+    """For a shell line, what an allowance would cover: exactly these commands, nothing else."""
+    line = normalized.shell
+    if line is None or line.opaque or not line.commands:
+        return []
+    commands = sorted({shlex.join(c.argv) for c in line.commands if not c.via})
+    shown = "; ".join(commands)
+    if len(shown) > 300:
+        shown = shown[:300] + "…"
+    return [f"an allowance covers exactly these commands: {shown}"]
 
 
 @dataclass(frozen=True)
@@ -223,7 +257,7 @@ class SecurityInterceptor:
 
         # 2. grants: a capability token, else a signed allowance
         proof: AuthorizationProof | None = None
-        capability = await self.capabilities.authorize(action, self.session_id)
+        capability = await self.capabilities.authorize(_grant_view(action), self.session_id)
         if capability is not None:
             proof = capability.to_authorization_proof()
         else:
@@ -320,7 +354,7 @@ class SecurityInterceptor:
             reason=reason,
             summary=action.summary,
             options=options,
-            details=tuple(dict.fromkeys([*ask_reasons, *warnings])),
+            details=tuple(dict.fromkeys([*ask_reasons, *warnings, *_scope_note(normalized)])),
             ask_reasons=tuple(dict.fromkeys(ask_reasons)),
             grants=self._grant_texts(action, options),
             preview=_capped(
@@ -435,7 +469,7 @@ class SecurityInterceptor:
         elif option is ApprovalOption.ALLOW_ALWAYS:
             token = CapabilityToken.issue(
                 self.key,
-                ResourcePattern.literal(action.resource),
+                ResourcePattern.literal(_grant_view(action).resource),
                 [action.permission],
                 scope="persistent",
                 ttl_seconds=self.always_ttl_seconds,

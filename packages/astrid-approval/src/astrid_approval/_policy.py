@@ -9,17 +9,28 @@ from __future__ import annotations
 
 import contextlib
 import fnmatch
+import itertools
 import os
 import re
 import shlex
+import shutil
 import stat
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from functools import lru_cache
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
-from astrid_core import FileDelete, FileWrite, McpToolCall, NetworkRequest, ShellCommand
+from astrid_core import (
+    AstridError,
+    FileDelete,
+    FileWrite,
+    McpToolCall,
+    NetworkRequest,
+    ShellCommand,
+)
+from astrid_core.net import parse_ip_literal
 from astrid_crypto import canonical_json
 
 from ._network import private_addresses
@@ -378,12 +389,15 @@ class SecurityPolicy:
             ask += path_ask
         if isinstance(action, NetworkRequest):
             deny += self._host_problems(action.host, action.port)
+            for other in _authority_hosts(action.url):  # where URL parsers disagree
+                if other.lower() != action.host.lower():
+                    deny += self._host_problems(other, action.port)
         if isinstance(action, ShellCommand) and normalized.shell is not None:
             deny += self._shell_problems(normalized.shell, action.cwd)
+            ask += self._shell_questions(normalized.shell, action.cwd)
             if normalized.shell.opaque:
                 ask.append(
-                    "the command line cannot be fully understood: "
-                    + "; ".join(normalized.shell.opaque_reasons)
+                    "cannot tell what this runs: " + "; ".join(normalized.shell.opaque_reasons)
                 )
         if isinstance(action, McpToolCall):
             for key, value in action.args.items():
@@ -420,18 +434,34 @@ class SecurityPolicy:
 
     def _shell_problems(self, line: ParsedLine, cwd: str) -> list[str]:
         problems: list[str] = []
-        raw_text = " ".join(" ".join(c.argv) for c in line.commands)
-        if ":(){" in raw_text.replace(" ", ""):
+        if ":(){" in line.line.replace(" ", ""):
             problems.append("fork bomb")
-        by_program, globbed = _rule_index(tuple(self.blocked_commands))
+        rules = tuple(self.blocked_commands)
+        by_program, globbed = _rule_index(rules)
+        inside = self.denied_path(normalize_path(cwd, "/", self.home).path)
+        if inside is not None:  # every bare file name would name a file in there
+            problems.append(f"the command would run inside the denied path {inside}")
+        state = _path_state()
         for command in line.commands:
+            identity = _blocked_identity(command, cwd, self.home, rules, state)
+            if identity is not None and identity != command.program:
+                # what it really is: a symlink, hard link, copy or /proc path of a blocked program
+                command = replace(command, program=identity)
             for rule in (*by_program.get(command.program, ()), *globbed):
                 if _matches_rule(rule, command):
                     problems.append(f"command {' '.join(command.argv)[:120]!r} is blocked ({rule})")
             problems += self._command_paths(command, cwd)
-            if command.program in _NET_TOOLS:
-                for host in _hosts_in(command):
-                    problems += self._host_problems(host, 0)
+            for host in _hosts_in(command):
+                problems += self._host_problems(host, 0)
+        for host in line.hosts:
+            problems += self._host_problems(host, 0)
+        if line.parse_error:  # where the tree is wrong, any word may be what runs
+            names = frozenset(_blocked_names(rules)) - _SUBCOMMAND_WORDS
+            unquoted = re.sub(r"[\"'\\$]", "", line.line.replace("\\\n", ""))
+            words = re.findall(r"[\w./+-]+", unquoted)
+            found = [w for w in words if w.rsplit("/", 1)[-1] in names]
+            if found:
+                problems.append(f"a line that does not parse names the blocked {found[0]!r}")
         for target in line.redirect_targets:
             root = self.denied_path(normalize_path(target, cwd, self.home).path)
             if root is not None:
@@ -443,19 +473,356 @@ class SecurityPolicy:
                     problems.append("downloaded content is piped into a shell")
         return sorted(set(problems))
 
+    def _shell_questions(self, line: ParsedLine, cwd: str) -> list[str]:
+        """What is not a hard limit but must never pass unasked: a blocked program named as an
+        argument of a program the analysis does not know to run its arguments (``perf stat
+        sudo id``), and a recursive walk (``grep -r``, ``tar c``, ``cp -r``) of a directory
+        holding a denied path (the workspace at ``~`` holds ``~/.ssh``)."""
+        questions: list[str] = []
+        names = frozenset(_blocked_names(tuple(self.blocked_commands))) - _SUBCOMMAND_WORDS
+        rules = self._denied_rules()
+        for command in line.commands:
+            if command.program not in _ARGS_NEVER_RUN:
+                for arg in command.argv[1:]:
+                    if arg.rsplit("/", 1)[-1] in names:
+                        questions.append(
+                            f"{command.program} is given the blocked program {arg!r} as an "
+                            "argument: cannot tell whether it runs it"
+                        )
+                        break
+            for arg in command.argv[1:]:
+                if "/" in arg and not arg.startswith("-") and "://" not in arg:
+                    real = os.path.basename(os.path.realpath(os.path.join(cwd, arg)))
+                    if real in names:
+                        questions.append(
+                            f"{command.program} {arg}: that is the blocked program {real} "
+                            "(a copy or link of it would run it under another name)"
+                        )
+                        break
+            if _walks(command) and rules.rules:
+                targets = [a for a in command.argv[1:] if not a.startswith("-")]
+                if command.program in _SEARCHERS:
+                    targets = targets[1:]  # the first word is the pattern
+                targets = targets or ["."]
+                for target in targets:
+                    for where in command.cwds:
+                        base = normalize_path(where, cwd, self.home).path if where != "." else cwd
+                        try:
+                            walked = normalize_path(target, base, self.home).path
+                        except AstridError:
+                            continue
+                        # A folder above an anchored denied entry (or holding an any-depth
+                        # entry's first name): the walk would read what the entry denies.
+                        inside = rules.match(walked) or rules.match_parent(walked)
+                        if inside:
+                            questions.append(
+                                f"{command.program} walks {target}, which holds the denied "
+                                f"path {inside}"
+                            )
+        return sorted(set(questions))
+
     def _command_paths(self, command: SimpleCommand, cwd: str) -> list[str]:
+        """Path-like arguments, resolved against every directory the command may run in
+        (``cd`` earlier in the line is followed); a glob is checked by what it matches."""
         problems: list[str] = []
-        for arg in command.argv[1:]:
-            if arg.startswith("-") and "=" in arg:
-                arg = arg.split("=", 1)[1]
-            if not (arg.startswith(("/", "~", "./", "../")) or "/" in arg):
+        for arg in (p for word in command.argv[1:] for p in _path_words(word)):
+            if not (arg.startswith(("/", "~", "./", "../", ".")) or "/" in arg) and (
+                command.cwds == (".",) or arg.startswith("-")
+            ):
                 continue
-            if "://" in arg:
+            if "://" in arg or not arg or "\x00" in arg:
                 continue
-            root = self.denied_path(normalize_path(arg, cwd, self.home).path)
-            if root is not None:
-                problems.append(f"{command.program} touches {arg}, inside the denied path {root}")
+            for where in command.cwds:
+                base = normalize_path(where, cwd, self.home).path if where != "." else cwd
+                for candidate in _glob_candidates(arg, base, self.home):
+                    if candidate == _TOO_MANY:
+                        problems.append(
+                            f"{command.program} {arg} names more than {_GLOB_LIMIT} paths: "
+                            "too many to check"
+                        )
+                        break
+                    root = self.denied_path(normalize_path(candidate, base, self.home).path)
+                    if root is not None:
+                        problems.append(
+                            f"{command.program} touches {arg}, inside the denied path {root}"
+                        )
+                        break
         return problems
+
+
+_GLOB_LIMIT = 4096  # paths one glob or brace expansion may name before the line is refused
+_TOO_MANY = "\x00too many"  # a marker no path can be (paths hold no NUL)
+
+
+def _path_words(word: str) -> list[str]:
+    """The paths one argument may name: itself, an option's value (``--file=/x``), a file a
+    tool reads by ``@`` (``curl -d @/x``, ``-F f=@/x``), a ``file://`` URL's path."""
+    found = [word]
+    if word.startswith("-") and "=" in word:
+        found = [word.split("=", 1)[1]]
+    for text in list(found):
+        if text.lower().startswith("file:"):
+            found.append(unquote(urlsplit(text).path) or "/")
+        for mark in ("=@", "@", "=", "<"):
+            head, sep, tail = text.partition(mark)
+            if (sep and tail.startswith(("/", "~")) and (mark != "@" or head in ("", "-"))) or (
+                sep and mark == "=@" and tail
+            ):
+                found.append(tail)
+    if word.startswith("@") and len(word) > 1:
+        found.append(word[1:])
+    return found
+
+
+# Programs that never run an argument as a program (naming "sudo" to them is harmless), and
+# words that are blocked programs but mostly subcommands (git init, npm init).
+_ARGS_NEVER_RUN = frozenset(
+    {"echo", "printf", "grep", "egrep", "fgrep", "rg", "ag", "ack", "man", "info", "which",
+     "type", "whereis", "whatis", "apropos", "command", "apt", "apt-get", "apt-cache", "dpkg",
+     "rpm", "dnf", "yum", "brew", "pip", "pip3", "npm", "yarn", "pnpm", "cargo", "go", "git",
+     "gh", "less", "more", "cat", "head", "tail", "wc", "sort", "uniq", "diff", "cut", "tr",
+     "test", "[", "hash", "help", "compgen", "complete", "ls", "stat", "file", "readlink",
+     "realpath", "basename", "dirname", "touch", "mkdir", "systemctl", "journalctl", "ps",
+     "pgrep", "pkill", "killall"}
+)  # fmt: skip
+_SUBCOMMAND_WORDS = frozenset({"init", "halt"})
+_SEARCHERS = frozenset({"grep", "egrep", "fgrep", "rg", "ag", "ack"})
+_WALKERS = frozenset(
+    {"grep", "egrep", "fgrep", "rg", "ag", "ack", "find", "tar", "zip", "cp", "rsync", "scp",
+     "du", "chmod", "chown", "rm", "tree", "ls", "fd", "git"}
+)  # fmt: skip
+
+
+def _walks(command: SimpleCommand) -> bool:
+    """A recursive read or write of the directories it is given."""
+    program, args = command.program, command.argv[1:]
+    if program not in _WALKERS or program == "git":
+        return False
+    if program in ("rg", "ag", "ack", "find", "du", "tree", "fd", "rsync"):
+        return True
+    if program == "tar":
+        return any(a.lstrip("-").startswith("c") or a in ("--create",) for a in args[:2])
+    if program == "zip":
+        return any(a.startswith("-") and "r" in a for a in args)
+    short = "".join(a[1:] for a in args if a.startswith("-") and not a.startswith("--"))
+    long = {a for a in args if a.startswith("--")}
+    if program in ("grep", "egrep", "fgrep"):
+        return (
+            "r" in short or "R" in short or bool({"--recursive", "--dereference-recursive"} & long)
+        )
+    if program in ("cp", "scp", "chmod", "chown", "rm", "ls"):
+        return (
+            "r" in short
+            or "R" in short
+            or ("a" in short and program == "cp")
+            or ("--recursive" in long)
+        )
+    return False
+
+
+def _brace_expand(word: str, limit: int) -> list[str]:
+    """Bash brace expansion, bounded: ``~/.{ssh,aws}/x`` is ``~/.ssh/x`` and ``~/.aws/x``."""
+    start = word.find("{")
+    while start != -1:
+        depth, end = 0, -1
+        commas: list[int] = []
+        for index in range(start, len(word)):
+            char = word[index]
+            if char == "{":
+                depth += 1
+            elif char == "}":
+                depth -= 1
+                if depth == 0:
+                    end = index
+                    break
+            elif char == "," and depth == 1:
+                commas.append(index)
+        if end == -1:
+            return [word]
+        inner = word[start + 1 : end]
+        head, tail = word[:start], word[end + 1 :]
+        parts: list[str] = []
+        if commas:
+            bounds = [start, *commas, end]
+            parts = [word[a + 1 : b] for a, b in itertools.pairwise(bounds)]
+        elif re.fullmatch(r"-?\d+\.\.-?\d+", inner):
+            low, high = (int(x) for x in re.split(r"(?<=\d)\.\.", inner))
+            step = 1 if high >= low else -1
+            parts = [str(n) for n in itertools.islice(range(low, high + step, step), limit + 1)]
+        elif re.fullmatch(r"[A-Za-z]\.\.[A-Za-z]", inner):
+            low_c, high_c = ord(inner[0]), ord(inner[-1])
+            step = 1 if high_c >= low_c else -1
+            parts = [chr(n) for n in range(low_c, high_c + step, step)]
+        if parts:
+            found: list[str] = []
+            for part in parts:
+                found += _brace_expand(head + part + tail, limit)
+                if len(found) >= limit:
+                    break
+            return found[:limit]
+        start = word.find("{", start + 1)
+    return [word]
+
+
+def _glob_candidates(arg: str, base: str, home: str) -> list[str]:
+    """``arg`` itself, and when it is a glob or a brace expansion the paths it names (bounded):
+    ``cat ~/.ss*/id*`` is checked as ``~/.ssh/id_ed25519``, ``~/.{ssh,aws}/x`` as both. A
+    glob's literal directory prefix is always checked too."""
+    if "{" in arg:
+        expanded = _brace_expand(arg, _GLOB_LIMIT + 1)
+        if len(expanded) > _GLOB_LIMIT:
+            return [_TOO_MANY]
+        if expanded != [arg]:
+            return [c for word in expanded for c in _glob_candidates(word, base, home)]
+    if not any(c in arg for c in "*?["):
+        return [arg]
+    import glob
+
+    expanded = home + arg[1:] if arg[:2] in ("~", "~/") else arg
+    pattern = expanded if os.path.isabs(expanded) else os.path.join(base, expanded)
+    prefix = re.split(r"[*?\[]", pattern, maxsplit=1)[0]
+    found = [prefix or "/", *itertools.islice(glob.iglob(pattern), _GLOB_LIMIT + 1)]
+    return found if len(found) <= _GLOB_LIMIT + 1 else [*found[:-1], _TOO_MANY]
+
+
+_SEARCH_DIRS = ("/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin")
+
+
+@lru_cache(maxsize=8)
+def _blocked_files(
+    names: tuple[str, ...], path: str
+) -> tuple[dict[tuple[int, int], str], dict[int, tuple[tuple[str, str], ...]]]:
+    """The files of the blocked programs on this system: by (device, inode), and by size for
+    a content comparison (a copy of ``sudo`` under another name is still ``sudo``)."""
+    by_id: dict[tuple[int, int], str] = {}
+    by_size: dict[int, list[tuple[str, str]]] = {}
+    dirs = dict.fromkeys([*(d for d in path.split(os.pathsep) if d), *_SEARCH_DIRS])
+    for name in names:
+        for directory in dirs:
+            candidate = os.path.join(directory, name)
+            try:
+                st = os.stat(candidate)
+            except OSError:
+                continue
+            if not stat.S_ISREG(st.st_mode) or st.st_size == 0:
+                continue
+            by_id[(st.st_dev, st.st_ino)] = name
+            by_size.setdefault(st.st_size, []).append((os.path.realpath(candidate), name))
+    return by_id, {k: tuple(dict.fromkeys(v)) for k, v in by_size.items()}
+
+
+@lru_cache(maxsize=256)
+def _digest(path: str, dev: int, ino: int, size: int, mtime: int) -> bytes:
+    import hashlib
+
+    with open(path, "rb") as handle:
+        return hashlib.sha256(handle.read(64 * 1024 * 1024)).digest()
+
+
+# Names bash runs itself: the file of the same name on PATH is not what runs.
+_BUILTINS = frozenset(
+    (  # noqa: SIM905 - a word list reads best as words
+        "cd echo printf true false : test [ pwd read export local declare typeset readonly "
+        "unset set shift exit return break continue eval source . alias unalias type hash "
+        "command builtin let wait jobs fg bg kill trap umask ulimit getopts times dirs pushd "
+        "popd shopt enable mapfile readarray compgen complete caller disown suspend logout "
+        "help history fc"
+    ).split()
+)
+
+
+@lru_cache(maxsize=32)
+def _blocked_names(rules: tuple[str, ...]) -> tuple[str, ...]:
+    words = (_rule_words(rule) for rule in rules)
+    return tuple(sorted({w[0] for w in words if w and not any(c in w[0] for c in "*?[")}))
+
+
+_PATH_STATE: list[tuple[float, str, tuple[tuple[str, int], ...]]] = []
+_PATH_STATE_SECONDS = 1.0
+
+
+def _path_state() -> tuple[tuple[str, int], ...]:
+    """PATH's directories with their modification times: a program added to or removed from
+    one of them changes its time, so a lookup cached under this state is still right.
+
+    Re-read at most once a second (stat'ing every PATH directory on every decision was a
+    third of its cost). A program planted by a command is only ever seen at a decision made
+    after that command ran, and one second is shorter than any turn of the agent."""
+    now = time.monotonic()
+    path = os.environ.get("PATH", "")
+    if _PATH_STATE and now - _PATH_STATE[0][0] < _PATH_STATE_SECONDS and _PATH_STATE[0][1] == path:
+        return _PATH_STATE[0][2]
+    state = _read_path_state(path)
+    _PATH_STATE[:] = [(now, path, state)]
+    return state
+
+
+def _read_path_state(path: str) -> tuple[tuple[str, int], ...]:
+    state: list[tuple[str, int]] = []
+    for directory in dict.fromkeys(path.split(os.pathsep)):
+        if directory:
+            try:
+                state.append((directory, os.stat(directory).st_mtime_ns))
+            except OSError:
+                state.append((directory, -1))
+    return tuple(state)
+
+
+@lru_cache(maxsize=1024)
+def _which(name: str, state: tuple[tuple[str, int], ...]) -> str | None:
+    """The resolved file PATH runs for ``name`` (cached while PATH's directories are unchanged;
+    the file itself is stat'ed fresh on every decision)."""
+    found = shutil.which(name, path=os.pathsep.join(d for d, _ in state))
+    return os.path.realpath(found) if found is not None else None
+
+
+def _blocked_identity(
+    command: SimpleCommand,
+    cwd: str,
+    home: str,
+    rules: tuple[str, ...],
+    state: tuple[tuple[str, int], ...],
+) -> str | None:
+    """The blocked program a command really runs, judged by the file: the name it resolves
+    to (``/proc/self/root/usr/bin/sudo``, ``./x`` -> ``/usr/bin/sudo``), the same inode (a hard
+    link) or the same content (a copy). None when it is none of them or cannot be found."""
+    names = _blocked_names(rules)
+    argv0 = command.argv[0]
+    if "/" in argv0:
+        expanded = home + argv0[1:] if argv0.startswith("~/") else argv0
+        where = command.cwds[-1] if command.cwds else "."
+        base = cwd if where == "." else os.path.join(cwd, os.path.expanduser(where))
+        path: str | None = os.path.join(base, expanded)
+    else:
+        if argv0 in names:
+            return argv0
+        if argv0 in _BUILTINS:
+            return None
+        path = _which(argv0, state)
+    if path is None:
+        return None
+    try:
+        real = os.path.realpath(path) if "/" in argv0 else path
+        st = os.stat(real)
+    except (OSError, ValueError):
+        return None
+    if os.path.basename(real) in names:
+        return os.path.basename(real)
+    by_id, by_size = _blocked_files(names, os.environ.get("PATH", ""))
+    found = by_id.get((st.st_dev, st.st_ino))
+    if found is not None:
+        return found
+    same_size = by_size.get(st.st_size)
+    if same_size and stat.S_ISREG(st.st_mode):
+        try:
+            mine = _digest(real, st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+            for other, name in same_size:
+                o = os.stat(other)
+                if _digest(other, o.st_dev, o.st_ino, o.st_size, o.st_mtime_ns) == mine:
+                    return name
+        except OSError:
+            return None
+    return None
 
 
 @lru_cache(maxsize=256)
@@ -513,26 +880,153 @@ def _dangerous_rm(args: list[str]) -> bool:
     return "--no-preserve-root" in args
 
 
+_HOST_OPTIONS = frozenset(
+    {"--url", "-x", "--proxy", "--preproxy", "--resolve", "--connect-to", "--socks5",
+     "--socks4", "--socks5-hostname", "--socks4a", "--proxy-url", "-e"}
+)  # fmt: skip
+_PORT_FIRST = frozenset({"nc", "ncat", "netcat", "telnet"})
+
+
+def _authority_hosts(url: str) -> list[str]:
+    """Every address-like piece of a URL's authority: URL parsers disagree on
+    ``http://127.0.0.1\\@example.com`` or ``http://a@127.0.0.1#@b``; whichever the tool
+    picks, a private address anywhere in it is refused."""
+    authority = re.split(r"[/?]", url.split("://", 1)[1], maxsplit=1)[0]
+    found: list[str] = []
+    for piece in re.split(r"[@\\#;,]", authority):
+        host = piece[1:].split("]", 1)[0] if piece.startswith("[") else piece.rsplit(":", 1)[0]
+        if host and (parse_ip_literal(host) is not None or _name_is_special(host)):
+            found.append(host)
+    return found
+
+
+def _name_is_special(host: str) -> bool:
+    name = host.lower().rstrip(".")
+    return "localhost" in name or name in ("metadata", "instance-data", "metadata.google.internal")
+
+
+def _host_of(arg: str) -> str | None:
+    """The host a URL or a scheme-less ``host[:port][/path]`` names (``[::1]:80``,
+    ``user@10.0.0.1:path``, ``2130706433:8080``)."""
+    if "://" in arg:
+        try:
+            return urlsplit(arg).hostname
+        except ValueError:
+            return None
+    text = arg.rsplit("@", 1)[-1].split("/", 1)[0]
+    if text.startswith("["):
+        return text[1:].split("]", 1)[0] or None
+    if text.count(":") == 1:
+        text = text.split(":", 1)[0]
+    return text or None
+
+
+_SSH_VALUES = frozenset(f"-{c}" for c in "BbcDEeFIiJLlmOoPpQRSWw")
+_VALUE_OPTIONS: dict[str, frozenset[str]] = {
+    "curl": frozenset(
+        {"-o", "-d", "-H", "-u", "-A", "-e", "-T", "-F", "-X", "-w", "-b", "-c", "-m", "-r",
+         "-C", "-E", "-K", "-Y", "-y", "-z", "-U", "--output", "--data", "--data-raw",
+         "--data-binary", "--data-urlencode", "--header", "--user", "--user-agent", "--referer",
+         "--upload-file", "--form", "--request", "--write-out", "--cookie", "--cookie-jar",
+         "--max-time", "--range", "--cert", "--key", "--cacert", "--config", "--retry",
+         "--connect-timeout", "--proxy-user", "--output-dir", "--json"}
+    ),
+    "wget": frozenset(
+        {"-O", "-o", "-a", "-P", "-U", "-t", "-T", "-w", "-Q", "-l", "--output-document",
+         "--directory-prefix", "--user-agent", "--header", "--post-data", "--user",
+         "--password", "--tries", "--timeout", "--wait", "--level", "--output-file"}
+    ),
+    "nc": frozenset({"-w", "-p", "-s", "-i", "-q", "-X", "-x", "-T", "-O", "-I", "-W", "-M", "-m"}),
+    "ncat": frozenset({"-w", "-p", "-s", "-i", "-d", "-o", "-x", "-m", "--proxy"}),
+    "netcat": frozenset({"-w", "-p", "-s", "-i", "-q", "-x"}),
+    "telnet": frozenset({"-l", "-b", "-e", "-n"}),
+    "ssh": _SSH_VALUES,
+    "scp": frozenset({"-P", "-i", "-c", "-F", "-l", "-o", "-S", "-J", "-D"}),
+    "sftp": frozenset({"-P", "-i", "-c", "-F", "-l", "-o", "-S", "-J", "-D", "-b", "-B", "-R"}),
+    "rsync": frozenset({"-e", "--rsh", "-f", "--filter", "--exclude", "--include", "-T"}),
+}  # fmt: skip
+
+
+def _checkable(host: str) -> bool:
+    """Worth classifying: an address in any spelling, or a name (dotted, or localhost-like).
+    A bare number that fits a port (``80``) is a port, not the address ``0.0.0.80``."""
+    if host.isdigit() and int(host) <= 65535:
+        return False
+    if parse_ip_literal(host) is not None:
+        return True
+    return bool(re.fullmatch(r"[A-Za-z0-9_.\-]+", host)) and (
+        "." in host or "localhost" in host.lower() or host.lower() in ("metadata", "instance-data")
+    )
+
+
 def _hosts_in(command: SimpleCommand) -> list[str]:
+    """Hosts a command names: URLs in any argument of any program, and for network tools
+    hosts written without a scheme (``curl localhost:8080``, ``nc 127.1 80``)."""
     hosts: list[str] = []
-    positional = [a for a in command.argv[1:] if not a.startswith("-")]
-    for arg in positional:
-        if "://" in arg:
-            host = urlsplit(arg).hostname
+    for assignment in command.assignments:  # e.g. a proxy URL for this command
+        value = assignment.split("=", 1)[-1]
+        if "://" in value:
+            host = _host_of(value)
             if host:
                 hosts.append(host)
-        elif (
-            command.program in ("nc", "ncat", "netcat", "telnet", "socat")
-            and positional
-            and arg == positional[0]
-        ):
-            hosts.append(arg.split(":")[0])
-        elif command.program in ("ssh", "scp", "sftp", "rsync") and "@" in arg:
-            hosts.append(arg.split("@", 1)[1].split(":")[0])
-        elif (
-            command.program in ("curl", "wget")
-            and re.fullmatch(r"[\w.\-\[\]:]+(/.*)?", arg)
-            and "." in arg
-        ):
-            hosts.append(arg.split("/")[0].split(":")[0])
+    args = command.argv[1:]
+    net_tool = command.program in _NET_TOOLS
+    takes_value = _VALUE_OPTIONS.get(command.program, frozenset())
+    positional: list[str] = []
+    index = 0
+    while index < len(args):
+        arg = args[index]
+        index += 1
+        if arg.startswith("-") and len(arg) > 1:
+            name, _, attached = arg.partition("=")
+            value: str | None = attached if "=" in arg else None
+            if value is None and (arg in takes_value or arg in _HOST_OPTIONS):
+                value = args[index] if index < len(args) else None
+                index += 1
+            if value is None:
+                continue
+            if net_tool and name in _HOST_OPTIONS:
+                for piece in re.split(r"[:,]", value):
+                    if _checkable(piece) and (
+                        parse_ip_literal(piece) is not None or "localhost" in piece.lower()
+                    ):
+                        hosts.append(piece)
+                host = _host_of(value)
+                if host and _checkable(host):
+                    hosts.append(host)
+            elif "://" in value:
+                host = _host_of(value)
+                if host:
+                    hosts.append(host)
+            continue
+        if "://" in arg:
+            host = _host_of(arg)
+            if host:
+                hosts.append(host)
+            continue
+        positional.append(arg)
+    for text in (*command.argv[1:], *command.assignments):
+        if "://" in text:
+            hosts += _authority_hosts(text)
+    if net_tool:
+        if command.program == "socat":
+            for arg in positional:
+                for piece in arg.split(":")[1:]:
+                    if _checkable(piece.split(",")[0]):
+                        hosts.append(piece.split(",")[0])
+        elif command.program in _PORT_FIRST:
+            hosts += [h for h in positional[:1] if _checkable(h)]
+        else:
+            for arg in positional:
+                host = _host_of(arg)
+                if host and _checkable(host):
+                    hosts.append(host)
+    elif command.program == "git":  # scp-like remotes: git clone user@10.0.0.1:repo
+        for arg in positional:
+            if ":" in arg and "/" not in arg.split(":", 1)[0]:
+                host = _host_of(arg.split(":", 1)[0])
+                if (host and parse_ip_literal(host) is not None) or (host or "").endswith(
+                    "localhost"
+                ):
+                    hosts.append(host or "")
     return hosts

@@ -57,10 +57,17 @@ from ._json import JsonObject, JsonValue
 from ._messages import MessageTrust, TaggedMessage
 from ._permissions import Permission
 from ._risk import RiskLevel
+from .net import AddressKind, classify_host, classify_ip, is_public_ip, non_public_addresses
 
 __version__ = "0.1.0"
 
 __all__ = [
+    # addresses (astrid_core.net)
+    "AddressKind",
+    "classify_host",
+    "classify_ip",
+    "is_public_ip",
+    "non_public_addresses",
     # errors
     "AstridError",
     "ConfigError",

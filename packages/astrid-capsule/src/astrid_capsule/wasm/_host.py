@@ -262,10 +262,13 @@ def _fs_unlink(ctx: HostContext, req: dict[str, Any]) -> Any:
 
 
 def _is_public(address: str) -> bool:
-    ip = ipaddress.ip_address(address)
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    return ip.is_global and not ip.is_multicast
+    # The one classifier every layer shares (IPv4-compatible, NAT64, 6to4 forms included).
+    from astrid_core.net import is_public_ip
+
+    try:
+        return is_public_ip(ipaddress.ip_address(address.split("%", 1)[0]))
+    except ValueError:
+        return False
 
 
 def _http_request(ctx: HostContext, req: dict[str, Any]) -> Any:
