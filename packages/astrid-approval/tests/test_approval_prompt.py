@@ -66,13 +66,14 @@ async def test_the_description_is_the_allowance_that_is_minted(
     assert "exactly" in described  # the escaped '*' is a name, and the text says so
 
 
-async def test_a_command_grant_says_it_covers_the_program_whatever_the_arguments(
-    workspace: Path,
-) -> None:
+async def test_a_command_grant_names_exactly_the_commands_it_covers(workspace: Path) -> None:
     request = await asked(workspace, ShellCommand(command="ls -la", cwd=str(workspace)))
-    text = request.grants[ApprovalOption.ALLOW_SESSION]
-    assert text.startswith("Allow for this session and its sub-agents: `bash`")
-    assert "`ls`" in text
+    for option in (ApprovalOption.ALLOW_SESSION, ApprovalOption.ALLOW_ALWAYS):
+        text = request.grants[option]
+        assert "`bash` running exactly `ls -la` and nothing else" in text, text
+    assert request.grants[ApprovalOption.ALLOW_SESSION].startswith(
+        "Allow for this session and its sub-agents:"
+    )
     assert request.preview == f"$ ls -la\n(in {workspace})"
 
 

@@ -40,7 +40,14 @@ from astrid_crypto import KeyPair, PublicKey, canonical_json, content_hash
 
 from ._shell import CommandKey, parse_command_line
 
-__all__ = ["AllowanceKind", "Allowance", "AllowanceStore", "command_set", "shell_scope_resource"]
+__all__ = [
+    "AllowanceKind",
+    "Allowance",
+    "AllowanceStore",
+    "command_set",
+    "decode_commands",
+    "shell_scope_resource",
+]
 
 log = logging.getLogger("astrid.approval")
 _NS = "allowances"
@@ -70,7 +77,8 @@ def _encode_commands(keys: frozenset[CommandKey]) -> str:
 
 
 @lru_cache(maxsize=512)
-def _decode_commands(resource: str) -> frozenset[CommandKey]:
+def decode_commands(resource: str) -> frozenset[CommandKey]:
+    """The command set a COMMAND_SET allowance's resource encodes (empty when malformed)."""
     try:
         raw = json.loads(resource)
         keys: set[CommandKey] = set()
@@ -168,7 +176,7 @@ class Allowance:
             if self.kind is not AllowanceKind.COMMAND_SET:
                 return False  # a program-wide allowance from before command sets
             wanted = command_set(action)
-            return wanted is not None and wanted <= _decode_commands(self.resource)
+            return wanted is not None and wanted <= decode_commands(self.resource)
         if self.kind is AllowanceKind.COMMAND_SET:
             return False
         return ResourcePattern(self.resource).matches(action.resource)
@@ -178,7 +186,7 @@ class Allowance:
         """What it covers, for a human: the exact commands of a command set."""
         if self.kind is AllowanceKind.COMMAND_SET:
             return "; ".join(
-                shlex.join(argv) for _, argv, _, _ in sorted(_decode_commands(self.resource))
+                shlex.join(argv) for _, argv, _, _ in sorted(decode_commands(self.resource))
             )
         return self.resource
 

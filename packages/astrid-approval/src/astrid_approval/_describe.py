@@ -24,8 +24,8 @@ from astrid_core import (
     ShellCommand,
 )
 
-from ._allowances import Allowance
-from ._shell import ParsedLine
+from ._allowances import Allowance, AllowanceKind, command_set, decode_commands
+from ._shell import CommandKey, ParsedLine
 
 __all__ = [
     "action_preview",
@@ -69,9 +69,8 @@ def describe_pattern(pattern: str, permission: str) -> str:
     uri = parsed.literal_prefix
     scheme, _, rest = uri.partition("://")
     if scheme == "cmd":
-        # The allowance's resource is the program name: it covers every command line whose
-        # first program this is, whatever its arguments (the policy still vets each line).
-        return f"`bash` running any command line that starts with the program `{rest}`"
+        # A token from before command sets (``cmd://<program>``): it covers no shell line now.
+        return f"`bash` lines of the program `{rest}` (an old grant: it covers no line now)"
     if scheme == "mcp":
         return f"MCP tool `{rest}` with any arguments"
     if scheme == "capsule":
@@ -84,17 +83,45 @@ def describe_pattern(pattern: str, permission: str) -> str:
     return f"exactly `{uri}` {_VERBS.get(permission, permission)}"
 
 
+def describe_commands(keys: frozenset[CommandKey]) -> str:
+    """What a bash grant covers: exactly these simple commands (with their assignments,
+    redirections and directory), a later line only if every command of it is one of them."""
+    import shlex
+
+    shown: list[str] = []
+    for assignments, argv, redirects, cwds in sorted(keys):
+        text = " ".join([*assignments, shlex.join(argv), *redirects])
+        if cwds and cwds != (".",):
+            text += f" (in {', '.join(cwds)})"
+        shown.append(f"`{text}`")
+    if not shown:
+        return "`bash` running nothing (this line cannot be granted)"
+    return "`bash` running exactly " + ", ".join(shown) + " and nothing else"
+
+
 def describe_allowance(allowance: Allowance) -> str:
     """The option text for an allowance, from the allowance itself."""
-    what = describe_pattern(allowance.resource, allowance.permission)
+    if allowance.kind == AllowanceKind.COMMAND_SET:
+        what = describe_commands(decode_commands(allowance.resource))
+    else:
+        what = describe_pattern(allowance.resource, allowance.permission)
     if allowance.scope == "session":
         return f"Allow for this session and its sub-agents: {what}"
     return f"Allow in this workspace (`{allowance.workspace}`, every session, no expiry): {what}"
 
 
-def describe_always(pattern: ResourcePattern, permission: str, ttl_seconds: int) -> str:
-    """The option text for the persistent capability token "Allow Always" issues."""
-    what = describe_pattern(pattern.pattern, permission)
+def describe_always(
+    pattern: ResourcePattern,
+    permission: str,
+    ttl_seconds: int,
+    action: SensitiveAction | None = None,
+) -> str:
+    """The option text for the persistent capability token "Allow Always" issues (for a shell
+    line, the token's resource is a digest of the line's exact command set: named here)."""
+    if isinstance(action, ShellCommand):
+        what = describe_commands(command_set(action) or frozenset())
+    else:
+        what = describe_pattern(pattern.pattern, permission)
     return f"Always ({human_duration(ttl_seconds)}, every session and workspace): {what}"
 
 

@@ -435,9 +435,13 @@ class SecurityInterceptor:
             if fixed is not None:
                 texts[option] = fixed
             elif option is ApprovalOption.ALLOW_ALWAYS:
-                pattern = ResourcePattern.literal(action.resource)
+                try:  # the token's resource: for a shell line, its command set's digest
+                    pattern = ResourcePattern.literal(_grant_view(action).resource)
+                except AstridError as exc:  # a description must never cost the decision
+                    texts[option] = f"Always: cannot be granted ({exc.message})"
+                    continue
                 texts[option] = describe_always(
-                    pattern, action.permission.value, self.always_ttl_seconds
+                    pattern, action.permission.value, self.always_ttl_seconds, action
                 )
             else:
                 scope = "session" if option is ApprovalOption.ALLOW_SESSION else "workspace"
