@@ -11,7 +11,7 @@ import pytest
 
 from astrid_core import AstridTimeoutError, LlmCall, McpToolCall, PolicyDenied
 from astrid_mcp import McpServerError, SecureMcpClient, ServerUnavailable, ToolNotFound
-from astrid_mcp.sandbox import landlock_abi
+from astrid_workspace import landlock_abi
 
 from .conftest import RuleGuard, lab_config
 

@@ -10,7 +10,7 @@ import pytest
 
 from astrid_core import AstridError
 from astrid_mcp import McpServerManager, ServerStartError, ServerState, ServerUnavailable
-from astrid_mcp.sandbox import landlock_abi
+from astrid_workspace import landlock_abi
 
 from .conftest import RuleGuard, broken_config, lab_config
 

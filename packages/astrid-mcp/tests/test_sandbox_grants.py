@@ -10,7 +10,7 @@ import pytest
 
 from astrid_mcp import McpServerConfig
 from astrid_mcp._launch import plan_launch
-from astrid_mcp.sandbox import landlock_abi
+from astrid_workspace import landlock_abi
 
 
 def _cat(tmp_path: Path, *, trusted: bool) -> subprocess.CompletedProcess[str]:

@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 
 from astrid_core import ConfigError, SecurityDenied, SessionId, ShellCommand
-from astrid_mcp.sandbox import landlock_abi
 from astrid_runtime.config import load_config
 from astrid_runtime.tools import ToolContext
 from astrid_runtime.tools._bash import Bash
+from astrid_workspace import landlock_abi
 
 pytestmark = pytest.mark.anyio
 

@@ -17,10 +17,10 @@ from astrid_audit import AuditEntry, OutcomeKind
 from astrid_capsule.install import CapsuleInstaller, InstallRecord, TrustAck
 from astrid_core import ApprovalOption, CapsuleHostCall, FileRead, SessionId
 from astrid_crypto import hash_file
-from astrid_mcp.sandbox import sandbox_status
 from astrid_runtime._capsule_host import CapsuleLoadRefused, capsule_mcp_configs
 from astrid_runtime.llm import ModelRequest, ScriptedTurn
 from astrid_runtime.runtime import AgentRuntime
+from astrid_workspace import sandbox_status
 
 from .conftest import Human, collect, open_runtime
 
@@ -413,12 +413,12 @@ async def test_a_kernel_that_cannot_deny_tcp_is_reported_not_hidden(
 ) -> None:
     # Landlock ABI 3 (Linux 5.19-6.6): files are sandboxed, TCP cannot be denied. The server
     # still runs, as it did before; status says its capsule can reach the network anyway.
-    import astrid_mcp.sandbox
+    import astrid_workspace
 
     monkeypatch.setattr(
-        astrid_mcp.sandbox,
+        astrid_workspace,
         "sandbox_status",
-        lambda: astrid_mcp.sandbox.SandboxStatus(True, 3, "Landlock ABI 3"),
+        lambda: astrid_workspace.SandboxStatus(True, 3, "Landlock ABI 3"),
     )
     runtime = await open_runtime(tmp_path, Model([ScriptedTurn("hi")]))
     try:

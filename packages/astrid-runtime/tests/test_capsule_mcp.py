@@ -23,10 +23,10 @@ from astrid_audit import OutcomeKind
 from astrid_capsule.install import CapsuleInstaller, TrustAck
 from astrid_capsule.manifest import Capabilities
 from astrid_core import ApprovalOption, JsonObject, McpToolCall, SessionId
-from astrid_mcp import ENV_ALLOW_LIST
 from astrid_runtime._capsule_host import CapsuleLoadRefused, capsule_workspace_paths
 from astrid_runtime.llm import ModelRequest, ScriptedTurn
 from astrid_runtime.runtime import AgentRuntime
+from astrid_workspace import ENV_ALLOW_LIST
 
 from .conftest import Human, collect, open_runtime
 

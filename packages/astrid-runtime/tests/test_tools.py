@@ -32,7 +32,6 @@ from astrid_core import (
     SessionId,
     ShellCommand,
 )
-from astrid_mcp.sandbox import landlock_abi
 from astrid_runtime.tools import (
     MAX_OUTPUT_CHARS,
     Bash,
@@ -48,6 +47,7 @@ from astrid_runtime.tools import (
     cap_output,
 )
 from astrid_runtime.tools._bash import bash_sandbox_report
+from astrid_workspace import landlock_abi
 
 pytestmark = pytest.mark.anyio
 

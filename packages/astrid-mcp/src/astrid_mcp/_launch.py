@@ -12,16 +12,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from astrid_crypto import hash_file
+from astrid_workspace import launcher_argv, scrubbed_environment
 
 from ._errors import ExecutableHashMismatch, ServerStartError
 from .config import McpServerConfig, StdioTransport
-from .sandbox import launcher_argv
 
-__all__ = ["LaunchPlan", "plan_launch", "scrubbed_environment", "ENV_ALLOW_LIST"]
-
-# What a server inherits from the host. Everything else (API keys, tokens, cloud credentials)
-# stays behind unless the server's config declares it.
-ENV_ALLOW_LIST = ("HOME", "LOGNAME", "USER", "PATH", "SHELL", "TERM", "LANG", "LC_ALL", "TZ")
+__all__ = ["LaunchPlan", "plan_launch"]
 
 
 @dataclass(frozen=True)
@@ -31,13 +27,6 @@ class LaunchPlan:
     env: dict[str, str]
     cwd: str | None
     sandboxed: bool
-
-
-def scrubbed_environment(declared: dict[str, str]) -> dict[str, str]:
-    env = {name: os.environ[name] for name in ENV_ALLOW_LIST if name in os.environ}
-    # Exported bash functions ("() { ...") are code, not data.
-    env = {name: value for name, value in env.items() if not value.startswith("()")}
-    return env | declared
 
 
 def resolve_executable(command: str, path: str | None) -> Path:
@@ -98,7 +87,7 @@ def plan_launch(config: McpServerConfig) -> LaunchPlan:
     transport = config.transport
     if not isinstance(transport, StdioTransport):
         raise TypeError("plan_launch is for stdio servers")
-    env = scrubbed_environment(transport.env)
+    env = scrubbed_environment(declared=transport.env)
     executable = resolve_executable(transport.command, env.get("PATH"))
     verify_executable(config.name, executable, config.expected_hash)
     if transport.cwd is not None and not Path(transport.cwd).is_dir():

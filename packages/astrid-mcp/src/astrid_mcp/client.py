@@ -44,11 +44,11 @@ from astrid_core import (
     one_line,
 )
 from astrid_core.storage import MemoryStorage
+from astrid_workspace import find_server_group, kill_group_remains
 
 from ._content import McpToolResult, tool_result, untrusted_description
 from ._errors import McpServerError, ServerStartError, ServerUnavailable, ToolChanged, ToolNotFound
 from ._launch import LaunchPlan, plan_launch
-from ._process_group import find_server_group, kill_group_remains
 from ._server_requests import Sampler, ServerRequestHandlers
 from ._startup_clock import startup_clock
 from ._watched_stream import ReceiveStream, WatchedStream

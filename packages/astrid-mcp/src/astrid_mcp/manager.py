@@ -21,11 +21,11 @@ import anyio
 from anyio.abc import TaskGroup
 
 from astrid_core import AstridError, NotFoundError
+from astrid_workspace import sandbox_status
 
 from ._errors import ServerUnavailable
 from .client import SecureMcpClient
 from .config import McpServerConfig
-from .sandbox import sandbox_status
 
 __all__ = ["McpServerManager", "ServerState", "ServerStatus"]
 

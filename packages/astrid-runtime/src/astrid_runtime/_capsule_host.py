@@ -620,7 +620,7 @@ class CapsuleHost:
             c.transport.type == "stdio" and c.sandbox.network for c in configs
         ):
             return
-        from astrid_mcp.sandbox import NETWORK_ABI, sandbox_status
+        from astrid_workspace import NETWORK_ABI, sandbox_status
 
         self._warn(
             capsule.name,
@@ -802,7 +802,7 @@ def capsule_mcp_configs(
     runtime checks at load and again before every launch."""
     from astrid_crypto import hash_file
     from astrid_mcp.config import McpServerConfig
-    from astrid_mcp.sandbox import sandbox_status
+    from astrid_workspace import sandbox_status
 
     read_paths, write_paths = (
         capsule_workspace_paths(capsule.granted, workspace) if workspace else ([], [])

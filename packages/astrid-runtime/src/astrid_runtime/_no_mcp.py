@@ -91,7 +91,7 @@ class LazyMcpBridge:
     def sandbox_report(self) -> str:
         if self._bridge is not None:
             return self._bridge.sandbox_report()
-        from astrid_mcp.sandbox import sandbox_status  # ctypes only, no SDK
+        from astrid_workspace import sandbox_status  # ctypes only, no SDK
 
         report = sandbox_status()
         return report.detail if report.available else f"NOT SANDBOXED: {report.detail}"

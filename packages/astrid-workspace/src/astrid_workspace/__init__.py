@@ -1,3 +1,25 @@
 """Operational workspace boundaries: confinement, environment scrubbing, egress (issue #20)."""
 
-__all__: list[str] = []
+# --- confinement, environment, egress (helper "sandbox") -------------------------------------
+from ._env import ENV_ALLOW_LIST, looks_secret, scrubbed_environment
+from ._landlock import NETWORK_ABI, SandboxError, landlock_abi
+from ._process_group import find_server_group, kill_group_remains
+from ._status import SandboxStatus, launcher_argv, sandbox_status
+
+# --- end confinement ---------------------------------------------------------------------------
+
+__all__ = [
+    # confinement, environment, egress (helper "sandbox")
+    "ENV_ALLOW_LIST",
+    "looks_secret",
+    "scrubbed_environment",
+    "NETWORK_ABI",
+    "SandboxError",
+    "landlock_abi",
+    "find_server_group",
+    "kill_group_remains",
+    "SandboxStatus",
+    "launcher_argv",
+    "sandbox_status",
+    # end confinement
+]

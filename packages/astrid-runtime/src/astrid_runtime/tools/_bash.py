@@ -31,42 +31,17 @@ from astrid_core import (
     SensitiveAction,
     ShellCommand,
 )
+from astrid_workspace import scrubbed_environment
 
 from ._base import MAX_OUTPUT_CHARS, ToolContext, cap_output, require, truncation_marker
 
-__all__ = ["Bash", "scrubbed_env", "SAFE_ENV", "MAX_TIMEOUT_SECONDS", "bash_sandbox_report"]
+__all__ = ["Bash", "MAX_TIMEOUT_SECONDS", "bash_sandbox_report"]
 
-SAFE_ENV = (
-    "PATH",
-    "HOME",
-    "LANG",
-    "LC_ALL",
-    "LC_CTYPE",
-    "TERM",
-    "USER",
-    "LOGNAME",
-    "SHELL",
-    "TMPDIR",
-    "TZ",
-)
-_SECRET_NAME = ("KEY", "TOKEN", "SECRET", "PASSWORD", "PASSWD", "CREDENTIAL", "AUTH")
 MAX_TIMEOUT_SECONDS = 600.0
 # Enough bytes for MAX_OUTPUT_CHARS characters of any UTF-8; the rest is counted, not kept.
 _KEEP_BYTES = 4 * MAX_OUTPUT_CHARS
 # After the shell exits, how long its leftover pipe holders (already killed) get to let go.
 _DRAIN_GRACE_SECONDS = 1.0
-
-
-def scrubbed_env(allow: tuple[str, ...] = ()) -> dict[str, str]:
-    env: dict[str, str] = {}
-    for name in (*SAFE_ENV, *allow):
-        value = os.environ.get(name)
-        if value is None:
-            continue
-        if name not in allow and any(part in name.upper() for part in _SECRET_NAME):
-            continue
-        env[name] = value
-    return env
 
 
 def _timeout(args: JsonObject, ctx: ToolContext) -> float:
@@ -166,7 +141,7 @@ async def _execute(
     # set before the command so that nothing has to follow the command on the script's line.
     record_cwd = f"builtin pwd -P > {shlex.quote(cwd_file)} 2>/dev/null"
     script = f"trap {shlex.quote(record_cwd)} EXIT\n{action.command}"
-    env = scrubbed_env(ctx.env_allow)
+    env = scrubbed_environment(allow=ctx.env_allow)
     argv = ["/bin/bash", "-c", script]
     if not ctx.bash_network and not _can_deny_network(ctx):
         raise SecurityDenied(
@@ -254,13 +229,13 @@ class _Output:
 
 @functools.cache
 def _landlock_abi() -> int:
-    from astrid_mcp.sandbox import sandbox_status
+    from astrid_workspace import sandbox_status
 
     return sandbox_status().abi
 
 
 def _network_abi() -> int:
-    from astrid_mcp.sandbox import NETWORK_ABI
+    from astrid_workspace import NETWORK_ABI
 
     return NETWORK_ABI
 
@@ -284,7 +259,7 @@ def bash_sandbox_report(sandbox_bash: bool, *, network: bool = True) -> tuple[st
     if abi > 0:
         tcp = ", no TCP" if not network else ""
         return f"{base} + Landlock ABI {abi} (workspace + declared paths{tcp})", None
-    from astrid_mcp.sandbox import sandbox_status
+    from astrid_workspace import sandbox_status
 
     detail = sandbox_status().detail
     return (
@@ -297,8 +272,8 @@ def bash_sandbox_report(sandbox_bash: bool, *, network: bool = True) -> tuple[st
 def _sandboxed(
     argv: list[str], env: dict[str, str], cwd: str, ctx: ToolContext
 ) -> tuple[list[str], dict[str, str]]:
-    """Wrap the shell in astrid-mcp's Landlock launcher: defence in depth behind the policy."""
-    from astrid_mcp.sandbox import launcher_argv
+    """Wrap the shell in the Landlock launcher: defence in depth behind the policy."""
+    from astrid_workspace import launcher_argv
 
     scratch = _scratch_dir(ctx)
     declared = [os.path.realpath(p) for p in ctx.sandbox_paths]

@@ -1,4 +1,4 @@
-"""``python -m astrid_mcp.sandbox [--read DIR]... [--write DIR]... [--no-network]
+"""``python -m astrid_workspace [--read DIR]... [--write DIR]... [--no-network]
 [--allow-unsandboxed] -- CMD``
 
 Confines itself with Landlock, then execs CMD (same pid, so the MCP client's pipes and
@@ -9,9 +9,10 @@ fails, the launcher still exits 126 rather than run CMD with less protection tha
 ``--no-network`` denies every TCP connect and bind; a kernel that cannot (Landlock ABI < 4)
 is a failure (126), and ``--allow-unsandboxed`` does not cover it.
 
-`launcher_argv` runs this file directly (``python -E -s -S .../__main__.py``) so that starting
-a server does not import the `astrid_mcp` package (and with it the mcp SDK, ~2.5 s): the
-launcher needs only the standard library and `_landlock`, which sits next to it.
+`launcher_argv` runs this file directly (``python -E -s -S .../_launcher.py``) so that starting
+a process does not import any package (an MCP server's launch once cost an import of the mcp
+SDK, ~2.5 s): the launcher needs only the standard library and its siblings `_landlock` and
+`_seccomp`. Nothing on the host's Python path can inject code into it.
 """
 
 from __future__ import annotations
@@ -23,11 +24,12 @@ import shutil
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-if __package__:  # python -m astrid_mcp.sandbox
-    from astrid_mcp.sandbox._landlock import SandboxError, landlock_abi, restrict_self
+if TYPE_CHECKING or __package__:  # imported as astrid_workspace._launcher (python -m astrid_workspace, tests)
+    from astrid_workspace._landlock import SandboxError, landlock_abi, restrict_self
 else:  # run as a file by launcher_argv: this directory is sys.path[0]
-    from _landlock import SandboxError, landlock_abi, restrict_self  # type: ignore[no-redef]
+    from _landlock import SandboxError, landlock_abi, restrict_self
 
 _PROG = "astrid-sandbox"
 EXIT_SANDBOX_FAILURE = 126
@@ -187,7 +189,7 @@ def _editable_source_dirs(venv: Path) -> list[Path]:
 
 def _parse(argv: Sequence[str]) -> tuple[argparse.Namespace, list[str]]:
     parser = argparse.ArgumentParser(
-        prog=f"{Path(sys.executable).name} -m astrid_mcp.sandbox",
+        prog=f"{Path(sys.executable).name} -m astrid_workspace",
         description="Run COMMAND confined by Landlock to the given directories.",
         usage="%(prog)s [--read DIR]... [--write DIR]... [--no-network] [--allow-unsandboxed] "
         "-- COMMAND ...",
