@@ -44,7 +44,7 @@ def _needs_landlock() -> None:
 def test_untrusted_server_cannot_read_a_file_named_in_its_args(tmp_path: Path) -> None:
     done = _cat(tmp_path, trusted=False)
     assert "PRIVATE KEY" not in done.stdout
-    assert "Permission denied" in done.stderr
+    assert "Permission denied" in done.stderr or "No such file" in done.stderr  # not mounted
 
 
 def test_trusted_server_may_read_what_the_admin_named(tmp_path: Path) -> None:

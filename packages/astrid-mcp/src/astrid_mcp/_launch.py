@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from astrid_crypto import hash_file
-from astrid_workspace import launcher_argv, scrubbed_environment
+from astrid_workspace import Confinement, confined_argv, scrubbed_environment
 
 from ._errors import ExecutableHashMismatch, ServerStartError
 from .config import McpServerConfig, StdioTransport
@@ -98,15 +98,17 @@ def plan_launch(config: McpServerConfig) -> LaunchPlan:
     if not config.sandbox.enabled:
         argv = [str(executable), *transport.args]
         return LaunchPlan(executable, argv, env, transport.cwd, sandboxed=False)
-    argv = launcher_argv(
-        str(executable),
-        transport.args,
-        read_paths=[
+    sandbox = config.sandbox
+    confinement = Confinement(
+        mode=sandbox.mode,
+        read_paths=(
             *_readable_roots(executable, transport, trusted=config.trusted),
-            *config.sandbox.read_paths,
-        ],
-        write_paths=list(config.sandbox.write_paths),
-        allow_unsandboxed=config.sandbox.allow_unsandboxed,
-        network=config.sandbox.network,
+            *sandbox.read_paths,
+        ),
+        write_paths=tuple(sandbox.write_paths),
+        # network = true is the admin's explicit choice of the host network for the server.
+        network="host" if sandbox.network else "none",
+        allow_unsandboxed=sandbox.allow_unsandboxed,
     )
+    argv = confined_argv(str(executable), transport.args, confinement, cwd=transport.cwd)
     return LaunchPlan(executable, argv, env, transport.cwd, sandboxed=True)

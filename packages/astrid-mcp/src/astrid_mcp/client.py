@@ -44,7 +44,7 @@ from astrid_core import (
     one_line,
 )
 from astrid_core.storage import MemoryStorage
-from astrid_workspace import find_server_group, kill_group_remains
+from astrid_workspace import find_server_group, kill_group_remains, process_argv
 
 from ._content import McpToolResult, tool_result, untrusted_description
 from ._errors import McpServerError, ServerStartError, ServerUnavailable, ToolChanged, ToolNotFound
@@ -229,7 +229,7 @@ class SecureMcpClient:
         # Registered before the transport so it runs after the transport has shut down.
         stack.callback(self._finish_process_group)
         streams = await stack.enter_async_context(stdio_client(parameters, errlog=self._stderr))
-        self._pgid = find_server_group(self.launch.argv, _CLAIMED_GROUPS)
+        self._pgid = find_server_group(process_argv(self.launch.argv), _CLAIMED_GROUPS)
         if self._pgid is not None:
             _CLAIMED_GROUPS.add(self._pgid)
         return streams

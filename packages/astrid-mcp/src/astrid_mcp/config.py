@@ -124,6 +124,9 @@ class SandboxConfig(_Strict):
     # False: the server may not open or accept any TCP connection (Landlock ABI 4+; without it
     # the server does not start, whatever allow_unsandboxed says). UDP is not covered.
     network: bool = True
+    # bwrap: bubblewrap namespaces + Landlock + seccomp (refused where bwrap is missing);
+    # landlock: Landlock alone, weaker (an admin's [security] sandbox = "landlock").
+    mode: Literal["bwrap", "landlock"] = "bwrap"
 
     @model_validator(mode="after")
     def _network_needs_the_sandbox(self) -> SandboxConfig:

@@ -207,7 +207,9 @@ class AgentRuntime:
     async def status(self) -> RuntimeStatus:
         running = sum(1 for live in self._live.values() if live.session.state == "running")
         bash_sandbox, bash_warning = bash_sandbox_report(
-            self.config.security.sandbox_bash, network=self.config.security.bash_network
+            self.config.security.sandbox_bash,
+            network=self.config.security.bash_network,
+            mode=self.config.security.sandbox,
         )
         cron_warnings = await self.cron.warnings()  # refreshes the jobs shown below
         return RuntimeStatus(
@@ -368,6 +370,8 @@ class AgentRuntime:
             bash_timeout_seconds=config.timeouts.bash_seconds,
             sandbox_bash=config.security.sandbox_bash,
             bash_network=config.security.bash_network,
+            sandbox_mode=config.security.sandbox,
+            sandbox_home_entries=tuple(config.security.sandbox_home_entries),
         )
         limits = SubAgentLimits(
             max_depth=config.subagents.max_depth,

@@ -1,6 +1,18 @@
 """Operational workspace boundaries: confinement, environment scrubbing, egress (issue #20)."""
 
 # --- confinement, environment, egress (helper "sandbox") -------------------------------------
+from ._confine import (
+    HOME_SECRETS,
+    PROTECTED_PATHS,
+    Confinement,
+    Layers,
+    Limits,
+    SandboxUnavailable,
+    bwrap_path,
+    confined_argv,
+    confinement_layers,
+    process_argv,
+)
 from ._env import ENV_ALLOW_LIST, looks_secret, scrubbed_environment
 from ._landlock import NETWORK_ABI, SandboxError, landlock_abi
 from ._process_group import find_server_group, kill_group_remains
@@ -10,6 +22,16 @@ from ._status import SandboxStatus, launcher_argv, sandbox_status
 
 __all__ = [
     # confinement, environment, egress (helper "sandbox")
+    "HOME_SECRETS",
+    "PROTECTED_PATHS",
+    "Confinement",
+    "Layers",
+    "Limits",
+    "SandboxUnavailable",
+    "bwrap_path",
+    "confined_argv",
+    "confinement_layers",
+    "process_argv",
     "ENV_ALLOW_LIST",
     "looks_secret",
     "scrubbed_environment",

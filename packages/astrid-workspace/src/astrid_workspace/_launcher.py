@@ -20,16 +20,23 @@ from __future__ import annotations
 import argparse
 import glob
 import os
+import resource
 import shutil
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-if TYPE_CHECKING or __package__:  # imported as astrid_workspace._launcher (python -m astrid_workspace, tests)
+if (
+    TYPE_CHECKING or __package__
+):  # imported as astrid_workspace._launcher (python -m astrid_workspace, tests)
+    from astrid_workspace._bridge import start_bridge
     from astrid_workspace._landlock import SandboxError, landlock_abi, restrict_self
+    from astrid_workspace._seccomp import SeccompError, install_filter
 else:  # run as a file by launcher_argv: this directory is sys.path[0]
+    from _bridge import start_bridge
     from _landlock import SandboxError, landlock_abi, restrict_self
+    from _seccomp import SeccompError, install_filter
 
 _PROG = "astrid-sandbox"
 EXIT_SANDBOX_FAILURE = 126
@@ -211,6 +218,26 @@ def _parse(argv: Sequence[str]) -> tuple[argparse.Namespace, list[str]]:
         action="store_true",
         help="if the kernel has no Landlock, run COMMAND anyway (with a warning)",
     )
+    parser.add_argument(
+        "--landlock-optional",
+        action="store_true",
+        help="Landlock is a second layer (inside bubblewrap): without it, go on quietly",
+    )
+    parser.add_argument(
+        "--seccomp", action="store_true", help="install the seccomp filter before exec"
+    )
+    parser.add_argument(
+        "--rlimit",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help=f"set a resource limit (soft and hard) before exec: {', '.join(_RLIMITS)}",
+    )
+    parser.add_argument(
+        "--bridge",
+        metavar="PORT=SOCKET",
+        help="serve 127.0.0.1:PORT, each connection relayed to the unix SOCKET (egress proxy)",
+    )
     if "--" not in argv:
         parser.error("missing '--' before COMMAND")
     split = list(argv).index("--")
@@ -218,6 +245,28 @@ def _parse(argv: Sequence[str]) -> tuple[argparse.Namespace, list[str]]:
     if not command:
         parser.error("missing COMMAND after '--'")
     return options, command
+
+
+_RLIMITS = {
+    "nproc": resource.RLIMIT_NPROC,
+    "data": resource.RLIMIT_DATA,
+    "fsize": resource.RLIMIT_FSIZE,
+    "cpu": resource.RLIMIT_CPU,
+    "nofile": resource.RLIMIT_NOFILE,
+}
+
+
+def _apply_rlimits(specs: Sequence[str]) -> str | None:
+    """Set each NAME=VALUE limit; the error text, or None when all were set."""
+    for spec in specs:
+        name, _, value = spec.partition("=")
+        if name not in _RLIMITS or not value.isdigit():
+            return f"bad --rlimit {spec!r} (NAME=VALUE, NAME one of {', '.join(_RLIMITS)})"
+        try:
+            resource.setrlimit(_RLIMITS[name], (int(value), int(value)))
+        except (ValueError, OSError) as exc:
+            return f"cannot set the {name} limit to {value}: {exc}"
+    return None
 
 
 def _say(message: str) -> None:
@@ -237,7 +286,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as exc:
         _say(f"cannot probe Landlock, not running {command[0]}: {exc}")
         return EXIT_SANDBOX_FAILURE
-    if abi == 0:
+    if options.bridge:
+        port, _, socket_path = options.bridge.partition("=")
+        if not port.isdigit() or not socket_path:
+            _say(f"bad --bridge {options.bridge!r} (PORT=SOCKET)")
+            return EXIT_SANDBOX_FAILURE
+        # Started before Landlock and seccomp: the bridge is Astrid's code, it must reach the
+        # proxy's socket, which the command itself can only reach through the bridge.
+        start_bridge(int(port), socket_path)
+    if abi == 0 and options.landlock_optional and not options.no_network:
+        pass  # the outer layer (bubblewrap) confines; `status` reports the missing Landlock
+    elif abi == 0:
         if options.no_network:
             _say(
                 f"refusing to run {command[0]}: no network was asked for, and the kernel has "
@@ -269,6 +328,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         if missing:
             _say(f"skipped paths that do not exist: {', '.join(missing)}")
 
+    failure = _apply_rlimits(options.rlimit)
+    if failure is not None:
+        _say(f"{failure}; not running {command[0]}")
+        return EXIT_SANDBOX_FAILURE
+    if options.seccomp:
+        try:
+            install_filter()
+        except SeccompError as exc:
+            _say(f"seccomp filter not installed, not running {command[0]}: {exc}")
+            return EXIT_SANDBOX_FAILURE
+    # bubblewrap sets PWD when it changes directory; the command gets exactly the environment
+    # it was given (a shell sets its own PWD anyway).
+    os.environ.pop("PWD", None)
     try:
         # The path we resolved (and granted), not a fresh PATH lookup; argv[0] as given.
         os.execv(executable, command)  # noqa: S606 - exec without a shell is the point

@@ -267,6 +267,10 @@ class SubAgentSpawner:
             sandbox_bash=parent.sandbox_bash,
             bash_network=parent.bash_network,
             env_allow=parent.env_allow,
+            sandbox_paths=parent.sandbox_paths,
+            sandbox_mode=parent.sandbox_mode,
+            sandbox_home_entries=parent.sandbox_home_entries,
+            egress=parent.egress,
         )
         context.extra["depth"] = action.depth
         if action.depth < self.limits.max_depth:

@@ -243,6 +243,23 @@ class SecuritySection(_Section):
         description="Let bash tool commands open TCP connections (false needs sandbox_bash).",
         json_schema_extra=_toward(False, True, loosening="would give bash commands the network"),
     )
+    # bwrap: bubblewrap namespaces (no host files, processes, sockets or network) with Landlock
+    # and seccomp inside; a missing bwrap refuses commands. landlock: Landlock alone (weaker:
+    # host network and unix sockets stay reachable); only an admin may choose it.
+    sandbox: Literal["bwrap", "landlock"] = Field(
+        default="bwrap",
+        description="What confines bash and MCP servers: bwrap (namespaces + Landlock + "
+        "seccomp) or the weaker landlock alone.",
+        json_schema_extra=_toward(
+            "bwrap", "landlock", loosening="would drop the namespaces around commands"
+        ),
+    )
+    sandbox_home_entries: list[str] = Field(
+        default_factory=list,
+        description="Entries of the home directory (e.g. .gitconfig) that sandboxed commands "
+        "may read; the rest of the home directory looks empty to them.",
+        json_schema_extra=ADMIN,
+    )
     approval_timeout_seconds: float = Field(
         default=300.0,
         gt=0,

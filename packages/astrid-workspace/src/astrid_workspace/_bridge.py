@@ -1,0 +1,72 @@
+"""The bridge inside a sandbox: 127.0.0.1:PORT in the sandbox's own network namespace, each
+connection relayed to the egress proxy's unix socket (bind-mounted in). Standard library only.
+
+The sandbox has no route out; this loopback port is the one door, and the proxy behind it
+decides for every connection. The bridge is forked by the launcher before Landlock and seccomp
+apply (it must reach the socket) and detached, so it ends with the sandbox's pid namespace.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import threading
+
+__all__ = ["start_bridge", "relay"]
+
+_CHUNK = 256 * 1024
+
+
+def relay(a: socket.socket, b: socket.socket) -> None:
+    """Copy both ways until either side closes, then close both."""
+
+    def pump(src: socket.socket, dst: socket.socket) -> None:
+        with contextlib.suppress(OSError):
+            while data := src.recv(_CHUNK):
+                dst.sendall(data)
+        for sock, how in ((dst, socket.SHUT_WR), (src, socket.SHUT_RD)):
+            with contextlib.suppress(OSError):
+                sock.shutdown(how)
+
+    back = threading.Thread(target=pump, args=(b, a), daemon=True)
+    back.start()
+    pump(a, b)
+    back.join()
+    a.close()
+    b.close()
+
+
+def _serve(listener: socket.socket, socket_path: str) -> None:
+    while True:
+        client, _ = listener.accept()
+        upstream = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            upstream.connect(socket_path)
+        except OSError:
+            client.close()
+            upstream.close()
+            continue
+        threading.Thread(target=relay, args=(client, upstream), daemon=True).start()
+
+
+def start_bridge(port: int, socket_path: str) -> None:
+    """Listen now (the command may connect at once), serve from a detached grandchild."""
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listener.bind(("127.0.0.1", port))
+    listener.listen(64)
+    child = os.fork()
+    if child:
+        os.waitpid(child, 0)
+        listener.close()
+        return
+    try:
+        if os.fork():
+            os._exit(0)
+        null = os.open(os.devnull, os.O_RDWR)
+        for fd in (0, 1, 2):
+            os.dup2(null, fd)  # never hold the command's output pipe open
+        _serve(listener, socket_path)
+    finally:
+        os._exit(0)
