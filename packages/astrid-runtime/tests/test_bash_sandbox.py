@@ -7,8 +7,10 @@ stops them outside the workspace, while normal work inside it keeps working.
 
 from __future__ import annotations
 
+import shlex
 import socket
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -210,3 +212,41 @@ async def test_bash_network_false_stops_a_udp_beacon_too(sandboxed: ToolContext)
         await bash(sandboxed, f'python3 -c "{beacon}"')
         with pytest.raises(TimeoutError):
             listener.recv(64)
+
+
+class _RecordingGuard:
+    """The interceptor's place: records each network request and denies it."""
+
+    def __init__(self) -> None:
+        self.hosts: list[str] = []
+
+    async def authorize(self, action: Any, reason: str) -> Any:
+        from astrid_core import Authorization, DenialLayer, NetworkRequest
+
+        assert isinstance(action, NetworkRequest)
+        self.hosts.append(action.host)
+        return Authorization.deny(DenialLayer.APPROVAL, "the user said no")
+
+
+async def test_bash_network_goes_through_the_interceptor_and_nowhere_else(
+    sandboxed: ToolContext,
+) -> None:
+    guard = _RecordingGuard()
+    sandboxed.egress = guard  # what the runtime wires: the session's interceptor
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        listener.settimeout(0.3)
+        port = listener.getsockname()[1]
+        fetch = (
+            "import urllib.request as u\n"
+            "for url in ('http://example.com/', 'https://api.github.com/'):\n"
+            "    try: u.urlopen(url, timeout=5); print('FETCHED', url)\n"
+            "    except Exception as e: print('refused', url)\n"
+        )
+        out = await bash(
+            sandboxed, f"python3 -c {shlex.quote(fetch)}; " + CONNECT.format(port=port)
+        )
+        with pytest.raises(TimeoutError):
+            listener.accept()
+    assert "FETCHED" not in out
+    assert "connected" not in out
+    assert guard.hosts == ["example.com", "api.github.com"]

@@ -372,6 +372,7 @@ class AgentRuntime:
             bash_network=config.security.bash_network,
             sandbox_mode=config.security.sandbox,
             sandbox_home_entries=tuple(config.security.sandbox_home_entries),
+            egress=interceptor,  # bash commands reach the network only through its proxy
         )
         limits = SubAgentLimits(
             max_depth=config.subagents.max_depth,

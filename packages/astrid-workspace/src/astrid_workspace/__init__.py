@@ -16,6 +16,16 @@ from ._confine import (
 from ._env import ENV_ALLOW_LIST, looks_secret, scrubbed_environment
 from ._landlock import NETWORK_ABI, SandboxError, landlock_abi
 from ._process_group import find_server_group, kill_group_remains
+from ._proxy import (
+    AddressPredicate,
+    EgressProxy,
+    EgressRefused,
+    IPAddress,
+    Resolver,
+    check_host_name,
+    global_only,
+    system_resolver,
+)
 from ._status import SandboxStatus, launcher_argv, sandbox_status
 
 # --- end confinement ---------------------------------------------------------------------------
@@ -43,5 +53,13 @@ __all__ = [
     "SandboxStatus",
     "launcher_argv",
     "sandbox_status",
+    "AddressPredicate",
+    "EgressProxy",
+    "EgressRefused",
+    "IPAddress",
+    "Resolver",
+    "check_host_name",
+    "global_only",
+    "system_resolver",
     # end confinement
 ]

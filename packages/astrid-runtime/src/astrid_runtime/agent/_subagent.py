@@ -270,7 +270,7 @@ class SubAgentSpawner:
             sandbox_paths=parent.sandbox_paths,
             sandbox_mode=parent.sandbox_mode,
             sandbox_home_entries=parent.sandbox_home_entries,
-            egress=parent.egress,
+            egress=interceptor if parent.egress is not None else None,  # the child's own
         )
         context.extra["depth"] = action.depth
         if action.depth < self.limits.max_depth:

@@ -13,9 +13,11 @@ with it (pid namespace), ``setsid`` included.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import math
 import os
 import shlex
+import shutil
 import signal
 import subprocess
 import tempfile
@@ -38,7 +40,9 @@ from astrid_workspace import NETWORK_ABI, scrubbed_environment
 from ._base import MAX_OUTPUT_CHARS, ToolContext, cap_output, require, truncation_marker
 
 if TYPE_CHECKING:
-    from astrid_workspace import Confinement
+    from collections.abc import AsyncIterator
+
+    from astrid_workspace import Confinement, EgressProxy
 
 __all__ = ["Bash", "MAX_TIMEOUT_SECONDS", "bash_sandbox_report"]
 
@@ -148,11 +152,23 @@ async def _execute(
     script = f"trap {shlex.quote(record_cwd)} EXIT\n{action.command}"
     env = scrubbed_environment(allow=ctx.env_allow)
     argv = ["/bin/bash", "-c", script]
-    if ctx.sandbox_bash:
-        argv, env = _sandboxed(argv, env, action.cwd, ctx, timeout)
+    async with contextlib.AsyncExitStack() as stack:
+        if ctx.sandbox_bash:
+            confinement = _confinement(ctx, action.cwd, timeout)
+            if confinement.network == "proxy":
+                # One proxy per command: every connection is authorized by this session's
+                # interceptor, and nothing of it outlives the command.
+                proxy = await stack.enter_async_context(_egress(ctx))
+                confinement = dataclasses.replace(confinement, proxy_socket=proxy.socket_path)
+                env = env | proxy.proxy_environment()
+            argv, env = _sandboxed(argv, env, action.cwd, ctx, confinement)
+        return await _run(argv, env, action.cwd, timeout)
+
+
+async def _run(argv: list[str], env: dict[str, str], cwd: str, timeout: float) -> tuple[str, int]:
     process = await anyio.open_process(
         argv,
-        cwd=action.cwd,
+        cwd=cwd,
         env=env,
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
@@ -227,10 +243,11 @@ def _confinement(ctx: ToolContext, cwd: str, timeout: float) -> Confinement:
 
     if not ctx.bash_network:
         network = "none"
-    elif ctx.egress is not None:
-        network = "proxy"
+    elif ctx.egress is not None and ctx.sandbox_mode != "landlock":
+        network = "proxy"  # its own network namespace; out only through the egress proxy
     else:
-        network = "host"  # no proxy in this process (library use): the host's network
+        # No interceptor to ask (library use), or Landlock alone: the host's network.
+        network = "host"
     declared = tuple(os.path.realpath(p) for p in ctx.sandbox_paths)
     return Confinement(  # noqa: S604 - shell=True: the PATH programs are readable
         mode="landlock" if ctx.sandbox_mode == "landlock" else "bwrap",
@@ -238,7 +255,6 @@ def _confinement(ctx: ToolContext, cwd: str, timeout: float) -> Confinement:
         read_paths=(cwd,),
         write_paths=(*declared, _scratch_dir(ctx)),
         network=network,
-        proxy_socket=ctx.egress.socket_path if ctx.egress is not None else None,
         home_entries=ctx.sandbox_home_entries,
         shell=True,
         limits=Limits(cpu_seconds=math.ceil(timeout) + 1),
@@ -280,13 +296,24 @@ def bash_sandbox_report(
     return f"{base}; {layers.describe()}", warning
 
 
+@contextlib.asynccontextmanager
+async def _egress(ctx: ToolContext) -> AsyncIterator[EgressProxy]:
+    from astrid_workspace import EgressProxy
+
+    directory = tempfile.mkdtemp(prefix="astrid-egress-")
+    try:
+        async with EgressProxy(ctx.egress, who="a bash command").serving(directory) as proxy:
+            yield proxy
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
+
+
 def _sandboxed(
-    argv: list[str], env: dict[str, str], cwd: str, ctx: ToolContext, timeout: float
+    argv: list[str], env: dict[str, str], cwd: str, ctx: ToolContext, confinement: Confinement
 ) -> tuple[list[str], dict[str, str]]:
     """Confine the shell: bubblewrap + Landlock + seccomp, defence in depth behind the policy."""
     from astrid_workspace import confined_argv, sandbox_status
 
-    confinement = _confinement(ctx, cwd, timeout)
     no_network = confinement.network == "none"
     if confinement.mode == "landlock" and no_network and sandbox_status().abi < NETWORK_ABI:
         raise SecurityDenied(
@@ -300,8 +327,6 @@ def _sandboxed(
     if confinement.mode == "landlock" and sandbox_status().abi == 0:
         return argv, env | {"TMPDIR": _scratch_dir(ctx)}
     wrapped = confined_argv(argv[0], argv[1:], confinement, cwd=cwd)
-    if confinement.network == "proxy":
-        env = env | ctx.egress.proxy_environment()
     return wrapped, env | {"TMPDIR": _scratch_dir(ctx)}
 
 
