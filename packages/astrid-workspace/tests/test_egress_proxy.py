@@ -297,3 +297,28 @@ def test_bash_network_proxy_environment_names_the_bridge() -> None:
     assert env["HTTPS_PROXY"] == env["https_proxy"] == "http://127.0.0.1:3128"
     assert env["ALL_PROXY"].startswith("socks5h://")
     assert subprocess  # keep the import: other tests run real processes
+
+
+@pytest.mark.parametrize(
+    ("host", "port", "allowed"),
+    [
+        ("api.github.com", 443, True),
+        ("API.GitHub.com.", 443, True),
+        ("evil.api.github.com", 443, False),
+        ("files.example.org", 443, True),
+        ("example.org", 443, False),  # *.domain is below the domain, not the domain itself
+        ("internal.test", 8443, True),
+        ("internal.test", 443, False),
+        ("github.com", 443, False),
+    ],
+)
+async def test_a_servers_net_list_allows_exactly_its_hosts(
+    host: str, port: int, allowed: bool
+) -> None:
+    from astrid_workspace import HostListGuard
+
+    guard = HostListGuard(
+        ["api.github.com", "*.example.org", "internal.test:8443"], owner="MCP server x"
+    )
+    request = NetworkRequest(method="CONNECT", url=f"tcp://{host}:{port}")
+    assert (await guard.authorize(request, "test")).allowed is allowed

@@ -1,7 +1,9 @@
 """Turn a stdio server's config into the exact argv and environment that will be executed.
 
 Order matters: resolve the executable once, verify its BLAKE3 pin on that resolved path, then
-run that path (never a second PATH lookup), wrapped in the Landlock launcher when sandboxed.
+run that path (never a second PATH lookup), confined by astrid_workspace when sandboxed
+(bubblewrap namespaces + Landlock + seccomp; network none, through the egress proxy to the
+listed hosts, or the host's for an admin's explicit ``network = true``).
 """
 
 from __future__ import annotations
@@ -10,14 +12,23 @@ import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 from astrid_crypto import hash_file
-from astrid_workspace import Confinement, confined_argv, scrubbed_environment
+from astrid_workspace import (
+    Confinement,
+    EgressProxy,
+    confined_argv,
+    confinement_layers,
+    scrubbed_environment,
+)
 
 from ._errors import ExecutableHashMismatch, ServerStartError
 from .config import McpServerConfig, StdioTransport
 
-__all__ = ["LaunchPlan", "plan_launch"]
+__all__ = ["LaunchPlan", "plan_launch", "network_mode"]
+
+NetworkMode = Literal["none", "proxy", "host"]
 
 
 @dataclass(frozen=True)
@@ -27,6 +38,19 @@ class LaunchPlan:
     env: dict[str, str]
     cwd: str | None
     sandboxed: bool
+    network: NetworkMode = "host"
+    confinement: str = "not sandboxed"  # the layers in force, for `status` / `servers list`
+
+
+def network_mode(config: McpServerConfig) -> NetworkMode:
+    """How a stdio server reaches the network: not at all, through the proxy, or the host's."""
+    sandbox = config.sandbox
+    if not sandbox.enabled or sandbox.network is True:
+        return "host"
+    if sandbox.network is False or not sandbox.net or sandbox.mode == "landlock":
+        # Landlock alone cannot filter hosts: listed hosts there mean no network at all.
+        return "none"
+    return "proxy"
 
 
 def resolve_executable(command: str, path: str | None) -> Path:
@@ -83,7 +107,7 @@ def _readable_roots(executable: Path, transport: StdioTransport, *, trusted: boo
     return sorted(str(root) for root in roots)
 
 
-def plan_launch(config: McpServerConfig) -> LaunchPlan:
+def plan_launch(config: McpServerConfig, *, proxy_socket: str | None = None) -> LaunchPlan:
     transport = config.transport
     if not isinstance(transport, StdioTransport):
         raise TypeError("plan_launch is for stdio servers")
@@ -97,7 +121,7 @@ def plan_launch(config: McpServerConfig) -> LaunchPlan:
         )
     if not config.sandbox.enabled:
         argv = [str(executable), *transport.args]
-        return LaunchPlan(executable, argv, env, transport.cwd, sandboxed=False)
+        return LaunchPlan(executable, argv, env, transport.cwd, sandboxed=False, network="host")
     sandbox = config.sandbox
     confinement = Confinement(
         mode=sandbox.mode,
@@ -106,9 +130,14 @@ def plan_launch(config: McpServerConfig) -> LaunchPlan:
             *sandbox.read_paths,
         ),
         write_paths=tuple(sandbox.write_paths),
-        # network = true is the admin's explicit choice of the host network for the server.
-        network="host" if sandbox.network else "none",
+        network=network_mode(config),
+        proxy_socket=proxy_socket,
         allow_unsandboxed=sandbox.allow_unsandboxed,
     )
     argv = confined_argv(str(executable), transport.args, confinement, cwd=transport.cwd)
-    return LaunchPlan(executable, argv, env, transport.cwd, sandboxed=True)
+    if confinement.network == "proxy":
+        env = env | EgressProxy.proxy_environment()
+    layers = confinement_layers(confinement).describe()
+    if sandbox.network is True:
+        layers += " (network = true: the admin's choice)"
+    return LaunchPlan(executable, argv, env, transport.cwd, True, confinement.network, layers)

@@ -46,7 +46,9 @@ class ServerStatus:
     restarts: int = 0
     started_at: float | None = None
     sandboxed: bool = False
-    network: bool = True  # False: started with every TCP connect and bind denied
+    network: bool = True  # False: started with no network at all
+    network_mode: str = "host"  # none, proxy (to its listed net hosts) or host
+    confinement: str = ""  # the layers in force (namespaces, Landlock ABI, seccomp, network)
     tools: int = 0
     history: list[str] = field(default_factory=list)
 
@@ -220,9 +222,10 @@ class McpServerManager:
                         tools = await client.tools()
                         status.state, status.started_at = ServerState.RUNNING, time.monotonic()
                         status.sandboxed = bool(client.launch and client.launch.sandboxed)
-                        status.network = not (
-                            status.sandboxed and not server.config.sandbox.network
-                        )
+                        launch = client.launch
+                        status.network_mode = launch.network if launch else "host"
+                        status.network = status.network_mode != "none"
+                        status.confinement = launch.confinement if launch else "remote (http)"
                         status.tools = len(tools)
                         status.note("running")
                         server.ready.set()

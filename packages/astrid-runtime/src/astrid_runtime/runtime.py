@@ -124,7 +124,11 @@ class AgentRuntime:
             from ._mcp_bridge import McpBridge, ProviderSampler
 
             return McpBridge(
-                _server_configs(self.config.servers, self.config.timeouts.mcp_call_seconds),
+                _server_configs(
+                    self.config.servers,
+                    self.config.timeouts.mcp_call_seconds,
+                    self.config.security.sandbox,
+                ),
                 storage=storage,
                 audit=audit,
                 home=home,
@@ -658,7 +662,9 @@ class AgentRuntime:
         return await self.capsule_admin.remove(name)
 
 
-def _server_configs(servers: list[Any], call_timeout_s: float) -> list[Any]:
+def _server_configs(
+    servers: list[Any], call_timeout_s: float, sandbox_mode: str = "bwrap"
+) -> list[Any]:
     from pydantic import ValidationError
 
     from astrid_mcp import McpServerConfig
@@ -671,7 +677,12 @@ def _server_configs(servers: list[Any], call_timeout_s: float) -> list[Any]:
             k: v for k, v in server.model_dump().items() if v is not None and v != [] and v != {}
         }
         # astrid.toml writes both flat; astrid-mcp keeps them in the sandbox settings.
-        raw["sandbox"] = {"enabled": raw.pop("sandbox", True), "network": raw.pop("network", True)}
+        raw["sandbox"] = {
+            "enabled": raw.pop("sandbox", True),
+            "network": raw.pop("network", None),
+            "net": raw.pop("net", []),
+            "mode": sandbox_mode,
+        }
         raw["call_timeout_s"] = call_timeout_s
         try:
             configs.append(McpServerConfig.model_validate(raw))

@@ -14,6 +14,7 @@ from ._confine import (
     process_argv,
 )
 from ._env import ENV_ALLOW_LIST, looks_secret, scrubbed_environment
+from ._hosts import HostListGuard
 from ._landlock import NETWORK_ABI, SandboxError, landlock_abi
 from ._process_group import find_server_group, kill_group_remains
 from ._proxy import (
@@ -53,6 +54,7 @@ __all__ = [
     "SandboxStatus",
     "launcher_argv",
     "sandbox_status",
+    "HostListGuard",
     "AddressPredicate",
     "EgressProxy",
     "EgressRefused",

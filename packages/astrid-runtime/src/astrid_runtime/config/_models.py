@@ -384,12 +384,17 @@ class ServerConfig(_Section):
     )
     sandbox: bool = Field(
         default=True,
-        description="Run inside the Landlock sandbox; always true for workspace servers.",
+        description="Run inside the sandbox (bubblewrap + Landlock + seccomp); always true for "
+        "workspace servers.",
     )
-    network: bool = Field(
-        default=True,
-        description="Let the server open TCP connections; false denies every TCP connect and "
-        "listen (needs the sandbox and Landlock ABI 4, else the server does not start).",
+    network: bool | None = Field(
+        default=None,
+        description="Unset: no network except the net hosts, through Astrid's proxy; true: the "
+        "host's network (admin only, shown by status); false: none at all.",
+    )
+    net: list[str] = Field(
+        default_factory=list,
+        description="Hosts (host, host:port, *.domain) the server may reach through the proxy.",
     )
     blake3: str | None = Field(
         default=None,
