@@ -23,8 +23,7 @@ def relay(a: socket.socket, b: socket.socket) -> None:
 
     def pump(src: socket.socket, dst: socket.socket) -> None:
         with contextlib.suppress(OSError):
-            while data := src.recv(_CHUNK):
-                dst.sendall(data)
+            _splice_all(src, dst)
         for sock, how in ((dst, socket.SHUT_WR), (src, socket.SHUT_RD)):
             with contextlib.suppress(OSError):
                 sock.shutdown(how)
@@ -35,6 +34,25 @@ def relay(a: socket.socket, b: socket.socket) -> None:
     back.join()
     a.close()
     b.close()
+
+
+def _splice_all(src: socket.socket, dst: socket.socket) -> None:
+    """Move bytes kernel-side (socket -> pipe -> socket) until `src` ends; copy if splice is
+    unavailable. The bridge sits on every byte a command downloads: no Python copies."""
+    splice = getattr(os, "splice", None)
+    if splice is None:
+        buffer = memoryview(bytearray(_CHUNK))
+        while n := src.recv_into(buffer):
+            dst.sendall(buffer[:n])
+        return
+    read_end, write_end = os.pipe()
+    try:
+        while moved := splice(src.fileno(), write_end, _CHUNK):
+            while moved:
+                moved -= splice(read_end, dst.fileno(), moved)
+    finally:
+        os.close(read_end)
+        os.close(write_end)
 
 
 def _serve(listener: socket.socket, socket_path: str) -> None:

@@ -29,8 +29,8 @@ from typing import Literal
 
 from astrid_core import AstridError
 
+from ._grants import SYSTEM_READ_PATHS, SYSTEM_WRITE_PATHS, runtime_read_paths, shell_read_paths
 from ._landlock import NETWORK_ABI, landlock_abi
-from ._launcher import SYSTEM_READ_PATHS, runtime_read_paths, shell_read_paths
 from ._seccomp import seccomp_supported
 
 __all__ = [
@@ -217,9 +217,15 @@ def _launcher_argv(executable: str, args: Sequence[str], c: Confinement) -> list
     reads = [*c.read_paths, *([c.workspace] if c.workspace else [])]
     writes = [*c.write_paths, *([c.workspace] if c.workspace else [])]
     if c.mode == "bwrap":
-        writes += list(_PRIVATE_TMP)  # private tmpfs mounts inside the sandbox
-    argv += [f"--read={p}" for p in reads]
-    argv += [f"--write={p}" for p in writes]
+        # The host lists every grant (it mounts the same paths), so the launcher discovers
+        # nothing and starts faster.
+        reads = [*SYSTEM_READ_PATHS, *runtime_read_paths(executable), *reads]
+        if c.shell:
+            reads += shell_read_paths(os.environ.get("PATH", ""))
+        writes = [*SYSTEM_WRITE_PATHS, *writes, *_PRIVATE_TMP]  # private tmpfs in the sandbox
+        argv.append("--granted")
+    argv += [f"--read={p}" for p in dict.fromkeys(reads)]
+    argv += [f"--write={p}" for p in dict.fromkeys(writes)]
     if c.shell:
         argv.append("--shell")
     if c.mode == "bwrap":

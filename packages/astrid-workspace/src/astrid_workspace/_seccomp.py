@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import ctypes
 import errno
-import platform
+import os
 
 __all__ = ["SeccompError", "seccomp_supported", "install_filter", "build_program", "DENIED"]
 
@@ -98,12 +98,12 @@ _Insn = tuple[int, str, str, int]
 
 
 def seccomp_supported() -> bool:
-    return platform.system() == "Linux" and platform.machine() in _AUDIT_ARCH
+    return os.uname().sysname == "Linux" and os.uname().machine in _AUDIT_ARCH
 
 
 def build_program(machine: str | None = None) -> list[tuple[int, int, int, int]]:
     """The filter as (code, jt, jf, k) tuples for `machine` (default: this one)."""
-    machine = machine or platform.machine()
+    machine = machine or os.uname().machine
     if machine not in _AUDIT_ARCH:
         raise SeccompError(f"no seccomp filter for the {machine} architecture")
     nr = _NUMBERS[machine]
