@@ -147,16 +147,27 @@ class EgressProxy:
         self._socket_path = path
         try:
             async with anyio.create_task_group() as group:
-                group.start_soon(listener.serve, self._handle)
+                group.start_soon(self._accept, listener, group)
                 try:
                     yield self
                 finally:
+                    # Closed before the cancel: a cancelled accept would leave its reader
+                    # callback behind on asyncio (InvalidStateError noise).
+                    await listener.aclose()
                     group.cancel_scope.cancel()
         finally:
             await listener.aclose()
             self._socket_path = None
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(path)
+
+    async def _accept(self, listener: anyio.abc.SocketListener, group: anyio.abc.TaskGroup) -> None:
+        while True:
+            try:
+                client = await listener.accept()
+            except (anyio.ClosedResourceError, anyio.BrokenResourceError, OSError):
+                return
+            group.start_soon(self._handle, client)
 
     # ------------------------------------------------------------ the resolve-check-pin path
 
