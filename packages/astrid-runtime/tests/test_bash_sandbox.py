@@ -250,3 +250,41 @@ async def test_bash_network_goes_through_the_interceptor_and_nowhere_else(
     assert "FETCHED" not in out
     assert "connected" not in out
     assert guard.hosts == ["example.com", "api.github.com"]
+
+
+class _AllowingGuard(_RecordingGuard):
+    async def authorize(self, action: Any, reason: str) -> Any:
+        from astrid_core import Authorization, AuthorizationProof, ProofKind
+
+        self.hosts.append(action.host)
+        return Authorization.allow(AuthorizationProof(kind=ProofKind.POLICY, detail="test"))
+
+
+async def test_an_admin_allowed_exact_private_host_port_is_reachable_and_nothing_else(
+    sandboxed: ToolContext,
+) -> None:
+    import http.server
+    import threading
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), http.server.SimpleHTTPRequestHandler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    port = server.server_address[1]
+    sandboxed.egress = _AllowingGuard()  # even an approving user cannot open loopback...
+    sandboxed.egress_allow = (f"127.0.0.1:{port}",)  # ...only the admin's exact host:port
+    fetch = (
+        "import sys, urllib.request as u\n"
+        "for url in sys.argv[1:]:\n"
+        "    try: u.urlopen(url, timeout=5); print('FETCHED', url)\n"
+        "    except Exception as e: print('refused', url)\n"
+    )
+    try:
+        out = await bash(
+            sandboxed,
+            f"python3 -c {shlex.quote(fetch)} http://127.0.0.1:{port}/ "
+            f"http://127.0.0.1:{port + 1 if port < 65535 else port - 1}/ http://localhost:{port}/",
+        )
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert f"FETCHED http://127.0.0.1:{port}/" in out
+    assert out.count("FETCHED") == 1, out

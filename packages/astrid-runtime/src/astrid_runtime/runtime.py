@@ -377,6 +377,7 @@ class AgentRuntime:
             sandbox_mode=config.security.sandbox,
             sandbox_home_entries=tuple(config.security.sandbox_home_entries),
             egress=interceptor,  # bash commands reach the network only through its proxy
+            egress_allow=tuple(config.security.egress_allow),
         )
         limits = SubAgentLimits(
             max_depth=config.subagents.max_depth,

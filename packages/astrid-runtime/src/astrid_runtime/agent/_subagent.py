@@ -271,6 +271,7 @@ class SubAgentSpawner:
             sandbox_mode=parent.sandbox_mode,
             sandbox_home_entries=parent.sandbox_home_entries,
             egress=interceptor if parent.egress is not None else None,  # the child's own
+            egress_allow=parent.egress_allow,
         )
         context.extra["depth"] = action.depth
         if action.depth < self.limits.max_depth:

@@ -260,6 +260,12 @@ class SecuritySection(_Section):
         "may read; the rest of the home directory looks empty to them.",
         json_schema_extra=ADMIN,
     )
+    egress_allow: list[str] = Field(
+        default_factory=list,
+        description="Exact host:port pairs sandboxed commands may reach through the egress "
+        "proxy although they resolve to loopback or private addresses (e.g. a local registry).",
+        json_schema_extra=ADMIN,
+    )
     approval_timeout_seconds: float = Field(
         default=300.0,
         gt=0,

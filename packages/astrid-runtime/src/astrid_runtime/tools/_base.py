@@ -57,6 +57,7 @@ class ToolContext:
     sandbox_mode: str = "bwrap"
     sandbox_home_entries: tuple[str, ...] = ()
     egress: Any = None
+    egress_allow: tuple[str, ...] = ()  # security.egress_allow: exact private host:port pairs
     extra: dict[str, Any] = field(default_factory=dict[str, Any])
 
     def __post_init__(self) -> None:

@@ -302,7 +302,8 @@ async def _egress(ctx: ToolContext) -> AsyncIterator[EgressProxy]:
 
     directory = tempfile.mkdtemp(prefix="astrid-egress-")
     try:
-        async with EgressProxy(ctx.egress, who="a bash command").serving(directory) as proxy:
+        proxy = EgressProxy(ctx.egress, who="a bash command", allowed_exact=ctx.egress_allow)
+        async with proxy.serving(directory):
             yield proxy
     finally:
         shutil.rmtree(directory, ignore_errors=True)
