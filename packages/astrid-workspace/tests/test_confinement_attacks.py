@@ -330,17 +330,20 @@ def test_seccomp_refuses_ptrace_namespaces_mounts_io_uring_and_odd_sockets(ws: P
         "show('unshare', libc.unshare(0x10000000))\n"  # CLONE_NEWUSER
         "show('io_uring', libc.syscall(425, 1, ctypes.c_void_p(0)))\n"
         "show('bpf', libc.syscall(321, 0, 0, 0))\n"
-        "for fam in (socket.AF_NETLINK, socket.AF_PACKET):\n"
-        "    try: socket.socket(fam, socket.SOCK_RAW); print('socket', fam, 'OPEN')\n"
+        "for fam in (socket.AF_NETLINK, socket.AF_PACKET, socket.AF_UNIX):\n"
+        "    try: socket.socket(fam, socket.SOCK_RAW if fam != 1 else 1); print('s', fam, 'OPEN')\n"
         "    except OSError as e: print('socket', fam, e.errno)\n"
+        "a, b = socket.socketpair(); a.send(b'x'); print('socketpair', b.recv(1).decode())\n"
     )
     proc = run(f"python3 -c {_q(code)}", box(ws, network="none"), cwd=str(ws))
-    lines = dict(line.split(" ", 1) for line in proc.stdout.splitlines())
+    lines = dict(line.split(" ", 1) for line in proc.stdout.splitlines() if line[:1] != "s")
     assert lines["ptrace"] == "-1 1"
     assert lines["unshare"] == "-1 1"
     assert lines["io_uring"] == "-1 1"
     assert lines["bpf"] == "-1 1"
     assert "OPEN" not in proc.stdout
+    assert "socket 1 1" in proc.stdout  # socket(AF_UNIX): EPERM, no host socket by any path
+    assert "socketpair x" in proc.stdout  # what runtimes use for their children still works
     assert confinement_layers(box(ws)).seccomp
 
 

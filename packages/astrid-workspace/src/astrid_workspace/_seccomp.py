@@ -5,13 +5,17 @@ refuses what no tool needs and what widens the attack surface of the kernel or o
 sandbox itself: tracing other processes, io_uring (a second syscall path seccomp cannot see),
 eBPF, perf, userfaultfd (a race-widening primitive), the kernel keyring, new mounts and new
 namespaces (so the sandbox cannot be rebuilt from inside), module and kexec loading, and
-sockets other than unix and IP stream/datagram ones (no netlink, packet or raw sockets).
+sockets other than IP stream/datagram ones (no unix, netlink, packet or raw sockets).
 
 AF_INET/AF_INET6 stay: a command reaches Astrid's egress proxy on loopback inside its own
-network namespace, which has no route anywhere else. AF_UNIX stays: runtimes use socketpairs
-for their own child processes (node's stdio), and the mount namespace leaves no host socket
-to name. A foreign architecture's syscalls (i386 via int 0x80, x32) kill the process: their
-numbers mean other calls, which a filter written for this one would let through.
+network namespace, which has no route anywhere else. ``socket(AF_UNIX)`` is refused: Landlock
+does not govern connecting to a pathname socket, and a host server's socket inside a granted
+directory (the workspace, a declared path) would otherwise be reachable through the bind mount
+(tmux, docker.sock, D-Bus, ssh-agent). ``socketpair`` stays (a separate syscall): runtimes use
+it for their own children (node's stdio, asyncio's self-pipe). The bridge to the proxy, which
+needs AF_UNIX, starts before the filter is installed. A foreign architecture's syscalls
+(i386 via int 0x80, x32) kill the process: their numbers mean other calls, which a filter
+written for this one would let through.
 """
 
 from __future__ import annotations
@@ -121,7 +125,7 @@ def build_program(machine: str | None = None) -> list[tuple[int, int, int, int]]
         ("", (_JEQ_K, "clone", "", nr["clone"])),
         ("", (_RET_K, "", "", _RET_ALLOW)),
         ("socket", (_LD_W_ABS, "", "", _OFF_ARG0)),
-        ("", (_JEQ_K, "allow", "", _AF_UNIX)),
+        ("", (_JEQ_K, "eperm", "", _AF_UNIX)),
         ("", (_JEQ_K, "socktype", "", _AF_INET)),
         ("", (_JEQ_K, "socktype", "", _AF_INET6)),
         ("", (_RET_K, "", "", _RET_ERRNO | errno.EAFNOSUPPORT)),
