@@ -229,18 +229,20 @@ class SecuritySection(_Section):
         description="Ask before every call to a tool of an untrusted MCP server.",
         json_schema_extra=_toward(True, False, loosening="would turn approvals off"),
     )
-    # The bash tool runs under the Landlock launcher (read: workspace, system, PATH programs;
-    # write: workspace and a per-session scratch dir). Only admin layers may turn it off.
+    # The bash tool runs confined (astrid_workspace: bubblewrap namespaces, Landlock, seccomp,
+    # rlimits; read: workspace, system, PATH programs; write: workspace and a per-session
+    # scratch dir). Only admin layers may turn it off.
     sandbox_bash: bool = Field(
         default=True,
-        description="Run the bash tool inside the Landlock sandbox.",
+        description="Run the bash tool inside the sandbox (see sandbox).",
         json_schema_extra=_toward(True, False, loosening="would unsandbox the bash tool"),
     )
-    # false: the sandbox also denies every TCP connect and listen (Landlock ABI 4); where the
-    # kernel cannot, commands are refused rather than run with network.
+    # true: commands reach the network only through Astrid's egress proxy, each connection
+    # authorized by the interceptor (a NetworkRequest per host); false: no proxy, no network.
     bash_network: bool = Field(
         default=True,
-        description="Let bash tool commands open TCP connections (false needs sandbox_bash).",
+        description="Let bash tool commands reach the network through Astrid's egress proxy, "
+        "each host authorized like any network request (false needs sandbox_bash).",
         json_schema_extra=_toward(False, True, loosening="would give bash commands the network"),
     )
     # bwrap: bubblewrap namespaces (no host files, processes, sockets or network) with Landlock
