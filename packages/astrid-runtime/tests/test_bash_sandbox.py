@@ -288,3 +288,21 @@ async def test_an_admin_allowed_exact_private_host_port_is_reachable_and_nothing
         server.server_close()
     assert f"FETCHED http://127.0.0.1:{port}/" in out
     assert out.count("FETCHED") == 1, out
+
+
+async def test_bash_without_bwrap_is_refused_naming_the_package(
+    sandboxed: ToolContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from astrid_workspace import SandboxUnavailable
+    from astrid_workspace import _confine as confine
+
+    monkeypatch.setattr(confine, "bwrap_path", lambda: None)
+    marker = Path(sandboxed.workspace) / "ran"
+    with pytest.raises(SandboxUnavailable, match="bubblewrap") as caught:
+        await bash(sandboxed, f"touch {marker}")
+    assert "apt-get install bubblewrap" in caught.value.hint
+    assert not marker.exists()
+    # The admin's explicit weaker choice runs (Landlock alone) and status says so.
+    sandboxed.sandbox_mode = "landlock"
+    await bash(sandboxed, f"touch {marker}")
+    assert marker.exists()

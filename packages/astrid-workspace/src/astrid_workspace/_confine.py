@@ -177,6 +177,8 @@ def confinement_layers(confinement: Confinement) -> Layers:
     seccomp = seccomp_supported()
     if not seccomp:
         missing.append("no seccomp filter for this architecture")
+    if namespaces and os.geteuid() == 0 and _pids_cgroup_root() is None:
+        missing.append("no writable pids cgroup: root is exempt from RLIMIT_NPROC")
     network = confinement.network
     if confinement.mode == "landlock" and network == "proxy":
         network = "host"
