@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from astrid_core import ApprovalOption, NetworkRequest
+from astrid_core import ApprovalOption
 
 from .conftest import Human, collect, open_runtime, turns
 
@@ -46,8 +46,7 @@ async def test_a_bash_commands_connection_is_asked_for_and_denied(
         entries = await runtime.audit.entries(session_id=info.session_id)
         audited = [e for e in entries if "exfil.example" in str(e.action)]
         assert audited, "the connection attempt is in the audit log"
-        assert any(isinstance(e.action, NetworkRequest) for e in audited) or all(
-            "network_request" in str(e.action) for e in audited
-        )
+        kinds = {(e.action or {}).get("kind") for e in audited}
+        assert "network_request" in kinds, kinds
     finally:
         await runtime.aclose()
