@@ -46,7 +46,7 @@ async def test_a_bash_commands_connection_is_asked_for_and_denied(
         entries = await runtime.audit.entries(session_id=info.session_id)
         audited = [e for e in entries if "exfil.example" in str(e.action)]
         assert audited, "the connection attempt is in the audit log"
-        kinds = {(e.action or {}).get("kind") for e in audited}
+        kinds = {str((e.action or {}).get("kind")) for e in audited}
         assert "network_request" in kinds, kinds
     finally:
         await runtime.aclose()
