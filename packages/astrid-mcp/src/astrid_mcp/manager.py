@@ -21,7 +21,7 @@ import anyio
 from anyio.abc import TaskGroup
 
 from astrid_core import AstridError, NotFoundError
-from astrid_workspace import sandbox_status
+from astrid_workspace import sandbox_summary
 
 from ._errors import ServerUnavailable
 from .client import SecureMcpClient
@@ -133,8 +133,7 @@ class McpServerManager:
 
     @staticmethod
     def sandbox_report() -> str:
-        report = sandbox_status()
-        return report.detail if report.available else f"NOT SANDBOXED: {report.detail}"
+        return sandbox_summary()
 
     def client(self, name: str) -> SecureMcpClient:
         server = self._server(name)

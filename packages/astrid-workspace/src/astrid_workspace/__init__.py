@@ -12,6 +12,7 @@ from ._confine import (
     confined_argv,
     confinement_layers,
     process_argv,
+    sandbox_summary,
 )
 from ._env import ENV_ALLOW_LIST, looks_secret, scrubbed_environment
 from ._hosts import HostListGuard
@@ -43,6 +44,7 @@ __all__ = [
     "confined_argv",
     "confinement_layers",
     "process_argv",
+    "sandbox_summary",
     "ENV_ALLOW_LIST",
     "looks_secret",
     "scrubbed_environment",

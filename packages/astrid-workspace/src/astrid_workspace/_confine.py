@@ -41,6 +41,7 @@ __all__ = [
     "confined_argv",
     "confinement_layers",
     "process_argv",
+    "sandbox_summary",
     "bwrap_path",
     "PROTECTED_PATHS",
     "HOME_SECRETS",
@@ -183,6 +184,16 @@ def confinement_layers(confinement: Confinement) -> Layers:
     if confinement.mode == "landlock" and network == "proxy":
         network = "host"
     return Layers(namespaces, abi, seccomp, network, tuple(missing))
+
+
+def sandbox_summary(mode: SandboxMode = "bwrap") -> str:
+    """One line for `status`: the layers a confined process gets on this machine, or why
+    confined processes are refused."""
+    layers = confinement_layers(Confinement(mode=mode))
+    if mode == "bwrap" and not layers.namespaces:
+        return f"REFUSED (nothing confined runs): {layers.describe()}"
+    network = "none or proxy" if mode == "bwrap" else "none or host"
+    return layers.describe().replace("network: none", f"network: {network}")
 
 
 def _abi() -> int:
