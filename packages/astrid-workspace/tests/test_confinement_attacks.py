@@ -427,3 +427,9 @@ def test_a_missing_or_symlinked_hooks_directory_cannot_be_planted(ws: Path) -> N
     (other / ".git" / "hooks").symlink_to(other / "hooks-real")
     run("echo pwned > .git/hooks/post-checkout", box(other, network="none"), cwd=str(other))
     assert not (other / "hooks-real" / "post-checkout").exists()
+
+
+@pytest.mark.parametrize("path", ["/", "/proc", "/run"])
+def test_granting_the_root_or_the_sandboxs_own_mounts_is_refused(path: str) -> None:
+    with pytest.raises(SandboxUnavailable, match="cannot be granted"):
+        confined_argv("/bin/true", [], Confinement(workspace=path))

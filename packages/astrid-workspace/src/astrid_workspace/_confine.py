@@ -324,6 +324,14 @@ def _area_mounts(executable: str, c: Confinement) -> list[str]:
         reads += shell_read_paths(os.environ.get("PATH", ""))
     mounts += [(_real(p), "ro") for p in reads]
     writes = [*c.write_paths, *([c.workspace] if c.workspace else [])]
+    for path in (_real(p) for p in [*writes, *c.read_paths]):
+        if path in ("/", "/proc", "/dev", "/run", "/sys"):
+            # Mounted over the sandbox's own /proc, /dev, /run, it would bring the host's back.
+            raise SandboxUnavailable(
+                f"{path} cannot be granted to a confined command",
+                hint="choose a project directory as the workspace, and grant specific "
+                "directories in the sandbox settings",
+            )
     mounts += [(_real(p), "rw") for p in writes]
     seen: dict[str, str] = {}
     for path, kind in mounts:
