@@ -28,10 +28,12 @@ from dataclasses import dataclass
 
 import anyio
 import anyio.abc
+import anyio.to_thread
 from anyio.streams.buffered import BufferedByteReceiveStream
 
 from astrid_core import Guard, NetworkRequest
 
+from ._bridge import relay
 from ._confine import PROXY_PORT
 
 __all__ = [
@@ -347,6 +349,32 @@ async def _socks_reply(client: anyio.abc.ByteStream, code: int) -> None:
 
 
 async def _relay(
+    client: anyio.abc.ByteStream,
+    reader: BufferedByteReceiveStream,
+    upstream: anyio.abc.SocketStream,
+) -> None:
+    """Relay until either side ends: kernel-side (splice, in worker threads) when both ends
+    are sockets, else through the event loop."""
+    client_sock = client.extra(anyio.abc.SocketAttribute.raw_socket, None)  # noqa: S610
+    upstream_sock = upstream.extra(anyio.abc.SocketAttribute.raw_socket, None)  # noqa: S610
+    if client_sock is None or upstream_sock is None:
+        await _relay_streams(client, reader, upstream)
+        return
+    if reader.buffer:  # what the client sent after its request, already read from the socket
+        await upstream.send(bytes(reader.buffer))
+    a = socket.socket(fileno=os.dup(client_sock.fileno()))
+    b = socket.socket(fileno=os.dup(upstream_sock.fileno()))
+    a.setblocking(True)
+    b.setblocking(True)
+    try:
+        await anyio.to_thread.run_sync(relay, a, b, abandon_on_cancel=True)
+    finally:
+        for sock in (a, b):  # wakes the worker threads if the proxy stops first
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+
+
+async def _relay_streams(
     client: anyio.abc.ByteStream,
     reader: BufferedByteReceiveStream,
     upstream: anyio.abc.SocketStream,
