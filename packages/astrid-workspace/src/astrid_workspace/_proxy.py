@@ -348,6 +348,9 @@ async def _socks_reply(client: anyio.abc.ByteStream, code: int) -> None:
         await client.send(bytes([5, code, 0, 1, 0, 0, 0, 0, 0, 0]))
 
 
+_RELAYS = anyio.CapacityLimiter(4096)
+
+
 async def _relay(
     client: anyio.abc.ByteStream,
     reader: BufferedByteReceiveStream,
@@ -367,7 +370,8 @@ async def _relay(
     a.setblocking(True)
     b.setblocking(True)
     try:
-        await anyio.to_thread.run_sync(relay, a, b, abandon_on_cancel=True)
+        # Its own limiter: the default one (40 threads) would stall the 41st connection.
+        await anyio.to_thread.run_sync(relay, a, b, abandon_on_cancel=True, limiter=_RELAYS)
     finally:
         for sock in (a, b):  # wakes the worker threads if the proxy stops first
             with contextlib.suppress(OSError):
