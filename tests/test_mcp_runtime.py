@@ -160,7 +160,12 @@ command = "no-such-mcp-server"
     try:
         listed = astrid(home, "servers", "list")
         assert listed.returncode == 0, listed.stderr
-        assert re.search(r"^lab +running +tools=1\d +sandboxed$", listed.stdout, re.MULTILINE)
+        assert re.search(
+            r"^lab +running +tools=1\d +namespaces \(bubblewrap\), Landlock ABI \d+, seccomp, "
+            r"network: none",
+            listed.stdout,
+            re.MULTILINE,
+        )
         assert "ghost                failed" in listed.stdout
         assert "executable not found: 'no-such-mcp-server'" in listed.stdout
         running = astrid(home, "servers", "running")

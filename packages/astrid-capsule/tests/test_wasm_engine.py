@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -338,3 +339,58 @@ async def test_loopback_refused_without_explicit_private_network(
     reply = await call_json(capsule, "fetch", {"url": f"http://127.0.0.1:{http_server}/hello"})
     assert reply["ok"] is False
     assert "private/loopback" in reply["error"]
+
+
+def _named_server(address: str, port: int, body: bytes, hits: list[str]) -> ThreadingHTTPServer:
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            hits.append(address)
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: object) -> None:
+            return
+
+    server = ThreadingHTTPServer((address, port), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+async def test_http_request_connects_to_the_address_it_checked_dns_rebinding_fails(
+    wasm_modules: dict[str, Path],
+    workspace: Path,
+    guard: RecordingGuard,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The name resolves to the checked address once, then to another (DNS rebinding). httpx
+    # used to resolve again after the check and the approval; now it connects to what was
+    # checked. (Both addresses are loopback so that nothing leaves this machine.)
+    hits: list[str] = []
+    checked = _named_server("127.0.0.1", 0, b"checked", hits)
+    port = int(checked.server_address[1])
+    rebound = _named_server("127.0.0.2", port, b"rebound", hits)
+    real_getaddrinfo = socket.getaddrinfo
+    lookups: list[str] = []
+
+    def rebinding(host: Any, *args: Any, **kwargs: Any) -> Any:
+        if host != "rebind.test":
+            return real_getaddrinfo(host, *args, **kwargs)
+        lookups.append(host)
+        address = "127.0.0.1" if len(lookups) == 1 else "127.0.0.2"
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (address, port))]
+
+    monkeypatch.setattr(socket, "getaddrinfo", rebinding)
+    grants = HostGrants(net=("rebind.test",), allow_private_network=True)
+    capsule = make(wasm_modules["notes_tool"], workspace, guard, grants)
+    try:
+        reply = await call_json(capsule, "fetch", {"url": f"http://rebind.test:{port}/x"})
+    finally:
+        checked.shutdown()
+        rebound.shutdown()
+        checked.server_close()
+        rebound.server_close()
+    assert reply["value"]["body"] == "checked", reply
+    assert hits == ["127.0.0.1"]
+    assert lookups == ["rebind.test"]

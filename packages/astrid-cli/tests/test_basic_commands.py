@@ -105,3 +105,5 @@ def test_server_confinement_words() -> None:
     assert server_confinement({**running, "network": False}) == "sandboxed, no TCP"
     assert server_confinement({**running, "sandboxed": False}) == "NOT sandboxed"
     assert server_confinement({"state": "failed", "sandboxed": False}) == ""
+    layers = "namespaces (bubblewrap), Landlock ABI 7, seccomp, network: none"
+    assert server_confinement({**running, "confinement": layers}) == layers

@@ -10,7 +10,7 @@ import pytest
 
 from astrid_core import AstridError
 from astrid_mcp import McpServerManager, ServerStartError, ServerState, ServerUnavailable
-from astrid_mcp.sandbox import landlock_abi
+from astrid_workspace import landlock_abi
 
 from .conftest import RuleGuard, broken_config, lab_config
 
@@ -165,10 +165,22 @@ async def test_status_says_which_running_server_has_no_network(tmp_path: Path) -
     configs = [
         lab_config(tmp_path, name="closed", sandbox={**sandbox, "network": False}),
         lab_config(tmp_path, name="open", sandbox=sandbox),
+        lab_config(tmp_path, name="host", sandbox={**sandbox, "network": True}),
+        lab_config(tmp_path, name="proxied", sandbox={**sandbox, "net": ["api.example.com"]}),
     ]
     async with McpServerManager(configs, guard=RuleGuard()) as manager:
         await manager.start("closed")
         await manager.start("open")
+        await manager.start("host")
+        await manager.start("proxied")
+        host, proxied = manager.status("host")[0], manager.status("proxied")[0]
+        assert (host.network_mode, proxied.network_mode) == ("host", "proxy")
+        assert "the admin's choice" in host.confinement
+        assert "network: proxy" in proxied.confinement
         closed, opened = manager.status("closed")[0], manager.status("open")[0]
         assert (closed.sandboxed, closed.network) == (True, False)
-        assert (opened.sandboxed, opened.network) == (True, True)
+        # No network key: no network either, unless net lists hosts (then the proxy).
+        assert (opened.sandboxed, opened.network) == (True, False)
+        assert "network: none" in closed.confinement
+        assert "namespaces (bubblewrap)" in closed.confinement
+        assert "seccomp" in closed.confinement

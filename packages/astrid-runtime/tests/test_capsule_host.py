@@ -17,7 +17,7 @@ from astrid_audit import AuditEntry, OutcomeKind
 from astrid_capsule.install import CapsuleInstaller, InstallRecord, TrustAck
 from astrid_core import ApprovalOption, CapsuleHostCall, FileRead, SessionId
 from astrid_crypto import hash_file
-from astrid_mcp.sandbox import sandbox_status
+from astrid_mcp._launch import network_mode
 from astrid_runtime._capsule_host import CapsuleLoadRefused, capsule_mcp_configs
 from astrid_runtime.llm import ModelRequest, ScriptedTurn
 from astrid_runtime.runtime import AgentRuntime
@@ -367,8 +367,10 @@ url = "https://mcp.example.com/mcp"
         assert not stdio.sandbox.allow_unsandboxed
         assert stdio.sandbox.read_paths == [str(workspace / "docs")]  # fs_read docs/**
         assert stdio.sandbox.write_paths == []
-        # Granted no host: its server gets no TCP either, wherever the kernel can deny it.
-        assert stdio.sandbox.network is not sandbox_status().can_deny_network
+        # Granted no host: its server gets no network either (its own network namespace).
+        assert stdio.sandbox.network is None
+        assert stdio.sandbox.net == []
+        assert network_mode(stdio) == "none"
         transport: Any = stdio.transport
         assert transport.command == str((directory / "bin" / "serve").resolve())
         assert stdio.blake3 == hash_file(directory / "bin" / "serve").hex
@@ -395,30 +397,35 @@ command = "bin/serve"
 """
 
 
-async def test_a_capsule_granted_a_host_keeps_the_network_for_its_server(tmp_path: Path) -> None:
-    # Landlock cannot allow some hosts only: granted any, the server has them all.
+async def test_a_capsule_granted_a_host_reaches_exactly_that_host_through_the_proxy(
+    tmp_path: Path,
+) -> None:
+    # Before bubblewrap, Landlock could not allow some hosts only: granted any, the server had
+    # them all. Now its network is the egress proxy, which allows the granted hosts only.
     runtime = await open_runtime(tmp_path, Model([]))
     try:
         body = MCP_CAPSULE.replace("NET", '"api.example.com"')
         await install(runtime, capsule_source(tmp_path, "online", body, files=SERVE))
         [capsule] = await runtime.capsules.verified()
         [config] = capsule_mcp_configs(capsule)
-        assert config.sandbox.network is True
+        assert config.sandbox.network is None
+        assert config.sandbox.net == ["api.example.com"]
+        assert network_mode(config) == "proxy"
     finally:
         await runtime.aclose()
 
 
-async def test_a_kernel_that_cannot_deny_tcp_is_reported_not_hidden(
+async def test_a_kernel_that_cannot_deny_tcp_still_gives_a_capsule_server_no_network(
     tmp_path: Path, workspace: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # Landlock ABI 3 (Linux 5.19-6.6): files are sandboxed, TCP cannot be denied. The server
-    # still runs, as it did before; status says its capsule can reach the network anyway.
-    import astrid_mcp.sandbox
+    # Landlock ABI 3 (Linux 5.19-6.6) cannot deny TCP; the network namespace does, on any
+    # kernel. (Before bubblewrap the server kept the network there, with a warning.)
+    import astrid_workspace
 
     monkeypatch.setattr(
-        astrid_mcp.sandbox,
+        astrid_workspace,
         "sandbox_status",
-        lambda: astrid_mcp.sandbox.SandboxStatus(True, 3, "Landlock ABI 3"),
+        lambda: astrid_workspace.SandboxStatus(True, 3, "Landlock ABI 3"),
     )
     runtime = await open_runtime(tmp_path, Model([ScriptedTurn("hi")]))
     try:
@@ -426,14 +433,10 @@ async def test_a_kernel_that_cannot_deny_tcp_is_reported_not_hidden(
         await install(runtime, capsule_source(tmp_path, "offline", body, files=SERVE))
         [capsule] = await runtime.capsules.verified()
         [config] = capsule_mcp_configs(capsule)
-        assert config.sandbox.network is True
+        assert network_mode(config) == "none"
         info = await runtime.create_session(str(workspace))
         await turn(runtime, info.session_id, "hi")
-        assert any(
-            "can reach the network although it was granted no host" in warning
-            and "Landlock ABI 3" in warning
-            for warning in runtime.capsules.warnings
-        )
+        assert not any("can reach the network" in w for w in runtime.capsules.warnings)
     finally:
         await runtime.aclose()
 

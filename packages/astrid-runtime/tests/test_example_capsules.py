@@ -45,9 +45,9 @@ from astrid_core import (
 from astrid_core.storage import MemoryStorage
 from astrid_crypto import hash_file
 from astrid_mcp import SecureMcpClient
-from astrid_mcp.sandbox import landlock_abi
 from astrid_runtime.llm import ModelRequest, ScriptedTurn
 from astrid_runtime.runtime import AgentRuntime
+from astrid_workspace import landlock_abi
 
 from .conftest import Human, collect, open_runtime
 

@@ -52,10 +52,21 @@ def _alive(proc: _Proc) -> bool:
 
 
 def _tool_sleeps(daemon_pid: int) -> list[_Proc]:
-    """``sleep`` processes in a process group the daemon started for a bash tool call."""
+    """``sleep`` processes descending from a child the daemon started for a bash tool call
+    (the command runs in bubblewrap's own session and pid namespace, below that child)."""
     procs = _processes()
-    leaders = {p.pid for p in procs if p.parent == daemon_pid and p.group == p.pid}
-    return [p for p in procs if p.command == "sleep" and p.group in leaders and _alive(p)]
+    parent_of = {p.pid: p.parent for p in procs}
+
+    def below_daemon(pid: int) -> bool:
+        for _ in range(64):  # bounded walk up the tree
+            pid = parent_of.get(pid, 0)
+            if pid in (0, 1):
+                return False
+            if pid == daemon_pid:
+                return True
+        return False
+
+    return [p for p in procs if p.command == "sleep" and below_daemon(p.pid) and _alive(p)]
 
 
 async def test_cancel_ends_a_long_bash_call_and_kills_its_process_group(

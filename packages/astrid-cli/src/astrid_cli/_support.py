@@ -233,4 +233,6 @@ def server_confinement(row: dict[str, Any]) -> str:
         return ""
     if not row.get("sandboxed"):
         return "NOT sandboxed"
+    if row.get("confinement"):  # the layers in force: namespaces, Landlock, seccomp, network
+        return str(row["confinement"])
     return "sandboxed, no TCP" if row.get("network") is False else "sandboxed"

@@ -1,10 +1,10 @@
 """astrid-mcp: a secure MCP client.
 
 Server lifecycle (``McpServerManager``), one guarded connection per server
-(``SecureMcpClient``), tool pinning against rug pulls, and a Landlock launcher that sandboxes
-native servers. Protocol work is done by the official ``mcp`` SDK.
+(``SecureMcpClient``) and tool pinning against rug pulls; native servers are confined by
+``astrid_workspace``. Protocol work is done by the official ``mcp`` SDK.
 
-Names are loaded on first use (PEP 562): ``astrid_mcp.sandbox`` and the config models must not
+Names are loaded on first use (PEP 562): the config models must not
 cost an import of the mcp SDK (~2 s) to callers that only need them.
 """
 
@@ -23,7 +23,6 @@ if TYPE_CHECKING:
         ToolChanged,
         ToolNotFound,
     )
-    from ._launch import ENV_ALLOW_LIST, scrubbed_environment
     from ._server_requests import Sampler, check_elicitation_url
     from .client import McpTool, SecureMcpClient
     from .config import (
@@ -45,7 +44,6 @@ if TYPE_CHECKING:
     from .pinning import PinReport, ToolPins, tool_fingerprint
 
 _LAZY = {
-    "ENV_ALLOW_LIST": "._launch",
     "ExecutableHashMismatch": "._errors",
     "HttpTransport": ".config",
     "McpServerConfig": ".config",
@@ -73,7 +71,6 @@ _LAZY = {
     "ToolPins": ".pinning",
     "check_elicitation_url": "._server_requests",
     "oauth_provider": ".oauth",
-    "scrubbed_environment": "._launch",
     "tool_fingerprint": ".pinning",
 }
 
@@ -88,7 +85,6 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
-    "ENV_ALLOW_LIST",
     "ExecutableHashMismatch",
     "HttpTransport",
     "McpServerConfig",
@@ -116,6 +112,5 @@ __all__ = [
     "ToolPins",
     "check_elicitation_url",
     "oauth_provider",
-    "scrubbed_environment",
     "tool_fingerprint",
 ]

@@ -1,7 +1,9 @@
 """Turn a stdio server's config into the exact argv and environment that will be executed.
 
 Order matters: resolve the executable once, verify its BLAKE3 pin on that resolved path, then
-run that path (never a second PATH lookup), wrapped in the Landlock launcher when sandboxed.
+run that path (never a second PATH lookup), confined by astrid_workspace when sandboxed
+(bubblewrap namespaces + Landlock + seccomp; network none, through the egress proxy to the
+listed hosts, or the host's for an admin's explicit ``network = true``).
 """
 
 from __future__ import annotations
@@ -10,18 +12,23 @@ import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 from astrid_crypto import hash_file
+from astrid_workspace import (
+    Confinement,
+    EgressProxy,
+    confined_argv,
+    confinement_layers,
+    scrubbed_environment,
+)
 
 from ._errors import ExecutableHashMismatch, ServerStartError
 from .config import McpServerConfig, StdioTransport
-from .sandbox import launcher_argv
 
-__all__ = ["LaunchPlan", "plan_launch", "scrubbed_environment", "ENV_ALLOW_LIST"]
+__all__ = ["LaunchPlan", "plan_launch", "network_mode"]
 
-# What a server inherits from the host. Everything else (API keys, tokens, cloud credentials)
-# stays behind unless the server's config declares it.
-ENV_ALLOW_LIST = ("HOME", "LOGNAME", "USER", "PATH", "SHELL", "TERM", "LANG", "LC_ALL", "TZ")
+NetworkMode = Literal["none", "proxy", "host"]
 
 
 @dataclass(frozen=True)
@@ -31,13 +38,19 @@ class LaunchPlan:
     env: dict[str, str]
     cwd: str | None
     sandboxed: bool
+    network: NetworkMode = "host"
+    confinement: str = "not sandboxed"  # the layers in force, for `status` / `servers list`
 
 
-def scrubbed_environment(declared: dict[str, str]) -> dict[str, str]:
-    env = {name: os.environ[name] for name in ENV_ALLOW_LIST if name in os.environ}
-    # Exported bash functions ("() { ...") are code, not data.
-    env = {name: value for name, value in env.items() if not value.startswith("()")}
-    return env | declared
+def network_mode(config: McpServerConfig) -> NetworkMode:
+    """How a stdio server reaches the network: not at all, through the proxy, or the host's."""
+    sandbox = config.sandbox
+    if not sandbox.enabled or sandbox.network is True:
+        return "host"
+    if sandbox.network is False or not sandbox.net or sandbox.mode == "landlock":
+        # Landlock alone cannot filter hosts: listed hosts there mean no network at all.
+        return "none"
+    return "proxy"
 
 
 def resolve_executable(command: str, path: str | None) -> Path:
@@ -94,11 +107,11 @@ def _readable_roots(executable: Path, transport: StdioTransport, *, trusted: boo
     return sorted(str(root) for root in roots)
 
 
-def plan_launch(config: McpServerConfig) -> LaunchPlan:
+def plan_launch(config: McpServerConfig, *, proxy_socket: str | None = None) -> LaunchPlan:
     transport = config.transport
     if not isinstance(transport, StdioTransport):
         raise TypeError("plan_launch is for stdio servers")
-    env = scrubbed_environment(transport.env)
+    env = scrubbed_environment(declared=transport.env)
     executable = resolve_executable(transport.command, env.get("PATH"))
     verify_executable(config.name, executable, config.expected_hash)
     if transport.cwd is not None and not Path(transport.cwd).is_dir():
@@ -108,16 +121,23 @@ def plan_launch(config: McpServerConfig) -> LaunchPlan:
         )
     if not config.sandbox.enabled:
         argv = [str(executable), *transport.args]
-        return LaunchPlan(executable, argv, env, transport.cwd, sandboxed=False)
-    argv = launcher_argv(
-        str(executable),
-        transport.args,
-        read_paths=[
+        return LaunchPlan(executable, argv, env, transport.cwd, sandboxed=False, network="host")
+    sandbox = config.sandbox
+    confinement = Confinement(
+        mode=sandbox.mode,
+        read_paths=(
             *_readable_roots(executable, transport, trusted=config.trusted),
-            *config.sandbox.read_paths,
-        ],
-        write_paths=list(config.sandbox.write_paths),
-        allow_unsandboxed=config.sandbox.allow_unsandboxed,
-        network=config.sandbox.network,
+            *sandbox.read_paths,
+        ),
+        write_paths=tuple(sandbox.write_paths),
+        network=network_mode(config),
+        proxy_socket=proxy_socket,
+        allow_unsandboxed=sandbox.allow_unsandboxed,
     )
-    return LaunchPlan(executable, argv, env, transport.cwd, sandboxed=True)
+    argv = confined_argv(str(executable), transport.args, confinement, cwd=transport.cwd)
+    if confinement.network == "proxy":
+        env = env | EgressProxy.proxy_environment()
+    layers = confinement_layers(confinement).describe()
+    if sandbox.network is True:
+        layers += " (network = true: the admin's choice)"
+    return LaunchPlan(executable, argv, env, transport.cwd, True, confinement.network, layers)

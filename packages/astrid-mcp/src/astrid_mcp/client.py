@@ -11,6 +11,7 @@ Use it as an async context manager; the manager runs each client in its own supe
 from __future__ import annotations
 
 import contextlib
+import shutil
 import tempfile
 import time
 import warnings
@@ -44,11 +45,17 @@ from astrid_core import (
     one_line,
 )
 from astrid_core.storage import MemoryStorage
+from astrid_workspace import (
+    EgressProxy,
+    HostListGuard,
+    find_server_group,
+    kill_group_remains,
+    process_argv,
+)
 
 from ._content import McpToolResult, tool_result, untrusted_description
 from ._errors import McpServerError, ServerStartError, ServerUnavailable, ToolChanged, ToolNotFound
-from ._launch import LaunchPlan, plan_launch
-from ._process_group import find_server_group, kill_group_remains
+from ._launch import LaunchPlan, network_mode, plan_launch
 from ._server_requests import Sampler, ServerRequestHandlers
 from ._startup_clock import startup_clock
 from ._watched_stream import ReceiveStream, WatchedStream
@@ -218,7 +225,16 @@ class SecureMcpClient:
             return await stack.enter_async_context(
                 streamable_http_client(transport.url, http_client=http)
             )
-        self.launch = plan_launch(self.config)
+        proxy_socket = None
+        if network_mode(self.config) == "proxy":
+            # The server's own egress proxy: only its listed hosts, for as long as it runs.
+            directory = tempfile.mkdtemp(prefix="astrid-egress-")
+            stack.callback(shutil.rmtree, directory, True)
+            guard = HostListGuard(self.config.sandbox.net, owner=f"MCP server {self.config.name}")
+            proxy = EgressProxy(guard, who=f"MCP server {self.config.name}")
+            await stack.enter_async_context(proxy.serving(directory))
+            proxy_socket = proxy.socket_path
+        self.launch = plan_launch(self.config, proxy_socket=proxy_socket)
         self._stderr = self._open_stderr_log()
         parameters = StdioServerParameters(
             command=self.launch.argv[0],
@@ -229,7 +245,7 @@ class SecureMcpClient:
         # Registered before the transport so it runs after the transport has shut down.
         stack.callback(self._finish_process_group)
         streams = await stack.enter_async_context(stdio_client(parameters, errlog=self._stderr))
-        self._pgid = find_server_group(self.launch.argv, _CLAIMED_GROUPS)
+        self._pgid = find_server_group(process_argv(self.launch.argv), _CLAIMED_GROUPS)
         if self._pgid is not None:
             _CLAIMED_GROUPS.add(self._pgid)
         return streams

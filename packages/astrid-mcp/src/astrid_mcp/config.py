@@ -121,13 +121,19 @@ class SandboxConfig(_Strict):
     write_paths: list[str] = Field(default_factory=list)
     # If the kernel cannot sandbox: refuse to start (default) or run unsandboxed with a warning.
     allow_unsandboxed: bool = False
-    # False: the server may not open or accept any TCP connection (Landlock ABI 4+; without it
-    # the server does not start, whatever allow_unsandboxed says). UDP is not covered.
-    network: bool = True
+    # None (default): no network, unless `net` lists hosts, which the server then reaches
+    # through Astrid's egress proxy (its own network namespace has no other route).
+    # True: the host's network, the admin's explicit opt-out that `status` shows.
+    # False: no network at all, whatever `net` says.
+    network: bool | None = None
+    net: list[str] = Field(default_factory=list)
+    # bwrap: bubblewrap namespaces + Landlock + seccomp (refused where bwrap is missing);
+    # landlock: Landlock alone, weaker (an admin's [security] sandbox = "landlock").
+    mode: Literal["bwrap", "landlock"] = "bwrap"
 
     @model_validator(mode="after")
     def _network_needs_the_sandbox(self) -> SandboxConfig:
-        if not self.network and not self.enabled:
+        if self.network is False and not self.enabled:
             raise ValueError(
                 "sandbox.network = false is enforced by the sandbox, which enabled = false "
                 "turns off; keep the sandbox on, or allow the server network"

@@ -21,11 +21,11 @@ import anyio
 from anyio.abc import TaskGroup
 
 from astrid_core import AstridError, NotFoundError
+from astrid_workspace import sandbox_summary
 
 from ._errors import ServerUnavailable
 from .client import SecureMcpClient
 from .config import McpServerConfig
-from .sandbox import sandbox_status
 
 __all__ = ["McpServerManager", "ServerState", "ServerStatus"]
 
@@ -46,7 +46,9 @@ class ServerStatus:
     restarts: int = 0
     started_at: float | None = None
     sandboxed: bool = False
-    network: bool = True  # False: started with every TCP connect and bind denied
+    network: bool = True  # False: started with no network at all
+    network_mode: str = "host"  # none, proxy (to its listed net hosts) or host
+    confinement: str = ""  # the layers in force (namespaces, Landlock ABI, seccomp, network)
     tools: int = 0
     history: list[str] = field(default_factory=list)
 
@@ -131,8 +133,7 @@ class McpServerManager:
 
     @staticmethod
     def sandbox_report() -> str:
-        report = sandbox_status()
-        return report.detail if report.available else f"NOT SANDBOXED: {report.detail}"
+        return sandbox_summary()
 
     def client(self, name: str) -> SecureMcpClient:
         server = self._server(name)
@@ -220,9 +221,10 @@ class McpServerManager:
                         tools = await client.tools()
                         status.state, status.started_at = ServerState.RUNNING, time.monotonic()
                         status.sandboxed = bool(client.launch and client.launch.sandboxed)
-                        status.network = not (
-                            status.sandboxed and not server.config.sandbox.network
-                        )
+                        launch = client.launch
+                        status.network_mode = launch.network if launch else "host"
+                        status.network = status.network_mode != "none"
+                        status.confinement = launch.confinement if launch else "remote (http)"
                         status.tools = len(tools)
                         status.note("running")
                         server.ready.set()

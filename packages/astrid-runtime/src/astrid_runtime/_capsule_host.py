@@ -607,7 +607,7 @@ class CapsuleHost:
             c.transport.type == "stdio" and c.sandbox.network for c in configs
         ):
             return
-        from astrid_mcp.sandbox import NETWORK_ABI, sandbox_status
+        from astrid_workspace import NETWORK_ABI, sandbox_status
 
         self._warn(
             capsule.name,
@@ -789,15 +789,13 @@ def capsule_mcp_configs(
     runtime checks at load and again before every launch."""
     from astrid_crypto import hash_file
     from astrid_mcp.config import McpServerConfig
-    from astrid_mcp.sandbox import sandbox_status
 
     read_paths, write_paths = (
         capsule_workspace_paths(capsule.granted, workspace) if workspace else ([], [])
     )
-    # A capsule granted no host gets no network from its servers either, where the kernel can
-    # enforce it (every TCP connect and listen denied; `_start_mcp_servers` warns where it
-    # cannot). Landlock cannot allow some hosts only: a capsule granted any host gets them all.
-    network = bool(capsule.granted.net) or not sandbox_status().can_deny_network
+    # A capsule's servers reach exactly the hosts the user granted it, through the egress
+    # proxy (their network namespace has no other route); granted no host, no network at all.
+    network = None
     values = env_values or {}
     declared_env = {name: values[name] for name in capsule.manifest.env if name in values}
     configs: list[McpServerConfig] = []
@@ -829,6 +827,7 @@ def capsule_mcp_configs(
                 "cwd": str(capsule.directory),
             }
             raw["sandbox"]["network"] = network
+            raw["sandbox"]["net"] = list(capsule.granted.net)
         try:
             configs.append(McpServerConfig.model_validate(raw))
         except ValueError as exc:

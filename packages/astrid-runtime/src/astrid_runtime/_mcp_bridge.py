@@ -626,6 +626,8 @@ class McpBridge:
                 "restarts": s.restarts,
                 "sandboxed": s.sandboxed,
                 "network": s.network,
+                "network_mode": s.network_mode,
+                "confinement": s.confinement,
                 "sandbox": sandbox,
                 "last_error": s.last_error,
             }

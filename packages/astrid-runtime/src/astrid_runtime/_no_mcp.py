@@ -91,10 +91,9 @@ class LazyMcpBridge:
     def sandbox_report(self) -> str:
         if self._bridge is not None:
             return self._bridge.sandbox_report()
-        from astrid_mcp.sandbox import sandbox_status  # ctypes only, no SDK
+        from astrid_workspace import sandbox_summary  # ctypes only, no SDK
 
-        report = sandbox_status()
-        return report.detail if report.available else f"NOT SANDBOXED: {report.detail}"
+        return sandbox_summary()
 
     def _bridge_for(self, name: str) -> McpBridge:
         if self._bridge is None:

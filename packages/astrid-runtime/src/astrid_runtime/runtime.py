@@ -177,7 +177,11 @@ class AgentRuntime:
             from ._mcp_bridge import McpBridge, ProviderSampler
 
             return McpBridge(
-                _server_configs(self.config.servers, self.config.timeouts.mcp_call_seconds),
+                _server_configs(
+                    self.config.servers,
+                    self.config.timeouts.mcp_call_seconds,
+                    self.config.security.sandbox,
+                ),
                 storage=storage,
                 audit=audit,
                 home=home,
@@ -326,7 +330,9 @@ class AgentRuntime:
     async def status(self) -> RuntimeStatus:
         running = sum(1 for live in self._live.values() if live.session.state == "running")
         bash_sandbox, bash_warning = bash_sandbox_report(
-            self.config.security.sandbox_bash, network=self.config.security.bash_network
+            self.config.security.sandbox_bash,
+            network=self.config.security.bash_network,
+            mode=self.config.security.sandbox,
         )
         cron_warnings = await self.cron.warnings()  # refreshes the jobs shown below
         return RuntimeStatus(
@@ -589,6 +595,10 @@ class AgentRuntime:
             sandbox_bash=config.security.sandbox_bash,
             bash_network=config.security.bash_network,
             path_policy=interceptor.policy,
+            sandbox_mode=config.security.sandbox,
+            sandbox_home_entries=tuple(config.security.sandbox_home_entries),
+            egress=interceptor,  # bash commands reach the network only through its proxy
+            egress_allow=tuple(config.security.egress_allow),
         )
         limits = SubAgentLimits(
             max_depth=config.subagents.max_depth,
@@ -916,7 +926,9 @@ class AgentRuntime:
         return await self.capsule_admin.remove(name)
 
 
-def _server_configs(servers: list[Any], call_timeout_s: float) -> list[Any]:
+def _server_configs(
+    servers: list[Any], call_timeout_s: float, sandbox_mode: str = "bwrap"
+) -> list[Any]:
     from pydantic import ValidationError
 
     from astrid_mcp import McpServerConfig
@@ -929,7 +941,12 @@ def _server_configs(servers: list[Any], call_timeout_s: float) -> list[Any]:
             k: v for k, v in server.model_dump().items() if v is not None and v != [] and v != {}
         }
         # astrid.toml writes both flat; astrid-mcp keeps them in the sandbox settings.
-        raw["sandbox"] = {"enabled": raw.pop("sandbox", True), "network": raw.pop("network", True)}
+        raw["sandbox"] = {
+            "enabled": raw.pop("sandbox", True),
+            "network": raw.pop("network", None),
+            "net": raw.pop("net", []),
+            "mode": sandbox_mode,
+        }
         raw["call_timeout_s"] = call_timeout_s
         try:
             configs.append(McpServerConfig.model_validate(raw))

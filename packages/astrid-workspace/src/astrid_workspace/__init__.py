@@ -1,8 +1,69 @@
-"""Operational workspace boundaries: confinement, environment scrubbing, egress (issue #20)."""
+"""Operational workspace boundaries: process confinement, the one environment scrubber, the
+egress proxy, and file access beneath a directory descriptor."""
 
-# --- descriptor-based file access (issue #19): `from astrid_workspace import fs`
-from . import fs
+from . import fs  # descriptor-based file access: use exactly what was authorized
+from ._confine import (
+    HOME_SECRETS,
+    PROTECTED_PATHS,
+    Confinement,
+    Layers,
+    Limits,
+    SandboxUnavailable,
+    bwrap_path,
+    confined_argv,
+    confinement_layers,
+    process_argv,
+    sandbox_summary,
+)
+from ._env import ENV_ALLOW_LIST, looks_secret, scrubbed_environment
+from ._hosts import HostListGuard
+from ._landlock import NETWORK_ABI, SandboxError, landlock_abi
+from ._process_group import find_server_group, kill_group_remains
+from ._proxy import (
+    AddressPredicate,
+    EgressProxy,
+    EgressRefused,
+    IPAddress,
+    Resolver,
+    check_host_name,
+    global_only,
+    system_resolver,
+)
+from ._status import SandboxStatus, launcher_argv, sandbox_status
 
-__all__: list[str] = []
-
-__all__ += ["fs"]
+__all__ = [
+    # confinement, environment, egress
+    "HOME_SECRETS",
+    "PROTECTED_PATHS",
+    "Confinement",
+    "Layers",
+    "Limits",
+    "SandboxUnavailable",
+    "bwrap_path",
+    "confined_argv",
+    "confinement_layers",
+    "process_argv",
+    "sandbox_summary",
+    "ENV_ALLOW_LIST",
+    "looks_secret",
+    "scrubbed_environment",
+    "NETWORK_ABI",
+    "SandboxError",
+    "landlock_abi",
+    "find_server_group",
+    "kill_group_remains",
+    "SandboxStatus",
+    "launcher_argv",
+    "sandbox_status",
+    "HostListGuard",
+    "AddressPredicate",
+    "EgressProxy",
+    "EgressRefused",
+    "IPAddress",
+    "Resolver",
+    "check_host_name",
+    "global_only",
+    "system_resolver",
+    # file access beneath a directory descriptor
+    "fs",
+]

@@ -50,6 +50,7 @@ from astrid_core import (
     ConfigError,
     JsonObject,
 )
+from astrid_workspace import looks_secret, scrubbed_environment
 
 if TYPE_CHECKING:
     from ..config._models import HooksSection
@@ -73,7 +74,6 @@ log = logging.getLogger("astrid.runtime.hooks")
 MAX_OUTPUT_IN_PAYLOAD = 4096  # tool output and errors are capped in hook payloads
 _MAX_STDOUT = 1024 * 1024  # a decision is small; anything past this is not one
 _MAX_STDERR = 4096
-_SECRET_PARTS = ("KEY", "TOKEN", "SECRET", "PASSWORD", "PASSWD", "CREDENTIAL", "AUTH")
 
 
 class HookEvent(StrEnum):
@@ -141,11 +141,11 @@ HookHandler = Callable[[JsonObject], Awaitable[HookDecision | None]]
 
 
 def hook_env(event: str) -> dict[str, str]:
-    """PATH, HOME, LANG and the non-secret ASTRID_* variables: host API keys never reach a hook."""
-    env = {name: os.environ[name] for name in ("PATH", "HOME", "LANG") if name in os.environ}
+    """The one scrubbed environment (astrid_workspace) and the non-secret ASTRID_* variables:
+    host API keys never reach a hook."""
+    env = scrubbed_environment()
     for name, value in os.environ.items():
-        upper = name.upper()
-        if upper.startswith("ASTRID_") and not any(part in upper for part in _SECRET_PARTS):
+        if name.upper().startswith("ASTRID_") and not looks_secret(name):
             env[name] = value
     env["ASTRID_HOOK_EVENT"] = event
     return env

@@ -268,6 +268,11 @@ class SubAgentSpawner:
             bash_network=parent.bash_network,
             env_allow=parent.env_allow,
             path_policy=interceptor.policy,
+            sandbox_paths=parent.sandbox_paths,
+            sandbox_mode=parent.sandbox_mode,
+            sandbox_home_entries=parent.sandbox_home_entries,
+            egress=interceptor if parent.egress is not None else None,  # the child's own
+            egress_allow=parent.egress_allow,
         )
         context.extra["depth"] = action.depth
         if action.depth < self.limits.max_depth:

@@ -362,6 +362,10 @@ def _merge_workspace(state: _State, data: dict[str, Any], path: Path, root: Path
         entry |= {
             "trusted": False,
             "sandbox": True,
+            # No network for a repository's server: not the host's, and no hosts through the
+            # proxy either (a repository must not choose where data may go).
+            "network": False,
+            "net": [],
             "auto_start": False,
             "cwd": str((root / cwd).resolve() if isinstance(cwd, str) else root),
         }

@@ -251,19 +251,44 @@ class SecuritySection(_Section):
         description="Ask before every call to a tool of an untrusted MCP server.",
         json_schema_extra=_toward(True, False, loosening="would turn approvals off"),
     )
-    # The bash tool runs under the Landlock launcher (read: workspace, system, PATH programs;
-    # write: workspace and a per-session scratch dir). Only admin layers may turn it off.
+    # The bash tool runs confined (astrid_workspace: bubblewrap namespaces, Landlock, seccomp,
+    # rlimits; read: workspace, system, PATH programs; write: workspace and a per-session
+    # scratch dir). Only admin layers may turn it off.
     sandbox_bash: bool = Field(
         default=True,
-        description="Run the bash tool inside the Landlock sandbox.",
+        description="Run the bash tool inside the sandbox (see sandbox).",
         json_schema_extra=_toward(True, False, loosening="would unsandbox the bash tool"),
     )
-    # false: the sandbox also denies every TCP connect and listen (Landlock ABI 4); where the
-    # kernel cannot, commands are refused rather than run with network.
+    # true: commands reach the network only through Astrid's egress proxy, each connection
+    # authorized by the interceptor (a NetworkRequest per host); false: no proxy, no network.
     bash_network: bool = Field(
         default=True,
-        description="Let bash tool commands open TCP connections (false needs sandbox_bash).",
+        description="Let bash tool commands reach the network through Astrid's egress proxy, "
+        "each host authorized like any network request (false needs sandbox_bash).",
         json_schema_extra=_toward(False, True, loosening="would give bash commands the network"),
+    )
+    # bwrap: bubblewrap namespaces (no host files, processes, sockets or network) with Landlock
+    # and seccomp inside; a missing bwrap refuses commands. landlock: Landlock alone (weaker:
+    # host network and unix sockets stay reachable); only an admin may choose it.
+    sandbox: Literal["bwrap", "landlock"] = Field(
+        default="bwrap",
+        description="What confines bash and MCP servers: bwrap (namespaces + Landlock + "
+        "seccomp) or the weaker landlock alone.",
+        json_schema_extra=_toward(
+            "bwrap", "landlock", loosening="would drop the namespaces around commands"
+        ),
+    )
+    sandbox_home_entries: list[str] = Field(
+        default_factory=list,
+        description="Entries of the home directory (e.g. .gitconfig) that sandboxed commands "
+        "may read; the rest of the home directory looks empty to them.",
+        json_schema_extra=ADMIN,
+    )
+    egress_allow: list[str] = Field(
+        default_factory=list,
+        description="Exact host:port pairs sandboxed commands may reach through the egress "
+        "proxy although they resolve to loopback or private addresses (e.g. a local registry).",
+        json_schema_extra=ADMIN,
     )
     approval_timeout_seconds: float = Field(
         default=300.0,
@@ -389,12 +414,17 @@ class ServerConfig(_Section):
     )
     sandbox: bool = Field(
         default=True,
-        description="Run inside the Landlock sandbox; always true for workspace servers.",
+        description="Run inside the sandbox (bubblewrap + Landlock + seccomp); always true for "
+        "workspace servers.",
     )
-    network: bool = Field(
-        default=True,
-        description="Let the server open TCP connections; false denies every TCP connect and "
-        "listen (needs the sandbox and Landlock ABI 4, else the server does not start).",
+    network: bool | None = Field(
+        default=None,
+        description="Unset: no network except the net hosts, through Astrid's proxy; true: the "
+        "host's network (admin only, shown by status); false: none at all.",
+    )
+    net: list[str] = Field(
+        default_factory=list,
+        description="Hosts (host, host:port, *.domain) the server may reach through the proxy.",
     )
     blake3: str | None = Field(
         default=None,

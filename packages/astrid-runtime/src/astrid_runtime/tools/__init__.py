@@ -1,7 +1,7 @@
 """The built-in tools. Each maps its call to a SensitiveAction the interceptor authorizes."""
 
 from ._base import MAX_OUTPUT_CHARS, Tool, ToolContext, ToolRegistry, cap_output
-from ._bash import SAFE_ENV, Bash, scrubbed_env
+from ._bash import Bash
 from ._files import DeleteFile, EditFile, Glob, Grep, ListDirectory, ReadFile, WriteFile
 from ._task import Task
 
@@ -20,8 +20,6 @@ __all__ = [
     "Grep",
     "Bash",
     "Task",
-    "scrubbed_env",
-    "SAFE_ENV",
     "default_tools",
 ]
 

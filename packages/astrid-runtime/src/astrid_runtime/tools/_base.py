@@ -52,6 +52,13 @@ class ToolContext:
     # Directories outside the workspace the sandboxed shell may read and write (declared by
     # the user, e.g. a shared build cache); everything else outside stays out of reach.
     sandbox_paths: tuple[str, ...] = ()
+    # security.sandbox ("bwrap" or the weaker "landlock") and security.sandbox_home_entries;
+    # egress: the running egress proxy (astrid_workspace.EgressProxy) that gives bash commands
+    # their network when bash_network is on; None: no proxy.
+    sandbox_mode: str = "bwrap"
+    sandbox_home_entries: tuple[str, ...] = ()
+    egress: Any = None
+    egress_allow: tuple[str, ...] = ()  # security.egress_allow: exact private host:port pairs
     extra: dict[str, Any] = field(default_factory=dict[str, Any])
     # The session's policy, for what a single decision cannot cover: the files a grep/glob/
     # list walk visits (denied ones are skipped) and hard links met at use. None: built-in

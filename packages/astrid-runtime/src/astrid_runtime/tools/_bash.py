@@ -5,19 +5,23 @@ when the command returns (nothing the agent starts outlives the command that was
 The environment is an allow-list (API keys and tokens of the host never reach the command),
 output is capped, and ``cd`` persists between calls. The command line itself was authorized by
 the interceptor, which parsed every simple command in it before we got here. With
-``sandbox_bash`` the shell also runs under Landlock where the kernel has it.
+``sandbox_bash`` the shell runs confined by astrid_workspace: bubblewrap namespaces (its own
+files, processes, network), Landlock and seccomp inside, rlimits; its whole process tree dies
+with it (pid namespace), ``setsid`` included.
 """
 
 from __future__ import annotations
 
 import contextlib
-import functools
+import dataclasses
+import math
 import os
 import shlex
+import shutil
 import signal
 import subprocess
 import tempfile
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import anyio.abc
@@ -31,42 +35,22 @@ from astrid_core import (
     SensitiveAction,
     ShellCommand,
 )
+from astrid_workspace import NETWORK_ABI, scrubbed_environment
 
 from ._base import MAX_OUTPUT_CHARS, ToolContext, cap_output, require, truncation_marker
 
-__all__ = ["Bash", "scrubbed_env", "SAFE_ENV", "MAX_TIMEOUT_SECONDS", "bash_sandbox_report"]
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
 
-SAFE_ENV = (
-    "PATH",
-    "HOME",
-    "LANG",
-    "LC_ALL",
-    "LC_CTYPE",
-    "TERM",
-    "USER",
-    "LOGNAME",
-    "SHELL",
-    "TMPDIR",
-    "TZ",
-)
-_SECRET_NAME = ("KEY", "TOKEN", "SECRET", "PASSWORD", "PASSWD", "CREDENTIAL", "AUTH")
+    from astrid_workspace import Confinement, EgressProxy
+
+__all__ = ["Bash", "MAX_TIMEOUT_SECONDS", "bash_sandbox_report"]
+
 MAX_TIMEOUT_SECONDS = 600.0
 # Enough bytes for MAX_OUTPUT_CHARS characters of any UTF-8; the rest is counted, not kept.
 _KEEP_BYTES = 4 * MAX_OUTPUT_CHARS
 # After the shell exits, how long its leftover pipe holders (already killed) get to let go.
 _DRAIN_GRACE_SECONDS = 1.0
-
-
-def scrubbed_env(allow: tuple[str, ...] = ()) -> dict[str, str]:
-    env: dict[str, str] = {}
-    for name in (*SAFE_ENV, *allow):
-        value = os.environ.get(name)
-        if value is None:
-            continue
-        if name not in allow and any(part in name.upper() for part in _SECRET_NAME):
-            continue
-        env[name] = value
-    return env
 
 
 def _timeout(args: JsonObject, ctx: ToolContext) -> float:
@@ -166,23 +150,25 @@ async def _execute(
     # set before the command so that nothing has to follow the command on the script's line.
     record_cwd = f"builtin pwd -P > {shlex.quote(cwd_file)} 2>/dev/null"
     script = f"trap {shlex.quote(record_cwd)} EXIT\n{action.command}"
-    env = scrubbed_env(ctx.env_allow)
+    env = scrubbed_environment(allow=ctx.env_allow)
     argv = ["/bin/bash", "-c", script]
-    if not ctx.bash_network and not _can_deny_network(ctx):
-        raise SecurityDenied(
-            "bash commands are to run without network ([security] bash_network = false), and "
-            "this machine cannot enforce that (it needs the bash sandbox on Landlock ABI "
-            f"{_network_abi()}, Linux 6.7 or later; this kernel has ABI {_landlock_abi()}); "
-            "the command was not run",
-            hint="run on a newer kernel, or let an admin allow bash commands the network",
-        )
-    if ctx.sandbox_bash and _landlock_abi() > 0:
-        argv, env = _sandboxed(argv, env, action.cwd, ctx)
-    elif ctx.sandbox_bash:
-        env |= {"TMPDIR": _scratch_dir(ctx)}
+    async with contextlib.AsyncExitStack() as stack:
+        if ctx.sandbox_bash:
+            confinement = _confinement(ctx, action.cwd, timeout)
+            if confinement.network == "proxy":
+                # One proxy per command: every connection is authorized by this session's
+                # interceptor, and nothing of it outlives the command.
+                proxy = await stack.enter_async_context(_egress(ctx))
+                confinement = dataclasses.replace(confinement, proxy_socket=proxy.socket_path)
+                env = env | proxy.proxy_environment()
+            argv, env = _sandboxed(argv, env, action.cwd, ctx, confinement)
+        return await _run(argv, env, action.cwd, timeout)
+
+
+async def _run(argv: list[str], env: dict[str, str], cwd: str, timeout: float) -> tuple[str, int]:
     process = await anyio.open_process(
         argv,
-        cwd=action.cwd,
+        cwd=cwd,
         env=env,
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
@@ -252,65 +238,97 @@ class _Output:
         return shown + truncation_marker(f"{omitted:,} more bytes")
 
 
-@functools.cache
-def _landlock_abi() -> int:
-    from astrid_mcp.sandbox import sandbox_status
+def _confinement(ctx: ToolContext, cwd: str, timeout: float) -> Confinement:
+    from astrid_workspace import Confinement, Limits
 
-    return sandbox_status().abi
-
-
-def _network_abi() -> int:
-    from astrid_mcp.sandbox import NETWORK_ABI
-
-    return NETWORK_ABI
-
-
-def _can_deny_network(ctx: ToolContext) -> bool:
-    return ctx.sandbox_bash and _landlock_abi() >= _network_abi()
-
-
-def bash_sandbox_report(sandbox_bash: bool, *, network: bool = True) -> tuple[str, str | None]:
-    """(what confines the bash tool, a warning for `status` when it is less than configured)."""
-    base = "process-group kill + scrubbed env"
-    if not sandbox_bash:
-        return f"{base}; Landlock off by admin config", None
-    abi = _landlock_abi()
-    if not network and abi < _network_abi():
-        return (
-            f"{base}; Landlock ABI {abi}, which cannot deny the network",
-            "bash commands are refused: [security] bash_network = false needs Landlock ABI "
-            f"{_network_abi()} (Linux 6.7 or later) to deny them the network",
-        )
-    if abi > 0:
-        tcp = ", no TCP" if not network else ""
-        return f"{base} + Landlock ABI {abi} (workspace + declared paths{tcp})", None
-    from astrid_mcp.sandbox import sandbox_status
-
-    detail = sandbox_status().detail
-    return (
-        f"{base}; no Landlock",
-        f"bash runs without a filesystem sandbox: {detail}; only the security policy stands "
-        "between commands and files outside the workspace",
+    if not ctx.bash_network:
+        network = "none"
+    elif ctx.egress is not None and ctx.sandbox_mode != "landlock":
+        network = "proxy"  # its own network namespace; out only through the egress proxy
+    else:
+        # No interceptor to ask (library use), or Landlock alone: the host's network.
+        network = "host"
+    declared = tuple(os.path.realpath(p) for p in ctx.sandbox_paths)
+    return Confinement(  # noqa: S604 - shell=True: the PATH programs are readable
+        mode="landlock" if ctx.sandbox_mode == "landlock" else "bwrap",
+        workspace=ctx.workspace,
+        read_paths=(cwd,),
+        write_paths=(*declared, _scratch_dir(ctx)),
+        network=network,
+        home_entries=ctx.sandbox_home_entries,
+        shell=True,
+        limits=Limits(cpu_seconds=math.ceil(timeout) + 1),
     )
+
+
+def bash_sandbox_report(
+    sandbox_bash: bool, *, network: bool = True, mode: str = "bwrap"
+) -> tuple[str, str | None]:
+    """(what confines the bash tool, a warning for `status` when it is less than configured)."""
+    from astrid_workspace import Confinement, bwrap_path, confinement_layers
+
+    base = "process tree killed with the command + scrubbed env"
+    if not sandbox_bash:
+        return f"{base}; no sandbox (sandbox_bash = false, admin config)", None
+    confinement = Confinement(
+        mode="landlock" if mode == "landlock" else "bwrap",
+        network="proxy" if network else "none",
+    )
+    layers = confinement_layers(confinement)
+    if confinement.mode == "bwrap" and bwrap_path() is None:
+        return (
+            f"{base}; {layers.describe()}",
+            "bash commands are refused: bubblewrap (Debian package bubblewrap) is not "
+            'installed; install it, or let an admin set [security] sandbox = "landlock"',
+        )
+    if confinement.mode == "landlock" and not network and layers.landlock_abi < NETWORK_ABI:
+        return (
+            f"{base}; {layers.describe()}",
+            "bash commands are refused: [security] bash_network = false needs Landlock ABI "
+            f"{NETWORK_ABI} (Linux 6.7 or later) to deny them the network",
+        )
+    warning = None
+    if confinement.mode == "landlock":
+        warning = (
+            'bash runs under Landlock alone ([security] sandbox = "landlock"): host network '
+            "and host unix sockets stay reachable, background processes can outlive commands"
+        )
+    return f"{base}; {layers.describe()}", warning
+
+
+@contextlib.asynccontextmanager
+async def _egress(ctx: ToolContext) -> AsyncIterator[EgressProxy]:
+    from astrid_workspace import EgressProxy
+
+    directory = tempfile.mkdtemp(prefix="astrid-egress-")
+    try:
+        proxy = EgressProxy(ctx.egress, who="a bash command", allowed_exact=ctx.egress_allow)
+        async with proxy.serving(directory):
+            yield proxy
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
 
 
 def _sandboxed(
-    argv: list[str], env: dict[str, str], cwd: str, ctx: ToolContext
+    argv: list[str], env: dict[str, str], cwd: str, ctx: ToolContext, confinement: Confinement
 ) -> tuple[list[str], dict[str, str]]:
-    """Wrap the shell in astrid-mcp's Landlock launcher: defence in depth behind the policy."""
-    from astrid_mcp.sandbox import launcher_argv
+    """Confine the shell: bubblewrap + Landlock + seccomp, defence in depth behind the policy."""
+    from astrid_workspace import confined_argv, sandbox_status
 
-    scratch = _scratch_dir(ctx)
-    declared = [os.path.realpath(p) for p in ctx.sandbox_paths]
-    wrapped = launcher_argv(
-        argv[0],
-        argv[1:],
-        read_paths=[ctx.workspace, cwd, *declared],
-        write_paths=[ctx.workspace, scratch, *declared],
-        path_programs=True,
-        network=ctx.bash_network,
-    )
-    return wrapped, env | {"TMPDIR": scratch}
+    no_network = confinement.network == "none"
+    if confinement.mode == "landlock" and no_network and sandbox_status().abi < NETWORK_ABI:
+        raise SecurityDenied(
+            "bash commands are to run without network ([security] bash_network = false), "
+            'and the Landlock-only sandbox ([security] sandbox = "landlock") cannot '
+            f"enforce that on this kernel (it needs Landlock ABI {NETWORK_ABI}, Linux "
+            "6.7 or later); the command was not run",
+            hint='let an admin set [security] sandbox = "bwrap" (bubblewrap), or run on '
+            "a newer kernel",
+        )
+    if confinement.mode == "landlock" and sandbox_status().abi == 0:
+        return argv, env | {"TMPDIR": _scratch_dir(ctx)}
+    wrapped = confined_argv(argv[0], argv[1:], confinement, cwd=cwd)
+    return wrapped, env | {"TMPDIR": _scratch_dir(ctx)}
 
 
 def _kill_group(pid: int) -> None:

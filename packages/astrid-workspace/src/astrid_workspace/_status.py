@@ -1,9 +1,9 @@
-"""Landlock sandbox for MCP servers: a launcher that confines itself, then execs the server.
+"""The Landlock launcher's argv, and what this machine's kernel offers it.
 
-Astrid starts a stdio MCP server as ``launcher_argv(command, args, read, write)`` instead of
-``[command, *args]``. The launcher (``python -m astrid_mcp.sandbox``) restricts itself with
-Landlock and then ``exec``s the server, so the server never runs a single instruction with
-more filesystem access than granted. Importing this package is cheap (ctypes only).
+A confined process is started as ``launcher_argv(command, args, read, write)`` instead of
+``[command, *args]``. The launcher (``_launcher.py``) restricts itself with Landlock and then
+``exec``s the command, so the command never runs a single instruction with more filesystem
+access than granted. Importing this module is cheap (ctypes only).
 """
 
 from __future__ import annotations
@@ -14,18 +14,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from astrid_mcp.sandbox._landlock import NETWORK_ABI, SandboxError, landlock_abi
+from ._landlock import NETWORK_ABI, landlock_abi
 
-__all__ = [
-    "SandboxStatus",
-    "sandbox_status",
-    "landlock_abi",
-    "launcher_argv",
-    "SandboxError",
-    "NETWORK_ABI",
-]
+__all__ = ["SandboxStatus", "sandbox_status", "launcher_argv"]
 
-_LAUNCHER = Path(__file__).with_name("__main__.py")
+_LAUNCHER = Path(__file__).with_name("_launcher.py")
 _NO_LANDLOCK = (
     "kernel has no Landlock (needs Linux >= 5.13 with CONFIG_SECURITY_LANDLOCK and lsm=landlock)"
 )
@@ -33,7 +26,7 @@ _NO_LANDLOCK = (
 
 @dataclass(frozen=True)
 class SandboxStatus:
-    """Whether this machine can sandbox MCP servers, for `astrid doctor`-style reports."""
+    """Whether this kernel has Landlock, for `astrid status`-style reports."""
 
     available: bool
     abi: int
@@ -66,9 +59,9 @@ def launcher_argv(
 ) -> list[str]:
     """The argv that runs `command args...` inside the sandbox.
 
-    Equivalent to ``python -m astrid_mcp.sandbox ...``, but runs the launcher file with
+    Equivalent to ``python -m astrid_workspace ...``, but runs the launcher file with
     ``-E -s -S`` (no PYTHON* variables, no site-packages): it starts in milliseconds instead
-    of importing `astrid_mcp` and the mcp SDK, and nothing on the host's Python path can
+    of importing packages, and nothing on the host's Python path can
     inject code into the process that is about to sandbox itself. Options use the
     ``--opt=value`` form so a path starting with ``-`` cannot be taken for an option.
     """

@@ -19,8 +19,8 @@ from pathlib import Path
 
 import pytest
 
-import astrid_mcp.sandbox
-from astrid_mcp.sandbox import SandboxStatus, landlock_abi, launcher_argv, sandbox_status
+import astrid_workspace
+from astrid_workspace import SandboxStatus, landlock_abi, launcher_argv, sandbox_status
 
 ABI = landlock_abi()
 pytestmark = pytest.mark.skipif(ABI == 0, reason="kernel has no Landlock (landlock_abi() == 0)")
@@ -241,7 +241,7 @@ def test_no_network_leaves_udp_as_documented(dirs: Dirs) -> None:
 def test_no_network_without_landlock_is_refused_even_when_unsandboxed_is_allowed(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from astrid_mcp.sandbox import __main__ as launcher
+    from astrid_workspace import _launcher as launcher
 
     monkeypatch.setattr(launcher, "landlock_abi", lambda: 0)  # a kernel without Landlock
     code = launcher.main(["--no-network", "--allow-unsandboxed", "--", sys.executable, "-V"])
@@ -274,7 +274,7 @@ def test_node_runs_sandboxed(dirs: Dirs) -> None:
 
 def test_venv_packages_import_inside_the_sandbox(dirs: Dirs) -> None:
     # The venv's editable installs are granted read-only along with the interpreter.
-    code = "import astrid_mcp.sandbox, ssl; ssl.create_default_context(); print('ok')"
+    code = "import astrid_workspace, ssl; ssl.create_default_context(); print('ok')"
     proc = run_sandboxed([sys.executable, "-c", code], read=[], write=[])
     assert (proc.returncode, proc.stdout.strip()) == (0, "ok"), proc.stderr
 
@@ -298,7 +298,7 @@ def test_missing_paths_are_skipped_and_reported(dirs: Dirs) -> None:
 
 
 def test_usage_error_without_separator() -> None:
-    argv = [sys.executable, "-m", "astrid_mcp.sandbox", "true"]
+    argv = [sys.executable, "-m", "astrid_workspace", "true"]
     proc = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
     assert proc.returncode == 2
     assert "missing '--'" in proc.stderr
@@ -306,7 +306,7 @@ def test_usage_error_without_separator() -> None:
 
 def test_launcher_argv_shape() -> None:
     argv = launcher_argv("node", ["server.js", "--x"], [Path("/r")], ["/w"], True)
-    launcher = Path(astrid_mcp.sandbox.__file__).with_name("__main__.py")
+    launcher = Path(astrid_workspace.__file__).with_name("_launcher.py")
     assert argv == [
         sys.executable,
         "-E",

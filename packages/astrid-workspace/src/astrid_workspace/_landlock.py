@@ -19,10 +19,11 @@ from __future__ import annotations
 import ctypes
 import errno
 import os
-import platform
 import stat
-from collections.abc import Iterable
-from dataclasses import dataclass
+
+TYPE_CHECKING = False  # no `typing` import: the launcher loads this on every command
+if TYPE_CHECKING:
+    from collections.abc import Iterable
 
 __all__ = ["SandboxError", "SandboxApplied", "landlock_abi", "restrict_self", "NETWORK_ABI"]
 
@@ -84,12 +85,14 @@ class SandboxError(RuntimeError):
         self.hint = hint
 
 
-@dataclass(frozen=True)
 class SandboxApplied:
     """What `restrict_self` did: the ABI used and the requested paths that did not exist."""
 
-    abi: int
-    skipped: tuple[str, ...]
+    __slots__ = ("abi", "skipped")
+
+    def __init__(self, abi: int, skipped: tuple[str, ...]) -> None:
+        self.abi = abi
+        self.skipped = skipped
 
 
 class _RulesetAttr(ctypes.Structure):
@@ -126,7 +129,7 @@ def _libc() -> ctypes.CDLL:
 def _syscall_numbers() -> tuple[int, int, int] | None:
     if os.uname().sysname != "Linux":
         return None
-    return _SYSCALLS.get(platform.machine())
+    return _SYSCALLS.get(os.uname().machine)
 
 
 def landlock_abi() -> int:

@@ -1,37 +1,18 @@
-"""``python -m astrid_mcp.sandbox [--read DIR]... [--write DIR]... [--no-network]
-[--allow-unsandboxed] -- CMD``
+"""What a confined command must be able to read to run at all: system files, its own
+install (a Python venv and its base, a Node prefix), the programs on a shell's PATH.
 
-Confines itself with Landlock, then execs CMD (same pid, so the MCP client's pipes and
-signals reach the server directly). Exit codes: 126 the sandbox could not be applied or CMD
-could not be executed, 127 CMD not found, 2 usage error; otherwise CMD's own status.
-``--allow-unsandboxed`` only covers a kernel without Landlock: when Landlock exists but a step
-fails, the launcher still exits 126 rather than run CMD with less protection than asked for.
-``--no-network`` denies every TCP connect and bind; a kernel that cannot (Landlock ABI < 4)
-is a failure (126), and ``--allow-unsandboxed`` does not cover it.
-
-`launcher_argv` runs this file directly (``python -E -s -S .../__main__.py``) so that starting
-a server does not import the `astrid_mcp` package (and with it the mcp SDK, ~2.5 s): the
-launcher needs only the standard library and `_landlock`, which sits next to it.
+Used by the host to mount these paths into the sandbox, and by the launcher (Landlock-only
+mode) to grant them. Standard library only.
 """
 
 from __future__ import annotations
 
-import argparse
 import glob
 import os
 import shutil
-import sys
-from collections.abc import Sequence
 from pathlib import Path
 
-if __package__:  # python -m astrid_mcp.sandbox
-    from astrid_mcp.sandbox._landlock import SandboxError, landlock_abi, restrict_self
-else:  # run as a file by launcher_argv: this directory is sys.path[0]
-    from _landlock import SandboxError, landlock_abi, restrict_self  # type: ignore[no-redef]
-
-_PROG = "astrid-sandbox"
-EXIT_SANDBOX_FAILURE = 126
-EXIT_NOT_FOUND = 127
+__all__ = ["SYSTEM_READ_PATHS", "SYSTEM_WRITE_PATHS", "runtime_read_paths", "shell_read_paths"]
 
 # Read-only for every server: code and libraries, plus the few /etc files that dynamic
 # linking, TLS and name resolution read. Not /etc wholesale: as root that would expose
@@ -183,100 +164,3 @@ def _editable_source_dirs(venv: Path) -> list[Path]:
         # `import ...` lines are code run by site.py, not paths.
         dirs += [Path(x) for x in lines if x.startswith("/") and Path(x).is_dir()]
     return dirs
-
-
-def _parse(argv: Sequence[str]) -> tuple[argparse.Namespace, list[str]]:
-    parser = argparse.ArgumentParser(
-        prog=f"{Path(sys.executable).name} -m astrid_mcp.sandbox",
-        description="Run COMMAND confined by Landlock to the given directories.",
-        usage="%(prog)s [--read DIR]... [--write DIR]... [--no-network] [--allow-unsandboxed] "
-        "-- COMMAND ...",
-    )
-    parser.add_argument("--read", action="append", default=[], metavar="DIR")
-    parser.add_argument("--write", action="append", default=[], metavar="DIR")
-    parser.add_argument(
-        "--shell",
-        action="store_true",
-        help="COMMAND is a shell: also grant read access to the programs on its PATH",
-    )
-    parser.add_argument(
-        "--no-network",
-        action="store_true",
-        help="COMMAND may not open or accept TCP connections (Landlock ABI 4+)",
-    )
-    parser.add_argument(
-        "--allow-unsandboxed",
-        action="store_true",
-        help="if the kernel has no Landlock, run COMMAND anyway (with a warning)",
-    )
-    if "--" not in argv:
-        parser.error("missing '--' before COMMAND")
-    split = list(argv).index("--")
-    options, command = parser.parse_args(argv[:split]), list(argv[split + 1 :])
-    if not command:
-        parser.error("missing COMMAND after '--'")
-    return options, command
-
-
-def _say(message: str) -> None:
-    print(f"{_PROG}: {message}", file=sys.stderr, flush=True)
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    options, command = _parse(sys.argv[1:] if argv is None else argv)
-    executable = shutil.which(command[0])
-    if executable is None:
-        _say(f"command not found: {command[0]}")
-        return EXIT_NOT_FOUND
-    executable = os.path.abspath(executable)
-
-    try:
-        abi = landlock_abi()
-    except OSError as exc:
-        _say(f"cannot probe Landlock, not running {command[0]}: {exc}")
-        return EXIT_SANDBOX_FAILURE
-    if abi == 0:
-        if options.no_network:
-            _say(
-                f"refusing to run {command[0]}: no network was asked for, and the kernel has "
-                "no Landlock to deny it. Fix: run on Linux >= 6.7 with Landlock, or allow "
-                "the server network"
-            )
-            return EXIT_SANDBOX_FAILURE
-        if not options.allow_unsandboxed:
-            _say(
-                "refusing to run unsandboxed: kernel has no Landlock. Fix: boot Linux >= 5.13 "
-                "with CONFIG_SECURITY_LANDLOCK=y and 'landlock' in lsm=, or pass "
-                "--allow-unsandboxed to accept the risk"
-            )
-            return EXIT_SANDBOX_FAILURE
-        _say(f"WARNING: kernel has no Landlock; running {command[0]} UNSANDBOXED")
-    else:
-        read_paths = [*SYSTEM_READ_PATHS, *runtime_read_paths(executable), *options.read]
-        if options.shell:
-            read_paths += shell_read_paths(os.environ.get("PATH", ""))
-        try:
-            applied = restrict_self(
-                read_paths, [*SYSTEM_WRITE_PATHS, *options.write], deny_tcp=options.no_network
-            )
-        except SandboxError as exc:
-            _say(f"sandbox not applied, not running {command[0]}: {exc}")
-            return EXIT_SANDBOX_FAILURE
-        requested = set(options.read) | set(options.write)
-        missing = [p for p in applied.skipped if p in requested]
-        if missing:
-            _say(f"skipped paths that do not exist: {', '.join(missing)}")
-
-    try:
-        # The path we resolved (and granted), not a fresh PATH lookup; argv[0] as given.
-        os.execv(executable, command)  # noqa: S606 - exec without a shell is the point
-    except FileNotFoundError as exc:
-        _say(f"cannot execute {command[0]}: {exc.strerror}")
-        return EXIT_NOT_FOUND
-    except OSError as exc:
-        _say(f"cannot execute {command[0]} inside the sandbox: {exc.strerror}")
-        return EXIT_SANDBOX_FAILURE
-
-
-if __name__ == "__main__":
-    sys.exit(main())
