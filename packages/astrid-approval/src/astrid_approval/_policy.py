@@ -481,7 +481,12 @@ class SecurityPolicy:
         questions: list[str] = []
         names = frozenset(_blocked_names(tuple(self.blocked_commands))) - _SUBCOMMAND_WORDS
         rules = self._denied_rules()
+        for target in line.redirect_targets:
+            shielded = self.protected_path(normalize_path(target, cwd, self.home).path)
+            if shielded is not None:
+                questions.append(f"writes to {target}, under the protected path {shielded}")
         for command in line.commands:
+            questions += self._protected_arguments(command, cwd)
             if command.program not in _ARGS_NEVER_RUN:
                 for arg in command.argv[1:]:
                     if arg.rsplit("/", 1)[-1] in names:
@@ -521,6 +526,31 @@ class SecurityPolicy:
                             )
         return sorted(set(questions))
 
+    def _protected_arguments(self, command: SimpleCommand, cwd: str) -> list[str]:
+        """A path-like argument under a protected path (``.git/hooks``, ``.git/config``, …):
+        the line is asked, in every mode, unless the program only reads. Which arguments a
+        program writes is not in the text, so any mention counts; renaming or deleting a
+        folder above a protected path counts too (``mv .git/hooks x``)."""
+        if command.program in _READ_ONLY_PROGRAMS:
+            return []
+        questions: list[str] = []
+        for arg in (p for word in command.argv[1:] for p in _path_words(word)):
+            if arg.startswith("-") or "://" in arg or not arg or "\x00" in arg:
+                continue
+            for where in command.cwds:
+                base = normalize_path(where, cwd, self.home).path if where != "." else cwd
+                try:
+                    resolved = normalize_path(arg, base, self.home).path
+                except AstridError:
+                    continue
+                shielded = self.protected_path(resolved)
+                if shielded is not None:
+                    questions.append(
+                        f"{command.program} {arg} may change the protected path {shielded}"
+                    )
+                    break
+        return questions
+
     def _command_paths(self, command: SimpleCommand, cwd: str) -> list[str]:
         """Path-like arguments, resolved against every directory the command may run in
         (``cd`` earlier in the line is followed); a glob is checked by what it matches."""
@@ -550,6 +580,34 @@ class SecurityPolicy:
         return problems
 
 
+# Programs that never write the files they are given: naming a protected path to them is no
+# reason to ask (everything else may write what it names).
+_READ_ONLY_PROGRAMS = frozenset(
+    {
+        "cat",
+        "less",
+        "more",
+        "head",
+        "tail",
+        "wc",
+        "diff",
+        "cmp",
+        "stat",
+        "file",
+        "ls",
+        "grep",
+        "egrep",
+        "fgrep",
+        "rg",
+        "md5sum",
+        "sha256sum",
+        "sha1sum",
+        "b2sum",
+        "od",
+        "xxd",
+        "hexdump",
+    }
+)
 _GLOB_LIMIT = 4096  # paths one glob or brace expansion may name before the line is refused
 _TOO_MANY = "\x00too many"  # a marker no path can be (paths hold no NUL)
 

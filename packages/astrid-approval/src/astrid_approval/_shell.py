@@ -38,6 +38,8 @@ __all__ = [
     "CommandKey",
 ]
 
+# Programs that run, later and outside this command, commands read from stdin or a file.
+_SCHEDULERS = frozenset({"at", "batch", "crontab"})
 SHELLS = frozenset(
     {"sh", "bash", "zsh", "dash", "ksh", "mksh", "ash", "fish", "csh", "tcsh", "yash", "rbash"}
 )
@@ -872,6 +874,9 @@ class _Analysis:
             return
         if _LOADERS.fullmatch(program):
             self.loader(args, depth=depth, via=(*via, program))
+            return
+        if program in _SCHEDULERS:  # what they run is in their input or a file, and runs later
+            self.opaque(f"{program} schedules commands that are not in this line")
             return
         self.option_runs(program, args)
         if program == "find":
