@@ -23,7 +23,7 @@ _COMMANDS: dict[str, tuple[str, str, str]] = {
     "chat": ("astrid_cli.commands.chat", "chat", "Start an interactive chat session."),
     "run": ("astrid_cli.commands.chat", "run", "Run one non-interactive turn."),
     "demo": ("astrid_cli.commands.demo", "demo", "Play the offline demo session."),
-    "init": ("astrid_cli.commands.init", "init", "Initialize a workspace (.astrid/)."),
+    "init": ("astrid_cli.commands.init", "init", "Write a commented config: workspace or --user."),
     "status": ("astrid_cli.commands.daemon", "status", "Show daemon and session status."),
     "daemon": ("astrid_cli.commands.daemon", "daemon", "Run, inspect or stop the daemon."),
     "sessions": ("astrid_cli.commands.sessions", "sessions", "List, show, delete sessions."),

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 import anyio
 
-from astrid_core import AstridError
+from astrid_core import AstridError, ConfigError
 
 from ._state import StatePaths, state_dir
 
@@ -30,14 +30,19 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
         epilog="example: astridd --ephemeral   (exits 30 s after the last client leaves)",
     )
     parser.add_argument("--state-dir", help="state directory (default: $ASTRID_HOME or ~/.astrid)")
-    parser.add_argument("--port", type=int, default=0, help="port (default: OS-chosen)")
+    parser.add_argument(
+        "--port", type=int, default=None, help="port (default: [gateway] port; 0 = OS-chosen)"
+    )
     parser.add_argument(
         "--ephemeral",
         action="store_true",
         help="exit when no client has been connected for a while",
     )
     parser.add_argument(
-        "--idle-grace", type=float, default=30.0, help="ephemeral idle time in seconds (default 30)"
+        "--idle-grace",
+        type=float,
+        default=None,
+        help="ephemeral idle time in seconds (default: [gateway] ephemeral_idle_seconds, 30)",
     )
     parser.add_argument(
         "--log-level", default=None, help="log level (default: [logging] level, INFO)"
@@ -52,6 +57,18 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
 
 
 log = logging.getLogger("astrid.gateway")
+
+
+def _gateway_settings(paths: StatePaths) -> tuple[int, float, bool]:
+    """[gateway] port, ephemeral_idle_seconds, allow_remote; the defaults when the config
+    cannot be read (the runtime reports that problem itself, a moment later)."""
+    try:
+        from astrid_runtime.config import load_config
+
+        section = load_config(paths.root).config.gateway
+        return section.port, section.ephemeral_idle_seconds, section.allow_remote
+    except (ImportError, AstridError):
+        return 0, 30.0, False
 
 
 def _logging_settings(paths: StatePaths) -> tuple[str, int, int]:
@@ -133,6 +150,14 @@ def main(argv: list[str] | None = None, companions: Sequence[Companion] | None =
     paths = StatePaths(state_dir(args.state_dir))
     try:
         _configure_logging(args, paths)
+        port, idle_grace, allow_remote = _gateway_settings(paths)
+        if allow_remote:
+            raise ConfigError(
+                "[gateway] allow_remote = true is refused: astridd serves no TLS, and the "
+                "daemon protocol must not cross a network in clear",
+                hint="remove [gateway] allow_remote; reach a daemon on another machine through "
+                "an SSH tunnel (ssh -L PORT:127.0.0.1:PORT host) with [gateway] port set there",
+            )
         if companions is None:
             companions = installed_companions()
         from .daemon import run_daemon  # heavy imports only once we are really starting
@@ -140,9 +165,9 @@ def main(argv: list[str] | None = None, companions: Sequence[Companion] | None =
         anyio.run(
             partial(run_daemon, detach_stdio=bool(args.log_file)),
             paths,
-            args.port,
+            port if args.port is None else args.port,
             args.ephemeral,
-            args.idle_grace,
+            idle_grace if args.idle_grace is None else args.idle_grace,
             companions,
         )
     except AstridError as exc:

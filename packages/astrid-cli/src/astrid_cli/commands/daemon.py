@@ -22,17 +22,23 @@ def daemon() -> None:
 
 
 @daemon.command("run")
-@click.option("--ephemeral", is_flag=True, help="Exit 30 s after the last client disconnects.")
-@click.option("--port", type=int, default=0, show_default=True, help="Port (0 = OS-chosen).")
+@click.option(
+    "--ephemeral",
+    is_flag=True,
+    help="Exit once no client has been connected for [gateway] ephemeral_idle_seconds (30 s).",
+)
+@click.option(
+    "--port", type=int, default=None, help="Port (default: [gateway] port; 0 = OS-chosen)."
+)
 @click.pass_context
-def daemon_run(ctx: click.Context, ephemeral: bool, port: int) -> None:
+def daemon_run(ctx: click.Context, ephemeral: bool, port: int | None) -> None:
     """Run the daemon in the foreground (Ctrl-C or SIGTERM stops it cleanly).
 
     Example: astrid daemon run --ephemeral
     """
     from astrid_gateway.__main__ import main as astridd_main
 
-    argv = ["--port", str(port)]
+    argv = [] if port is None else ["--port", str(port)]
     home = home_of(ctx)
     if home:
         argv += ["--state-dir", home]

@@ -564,12 +564,14 @@ class GatewaySection(_Section):
     ephemeral_idle_seconds: float = Field(
         default=30.0,
         gt=0,
-        description="An auto-started daemon exits after being idle this long.",
+        description="An ephemeral (auto-started) daemon exits after no client has been "
+        "connected this long.",
         json_schema_extra=ADMIN,
     )
     allow_remote: bool = Field(
         default=False,
-        description="Listen on all interfaces instead of loopback only.",
+        description="Listen on all interfaces instead of loopback only: refused while astridd "
+        "serves no TLS (use an SSH tunnel).",
         json_schema_extra=ADMIN,
     )
 
