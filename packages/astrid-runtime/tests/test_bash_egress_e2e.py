@@ -32,7 +32,7 @@ async def test_a_bash_commands_connection_is_asked_for_and_denied(
 ) -> None:
     script = turns(("Fetching.", [("bash", {"command": FETCH})]), ("Done.", []))
     runtime = await open_runtime(tmp_path, script, mode="autonomous")
-    human = Human([ApprovalOption.ALLOW_ONCE])  # the command line; Deny for anything after
+    human = Human([ApprovalOption.ALLOW_ONCE])  # the (opaque) command line; Deny after
     runtime.set_frontend(human)  # type: ignore[arg-type]
     try:
         info = await runtime.create_session(str(workspace))
@@ -41,7 +41,8 @@ async def test_a_bash_commands_connection_is_asked_for_and_denied(
         assert len(results) == 1
         assert "SENT" not in results[0]
         assert "refused" in results[0]
-        network = [r for r in human.asked if "exfil.example" in r.summary]
+        # The line itself is asked first (python -c is opaque), then its connection.
+        network = [r for r in human.asked if r.summary.startswith("Network request")]
         assert len(network) == 1, [r.summary for r in human.asked]
         entries = await runtime.audit.entries(session_id=info.session_id)
         audited = [e for e in entries if "exfil.example" in str(e.action)]
