@@ -46,9 +46,14 @@ from typing import Any
 import anyio
 from websockets.asyncio.client import ClientConnection, connect
 
-from astrid_gateway._state import StatePaths, read_token
-from astrid_gateway.client import GatewayClient
-from astrid_gateway.protocol import AUTH_HEADER
+from astrid_gateway._state import StatePaths, client_proof, daemon_proof, read_token
+from astrid_gateway.client import GatewayClient, read_port
+from astrid_gateway.protocol import (
+    DAEMON_PID_HEADER,
+    DAEMON_PROOF_HEADER,
+    NONCE_HEADER,
+    SERVER_NONCE_HEADER,
+)
 
 VERSION_TARGET_S = 0.3
 STOP_TIMEOUT_S = 10.0
@@ -66,7 +71,9 @@ class Daemon:
 
     @property
     def port(self) -> int:
-        return int(self.paths.port.read_text().strip())
+        port = read_port(self.paths)
+        assert port is not None, "the daemon wrote no port file"
+        return port
 
     @property
     def token(self) -> str:
@@ -160,10 +167,31 @@ class RawClient:
 
     @classmethod
     async def open(cls, daemon: Daemon) -> RawClient:
+        """Connect and do the mutual challenge-response by hand (the daemon accepts no bearer
+        token): verify the daemon's proof, send ours. Paid once per connection, not per call."""
+        import secrets
+
+        nonce = secrets.token_hex(32)
         ws = await connect(
-            f"ws://127.0.0.1:{daemon.port}",
-            additional_headers={AUTH_HEADER: f"Bearer {daemon.token}"},
+            f"ws://127.0.0.1:{daemon.port}", additional_headers={NONCE_HEADER: nonce}
         )
+        assert ws.response is not None
+        headers = ws.response.headers
+        server_nonce, pid = headers[SERVER_NONCE_HEADER], int(headers[DAEMON_PID_HEADER])
+        token, port = daemon.token, daemon.port
+        assert headers[DAEMON_PROOF_HEADER] == daemon_proof(token, nonce, server_nonce, port, pid)
+        proof = client_proof(token, nonce, server_nonce, port, pid)
+        await ws.send(
+            json.dumps(
+                {
+                    "jsonrpc": "2.0",
+                    "id": 0,
+                    "method": "astrid.authenticate",
+                    "params": {"proof": proof},
+                }
+            )
+        )
+        assert json.loads(await ws.recv())["result"]["authenticated"] is True
         return cls(ws)
 
     async def status(self) -> dict[str, Any]:
