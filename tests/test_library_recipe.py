@@ -73,3 +73,19 @@ def test_the_readme_library_recipe_works_in_a_fresh_venv(tmp_path: Path) -> None
     names = {line.split("==")[0].split(" @ ")[0].lower() for line in freeze.splitlines()}
     assert {"astrid-core", "astrid-crypto", "astrid-capabilities"} <= names
     assert not names & {"astrid-runtime", "astrid-approval", "mcp", "anthropic"}
+    # Honest metadata: the declared licence expression, and both licence texts in the wheel.
+    meta = subprocess.run(
+        [
+            str(python),
+            "-c",
+            "from importlib.metadata import files, metadata as m; "
+            "print(m('astrid-capabilities')['License-Expression']); "
+            "print(sorted(f.name for f in files('astrid-capabilities') if 'LICENSE' in f.name))",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    ).stdout
+    assert "MIT OR Apache-2.0" in meta
+    assert "['LICENSE-APACHE', 'LICENSE-MIT']" in meta
