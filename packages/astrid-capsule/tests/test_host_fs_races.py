@@ -20,8 +20,8 @@ import pytest
 from astrid_approval import SecurityPolicy
 from astrid_capsule.wasm import HostContext, HostGrants, WasmCapsule, WasmLimits, load_wasm_bytes
 from astrid_crypto import hash_file
+from astrid_workspace.testing import Flipper
 
-from ._flipper import Flipper
 from .conftest import RecordingGuard
 
 pytestmark = pytest.mark.anyio

@@ -28,8 +28,8 @@ from astrid_runtime.tools import (
     ToolContext,
     WriteFile,
 )
+from astrid_workspace.testing import Flipper
 
-from ._flipper import Flipper
 from .conftest import Human, collect, open_runtime, turns
 
 pytestmark = pytest.mark.anyio

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -17,6 +15,7 @@ from hypothesis import strategies as st
 
 from astrid_core import AstridError, BadInputError, NotFoundError
 from astrid_workspace import fs
+from astrid_workspace.testing import Flipper
 
 SECRET = b"SECRET-runtime-key"
 
@@ -195,23 +194,12 @@ while time.monotonic() < deadline and flips < 2_000_000:
 """
 
 
-class Flipper:
-    """Swaps ``path`` between a real file (or directory) and a symlink to ``target`` as fast as
-    it can, in a separate process (real parallelism, no GIL), until stopped; bounded in time."""
+class _Flipper(Flipper):
+    """The shared flipper with this module's directory mechanics (the real directory is moved
+    aside and back, so it is never missing between flips)."""
 
     def __init__(self, path: Path, target: Path, kind: str = "file", seconds: float = 20) -> None:
-        self.args = [sys.executable, "-c", _FLIPPER, str(path), str(target), kind, str(seconds)]
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def __enter__(self) -> Flipper:
-        self.process = subprocess.Popen(self.args)
-        time.sleep(0.05)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        assert self.process is not None
-        self.process.kill()  # our own child, by its handle
-        self.process.wait(10)
+        super().__init__(path, target, kind, seconds, script=_FLIPPER)
 
 
 def _race(attempt: Callable[[], None], iterations: int = 3000, seconds: float = 10.0) -> int:
@@ -241,7 +229,7 @@ def test_reads_raced_by_a_file_symlink_flipper_never_return_the_secret(
             leaked += 1
         clean += 1
 
-    with Flipper(target, tree / "secret" / "runtime.key"):
+    with _Flipper(target, tree / "secret" / "runtime.key"):
         attempts = _race(read)
     assert leaked == 0
     assert attempts >= 100
@@ -268,7 +256,7 @@ def test_writes_raced_by_a_directory_symlink_flipper_stay_inside(
         with contextlib.suppress(fs.PathChanged, NotFoundError, BadInputError):
             fs.unlink(root, "notes/runtime.key")
 
-    with Flipper(notes, outside, "dir"):
+    with _Flipper(notes, outside, "dir"):
         _race(write)
     assert sorted(p.name for p in outside.iterdir()) == ["runtime.key"]
     assert (outside / "runtime.key").read_bytes() == SECRET

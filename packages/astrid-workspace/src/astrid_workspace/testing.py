@@ -1,4 +1,10 @@
-"""A symlink flipper in its own process (real parallelism, no GIL), bounded in time."""
+"""Test helpers for attacks on file access: a symlink flipper.
+
+``Flipper`` swaps a path between a real file (or directory) and a symlink to a target outside,
+as fast as it can, in its own process (real parallelism, no GIL), bounded in time. Race tests
+of the built-in file tools, of capsule host functions and of ``astrid_workspace.fs`` use it:
+run the operation thousands of times while it flips and check nothing outside was touched.
+"""
 
 from __future__ import annotations
 
@@ -40,11 +46,24 @@ while time.monotonic() < deadline and laps < 2_000_000:
 """
 
 
-class Flipper:
-    """Swaps ``path`` between a real file (or directory) and a symlink to ``target``."""
+__all__ = ["Flipper"]
 
-    def __init__(self, path: Path, target: Path, kind: str = "file", seconds: float = 30) -> None:
-        self.args = [sys.executable, "-c", _SCRIPT, str(path), str(target), kind, str(seconds)]
+
+class Flipper:
+    """Swaps ``path`` between a real file (``kind="file"``) or directory (``"dir"``) and a
+    symlink to ``target`` until the ``with`` block ends or ``seconds`` pass. ``script`` replaces
+    the flipping program (it gets ``path target kind seconds`` as arguments)."""
+
+    def __init__(
+        self,
+        path: Path,
+        target: Path,
+        kind: str = "file",
+        seconds: float = 30,
+        *,
+        script: str = _SCRIPT,
+    ) -> None:
+        self.args = [sys.executable, "-c", script, str(path), str(target), kind, str(seconds)]
         self.process: subprocess.Popen[bytes] | None = None
 
     def __enter__(self) -> Flipper:
