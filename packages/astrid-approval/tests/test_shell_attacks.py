@@ -17,7 +17,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from astrid_approval import AllowanceStore, WorkspaceMode, parse_command_line
+from astrid_approval import (
+    AllowanceStore,
+    PolicyVerdict,
+    SecurityPolicy,
+    WorkspaceMode,
+    parse_command_line,
+)
+from astrid_approval._normalize import Normalized
 from astrid_core import (
     ApprovalOption,
     DenialLayer,
@@ -602,3 +609,30 @@ async def test_a_shell_write_to_a_protected_path_is_asked_in_every_mode(
     )
     if mode is WorkspaceMode.AUTONOMOUS:
         assert reading.allowed
+
+
+class _BrokenPolicy(SecurityPolicy):
+    """Fault injection: an analysis that raises (a parser bug, a grammar crash)."""
+
+    def check(self, normalized: Normalized) -> PolicyVerdict:
+        raise RuntimeError("grammar crashed")
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_an_analysis_that_raises_is_a_recorded_denial(
+    workspace: Path, mode: WorkspaceMode
+) -> None:
+    """Fail closed: a bug in the analysis denies the action and records the denial; before, the
+    exception left intercept with no decision and no audit entry, and the turn aborted."""
+    handler = ScriptedHandler(ApprovalOption.ALLOW_ONCE)
+    guard = await make_interceptor(
+        MemoryStorage(), KeyPair.generate(), workspace, handler=handler, mode=mode,
+        policy=_BrokenPolicy(home=str(workspace.parent / "home")),
+    )  # fmt: skip
+    result = await guard.intercept(ShellCommand(command="ls", cwd=str(workspace)), "x")
+    assert not result.allowed
+    assert result.authorization.denied_by is DenialLayer.POLICY
+    assert "could not be analysed" in result.authorization.reason
+    assert handler.asked == []  # nobody is asked to approve what was not analysed
+    entries = await guard.audit.entries()
+    assert entries[-1].outcome.kind == "policy_blocked"

@@ -234,6 +234,11 @@ class SecurityInterceptor:
             normalized = normalize_action(action, self.workspace.root, self.home)
         except AstridError as exc:
             return await self._deny(action, DenialLayer.POLICY, f"invalid action: {exc.message}")
+        except Exception as exc:  # an analysis bug costs the action, never its decision and record
+            log.exception("normalizing %s failed", action.resource)
+            return await self._deny(
+                action, DenialLayer.POLICY, f"the action could not be analysed ({exc!r})"
+            )
         action = normalized.action
         warnings: list[str] = list(normalized.warnings)
 
@@ -243,7 +248,16 @@ class SecurityInterceptor:
             if self._session_blocked
             else self.policy
         )
-        verdict = policy.check(normalized)
+        try:
+            verdict = policy.check(normalized)
+        except Exception as exc:  # fail closed: denied, and the denial is recorded
+            log.exception("policy check of %s failed", action.resource)
+            return await self._deny(
+                action,
+                DenialLayer.POLICY,
+                f"blocked by policy: the action could not be analysed ({exc!r})",
+                kind=OutcomeKind.POLICY_BLOCKED,
+            )
         if verdict.verdict is Verdict.DENY:
             return await self._deny(
                 action,
