@@ -182,6 +182,34 @@ async def test_key_rotation_is_signed_by_the_old_key(storage: Storage, key: KeyP
     assert new_key.key_id in report.key_ids
 
 
+async def test_a_rotation_written_by_someone_else_is_not_trusted_at_open(
+    storage: Storage, key: KeyPair
+) -> None:
+    """Someone with write access to the store (not to the key) appends a "rotation" to their
+    own key and entries signed by it. Opening the log used to trust that key because the store
+    named it, so the daemon's own verify passed and it signed a checkpoint over the forgery."""
+    await filled(storage, key, n=3)
+    evil = KeyPair.generate()
+    forger = await AuditLog.open(storage, evil, checkpoint_every=0)
+    await forger.rotate_key(evil)
+    await forger.append(Outcome(kind=OutcomeKind.ALLOWED, reason="forged"))
+    with pytest.raises(VerificationError, match=r"key rotation entry 3 .* untrusted key"):
+        await AuditLog.open(storage, key, checkpoint_every=0)
+
+
+async def test_a_real_rotation_is_trusted_at_open_with_the_retired_key(
+    storage: Storage, key: KeyPair
+) -> None:
+    log = await filled(storage, key, n=3)
+    new_key = KeyPair.generate()
+    await log.rotate_key(new_key)
+    await log.append(Outcome(kind=OutcomeKind.ALLOWED, reason="after rotation"))
+    reopened = await AuditLog.open(storage, new_key, retired_keys=[key.public_key])
+    assert set(reopened.trusted_keys) == {key.key_id, new_key.key_id}
+    with pytest.raises(VerificationError, match="untrusted key"):
+        await AuditLog.open(storage, new_key)  # without the key that signed the rotation
+
+
 async def test_storage_failure_raises_and_leaves_log_consistent(key: KeyPair) -> None:
     storage = FailingStorage()
     log = await filled(storage, key, n=3)

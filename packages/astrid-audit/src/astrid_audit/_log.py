@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -158,10 +158,16 @@ class AuditLog:
         *,
         checkpoint_every: int = 1000,
         witness: Witness | None = None,
+        retired_keys: Sequence[PublicKey] = (),
     ) -> AuditLog:
         """Load the log and check it against the newest witnessed tree head: a store that is
-        shorter than (or disagrees with) what the witness saw is refused (VerificationError)."""
+        shorter than (or disagrees with) what the witness saw is refused (VerificationError).
+
+        ``retired_keys``: keys this one replaced (kept outside the store); a rotation entry
+        in the log is trusted only if one of these or ``key`` signed it."""
         audit = cls(storage, key, checkpoint_every=checkpoint_every, witness=witness)
+        for retired in retired_keys:
+            audit.trusted_keys[retired.key_id] = retired
         await audit._load()
         return audit
 
@@ -196,6 +202,14 @@ class AuditLog:
             self.tree.append_leaf_hash(leaf_hash(bytes.fromhex(entry.hash)))
             self._heads[entry.chain] = (entry.hash, entry.chain_seq)
             if entry.outcome.kind is OutcomeKind.KEY_ROTATION:
+                # The new key is trusted only because a key already trusted signed this very
+                # entry: a rotation written into the store by someone else names their key.
+                try:
+                    entry.check(self.trusted_keys)
+                except VerificationError as exc:
+                    raise VerificationError(
+                        f"audit log: key rotation {exc.message}", hint=_DAMAGED_HINT
+                    ) from exc
                 new = PublicKey.from_b64(str(entry.outcome.detail["new_public_key"]))
                 self.trusted_keys[new.key_id] = new
         if len(self.tree) != size:

@@ -277,9 +277,9 @@ class AgentRuntime:
                 key,
                 checkpoint_every=loaded.config.audit.checkpoint_every,
                 witness=witness,
+                # they signed the log before a rotation, and the rotation entries themselves
+                retired_keys=_retired_keys(home / loaded.config.keys.runtime_key),
             )
-            for retired in _retired_keys(home / loaded.config.keys.runtime_key):
-                audit.trusted_keys[retired.key_id] = retired  # signed the log before a rotation
             runtime = cls(
                 home, loaded, storage, key, audit, provider or _provider_from(loaded, home)
             )
