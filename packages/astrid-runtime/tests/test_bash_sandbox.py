@@ -126,6 +126,22 @@ async def test_bash_network_false_where_it_cannot_be_enforced_runs_nothing(
     assert "bash commands are refused" in warning
 
 
+async def test_the_landlock_only_sandbox_without_landlock_runs_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Fail closed: with [security] sandbox = "landlock" on a kernel without Landlock the
+    command ran unconfined; it is refused (only sandbox_bash = false runs bash unconfined)."""
+    import astrid_workspace
+
+    monkeypatch.setattr(
+        astrid_workspace, "sandbox_status", lambda: astrid_workspace.SandboxStatus(False, 0, "")
+    )
+    ctx = ToolContext(str(tmp_path), SessionId.new(), sandbox_bash=True, sandbox_mode="landlock")
+    with pytest.raises(SecurityDenied, match="this kernel has no Landlock"):
+        await bash(ctx, f"touch {tmp_path}/ran")
+    assert not (tmp_path / "ran").exists()
+
+
 def test_bash_network_is_tighten_only_and_needs_the_sandbox(tmp_path: Path) -> None:
     home, workspace = tmp_path / "home", tmp_path / "ws"
     (workspace / ".astrid").mkdir(parents=True)

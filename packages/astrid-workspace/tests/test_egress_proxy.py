@@ -322,3 +322,19 @@ async def test_a_servers_net_list_allows_exactly_its_hosts(
     )
     request = NetworkRequest(method="CONNECT", url=f"tcp://{host}:{port}")
     assert (await guard.authorize(request, "test")).allowed is allowed
+
+
+@pytest.mark.parametrize(
+    "address",
+    ["192.0.0.192", "64:ff9b::a9fe:a9fe", "2002:a9fe:a9fe::", "::7f00:1", "::ffff:10.0.0.1"],
+)
+def test_the_default_address_check_is_the_one_classifier(address: str) -> None:
+    """Metadata, NAT64, 6to4 and IPv4-compatible forms of private addresses are refused: the
+    proxy's default used ``ip.is_global``, which let each of these through."""
+    import ipaddress
+
+    from astrid_core.net import is_public_ip
+    from astrid_workspace import global_only
+
+    assert global_only(ipaddress.ip_address(address)) is False
+    assert global_only(ipaddress.ip_address(address)) == is_public_ip(address)

@@ -136,9 +136,17 @@ def test_symlinks_planted_at_every_temporary_name_are_never_written_through(
     planted = [".x.md.astrid-tmp", f".x.md.{'0' * 12}{fs.TEMP_SUFFIX}"]
     for name in planted:
         (notes / name).symlink_to(victim)
-    tokens = iter(["0" * 6, "0" * 6, "1" * 6])
-    monkeypatch.setattr(fs.secrets, "token_hex", lambda n: next(tokens))  # pyright: ignore[reportPrivateImportUsage]
+    # token_hex(6) is 12 hex digits: the first two choices land on the planted symlink.
+    tokens = iter(["0" * 12, "0" * 12, "1" * 12])
+    chosen: list[str] = []
+
+    def token_hex(n: int) -> str:
+        chosen.append(next(tokens))
+        return chosen[-1]
+
+    monkeypatch.setattr(fs.secrets, "token_hex", token_hex)  # pyright: ignore[reportPrivateImportUsage]
     fs.write_atomic(root, "notes/x.md", b"new content")
+    assert chosen == ["0" * 12, "0" * 12, "1" * 12]  # the planted name was met, twice
     assert (notes / "x.md").read_bytes() == b"new content"
     assert victim.read_bytes() == SECRET
     for name in planted:

@@ -32,6 +32,7 @@ import anyio.to_thread
 from anyio.streams.buffered import BufferedByteReceiveStream
 
 from astrid_core import Guard, NetworkRequest
+from astrid_core.net import is_public_ip
 
 from ._bridge import relay
 from ._confine import PROXY_PORT
@@ -68,11 +69,11 @@ class EgressRefused(Exception):
 
 
 def global_only(ip: IPAddress) -> bool:
-    """The default address predicate: only globally routable addresses (no loopback, private,
-    link-local, metadata, multicast...); an IPv4-mapped IPv6 address is judged as IPv4."""
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    return ip.is_global
+    """The default address predicate: only public addresses, as the one classifier
+    (``astrid_core.net``) judges them — loopback, private, link-local, CGNAT, metadata
+    (169.254.169.254, 192.0.0.192, fd00:ec2::254), multicast and their IPv4-mapped,
+    IPv4-compatible, NAT64 and 6to4 forms are refused."""
+    return is_public_ip(ip)
 
 
 async def system_resolver(host: str, port: int) -> list[IPAddress]:

@@ -326,7 +326,13 @@ def _sandboxed(
             "a newer kernel",
         )
     if confinement.mode == "landlock" and sandbox_status().abi == 0:
-        return argv, env | {"TMPDIR": _scratch_dir(ctx)}
+        # Fail closed: the admin chose the Landlock-only sandbox, and this kernel has none.
+        raise SecurityDenied(
+            'bash commands run under the Landlock-only sandbox ([security] sandbox = "landlock") '
+            "and this kernel has no Landlock; the command was not run",
+            hint='let an admin set [security] sandbox = "bwrap" (bubblewrap), or set '
+            "[security] sandbox_bash = false to run bash unconfined on purpose",
+        )
     wrapped = confined_argv(argv[0], argv[1:], confinement, cwd=cwd)
     return wrapped, env | {"TMPDIR": _scratch_dir(ctx)}
 
