@@ -60,6 +60,12 @@ async def test_revoked_allow_always_token_stays_revoked_after_its_row_is_deleted
         revocations = await runtime.audit.entries(outcome=OutcomeKind.CAPABILITY_REVOKED)
         assert [e.outcome.detail["capability_ids"] for e in revocations] == [[token_id]]
         assert str(revocations[0].id) == result["audit_entry"]
+        # Witnessed at once: cutting the revocation from the store's tail (with the row) is
+        # caught at the next start, not only after the next 1,000 entries.
+        assert runtime.audit.witness is not None
+        newest = runtime.audit.witness.newest()
+        assert newest is not None
+        assert newest.checkpoint.tree_size > revocations[0].seq
         assert (await runtime.list_tokens())[0]["status"] == "revoked"
         with pytest.raises(NotFoundError):
             await runtime.revoke_token("00000000-0000-4000-8000-000000000000")

@@ -517,6 +517,9 @@ class AgentRuntime:
         unrecorded: AstridError | None = None
         try:
             entry_id: str | None = str((await self.trail.revocation(cascade, reason)).id)
+            # Witnessed at once: between checkpoints, entries could be cut from the store's
+            # tail unnoticed, and this one is what keeps the token revoked.
+            await self.audit.checkpoint()
         except AstridError as exc:
             unrecorded, entry_id = exc, None
         revoked = await self.capabilities.revoke(parsed)
