@@ -80,6 +80,24 @@ async def test_a_store_shorter_than_the_witness_is_refused_and_named(
     assert "astrid audit verify --offline" in refused.value.hint
 
 
+async def test_an_older_head_appended_after_the_newest_does_not_lower_the_bar(
+    storage: Storage, key: KeyPair, tmp_path: Path
+) -> None:
+    """Appending an older signed checkpoint (the store keeps copies) to the witness file made
+    start-up compare the store with that smaller head, so a cut tail passed at open."""
+    witness = FileWitness(tmp_path / "checkpoints")
+    log = await AuditLog.open(storage, key, checkpoint_every=10, witness=witness)
+    await _append(log, 50)
+    older = next(h for h in witness.heads() if h.checkpoint.tree_size == 20)
+    with (tmp_path / "checkpoints").open("a") as handle:
+        handle.write(older.checkpoint.model_dump_json() + "\n")
+    for seq in range(40, 50):
+        await storage.delete(NS_ENTRY, f"{seq:012d}")
+    await storage.put(NS_META, "size", 40)
+    with pytest.raises(VerificationError, match=r"entries 40\.\.49 are missing"):
+        await AuditLog.open(storage, key, witness=witness)
+
+
 async def test_a_rewritten_history_of_the_same_size_is_caught(tmp_path: Path, key: KeyPair) -> None:
     witness = FileWitness(tmp_path / "checkpoints")
     first = await AuditLog.open(MemoryStorage(), key, checkpoint_every=4, witness=witness)

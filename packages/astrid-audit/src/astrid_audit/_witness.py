@@ -214,12 +214,13 @@ class FileWitness:
         return self._parse(self._read(), first_line=1)
 
     def newest(self) -> WitnessedHead | None:
-        """The last complete line: checkpoints are appended in growing size (``AuditLog``
-        witnesses only a larger head than it did before), so it is the largest. Reads the
-        file's tail only, so start-up does not grow with the number of checkpoints."""
+        """The largest head in the file's tail. ``AuditLog`` appends heads in growing size, so
+        it is normally the last line; taking the largest means an older checkpoint appended
+        after it (copies sit in the store) cannot lower the bar the store is checked against.
+        Reads the tail only, so start-up does not grow with the number of checkpoints."""
         data, skipped = self._read_tail()
         heads = self._parse(data, first_line=1 if not skipped else 0)
-        return heads[-1] if heads else None
+        return max(heads, key=lambda h: h.checkpoint.tree_size) if heads else None
 
     def _parse(self, data: bytes, *, first_line: int) -> list[WitnessedHead]:
         """``first_line`` 0: ``data`` starts mid-file (its first line may be partial: skipped,
