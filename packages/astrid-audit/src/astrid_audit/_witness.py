@@ -33,7 +33,7 @@ from typing import Protocol
 import anyio
 
 from astrid_core import StorageError, VerificationError
-from astrid_crypto import PublicKey
+from astrid_crypto import PublicKey, write_private_file
 
 from ._entry import Checkpoint
 from ._merkle import MerkleTree, verify_consistency
@@ -382,14 +382,5 @@ class TreeHeadCache:
         kept = self.load()
         if kept is not None and kept.checkpoint.tree_size > checkpoint.tree_size:
             return
-        self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        temporary = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
         data = json.dumps({"checkpoint": checkpoint.model_dump(mode="json")}).encode()
-        fd = _open_nofollow(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
-        try:
-            os.write(fd, data + b"\n")
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(temporary, self.path)
-        _fsync_directory(self.path.parent)
+        write_private_file(self.path, data + b"\n", replace=True)  # 0600, fsynced, atomic

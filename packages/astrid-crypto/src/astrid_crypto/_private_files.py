@@ -70,6 +70,14 @@ def read_private_file(
     return data
 
 
+def _fsync_directory(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def write_private_file(path: Path, data: bytes, *, replace: bool) -> bool:
     """Write ``data`` to ``path``, complete and 0600 from its first byte; False when ``path``
     exists and ``replace`` is off (then nothing is written).
@@ -89,11 +97,12 @@ def write_private_file(path: Path, data: bytes, *, replace: bool) -> bool:
             os.close(fd)
         if replace:
             os.replace(tmp_name, path)
-            return True
-        try:
-            os.link(tmp_name, path)
-        except FileExistsError:
-            return False
+        else:
+            try:
+                os.link(tmp_name, path)
+            except FileExistsError:
+                return False
+        _fsync_directory(path.parent)  # the new name is durable too, not only the bytes
         return True
     finally:
         if os.path.lexists(tmp_name):
