@@ -636,3 +636,44 @@ async def test_an_analysis_that_raises_is_a_recorded_denial(
     assert handler.asked == []  # nobody is asked to approve what was not analysed
     entries = await guard.audit.entries()
     assert entries[-1].outcome.kind == "policy_blocked"
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize(
+    "command",
+    [
+        "curl http://{127.0.0.1,example.com}/",
+        "curl http://{127.0.0.1,}/",
+        "curl 'http://{127.0.0.1,example.com}/'",  # curl expands quoted braces itself
+        "wget http://{10.0.0.1,example.com}",
+        "ssh {127.0.0.1,example.com}",
+        "rm -rf {~,.}",
+        "rm -rf ~/{,}",
+        "rm -rf {/,.}",
+        "rm -rf {/,}",
+    ],
+)
+async def test_brace_expansion_does_not_hide_a_host_or_a_root(
+    workspace: Path, command: str, mode: WorkspaceMode
+) -> None:
+    """Each word is checked as bash (or curl) expands it: the host and rm checks compared the
+    literal text, and every line here was auto-allowed in autonomous mode."""
+    handler = ScriptedHandler(ApprovalOption.ALLOW_ONCE)
+    guard = await make_interceptor(
+        MemoryStorage(), KeyPair.generate(), workspace, handler=handler, mode=mode
+    )
+    result = await guard.intercept(ShellCommand(command=command, cwd=str(workspace)), "x")
+    assert not result.allowed, command
+    assert result.authorization.denied_by is DenialLayer.POLICY, result.authorization.reason
+    assert handler.asked == []
+
+
+async def test_a_curl_url_pattern_is_asked(workspace: Path) -> None:
+    handler = ScriptedHandler(ApprovalOption.DENY)
+    guard = await make_interceptor(
+        MemoryStorage(), KeyPair.generate(), workspace, handler=handler,
+        mode=WorkspaceMode.AUTONOMOUS,
+    )  # fmt: skip
+    line = ShellCommand(command="curl 'http://127.0.0.[1-1]/'", cwd=str(workspace))
+    assert not (await guard.intercept(line, "x")).allowed
+    assert any("[...] pattern" in d for d in handler.asked[0].details)

@@ -443,6 +443,12 @@ class SecurityPolicy:
             problems.append(f"the command would run inside the denied path {inside}")
         state = _path_state()
         for command in line.commands:
+            command, complete = _brace_expanded(command)
+            if not complete:
+                problems.append(
+                    f"{command.program}: a brace expansion names more than {_EXPANSION_LIMIT} "
+                    "words, too many to check"
+                )
             identity = _blocked_identity(command, cwd, self.home, rules, state)
             if identity is not None and identity != command.program:
                 # what it really is: a symlink, hard link, copy or /proc path of a blocked program
@@ -486,7 +492,15 @@ class SecurityPolicy:
             if shielded is not None:
                 questions.append(f"writes to {target}, under the protected path {shielded}")
         for command in line.commands:
+            command, _ = _brace_expanded(command)  # a word bash splits is checked word by word
             questions += self._protected_arguments(command, cwd)
+            if command.program == "curl" and not {"-g", "--globoff"} & set(command.argv):
+                globbed = [a for a in command.argv[1:] if re.search(r"\[[^\]]*\]", a)]
+                if globbed:
+                    questions.append(
+                        f"curl expands the [...] pattern in {globbed[0]!r} itself: cannot tell "
+                        "which hosts it reaches"
+                    )
             if command.program not in _ARGS_NEVER_RUN:
                 for arg in command.argv[1:]:
                     if arg.rsplit("/", 1)[-1] in names:
@@ -676,6 +690,28 @@ def _walks(command: SimpleCommand) -> bool:
             or ("--recursive" in long)
         )
     return False
+
+
+_EXPANSION_LIMIT = 256  # words one command's brace expansions may produce before it is refused
+
+
+def _brace_expanded(command: SimpleCommand) -> tuple[SimpleCommand, bool]:
+    """The command as bash runs it after brace expansion, and whether the expansion was
+    complete: ``rm -rf {~,.}`` is ``rm -rf ~ .`` and ``curl http://{127.0.0.1,x.test}/``
+    names two hosts. Braces that were quoted are expanded too (curl expands them itself), so
+    this only ever checks more words, never fewer; empty alternatives vanish as in bash."""
+    if not any("{" in word for word in command.argv[1:]):
+        return command, True
+    argv = [command.argv[0]]
+    for word in command.argv[1:]:
+        if "{" not in word:
+            argv.append(word)
+            continue
+        words = _brace_expand(word, _EXPANSION_LIMIT + 1)
+        if len(words) > _EXPANSION_LIMIT:
+            return command, False
+        argv += [w for w in words if w]
+    return replace(command, argv=tuple(argv)), True
 
 
 def _brace_expand(word: str, limit: int) -> list[str]:
