@@ -164,7 +164,7 @@ def test_a_deep_wide_value_with_a_float_costs_linear_time() -> None:
             start = time.perf_counter()
             text = canonical_json(value, CANONICAL_V2)
             times.append(time.perf_counter() - start)
-        assert text == rfc8785.dumps(value)
+            assert text == rfc8785.dumps(value)
         return min(times)
 
     small, large = _nested(50, 1000, 1.5), _nested(200, 1000, 1.5)
