@@ -424,7 +424,12 @@ class SecurityPolicy:
                 return [f"host {host} is denied by policy"]
         if self.allow_private_networks:
             return []
-        private = private_addresses(host, port)
+        # Judged on the text only, never resolved: a lookup during the decision would reach
+        # the network before any approval, and a name can carry data out by itself
+        # (``<secret>.attacker.example``). Addresses in every spelling and localhost-like and
+        # metadata names are recognised without DNS; what a name resolves to is checked by
+        # the egress proxy (and the pinned capsule/MCP transports) once, after approval.
+        private = private_addresses(host, port, resolve=False)
         if private:
             where = ", ".join(private)
             return [f"host {host} is a private/loopback/link-local/metadata address ({where})"]
