@@ -347,3 +347,34 @@ async def test_a_config_file_the_repository_includes_is_protected(
     assert (await guard.intercept(target, "w")).allowed
     assert len(handler.asked) == 1
     assert "included git config" in handler.asked[0].details[0]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    parts=st.lists(
+        st.sampled_from(["a", "b", "link", "up", "loop", "file", "missing", ".", "..", ""]),
+        min_size=1,
+        max_size=6,
+    )
+)
+def test_the_decisions_path_cache_resolves_exactly_like_realpath(
+    tmp_path_factory: pytest.TempPathFactory, parts: list[str]
+) -> None:
+    """The policy resolves each path once per decision from its resolved parent and one lstat
+    of the last component: for symlinks (to a folder, to "..", in a loop), files used as
+    folders, missing names, "." and "..", it must name what os.path.realpath names."""
+    from astrid_approval._policy import _Resolver  # pyright: ignore[reportPrivateUsage]
+
+    root = tmp_path_factory.mktemp("tree").resolve()
+    (root / "a" / "b").mkdir(parents=True)
+    (root / "a" / "file").write_text("x")
+    (root / "a" / "link").symlink_to(root / "a" / "b")
+    (root / "a" / "b" / "up").symlink_to("../..")
+    (root / "a" / "loop").symlink_to("loop")
+    path = str(root / "a") + "/" + "/".join(parts)
+    memo = _Resolver(str(root))
+    assert memo.real(path) == os.path.realpath(path), path
+    assert memo.real(path) == os.path.realpath(path)  # and again, from the cache
+    assert memo.path("/".join(parts) or ".", str(root / "a")) == os.path.realpath(
+        os.path.join(str(root / "a"), "/".join(parts) or ".")
+    )

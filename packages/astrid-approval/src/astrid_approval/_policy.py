@@ -24,6 +24,7 @@ from urllib.parse import unquote, urlsplit
 
 from astrid_core import (
     AstridError,
+    BadInputError,
     FileDelete,
     FileWrite,
     McpToolCall,
@@ -311,18 +312,24 @@ class SecurityPolicy:
             found = rules.match_parent(path)
         return found
 
-    def protected_path(self, path: str) -> str | None:
+    def protected_path(self, path: str, *, memo: _Resolver | None = None) -> str | None:
         """The protected entry a write to resolved absolute ``path`` would change (the path,
         or a folder above it), or None: such a write always asks, in every mode. Includes
-        the hooks directory git really uses for the repository holding ``path``."""
+        the hooks directory git really uses for the repository holding ``path``. ``memo``:
+        one decision's cache (the git config of a folder is read once per decision)."""
+        if memo is not None and path in memo.protected:
+            return memo.protected[path]
         rules = self._protected_rules()
         found = rules.match(path) or rules.match_parent(path)
-        if found is not None:
-            return found
-        for what, target in git_hooks_dirs(path, self.home):
-            if is_within_resolved(path, target) or is_within_resolved(target, path):
-                return f"{target} ({what})"
-        return None
+        if found is None:
+            hooks = memo.hooks(path) if memo is not None else git_hooks_dirs(path, self.home)
+            for what, target in hooks:
+                if is_within_resolved(path, target) or is_within_resolved(target, path):
+                    found = f"{target} ({what})"
+                    break
+        if memo is not None:
+            memo.protected[path] = found
+        return found
 
     def denied_link(self, info: os.stat_result) -> str | None:
         """A reason when ``info`` (an lstat/fstat) is another name (hard link) of a denied
@@ -393,8 +400,9 @@ class SecurityPolicy:
                 if other.lower() != action.host.lower():
                     deny += self._host_problems(other, action.port)
         if isinstance(action, ShellCommand) and normalized.shell is not None:
-            deny += self._shell_problems(normalized.shell, action.cwd)
-            ask += self._shell_questions(normalized.shell, action.cwd)
+            memo = _Resolver(self.home)  # one decision: each path resolved, each repo read once
+            deny += self._shell_problems(normalized.shell, action.cwd, memo)
+            ask += self._shell_questions(normalized.shell, action.cwd, memo)
             if normalized.shell.opaque:
                 ask.append(
                     "cannot tell what this runs: " + "; ".join(normalized.shell.opaque_reasons)
@@ -437,13 +445,13 @@ class SecurityPolicy:
 
     # ------------------------------------------------------------------ shell
 
-    def _shell_problems(self, line: ParsedLine, cwd: str) -> list[str]:
+    def _shell_problems(self, line: ParsedLine, cwd: str, memo: _Resolver) -> list[str]:
         problems: list[str] = []
         if ":(){" in line.line.replace(" ", ""):
             problems.append("fork bomb")
         rules = tuple(self.blocked_commands)
         by_program, globbed = _rule_index(rules)
-        inside = self.denied_path(normalize_path(cwd, "/", self.home).path)
+        inside = self.denied_path(memo.path(cwd, "/"))
         if inside is not None:  # every bare file name would name a file in there
             problems.append(f"the command would run inside the denied path {inside}")
         state = _path_state()
@@ -454,14 +462,14 @@ class SecurityPolicy:
                     f"{command.program}: a brace expansion names more than {_EXPANSION_LIMIT} "
                     "words, too many to check"
                 )
-            identity = _blocked_identity(command, cwd, self.home, rules, state)
+            identity = _blocked_identity(command, cwd, self.home, rules, state, memo)
             if identity is not None and identity != command.program:
                 # what it really is: a symlink, hard link, copy or /proc path of a blocked program
                 command = replace(command, program=identity)
             for rule in (*by_program.get(command.program, ()), *globbed):
                 if _matches_rule(rule, command):
                     problems.append(f"command {' '.join(command.argv)[:120]!r} is blocked ({rule})")
-            problems += self._command_paths(command, cwd)
+            problems += self._command_paths(command, cwd, memo)
             for host in _hosts_in(command):
                 problems += self._host_problems(host, 0)
         for host in line.hosts:
@@ -474,7 +482,7 @@ class SecurityPolicy:
             if found:
                 problems.append(f"a line that does not parse names the blocked {found[0]!r}")
         for target in line.redirect_targets:
-            root = self.denied_path(normalize_path(target, cwd, self.home).path)
+            root = self.denied_path(memo.path(target, cwd))
             if root is not None:
                 problems.append(f"redirection to {target} is inside the denied path {root}")
         for pipeline in line.pipelines:
@@ -484,7 +492,7 @@ class SecurityPolicy:
                     problems.append("downloaded content is piped into a shell")
         return sorted(set(problems))
 
-    def _shell_questions(self, line: ParsedLine, cwd: str) -> list[str]:
+    def _shell_questions(self, line: ParsedLine, cwd: str, memo: _Resolver) -> list[str]:
         """What is not a hard limit but must never pass unasked: a blocked program named as an
         argument of a program the analysis does not know to run its arguments (``perf stat
         sudo id``), and a recursive walk (``grep -r``, ``tar c``, ``cp -r``) of a directory
@@ -493,12 +501,12 @@ class SecurityPolicy:
         names = frozenset(_blocked_names(tuple(self.blocked_commands))) - _SUBCOMMAND_WORDS
         rules = self._denied_rules()
         for target in line.redirect_targets:
-            shielded = self.protected_path(normalize_path(target, cwd, self.home).path)
+            shielded = self.protected_path(memo.path(target, cwd), memo=memo)
             if shielded is not None:
                 questions.append(f"writes to {target}, under the protected path {shielded}")
         for command in line.commands:
             command, _ = _brace_expanded(command)  # a word bash splits is checked word by word
-            questions += self._protected_arguments(command, cwd)
+            questions += self._protected_arguments(command, cwd, memo)
             if command.program == "curl" and not {"-g", "--globoff"} & set(command.argv):
                 globbed = [a for a in command.argv[1:] if re.search(r"\[[^\]]*\]", a)]
                 if globbed:
@@ -516,7 +524,7 @@ class SecurityPolicy:
                         break
             for arg in command.argv[1:]:
                 if "/" in arg and not arg.startswith("-") and "://" not in arg:
-                    real = os.path.basename(os.path.realpath(os.path.join(cwd, arg)))
+                    real = os.path.basename(memo.real(os.path.join(cwd, arg)))
                     if real in names:
                         questions.append(
                             f"{command.program} {arg}: that is the blocked program {real} "
@@ -530,9 +538,9 @@ class SecurityPolicy:
                 targets = targets or ["."]
                 for target in targets:
                     for where in command.cwds:
-                        base = normalize_path(where, cwd, self.home).path if where != "." else cwd
+                        base = memo.path(where, cwd) if where != "." else cwd
                         try:
-                            walked = normalize_path(target, base, self.home).path
+                            walked = memo.path(target, base)
                         except AstridError:
                             continue
                         # A folder above an anchored denied entry (or holding an any-depth
@@ -545,7 +553,7 @@ class SecurityPolicy:
                             )
         return sorted(set(questions))
 
-    def _protected_arguments(self, command: SimpleCommand, cwd: str) -> list[str]:
+    def _protected_arguments(self, command: SimpleCommand, cwd: str, memo: _Resolver) -> list[str]:
         """A path-like argument under a protected path (``.git/hooks``, ``.git/config``, …):
         the line is asked, in every mode, unless the program only reads. Which arguments a
         program writes is not in the text, so any mention counts; renaming or deleting a
@@ -557,12 +565,12 @@ class SecurityPolicy:
             if arg.startswith("-") or "://" in arg or not arg or "\x00" in arg:
                 continue
             for where in command.cwds:
-                base = normalize_path(where, cwd, self.home).path if where != "." else cwd
+                base = memo.path(where, cwd) if where != "." else cwd
                 try:
-                    resolved = normalize_path(arg, base, self.home).path
+                    resolved = memo.path(arg, base)
                 except AstridError:
                     continue
-                shielded = self.protected_path(resolved)
+                shielded = self.protected_path(resolved, memo=memo)
                 if shielded is not None:
                     questions.append(
                         f"{command.program} {arg} may change the protected path {shielded}"
@@ -570,7 +578,7 @@ class SecurityPolicy:
                     break
         return questions
 
-    def _command_paths(self, command: SimpleCommand, cwd: str) -> list[str]:
+    def _command_paths(self, command: SimpleCommand, cwd: str, memo: _Resolver) -> list[str]:
         """Path-like arguments, resolved against every directory the command may run in
         (``cd`` earlier in the line is followed); a glob is checked by what it matches."""
         problems: list[str] = []
@@ -582,7 +590,7 @@ class SecurityPolicy:
             if "://" in arg or not arg or "\x00" in arg:
                 continue
             for where in command.cwds:
-                base = normalize_path(where, cwd, self.home).path if where != "." else cwd
+                base = memo.path(where, cwd) if where != "." else cwd
                 for candidate in _glob_candidates(arg, base, self.home):
                     if candidate == _TOO_MANY:
                         problems.append(
@@ -590,13 +598,82 @@ class SecurityPolicy:
                             "too many to check"
                         )
                         break
-                    root = self.denied_path(normalize_path(candidate, base, self.home).path)
+                    root = self.denied_path(memo.path(candidate, base))
                     if root is not None:
                         problems.append(
                             f"{command.program} touches {arg}, inside the denied path {root}"
                         )
                         break
         return problems
+
+
+class _Resolver:
+    """One decision's path cache: ``path(raw, base)`` is ``normalize_path(raw, base).path``,
+    ``real(p)`` is ``os.path.realpath(p)``, each computed once per decision; ``hooks`` reads
+    the git configuration for a folder once per decision.
+
+    ``real`` resolves a path from its (cached) parent and one ``lstat`` of its last component,
+    which is what ``realpath`` does component by component; anything unusual (``.``/``..``,
+    a trailing or doubled slash, a symbolic link as the last component) goes to ``realpath``
+    itself. Nothing outlives the decision, so nothing here can go stale."""
+
+    __slots__ = ("_hooks", "_paths", "_real", "home", "protected")
+
+    def __init__(self, home: str) -> None:
+        self.home = home
+        self._paths: dict[tuple[str, str], str] = {}
+        self._real: dict[str, str] = {}
+        self._hooks: dict[str, tuple[tuple[str, str], ...]] = {}
+        self.protected: dict[str, str | None] = {}  # SecurityPolicy.protected_path's answers
+
+    def path(self, raw: str, base: str) -> str:
+        key = (raw, base)
+        found = self._paths.get(key)
+        if found is None:
+            if not raw or "\x00" in raw:
+                return normalize_path(raw, base, self.home).path  # raises the clear error
+            text = self.home + raw[1:] if raw == "~" or raw.startswith("~/") else raw
+            found = self.real(text if os.path.isabs(text) else os.path.join(base, text))
+            self._paths[key] = found
+        return found
+
+    def real(self, path: str) -> str:
+        found = self._real.get(path)
+        if found is not None:
+            return found
+        head, tail = os.path.split(path)
+        if not tail or tail in (".", "..") or not head.startswith("/") or "//" in path:
+            found = _realpath(path)
+        else:
+            joined = self.real(head).rstrip("/") + "/" + tail
+            try:
+                link = stat.S_ISLNK(os.lstat(joined).st_mode)
+            except (OSError, ValueError):
+                link = False  # missing (or under a file): realpath goes on lexically too
+            found = _realpath(joined) if link else joined
+        self._real[path] = found
+        return found
+
+    def hooks(self, path: str) -> tuple[tuple[str, str], ...]:
+        """``git_hooks_dirs(path)``: the same for every path of one folder."""
+        folder = os.path.dirname(path.rstrip("/")) or "/"
+        found = self._hooks.get(folder)
+        if found is None:
+            found = self._hooks[folder] = git_hooks_dirs(path, self.home)
+        return found
+
+
+def _realpath(path: str) -> str:
+    """``os.path.realpath``, looked at again when a component flips while it is read."""
+    for _ in range(3):
+        try:
+            return os.path.realpath(path)
+        except OSError:
+            continue
+    raise BadInputError(
+        f"{path!r} keeps changing while it is being resolved (a symbolic link is swapped)",
+        hint="try again once nothing else is modifying that path",
+    )
 
 
 # Programs that never write the files they are given: naming a protected path to them is no
@@ -881,6 +958,7 @@ def _blocked_identity(
     home: str,
     rules: tuple[str, ...],
     state: tuple[tuple[str, int], ...],
+    memo: _Resolver,
 ) -> str | None:
     """The blocked program a command really runs, judged by the file: the name it resolves
     to (``/proc/self/root/usr/bin/sudo``, ``./x`` -> ``/usr/bin/sudo``), the same inode (a hard
@@ -901,7 +979,7 @@ def _blocked_identity(
     if path is None:
         return None
     try:
-        real = os.path.realpath(path) if "/" in argv0 else path
+        real = memo.real(path) if "/" in argv0 else path
         st = os.stat(real)
     except (OSError, ValueError):
         return None

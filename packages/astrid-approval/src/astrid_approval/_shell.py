@@ -307,6 +307,7 @@ _SHELL_NAME = re.compile(
     r"(bash|sh|zsh|dash|ksh|mksh|oksh|loksh|pdksh|ash|yash|fish|csh|tcsh|rbash|posh)[\d.]*"
 )
 _QUOTED = frozenset({"raw_string", "string", "ansi_c_string", "word"})
+_CODE_MARK = re.compile(r"\$\(|`|\\x")  # quoted text that arithmetic could run as code
 _ARITHMETIC = frozenset({"arithmetic_expansion", "c_style_for_statement", "test_command"})
 _LOOPS = frozenset(
     {"for_statement", "c_style_for_statement", "while_statement", "function_definition"}
@@ -603,13 +604,17 @@ class _Analysis:
                 self.computed_values = True
         elif kind in _ARITHMETIC or (kind == "compound_statement" and _text(node)[:2] == "(("):
             self.has_arithmetic = True
-        elif kind in _QUOTED and any(m in _text(node) for m in ("$(", "`", "\\x")):
+        elif kind in _QUOTED and _CODE_MARK.search(_text(node)):
             self.literal_quotes_with_code = True
         elif kind in ("file_redirect", "herestring_redirect", "heredoc_redirect"):
             self.redirect(node)
+        if node.child_count == 0:
+            return
         inner_loop = in_loop or kind in _LOOPS
         for child in node.children:
-            self.node(child, depth=depth, via=via, tree_depth=tree_depth + 1, in_loop=inner_loop)
+            if child.is_named:
+                self.node(child, depth=depth, via=via, tree_depth=tree_depth + 1,
+                          in_loop=inner_loop)  # fmt: skip
 
     def pipeline(self, node: Node, *, depth: int, via: tuple[str, ...], tree_depth: int,
                  in_loop: bool) -> None:  # fmt: skip
@@ -659,22 +664,29 @@ class _Analysis:
             body = inner
         assignments: list[str] = []
         words: list[_Word] = []
-        for child in body.children:
-            if child.type in ("command_name", "word") and "\n" in _text(child):
+        children = body.children  # each access builds new node objects: read once
+        for child in children:
+            child_type = child.type
+            if child_type in ("command_name", "word") and "\n" in _text(child):
                 # a newline inside an unquoted word is the grammar gone wrong, not bash
                 self.opaque("the line does not parse as bash (a newline inside a word)")
                 self.result.parse_error = True
-            if child.type == "variable_assignment":
+            if child_type == "variable_assignment":
                 assignments.append(self.assignment_names(child))
-            elif child.type == "command_name":
+            elif child_type == "command_name":
                 named = child.named_children
                 words.append(_word(named[0]) if named else _Word(None))
-            elif child.type.endswith("redirect"):
+            elif child_type.endswith("redirect"):
                 redirects.append(child)
-            elif child.is_named and child.type not in ("comment",):
+            elif child.is_named and child_type != "comment":
                 words.append(_word(child))
         # Everything nested (substitutions in words, here-document bodies) runs too.
-        for child in body.children:
+        for child in children:
+            if child.child_count == 0:
+                if child.is_named:  # a leaf word: only the quoted-code check applies
+                    self.node(child, depth=depth, via=via, tree_depth=tree_depth + 1,
+                              in_loop=in_loop)  # fmt: skip
+                continue
             for part in child.children if child.type.endswith("redirect") else (child,):
                 self.node(part, depth=depth, via=via, tree_depth=tree_depth + 1, in_loop=in_loop)
         feeds_stdin = False
