@@ -507,6 +507,7 @@ class SecurityPolicy:
         for command in line.commands:
             command, _ = _brace_expanded(command)  # a word bash splits is checked word by word
             questions += self._protected_arguments(command, cwd, memo)
+            questions += self._pattern_questions(command, cwd, memo)
             if command.program == "curl" and not {"-g", "--globoff"} & set(command.argv):
                 globbed = [a for a in command.argv[1:] if re.search(r"\[[^\]]*\]", a)]
                 if globbed:
@@ -553,6 +554,63 @@ class SecurityPolicy:
                             )
         return sorted(set(questions))
 
+    def _pattern_questions(self, command: SimpleCommand, cwd: str, memo: _Resolver) -> list[str]:
+        """A glob argument that may name a denied path (both are patterns: ``*.p?m`` against
+        ``*.pem``) or, for a program that may write, a protected one (``.git/ho?ks/x``),
+        judged by the pattern whatever exists now: asked."""
+        questions: list[str] = []
+        writes = command.program not in _READ_ONLY_PROGRAMS
+        for arg in (p for word in command.argv[1:] for p in _path_words(word)):
+            if arg.startswith("-") or "://" in arg or not _has_glob(arg) or "\x00" in arg:
+                continue
+            for where in command.cwds:
+                base = memo.path(where, cwd) if where != "." else cwd
+                reach = self._pattern_reach(arg, base, self._denied_rules(), memo)
+                if reach is not None and not reach[1]:
+                    questions.append(
+                        f"{command.program} {arg}: the pattern may name the denied path {reach[0]}"
+                    )
+                    break
+                shielded = (
+                    self._pattern_reach(arg, base, self._protected_rules(), memo)
+                    if writes
+                    else None
+                )
+                if shielded is not None:
+                    questions.append(
+                        f"{command.program} {arg}: the pattern may name the protected path "
+                        f"{shielded[0]}"
+                    )
+                    break
+        return questions
+
+    def _pattern_reach(
+        self, arg: str, base: str, rules: PathRules, memo: _Resolver
+    ) -> tuple[str, bool] | None:
+        """(entry, certain) when some path the glob ``arg`` can expand to is an entry of
+        ``rules`` or below one; certain when every wildcard met a literal name of the entry
+        (``~/.ss?/id_rsa`` and ``~/.ssh``), not only another wildcard. None when it cannot."""
+        text = self.home + arg[1:] if arg == "~" or arg.startswith("~/") else arg
+        text = os.path.normpath(text if os.path.isabs(text) else os.path.join(base, text))
+        parts = text.split("/")[1:]
+        literal = 0
+        while literal < len(parts) and not _has_glob(parts[literal]):
+            literal += 1
+        head = memo.real("/" + "/".join(parts[:literal])) if literal else "/"
+        pattern = tuple(p for p in head.split("/") if p) + tuple(parts[literal:])
+        best: tuple[str, bool] | None = None
+        key = f"_components_{id(rules)}"
+        entries = self.__dict__.get(key)
+        if entries is None:  # once per policy object (its rules are compiled once too)
+            entries = self.__dict__[key] = (rules, _entry_components(rules, self.home))
+        for entry, components in entries[1]:
+            found = _reaches(pattern, components)
+            if found == 2:
+                return entry, True
+            if found == 1 and best is None:
+                best = (entry, False)
+        return best
+
     def _protected_arguments(self, command: SimpleCommand, cwd: str, memo: _Resolver) -> list[str]:
         """A path-like argument under a protected path (``.git/hooks``, ``.git/config``, …):
         the line is asked, in every mode, unless the program only reads. Which arguments a
@@ -583,14 +641,20 @@ class SecurityPolicy:
         (``cd`` earlier in the line is followed); a glob is checked by what it matches."""
         problems: list[str] = []
         for arg in (p for word in command.argv[1:] for p in _path_words(word)):
-            if not (arg.startswith(("/", "~", "./", "../", ".")) or "/" in arg) and (
-                command.cwds == (".",) or arg.startswith("-")
-            ):
-                continue
-            if "://" in arg or not arg or "\x00" in arg:
+            # every word may be a file name: "cat key.pem" with "*.pem" denied (a bare name
+            # was skipped, and read the key)
+            if arg.startswith("-") or "://" in arg or not arg or "\x00" in arg:
                 continue
             for where in command.cwds:
                 base = memo.path(where, cwd) if where != "." else cwd
+                if _has_glob(arg):  # by the pattern itself, whatever exists now
+                    reach = self._pattern_reach(arg, base, self._denied_rules(), memo)
+                    if reach is not None and reach[1]:
+                        problems.append(
+                            f"{command.program} {arg}: the pattern can name the denied path "
+                            f"{reach[0]}"
+                        )
+                        break
                 for candidate in _glob_candidates(arg, base, self.home):
                     if candidate == _TOO_MANY:
                         problems.append(
@@ -605,6 +669,89 @@ class SecurityPolicy:
                         )
                         break
         return problems
+
+
+def _has_glob(text: str) -> bool:
+    return "*" in text or "?" in text or "[" in text
+
+
+def _entry_components(rules: PathRules, home: str) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """Each entry as path components: anchored ones from ``/`` (``~`` expanded, and each
+    resolved form), any-depth ones after a leading ``**``."""
+    found: list[tuple[str, tuple[str, ...]]] = []
+    for rule in rules.rules:
+        entry = rule.entry.rstrip("/") or "/"
+        if rule.literal is None:
+            body = entry.removeprefix("**/")
+            found.append((rule.entry, ("**", *(p for p in body.split("/") if p))))
+            continue
+        text = home.rstrip("/") + entry[1:] if entry == "~" or entry.startswith("~/") else entry
+        text = os.path.normpath(text)
+        rest = text[len(_literal_prefix_of(text)) :]
+        found.append((rule.entry, tuple(p for p in (rule.literal + rest).split("/") if p)))
+    return tuple(dict.fromkeys(found))
+
+
+def _literal_prefix_of(text: str) -> str:
+    parts: list[str] = []
+    for part in text.split("/")[1:]:
+        if _has_glob(part) or "\\" in part:
+            break
+        parts.append(part)
+    return "/" + "/".join(parts)
+
+
+def _reaches(pattern: tuple[str, ...], entry: tuple[str, ...]) -> int:
+    """Whether a path the glob components ``pattern`` can name is the path the components
+    ``entry`` name, or below it: 2 certainly (each wildcard met a literal name), 1 maybe (a
+    wildcard met a wildcard), 0 no. ``**`` (in an entry; in a pattern only with globstar,
+    which makes the line opaque) spans any number of components."""
+    memo: dict[tuple[int, int], int] = {}
+
+    def walk(i: int, j: int) -> int:
+        key = (i, j)
+        if key in memo:
+            return memo[key]
+        if j == len(entry):
+            found = 2
+        elif i == len(pattern):
+            found = 0
+        elif entry[j] == "**":
+            found = max(walk(i, j + 1), walk(i + 1, j))
+        elif pattern[i] == "**":
+            found = max(walk(i + 1, j), walk(i, j + 1))
+        else:
+            meets = _component_meets(pattern[i], entry[j])
+            found = min(meets, walk(i + 1, j + 1)) if meets else 0
+        memo[key] = found
+        return found
+
+    return walk(0, 0)
+
+
+def _component_meets(pattern: str, name: str) -> int:
+    """Whether the bash glob ``pattern`` can match the file name ``name`` (itself a gitignore
+    glob component): 2 yes, 1 maybe (both are patterns), 0 no. As in bash, a leading dot is
+    only matched by a leading dot (dotglob makes the line opaque)."""
+    pattern_glob = _has_glob(pattern)
+    name_glob = _has_glob(name) or "\\" in name
+    if name.startswith(".") and not pattern.startswith(".") and pattern_glob:
+        return 0
+    bash = pattern.replace("[^", "[!")
+    if not name_glob:
+        return 2 if fnmatch.fnmatchcase(name, bash) else 0
+    if not pattern_glob:
+        return 2 if fnmatch.fnmatchcase(pattern, name.replace("\\", "")) else 0
+    # two patterns: they can meet only if their literal heads and tails agree
+    (ph, pt), (nh, nt) = _glob_ends(bash), _glob_ends(name)
+    heads = ph.startswith(nh) or nh.startswith(ph)
+    tails = pt.endswith(nt) or nt.endswith(pt)
+    return 1 if heads and tails else 0
+
+
+def _glob_ends(text: str) -> tuple[str, str]:
+    """The literal text before a glob's first wildcard and after its last."""
+    return re.split(r"[*?\[]", text, maxsplit=1)[0], re.split(r"[*?\]]", text)[-1]
 
 
 class _Resolver:

@@ -290,7 +290,8 @@ _RUNS_VIA_OPTION: dict[str, tuple[str, ...]] = {
 }  # fmt: skip
 _SHOPT_OPAQUE = frozenset(
     {"expand_aliases", "dotglob", "extglob", "nocaseglob", "extdebug", "globasciiranges",
-     "cdable_vars", "execfail", "sourcepath"}
+     "cdable_vars", "execfail", "sourcepath", "globstar", "nocasematch", "failglob",
+     "nullglob"}
 )  # fmt: skip
 # Programs whose targets (hosts, files) xargs would fill in from its input: not checkable.
 _TAKES_TARGETS = frozenset(
