@@ -44,7 +44,7 @@ from ._paths import (
     is_within_resolved,
     normalize_path,
 )
-from ._shell import SHELLS, ParsedLine, SimpleCommand
+from ._shell import HOME_MARK, SHELLS, ParsedLine, SimpleCommand
 
 __all__ = [
     "SecurityPolicy",
@@ -466,8 +466,12 @@ class SecurityPolicy:
             if identity is not None and identity != command.program:
                 # what it really is: a symlink, hard link, copy or /proc path of a blocked program
                 command = replace(command, program=identity)
+            judged = command
+            if command.home_paths:  # rm -rf "$HOME" is rm -rf ~
+                homes = tuple(h.replace(HOME_MARK, "~") for h in command.home_paths)
+                judged = replace(command, argv=(*command.argv, *homes))
             for rule in (*by_program.get(command.program, ()), *globbed):
-                if _matches_rule(rule, command):
+                if _matches_rule(rule, judged):
                     problems.append(f"command {' '.join(command.argv)[:120]!r} is blocked ({rule})")
             problems += self._command_paths(command, cwd, memo)
             for host in _hosts_in(command):
@@ -482,9 +486,13 @@ class SecurityPolicy:
             if found:
                 problems.append(f"a line that does not parse names the blocked {found[0]!r}")
         for target in line.redirect_targets:
-            root = self.denied_path(memo.path(target, cwd))
-            if root is not None:
-                problems.append(f"redirection to {target} is inside the denied path {root}")
+            why = self._denied_use(target.replace(HOME_MARK, self.home), cwd, memo)
+            if why is not None:
+                problems.append(f"redirection to {target}: {why}")
+        for pattern in line.pattern_programs:  # "/usr/bin/su?o": bash runs whatever matches
+            matched = [n for n in _blocked_names(rules) if fnmatch.fnmatchcase(n, pattern)]
+            if matched:
+                problems.append(f"the program pattern {pattern!r} can run the blocked {matched[0]}")
         for pipeline in line.pipelines:
             programs = [c.program for c in pipeline]
             for index, program in enumerate(programs[1:], 1):
@@ -500,7 +508,13 @@ class SecurityPolicy:
         questions: list[str] = []
         names = frozenset(_blocked_names(tuple(self.blocked_commands))) - _SUBCOMMAND_WORDS
         rules = self._denied_rules()
-        for target in line.redirect_targets:
+        for command in line.commands:
+            if not command.program.isascii():
+                questions.append(
+                    f"the program name {command.program!r} has non-ASCII characters (a look-alike "
+                    "or invisible character can pass for another name)"
+                )
+        for target in (t.replace(HOME_MARK, self.home) for t in line.redirect_targets):
             shielded = self.protected_path(memo.path(target, cwd), memo=memo)
             if shielded is not None:
                 questions.append(f"writes to {target}, under the protected path {shielded}")
@@ -640,7 +654,8 @@ class SecurityPolicy:
         """Path-like arguments, resolved against every directory the command may run in
         (``cd`` earlier in the line is followed); a glob is checked by what it matches."""
         problems: list[str] = []
-        for arg in (p for word in command.argv[1:] for p in _path_words(word)):
+        words = (*command.argv[1:], *(h.replace(HOME_MARK, self.home) for h in command.home_paths))
+        for arg in (p for word in words for p in _path_words(word)):
             # every word may be a file name: "cat key.pem" with "*.pem" denied (a bare name
             # was skipped, and read the key)
             if arg.startswith("-") or "://" in arg or not arg or "\x00" in arg:
@@ -662,13 +677,27 @@ class SecurityPolicy:
                             "too many to check"
                         )
                         break
-                    root = self.denied_path(memo.path(candidate, base))
-                    if root is not None:
-                        problems.append(
-                            f"{command.program} touches {arg}, inside the denied path {root}"
-                        )
+                    why = self._denied_use(candidate, base, memo)
+                    if why is not None:
+                        problems.append(f"{command.program} touches {arg}: {why}")
                         break
         return problems
+
+    def _denied_use(self, raw: str, base: str, memo: _Resolver) -> str | None:
+        """Why using path ``raw`` (relative to ``base``) is denied, else None: where it
+        resolves, where it is written (``/proc/self/cwd/..`` resolves in *this* process, the
+        text names /proc), or another name (hard link) of a denied file."""
+        resolved = memo.path(raw, base)
+        root = self.denied_path(resolved)
+        if root is None and not raw.startswith("~"):
+            lexical = os.path.normpath(raw if raw.startswith("/") else os.path.join(base, raw))
+            root = self.denied_path(lexical)
+        if root is not None:
+            return f"inside the denied path {root}"
+        info = memo.lstat(resolved)
+        if info is not None:
+            return self.denied_link(info)
+        return None
 
 
 def _has_glob(text: str) -> bool:
@@ -800,6 +829,12 @@ class _Resolver:
             found = _realpath(joined) if link else joined
         self._real[path] = found
         return found
+
+    def lstat(self, path: str) -> os.stat_result | None:
+        try:
+            return os.lstat(path)
+        except (OSError, ValueError):
+            return None
 
     def hooks(self, path: str) -> tuple[tuple[str, str], ...]:
         """``git_hooks_dirs(path)``: the same for every path of one folder."""
