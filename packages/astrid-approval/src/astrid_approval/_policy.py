@@ -604,6 +604,9 @@ class SecurityPolicy:
         """(entry, certain) when some path the glob ``arg`` can expand to is an entry of
         ``rules`` or below one; certain when every wildcard met a literal name of the entry
         (``~/.ss?/id_rsa`` and ``~/.ssh``), not only another wildcard. None when it cannot."""
+        cache_key = (arg, base, id(rules))
+        if cache_key in memo.reach:
+            return memo.reach[cache_key]
         text = self.home + arg[1:] if arg == "~" or arg.startswith("~/") else arg
         text = os.path.normpath(text if os.path.isabs(text) else os.path.join(base, text))
         parts = text.split("/")[1:]
@@ -611,18 +614,46 @@ class SecurityPolicy:
         while literal < len(parts) and not _has_glob(parts[literal]):
             literal += 1
         head = memo.real("/" + "/".join(parts[:literal])) if literal else "/"
-        pattern = tuple(p for p in head.split("/") if p) + tuple(parts[literal:])
+        names = tuple(p for p in head.split("/") if p)
+        tail = tuple(parts[literal:])
+        pattern = names + tail
+        known = frozenset(names)
         best: tuple[str, bool] | None = None
         key = f"_components_{id(rules)}"
         entries = self.__dict__.get(key)
         if entries is None:  # once per policy object (its rules are compiled once too)
-            entries = self.__dict__[key] = (rules, _entry_components(rules, self.home))
-        for entry, components in entries[1]:
+            every = _entry_components(rules, self.home)
+            by_first: dict[str, list[tuple[str, tuple[str, ...]]]] = {}
+            others: list[tuple[str, tuple[str, ...]]] = []
+            for item in every:
+                head_name = item[1][0] if item[1] else "**"
+                if head_name == "**" or _has_glob(head_name) or "\\" in head_name:
+                    others.append(item)
+                else:
+                    by_first.setdefault(head_name, []).append(item)
+            entries = self.__dict__[key] = (rules, every, by_first, tuple(others))
+        first_name = pattern[0] if pattern else ""
+        if _has_glob(first_name):
+            candidates = entries[1]
+        else:  # only entries whose first component can be this name
+            candidates = (*entries[2].get(first_name, ()), *entries[3])
+        for entry, components in candidates:
+            if components[:1] == ("**",) and len(components) > 1:
+                # any depth: its first name must meet a component (cheap test first)
+                first = components[1]
+                if (
+                    not _has_glob(first)
+                    and first not in known
+                    and not any(_component_meets(p, first) for p in tail)
+                ):
+                    continue
             found = _reaches(pattern, components)
             if found == 2:
-                return entry, True
+                best = (entry, True)
+                break
             if found == 1 and best is None:
                 best = (entry, False)
+        memo.reach[cache_key] = best
         return best
 
     def _protected_arguments(self, command: SimpleCommand, cwd: str, memo: _Resolver) -> list[str]:
@@ -764,6 +795,8 @@ def _component_meets(pattern: str, name: str) -> int:
     only matched by a leading dot (dotglob makes the line opaque)."""
     pattern_glob = _has_glob(pattern)
     name_glob = _has_glob(name) or "\\" in name
+    if not pattern_glob and not name_glob:
+        return 2 if pattern == name else 0
     if name.startswith(".") and not pattern.startswith(".") and pattern_glob:
         return 0
     bash = pattern.replace("[^", "[!")
@@ -793,14 +826,16 @@ class _Resolver:
     a trailing or doubled slash, a symbolic link as the last component) goes to ``realpath``
     itself. Nothing outlives the decision, so nothing here can go stale."""
 
-    __slots__ = ("_hooks", "_paths", "_real", "home", "protected")
+    __slots__ = ("_hooks", "_paths", "_real", "_stats", "home", "protected", "reach")
 
     def __init__(self, home: str) -> None:
         self.home = home
         self._paths: dict[tuple[str, str], str] = {}
         self._real: dict[str, str] = {}
+        self._stats: dict[str, os.stat_result | None] = {}
         self._hooks: dict[str, tuple[tuple[str, str], ...]] = {}
         self.protected: dict[str, str | None] = {}  # SecurityPolicy.protected_path's answers
+        self.reach: dict[tuple[str, str, int], tuple[str, bool] | None] = {}  # _pattern_reach
 
     def path(self, raw: str, base: str) -> str:
         key = (raw, base)
@@ -822,19 +857,21 @@ class _Resolver:
             found = _realpath(path)
         else:
             joined = self.real(head).rstrip("/") + "/" + tail
-            try:
-                link = stat.S_ISLNK(os.lstat(joined).st_mode)
-            except (OSError, ValueError):
-                link = False  # missing (or under a file): realpath goes on lexically too
+            info = self.lstat(joined)  # missing (or under a file): realpath goes on lexically
+            link = info is not None and stat.S_ISLNK(info.st_mode)
             found = _realpath(joined) if link else joined
         self._real[path] = found
         return found
 
     def lstat(self, path: str) -> os.stat_result | None:
+        if path in self._stats:
+            return self._stats[path]
         try:
-            return os.lstat(path)
+            found: os.stat_result | None = os.lstat(path)
         except (OSError, ValueError):
-            return None
+            found = None
+        self._stats[path] = found
+        return found
 
     def hooks(self, path: str) -> tuple[tuple[str, str], ...]:
         """``git_hooks_dirs(path)``: the same for every path of one folder."""
@@ -890,9 +927,11 @@ _GLOB_LIMIT = 4096  # paths one glob or brace expansion may name before the line
 _TOO_MANY = "\x00too many"  # a marker no path can be (paths hold no NUL)
 
 
-def _path_words(word: str) -> list[str]:
+@lru_cache(maxsize=4096)
+def _path_words(word: str) -> tuple[str, ...]:
     """The paths one argument may name: itself, an option's value (``--file=/x``), a file a
-    tool reads by ``@`` (``curl -d @/x``, ``-F f=@/x``), a ``file://`` URL's path."""
+    tool reads by ``@`` (``curl -d @/x``, ``-F f=@/x``), a ``file://`` URL's path. (A pure
+    function of the word, cached: every check of a decision asks it for every argument.)"""
     found = [word]
     if word.startswith("-") and "=" in word:
         found = [word.split("=", 1)[1]]
@@ -907,7 +946,7 @@ def _path_words(word: str) -> list[str]:
                 found.append(tail)
     if word.startswith("@") and len(word) > 1:
         found.append(word[1:])
-    return found
+    return tuple(found)
 
 
 # Programs that never run an argument as a program (naming "sudo" to them is harmless), and
@@ -975,6 +1014,8 @@ def _brace_expanded(command: SimpleCommand) -> tuple[SimpleCommand, bool]:
         if len(words) > _EXPANSION_LIMIT:
             return command, False
         argv += [w for w in words if w]
+    if len(argv) == len(command.argv) and all(map(str.__eq__, argv, command.argv)):
+        return command, True  # "{}" and the like: nothing to expand
     return replace(command, argv=tuple(argv)), True
 
 

@@ -310,7 +310,7 @@ _SHELL_NAME = re.compile(
 )
 _QUOTED = frozenset({"raw_string", "string", "ansi_c_string", "word"})
 _BACKTICKS = re.compile(r"`((?:\\.|[^`\\])*)`", re.S)
-_REPARSED = frozenset({"word", "heredoc_body", "command_substitution"})
+_REPARSED = frozenset({"expansion", "heredoc_body", "command_substitution"})
 _CODE_MARK = re.compile(r"\$\(|`|\\x")  # quoted text that arithmetic could run as code
 _ARITHMETIC = frozenset({"arithmetic_expansion", "c_style_for_statement", "test_command"})
 _LOOPS = frozenset(
@@ -652,10 +652,12 @@ class _Analysis:
         text = _text(node)
         if "`" not in text and "$(" not in text:
             return
-        if kind == "word":
-            parent = node.parent
-            if parent is not None and parent.type == "expansion":
-                self.text(": " + text, depth=depth + 1, via=via, piped=False)
+        if kind == "expansion":
+            for child in node.named_children:
+                if child.type == "word":
+                    word = _text(child)
+                    if "`" in word or "$(" in word:
+                        self.text(": " + word, depth=depth + 1, via=via, piped=False)
         elif kind == "heredoc_body":
             start = node.prev_sibling
             while start is not None and start.type != "heredoc_start":
