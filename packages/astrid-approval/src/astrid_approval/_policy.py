@@ -381,13 +381,15 @@ class SecurityPolicy:
         deny: list[str] = []
         ask: list[str] = list(normalized.warnings)
         deny += self._size_problems(normalized)
-        resource = action.resource
-        if any(fnmatch.fnmatchcase(resource, p) for p in self.blocked_tools):
-            deny.append(f"{resource} is blocked by policy")
-        if resource in self.blocked_resources:
-            deny.append(f"{resource} was denied always in this session")
-        if any(fnmatch.fnmatchcase(resource, p) for p in self.approval_required_tools):
-            ask.append(f"{resource} always requires approval")
+        if self.blocked_tools or self.blocked_resources or self.approval_required_tools:
+            # (a shell line's resource tokenizes the whole line: only computed when used)
+            resource = action.resource
+            if any(fnmatch.fnmatchcase(resource, p) for p in self.blocked_tools):
+                deny.append(f"{resource} is blocked by policy")
+            if resource in self.blocked_resources:
+                deny.append(f"{resource} was denied always in this session")
+            if any(fnmatch.fnmatchcase(resource, p) for p in self.approval_required_tools):
+                ask.append(f"{resource} always requires approval")
         if normalized.path is not None:
             path_deny, path_ask = self._path_problems(
                 normalized.path, write=isinstance(action, FileWrite | FileDelete)
