@@ -484,6 +484,8 @@ class SecurityPolicy:
             names = frozenset(_blocked_names(rules)) - _SUBCOMMAND_WORDS
             unquoted = re.sub(r"[\"'\\$]", "", line.line.replace("\\\n", ""))
             words = re.findall(r"[\w./+-]+", unquoted)
+            for token in re.findall(r"[\w./+{},-]*\{[\w./+{},-]*", unquoted):  # {s,}udo
+                words += _brace_expand(token, _EXPANSION_LIMIT)
             found = [w for w in words if w.rsplit("/", 1)[-1] in names]
             if found:
                 problems.append(f"a line that does not parse names the blocked {found[0]!r}")
@@ -492,7 +494,14 @@ class SecurityPolicy:
             if why is not None:
                 problems.append(f"redirection to {target}: {why}")
         for pattern in line.pattern_programs:  # "/usr/bin/su?o": bash runs whatever matches
-            matched = [n for n in _blocked_names(rules) if fnmatch.fnmatchcase(n, pattern)]
+            # ({sudo,id} and s{u,}do expand to words, the first of which runs)
+            alternatives = _brace_expand(pattern, _EXPANSION_LIMIT)
+            first = alternatives[0].rsplit("/", 1)[-1] if alternatives else pattern
+            matched = [
+                n
+                for n in _blocked_names(rules)
+                if n == first or any(fnmatch.fnmatchcase(n, a) for a in (pattern, *alternatives))
+            ]
             if matched:
                 problems.append(f"the program pattern {pattern!r} can run the blocked {matched[0]}")
         for pipeline in line.pipelines:
@@ -937,6 +946,9 @@ def _path_words(word: str) -> tuple[str, ...]:
     found = [word]
     if word.startswith("-") and "=" in word:
         found = [word.split("=", 1)[1]]
+    elif len(word) > 2 and word[0] == "-" and word[1] != "-":
+        # a short option with its value attached: curl -d@.ssh/key, -T.ssh/key, tar -C/x
+        found.append(word[2:])
     for text in list(found):
         if text.lower().startswith("file:"):
             found.append(unquote(urlsplit(text).path) or "/")
@@ -946,8 +958,7 @@ def _path_words(word: str) -> tuple[str, ...]:
                 sep and mark == "=@" and tail
             ):
                 found.append(tail)
-    if word.startswith("@") and len(word) > 1:
-        found.append(word[1:])
+    found += [text[1:] for text in list(found) if text.startswith("@") and len(text) > 1]
     return tuple(found)
 
 
@@ -1417,11 +1428,19 @@ def _hosts_in(command: SimpleCommand) -> list[str]:
                     if _checkable(piece.split(",")[0]):
                         hosts.append(piece.split(",")[0])
         elif command.program in _PORT_FIRST:
-            hosts += [h for h in positional[:1] if _checkable(h)]
+            # the first word is the host, a number too ("nc 0 22" is 0.0.0.0, this machine),
+            # unless it listens (nc -l 8080: the word is its port)
+            listens = any(a == "--listen" or (a[:1] == "-" and "l" in a[1:2]) for a in args)
+            hosts += [
+                h for h in positional[:1] if _checkable(h) or (not listens and parse_ip_literal(h))
+            ]
         else:
             for arg in positional:
                 host = _host_of(arg)
-                if host and _checkable(host):
+                # a downloader's word is a URL, and "host:port" names a host: a number there
+                # is an address ("curl 0:8080" is 0.0.0.0), not a port
+                numeric = command.program in _DOWNLOADERS or ":" in arg
+                if host and (_checkable(host) or (numeric and parse_ip_literal(host))):
                     hosts.append(host)
     elif command.program == "git":  # scp-like remotes: git clone user@10.0.0.1:repo
         for arg in positional:

@@ -518,6 +518,8 @@ def _word(node: Node) -> _Word:
             homes = homes or part.value is None
             values.append(part.value if part.value is not None else part.home or "")
             pattern = pattern or part.pattern
+        # the grammar splits "s{u,}do" into five words, none a pattern alone: bash expands it
+        pattern = pattern or bool(_UNQUOTED_GLOB.search(text))
         if homes:
             return _Word(None, pattern, home="".join(values))
         return _Word("".join(values), pattern)
@@ -552,6 +554,7 @@ class _Analysis:
         self.computed_values = False  # a variable gets a value the text does not show
         self.inherited_stdin: str | None = None  # a here-document hung on a whole list
         self.pipe_text: str | None = None  # what the previous stage of a pipeline prints
+        self.written: set[str] = set()  # files the line writes (relative to its cwd)
 
     def opaque(self, reason: str) -> None:
         self.result.opaque_reasons.append(reason)
@@ -857,6 +860,8 @@ class _Analysis:
         if word.pattern:
             self.opaque("a redirection target is a pattern: cannot tell which file")
         self.redirect_target(word.value)
+        if ">" in op:
+            self.wrote(word.value)
         return f"{op} {word.value}"
 
     def redirect_target(self, target: str) -> None:
@@ -869,6 +874,20 @@ class _Analysis:
         for cwd in self.cwds:
             joined = target if target.startswith(("/", "~")) else os.path.join(cwd, target)
             self.result.redirect_targets.append(os.path.normpath(joined) if cwd != "." else target)
+
+    def wrote(self, target: str) -> None:
+        """The line writes ``target``: running it later in the same line runs text the
+        decision never saw (``echo 'sudo id' > x; bash x``)."""
+        for cwd in self.cwds:
+            self.written.add(os.path.normpath(os.path.join(cwd, target)))
+
+    def runs_written(self, words: tuple[str, ...]) -> bool:
+        return any(
+            os.path.normpath(os.path.join(cwd, word)) in self.written
+            for word in words
+            if word and not word.startswith("-")
+            for cwd in self.cwds
+        )
 
     # -- one simple command (after its words are known)
     def simple(
@@ -904,6 +923,13 @@ class _Analysis:
         program = first.value.rsplit("/", 1)[-1] or first.value
         homes = tuple(w.home for w in words[1:] if w.value is None and w.home is not None)
         command = SimpleCommand(program, argv, via, assignments, redirects, self.cwds, homes)
+        if self.written:
+            runner = program in SHELLS or _family(program) in INTERPRETERS or program in _WRAPPERS
+            if self.runs_written(argv if runner else argv[:1]):
+                self.opaque(f"{program} runs a file this line writes: its text is not in the line")
+        if program in ("tee", "cp", "mv", "install", "ln", "dd", "curl", "wget"):
+            for value in argv[1:]:  # what they may write (over-approximated: any word)
+                self.wrote(value)
         self.result.commands.append(command)
         if len(self.result.commands) > MAX_COMMANDS:
             return
