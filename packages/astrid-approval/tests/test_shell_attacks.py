@@ -239,7 +239,7 @@ OPAQUE = [
     "D=/dev; echo > $D/tcp/example.com/80",
     "ls (",
     'echo "unterminated',
-    "cat $HOME/.ssh/id_rsa",
+    "cat $HOME/notes.txt",  # $HOME/.ssh/... is now a policy deny (test_bypass_corpus.py)
     "cd $X && cat y",
     "for d in a b; do cd ..; done; cat y",
     "alias ls='id'",
