@@ -420,7 +420,7 @@ def test_a_missing_or_symlinked_hooks_directory_cannot_be_planted(ws: Path) -> N
         cwd=str(ws),
     )
     assert "Read-only file system" in proc.stderr
-    assert list((ws / ".git" / "hooks").iterdir()) == []
+    assert not (ws / ".git" / "hooks").exists()  # .git is read-only whole
     other = ws.parent / "repo2"
     (other / ".git").mkdir(parents=True)
     (other / "hooks-real").mkdir()
@@ -433,3 +433,41 @@ def test_a_missing_or_symlinked_hooks_directory_cannot_be_planted(ws: Path) -> N
 def test_granting_the_root_or_the_sandboxs_own_mounts_is_refused(path: str) -> None:
     with pytest.raises(SandboxUnavailable, match="cannot be granted"):
         confined_argv("/bin/true", [], Confinement(workspace=path))
+
+
+@pytest.mark.parametrize("entry", ["home", "parent"])
+def test_a_path_entry_at_or_above_home_does_not_mount_the_home(
+    tmp_path: Path, ws: Path, monkeypatch: pytest.MonkeyPatch, entry: str
+) -> None:
+    home = tmp_path / "home"
+    (home / ".astrid").mkdir(parents=True)
+    (home / "diary.txt").write_text("private")
+    (home / ".astrid" / "runtime.key").write_text("RUNTIME KEY")
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.delenv("ASTRID_HOME", raising=False)
+    on_path = home if entry == "home" else tmp_path  # PATH=$HOME:... or a dir holding it
+    monkeypatch.setenv("PATH", f"{on_path}:/usr/bin:/bin")
+    proc = run(
+        f"cat {home}/diary.txt {home}/.astrid/runtime.key; ls -A {home}; echo done",
+        box(ws, network="none"),
+        cwd=str(ws),
+    )
+    assert "done" in proc.stdout
+    assert "private" not in proc.stdout
+    assert "RUNTIME KEY" not in proc.stdout
+    assert "diary.txt" not in proc.stdout
+
+
+def test_the_working_directory_inside_the_workspace_stays_writable(ws: Path) -> None:
+    sub = ws / "sub"
+    sub.mkdir()
+    proc = run("echo ok > made.txt", box(ws, network="none", read_paths=(str(sub),)), cwd=str(sub))
+    assert proc.returncode == 0, proc.stderr
+    assert (sub / "made.txt").read_text() == "ok\n"
+
+
+def test_landlock_alone_with_the_proxy_network_is_refused(ws: Path) -> None:
+    # Without a network namespace, HTTP(S)_PROXY is a suggestion: the host network is open.
+    confinement = Confinement(mode="landlock", workspace=str(ws), network="proxy")
+    with pytest.raises(SandboxUnavailable, match="needs the bubblewrap sandbox"):
+        confined_argv("/bin/true", [], confinement)

@@ -4,7 +4,6 @@ egress proxy, and file access beneath a directory descriptor."""
 from . import fs  # descriptor-based file access: use exactly what was authorized
 from ._confine import (
     HOME_SECRETS,
-    PROTECTED_PATHS,
     Confinement,
     Layers,
     Limits,
@@ -19,6 +18,7 @@ from ._env import ENV_ALLOW_LIST, looks_secret, scrubbed_environment
 from ._hosts import HostListGuard
 from ._landlock import NETWORK_ABI, SandboxError, landlock_abi
 from ._process_group import find_server_group, kill_group_remains
+from ._protect import PROTECTED_PATHS, ProtectedSnapshot, Quarantined, protected_bind_targets
 from ._proxy import (
     AddressPredicate,
     EgressProxy,
@@ -35,6 +35,9 @@ __all__ = [
     # confinement, environment, egress
     "HOME_SECRETS",
     "PROTECTED_PATHS",
+    "ProtectedSnapshot",
+    "Quarantined",
+    "protected_bind_targets",
     "Confinement",
     "Layers",
     "Limits",

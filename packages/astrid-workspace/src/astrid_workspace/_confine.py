@@ -31,6 +31,7 @@ from astrid_core import AstridError
 
 from ._grants import SYSTEM_READ_PATHS, SYSTEM_WRITE_PATHS, runtime_read_paths, shell_read_paths
 from ._landlock import NETWORK_ABI, landlock_abi
+from ._protect import PROTECTED_PATHS, protected_bind_targets
 from ._seccomp import seccomp_supported
 
 __all__ = [
@@ -52,17 +53,6 @@ __all__ = [
 SandboxMode = Literal["bwrap", "landlock"]
 NetworkMode = Literal["none", "proxy", "host"]
 
-# Inside a writable workspace these stay read-only: each one makes the host run code or change
-# behaviour later (git hooks and config, direnv, editor tasks, CI, Astrid's own config).
-PROTECTED_PATHS = (
-    ".git/hooks",
-    ".git/config",
-    ".gitmodules",
-    ".astrid",
-    ".envrc",
-    ".vscode",
-    ".github/workflows",
-)
 # Credentials in a home directory; masked (empty) wherever they fall inside what is mounted,
 # e.g. a workspace that is the home directory itself.
 HOME_SECRETS = (
@@ -182,7 +172,7 @@ def confinement_layers(confinement: Confinement) -> Layers:
         missing.append("no writable pids cgroup: root is exempt from RLIMIT_NPROC")
     network = confinement.network
     if confinement.mode == "landlock" and network == "proxy":
-        network = "host"
+        network = "host"  # what a caller gets there instead (confined_argv refuses "proxy")
     return Layers(namespaces, abi, seccomp, network, tuple(missing))
 
 
@@ -207,6 +197,15 @@ def confined_argv(
     executable: str, args: Sequence[str], confinement: Confinement, *, cwd: str | None = None
 ) -> list[str]:
     """The argv that runs `executable args...` confined. Raises `SandboxUnavailable`."""
+    if confinement.mode == "landlock" and confinement.network == "proxy":
+        # Without a network namespace the command has the host's network: HTTP(S)_PROXY
+        # would be a suggestion it may ignore, not a boundary.
+        raise SandboxUnavailable(
+            'network = "proxy" needs the bubblewrap sandbox: under sandbox = "landlock" the '
+            "command would have the host's network, and the proxy could be bypassed",
+            hint='use network = "none" (or the admin\'s explicit "host") with sandbox = '
+            '"landlock", or let an admin set [security] sandbox = "bwrap"',
+        )
     launcher = _launcher_argv(executable, args, confinement)
     if confinement.mode == "landlock":
         return launcher
@@ -234,7 +233,7 @@ def _launcher_argv(executable: str, args: Sequence[str], c: Confinement) -> list
         # nothing and starts faster.
         reads = [*SYSTEM_READ_PATHS, *runtime_read_paths(executable), *reads]
         if c.shell:
-            reads += shell_read_paths(os.environ.get("PATH", ""))
+            reads += _path_programs()
         writes = [*SYSTEM_WRITE_PATHS, *writes, *_PRIVATE_TMP]  # private tmpfs in the sandbox
         argv.append("--granted")
     argv += [f"--read={p}" for p in dict.fromkeys(reads)]
@@ -321,7 +320,7 @@ def _area_mounts(executable: str, c: Confinement) -> list[str]:
         *c.read_paths,
     ]
     if c.shell:
-        reads += shell_read_paths(os.environ.get("PATH", ""))
+        reads += _path_programs()
     mounts += [(_real(p), "ro") for p in reads]
     writes = [*c.write_paths, *([c.workspace] if c.workspace else [])]
     for path in (_real(p) for p in [*writes, *c.read_paths]):
@@ -338,9 +337,12 @@ def _area_mounts(executable: str, c: Confinement) -> list[str]:
         # rw wins over ro for the same path; the home tmpfs is replaced by a grant of it.
         if (kind == "home" or os.path.exists(path)) and seen.get(path) != "rw":
             seen[path] = kind
+    writable = [p for p, kind in seen.items() if kind == "rw"]
     opts: list[str] = []
     for path in sorted(seen, key=lambda p: p.count("/")):
         kind = seen[path]
+        if kind == "ro" and any(_within(path, w) for w in writable):
+            continue  # e.g. the cwd inside the workspace: bound read-only, it would stay so
         if kind == "home":
             opts += ["--tmpfs", path]
         else:
@@ -348,26 +350,38 @@ def _area_mounts(executable: str, c: Confinement) -> list[str]:
     return opts
 
 
+def _within(path: str, tree: str) -> bool:
+    return path == tree or path.startswith(tree.rstrip("/") + "/")
+
+
+def _private_trees() -> list[str]:
+    home = os.environ.get("HOME", "")
+    trees = [_real(home)] if os.path.isabs(home) and _real(home) != "/" else []
+    astrid_home = os.environ.get("ASTRID_HOME") or (os.path.join(home, ".astrid") if home else "")
+    if astrid_home:
+        trees.append(_real(astrid_home))
+    return trees
+
+
+def _path_programs() -> list[str]:
+    """What a shell's PATH makes readable, minus any entry that would expose the home
+    directory or $ASTRID_HOME whole (PATH=$HOME:..., PATH=/:...): those programs are not
+    reachable inside, the rest of the home stays an empty tmpfs."""
+    private = _private_trees()
+    return [
+        p
+        for p in shell_read_paths(os.environ.get("PATH", ""))
+        if not any(_within(t, _real(p)) for t in private)
+    ]
+
+
 def _protected_mounts(c: Confinement) -> list[str]:
-    if c.workspace is None:
-        return []
-    root = _real(c.workspace)
-    hooks = os.path.join(root, ".git", "hooks")
-    if os.path.isdir(os.path.join(root, ".git")) and not os.path.lexists(hooks):
-        # Missing, it could be created from inside and its hooks would run on the host: git's
-        # own default (an empty hooks directory) is made now, so that it can be bound read-only.
-        with contextlib.suppress(OSError):
-            os.mkdir(hooks, 0o755)
+    """Each existing protected path of every writable tree, bound read-only whole (see
+    `_protect`): a mount point cannot be renamed, removed or replaced from inside."""
+    writes = [*c.write_paths, *([c.workspace] if c.workspace else [])]
     opts: list[str] = []
-    for name in PROTECTED_PATHS:
-        path = os.path.join(root, name)
-        if not os.path.lexists(path):
-            continue
-        # A symlink is followed to what it names (e.g. .git/hooks -> ../hooks-real): that
-        # is what the host would run. Outside the workspace it is not mounted at all.
-        target = os.path.realpath(path)
-        if os.path.commonpath([target, root]) == root and os.path.exists(target):
-            opts += ["--ro-bind", target, target]
+    for target in protected_bind_targets(writes):
+        opts += ["--ro-bind", target, target]
     return opts
 
 
