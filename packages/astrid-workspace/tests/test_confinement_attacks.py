@@ -33,6 +33,16 @@ from astrid_workspace import _confine as confine
 pytestmark = pytest.mark.skipif(shutil.which("bwrap") is None, reason="needs bubblewrap")
 
 
+@pytest.fixture(autouse=True, params=["native", "python"])
+def launcher(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Every attack runs against both launchers: the native one and its Python fallback."""
+    if request.param == "python":
+        monkeypatch.setenv("ASTRID_SANDBOX_LAUNCHER", "python")
+    else:
+        monkeypatch.delenv("ASTRID_SANDBOX_LAUNCHER", raising=False)
+    return str(request.param)
+
+
 def run(
     script: str,
     confinement: Confinement,
@@ -404,12 +414,39 @@ def _q(text: str) -> str:
     return shlex.quote(text)
 
 
-def test_python_used_by_the_launcher_is_not_the_venv() -> None:
-    # The launcher runs with -E -s -S from the real interpreter: no site-packages to inject.
+def test_the_launcher_in_force_is_the_one_status_names(launcher: str) -> None:
     argv = confined_argv("/bin/true", [], Confinement(network="none"))
-    launcher = argv[argv.index("--", argv.index(confine.bwrap_path() or "bwrap")) + 1 :]
-    assert launcher[0] == os.path.realpath(sys.executable)
-    assert launcher[1:4] == ["-E", "-s", "-S"]
+    inside = argv[argv.index("--", argv.index(confine.bwrap_path() or "bwrap")) + 1 :]
+    described = confinement_layers(Confinement(network="none")).describe()
+    if launcher == "native":
+        assert shutil.which("cc"), "the machine has a C compiler: the native launcher builds"
+        assert inside[0] == "/run/astrid-launcher"
+        assert "native launcher" in described
+        assert any(a.startswith("--seccomp-bpf=") for a in inside)
+    else:
+        # -E -s -S from the real interpreter: no site-packages to inject.
+        assert inside[0] == os.path.realpath(sys.executable)
+        assert inside[1:4] == ["-E", "-s", "-S"]
+        assert "Python launcher (ASTRID_SANDBOX_LAUNCHER=python)" in described
+
+
+def test_a_tampered_native_launcher_is_not_used(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, launcher: str
+) -> None:
+    if launcher == "python":
+        pytest.skip("about the native launcher")
+    from astrid_workspace import _native
+
+    monkeypatch.setenv("ASTRID_HOME", str(tmp_path / "astrid"))
+    built = _native.native_launcher()
+    assert built is not None
+    assert oct(os.stat(tmp_path / "astrid").st_mode & 0o777) == "0o700"
+    with open(built, "ab") as binary:
+        binary.write(b"\0")  # one byte more: not the binary that was built and checked
+    assert _native.native_launcher() is None
+    assert "does not match the hash" in _native.native_status()
+    argv = confined_argv("/bin/true", [], Confinement(network="none"))
+    assert "/run/astrid-launcher" not in argv  # the Python launcher runs instead
 
 
 def test_a_missing_or_symlinked_hooks_directory_cannot_be_planted(ws: Path) -> None:
@@ -471,3 +508,32 @@ def test_landlock_alone_with_the_proxy_network_is_refused(ws: Path) -> None:
     confinement = Confinement(mode="landlock", workspace=str(ws), network="proxy")
     with pytest.raises(SandboxUnavailable, match="needs the bubblewrap sandbox"):
         confined_argv("/bin/true", [], confinement)
+
+
+def test_the_native_launcher_applies_landlock_by_itself(tmp_path: Path, launcher: str) -> None:
+    # Outside bubblewrap, so only the launcher's own Landlock stands between cat and the file.
+    from astrid_workspace import landlock_abi
+    from astrid_workspace._native import native_launcher
+
+    if launcher == "python" or landlock_abi() == 0:
+        pytest.skip("about the native launcher's Landlock")
+    native = native_launcher()
+    assert native is not None
+    secret = tmp_path / "secret.txt"
+    secret.write_text("hunter2")
+    grants = [f"--read={p}" for p in ("/usr", "/lib", "/lib64", "/bin", "/etc")]
+    proc = subprocess.run(
+        [native, *grants, "--", "/bin/cat", str(secret)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert "hunter2" not in proc.stdout
+    assert "Permission denied" in proc.stderr
+    allowed = subprocess.run(
+        [native, *grants, f"--read={tmp_path}", "--", "/bin/cat", str(secret)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert allowed.stdout == "hunter2"

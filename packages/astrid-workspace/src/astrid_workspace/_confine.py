@@ -18,6 +18,7 @@ is reported as weaker.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import shutil
 import sys
@@ -25,12 +26,13 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from astrid_core import AstridError
 
 from ._grants import SYSTEM_READ_PATHS, SYSTEM_WRITE_PATHS, runtime_read_paths, shell_read_paths
 from ._landlock import NETWORK_ABI, landlock_abi
+from ._native import NATIVE_INSIDE, native_launcher, native_status, seccomp_hex
 from ._protect import PROTECTED_PATHS, protected_bind_targets
 from ._seccomp import seccomp_supported
 
@@ -140,12 +142,15 @@ class Layers:
     seccomp: bool
     network: NetworkMode
     missing: tuple[str, ...] = ()
+    launcher: str = ""  # "native launcher", or "Python launcher (why)"
 
     def describe(self) -> str:
         parts = ["namespaces (bubblewrap)" if self.namespaces else "no namespaces"]
         parts.append(f"Landlock ABI {self.landlock_abi}" if self.landlock_abi else "no Landlock")
         parts.append("seccomp" if self.seccomp else "no seccomp")
         parts.append(f"network: {self.network}")
+        if self.launcher:
+            parts.append(self.launcher)
         text = ", ".join(parts)
         return f"{text} ({'; '.join(self.missing)})" if self.missing else text
 
@@ -173,7 +178,8 @@ def confinement_layers(confinement: Confinement) -> Layers:
     network = confinement.network
     if confinement.mode == "landlock" and network == "proxy":
         network = "host"  # what a caller gets there instead (confined_argv refuses "proxy")
-    return Layers(namespaces, abi, seccomp, network, tuple(missing))
+    launcher = native_status() if namespaces else ""
+    return Layers(namespaces, abi, seccomp, network, tuple(missing), launcher)
 
 
 def sandbox_summary(mode: SandboxMode = "bwrap") -> str:
@@ -206,43 +212,50 @@ def confined_argv(
             hint='use network = "none" (or the admin\'s explicit "host") with sandbox = '
             '"landlock", or let an admin set [security] sandbox = "bwrap"',
         )
-    launcher = _launcher_argv(executable, args, confinement)
     if confinement.mode == "landlock":
-        return launcher
+        return _launcher_argv(executable, args, confinement)
     bwrap = bwrap_path()
     if bwrap is None:
         raise SandboxUnavailable(
             "cannot confine the command: bubblewrap (bwrap) is not installed, and every "
             "process the agent starts runs inside it; nothing was run"
         )
-    argv = [bwrap, *_bwrap_options(executable, confinement, cwd), "--", *launcher]
+    native = native_launcher()
+    launcher = _launcher_argv(executable, args, confinement, native=native is not None)
+    options = _bwrap_options(executable, confinement, cwd, native=native)
+    argv = [bwrap, *options, "--", *launcher]
     return _in_pids_cgroup(argv, confinement.limits.processes)
 
 
-def _launcher_argv(executable: str, args: Sequence[str], c: Confinement) -> list[str]:
+def _launcher_argv(
+    executable: str, args: Sequence[str], c: Confinement, *, native: bool = False
+) -> list[str]:
     # -E -s -S: no PYTHON* variables, no site-packages: nothing on the host's Python path can
     # inject code into the process that is about to confine itself, and it starts fast.
     # The real interpreter, not a venv's symlink to it: -S needs no venv, and the venv's
     # directory is not mounted in the sandbox unless the command needs it.
     python = _real(sys.executable) if c.mode == "bwrap" else sys.executable
-    argv = [python, "-E", "-s", "-S", str(_LAUNCHER)]
+    argv = [NATIVE_INSIDE] if native else [python, "-E", "-s", "-S", str(_LAUNCHER)]
     reads = [*c.read_paths, *([c.workspace] if c.workspace else [])]
     writes = [*c.write_paths, *([c.workspace] if c.workspace else [])]
     if c.mode == "bwrap":
         # The host lists every grant (it mounts the same paths), so the launcher discovers
         # nothing and starts faster.
-        reads = [*SYSTEM_READ_PATHS, *runtime_read_paths(executable), *reads]
+        reads = [*SYSTEM_READ_PATHS, *_runtime_reads(executable), *reads]
         if c.shell:
             reads += _path_programs()
         writes = [*SYSTEM_WRITE_PATHS, *writes, *_PRIVATE_TMP]  # private tmpfs in the sandbox
-        argv.append("--granted")
+        if not native:  # the native launcher only ever takes granted lists
+            argv.append("--granted")
     argv += [f"--read={p}" for p in dict.fromkeys(reads)]
     argv += [f"--write={p}" for p in dict.fromkeys(writes)]
-    if c.shell:
+    if c.shell and not native:
         argv.append("--shell")
     if c.mode == "bwrap":
         argv += ["--landlock-optional", *c.limits.launcher_options()]
-        if seccomp_supported():
+        if native:
+            argv.append(f"--seccomp-bpf={seccomp_hex()}")  # the same program, built here
+        elif seccomp_supported():
             argv.append("--seccomp")
         if c.network == "proxy":
             argv.append(f"--bridge={PROXY_PORT}={PROXY_SOCKET_INSIDE}")
@@ -257,11 +270,26 @@ def _launcher_argv(executable: str, args: Sequence[str], c: Confinement) -> list
     return [*argv, "--", executable, *args]
 
 
+def _runtime_reads(executable: str) -> list[str]:
+    # Cached per (executable, PATH) in this process: the launcher's grants and the mounts
+    # both need it, and every command would pay for the install-prefix probes again.
+    key = (executable, os.environ.get("PATH", ""))
+    if _RUNTIME_READS.get("key") != key:
+        _RUNTIME_READS["key"] = key
+        _RUNTIME_READS["value"] = runtime_read_paths(executable)
+    return list(_RUNTIME_READS["value"])
+
+
+_RUNTIME_READS: dict[str, Any] = {}
+
+
 def _real(path: str) -> str:
     return os.path.realpath(os.path.expanduser(path))
 
 
-def _bwrap_options(executable: str, c: Confinement, cwd: str | None) -> list[str]:
+def _bwrap_options(
+    executable: str, c: Confinement, cwd: str | None, *, native: str | None = None
+) -> list[str]:
     opts = [
         "--unshare-user-try",
         "--unshare-pid",
@@ -276,21 +304,16 @@ def _bwrap_options(executable: str, c: Confinement, cwd: str | None) -> list[str
     ]
     if c.network == "host":
         opts.remove("--unshare-net")
-    for directory in _SYSTEM_DIRS:
-        if os.path.islink(directory):
-            opts += ["--symlink", os.readlink(directory), directory]
-        elif os.path.isdir(directory):
-            opts += ["--ro-bind", directory, directory]
-    for entry in SYSTEM_READ_PATHS:
-        if entry.startswith("/etc/") and os.path.exists(entry):
-            opts += ["--ro-bind", entry, entry]
+    opts += _system_mounts()
     opts += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/run"]
+    if native is not None:
+        opts += ["--ro-bind", native, NATIVE_INSIDE]
     for directory in _PRIVATE_TMP[:2]:  # /dev/shm is part of the private /dev already
         opts += ["--tmpfs", directory]
     runtime_dir = os.environ.get("XDG_RUNTIME_DIR")
     if runtime_dir and os.path.isabs(runtime_dir):
         opts += ["--tmpfs", runtime_dir]
-    opts += _area_mounts(executable, c)
+    opts += _area_mounts(executable, c, python_launcher=native is None)
     opts += _protected_mounts(c)
     opts += _masks(c)
     if c.network == "proxy":
@@ -305,20 +328,39 @@ def _bwrap_options(executable: str, c: Confinement, cwd: str | None) -> list[str
     return opts
 
 
-def _area_mounts(executable: str, c: Confinement) -> list[str]:
+@functools.lru_cache(maxsize=1)
+def _system_mounts() -> tuple[str, ...]:
+    """System directories and the few /etc files, read-only. Looked up once per process:
+    every confined command pays for these paths' checks otherwise."""
+    opts: list[str] = []
+    for directory in _SYSTEM_DIRS:
+        if os.path.islink(directory):
+            opts += ["--symlink", os.readlink(directory), directory]
+        elif os.path.isdir(directory):
+            opts += ["--ro-bind", directory, directory]
+    for entry in SYSTEM_READ_PATHS:
+        if entry.startswith("/etc/") and os.path.exists(entry):
+            opts += ["--ro-bind", entry, entry]
+    return tuple(opts)
+
+
+@functools.lru_cache(maxsize=1)
+def _system_trees() -> tuple[str, ...]:
+    """The system directories bound read-only whole: a read grant inside one adds nothing."""
+    return tuple(d for d in _SYSTEM_DIRS if os.path.isdir(d) and not os.path.islink(d))
+
+
+def _area_mounts(executable: str, c: Confinement, *, python_launcher: bool = True) -> list[str]:
     """The home tmpfs and every granted tree, shallow first so deeper grants land on top."""
     mounts: list[tuple[str, str]] = []  # (path, kind)
     home = os.environ.get("HOME", "")
     if os.path.isabs(home) and _real(home) != "/":
         mounts.append((_real(home), "home"))
         mounts += [(_real(os.path.join(home, e)), "ro") for e in c.home_entries]
-    reads = [
-        sys.base_prefix,
-        os.path.dirname(_real(sys.executable)),
-        str(_LAUNCHER.parent),
-        *runtime_read_paths(executable),
-        *c.read_paths,
-    ]
+    # The Python launcher needs its interpreter and its own directory; the native one is a
+    # single file bound into /run.
+    launcher = [sys.base_prefix, os.path.dirname(_real(sys.executable)), str(_LAUNCHER.parent)]
+    reads = [*(launcher if python_launcher else []), *_runtime_reads(executable), *c.read_paths]
     if c.shell:
         reads += _path_programs()
     mounts += [(_real(p), "ro") for p in reads]
@@ -343,6 +385,8 @@ def _area_mounts(executable: str, c: Confinement) -> list[str]:
         kind = seen[path]
         if kind == "ro" and any(_within(path, w) for w in writable):
             continue  # e.g. the cwd inside the workspace: bound read-only, it would stay so
+        if kind == "ro" and any(_within(path, d) for d in _system_trees()):
+            continue  # /usr/bin/bash under the read-only /usr: one mount fewer each
         if kind == "home":
             opts += ["--tmpfs", path]
         else:
