@@ -15,8 +15,16 @@ from ._confine import (
     sandbox_summary,
 )
 from ._env import ENV_ALLOW_LIST, looks_secret, scrubbed_environment
-from ._hosts import HostListGuard
+from ._hosts import HostListGuard, ListedThenGuard
 from ._landlock import NETWORK_ABI, SandboxError, landlock_abi
+from ._pinned import (
+    Pin,
+    PinnedAsyncBackend,
+    PinnedSyncBackend,
+    install_pin,
+    pin_host,
+    pin_host_sync,
+)
 from ._process_group import find_server_group, kill_group_remains
 from ._protect import PROTECTED_PATHS, ProtectedSnapshot, Quarantined, protected_bind_targets
 from ._proxy import (
@@ -59,6 +67,13 @@ __all__ = [
     "launcher_argv",
     "sandbox_status",
     "HostListGuard",
+    "ListedThenGuard",
+    "Pin",
+    "PinnedAsyncBackend",
+    "PinnedSyncBackend",
+    "install_pin",
+    "pin_host",
+    "pin_host_sync",
     "AddressPredicate",
     "EgressProxy",
     "EgressRefused",
