@@ -537,3 +537,21 @@ def test_the_native_launcher_applies_landlock_by_itself(tmp_path: Path, launcher
         check=False,
     )
     assert allowed.stdout == "hunter2"
+
+
+def test_etc_inside_holds_only_the_listed_entries_read_only(ws: Path) -> None:
+    from astrid_workspace._etc import etc_view
+
+    proc = run(
+        "cat /etc/shadow; head -c 5 /etc/passwd; echo; ls /etc/ssl/certs | head -1; "
+        "echo '1.2.3.4 evil' >> /etc/hosts; getent hosts localhost",
+        box(ws, network="none"),
+        cwd=str(ws),
+    )
+    assert "root:" in proc.stdout  # passwd, the CA bundle and name resolution work
+    assert "localhost" in proc.stdout
+    assert "No such file" in proc.stderr  # no /etc/shadow at all
+    assert "Read-only file system" in proc.stderr or "Permission denied" in proc.stderr
+    view = etc_view()
+    assert view is not None
+    assert "evil" not in Path(view, "hosts").read_text()

@@ -30,6 +30,7 @@ from typing import Any, Literal
 
 from astrid_core import AstridError
 
+from ._etc import etc_view
 from ._grants import SYSTEM_READ_PATHS, SYSTEM_WRITE_PATHS, runtime_read_paths, shell_read_paths
 from ._landlock import NETWORK_ABI, landlock_abi
 from ._native import NATIVE_INSIDE, native_launcher, native_status, seccomp_hex
@@ -304,7 +305,7 @@ def _bwrap_options(
     ]
     if c.network == "host":
         opts.remove("--unshare-net")
-    opts += _system_mounts()
+    opts += [*_system_mounts(), *_etc_mounts()]
     opts += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/run"]
     if native is not None:
         opts += ["--ro-bind", native, NATIVE_INSIDE]
@@ -315,7 +316,8 @@ def _bwrap_options(
         opts += ["--tmpfs", runtime_dir]
     opts += _area_mounts(executable, c, python_launcher=native is None)
     opts += _protected_mounts(c)
-    opts += _masks(c)
+    bound = [opts[i + 2] for i, a in enumerate(opts) if a in ("--bind", "--ro-bind")]
+    opts += _masks(c, bound)
     if c.network == "proxy":
         if c.proxy_socket is None:
             raise SandboxUnavailable(
@@ -330,18 +332,27 @@ def _bwrap_options(
 
 @functools.lru_cache(maxsize=1)
 def _system_mounts() -> tuple[str, ...]:
-    """System directories and the few /etc files, read-only. Looked up once per process:
-    every confined command pays for these paths' checks otherwise."""
+    """System directories, read-only. Looked up once per process: every confined command
+    would pay for these checks otherwise."""
     opts: list[str] = []
     for directory in _SYSTEM_DIRS:
         if os.path.islink(directory):
             opts += ["--symlink", os.readlink(directory), directory]
         elif os.path.isdir(directory):
             opts += ["--ro-bind", directory, directory]
+    return tuple(opts)
+
+
+def _etc_mounts() -> list[str]:
+    """The few /etc entries commands need: one bind of a cached copy, else one bind each."""
+    view = etc_view()
+    if view is not None:
+        return ["--ro-bind", view, "/etc"]
+    opts: list[str] = []
     for entry in SYSTEM_READ_PATHS:
         if entry.startswith("/etc/") and os.path.exists(entry):
             opts += ["--ro-bind", entry, entry]
-    return tuple(opts)
+    return opts
 
 
 @functools.lru_cache(maxsize=1)
@@ -429,7 +440,11 @@ def _protected_mounts(c: Confinement) -> list[str]:
     return opts
 
 
-def _masks(c: Confinement) -> list[str]:
+def _masks(c: Confinement, bound: Sequence[str]) -> list[str]:
+    """Empty stand-ins for credentials, $ASTRID_HOME and denied paths wherever a bound tree
+    would show them (a workspace that is the home directory). Where no bind reaches a path
+    (it lies in the home tmpfs or outside everything mounted) it is absent already, and a
+    mount fewer keeps the start cheap."""
     home = os.environ.get("HOME", "")
     candidates = [os.path.join(home, s) for s in HOME_SECRETS] if os.path.isabs(home) else []
     candidates += list(c.deny_paths)
@@ -438,6 +453,8 @@ def _masks(c: Confinement) -> list[str]:
         candidates.append(astrid_home)
     opts: list[str] = []
     for candidate in dict.fromkeys(_real(p) for p in candidates):
+        if not any(_within(candidate, b) or _within(b, candidate) for b in bound):
+            continue
         if not os.path.exists(candidate):
             continue
         if os.path.isdir(candidate):
