@@ -555,3 +555,15 @@ def test_etc_inside_holds_only_the_listed_entries_read_only(ws: Path) -> None:
     view = etc_view()
     assert view is not None
     assert "evil" not in Path(view, "hosts").read_text()
+
+
+def test_a_command_reached_through_a_symlinked_directory_runs(tmp_path: Path, ws: Path) -> None:
+    real = tmp_path / "tools-real" / "bin"
+    real.mkdir(parents=True)
+    tool = real / "tool"
+    tool.write_text("#!/bin/sh\necho tool ran\n")
+    tool.chmod(0o755)
+    (tmp_path / "tools").symlink_to(tmp_path / "tools-real")  # e.g. a worktree's .cache
+    argv = confined_argv(str(tmp_path / "tools" / "bin" / "tool"), [], box(ws, network="none"))
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=30, check=False)
+    assert proc.stdout == "tool ran\n", proc.stderr

@@ -318,6 +318,7 @@ def _bwrap_options(
     opts += _protected_mounts(c)
     bound = [opts[i + 2] for i, a in enumerate(opts) if a in ("--bind", "--ro-bind")]
     opts += _masks(c, bound)
+    opts += _symlinked_ancestors(_runtime_reads(executable), bound)
     if c.network == "proxy":
         if c.proxy_socket is None:
             raise SandboxUnavailable(
@@ -437,6 +438,25 @@ def _protected_mounts(c: Confinement) -> list[str]:
     opts: list[str] = []
     for target in protected_bind_targets(writes):
         opts += ["--ro-bind", target, target]
+    return opts
+
+
+def _symlinked_ancestors(paths: Sequence[str], bound: Sequence[str]) -> list[str]:
+    """The command is run by the path it was given; where a directory on that path is a
+    symbolic link (a worktree's `.cache -> /elsewhere/.cache`), the same link is made inside
+    (its target is what was mounted), unless a bound tree already shows it."""
+    opts: list[str] = []
+    made: set[str] = set(_SYSTEM_DIRS)  # /bin -> usr/bin and the like: made already
+    for path in paths:
+        parts = path.split("/")
+        for i in range(2, len(parts)):
+            ancestor = "/".join(parts[:i])
+            if ancestor in made or not os.path.islink(ancestor):
+                continue
+            if any(_within(ancestor, b) for b in bound) or _within(ancestor, "/proc"):
+                continue  # shown by a bind (the link itself is there) or not ours to make
+            made.add(ancestor)
+            opts += ["--symlink", os.readlink(ancestor), ancestor]
     return opts
 
 
