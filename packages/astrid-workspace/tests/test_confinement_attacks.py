@@ -340,6 +340,7 @@ def test_seccomp_refuses_ptrace_namespaces_mounts_io_uring_and_odd_sockets(ws: P
         "show('unshare', libc.unshare(0x10000000))\n"  # CLONE_NEWUSER
         "show('io_uring', libc.syscall(425, 1, ctypes.c_void_p(0)))\n"
         "show('bpf', libc.syscall(321, 0, 0, 0))\n"
+        "show('pidfd_getfd', libc.syscall(438, 0, 0, 0))\n"  # another process's sockets
         "for fam in (socket.AF_NETLINK, socket.AF_PACKET, socket.AF_UNIX):\n"
         "    try: socket.socket(fam, socket.SOCK_RAW if fam != 1 else 1); print('s', fam, 'OPEN')\n"
         "    except OSError as e: print('socket', fam, e.errno)\n"
@@ -351,6 +352,7 @@ def test_seccomp_refuses_ptrace_namespaces_mounts_io_uring_and_odd_sockets(ws: P
     assert lines["unshare"] == "-1 1"
     assert lines["io_uring"] == "-1 1"
     assert lines["bpf"] == "-1 1"
+    assert lines["pidfd_getfd"] == "-1 1"
     assert "OPEN" not in proc.stdout
     assert "socket 1 1" in proc.stdout  # socket(AF_UNIX): EPERM, no host socket by any path
     assert "socketpair x" in proc.stdout  # what runtimes use for their children still works

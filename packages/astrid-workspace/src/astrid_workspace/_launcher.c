@@ -16,8 +16,6 @@
 #include <linux/filter.h>
 #include <linux/seccomp.h>
 #include <netinet/in.h>
-#include <poll.h>
-#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -137,35 +135,27 @@ static int seccomp_install(const char *hex) {
 
 /* ---------------------------------------------------------------- the bridge */
 
-static void pump(int from, int to) {
-    int pipes[2];
-    if (pipe2(pipes, O_CLOEXEC) == 0) {
-        fcntl(pipes[1], F_SETPIPE_SZ, 1 << 20);
-        for (;;) {
-            ssize_t n = splice(from, NULL, pipes[1], NULL, 1 << 20, SPLICE_F_MOVE);
-            if (n <= 0) break;
-            while (n > 0) {
-                ssize_t m = splice(pipes[0], NULL, to, NULL, (size_t)n, SPLICE_F_MOVE);
-                if (m <= 0) { n = -1; break; }
-                n -= m;
-            }
-            if (n < 0) break;
-        }
-    }
-    shutdown(to, SHUT_WR);
-    shutdown(from, SHUT_RD);
-}
-
-static void relay(int client, const char *path) {
+/* No relay here: the accepted socket itself goes to the proxy with one byte 0x00
+ * (SCM_RIGHTS); the proxy serves and relays it, so each byte crosses one relay, not two. */
+static void hand_over(int client, const char *path) {
     int up = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
     struct sockaddr_un addr = { .sun_family = AF_UNIX };
     strncpy(addr.sun_path, path, sizeof addr.sun_path - 1);
-    if (up < 0 || connect(up, (struct sockaddr *)&addr, sizeof addr) != 0) _exit(0);
-    pid_t back = fork();
-    if (back == 0) { pump(up, client); _exit(0); }
-    pump(client, up);
-    if (back > 0) waitpid(back, NULL, 0);
-    _exit(0);
+    if (up >= 0 && connect(up, (struct sockaddr *)&addr, sizeof addr) == 0) {
+        char byte = 0;
+        struct iovec iov = { &byte, 1 };
+        union { char buf[CMSG_SPACE(sizeof(int))]; struct cmsghdr align; } control;
+        memset(&control, 0, sizeof control);
+        struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1,
+                              .msg_control = control.buf, .msg_controllen = sizeof control.buf };
+        struct cmsghdr *cmsg = CMSG_FIRSTHDR(&msg);
+        cmsg->cmsg_level = SOL_SOCKET;
+        cmsg->cmsg_type = SCM_RIGHTS;
+        cmsg->cmsg_len = CMSG_LEN(sizeof(int));
+        memcpy(CMSG_DATA(cmsg), &client, sizeof(int));
+        sendmsg(up, &msg, MSG_NOSIGNAL);
+    }
+    if (up >= 0) close(up);
 }
 
 static int start_bridge(const char *spec) {
@@ -187,11 +177,10 @@ static int start_bridge(const char *spec) {
     if (fork() != 0) _exit(0);  /* detached: ends with the sandbox's pid namespace */
     int null = open("/dev/null", O_RDWR);
     for (int fd = 0; fd < 3; fd++) dup2(null, fd);  /* never hold the command's pipes */
-    signal(SIGCHLD, SIG_IGN);  /* no zombies */
     for (;;) {
         int client = accept4(listener, NULL, NULL, SOCK_CLOEXEC);
         if (client < 0) { if (errno == EINTR) continue; _exit(0); }
-        if (fork() == 0) { close(listener); relay(client, path); }
+        hand_over(client, path);
         close(client);
     }
 }
@@ -204,7 +193,7 @@ int main(int argc, char **argv) {
     static char *reads[MAX_PATHS], *writes[MAX_PATHS];
     int nreads = 0, nwrites = 0, no_network = 0, optional = 0, i;
     const char *bpf = NULL, *bridge = NULL;
-    if (argc == 2 && !strcmp(argv[1], "--version")) { puts("astrid-launcher 1"); return 0; }
+    if (argc == 2 && !strcmp(argv[1], "--version")) { puts("astrid-launcher 2"); return 0; }
     for (i = 1; i < argc && strcmp(argv[i], "--"); i++) {
         char *a = argv[i];
         if (has_prefix(a, "--read=") && nreads < MAX_PATHS) reads[nreads++] = a + 7;

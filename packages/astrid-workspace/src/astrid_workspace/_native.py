@@ -34,7 +34,7 @@ __all__ = ["NATIVE_INSIDE", "native_launcher", "native_status", "seccomp_hex"]
 
 NATIVE_INSIDE = "/run/astrid-launcher"
 _SOURCE = Path(__file__).with_name("_launcher.c")
-_VERSION = b"astrid-launcher 1\n"
+_VERSION = b"astrid-launcher 2\n"
 _verified: dict[str, tuple[int, int, int, int, int]] = {}
 _failure: dict[str, str] = {}
 
