@@ -67,10 +67,10 @@ def _serve(listener: socket.socket, socket_path: str) -> None:
         client, _ = listener.accept()
         # No relay here: the accepted socket itself goes to the proxy (one byte HANDOVER
         # with it, SCM_RIGHTS), which relays it; every byte crosses one relay, not two.
-        with client, socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as upstream:
-            with contextlib.suppress(OSError):
-                upstream.connect(socket_path)
-                socket.send_fds(upstream, [HANDOVER], [client.fileno()])
+        upstream = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        with client, upstream, contextlib.suppress(OSError):
+            upstream.connect(socket_path)
+            socket.send_fds(upstream, [HANDOVER], [client.fileno()])
 
 
 def start_bridge(port: int, socket_path: str) -> None:
