@@ -14,6 +14,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from astrid_workspace import (
     PROTECTED_PATHS,
@@ -249,3 +251,50 @@ def test_a_hooks_directory_named_by_the_repositorys_config_stays_read_only(repo:
     proc, _ = run_in_sandbox(repo, "echo 'touch /tmp/pwned' > scripts/hooks/pre-commit")
     assert "Read-only file system" in proc.stderr
     assert list((repo / "scripts" / "hooks").iterdir()) == []
+
+
+_KINDS = ("file", "dir", "symlink")
+
+
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    planted=st.lists(
+        st.tuples(st.sampled_from(PROTECTED_PATHS), st.sampled_from(_KINDS), st.booleans()),
+        max_size=6,
+        unique_by=lambda t: (t[0], t[2]),
+    )
+)
+def test_whatever_is_planted_is_moved_aside_and_nothing_else_moves(
+    tmp_path_factory: pytest.TempPathFactory, planted: list[tuple[str, str, bool]]
+) -> None:
+    ws = tmp_path_factory.mktemp("ws")
+    (ws / "proj").mkdir()
+    (ws / "keep.txt").write_text("mine")
+    (ws / "proj" / "code.py").write_text("print(1)")
+    snapshot = ProtectedSnapshot([str(ws)])
+    expected: set[str] = set()
+    for name, kind, nested in planted:
+        path = ws / "proj" / name if nested else ws / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if kind == "file":
+            path.write_text("planted")
+        elif kind == "dir":
+            path.mkdir()
+            (path / "payload").write_text("planted")
+        else:
+            path.symlink_to("/tmp")
+        expected.add(str(path))
+    moved = snapshot.settle()
+    found = {q.path for q in moved}
+    # The shallowest new component is what moves (.github for a new .github/workflows).
+    for path in expected:
+        assert any(path == f or path.startswith(f + "/") for f in found), (path, found)
+    for record in moved:
+        assert record.moved_to, record.error
+        assert not os.path.lexists(record.path) or record.path.endswith("/.astrid")
+        assert os.path.lexists(record.moved_to)
+    assert (ws / "keep.txt").read_text() == "mine"
+    assert (ws / "proj" / "code.py").read_text() == "print(1)"
+    assert ProtectedSnapshot([str(ws)]).settle() == ()  # settled: nothing new a second time

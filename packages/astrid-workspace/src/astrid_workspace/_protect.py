@@ -64,7 +64,7 @@ QUARANTINE_DIR = ".astrid/quarantine"
 # (and hashing them would cost every command seconds in a large repository).
 _GIT_DIR_PARTS = ("config", "config.worktree", "commondir", "hooks", "info")
 _MAX_ENTRIES = 10_000
-_MAX_SUBDIRECTORIES = 2_000
+_MAX_SUBDIRECTORIES = 512  # a folder of more repositories: the first 512, by name
 _MAX_HASHED_FILE = 1 << 20
 _NOFOLLOW_DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _RENAME_NOREPLACE = 1
@@ -230,9 +230,7 @@ def _subdirectories(root_fd: int) -> list[str]:
         for entry in entries:
             if entry.name not in skip and entry.is_dir(follow_symlinks=False):
                 found.append(entry.name)
-                if len(found) >= _MAX_SUBDIRECTORIES:
-                    break
-    return sorted(found)
+    return sorted(found)[:_MAX_SUBDIRECTORIES]
 
 
 def _names(root_fd: int) -> list[str]:
