@@ -271,49 +271,6 @@ def _is_public(address: str) -> bool:
         return False
 
 
-class _PinnedBackend:
-    """An httpcore network backend that connects only to addresses checked beforehand."""
-
-    def __init__(self, host: str, addresses: list[str]) -> None:
-        import httpcore
-
-        self._inner = httpcore.SyncBackend()
-        self._host = host
-        self._addresses = addresses
-
-    def connect_tcp(
-        self,
-        host: str,
-        port: int,
-        timeout: float | None = None,
-        local_address: str | None = None,
-        socket_options: Any = None,
-    ) -> Any:
-        import httpcore
-
-        if host.lower() != self._host:
-            raise httpcore.ConnectError(f"{host} is not the host that was checked")
-        failure: Exception | None = None
-        for address in self._addresses:
-            try:
-                return self._inner.connect_tcp(
-                    address, port, timeout, local_address, socket_options
-                )
-            except httpcore.ConnectError as exc:
-                failure = exc
-        raise failure or httpcore.ConnectError(f"{host} has no checked address")
-
-    def connect_unix_socket(
-        self, path: str, timeout: float | None = None, socket_options: Any = None
-    ) -> Any:
-        import httpcore
-
-        raise httpcore.ConnectError("unix sockets are not reachable from a capsule")
-
-    def sleep(self, seconds: float) -> None:
-        self._inner.sleep(seconds)
-
-
 def _http_request(ctx: HostContext, req: dict[str, Any]) -> Any:
     import httpx
 
@@ -344,9 +301,13 @@ def _http_request(ctx: HostContext, req: dict[str, Any]) -> Any:
     # would otherwise skip every check above.
     # Pinned: httpx connects to the addresses checked above, never resolving the name again
     # (a second lookup could answer 127.0.0.1: DNS rebinding). TLS still verifies `host`.
+    import httpcore
+
+    from astrid_workspace import Pin, PinnedSyncBackend, install_pin
+
     transport = httpx.HTTPTransport()
-    pinned = _PinnedBackend(host, sorted(str(a) for a in addresses))
-    transport._pool._network_backend = pinned  # pyright: ignore[reportPrivateUsage, reportAttributeAccessIssue]
+    pin = Pin(host, tuple(sorted(str(a) for a in addresses)))
+    install_pin(transport, PinnedSyncBackend(pin, httpcore.SyncBackend(), httpcore.ConnectError))
     client = httpx.Client(
         transport=transport,
         follow_redirects=False,
