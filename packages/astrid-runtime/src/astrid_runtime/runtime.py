@@ -8,6 +8,7 @@ implements ``RuntimeService``, the contract the daemon codes against.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -54,7 +55,7 @@ from astrid_core import (
     TokenId,
     VerificationError,
 )
-from astrid_core.storage import Storage, open_storage
+from astrid_core.storage import Storage, open_storage, state_url
 from astrid_crypto import KeyPair, PublicKey
 
 from ._no_mcp import LazyMcpBridge
@@ -265,7 +266,7 @@ class AgentRuntime:
         key = KeyPair.load_or_create(home / loaded.config.keys.runtime_key)
         from ._audit_witness import audit_witness
 
-        url = storage_url or f"surrealkv://{home / 'state'}"
+        url = storage_url or state_url(home / "state", loaded.config.storage.backend)
         # An in-memory store forgets everything at exit: nothing to witness across runs.
         witness = (
             None if url.startswith(("memory:", "mem:")) else audit_witness(home, loaded.config)
@@ -663,11 +664,15 @@ class AgentRuntime:
         await self.mcp.settled()  # servers still starting get a bounded wait, once
         await self.mcp.install(live.loop.tools)
         try:
-            async for event in live.loop.run(text):
-                if isinstance(event, TurnComplete):
-                    final = event  # sent last, once the session is saved: then it is truly over
-                    continue
-                yield event
+            # aclosing: a frontend that stops reading closes the loop's generator here and now,
+            # so its finally (the flush of queued outcome records) has run before this returns,
+            # not later from the garbage collector's finalizer.
+            async with contextlib.aclosing(live.loop.run(text)) as events:
+                async for event in events:
+                    if isinstance(event, TurnComplete):
+                        final = event  # sent last, once the session is saved: truly over
+                        continue
+                    yield event
         finally:
             live.session.state = "idle"
             await self.sessions.save(live.session)
