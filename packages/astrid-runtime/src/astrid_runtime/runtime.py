@@ -53,7 +53,6 @@ from astrid_core import (
     SessionId,
     ShellCommand,
     TokenId,
-    VerificationError,
 )
 from astrid_core.storage import Storage, open_storage, state_url
 from astrid_crypto import KeyPair, PublicKey
@@ -781,20 +780,16 @@ class AgentRuntime:
         ]
         written = self.audit.size  # this process is a witness too: it knows what it wrote
         report = await verify_storage(
-            self.storage, list(self.audit.trusted_keys.values()), witnessed=heads + kept
+            self.storage,
+            list(self.audit.trusted_keys.values()),
+            witnessed=heads + kept,
+            written=written,
         )
-        if report.entries < written:
-            raise VerificationError(
-                f"entries {report.entries}..{written - 1} are missing: this daemon wrote "
-                f"{written} entries, the store holds {report.entries}",
-                hint="the store was changed behind the daemon's back; stop it and run "
-                "`astrid audit verify --offline`",
-            )
         checkpoint = await self.audit.checkpoint(size=report.entries, root=report.root)
         consistency: list[JsonValue] = []
         for head in kept:
             old = head.checkpoint.tree_size
-            proof = self.audit.consistency_proof(old, report.entries) if old else []
+            proof = await self.audit.consistency_proof(old, report.entries) if old else []
             consistency.append({"from": old, "proof": list[JsonValue](proof)})
         return {
             "ok": True,
