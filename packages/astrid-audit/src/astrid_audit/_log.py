@@ -24,15 +24,16 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import AsyncGenerator, Sequence
+from collections.abc import AsyncGenerator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any, Protocol, cast
 
 import anyio
 import blake3
 
 from astrid_core import (
+    AstridError,
     AuditEntryId,
     Authorization,
     JsonObject,
@@ -62,7 +63,7 @@ from ._redact import Redactor
 from ._tiles import TiledTree
 from ._witness import Witness, WitnessedHead, check_head
 
-__all__ = ["AuditLog", "Recording"]
+__all__ = ["AuditLog", "Recording", "SideWrite", "SideWriteRefused"]
 
 log = logging.getLogger("astrid.audit")
 
@@ -114,6 +115,30 @@ def _outcome_key(outcome: Outcome) -> tuple[Any, ...] | None:
         outcome.output_preview,
         tuple(items),
     )
+
+
+class SideWrite(Protocol):
+    """State that rides in an entry's transaction (a budget reservation with its decision, a
+    budget settlement with an outcome): ``apply`` gets the current values of ``keys`` (None:
+    absent) as of this entry's place in the group commit and returns their new values, or a
+    reason to refuse — then this entry alone fails (``SideWriteRefused``) and the rest of the
+    group commits. Every write of these keys must go through the log (``append``,
+    ``enqueue``, ``apply_side``): it keeps their committed values."""
+
+    @property
+    def namespace(self) -> str: ...
+
+    @property
+    def keys(self) -> Sequence[str]: ...
+
+    def apply(self, current: Mapping[str, JsonValue | None]) -> Mapping[str, JsonValue] | str: ...
+
+
+class SideWriteRefused(AstridError):
+    """An entry's side write refused at commit time (e.g. the budget no longer allows it)."""
+
+    code = "audit.side_write_refused"
+    default_hint = "nothing was written for this entry; the others of its group were"
 
 
 @dataclass
@@ -177,6 +202,7 @@ class _Pending:
     # waiters wait on the commit lock, and find it set when they get the lock.
     done: bool = False
     queued: bool = False  # enqueued: nobody waits for it, so a failure is logged here
+    side: SideWrite | None = None
     entry: AuditEntry | None = None
     error: BaseException | None = None
 
@@ -203,6 +229,8 @@ class AuditLog:
         self._heads: dict[str, tuple[str, int]] = {}
         self._rotations: list[int] = []  # seqs of key-rotation entries
         self._caps: CapabilityIndex | None = None  # loaded at first use
+        # Committed values of the keys side writes touch (the log is their only writer).
+        self._side: dict[tuple[str, str], JsonValue | None] = {}
         self._queue: list[_Pending] = []
         # fast_acquire: no event-loop round trip when uncontended; contended, appends still batch.
         self._commit_lock = anyio.Lock(fast_acquire=True)
@@ -525,11 +553,14 @@ class AuditLog:
         session_id: SessionId | None = None,
         action: SensitiveAction | None = None,
         authorization: Authorization | None = None,
+        side: SideWrite | None = None,
     ) -> AuditEntry:
-        """Append one entry; returns it once it is durable. Raises StorageError on failure."""
+        """Append one entry; returns it once it is durable. Raises StorageError on failure,
+        SideWriteRefused when ``side`` refused (nothing of this entry is written then)."""
         if not self._opened:
             await self._load()
         pending = self._pending(outcome, session_id, action, authorization)
+        pending.side = side
         self._queue.append(pending)
         if self._concurrent and not self._commit_lock.locked():
             # Appends have been arriving together: let the other runnable tasks queue their
@@ -541,6 +572,8 @@ class AuditLog:
                 await self._commit_queue()
         if pending.error is not None:
             failure = pending.error
+            if isinstance(failure, SideWriteRefused):
+                raise failure
             # An AstridError's own hint names the fix (the storage's real cause, the witness).
             cause = getattr(failure, "hint", "") or "check the storage backend"
             raise StorageError(
@@ -557,6 +590,7 @@ class AuditLog:
         *,
         session_id: SessionId | None = None,
         action: SensitiveAction | None = None,
+        side: SideWrite | None = None,
     ) -> None:
         """Queue an entry that is written with the next ``append`` (in its transaction) or
         ``flush``, whichever comes first, instead of a transaction of its own.
@@ -572,6 +606,7 @@ class AuditLog:
             )
         pending = self._pending(outcome, session_id, action, None)
         pending.queued = True
+        pending.side = side
         self._queue.append(pending)
 
     async def flush(self) -> None:
@@ -696,10 +731,14 @@ class AuditLog:
         try:
             await self._read_heads({item.chain for item in batch})
             caps = await self._load_caps()
+            await self._read_side(batch)
         except BaseException as exc:
             self._fail(batch, exc)
             if not isinstance(exc, Exception):
                 raise
+            return
+        batch, side_state = self._apply_sides(batch)
+        if not batch:
             return
         entries: list[AuditEntry] = []
         texts: list[str] = []
@@ -770,10 +809,13 @@ class AuditLog:
         if len(rotations) != len(self._rotations):
             writes.append(Put(NS_META, "rotations", list[JsonValue](rotations)))
         writes.append(Put(NS_META, "size", new_size))
+        expect = [Expect(NS_META, "size", size if size else None)]
+        for (namespace, key), value in side_state.items():
+            if value is not None:
+                writes.append(Put(namespace, key, value))
+            expect.append(Expect(namespace, key, self._side[(namespace, key)]))
         try:
-            committed = await self.storage.transaction(
-                writes, expect=[Expect(NS_META, "size", size if size else None)]
-            )
+            committed = await self.storage.transaction(writes, expect=expect)
             if not committed:
                 stored = await self.storage.get(NS_META, "size")
                 raise StorageError(
@@ -785,12 +827,15 @@ class AuditLog:
                 )
         except BaseException as exc:  # fail closed: nothing in memory changes
             self.tree.restore(tree_state)
+            for cached in side_state:
+                self._side.pop(cached, None)  # re-read at the next use
             self._fail(batch, exc)
             if not isinstance(exc, Exception):
                 raise
             return
         self._size = new_size
         self._rotations = rotations
+        self._side.update(side_state)
         self.tree.trim()
         for entry in entries:
             caps.note(entry.seq, str(entry.id), *self._effects(entry))
@@ -811,6 +856,93 @@ class AuditLog:
                     item.error = exc
                 if not isinstance(exc, Exception):
                     raise
+
+    async def _read_side(self, batch: Sequence[_Pending]) -> None:
+        """Read (once, under the commit lock) the committed values of the batch's side keys."""
+        for item in batch:
+            if item.side is not None:
+                for key in item.side.keys:
+                    cached = (item.side.namespace, key)
+                    if cached not in self._side:
+                        self._side[cached] = await self.storage.get(*cached)
+
+    def _apply_sides(
+        self, batch: list[_Pending]
+    ) -> tuple[list[_Pending], dict[tuple[str, str], JsonValue | None]]:
+        """Each side write in the batch's order, over the values the ones before it left; an
+        entry whose side write refuses (or fails) leaves the batch alone."""
+        state: dict[tuple[str, str], JsonValue | None] = {}
+        kept: list[_Pending] = []
+        for item in batch:
+            side = item.side
+            if side is None:
+                kept.append(item)
+                continue
+            namespace = side.namespace
+            current = {
+                key: state[(namespace, key)]
+                if (namespace, key) in state
+                else self._side[(namespace, key)]
+                for key in side.keys
+            }
+            try:
+                result = side.apply(current)
+            except Exception as exc:
+                result = f"{type(exc).__name__}: {exc}"
+            if isinstance(result, str):
+                item.error = SideWriteRefused(result)
+                item.done = True
+                if item.queued:
+                    log.error("audit log: a queued side write refused: %s", result)
+                continue
+            for key, value in result.items():
+                state[(namespace, key)] = value
+            kept.append(item)
+        return kept, state
+
+    async def side_values(self, namespace: str, keys: Sequence[str]) -> dict[str, JsonValue | None]:
+        """The committed values of side-write keys (what the next side write starts from,
+        before any queued one is written)."""
+        values: dict[str, JsonValue | None] = {}
+        for key in keys:
+            cached = (namespace, key)
+            values[key] = (
+                self._side[cached] if cached in self._side else await self.storage.get(*cached)
+            )
+        return values
+
+    async def apply_side(self, side: SideWrite) -> Mapping[str, JsonValue]:
+        """A side write without an entry, in a transaction of its own (for state that has no
+        entry to ride with). Raises SideWriteRefused."""
+        async with self._commit_lock:
+            pending = _Pending("", None, None, Outcome(kind=OutcomeKind.DENIED), "", "", "", "")
+            pending.side = side
+            await self._read_side([pending])
+            kept, state = self._apply_sides([pending])
+            if not kept:
+                assert pending.error is not None
+                raise pending.error
+            writes: list[Put] = []
+            expect: list[Expect] = []
+            for (namespace, key), value in state.items():
+                if value is not None:
+                    writes.append(Put(namespace, key, value))
+                expect.append(Expect(namespace, key, self._side[(namespace, key)]))
+            try:
+                committed = await self.storage.transaction(writes, expect=expect)
+            except BaseException:
+                for cached in state:
+                    self._side.pop(cached, None)
+                raise
+            if not committed:
+                for cached in state:
+                    self._side.pop(cached, None)
+                raise StorageError(
+                    f"{side.namespace} state changed outside the audit log",
+                    hint="only the daemon may write the store; restart it",
+                )
+            self._side.update(state)
+            return {key: value for (_, key), value in state.items() if value is not None}
 
     async def _read_heads(self, chains: set[str]) -> None:
         """The head of each chain this process has not appended to yet (one read each)."""

@@ -33,7 +33,7 @@ from astrid_core import (
 )
 
 from ._entry import AuditEntry, Outcome, OutcomeKind
-from ._log import AuditLog
+from ._log import AuditLog, SideWrite
 
 __all__ = ["AuditTrail", "AuditUnavailable", "Denial", "capability_history"]
 
@@ -67,10 +67,15 @@ class AuditTrail:
         outcome: Outcome,
         action: SensitiveAction | None = None,
         authorization: Authorization | None = None,
+        side: SideWrite | None = None,
     ) -> AuditEntry:
         try:
             return await self.audit.append(
-                outcome, session_id=self.session_id, action=action, authorization=authorization
+                outcome,
+                session_id=self.session_id,
+                action=action,
+                authorization=authorization,
+                side=side,
             )
         except StorageError as exc:
             raise AuditUnavailable(
@@ -86,12 +91,15 @@ class AuditTrail:
         authorization: Authorization,
         *,
         detail: JsonObject | None = None,
+        side: SideWrite | None = None,
     ) -> AuditEntry:
-        """An allowed action, before it runs. Raises AuditUnavailable: then it must not run."""
+        """An allowed action, before it runs. Raises AuditUnavailable: then it must not run;
+        SideWriteRefused when ``side`` (its budget reservation) refused at commit time."""
         return await self._must(
             Outcome(kind=OutcomeKind.ALLOWED, reason=authorization.reason, detail=detail or {}),
             action,
             authorization,
+            side,
         )
 
     async def approval_asked(
@@ -165,13 +173,16 @@ class AuditTrail:
         *,
         action: SensitiveAction | None = None,
         queue: bool = False,
+        side: SideWrite | None = None,
     ) -> AuditEntry | None:
         """What an allowed action did. ``queue``: ride on the next write (``AuditLog.enqueue``);
         the caller flushes before it stops. Raises StorageError when written now and failed."""
         if queue:
-            self.audit.enqueue(outcome, session_id=self.session_id, action=action)
+            self.audit.enqueue(outcome, session_id=self.session_id, action=action, side=side)
             return None
-        return await self.audit.append(outcome, session_id=self.session_id, action=action)
+        return await self.audit.append(
+            outcome, session_id=self.session_id, action=action, side=side
+        )
 
     async def flush(self) -> None:
         await self.audit.flush()
