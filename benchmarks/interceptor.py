@@ -12,6 +12,13 @@ same lines, interleaved in the same run: the old parser is kept verbatim in
 audit, autonomous mode, memory storage) against the whole astrid_approval package as of
 commit ``b4be71e`` (before tree-sitter), loaded from git into a temporary module, interleaved:
 cold = every line new to the parse cache, warm = the line was seen before. Target: <= 1.2x.
+
+(f) real concurrency, on sqlite3 (the daemon's default, fsynced): token-authorized decisions
+with their durable audit entry, completed per second, by 1 session and by 16 sessions at once
+(16 interceptors of 16 distinct session ids sharing one store and audit log, as in the daemon),
+each in ROUNDS interleaved rounds with the same-run sqlite3 WAL FULL ceiling (batch 1 for one
+session, batch 16 for 16, ``benchmarks/audit.py``). The "(b) 16 tasks" line above is 16 tasks
+of ONE session (its calls share one budget and one chain).
 """
 
 from __future__ import annotations
@@ -138,15 +145,70 @@ async def main() -> None:
             for _ in range(16):
                 tg.start_soon(worker)
         rate = per_worker * 16 / (time.perf_counter() - start)
-        print(f"{'(b) same, 16 concurrent sessions-worth of calls':48} {rate:10,.0f}")
+        print(f"{'(b) same, 16 tasks of ONE session':48} {rate:10,.0f}")
         await storage.aclose()
         await measure(
             "(c) token + audit, memory storage",
             lambda: memory_guard.intercept(write, "b"),
             baseline,
         )
+        await real_concurrency(workspace)
         parser_ratio()
         await decision_ratio(workspace)
+
+
+async def real_concurrency(workspace: str) -> None:
+    from audit import sqlite_rows_per_second  # benchmarks/audit.py: the same ceiling
+
+    rounds = 3 if "--quick" in sys.argv else 5
+    calls = 200 if "--quick" in sys.argv else 600
+    write = FileWrite(path=f"{workspace}/src/main.py")
+    results: dict[str, list[float]] = {}
+    for _ in range(rounds):
+        with tempfile.TemporaryDirectory() as tmp:
+            root = Path(tmp)
+            results.setdefault("ceiling 1", []).append(sqlite_rows_per_second(root / "a", 1, 1.0))
+            results.setdefault("ceiling 16", []).append(sqlite_rows_per_second(root / "b", 16, 1.0))
+            for sessions in (1, 16):
+                storage = await open_storage(f"sqlite://{root}/s{sessions}")
+                first = await build(storage, workspace)
+                guards = [first] + [
+                    SecurityInterceptor(
+                        policy=first.policy,
+                        capabilities=first.capabilities,
+                        allowances=first.allowances,
+                        budget=BudgetTracker(storage, BudgetConfig(), session=str(session)),
+                        workspace=first.workspace,
+                        approvals=first.approvals,
+                        audit=first.audit,
+                        key=first.key,
+                        session_id=session,
+                    )
+                    for session in (SessionId.new() for _ in range(sessions - 1))
+                ]
+                per = calls // sessions
+
+                async def run(guard: SecurityInterceptor, per: int = per) -> None:
+                    for _ in range(per):
+                        result = await guard.intercept(write, "b")
+                        assert result.allowed
+
+                start = time.perf_counter()
+                async with anyio.create_task_group() as tg:
+                    for guard in guards:
+                        tg.start_soon(run, guard)
+                took = time.perf_counter() - start
+                results.setdefault(f"sessions {sessions}", []).append(per * sessions / took)
+                await storage.aclose()
+    print(f"\n(f) decisions with a durable audit entry on sqlite3, {rounds} interleaved rounds")
+    for sessions, ceiling in ((1, "ceiling 1"), (16, "ceiling 16")):
+        rates = results[f"sessions {sessions}"]
+        ratio = statistics.median([r / c for r, c in zip(rates, results[ceiling], strict=True)])
+        base = statistics.median(results[ceiling])
+        print(
+            f"  {sessions:>2} session(s): {statistics.median(rates):8,.0f} decisions/s, "
+            f"sqlite3 WAL FULL batch {ceiling.split()[1]} {base:8,.0f} rows/s, ratio {ratio:.2f}x"
+        )
 
 
 def _load_baseline_package() -> Any | None:

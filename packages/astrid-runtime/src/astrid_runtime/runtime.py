@@ -8,6 +8,7 @@ implements ``RuntimeService``, the contract the daemon codes against.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -53,9 +54,8 @@ from astrid_core import (
     SessionId,
     ShellCommand,
     TokenId,
-    VerificationError,
 )
-from astrid_core.storage import Storage, open_storage
+from astrid_core.storage import Storage, open_storage, state_url
 from astrid_crypto import KeyPair, PublicKey
 
 from ._no_mcp import LazyMcpBridge
@@ -304,7 +304,7 @@ class AgentRuntime:
         key = KeyPair.load_or_create(home / loaded.config.keys.runtime_key)
         from ._audit_witness import audit_witness
 
-        url = storage_url or f"surrealkv://{home / 'state'}"
+        url = storage_url or state_url(home / "state", loaded.config.storage.backend)
         # An in-memory store forgets everything at exit: nothing to witness across runs.
         witness = (
             None if url.startswith(("memory:", "mem:")) else audit_witness(home, loaded.config)
@@ -702,11 +702,15 @@ class AgentRuntime:
         await self.mcp.settled()  # servers still starting get a bounded wait, once
         await self.mcp.install(live.loop.tools)
         try:
-            async for event in live.loop.run(text):
-                if isinstance(event, TurnComplete):
-                    final = event  # sent last, once the session is saved: then it is truly over
-                    continue
-                yield event
+            # aclosing: a frontend that stops reading closes the loop's generator here and now,
+            # so its finally (the flush of queued outcome records) has run before this returns,
+            # not later from the garbage collector's finalizer.
+            async with contextlib.aclosing(live.loop.run(text)) as events:
+                async for event in events:
+                    if isinstance(event, TurnComplete):
+                        final = event  # sent last, once the session is saved: truly over
+                        continue
+                    yield event
         finally:
             live.session.state = "idle"
             await self.sessions.save(live.session)
@@ -815,20 +819,16 @@ class AgentRuntime:
         ]
         written = self.audit.size  # this process is a witness too: it knows what it wrote
         report = await verify_storage(
-            self.storage, list(self.audit.trusted_keys.values()), witnessed=heads + kept
+            self.storage,
+            list(self.audit.trusted_keys.values()),
+            witnessed=heads + kept,
+            written=written,
         )
-        if report.entries < written:
-            raise VerificationError(
-                f"entries {report.entries}..{written - 1} are missing: this daemon wrote "
-                f"{written} entries, the store holds {report.entries}",
-                hint="the store was changed behind the daemon's back; stop it and run "
-                "`astrid audit verify --offline`",
-            )
         checkpoint = await self.audit.checkpoint(size=report.entries, root=report.root)
         consistency: list[JsonValue] = []
         for head in kept:
             old = head.checkpoint.tree_size
-            proof = self.audit.consistency_proof(old, report.entries) if old else []
+            proof = await self.audit.consistency_proof(old, report.entries) if old else []
             consistency.append({"from": old, "proof": list[JsonValue](proof)})
         return {
             "ok": True,

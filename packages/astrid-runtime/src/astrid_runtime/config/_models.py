@@ -463,6 +463,19 @@ class AuditSection(_Section):
     )
 
 
+class StorageSection(_Section):
+    """Where all state lives ($ASTRID_HOME/state)."""
+
+    backend: Literal["auto", "sqlite", "surrealdb"] = Field(
+        default="auto",
+        description="Storage backend of the state directory: sqlite (the default for a new "
+        "store: sqlite3 WAL, fsynced group commits) or surrealdb (SurrealDB embedded). auto "
+        "opens an existing store with the backend that wrote it; naming another backend "
+        "than the store's is refused (stores are not converted).",
+        json_schema_extra=ADMIN,
+    )
+
+
 class KeysSection(_Section):
     """Key files."""
 
@@ -698,6 +711,7 @@ class AstridConfig(_Section):
     rate_limits: RateLimitsSection = RateLimitsSection()
     servers: list[ServerConfig] = Field(default_factory=list)
     audit: AuditSection = AuditSection()
+    storage: StorageSection = StorageSection()
     keys: KeysSection = KeysSection()
     workspace: WorkspaceSection = WorkspaceSection()
     hooks: HooksSection = HooksSection()
