@@ -454,7 +454,7 @@ def caveat_refusal(caveat: Caveat, arguments: JsonObject, now: int) -> CaveatRef
                 caveat,
                 extra[0],
                 arguments[extra[0]],
-                f"only_args: `{extra[0]}` is not one of the allowed arguments ({allowed})",
+                f"`{extra[0]}` is not one of the allowed arguments ({allowed})",
             )
         return None
     return _arg_refusal(caveat, arguments)
@@ -466,24 +466,18 @@ def _arg_refusal(caveat: _ArgCaveat, arguments: JsonObject) -> CaveatRefusal | N
     if isinstance(caveat, Absent):
         if is_missing(actual):
             return None
-        return _refuse(
-            caveat, arg, actual, f"absent: `{arg}` must not be given (it is `{_shown(actual)}`)"
-        )
+        return _refuse(caveat, arg, actual, f"`{arg}` must not be given (it is `{_shown(actual)}`)")
     if is_missing(actual):
-        return _refuse(
-            caveat, arg, actual, f"{_kind(caveat)}: the action has no such argument `{arg}`"
-        )
+        return _refuse(caveat, arg, actual, f"the action has no such argument `{arg}`")
     if isinstance(caveat, ArgMatches):
         if not isinstance(actual, str):
-            return _refuse(
-                caveat, arg, actual, f"arg_matches: `{arg}` is {_type_name(actual)}, not a string"
-            )
+            return _refuse(caveat, arg, actual, f"`{arg}` is {_type_name(actual)}, not a string")
         if not fnmatchcase(actual, caveat.glob):
             return _refuse(
                 caveat,
                 arg,
                 actual,
-                f"arg_matches: `{arg}` is `{_shown(actual)}`, outside `{caveat.glob}`",
+                f"`{arg}` is `{_shown(actual)}`, outside `{caveat.glob}`",
             )
         return None
     if isinstance(caveat, Range):
@@ -491,16 +485,14 @@ def _arg_refusal(caveat: _ArgCaveat, arguments: JsonObject) -> CaveatRefusal | N
     try:
         actual_key = json_value_key(actual)
     except BadInputError:  # NaN, Infinity or not JSON: not comparable, so the caveat fails
-        return _refuse(
-            caveat, arg, actual, f"{_kind(caveat)}: `{arg}` is not a comparable JSON value"
-        )
+        return _refuse(caveat, arg, actual, f"`{arg}` is not a comparable JSON value")
     if isinstance(caveat, ArgEquals):
         if actual_key != json_value_key(caveat.value):
             return _refuse(
                 caveat,
                 arg,
                 actual,
-                f"arg_equals: `{arg}` is not `{_shown(caveat.value)}` (it is `{_shown(actual)}`)",
+                f"`{arg}` is not `{_shown(caveat.value)}` (it is `{_shown(actual)}`)",
             )
         return None
     allowed = {json_value_key(v) for v in caveat.values}
@@ -511,11 +503,11 @@ def _arg_refusal(caveat: _ArgCaveat, arguments: JsonObject) -> CaveatRefusal | N
                 caveat,
                 arg,
                 actual,
-                f"arg_in: `{arg}` is `{_shown(actual)}`, outside the {count} allowed",
+                f"`{arg}` is `{_shown(actual)}`, outside the {count} allowed",
             )
         return None
     if not isinstance(actual, list):
-        return _refuse(caveat, arg, actual, f"each_in: `{arg}` is {_type_name(actual)}, not a list")
+        return _refuse(caveat, arg, actual, f"`{arg}` is {_type_name(actual)}, not a list")
     elements = cast(list[object], actual)
     for element in elements:
         if json_value_key(element) not in allowed:
@@ -531,29 +523,24 @@ def _arg_refusal(caveat: _ArgCaveat, arguments: JsonObject) -> CaveatRefusal | N
 def _range_refusal(caveat: Range, actual: object) -> CaveatRefusal | None:
     arg = caveat.arg
     if not _is_number(actual):
-        return _refuse(caveat, arg, actual, f"range: `{arg}` is {_type_name(actual)}, not a number")
+        return _refuse(caveat, arg, actual, f"`{arg}` is {_type_name(actual)}, not a number")
     number = cast(int | float, actual)
     if isinstance(number, float) and not math.isfinite(number):
-        return _refuse(caveat, arg, actual, f"range: `{arg}` is not a finite number")
+        return _refuse(caveat, arg, actual, f"`{arg}` is not a finite number")
     # Python compares int and float exactly (no rounding of big integers).
     if (caveat.lo is not None and number < caveat.lo) or (
         caveat.hi is not None and number > caveat.hi
     ):
         lo = "-inf" if caveat.lo is None else repr(caveat.lo)
         hi = "+inf" if caveat.hi is None else repr(caveat.hi)
-        return _refuse(caveat, arg, actual, f"range: `{arg}` is {number!r}, outside [{lo}, {hi}]")
+        return _refuse(caveat, arg, actual, f"`{arg}` is {number!r}, outside [{lo}, {hi}]")
     return None
-
-
-def _kind(caveat: Caveat) -> str:
-    kind = caveat.to_json()["type"]
-    return kind if isinstance(kind, str) else "caveat"
 
 
 def caveat_problem(caveat: Caveat, arguments: JsonObject, now: int) -> str | None:
     """Why ``caveat`` rejects an action with these arguments at ``now``, or None if it holds."""
     refusal = caveat_refusal(caveat, arguments, now)
-    return None if refusal is None else f"caveat {refusal.reason}"
+    return None if refusal is None else f"caveat {refusal.kind}: {refusal.reason}"
 
 
 def caveat_key(caveat: Caveat) -> Hashable:
