@@ -16,7 +16,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from astrid_audit import AuditLog, AuditTrail, AuditUnavailable, Outcome, OutcomeKind
-from astrid_capabilities import CapabilityStore, CapabilityToken, ResourcePattern
+from astrid_capabilities import (
+    CapabilityStore,
+    CapabilityToken,
+    CaveatRefusal,
+    ResourcePattern,
+    TokenScope,
+    caveat_refusal,
+)
+from astrid_capabilities._token import now_seconds
 from astrid_core import (
     ALL_APPROVAL_OPTIONS,
     ApprovalDecision,
@@ -29,6 +37,7 @@ from astrid_core import (
     DenialLayer,
     JsonObject,
     LlmCall,
+    NetworkRequest,
     ProofKind,
     RiskLevel,
     SensitiveAction,
@@ -47,11 +56,13 @@ from ._describe import (
     fixed_description,
     shell_preview,
 )
+from ._ifc import FlowHints, TrustLabel, is_source, sink_reason
 from ._normalize import Normalized, normalize_action
 from ._policy import SecurityPolicy, Verdict
+from ._policyfile import PolicySettings
 from ._workspace import Placement, WorkspaceBoundary
 
-__all__ = ["SecurityInterceptor", "InterceptResult"]
+__all__ = ["SecurityInterceptor", "InterceptResult", "GrantRefusal"]
 
 log = logging.getLogger("astrid.approval")
 
@@ -135,6 +146,37 @@ def _scope_note(normalized: Normalized) -> list[str]:
 
 
 @dataclass(frozen=True)
+class GrantRefusal:
+    """A grant covers the action's resource, but one of its caveats refuses this call."""
+
+    token_id: str
+    refusal: CaveatRefusal | None  # None: the grant's max_calls are used up
+    limit: int | None = None
+
+    @property
+    def caveat(self) -> str:
+        return self.refusal.kind if self.refusal is not None else "max_calls"
+
+    @property
+    def reason(self) -> str:
+        if self.refusal is None:
+            return f"all {self.limit} calls this grant allows are used up"
+        return self.refusal.reason
+
+    def text(self) -> str:
+        return f"caveat {self.caveat} of grant {self.token_id} refused it: {self.reason}"
+
+    def audit_detail(self) -> dict[str, str]:
+        import json
+
+        detail = {"caveat": self.caveat, "grant": self.token_id, "refusal": self.reason[:300]}
+        if self.refusal is not None:
+            detail["argument"] = self.refusal.arg
+            detail["value"] = json.dumps(self.refusal.value, ensure_ascii=False)[:300]
+        return detail
+
+
+@dataclass(frozen=True)
 class InterceptResult:
     authorization: Authorization
     action: SensitiveAction
@@ -167,7 +209,13 @@ class SecurityInterceptor:
     session_id: SessionId
     home: str | Path | None = None
     always_ttl_seconds: int = 3600
-    ask_when_untrusted: bool = False
+    settings: PolicySettings = field(default_factory=PolicySettings)
+    strict: bool = False  # this session's own strictness (cron, unattended); policy may add it
+    information_flow: bool = True  # [security] information_flow: tainted sessions ask at sinks
+    flow_hints: FlowHints | None = None  # MCP annotations, capsule grants (wired by the runtime)
+    bash_network: bool = True  # whether bash lines can reach the network (through the proxy)
+    net_capsules: set[str] = field(default_factory=set[str])  # capsules holding network grants
+    label: TrustLabel = field(default_factory=TrustLabel)
     on_notice: Notify | None = None  # budget warnings and similar, shown by the frontend
     on_replay: Replay | None = None  # executes a deferred action once it is approved
     _session_blocked: set[str] = field(default_factory=set[str])
@@ -206,11 +254,27 @@ class SecurityInterceptor:
             session_id=session_id,
             home=self.home,
             always_ttl_seconds=self.always_ttl_seconds,
-            ask_when_untrusted=self.ask_when_untrusted,
+            settings=self.settings,
+            strict=self.strict,
+            information_flow=self.information_flow,
+            flow_hints=self.flow_hints,
+            bash_network=self.bash_network,
+            net_capsules=self.net_capsules,
+            # the sub-agent's task was written in this session's context: it inherits the taint
+            label=self.label.copy(),
             on_notice=self.on_notice,
         )
 
     # ------------------------------------------------------------------ Guard protocol
+
+    @property
+    def is_strict(self) -> bool:
+        return self.strict or self.settings.strict
+
+    def taint(self, what: str, entry: AuditEntryId | None = None) -> None:
+        """Untrusted content entered this session (an MCP resource, a sampled completion):
+        from now on sinks ask. ``entry`` links the content's audit entry to later sinks."""
+        self.label.taint(what, entry)
 
     async def authorize(self, action: SensitiveAction, reason: str) -> Authorization:
         estimated = action.estimated_cost_micros if isinstance(action, LlmCall) else None
@@ -269,12 +333,29 @@ class SecurityInterceptor:
         if placement is Placement.DENY:
             return await self._deny(action, DenialLayer.WORKSPACE, placement_reason)
 
-        # 2. grants: a capability token, else a signed allowance
+        # 2. grants: a capability token, else a signed allowance. A policy grant that covers
+        # the resource but whose caveat refuses this call is the answer: no allowance or person
+        # overrides it (unless the policy says on_caveat_mismatch = "ask").
         proof: AuthorizationProof | None = None
+        ask_reasons: list[str] = []
+        extra_detail: dict[str, str] = {}
+        refused: GrantRefusal | None = None
         capability = await self.capabilities.authorize(_grant_view(action), self.session_id)
         if capability is not None:
             proof = capability.to_authorization_proof()
         else:
+            refused = await self._grant_refusal(action)
+        if refused is not None:
+            extra_detail.update(refused.audit_detail())
+            if self.settings.on_caveat_mismatch == "deny" or self.is_strict:
+                return await self._deny(
+                    action,
+                    DenialLayer.CAPABILITY,
+                    f"refused by the policy: {refused.text()}",
+                    detail=extra_detail,
+                )
+            ask_reasons.append(f"a grant covers this tool but refused this call: {refused.text()}")
+        elif proof is None:
             allowance = await self.allowances.find(action, self.session_id, self.workspace.root)
             if allowance is not None:
                 proof = AuthorizationProof(
@@ -282,15 +363,38 @@ class SecurityInterceptor:
                     allowance_id=allowance.id,
                     detail=f"{allowance.scope} allowance for {allowance.resource}",
                 )
-        ask_reasons: list[str] = []
         if verdict.verdict is Verdict.ASK:
             ask_reasons.append(verdict.reason)  # never auto-allowed, even with a grant
         if proof is None and placement is Placement.ASK:
             ask_reasons.append(placement_reason)
-        if untrusted_context and self.ask_when_untrusted and not isinstance(action, LlmCall):
-            ask_reasons.append("proposed while the context holds untrusted content")
+        if untrusted_context and not self.label.tainted:
+            self.label.taint("earlier tool output in the context", None)
+        if self.information_flow and self.label.tainted:
+            sink = await sink_reason(
+                action,
+                normalized,
+                self.label,
+                self.settings,
+                self.flow_hints,
+                self.bash_network,
+                self.net_capsules,
+            )
+            if sink is not None and not await self._caveated(proof):
+                ask_reasons.append(f"{self.label.prompt_reason()}; this is a sink: {sink}")
+                extra_detail.update(self.label.audit_detail())
+                extra_detail["sink"] = sink[:200]
         if proof is None and placement is Placement.AUTO and not ask_reasons:
             proof = AuthorizationProof(kind=ProofKind.POLICY, detail=placement_reason)
+        if self.is_strict and (ask_reasons or proof is None) and _preapproved is None:
+            why = "; ".join(ask_reasons) or "no grant covers it"
+            return await self._deny(
+                action,
+                DenialLayer.CAPABILITY,
+                f"strict policy: no grant covers this action and nothing is asked ({why}); "
+                "grant it in policy.toml (`astrid policy apply FILE`) or with Allow Workspace / "
+                "Allow Always from an attended session",
+                detail=extra_detail,
+            )
 
         # 3. budget
         check: BudgetCheck | None = None
@@ -310,7 +414,14 @@ class SecurityInterceptor:
         # 4. risk and approval
         if ask_reasons or proof is None:
             outcome = await self._ask(
-                normalized, reason, ask_reasons, warnings, budget_ask, _preapproved, preview
+                normalized,
+                reason,
+                ask_reasons,
+                warnings,
+                budget_ask,
+                _preapproved,
+                preview,
+                extra_detail,
             )
             if isinstance(outcome, InterceptResult):
                 if reservation is not None:
@@ -325,7 +436,7 @@ class SecurityInterceptor:
         authorization = _allow(proof, reason)
         try:
             entry = await self.trail.decision(
-                action, authorization, detail={"risk": action.risk.value}
+                action, authorization, detail={"risk": action.risk.value, **extra_detail}
             )
         except AstridError as exc:
             if reservation is not None:
@@ -337,6 +448,8 @@ class SecurityInterceptor:
                 ),
                 action,
             )
+        if isinstance(action, NetworkRequest):
+            self.label.reached(f"{action.host}:{action.port}")  # known only while still clean
         return InterceptResult(
             authorization.model_copy(update={"audit_entry_id": entry.id}),
             action,
@@ -353,6 +466,7 @@ class SecurityInterceptor:
         budget_ask: bool,
         preapproved: ApprovalDecision | None,
         preview: Callable[[], str] | None = None,
+        extra_detail: dict[str, str] | None = None,
     ) -> AuthorizationProof | InterceptResult:
         action = normalized.action
         risk = action.risk
@@ -381,7 +495,11 @@ class SecurityInterceptor:
             requested = await self.trail.approval_asked(
                 action,
                 "; ".join(ask_reasons) or "approval needed",
-                detail={"request_id": str(request.request_id), "risk": risk.value},
+                detail={
+                    "request_id": str(request.request_id),
+                    "risk": risk.value,
+                    **(extra_detail or {}),
+                },
             )
         except AstridError as exc:
             return InterceptResult(
@@ -495,6 +613,46 @@ class SecurityInterceptor:
             )
             await self.capabilities.add(token)
 
+    async def _grant_refusal(self, action: SensitiveAction) -> GrantRefusal | None:
+        """A valid token whose resource and permission cover ``action`` but whose caveats (or
+        used-up max_calls) refuse it: the reason the action is refused, said to the person and
+        the model. Only runs when no grant allowed the action."""
+        view = _grant_view(action)
+        explanation = await self.capabilities.explain(view, self.session_id)
+        arguments = action.arguments()
+        now = now_seconds()
+        closest: tuple[int, GrantRefusal] | None = None
+        for check in explanation.checks:
+            token = await self.capabilities.get(check.token_id)
+            if token is None or not token.caveats or not token.resource.matches(view.resource):
+                continue
+            if token.scope is TokenScope.SESSION and token.session_id != self.session_id:
+                continue
+            refusals = [
+                r for c in token.caveats if (r := caveat_refusal(c, arguments, now)) is not None
+            ]
+            if refusals:
+                found = GrantRefusal(str(token.id), refusals[0])
+            else:  # every caveat holds, yet the store refused: its max_calls are used up
+                limits = [c.to_json().get("limit") for c in token.caveats]
+                limit = next((x for x in limits if isinstance(x, int)), None)
+                if limit is None:
+                    continue
+                found = GrantRefusal(str(token.id), None, limit)
+            # Several grants may cover one tool (an event with or without participants): the
+            # one this call misses by the fewest caveats is the one it was meant for.
+            if closest is None or len(refusals) < closest[0]:
+                closest = (len(refusals), found)
+        return closest[1] if closest is not None else None
+
+    async def _caveated(self, proof: AuthorizationProof | None) -> bool:
+        """Whether ``proof`` is a capability token with caveats: an admin grant that says which
+        arguments are fine still covers a sink in a tainted session."""
+        if proof is None or proof.kind is not ProofKind.CAPABILITY or proof.token_id is None:
+            return False
+        token = await self.capabilities.get(proof.token_id)
+        return token is not None and bool(token.caveats)
+
     async def _deny(
         self,
         action: SensitiveAction,
@@ -535,6 +693,8 @@ class SecurityInterceptor:
         (``AuditLog.enqueue``). The budget is settled durably either way."""
         if result.reservation is not None:
             await self.budget.commit(result.reservation, actual_cost)
+        if output and is_source(result.action, self.settings):
+            self.label.taint(result.action.summary, result.audit_entry_id)
         from astrid_crypto import content_hash
 
         outcome = Outcome(

@@ -453,6 +453,15 @@ class McpBridge:
     def sandbox_report(self) -> str:
         return self.manager.sandbox_report()
 
+    async def mcp_annotations(self, server: str, tool: str) -> JsonObject | None:
+        """The annotations the server declared for ``tool`` (information flow reads
+        readOnlyHint / destructiveHint / openWorldHint), or None when unknown."""
+        try:
+            remote = (await self.manager.client(server).tools()).get(tool)
+        except AstridError:
+            return None
+        return dict(remote.annotations) if remote is not None else None
+
     # -- scoped servers (a capsule's, for one workspace) ----------------------------------------
 
     async def ensure_servers(

@@ -161,6 +161,9 @@ class AgentRuntime:
         self.provider = provider
         self.capabilities = CapabilityStore(storage, [key.public_key])
         self.trail = AuditTrail(audit)  # the system chain: lifecycle and admin records
+        from ._policy_admin import PolicyAdmin
+
+        self.policy = PolicyAdmin(self)  # `astrid policy apply`: admin grants and settings
         self.capability_repairs: list[str] = []  # rows the audit log proved were deleted
         self.allowances = AllowanceStore(storage, key)
         self.deferred = DeferredResolutionStore(storage)
@@ -284,6 +287,7 @@ class AgentRuntime:
                 home, loaded, storage, key, audit, provider or _provider_from(loaded, home)
             )
             await runtime._reconcile_capabilities()
+            await runtime.policy.load()
             return runtime
         except BaseException:
             await storage.aclose()
@@ -495,6 +499,17 @@ class AgentRuntime:
             listed.append(item)
         return listed
 
+    async def apply_policy(self, text: str, path: str) -> JsonObject:
+        """Mint the grants of a policy file, replacing the previous policy's (see
+        ``_policy_admin``); sessions attached from now on use its settings."""
+        return await self.policy.apply(text, path)
+
+    async def list_policy(self) -> JsonObject:
+        return await self.policy.list()
+
+    async def revoke_policy(self, grant: str | None, reason: str) -> JsonObject:
+        return await self.policy.revoke(grant, reason)
+
     async def revoke_token(self, token_id: str, reason: str = "revoked by the user") -> JsonObject:
         """Revoke a persistent token and every token derived from it.
 
@@ -589,8 +604,14 @@ class AgentRuntime:
             key=self.key,
             session_id=session.id,
             always_ttl_seconds=config.security.always_token_ttl_seconds,
-            ask_when_untrusted=config.security.ask_when_untrusted,
+            settings=self.policy.for_workspace(session.workspace),
+            strict=config.security.strict,
+            information_flow=config.security.information_flow,
+            flow_hints=self.mcp,
+            bash_network=config.security.bash_network,
         )
+        if session.has_untrusted:  # a resumed session keeps its taint
+            interceptor.taint("content from earlier in this session")
         context = ToolContext(
             session.workspace,
             session.id,

@@ -246,10 +246,31 @@ class SecuritySection(_Section):
         description="Largest tool-call arguments accepted, in bytes.",
         json_schema_extra=LOWER,
     )
-    ask_when_untrusted: bool = Field(
+    information_flow: bool = Field(
+        default=True,
+        description="Once untrusted content (tool or MCP output, a web page, a sampled "
+        "completion) is in a session, ask before sinks: a new network host, bash reaching the "
+        "network, a non-read-only MCP tool, a sub-agent, a capsule with network grants.",
+        json_schema_extra=_toward(True, False, loosening="would let injected content reach sinks"),
+    )
+    strict: bool = Field(
         default=False,
-        description="Ask before every call to a tool of an untrusted MCP server.",
-        json_schema_extra=_toward(True, False, loosening="would turn approvals off"),
+        description="Never ask: deny at once whatever no grant, allowance or mode allows "
+        "(capsule cron sessions are always strict).",
+        json_schema_extra=_toward(True, False, loosening="would ask instead of deny"),
+    )
+    sampling_max_tokens: int = Field(
+        default=4096,
+        ge=1,
+        description="Largest max_tokens an MCP server's sampling request may ask for; larger "
+        "requests are cut to it.",
+        json_schema_extra=LOWER,
+    )
+    sampling_max_requests: int = Field(
+        default=10,
+        ge=0,
+        description="Sampling requests one MCP server may make in one session; more are refused.",
+        json_schema_extra=LOWER,
     )
     # The bash tool runs confined (astrid_workspace: bubblewrap namespaces, Landlock, seccomp,
     # rlimits; read: workspace, system, PATH programs; write: workspace and a per-session
