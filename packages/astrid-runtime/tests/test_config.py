@@ -871,3 +871,12 @@ def test_the_defaults_file_parses_to_the_model_defaults_and_documents_every_key(
         assert f"[{section}]" in lines
         for key in model.model_fields:
             assert any(line.startswith((f"{key} = ", f"# {key} = ")) for line in lines), key
+
+
+def test_the_seeds_mcp_colon_spelling_is_refused_in_tool_lists(tmp_path: Path) -> None:
+    from astrid_runtime.config import load_config
+
+    (tmp_path / "config.toml").write_text('[security]\nblocked_tools = ["mcp://github:delete_*"]\n')
+    with pytest.raises(ConfigError) as caught:
+        load_config(tmp_path, env={})
+    assert "write 'mcp://github/delete_*'" in str(caught.value)

@@ -37,6 +37,7 @@ from astrid_core import (
     DenialLayer,
     JsonObject,
     LlmCall,
+    McpSampling,
     NetworkRequest,
     ProofKind,
     RiskLevel,
@@ -68,6 +69,7 @@ log = logging.getLogger("astrid.approval")
 
 Notify = Callable[[str], Awaitable[None]]
 Replay = Callable[[SensitiveAction, "InterceptResult"], Awaitable[None]]
+ReplayCall = Callable[[SensitiveAction, ApprovalDecision], Awaitable["InterceptResult | None"]]
 
 
 _ALLOWS: dict[tuple[AuthorizationProof, str], Authorization] = {}
@@ -216,8 +218,14 @@ class SecurityInterceptor:
     bash_network: bool = True  # whether bash lines can reach the network (through the proxy)
     net_capsules: set[str] = field(default_factory=set[str])  # capsules holding network grants
     label: TrustLabel = field(default_factory=TrustLabel)
+    sampling_max_requests: int | None = None  # per MCP server in this session; None: no cap
+    _sampling_counts: dict[str, int] = field(default_factory=dict[str, int])
     on_notice: Notify | None = None  # budget warnings and similar, shown by the frontend
     on_replay: Replay | None = None  # executes a deferred action once it is approved
+    # Runs an approved deferred action through the agent loop's own tool path (hooks, capsule
+    # interceptors, this interceptor with the late answer, events). Takes precedence over
+    # on_replay; returns the decision, or None when a hook refused before the interceptor.
+    on_replay_call: ReplayCall | None = None
     _session_blocked: set[str] = field(default_factory=set[str])
     _trail: AuditTrail | None = field(default=None, repr=False)
 
@@ -260,6 +268,7 @@ class SecurityInterceptor:
             flow_hints=self.flow_hints,
             bash_network=self.bash_network,
             net_capsules=self.net_capsules,
+            sampling_max_requests=self.sampling_max_requests,
             # the sub-agent's task was written in this session's context: it inherits the taint
             label=self.label.copy(),
             on_notice=self.on_notice,
@@ -277,7 +286,9 @@ class SecurityInterceptor:
         self.label.taint(what, entry)
 
     async def authorize(self, action: SensitiveAction, reason: str) -> Authorization:
-        estimated = action.estimated_cost_micros if isinstance(action, LlmCall) else None
+        estimated = (
+            action.estimated_cost_micros if isinstance(action, LlmCall | McpSampling) else None
+        )
         return (await self.intercept(action, reason, estimated)).authorization
 
     # ------------------------------------------------------------------ the flow
@@ -305,6 +316,17 @@ class SecurityInterceptor:
             )
         action = normalized.action
         warnings: list[str] = list(normalized.warnings)
+        if isinstance(action, McpSampling) and self.sampling_max_requests is not None:
+            used = self._sampling_counts.get(action.server, 0)
+            if used >= self.sampling_max_requests:
+                return await self._deny(
+                    action,
+                    DenialLayer.BUDGET,
+                    f"MCP server {action.server} has made {used} sampling requests in this "
+                    f"session, the cap ([security] sampling_max_requests = "
+                    f"{self.sampling_max_requests})",
+                )
+            self._sampling_counts[action.server] = used + 1
 
         # 1. policy: hard limits, plus what the user denied "always" in this session
         policy = (
@@ -709,7 +731,9 @@ class SecurityInterceptor:
     # ------------------------------------------------------------------ deferred approvals
 
     async def resolve_deferred(self, decision: ApprovalDecision) -> InterceptResult | None:
-        """Apply a late answer to a deferred request: re-validate and replay it exactly once."""
+        """Apply a late answer to a deferred request: re-validate and replay it exactly once.
+        None when nothing was replayed (unknown, already resolved, denied, or refused by a
+        hook before the interceptor saw it)."""
         store = self.approvals.deferred
         key = str(decision.request_id)
         item = await store.get(key)
@@ -732,12 +756,20 @@ class SecurityInterceptor:
                 detail={"request_id": key},
             )
             return None
-        result = await self.intercept(
-            item.request.action, f"replay of deferred request {key}", _preapproved=decision
-        )
+        if self.on_replay_call is not None:
+            replayed = await self.on_replay_call(item.request.action, decision)
+        else:
+            replayed = await self.intercept(
+                item.request.action, f"replay of deferred request {key}", _preapproved=decision
+            )
         current = await store.get(key)
         if current is not None:
             await store.transition(key, current, "replayed", decision)
-        if result.allowed and self.on_replay is not None:
-            await self.on_replay(result.action, result)
-        return result
+        if (
+            self.on_replay_call is None
+            and replayed is not None
+            and replayed.allowed
+            and self.on_replay is not None
+        ):
+            await self.on_replay(replayed.action, replayed)
+        return replayed

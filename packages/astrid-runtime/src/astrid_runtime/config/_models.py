@@ -225,6 +225,22 @@ class SecuritySection(_Section):
                 raise ValueError(f"entry {entry!r} is invalid: {problem}; {path_entry_fix(entry)}")
         return entries
 
+    @field_validator("blocked_tools", "approval_required_tools")
+    @classmethod
+    def _tool_globs(cls, entries: list[str]) -> list[str]:
+        # The seed spells MCP tools mcp://server:tool; ours are mcp://server/tool, and a glob
+        # in the seed's spelling would block (or ask for) nothing at all.
+        from astrid_capabilities import ResourcePattern
+        from astrid_core import BadInputError
+
+        for entry in entries:
+            if entry.startswith("mcp://"):
+                try:
+                    ResourcePattern(entry)
+                except BadInputError as exc:
+                    raise ValueError(f"{exc.message}; {exc.hint}") from exc
+        return entries
+
     denied_hosts: list[str] = Field(
         default_factory=list,
         description="Hosts (globs) never contacted.",
