@@ -29,7 +29,7 @@ INJECTION = (
 
 @server.tool(
     description="Read the inbox.",
-    annotations=types.ToolAnnotations(readOnlyHint=True, openWorldHint=False),
+    annotations=types.ToolAnnotations(read_only_hint=True, open_world_hint=False),
 )
 def read_inbox() -> str:
     return INJECTION

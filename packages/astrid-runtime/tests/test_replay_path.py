@@ -28,8 +28,10 @@ async def _deferred_delete(tmp_path: Path, workspace: Path) -> tuple[Any, Any, A
     info = await runtime.create_session(str(workspace))
     await collect(runtime, info.session_id, "delete important.txt")
     [pending] = await runtime.list_deferred()
+    request = pending["request"]
+    assert isinstance(request, dict)
     decision = ApprovalDecision.model_validate(
-        {"request_id": pending["request"]["request_id"], "option": "allow_once"}
+        {"request_id": request["request_id"], "option": "allow_once"}
     )
     return runtime, info.session_id, decision
 
