@@ -5,6 +5,7 @@ and a second apply replaces the first one's tokens in one transaction."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -40,7 +41,7 @@ async def test_apply_mints_audited_grants_and_strict_reaches_sessions(
     runtime.set_frontend(human)  # type: ignore[arg-type]
     try:
         text = "strict = true\n" + READ_NOTES.format(ws=workspace)
-        applied = await runtime.apply_policy(text, "policy.toml")
+        applied: Any = await runtime.apply_policy(text, "policy.toml")
         [token] = applied["tokens"]
         assert token["approval_audit_id"] == applied["audit_id"]
         entry = await runtime.audit.get(applied["audit_id"])
@@ -55,9 +56,9 @@ async def test_apply_mints_audited_grants_and_strict_reaches_sessions(
         assert "strict policy" in results[1]["output"]
         assert human.asked == []
         assert (workspace / "old.log").exists()
-        again = await runtime.apply_policy(READ_NOTES.format(ws=workspace), "policy.toml")
+        again: Any = await runtime.apply_policy(READ_NOTES.format(ws=workspace), "policy.toml")
         assert again["revoked"] == [token["id"]]
-        listed = await runtime.list_policy()
+        listed: Any = await runtime.list_policy()
         assert listed["settings"]["strict"] is False
         tokens = {row["id"]: row["status"] for row in await runtime.list_tokens()}
         assert tokens[token["id"]] == "revoked"
