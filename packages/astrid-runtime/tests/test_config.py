@@ -880,3 +880,12 @@ def test_the_seeds_mcp_colon_spelling_is_refused_in_tool_lists(tmp_path: Path) -
     with pytest.raises(ConfigError) as caught:
         load_config(tmp_path, env={})
     assert "write 'mcp://github/delete_*'" in str(caught.value)
+
+
+def test_the_replaced_ask_when_untrusted_key_names_its_successor(tmp_path: Path) -> None:
+    from astrid_runtime.config import load_config
+
+    (tmp_path / "config.toml").write_text("[security]\nask_when_untrusted = true\n")
+    with pytest.raises(ConfigError) as caught:
+        load_config(tmp_path, env={})
+    assert "replaced by security.information_flow" in str(caught.value)
