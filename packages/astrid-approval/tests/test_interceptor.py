@@ -410,23 +410,6 @@ async def test_audit_failure_denies_the_action(workspace: Path) -> None:
     assert "audit log unavailable" in result.authorization.reason
 
 
-async def test_untrusted_context_requires_approval_even_with_a_grant(workspace: Path) -> None:
-    handler = ScriptedHandler(ApprovalOption.DENY)
-    guard = await make_interceptor(
-        MemoryStorage(),
-        KeyPair.generate(),
-        workspace,
-        handler=handler,
-        mode=WorkspaceMode.AUTONOMOUS,
-    )
-    guard.ask_when_untrusted = True
-    action = FileWrite(path=str(workspace / "src" / "x.py"))
-    assert (await guard.intercept(action, "write")).allowed
-    tainted = await guard.intercept(action, "write", untrusted_context=True)
-    assert not tainted.allowed
-    assert "untrusted content" in handler.asked[0].details[0]
-
-
 async def test_deferred_then_approved_after_restart_replays_once(
     workspace: Path, tmp_path: Path
 ) -> None:

@@ -48,7 +48,7 @@ class RuleGuard:
     async def authorize(self, action: Any, reason: str) -> Authorization:
         self.seen.append(action)
         denied = (isinstance(action, McpToolCall) and action.tool in self.deny_tools) or (
-            self.deny_llm and action.kind == "llm_call"
+            self.deny_llm and action.kind in ("llm_call", "mcp_sampling")
         )
         if denied:
             return Authorization.deny(DenialLayer.POLICY, f"test policy refuses {action.resource}")

@@ -20,7 +20,7 @@ import httpx2
 import pytest
 from mcp import types
 
-from astrid_core import LlmCall, McpToolCall
+from astrid_core import McpSampling, McpToolCall
 from astrid_mcp import McpServerConfig, SecureMcpClient
 from astrid_mcp._errors import ServerStartError
 from astrid_workspace import IPAddress
@@ -111,10 +111,11 @@ async def test_everything_server_client_features() -> None:
         assert sampler.prompts
         assert "hi" in sampler.prompts[0]
         assert (
-            LlmCall(
+            McpSampling(
+                server="everything",
                 model="local-test-model",
+                max_tokens=7,
                 estimated_cost_micros=7,
-                purpose="sampling requested by MCP server everything",
             )
             in guard.seen
         )

@@ -78,6 +78,16 @@ class TokenRevoke(_Params):
     reason: str = Field(default="revoked by the user", max_length=500)
 
 
+class PolicyApply(_Params):
+    text: str = Field(min_length=1, max_length=1_000_000)  # the file's content, parsed here
+    path: str = Field(default="policy.toml", max_length=4096)  # named in errors and the audit
+
+
+class PolicyRevoke(_Params):
+    grant: str | None = Field(default=None, max_length=200)  # None: the whole policy
+    reason: str = Field(default="policy revoked by the admin", max_length=500)
+
+
 class AuditVerify(_Params):
     # Signed tree heads the client verified before (its own cache): the log must extend them.
     known_heads: list[dict[str, Any]] = Field(default_factory=list[dict[str, Any]], max_length=16)
@@ -302,6 +312,18 @@ def bind_runtime(
     @method("astrid.revokeToken", TokenRevoke)
     async def _revoke_token(conn: Connection, p: TokenRevoke) -> Any:
         return await runtime.revoke_token(p.token_id, p.reason)
+
+    @method("astrid.policyApply", PolicyApply)
+    async def _policy_apply(conn: Connection, p: PolicyApply) -> Any:
+        return await runtime.apply_policy(p.text, p.path)
+
+    @method("astrid.policyList", NoParams)
+    async def _policy_list(conn: Connection, p: NoParams) -> Any:
+        return await runtime.list_policy()
+
+    @method("astrid.policyRevoke", PolicyRevoke)
+    async def _policy_revoke(conn: Connection, p: PolicyRevoke) -> Any:
+        return await runtime.revoke_policy(p.grant, p.reason)
 
     @method("astrid.rotateKey", NoParams)
     async def _rotate_key(conn: Connection, p: NoParams) -> Any:

@@ -135,6 +135,11 @@ METHODS: Final[dict[str, str]] = {
     "astrid.listTokens": "persistent capability tokens (Allow Always grants) {} -> [token]",
     "astrid.revokeToken": "revoke a token and its children, audited {token_id, reason?}",
     "astrid.rotateKey": "replace the runtime key; audited, signed by the old key {}",
+    "astrid.policyApply": "mint a policy file's grants, replacing the previous policy's tokens "
+    "in one transaction; audited {text, path?} -> {audit_id, tokens, revoked}",
+    "astrid.policyList": "the applied policy, its settings and tokens {}",
+    "astrid.policyRevoke": "revoke the applied policy's tokens (all, or one grant's) {grant?, "
+    "reason?}",
     "astrid.listCapsules": "installed capsules {} -> [install record]",
     "astrid.capsulePlan": "stage a capsule {source} -> {plan_id, disclosure}; installs nothing",
     "astrid.capsuleCommit": "install a staged plan {plan_id, trust?, secrets?} -> record",

@@ -14,7 +14,7 @@ import logging
 import os
 import time
 from collections import Counter
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -49,6 +49,7 @@ from astrid_core import (
     Frontend,
     JsonObject,
     JsonValue,
+    McpToolCall,
     NotFoundError,
     SensitiveAction,
     SessionId,
@@ -198,6 +199,11 @@ class AgentRuntime:
         self.provider = provider
         self.capabilities = CapabilityStore(storage, [key.public_key])
         self.trail = AuditTrail(audit)  # the system chain: lifecycle and admin records
+        from ._policy_admin import PolicyAdmin
+
+        self.policy = PolicyAdmin(self)  # `astrid policy apply`: admin grants and settings
+        # Receives the events of deferred calls replayed outside a turn (None: dropped).
+        self.replay_listener: Callable[[AgentEvent], Awaitable[None]] | None = None
         self.capability_repairs: list[str] = []  # rows the audit log proved were deleted
         self.allowances = AllowanceStore(storage, key)
         self.deferred = DeferredResolutionStore(storage)
@@ -222,7 +228,11 @@ class AgentRuntime:
                 home=home,
                 frontend=lambda: self.frontend,
                 interceptor=self._interceptor_of,
-                sampler=ProviderSampler(provider, self.config.model.model),
+                sampler=ProviderSampler(
+                    provider,
+                    self.config.model.model,
+                    self.config.security.sampling_max_tokens,
+                ),
             )
 
         # Made now for [[servers]], else when a session loads a capsule with an [[mcp_server]].
@@ -323,6 +333,7 @@ class AgentRuntime:
                 home, loaded, storage, key, audit, provider or _provider_from(loaded, home)
             )
             await runtime._reconcile_capabilities()
+            await runtime.policy.load()
             return runtime
         except BaseException:
             await storage.aclose()
@@ -534,6 +545,17 @@ class AgentRuntime:
             listed.append(item)
         return listed
 
+    async def apply_policy(self, text: str, path: str) -> JsonObject:
+        """Mint the grants of a policy file, replacing the previous policy's (see
+        ``_policy_admin``); sessions attached from now on use its settings."""
+        return await self.policy.apply(text, path)
+
+    async def list_policy(self) -> JsonObject:
+        return await self.policy.list()
+
+    async def revoke_policy(self, grant: str | None, reason: str) -> JsonObject:
+        return await self.policy.revoke(grant, reason)
+
     async def revoke_token(self, token_id: str, reason: str = "revoked by the user") -> JsonObject:
         """Revoke a persistent token and every token derived from it.
 
@@ -628,8 +650,15 @@ class AgentRuntime:
             key=self.key,
             session_id=session.id,
             always_ttl_seconds=config.security.always_token_ttl_seconds,
-            ask_when_untrusted=config.security.ask_when_untrusted,
+            settings=self.policy.for_workspace(session.workspace),
+            strict=config.security.strict,
+            information_flow=config.security.information_flow,
+            flow_hints=self.mcp,
+            bash_network=config.security.bash_network,
+            sampling_max_requests=config.security.sampling_max_requests,
         )
+        if session.has_untrusted:  # a resumed session keeps its taint
+            interceptor.taint("content from earlier in this session")
         context = ToolContext(
             session.workspace,
             session.id,
@@ -683,7 +712,7 @@ class AgentRuntime:
             loop.notices.append(message)
 
         interceptor.on_notice = notice
-        interceptor.on_replay = self._replayer(session, tools, context)
+        interceptor.on_replay_call = self._replay_caller(session, loop)
         # Capsule tools join `tools` and capsule skills the system prompt when the first turn
         # starts: loading reads the install records from storage, which this sync method cannot.
         self.capsules.attach(loop, interceptor)
@@ -732,38 +761,39 @@ class AgentRuntime:
         if item is None or item.request.session_id is None or item.status != "pending":
             return False  # unknown, or answered already: a second answer changes nothing
         live = await self._get(item.request.session_id)
-        result = await live.interceptor.resolve_deferred(decision)
-        return result is not None or not decision.allowed
+        await live.interceptor.resolve_deferred(decision)
+        after = await self.deferred.get(str(decision.request_id))
+        return after is not None and after.status != "pending"
 
-    def _replayer(self, session: Session, tools: ToolRegistry, context: ToolContext) -> Any:
-        # Actions whose effect is fully described by the action itself can be replayed exactly.
-        mapping: dict[type[Any], tuple[str, Any]] = {
-            FileDelete: ("delete_file", lambda a: {"path": a.path}),
-            FileRead: ("read_file", lambda a: {"path": a.path}),
-            DirectoryList: ("list_directory", lambda a: {"path": a.path}),
-            ShellCommand: ("bash", lambda a: {"command": a.command}),
-        }
+    def _replay_caller(self, session: Session, loop: AgentLoop) -> Any:
+        """How an approved deferred action runs: through the agent loop's own tool path
+        (``AgentLoop.replay``), exactly like a live call, so ``before_tool_call`` hooks and
+        capsule ``BeforeToolCall`` interceptors may still deny it and its events are emitted
+        (to ``replay_listener``). An action no tool reproduces exactly is only granted, with
+        a note asking the agent to run it again."""
 
-        async def replay(action: SensitiveAction, result: Any) -> None:
-            entry = mapping.get(type(action))
-            if entry is None:
-                note = f"approved later: {action.summary} (ask the agent to run it again)"
-            else:
-                tool = tools.get(entry[0])
-                assert tool is not None
-                try:
-                    output = await tool.run(entry[1](action), action, context)
-                    ok = True
-                except Exception as exc:  # record failures like any other tool run
-                    output, ok = f"error: {exc}", False
-                await self._live[str(session.id)].interceptor.record_outcome(
-                    result, success=ok, output=output
+        async def replay(action: SensitiveAction, decision: ApprovalDecision) -> Any:
+            call = _replay_call(action, loop.tools, str(decision.request_id))
+            if call is None:
+                result = await loop.interceptor.intercept(
+                    action,
+                    f"replay of deferred request {decision.request_id}",
+                    _preapproved=decision,
                 )
-                note = f"deferred action replayed after approval: {action.summary}\n{output}"
-            from .llm import ChatMessage
+                from .llm import ChatMessage
 
-            session.messages.append(ChatMessage("tool", note, untrusted=True))
+                note = f"approved later: {action.summary} (ask the agent to run it again)"
+                session.messages.append(ChatMessage("tool", note, untrusted=True))
+                await self.sessions.save(session)
+                return result
+            loop.last_result = None
+            events = await loop.replay(call, decision)
             await self.sessions.save(session)
+            listener = self.replay_listener
+            if listener is not None:
+                for event in events:
+                    await listener(event)
+            return loop.last_result
 
         return replay
 
@@ -1087,3 +1117,29 @@ class UnavailableProvider:
 
     def cost_micros(self, model: str, usage: Usage) -> int:
         return 0
+
+
+def _replay_call(action: SensitiveAction, tools: ToolRegistry, request_id: str) -> Any:
+    """The tool call that reproduces ``action`` exactly, or None when no tool does."""
+    from ._mcp_bridge import McpToolAdapter
+    from .llm import ToolCall
+
+    simple: dict[type[Any], tuple[str, Any]] = {
+        FileDelete: ("delete_file", lambda a: {"path": a.path}),
+        FileRead: ("read_file", lambda a: {"path": a.path}),
+        DirectoryList: ("list_directory", lambda a: {"path": a.path}),
+        ShellCommand: ("bash", lambda a: {"command": a.command}),
+    }
+    call_id = f"replay-{request_id}"
+    entry = simple.get(type(action))
+    if entry is not None and tools.get(entry[0]) is not None:
+        return ToolCall(call_id, entry[0], entry[1](action))
+    if isinstance(action, McpToolCall):
+        for name in tools.names():
+            tool = tools.get(name)
+            if isinstance(tool, McpToolAdapter) and (tool.server, tool.tool) == (
+                action.server,
+                action.tool,
+            ):
+                return ToolCall(call_id, name, dict(action.args))
+    return None

@@ -343,6 +343,8 @@ class CapsuleHost:
         assert capsule.wasm is not None
         assert capsule.manifest.component is not None
         granted = capsule.granted
+        if granted.net:  # its tool calls are sinks once the session holds untrusted content
+            state.interceptor.net_capsules.add(capsule.name)
         grants = HostGrants(
             fs_read=granted.fs_read,
             fs_write=granted.fs_write,
