@@ -272,12 +272,12 @@ def _is_public(address: str) -> bool:
 
 
 class _PinnedBackend:
-    """An httpcore network backend that connects only to addresses checked beforehand."""
+    """An httpcore2 network backend that connects only to addresses checked beforehand."""
 
     def __init__(self, host: str, addresses: list[str]) -> None:
-        import httpcore
+        import httpcore2
 
-        self._inner = httpcore.SyncBackend()
+        self._inner = httpcore2.SyncBackend()
         self._host = host
         self._addresses = addresses
 
@@ -289,33 +289,33 @@ class _PinnedBackend:
         local_address: str | None = None,
         socket_options: Any = None,
     ) -> Any:
-        import httpcore
+        import httpcore2
 
         if host.lower() != self._host:
-            raise httpcore.ConnectError(f"{host} is not the host that was checked")
+            raise httpcore2.ConnectError(f"{host} is not the host that was checked")
         failure: Exception | None = None
         for address in self._addresses:
             try:
                 return self._inner.connect_tcp(
                     address, port, timeout, local_address, socket_options
                 )
-            except httpcore.ConnectError as exc:
+            except httpcore2.ConnectError as exc:
                 failure = exc
-        raise failure or httpcore.ConnectError(f"{host} has no checked address")
+        raise failure or httpcore2.ConnectError(f"{host} has no checked address")
 
     def connect_unix_socket(
         self, path: str, timeout: float | None = None, socket_options: Any = None
     ) -> Any:
-        import httpcore
+        import httpcore2
 
-        raise httpcore.ConnectError("unix sockets are not reachable from a capsule")
+        raise httpcore2.ConnectError("unix sockets are not reachable from a capsule")
 
     def sleep(self, seconds: float) -> None:
         self._inner.sleep(seconds)
 
 
 def _http_request(ctx: HostContext, req: dict[str, Any]) -> Any:
-    import httpx
+    import httpx2
 
     url = req.get("url")
     method = str(req.get("method", "GET")).upper()
@@ -342,12 +342,12 @@ def _http_request(ctx: HostContext, req: dict[str, Any]) -> Any:
     limit = ctx.limits.http_response_bytes
     # Redirects are returned to the guest, never followed: a redirect to an internal address
     # would otherwise skip every check above.
-    # Pinned: httpx connects to the addresses checked above, never resolving the name again
+    # Pinned: httpx2 connects to the addresses checked above, never resolving the name again
     # (a second lookup could answer 127.0.0.1: DNS rebinding). TLS still verifies `host`.
-    transport = httpx.HTTPTransport()
+    transport = httpx2.HTTPTransport()
     pinned = _PinnedBackend(host, sorted(str(a) for a in addresses))
     transport._pool._network_backend = pinned  # pyright: ignore[reportPrivateUsage, reportAttributeAccessIssue]
-    client = httpx.Client(
+    client = httpx2.Client(
         transport=transport,
         follow_redirects=False,
         timeout=_HTTP_TIMEOUT_SECONDS,
