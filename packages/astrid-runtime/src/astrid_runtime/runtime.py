@@ -204,7 +204,9 @@ class AgentRuntime:
         self.sessions = SessionStore(storage)
         self.frontend: Frontend | None = None
         self._live: dict[str, _Live] = {}
-        self.capsule_admin = CapsuleAdmin(home, storage, audit)  # clients only: no agent tool
+        self.capsule_admin = CapsuleAdmin(  # clients only: no agent tool
+            home, storage, audit, renew_trust=self.config.capsules.renew_trust
+        )
         self.hooks = HookRunner.from_config(self.config.hooks)
 
         def make_mcp_bridge() -> Any:

@@ -330,11 +330,10 @@ class CapsuleHost:
                 )
             )
         for hook in capsule.manifest.interceptor:
-            # A missing export is not skipped: calling it fails, which denies a BeforeToolCall
+            # Without `export`, the conventional one (BeforeToolCall -> before_tool_call). A
+            # missing export is not skipped: calling it fails, which denies a BeforeToolCall
             # (fail closed) and is reported for the other events.
-            state.interceptors.append(
-                _Interceptor(hook.event, capsule.name, plugin, hook.export or "")
-            )
+            state.interceptors.append(_Interceptor(hook.event, capsule.name, plugin, hook.handler))
             self._listen(hook.event)
 
     async def _instantiate(self, state: _SessionCapsules, capsule: VerifiedCapsule) -> WasmCapsule:
