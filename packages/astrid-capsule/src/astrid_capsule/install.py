@@ -157,8 +157,10 @@ class InstallPlan:
             lines.append(f"    - scheduled task {cron.name} ({cron.schedule})")
         for hook in m.interceptor:
             lines.append(f"    - sees every {hook.event} event")
+        for provider in m.llm_provider:
+            lines.append(f"    - offers the model provider {provider.id} (declared; not used yet)")
         if not any(v for _, v in asked) and not (
-            caps.kv or m.secrets or m.mcp_server or m.cron or m.interceptor
+            caps.kv or m.secrets or m.mcp_server or m.cron or m.interceptor or m.llm_provider
         ):
             lines.append("    - nothing beyond its own tools")
         if m.tool:
