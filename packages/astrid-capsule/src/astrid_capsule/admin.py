@@ -404,6 +404,8 @@ def manifest_summary(manifest: CapsuleManifest, stored_secrets: list[str]) -> di
         ],
         "tools": [{"name": t.name, "description": t.description} for t in manifest.tool],
         "skills": [{"name": s.name, "description": s.description} for s in manifest.skill],
+        "context": [{"name": c.name, "file": c.file} for c in manifest.context],
+        "commands": [{"name": c.name, "description": c.description} for c in manifest.command],
         "interceptors": [hook.event for hook in manifest.interceptor],
         "cron": [
             {"name": c.name, "schedule": c.schedule, "action": c.action} for c in manifest.cron

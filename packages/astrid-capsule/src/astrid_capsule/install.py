@@ -165,6 +165,12 @@ class InstallPlan:
             lines.append("    - nothing beyond its own tools")
         if m.tool:
             lines.append(f"  tools: {', '.join(t.name for t in m.tool)}")
+        if m.context:
+            files = ", ".join(c.file for c in m.context)
+            lines.append(f"  context files (untrusted reference text for the model): {files}")
+        if m.command:
+            names = ", ".join(f"/{c.name}" for c in m.command)
+            lines.append(f"  slash commands (expand into a prompt, run nothing): {names}")
         if self.previous is not None:
             lines.append(f"  updates {self.previous.version} (revision {self.previous.revision})")
             if self.widened:

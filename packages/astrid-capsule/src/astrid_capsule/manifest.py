@@ -39,6 +39,8 @@ __all__ = [
     "ToolSpec",
     "SkillSpec",
     "CronSpec",
+    "ContextSpec",
+    "CommandSpec",
     "InterceptorSpec",
     "LlmProviderSpec",
     "ManifestError",
@@ -180,6 +182,25 @@ class SkillSpec(_Strict):
     content: str | None = None
 
 
+class ContextSpec(_Strict):
+    """A file of the capsule given to the model as untrusted reference text (size-capped)."""
+
+    name: str = Field(pattern=r"^[a-zA-Z0-9_-]{1,64}$")
+    file: RelativePath
+    description: str = ""
+
+
+class CommandSpec(_Strict):
+    """A slash command (``/name args``) that expands into a prompt, and does nothing else.
+
+    ``template`` is the prompt; ``{args}`` is replaced by everything after the name and
+    ``{1}`` .. ``{9}`` by its whitespace-separated words (a missing one is an error)."""
+
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,31}$")
+    description: str = ""
+    template: str = Field(min_length=1, max_length=8000)
+
+
 class CronSpec(_Strict):
     """A scheduled run of one of the capsule's own tools.
 
@@ -264,6 +285,8 @@ class CapsuleManifest(_Strict):
     mcp_server: tuple[McpServerSpec, ...] = ()
     tool: tuple[ToolSpec, ...] = ()
     skill: tuple[SkillSpec, ...] = ()
+    context: tuple[ContextSpec, ...] = ()
+    command: tuple[CommandSpec, ...] = ()
     cron: tuple[CronSpec, ...] = ()
     interceptor: tuple[InterceptorSpec, ...] = ()
     llm_provider: tuple[LlmProviderSpec, ...] = ()

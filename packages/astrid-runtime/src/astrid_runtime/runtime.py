@@ -699,6 +699,7 @@ class AgentRuntime:
         live = await self._get(session_id)
         if live.session.state == "ended":
             raise ConfigError(f"session {session_id} has ended", hint="create a new session")
+        text = await self.capsules.expand_command(text)  # a capsule's /command: a prompt only
         live.session.state = "running"
         final: AgentEvent | None = None
         await self.mcp.settled()  # servers still starting get a bounded wait, once

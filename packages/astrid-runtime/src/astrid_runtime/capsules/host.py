@@ -59,6 +59,7 @@ from astrid_capsule.mcp_host import (
     server_instance,
 )
 from astrid_capsule.secrets import SECRETS_KEY_FILE, CapsuleSecrets
+from astrid_capsule.static import context_text, expand_command, find_command
 from astrid_capsule.verified import VerifiedCapsule, untrusted_skills, verify_installed
 from astrid_core import AstridError, CapsuleHostCall, JsonObject, SensitiveAction
 from astrid_core.storage import Storage
@@ -281,16 +282,22 @@ class CapsuleHost:
         loop = state.loop
         try:
             skills = cap_output(capsule.skills_text(), MAX_SKILL_CHARS)
+            context = context_text(capsule)
         except OSError as exc:
             await self._refuse(
                 state,
                 capsule.name,
-                CapsuleLoadRefused(f"capsule {capsule.name}: cannot read a skill file: {exc}"),
+                CapsuleLoadRefused(
+                    f"capsule {capsule.name}: cannot read a skill or context file: {exc}"
+                ),
             )
             return
         if skills:
             loop.system_prompt += "\n\n" + untrusted_skills(capsule.name, skills)
             loop.session.has_untrusted = True  # third-party text is in the context now
+        if context:
+            loop.system_prompt += "\n\n" + context
+            loop.session.has_untrusted = True
         if capsule.manifest.mcp_server:
             await self._start_mcp_servers(state, capsule)
         if capsule.wasm is None:
@@ -568,6 +575,18 @@ class CapsuleHost:
         for server, message in problems:
             capsule = state.mcp_servers[server][0]
             self._warn(capsule, f"capsule {capsule}: {message}")
+
+    async def expand_command(self, text: str) -> str:
+        """``text`` itself, or, when it is ``/name args`` and an installed capsule has that
+        ``[[command]]``, the prompt it expands to (it runs nothing by itself: the agent works
+        on the prompt under the session's interceptor, like on any prompt)."""
+        if not text.startswith("/"):
+            return text
+        name, _, args = text[1:].strip().partition(" ")
+        command = find_command(await self.verified(), name)
+        if command is None:
+            return text
+        return expand_command(command, args.strip())
 
     async def mcp_server_configs(self, workspace: str | None = None) -> list[McpServerConfig]:
         """The ``[[mcp_server]]`` entries of the verified capsules, as untrusted server configs."""
