@@ -22,7 +22,7 @@ from typing import Any
 import anyio
 import pytest
 
-from astrid_core import ApprovalOption, McpToolCall
+from astrid_core import ApprovalOption, CapsuleHostCall, FileRead, McpToolCall
 from astrid_runtime.llm import ScriptedTurn
 
 from .conftest import PDK_DIR, Human, collect, open_runtime
@@ -32,6 +32,7 @@ pytestmark = pytest.mark.anyio
 EXAMPLE = Path(__file__).resolve().parents[3] / "examples" / "capsules" / "github-agent"
 STATUS = "mcp__capsule-github-agent-local-git__git_status"
 RESET = "mcp__capsule-github-agent-local-git__git_reset"
+SYNC = "capsule__github-agent__sync"
 
 FAKE_SERVER_GIT = '''#!{python}
 """A fake @modelcontextprotocol/server-git: answers as the real one would, changes nothing."""
@@ -60,7 +61,7 @@ def build_example(tmp_path: Path) -> Path:
     if shutil.which("clang") is None:
         pytest.fail("clang is not installed: run scripts/install-test-deps (installs clang + lld)")
     source = tmp_path / "github-agent"
-    shutil.copytree(EXAMPLE, source)
+    shutil.copytree(EXAMPLE, source, ignore=shutil.ignore_patterns("bin"))  # built below
     (source / "bin").mkdir()
     subprocess.run(
         [
@@ -116,6 +117,8 @@ async def test_seed_001_github_agent_installs_as_written_and_runs(
     workspace.mkdir()
     workspace = workspace.resolve()
     model = [
+        ScriptedTurn("Syncing.", ((SYNC, {}),)),
+        ScriptedTurn("Synced."),
         ScriptedTurn("Checking.", ((STATUS, {"repo_path": str(workspace)}),)),
         ScriptedTurn("Clean."),
         ScriptedTurn("Resetting.", ((RESET, {"repo_path": str(workspace)}),)),
@@ -124,7 +127,10 @@ async def test_seed_001_github_agent_installs_as_written_and_runs(
     config = f'root = "{workspace}"\n[hooks]\ntimeout_seconds = 30\n'
     runtime = await open_runtime(tmp_path, model, config=config)
     runtime.cron.clock = lambda: datetime(2030, 1, 1, 9, 59)  # local time the jobs see
-    human = Human([ApprovalOption.ALLOW_ONCE] * 3)
+    # The job's export, allowed for the workspace (so its unattended runs may call it); the
+    # read of /home/user/.gitconfig it makes, denied; the git status, allowed once.
+    allow = ApprovalOption
+    human = Human([allow.ALLOW_WORKSPACE, allow.DENY, allow.ALLOW_ONCE])
     runtime.set_frontend(human)  # type: ignore[arg-type]
     try:
         # ------------------------------------------------ install, as `astrid capsule install`
@@ -139,7 +145,7 @@ async def test_seed_001_github_agent_installs_as_written_and_runs(
         assert "network hosts: api.github.com" in text
         assert "secrets you will be asked for: GITHUB_TOKEN" in text
         assert "local-git: npx -y @modelcontextprotocol/server-git" in text
-        assert "scheduled task sync-issues (0 * * * *)" in text
+        assert "scheduled task sync-issues (0 * * * *): runs its export sync" in text
         assert "sees every BeforeToolCall event" in text
         assert "offers the model provider claude-3-5-sonnet" in text
         assert "UNSIGNED" in text
@@ -153,6 +159,9 @@ async def test_seed_001_github_agent_installs_as_written_and_runs(
         # ------------------------------------------------ a session: MCP tools + interceptor
         async def chat() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
             info = await runtime.create_session(str(workspace))
+            synced = await collect(runtime, info.session_id, "sync now")
+            [sync] = [e["output"] for e in synced if e["type"] == "tool_call_result"]
+            assert "denied" in sync  # the person denied the read outside the workspace
             first = await collect(runtime, info.session_id, "is my repo clean?")
             second = await collect(runtime, info.session_id, "reset it")
             return first, second
@@ -168,17 +177,19 @@ async def test_seed_001_github_agent_installs_as_written_and_runs(
         assert "nothing to commit, working tree clean" in status
         [reset] = [e for e in second if e["type"] == "tool_call_result"]
         assert "github-agent never resets a repository" in reset["output"]
-        # Asked once, for the status call; the reset was refused before anyone was asked.
-        assert [type(r.action) for r in human.asked] == [McpToolCall]
+        # The sync, its read of ~/.gitconfig, the status call; the reset was refused by the
+        # capsule's interceptor before anyone was asked.
+        assert [type(r.action) for r in human.asked] == [CapsuleHostCall, FileRead, McpToolCall]
+        assert human.asked[1].action == FileRead(path="/home/user/.gitconfig")
         assert runtime.capsules.warnings == []
 
         # ------------------------------------------------ the cron entry, unattended
         assert await runtime.cron.run_due(datetime(2030, 1, 1, 9, 59)) == []
         [run] = await runtime.cron.run_due(datetime(2030, 1, 1, 10, 0))
         assert (run.capsule, run.job) == ("github-agent", "sync-issues")
-        # `astrid.github.sync` ran the component's `sync` export as a capsule host call; with
-        # nobody present it is denied until allowed for the workspace (as any cron job).
-        assert run.status == "denied"
+        # `astrid.github.sync` ran the component's `sync` export (allowed for the workspace
+        # above); its read outside the workspace needs a person, so unattended it was denied.
+        assert run.status == "ok"
         assert "runs unattended" in run.detail
         [job] = runtime.cron.jobs()
         assert job.action == "astrid.github.sync"

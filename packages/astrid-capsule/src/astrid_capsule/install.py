@@ -153,8 +153,12 @@ class InstallPlan:
         for server in m.mcp_server:
             command = " ".join([server.command or server.url or "?", *server.args])
             lines.append(f"    - runs an MCP server (untrusted, sandboxed): {server.id}: {command}")
+        tools = {t.name for t in m.tool}
         for cron in m.cron:
-            lines.append(f"    - scheduled task {cron.name} ({cron.schedule})")
+            also = ""
+            if cron.dotted and cron.target not in tools:
+                also = f": runs its export {cron.target} (also a tool, so you can allow it)"
+            lines.append(f"    - scheduled task {cron.name} ({cron.schedule}){also}")
         for hook in m.interceptor:
             lines.append(f"    - sees every {hook.event} event")
         for provider in m.llm_provider:

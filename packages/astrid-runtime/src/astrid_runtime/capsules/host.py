@@ -49,6 +49,7 @@ import anyio
 import anyio.to_thread
 
 from astrid_audit import AuditLog, AuditTrail, Outcome, OutcomeKind
+from astrid_capsule.cron import cron_export
 from astrid_capsule.errors import CapsuleLoadRefused
 from astrid_capsule.install import CapsuleInstaller, InstallRecord
 from astrid_capsule.interceptors import before_tool_call_answer, notify_answer
@@ -336,12 +337,49 @@ class CapsuleHost:
                     plugin=plugin,
                 )
             )
+        self._add_job_tools(state, capsule, plugin)
         for hook in capsule.manifest.interceptor:
             # Without `export`, the conventional one (BeforeToolCall -> before_tool_call). A
             # missing export is not skipped: calling it fails, which denies a BeforeToolCall
             # (fail closed) and is reported for the other events.
             state.interceptors.append(_Interceptor(hook.event, capsule.name, plugin, hook.handler))
             self._listen(hook.event)
+
+    def _add_job_tools(
+        self, state: _SessionCapsules, capsule: VerifiedCapsule, plugin: WasmCapsule
+    ) -> None:
+        """A dotted ``[[cron]]`` action that names an export, not a ``[[tool]]`` (seed 001's
+        ``astrid.github.sync``), is also offered as a tool, so that a person can run the job
+        in a session and allow it (Allow Workspace) for its unattended runs, as any job's tool.
+        It is authorized like any capsule tool (``CapsuleHostCall``)."""
+        loop = state.loop
+        for cron in capsule.manifest.cron:
+            function, export = cron_export(capsule, cron)
+            name = capsule_tool_name(capsule.name, function)
+            if any(t.name == function for t in capsule.manifest.tool) or name is None:
+                continue
+            if loop.tools.get(name) is not None or not plugin.exports([export]):
+                self._warn(
+                    capsule.name,
+                    f"capsule {capsule.name}: cron job {cron.name}: no export {export!r} or "
+                    "its tool name is taken",
+                )
+                continue
+            loop.tools.add(
+                CapsuleTool(
+                    name=name,
+                    description=(
+                        f"[the scheduled job {cron.name} of capsule {capsule.name} "
+                        f"({cron.schedule}): runs its export {export} now, as its schedule "
+                        "does; takes no arguments]"
+                    ),
+                    input_schema={"type": "object", "properties": {}},
+                    capsule=capsule.name,
+                    tool=function,
+                    export=export,
+                    plugin=plugin,
+                )
+            )
 
     async def _instantiate(self, state: _SessionCapsules, capsule: VerifiedCapsule) -> WasmCapsule:
         from astrid_capsule.wasm import HostContext, HostGrants, WasmCapsule, WasmLimits
