@@ -133,3 +133,14 @@ async def test_a_long_reply_is_split_into_messages_within_the_limit(
         assert len(messages) >= 3
         for message in messages:
             assert _utf16_len(html.unescape(message.text)) <= 4096, message.message_id
+
+
+async def test_a_command_the_bot_does_not_know_goes_to_the_agent_as_a_turn(
+    api: FakeBotApi, workspace: Path, start_daemon: Callable[[list[Any]], Path]
+) -> None:
+    # A capsule's [[command]] (e.g. /review) is expanded by the runtime; the bot only passes
+    # the line on instead of dropping it (astrid-runtime tests/test_capsule_static.py).
+    home = start_daemon([{"text": "Reviewed app.py."}])
+    async with running_bot(api, home, (OWNER,)):
+        api.send_user_message(OWNER, "/review app.py")
+        await wait_until(api, lambda: "Reviewed app.py." in chat_text(api, OWNER), "reply")

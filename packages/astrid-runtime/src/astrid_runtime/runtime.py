@@ -210,7 +210,9 @@ class AgentRuntime:
         self.sessions = SessionStore(storage)
         self.frontend: Frontend | None = None
         self._live: dict[str, _Live] = {}
-        self.capsule_admin = CapsuleAdmin(home, storage, audit)  # clients only: no agent tool
+        self.capsule_admin = CapsuleAdmin(  # clients only: no agent tool
+            home, storage, audit, renew_trust=self.config.capsules.renew_trust
+        )
         self.hooks = HookRunner.from_config(self.config.hooks)
 
         def make_mcp_bridge() -> Any:
@@ -726,6 +728,7 @@ class AgentRuntime:
         live = await self._get(session_id)
         if live.session.state == "ended":
             raise ConfigError(f"session {session_id} has ended", hint="create a new session")
+        text = await self.capsules.expand_command(text)  # a capsule's /command: a prompt only
         live.session.state = "running"
         final: AgentEvent | None = None
         await self.mcp.settled()  # servers still starting get a bounded wait, once

@@ -56,7 +56,8 @@ HELP_TEXT = (
     "I am Astrid, a secure agent runtime. Write to me and the agent works on it; risky actions "
     "ask you first.\n\n"
     "/start - welcome\n/help - this text\n/reset - end this session and start fresh\n"
-    "/status - session, budget and pending approvals\n/cancel - stop the running turn"
+    "/status - session, budget and pending approvals\n/cancel - stop the running turn\n"
+    "Any other /command goes to the agent: an installed capsule's command expands there."
 )
 REFUSAL_TEXT = "Sorry, this bot is private."
 CANCELLED_TEXT = "⏹ Turn cancelled."
@@ -228,6 +229,9 @@ class AstridTelegramBot:
         app.add_handler(CommandHandler("cancel", self._cmd_cancel))
         app.add_handler(CallbackQueryHandler(self._on_callback))
         app.add_handler(MessageHandler(filters.TEXT & ~filters.COMMAND, self._on_text))
+        # Any other /command is a turn: an installed capsule's [[command]] expands into its
+        # prompt in the runtime (it runs nothing by itself); otherwise the agent reads it as is.
+        app.add_handler(MessageHandler(filters.COMMAND, self._on_text))
         return app
 
     async def run(self) -> None:

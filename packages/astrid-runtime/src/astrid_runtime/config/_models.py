@@ -740,6 +740,18 @@ class RetrySection(_Section):
     )
 
 
+class CapsulesSection(_Section):
+    """Installed capsules (`astrid capsule install`)."""
+
+    renew_trust: Literal["always", "on_widening"] = Field(
+        default="always",
+        description="When an update of an installed capsule needs your trust again: always "
+        "(seed 004), or on_widening (only when it asks for more, its hash-less component code "
+        "changed or its git ref moved). Every update shows what was added, removed and changed.",
+        json_schema_extra=ADMIN,
+    )
+
+
 class AstridConfig(_Section):
     model: ModelSection = ModelSection()
     runtime: RuntimeSection = RuntimeSection()
@@ -759,6 +771,7 @@ class AstridConfig(_Section):
     subagents: SubagentsSection = SubagentsSection()
     telegram: TelegramSection = TelegramSection()
     retry: RetrySection = RetrySection()
+    capsules: CapsulesSection = CapsulesSection()
 
     @field_validator("servers")
     @classmethod
