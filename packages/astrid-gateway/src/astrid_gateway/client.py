@@ -260,9 +260,10 @@ class GatewayClient:
         start_timeout: float = 20.0,
         client_name: str = "python",
         on_start: Callable[[], None] | None = None,
+        ephemeral: bool = True,
     ) -> GatewayClient:
-        """Connect to the daemon of ``home``, starting an ephemeral one when none runs (and
-        ``autostart``). ``on_start`` is called just before a daemon is started."""
+        """Connect to the daemon of ``home``, starting one when none runs (and ``autostart``):
+        ephemeral unless ``ephemeral=False``. ``on_start`` is called just before it starts."""
         paths = StatePaths(state_dir(home))
         check_private_dir(paths.root)
         found = locate_daemon(paths)
@@ -278,7 +279,7 @@ class GatewayClient:
             raise DaemonUnavailable(f"no daemon is running for {paths.root}: {found.reason}")
         if on_start is not None:
             on_start()
-        proc = start_daemon(paths)
+        proc = start_daemon(paths, ephemeral=ephemeral)
         try:
             return await cls._await_started(paths, proc, start_timeout, client_name)
         finally:

@@ -17,6 +17,8 @@ from typing import Any
 
 import anyio
 
+from astrid_core import AstridError
+
 from . import __version__
 from ._config_inputs import config_inputs
 from ._jsonrpc import RpcError
@@ -38,9 +40,30 @@ _TRANSPORT_METHODS = (
 )
 
 
+class ConfigState:
+    """What the daemon's configuration was made from (``_config_inputs``), and the changed
+    keys a reload could not apply (they wait for ``astrid daemon restart``)."""
+
+    def __init__(self, paths: StatePaths, key: bytes) -> None:
+        self.paths = paths
+        self.key = key
+        self.inputs = self.read()
+        self.pending_restart: list[str] = []
+
+    def read(self) -> dict[str, str]:
+        return config_inputs(self.paths.root, os.environ, self.key)
+
+
 def build_server(
     paths: StatePaths, port: int = 0, ephemeral: bool = False, idle_grace: float = 30.0
 ) -> GatewayServer:
+    server, _ = _build(paths, port, ephemeral, idle_grace)
+    return server
+
+
+def _build(
+    paths: StatePaths, port: int, ephemeral: bool, idle_grace: float
+) -> tuple[GatewayServer, ConfigState]:
     server = GatewayServer(paths, port=port, ephemeral=ephemeral, idle_grace_seconds=idle_grace)
 
     async def shutdown(conn: Connection, params: dict[str, Any]) -> dict[str, Any]:
@@ -48,10 +71,15 @@ def build_server(
         return {"stopping": True}
 
     # Taken now, as the runtime's configuration is loaded from the same files and environment.
-    inputs = config_inputs(paths.root, os.environ, server.token_key)
+    config = ConfigState(paths, server.token_key)
 
     async def configuration_inputs(conn: Connection, params: dict[str, Any]) -> dict[str, Any]:
-        return {"inputs": inputs, "ephemeral": server.ephemeral, "pid": os.getpid()}
+        return {
+            "inputs": config.inputs,
+            "pending_restart": config.pending_restart,
+            "ephemeral": server.ephemeral,
+            "pid": os.getpid(),
+        }
 
     server.register("astrid.status", _status_handler(server, paths, None))
     server.register("astrid.shutdown", shutdown)
@@ -59,7 +87,33 @@ def build_server(
     for method in METHODS:
         if method not in _TRANSPORT_METHODS:
             server.register(method, _not_available(method))
-    return server
+    return server, config
+
+
+def _reload_handler(config: ConfigState, runtime: Any) -> Any:
+    async def reload(conn: Connection, params: dict[str, Any]) -> dict[str, Any]:
+        from astrid_runtime.config import load_config
+
+        # The admin layers as they are now, under the environment the daemon started with. A
+        # broken file raises ConfigProblems (file, line, column) and nothing changes.
+        try:
+            loaded = load_config(config.paths.root)
+        except AstridError as exc:
+            log.warning("configuration reload refused: %s", exc.message)
+            raise
+        inputs = config.read()
+        result: dict[str, Any] = await runtime.reload_config(loaded)
+        config.inputs = inputs
+        config.pending_restart = list(result["needs_restart"])
+        log.info(
+            "configuration reloaded by %s: applied %s; needs restart %s",
+            conn.client_name,
+            result["applied"] or "nothing",
+            result["needs_restart"] or "nothing",
+        )
+        return {**result, "files": [str(path) for path in loaded.files]}
+
+    return reload
 
 
 def _status_handler(server: GatewayServer, paths: StatePaths, runtime: Any) -> Any:
@@ -130,7 +184,7 @@ async def run_daemon(
     logged and does not take the daemon down. With ``detach_stdio`` stdout and stderr (a pipe
     to the client that started us, which reads start-up errors from it) are pointed at
     /dev/null once the daemon listens."""
-    server = build_server(paths, port, ephemeral, idle_grace)
+    server, config = _build(paths, port, ephemeral, idle_grace)
     # Take the single-instance lock before the runtime opens storage: a second daemon must
     # fail on the lock, not on a half-opened database.
     server.lock_now()
@@ -147,6 +201,7 @@ async def run_daemon(
             runtime.set_frontend(relay)
             bind_runtime(server, runtime, relay, tg)
             server.register("astrid.status", _status_handler(server, paths, runtime))
+            server.register("astrid.reloadConfig", _reload_handler(config, runtime))
             server.on_shutdown.append(runtime.aclose)
         tg.start_soon(relay.pump)
         if runtime is not None and hasattr(runtime, "run_background"):

@@ -114,6 +114,8 @@ METHODS: Final[dict[str, str]] = {
     "astrid.elicitationResponse": "answer an elicitation {request_id, action, content?}",
     "astrid.status": "daemon status {} -> version, pid, uptime, sessions, servers, sandbox",
     "astrid.shutdown": "save everything and stop the daemon {}",
+    "astrid.reloadConfig": "re-read the admin configuration files; apply what can be applied "
+    "live {} -> {applied, needs_restart, files}",
     "astrid.listServers": "configured MCP servers and their state {}",
     "astrid.startServer": "start an MCP server {name}",
     "astrid.stopServer": "stop an MCP server {name}",

@@ -758,6 +758,34 @@ class AgentRuntime:
         )
         return {"id": str(entry.id), "seq": entry.seq, "chain": entry.chain}
 
+    async def reload_config(self, loaded: LoadedConfig) -> JsonObject:
+        """Apply a freshly loaded admin configuration as far as a running daemon can.
+
+        Keys read when a session is attached (policy, budget, workspace, limits) take effect for
+        sessions attached from now on; keys the daemon used at start (provider, servers, keys,
+        audit, gateway, ...) keep their old value and are listed as needing a restart
+        (``config._reload``). A change is audited on the system chain before it takes effect,
+        naming the keys, never their values.
+        """
+        from .config._reload import plan_reload
+
+        plan = plan_reload(self.loaded, loaded)
+        if plan.applied or plan.needs_restart:
+            await self.trail.event(
+                Outcome(
+                    kind=OutcomeKind.CONFIG_CHANGE,
+                    reason="astrid daemon reload",
+                    detail={
+                        "applied": list(plan.applied),
+                        "needs_restart": list(plan.needs_restart),
+                        "files": [str(path) for path in loaded.files],
+                    },
+                )
+            )
+        self.loaded = plan.in_effect
+        self.config = plan.in_effect.config
+        return {"applied": list(plan.applied), "needs_restart": list(plan.needs_restart)}
+
     async def audit_verify(self, known_heads: list[JsonObject] | None = None) -> JsonObject:
         """Verify the stored log against its checkpoints, the witness and ``known_heads`` (the
         tree heads a client kept); only then sign a checkpoint over what was verified. The

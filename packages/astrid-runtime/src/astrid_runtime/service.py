@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict
 
 from astrid_core import ApprovalDecision, Frontend, JsonObject, SessionId
 
+from .config import LoadedConfig
 from .events import AgentEvent
 
 __all__ = ["SessionInfo", "RuntimeStatus", "RuntimeService"]
@@ -61,6 +62,8 @@ class RuntimeService(Protocol):
     def set_frontend(self, frontend: Frontend | None) -> None: ...
     async def status(self) -> RuntimeStatus: ...
     async def aclose(self) -> None: ...
+    # apply a re-read admin configuration: {"applied": [keys], "needs_restart": [keys]}
+    async def reload_config(self, loaded: LoadedConfig) -> JsonObject: ...
 
     # sessions
     async def create_session(
