@@ -25,6 +25,7 @@ from astrid_approval import (
     DEFAULT_DENIED_PATHS,
     DEFAULT_PROTECTED_PATHS,
     AllowanceStore,
+    ApprovalManager,
     BudgetConfig,
     BudgetTracker,
     DeferredResolutionStore,
@@ -60,8 +61,8 @@ from astrid_crypto import KeyPair, PublicKey
 from ._no_mcp import LazyMcpBridge
 from .agent import (
     AgentLoop,
+    ApprovalHooks,
     CompactionSettings,
-    HookedApprovalManager,
     HookEvent,
     HookHandler,
     HookRunner,
@@ -568,11 +569,13 @@ class AgentRuntime:
         budget = BudgetTracker(
             self.storage, budget_config, session=str(session.id), workspace=session.workspace
         )
-        approvals = HookedApprovalManager(
+        hooked = ApprovalHooks(self.hooks)
+        approvals = ApprovalManager(
             self.deferred,
             self.frontend,
-            hooks=self.hooks,
             timeout_seconds=config.security.approval_timeout_seconds,
+            on_asked=hooked.asked,
+            on_resolved=hooked.resolved,
         )
         interceptor = SecurityInterceptor(
             policy=self._policy(config),
