@@ -15,8 +15,8 @@ from typing import Any
 
 import anyio
 
-from astrid_gateway._config_inputs import CONFIG_ENV
 from astrid_gateway.client import GatewayClient
+from astrid_gateway.config_inputs import CONFIG_ENV
 from astrid_gateway.testing import run_cli, start_daemon, stop_daemon, write_scripted_config
 
 

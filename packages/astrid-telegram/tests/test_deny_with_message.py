@@ -17,8 +17,10 @@ from typing import Any
 import anyio
 import pytest
 
+from astrid_core import JsonObject
 from astrid_gateway import testing as daemon
 from astrid_gateway.client import GatewayClient
+from astrid_gateway.protocol import ApprovalNeeded
 from astrid_runtime.testing.fake_anthropic import FakeAnthropicServer, FakeTurn
 from astrid_telegram.testing import FakeBotApi
 
@@ -27,13 +29,13 @@ from .conftest import OWNER, approval_message, chat_text, press, running_bot, wa
 pytestmark = pytest.mark.anyio
 
 WORDS = "move it to old/ instead, never delete"
-DELETE = (("delete_file", {"path": "victim.txt"}),)
+DELETE_ARGS: JsonObject = {"path": "victim.txt"}
 
 
 @pytest.fixture
 def model_and_daemon(tmp_path: Path, workspace: Path) -> Iterator[tuple[FakeAnthropicServer, Path]]:
     script = [
-        FakeTurn("deleting it", tool_calls=DELETE),
+        FakeTurn("deleting it", tool_calls=(("delete_file", DELETE_ARGS),)),
         FakeTurn("Understood, I will move it instead."),
     ]
     with FakeAnthropicServer(script) as server:
@@ -107,13 +109,10 @@ async def test_an_answer_from_another_client_is_attributed_to_it(
         await wait_until(api, lambda: approval_message(api, OWNER) is not None, "approval")
         async with await GatewayClient.open(home, autostart=False, client_name="cli") as cli:
             await cli.subscribe()
-            async for params in cli.events():
-                event = params["event"]
-                if event.get("type") == "approval_needed":
+            async for event in cli.events():
+                if isinstance(event, ApprovalNeeded):
                     await cli.call(
-                        "approvalResponse",
-                        request_id=event["request"]["request_id"],
-                        option="deny",
+                        "approvalResponse", request_id=str(event.request.request_id), option="deny"
                     )
                     break
         await wait_until(

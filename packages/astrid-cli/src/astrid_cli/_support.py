@@ -133,9 +133,9 @@ async def connected(
 
 async def _check_configuration(ctx: click.Context, client: Any, autostart: bool) -> int | None:
     """The pid of an ephemeral daemon to restart, or None (a difference is only reported)."""
-    from astrid_gateway._config_inputs import changed_inputs, config_inputs, describe_changes
-    from astrid_gateway._state import StatePaths, read_token, state_dir
     from astrid_gateway.client import RpcCallError
+    from astrid_gateway.config_inputs import changed_inputs, config_inputs, describe_changes
+    from astrid_gateway.paths import StatePaths, read_token, state_dir
 
     try:
         info = await client.call("configInputs")
@@ -173,7 +173,7 @@ def _how_to_apply(changed: list[str], pending: list[str], what: str) -> str:
     """What differs, then the command that applies it: a changed file is re-read by
     `astrid daemon reload` (it says which keys need a restart); an environment variable only
     reaches a daemon started from this shell (`astrid daemon restart`)."""
-    from astrid_gateway._config_inputs import CONFIG_ENV
+    from astrid_gateway.config_inputs import CONFIG_ENV
 
     lines = [what] if what else []
     if pending:

@@ -82,7 +82,7 @@ from .llm import (
     Usage,
 )
 from .llm._rate_limit import RateLimitedProvider, RequestRateLimiter
-from .service import RuntimeStatus, SessionInfo
+from .service import ConfigReload, RuntimeStatus, SessionInfo
 from .sessions import Session, SessionStore
 from .tools import ToolContext, ToolRegistry, default_tools
 from .tools._bash import bash_sandbox_report
@@ -761,7 +761,7 @@ class AgentRuntime:
         )
         return {"id": str(entry.id), "seq": entry.seq, "chain": entry.chain}
 
-    async def reload_config(self, loaded: LoadedConfig) -> JsonObject:
+    async def reload_config(self, loaded: LoadedConfig) -> ConfigReload:
         """Apply a freshly loaded admin configuration as far as a running daemon can.
 
         Keys read when a session is attached (policy, budget, workspace, limits) take effect for
@@ -787,7 +787,7 @@ class AgentRuntime:
             )
         self.loaded = plan.in_effect
         self.config = plan.in_effect.config
-        return {"applied": list(plan.applied), "needs_restart": list(plan.needs_restart)}
+        return ConfigReload(applied=plan.applied, needs_restart=plan.needs_restart)
 
     async def audit_verify(self, known_heads: list[JsonObject] | None = None) -> JsonObject:
         """Verify the stored log against its checkpoints, the witness and ``known_heads`` (the

@@ -33,8 +33,21 @@ from telegram.ext import (
 )
 
 from astrid_core import AstridError
-from astrid_gateway._state import state_dir
 from astrid_gateway.client import GatewayClient, RpcCallError
+from astrid_gateway.paths import state_dir
+from astrid_gateway.protocol import (
+    AgentError,
+    AgentEvent,
+    ApprovalNeeded,
+    ApprovalResolved,
+    BudgetWarning,
+    ElicitationNeeded,
+    TextDelta,
+    ToolCallFinished,
+    ToolCallStarted,
+    TurnComplete,
+    UrlElicitationNeeded,
+)
 
 from ._access import AccessPolicy, CallbackRegistry, CallbackRejected, PendingButton
 from ._format import (
@@ -287,8 +300,8 @@ class AstridTelegramBot:
                     self.connected.set()
                     backoff = 0.25
                     log.info("connected to the daemon")
-                    async for params in client.events():
-                        await self._on_event(params["event"])
+                    async for event in client.events():
+                        await self._on_event(event)
             except AstridError as exc:
                 log.warning("daemon unavailable (%s); retrying in %.1f s", exc.message, backoff)
             except OSError as exc:
@@ -519,51 +532,50 @@ class AstridTelegramBot:
 
     # ------------------------------------------------------------------ daemon -> telegram
 
-    async def _on_event(self, event: dict[str, Any]) -> None:
-        session = str(event.get("session_id") or "")
+    async def _on_event(self, event: AgentEvent) -> None:
+        session = str(event.session_id or "")
         chat = self._chat_of_session.get(session)
-        kind = event.get("type")
         if chat is None:
-            if kind == "approval_needed":
+            if isinstance(event, ApprovalNeeded):
                 log.info("approval for a session without a Telegram chat: left for other clients")
             return
-        if kind == "text":
-            stream = self._streams.setdefault(chat, _Stream(chat))
-            stream.text += str(event.get("text", ""))
-            await self._stream_flush(stream, final=False)
-        elif kind in ("tool_call_start", "tool_call_result"):
-            await self._finish_stream(chat)
-            if kind == "tool_call_result" or event.get("summary"):
-                await self._send(chat, tool_line(event))
-        elif kind == "approval_needed":
-            await self._finish_stream(chat)
-            await self._send_approval(session, event.get("request", {}))
-        elif kind == "approval_resolved":
-            await self._resolved(chat, event)
-        elif kind == "elicitation_needed":
-            await self._start_form(chat, event.get("request", {}))
-        elif kind == "url_elicitation_needed":
-            request = event.get("request", {})
-            markup = InlineKeyboardMarkup(
-                [[InlineKeyboardButton("Open link", url=str(request.get("url")))]]
-            )
-            await self._send(
-                chat, escape(str(request.get("message", "Please open this link."))), markup
-            )
-        elif kind == "budget_warning":
-            await self._send(chat, f"⚠️ {escape(str(event.get('message')))}")
-        elif kind == "error":
-            await self._finish_stream(chat)
-            await self._send(chat, f"❌ {escape(str(event.get('message')))}")
-        elif kind == "turn_complete":
-            await self._finish_stream(chat)
-            if event.get("stop_reason") == "cancelled":
-                await self._send(chat, CANCELLED_TEXT)
+        match event:
+            case TextDelta(text=text):
+                stream = self._streams.setdefault(chat, _Stream(chat))
+                stream.text += text
+                await self._stream_flush(stream, final=False)
+            case ToolCallStarted() | ToolCallFinished():
+                await self._finish_stream(chat)
+                if isinstance(event, ToolCallFinished) or event.summary:
+                    await self._send(chat, tool_line(event.model_dump(mode="json")))
+            case ApprovalNeeded(request=request):
+                await self._finish_stream(chat)
+                await self._send_approval(session, request.model_dump(mode="json"))
+            case ApprovalResolved():
+                await self._resolved(chat, event)
+            case ElicitationNeeded(request=request):
+                await self._start_form(chat, request.model_dump(mode="json"))
+            case UrlElicitationNeeded(request=request):
+                markup = InlineKeyboardMarkup(
+                    [[InlineKeyboardButton("Open link", url=request.url)]]
+                )
+                await self._send(chat, escape(request.message or "Please open this link."), markup)
+            case BudgetWarning(message=message):
+                await self._send(chat, f"⚠️ {escape(message)}")
+            case AgentError(message=message):
+                await self._finish_stream(chat)
+                await self._send(chat, f"❌ {escape(message)}")
+            case TurnComplete(stop_reason=reason):
+                await self._finish_stream(chat)
+                if reason == "cancelled":
+                    await self._send(chat, CANCELLED_TEXT)
+            case _:
+                pass
 
-    async def _resolved(self, chat: int, event: dict[str, Any]) -> None:
+    async def _resolved(self, chat: int, event: ApprovalResolved) -> None:
         """An approval was answered. If its keyboard (or a denial waiting for words) was still
         open here, someone else answered it: say who, never "you"."""
-        request_id = str(event.get("request_id"))
+        request_id = event.request_id
         open_here = self.buttons.nonce_for(request_id) is not None
         denial = self._denials.get(chat)
         if denial is not None and denial.request_id == request_id:
@@ -573,8 +585,8 @@ class AstridTelegramBot:
         self.buttons.forget(request_id)
         if not open_here:
             return
-        option = str(event.get("option"))
-        who = str(event.get("resolved_by") or "unknown")
+        option = event.option
+        who = event.resolved_by or "unknown"
         await self._send(
             chat,
             f"→ <b>{escape(RESOLVED.get(option, option))}</b> (by another client ({escape(who)}))",

@@ -171,3 +171,6 @@ def run(
             }
         )
     ctx.exit(code)
+
+
+__all__ = ["chat", "run"]

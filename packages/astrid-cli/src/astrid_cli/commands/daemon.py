@@ -174,8 +174,8 @@ def _status(ctx: click.Context, as_json: bool, *, autostart: bool) -> None:
 def _why_not_running(ctx: click.Context) -> str:
     """Why no daemon answers for this home ("" when one does): no port file, or a stale one."""
     from astrid_core import AstridError
-    from astrid_gateway._state import StatePaths, check_private_dir, state_dir
     from astrid_gateway.client import locate_daemon
+    from astrid_gateway.paths import StatePaths, check_private_dir, state_dir
 
     paths = StatePaths(state_dir(home_of(ctx)))
     try:
