@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 
 from astrid_approval import ApprovalManager, Deferred, DeferredResolutionStore
-from astrid_core import ApprovalDecision, ApprovalRequest, FileRead, RiskLevel
+from astrid_core import ApprovalDecision, ApprovalOption, ApprovalRequest, FileRead, RiskLevel
 from astrid_core.storage import MemoryStorage
 
 from .conftest import ScriptedFrontend
@@ -24,7 +24,7 @@ def _request() -> ApprovalRequest:
 
 async def test_observers_see_the_question_before_and_the_answer_after() -> None:
     seen: list[str] = []
-    handler = ScriptedFrontend()
+    handler = ScriptedFrontend(then=ApprovalOption.ALLOW_ONCE)
 
     async def asked(request: ApprovalRequest) -> None:
         seen.append(f"asked {request.request_id} (handler asked {len(handler.asked)} times)")
