@@ -16,7 +16,7 @@ import click
 
 from . import __version__
 
-__all__ = ["cli", "main"]
+__all__ = ["cli", "main", "LazyGroup"]
 
 # command name -> (module, attribute, one-line help shown in `astrid --help`)
 _COMMANDS: dict[str, tuple[str, str, str]] = {

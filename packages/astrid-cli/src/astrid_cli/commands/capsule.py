@@ -596,3 +596,6 @@ def capsule_keygen(key_file: Path, force: bool) -> None:
     click.echo(f"publisher key {key.key_id} written to {key_file} (keep it secret)")
     click.echo(f"public key in {public}: users trust it by copying that file into")
     click.echo("$ASTRID_HOME/keys/publishers/ (default ~/.astrid/keys/publishers/)")
+
+
+__all__ = ["capsule"]
