@@ -34,6 +34,7 @@ _COMMANDS: dict[str, tuple[str, str, str]] = {
     "tokens": ("astrid_cli.commands.tokens", "tokens", "List and revoke Allow Always grants."),
     "capsule": ("astrid_cli.commands.capsule", "capsule", "Install and manage capsules."),
     "telegram": ("astrid_cli.commands.telegram", "telegram", "Run the Telegram frontend."),
+    "mcp": ("astrid_cli.commands.mcp", "mcp", "Be the MCP server your MCP client talks to."),
 }
 
 

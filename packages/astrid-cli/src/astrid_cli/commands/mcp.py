@@ -1,0 +1,156 @@
+"""``astrid mcp``: Astrid as the MCP server your MCP client talks to.
+
+``astrid mcp serve`` is a thin bridge: it relays the client's stdin/stdout to the daemon's MCP
+endpoint (streamable HTTP on loopback, bearer token from ``$ASTRID_HOME/mcp.token``), so every
+client shares the daemon's one runtime — one policy, one audit log, one budget, one process per
+upstream server. ``--http`` only starts that endpoint and prints its URL, for clients that
+connect over HTTP themselves.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Any
+
+import click
+
+from .._support import connected, emit_json, run_async, wants_json, with_client
+
+
+@click.group()
+def mcp() -> None:
+    """Put Astrid between your MCP client and its MCP servers.
+
+    Your client (Claude Code, Claude Desktop, Cursor, …) runs `astrid mcp serve` instead of
+    its servers; the servers move to [[servers]] in Astrid's config. Every tool call is then
+    checked by Astrid's policy, may ask you, and is audited.
+
+    \b
+    Examples:
+      astrid mcp tools                 # what clients see, and what waits for approval
+      astrid mcp approve github        # accept github's unflagged tools as they are now
+      astrid mcp approve github push   # accept one tool (also a flagged or changed one)
+      astrid mcp serve                 # stdio: {"command": "astrid", "args": ["mcp", "serve"]}
+      astrid mcp serve --http --port 8765
+    """
+
+
+@mcp.command("serve")
+@click.option("--http", "http", is_flag=True, help="Serve streamable HTTP and print its URL.")
+@click.option("--port", type=int, default=0, show_default=True, help="HTTP port (0: any free).")
+@click.option(
+    "--workspace",
+    type=click.Path(file_okay=False, exists=True),
+    default=None,
+    help="Workspace of the client's session (default: the current directory).",
+)
+@click.pass_context
+def serve(ctx: click.Context, http: bool, port: int, workspace: str | None) -> None:
+    """Serve MCP to one client on stdin/stdout (or, with --http, to clients on loopback)."""
+    where = os.path.realpath(workspace or os.getcwd())
+
+    async def go() -> None:
+        import anyio
+
+        async with connected(ctx) as client:  # held open: the daemon stays up while we serve
+            info: dict[str, Any] = await client.call("mcpEndpoint", timeout=120, port=port)
+            if http:
+                click.echo(f"MCP endpoint: {info['url']}", err=True)
+                click.echo(
+                    f"send Authorization: Bearer <the token in {info['token_file']}>", err=True
+                )
+                click.echo(info["url"])
+                sys.stdout.flush()
+                await client.closed.wait()
+                return
+            await _bridge(str(info["url"]), _read_token(str(info["token_file"])), where)
+            del anyio
+
+    run_async(go)
+
+
+def _read_token(path: str) -> str:
+    with open(path, encoding="utf-8") as handle:
+        return handle.read().strip()
+
+
+async def _bridge(url: str, token: str, workspace: str) -> None:
+    """Relay MCP messages between our stdio and the daemon's endpoint, unchanged."""
+    import anyio
+    from mcp.client.streamable_http import streamable_http_client
+    from mcp.server.stdio import stdio_server
+    from mcp.shared._httpx_utils import create_mcp_http_client
+
+    headers = {"Authorization": f"Bearer {token}", "X-Astrid-Workspace": workspace}
+    async with (
+        create_mcp_http_client(headers=headers) as http,
+        streamable_http_client(url, http_client=http) as (up_read, up_write),
+        stdio_server() as (down_read, down_write),
+        anyio.create_task_group() as tg,
+    ):
+
+        async def downstream() -> None:
+            async for message in up_read:
+                if not isinstance(message, Exception):
+                    await down_write.send(message)
+
+        tg.start_soon(downstream)
+        async for message in down_read:
+            if not isinstance(message, Exception):
+                await up_write.send(message)
+        tg.cancel_scope.cancel()  # the client closed stdin: we are done
+
+
+def _rows(rows: list[dict[str, Any]]) -> None:
+    if not rows:
+        click.echo("no MCP server is running (see `astrid servers list`)")
+        return
+    for row in rows:
+        click.echo(f"{row['name']:<40} {row['state']}")
+        if row["findings"]:
+            for finding in row["findings"]:
+                click.echo(f"    finding: {finding}")
+    waiting = [r for r in rows if not r["offered"]]
+    if waiting:
+        servers = sorted({r["server"] for r in waiting})
+        click.echo(
+            f"{len(waiting)} tool(s) wait for approval: review them, then "
+            + "; ".join(f"`astrid mcp approve {s}`" for s in servers)
+        )
+
+
+@mcp.command("tools")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_context
+def tools(ctx: click.Context, as_json: bool) -> None:
+    """Upstream tools as MCP clients see them: offered, or waiting (new, changed, flagged)."""
+    rows: list[dict[str, Any]] = with_client(ctx, lambda c: c.call("mcpTools", timeout=120))
+    if as_json or wants_json(ctx):
+        emit_json(rows)
+    else:
+        _rows(rows)
+
+
+@mcp.command("approve")
+@click.argument("server")
+@click.argument("tool", required=False)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_context
+def approve(ctx: click.Context, server: str, tool: str | None, as_json: bool) -> None:
+    """Accept SERVER's tools for MCP clients as they are defined now (all unflagged ones, or
+    TOOL alone). A later change to a tool or to the server's launch voids the acceptance."""
+    shown: list[dict[str, Any]] = with_client(ctx, lambda c: c.call("mcpTools", timeout=120))
+    for row in shown:
+        if row["server"] == server and (tool is None or row["tool"] == tool):
+            click.echo(f"{row['tool']}: {row['description'][:300]}", err=True)
+    params: dict[str, Any] = {"server": server}
+    if tool is not None:
+        params["tool"] = tool
+    rows: list[dict[str, Any]] = with_client(
+        ctx, lambda c: c.call("mcpApprove", timeout=120, **params)
+    )
+    if as_json:
+        emit_json(rows)
+    else:
+        _rows(rows)
