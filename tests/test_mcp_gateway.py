@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -217,5 +218,62 @@ async def test_http_endpoint_refuses_without_token_with_origin_or_foreign_host(
         assert wrong.status_code == 401
         assert origin.status_code == 403
         assert host.status_code == 403
+    finally:
+        stop_daemon(daemon)
+
+
+async def test_approval_reaches_the_client_as_elicitation_and_the_approvals_watcher(
+    tmp_path: Path,
+) -> None:
+    home, workspace, _ = _setup(tmp_path)
+    daemon = start_daemon(home)
+    answers = ["allow_once", "decline"]
+    asked: list[str] = []
+
+    async def elicitation(context: Any, params: types.ElicitRequestParams) -> types.ElicitResult:
+        asked.append(params.message)
+        answer = answers.pop(0)
+        if answer == "decline":
+            return types.ElicitResult(action="decline")
+        return types.ElicitResult(action="accept", content={"decision": answer})
+
+    try:
+        assert run_cli(home, "mcp", "approve", "lab").returncode == 0
+        params = StdioServerParameters(
+            command=sys.executable,
+            args=["-m", "astrid_cli", "mcp", "serve"],
+            env={**os.environ, "ASTRID_HOME": str(home)},
+            cwd=str(workspace),
+        )
+        with anyio.fail_after(120):
+            async with (
+                stdio_client(params) as (read, write),
+                ClientSession(read, write, elicitation_callback=elicitation) as client,
+            ):
+                await client.initialize()
+                allowed = await client.call_tool("lab__echo", {"text": "asked the client"})
+                assert _text(allowed) == "asked the client"
+                assert "Call MCP tool lab/echo" in asked[0]
+                refused = await client.call_tool("lab__echo", {"text": "no"})
+                assert refused.is_error
+                assert "denied" in _text(refused)
+            # A client without elicitation: `astrid approvals` (a person's terminal) answers.
+            watcher = subprocess.Popen(
+                [sys.executable, "-m", "astrid_cli", "approvals", "--auto", "allow_once"],
+                env={**os.environ, "ASTRID_HOME": str(home)},
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            try:
+                notes = Notes()
+                async with claude_code_style(home, workspace, notes) as client:
+                    await anyio.sleep(3)  # the watcher connects and subscribes
+                    done = await client.call_tool("lab__echo", {"text": "from the watcher"})
+                    assert _text(done) == "from the watcher"
+            finally:
+                watcher.terminate()
+                out, _ = watcher.communicate(timeout=20)
+            assert "Call MCP tool lab/echo: allow_once" in out
     finally:
         stop_daemon(daemon)

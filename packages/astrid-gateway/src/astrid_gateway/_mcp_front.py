@@ -32,6 +32,7 @@ What a client sees:
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import hmac
 import logging
 import os
@@ -48,7 +49,16 @@ from mcp.server.lowlevel import NotificationOptions, Server
 from mcp.server.models import InitializationOptions
 
 from astrid_audit import AuditTrail, Outcome, OutcomeKind
-from astrid_core import AstridError, JsonObject, McpToolCall, SessionId
+from astrid_core import (
+    ApprovalDecision,
+    ApprovalOption,
+    ApprovalRequest,
+    AstridError,
+    FrontendUnavailable,
+    JsonObject,
+    McpToolCall,
+    SessionId,
+)
 from astrid_mcp._digest import json_digest
 from astrid_mcp.gateway_names import namespaced
 from astrid_mcp.screening import Finding, neutralize, screen_tools
@@ -74,6 +84,9 @@ GET_PROMPT = "#prompts.get"
 ACCEPTED = "mcp_gateway_accepted"  # storage namespace: server/tool -> accepted definition
 NOT_APPROVED = "not approved; approve with `astrid approvals`"
 _WATCH_INTERVAL_S = 0.25
+# The request context of the client call being authorized: an approval it needs may be asked
+# of that client as an elicitation, on that request's own stream.
+_CALLER: contextvars.ContextVar[Any] = contextvars.ContextVar("astrid_mcp_caller")
 
 
 def launch_digest(config: Any) -> str:
@@ -291,6 +304,10 @@ class McpFront:
             if ds.session_id is None:
                 info = await self.runtime.create_session(ds.workspace)
                 ds.session_id = info.session_id
+                interceptor = self.runtime._interceptor_of(ds.session_id)  # pyright: ignore[reportPrivateUsage]
+                if interceptor is not None:
+                    approvals = interceptor.approvals
+                    approvals.register(_AlsoAskTheClient(approvals.handler, ds.client))
                 await AuditTrail(self.runtime.audit, ds.session_id).event(
                     Outcome(
                         kind=OutcomeKind.MCP_SERVER_EVENT,
@@ -358,6 +375,7 @@ class McpFront:
         action = McpToolCall(server=view.server, tool=view.tool, args=dict(params.arguments or {}))
         progress = _progress_relay(ctx)
         return await self._guarded(
+            ctx,
             ds,
             action,
             f"MCP client {ds.client} called {params.name}",
@@ -366,6 +384,7 @@ class McpFront:
 
     async def _guarded(
         self,
+        ctx: Any,
         ds: _Downstream,
         action: McpToolCall,
         reason: str,
@@ -375,7 +394,11 @@ class McpFront:
         interceptor = self.runtime._interceptor_of(session)  # pyright: ignore[reportPrivateUsage]
         if interceptor is None:
             return _error("the Astrid session of this client has ended; reconnect")
-        decision = await interceptor.intercept(action, reason)
+        token = _CALLER.set(ctx)
+        try:
+            decision = await interceptor.intercept(action, reason)
+        finally:
+            _CALLER.reset(token)
         if not decision.allowed:
             if decision.deferred:
                 return _error(f"{NOT_APPROVED} ({decision.authorization.reason})")
@@ -444,7 +467,7 @@ class McpFront:
         async def read(session: SessionId, allowed: McpToolCall) -> Any:
             return await self._bridge().manager.client(server).read_resource(uri)
 
-        result = await self._guarded(ds, action, f"MCP client {ds.client} read {uri}", read)
+        result = await self._guarded(ctx, ds, action, f"MCP client {ds.client} read {uri}", read)
         if isinstance(result, types.CallToolResult):  # refused
             raise _McpRefusal(_text_of(result))
         return result
@@ -497,10 +520,102 @@ class McpFront:
         async def get(session: SessionId, allowed: McpToolCall) -> Any:
             return await self._bridge().manager.client(server).get_prompt(prompt, arguments)
 
-        result = await self._guarded(ds, action, f"MCP client {ds.client} got prompt {prompt}", get)
+        result = await self._guarded(
+            ctx, ds, action, f"MCP client {ds.client} got prompt {prompt}", get
+        )
         if isinstance(result, types.CallToolResult):
             raise _McpRefusal(_text_of(result))
         return result
+
+
+class _AlsoAskTheClient:
+    """The session's approval handler (the daemon's frontends), plus the MCP client itself
+    when it can elicit: the question goes to both, the first answer wins, the other question
+    is withdrawn. A client that dismisses the form leaves the question to the frontends (and
+    to deferral when nobody answers)."""
+
+    def __init__(self, inner: Any, client: str) -> None:
+        self.inner = inner
+        self.client = client
+
+    async def request_approval(self, request: ApprovalRequest) -> ApprovalDecision:
+        ctx = _CALLER.get(None)
+        if ctx is None or not _can_elicit(ctx):
+            if self.inner is None:
+                raise FrontendUnavailable("no frontend is connected to answer")
+            return await self.inner.request_approval(request)
+        answers: list[ApprovalDecision] = []
+        async with anyio.create_task_group() as tg:
+
+            async def via_frontends() -> None:
+                if self.inner is None:
+                    return
+                try:
+                    answers.append(await self.inner.request_approval(request))
+                except FrontendUnavailable:
+                    return  # nobody there: the client may still answer
+                tg.cancel_scope.cancel()
+
+            async def via_client() -> None:
+                answer = await _elicit_approval(ctx, request, self.client)
+                if answer is not None:
+                    answers.append(answer)
+                    tg.cancel_scope.cancel()
+
+            tg.start_soon(via_frontends)
+            tg.start_soon(via_client)
+        if not answers:
+            raise FrontendUnavailable("nobody answered the approval")
+        return answers[0]
+
+
+def _can_elicit(ctx: Any) -> bool:
+    capabilities = ctx.session.client_capabilities
+    return capabilities is not None and capabilities.elicitation is not None
+
+
+async def _elicit_approval(
+    ctx: Any, request: ApprovalRequest, client: str
+) -> ApprovalDecision | None:
+    options = [option.value for option in request.options]
+    lines = [neutralize(request.summary), *(neutralize(r) for r in request.ask_reasons)]
+    if request.preview:
+        lines.append(neutralize(request.preview)[:1500])
+    schema: dict[str, Any] = {
+        "type": "object",
+        "properties": {
+            "decision": {
+                "type": "string",
+                "title": "Your decision",
+                "enum": options,
+                "default": "deny",
+            }
+        },
+        "required": ["decision"],
+    }
+    try:
+        result = await ctx.session.elicit_form(
+            "Astrid asks for your approval:\n" + "\n".join(lines),
+            schema,  # pyright: ignore[reportArgumentType]
+            related_request_id=ctx.request_id,
+        )
+    except Exception:  # the client cannot (or will not) show it: the frontends still can
+        log.info("elicitation for approval %s failed", request.request_id, exc_info=True)
+        return None
+    if result.action == "decline":
+        option = ApprovalOption.DENY
+    elif result.action == "accept" and isinstance(result.content, dict):
+        chosen = result.content.get("decision")  # pyright: ignore[reportUnknownMemberType]
+        if chosen not in options:
+            return None
+        option = ApprovalOption(chosen)
+    else:
+        return None
+    return ApprovalDecision(
+        request_id=request.request_id,
+        option=option,
+        decided_by=f"mcp client {client} (elicitation)",
+    )
 
 
 class _Server(Server[Any]):
