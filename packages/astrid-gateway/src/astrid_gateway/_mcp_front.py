@@ -84,6 +84,7 @@ GET_PROMPT = "#prompts.get"
 ACCEPTED = "mcp_gateway_accepted"  # storage namespace: server/tool -> accepted definition
 NOT_APPROVED = "not approved; approve with `astrid approvals`"
 _WATCH_INTERVAL_S = 0.25
+_FLUSH_AFTER_S = 0.05  # queued outcome records are written at most this long after the call
 # The request context of the client call being authorized: an approval it needs may be asked
 # of that client as an elicitation, on that request's own stream.
 _CALLER: contextvars.ContextVar[Any] = contextvars.ContextVar("astrid_mcp_caller")
@@ -152,9 +153,16 @@ class McpFront:
         self.runtime = runtime
         self._tg = task_group
         self._table: dict[str, tuple[str, str]] = {}
+        self._by_name: dict[str, ToolView] = {}
+        # views() is asked on every call and by every client's watcher: it is recomputed (with
+        # its storage reads and screening) only when a listing or an acceptance changed.
+        self._generation = 0
+        self._cache_key: Any = None
+        self._cache: list[ToolView] = []
         self._resources: dict[str, str] = {}  # uri -> server
         self._prompts: dict[str, tuple[str, str]] = {}
         self._session_lock = anyio.Lock()
+        self._flush_pending = False
         self.server = _Server(
             "astrid",
             version=__version__,
@@ -199,6 +207,16 @@ class McpFront:
             except AstridError:
                 continue
             listed[client.name] = list(client.listed.values())
+        key = (
+            self._generation,
+            tuple(
+                (c.name, id(c), tuple((n, t.fingerprint, t.enabled) for n, t in tools.items()))
+                for c in clients
+                if (tools := tools_of.get(c.name)) is not None
+            ),
+        )
+        if key == self._cache_key:  # nothing changed upstream or in the acceptances
+            return self._cache
         findings = screen_tools(listed)
         storage = self.runtime.storage
         views: list[ToolView] = []
@@ -234,6 +252,8 @@ class McpFront:
                 continue
             table[view.name] = (view.server, view.tool)
         self._table = table
+        self._by_name = {view.name: view for view in views if view.name in table}
+        self._cache_key, self._cache = key, views
         return views
 
     async def approve(self, server: str, tool: str | None, actor: str) -> list[JsonObject]:
@@ -278,6 +298,7 @@ class McpFront:
                 f"{server}/{view.tool}",
                 {"fingerprint": view.fingerprint, "launch": launch},
             )
+            self._generation += 1
         return [v.row() for v in await self.views() if v.server == server]
 
     # -- downstream sessions -------------------------------------------------------------------
@@ -358,13 +379,8 @@ class McpFront:
         self, ctx: Any, params: types.CallToolRequestParams
     ) -> types.CallToolResult:
         ds = await self._downstream(ctx)
-        target = self._table.get(params.name)
-        if target is None:
-            await self.views()
-            target = self._table.get(params.name)
-        view = None
-        if target is not None:
-            view = next((v for v in await self.views() if (v.server, v.tool) == target), None)
+        await self.views()  # cached: a changed tool must be refused, not called
+        view = self._by_name.get(params.name)
         if view is None:
             return _error(f"no tool named {params.name!r} is offered by astrid")
         if not view.offered:
@@ -411,10 +427,31 @@ class McpFront:
             return _error(f"{exc.message}" + (f" (hint: {exc.hint})" if exc.hint else ""))
         result = _neutralized(result)
         text = _text_of(result)
+        # The decision is durable before the call ran; its outcome joins the next audit write
+        # (another call's decision) or the flush scheduled here, whichever comes first.
         await interceptor.record_outcome(
-            decision, success=not getattr(result, "is_error", False), output=text
+            decision, success=not getattr(result, "is_error", False), output=text, queue=True
         )
+        self._schedule_flush(interceptor.audit)
         return result
+
+    def _schedule_flush(self, audit: Any) -> None:
+        if self._flush_pending:
+            return
+        self._flush_pending = True
+
+        async def flush() -> None:
+            try:
+                await anyio.sleep(_FLUSH_AFTER_S)
+            finally:
+                self._flush_pending = False
+                with anyio.CancelScope(shield=True):
+                    try:
+                        await audit.flush()
+                    except AstridError:
+                        log.exception("audit flush of MCP gateway outcomes failed")
+
+        self._tg.start_soon(flush)
 
     # -- resources and prompts -----------------------------------------------------------------
 
