@@ -154,3 +154,53 @@ def approve(ctx: click.Context, server: str, tool: str | None, as_json: bool) ->
         emit_json(rows)
     else:
         _rows(rows)
+
+
+@mcp.command("install-client")
+@click.argument("client", type=click.Choice(["claude-code", "claude-desktop", "cursor"]))
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="The client's config file (default: where that client keeps it).",
+)
+@click.option("--write", is_flag=True, help="Write both files (the diff is shown first).")
+@click.pass_context
+def install_client(ctx: click.Context, client: str, config_path: str | None, write: bool) -> None:
+    """Route CLIENT's MCP servers through Astrid: they move to [[servers]] in Astrid's
+    config.toml and the client gets `astrid mcp serve` instead. Prints the diff; --write
+    applies it (the client's file is backed up to <file>.astrid-backup)."""
+    from pathlib import Path
+
+    from astrid_core import AstridError
+    from astrid_gateway._state import state_dir
+
+    from .._support import fail, home_of
+    from ._mcp_install import default_client_config, plan_install, write_plan
+
+    path = (
+        Path(config_path) if config_path else default_client_config(client, Path.cwd(), Path.home())
+    )
+    astrid_config = state_dir(home_of(ctx)) / "config.toml"
+    try:
+        plan = plan_install(path, astrid_config)
+    except AstridError as exc:
+        fail(exc.message, exc.hint, error_code=exc.code)
+        return
+    diff = plan.diff()
+    click.echo(diff or "nothing to change", nl=not diff)
+    for name in plan.skipped:
+        click.echo(f"{name}: already in {astrid_config}, not added again", err=True)
+    if not write:
+        if diff:
+            click.echo(f"dry run: run again with --write to apply ({client}: {path})", err=True)
+        return
+    if diff:
+        write_plan(plan)
+        moved = ", ".join(plan.moved) or "none"
+        click.echo(f"written; servers moved to Astrid: {moved}", err=True)
+        click.echo(
+            f"next: `astrid mcp tools`, then `astrid mcp approve SERVER`; restart {client}",
+            err=True,
+        )
