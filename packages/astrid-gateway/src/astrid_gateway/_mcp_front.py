@@ -6,11 +6,11 @@ log, one budget, the servers' one sandboxed process each. Every downstream clien
 of the runtime (created at its first request, in the workspace it names, with its name and
 version on the audit log), so its calls pass the same SecurityInterceptor as the agent's.
 
-Transport: streamable HTTP on loopback (``McpHttpEndpoint``), with a bearer token from
+Transports: streamable HTTP on loopback (``McpHttpEndpoint``), with a bearer token from
 ``$ASTRID_HOME/mcp.token``; requests carrying an ``Origin`` are refused (a web page cannot
 reach it), as is a ``Host`` that is not the loopback address we listen on. The stdio form
-(``astrid mcp serve``, what a client's config runs) is a thin bridge in the CLI that relays
-stdin/stdout to this endpoint, so there is only ever one runtime.
+(``astrid mcp serve``, what a client's config runs) is a thin bridge in the CLI that copies
+stdin/stdout to the daemon's unix socket (``_mcp_socket``), so there is only ever one runtime.
 
 What a client sees:
 
@@ -312,6 +312,10 @@ class McpFront:
         info = params.client_info if params is not None else None
         headers = getattr(ctx.request, "headers", None)
         workspace = headers.get(WORKSPACE_HEADER) if headers is not None else None
+        if workspace is None:
+            from ._mcp_socket import SOCKET_WORKSPACE
+
+            workspace = SOCKET_WORKSPACE.get()
         found = _Downstream(
             client=neutralize(info.name if info else "unknown")[:100],
             version=neutralize(info.version if info else "")[:50],
@@ -807,6 +811,9 @@ class McpHttpEndpoint:
             token = read_or_create_token(self.home)
             sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            # Inherited by accepted connections: replies are small writes, and Nagle plus the
+            # peer's delayed ACK would hold each one back tens of milliseconds.
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             sock.bind(("127.0.0.1", port))
         except (OSError, AstridError) as exc:
             self._error = exc

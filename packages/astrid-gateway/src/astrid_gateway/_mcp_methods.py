@@ -40,7 +40,8 @@ def _parse(model: type[Any], params: dict[str, Any]) -> Any:
 
 
 def bind_mcp_front(server: GatewayServer, runtime: Any, tg: TaskGroup, home: Path) -> None:
-    """Register ``astrid.mcpEndpoint``, ``astrid.mcpTools`` and ``astrid.mcpApprove``.
+    """Register ``astrid.mcpEndpoint``, ``astrid.mcpSocket``, ``astrid.mcpTools`` and
+    ``astrid.mcpApprove``.
 
     The MCP SDK is imported on the first call, not at daemon start."""
     state: dict[str, Any] = {}
@@ -48,9 +49,11 @@ def bind_mcp_front(server: GatewayServer, runtime: Any, tg: TaskGroup, home: Pat
     def front() -> Any:
         if "front" not in state:
             from ._mcp_front import McpFront, McpHttpEndpoint
+            from ._mcp_socket import McpSocketEndpoint
 
             state["front"] = McpFront(runtime, tg)
             state["http"] = McpHttpEndpoint(state["front"], home)
+            state["socket"] = McpSocketEndpoint(state["front"], home)
         return state["front"]
 
     async def endpoint(conn: Connection, params: dict[str, Any]) -> Any:
@@ -59,6 +62,12 @@ def bind_mcp_front(server: GatewayServer, runtime: Any, tg: TaskGroup, home: Pat
         await runtime.mcp.settled()
         url = await state["http"].ensure(tg, p.port)
         return {"url": url, "token_file": str(home / "mcp.token")}
+
+    async def unix_socket(conn: Connection, params: dict[str, Any]) -> Any:
+        _parse(_Endpoint, {})
+        front()
+        await runtime.mcp.settled()
+        return {"path": await state["socket"].ensure(tg)}
 
     async def tools(conn: Connection, params: dict[str, Any]) -> Any:
         _parse(_Endpoint, {})
@@ -72,5 +81,6 @@ def bind_mcp_front(server: GatewayServer, runtime: Any, tg: TaskGroup, home: Pat
         return await front().approve(p.server, p.tool, actor)
 
     server.register("astrid.mcpEndpoint", endpoint)
+    server.register("astrid.mcpSocket", unix_socket)
     server.register("astrid.mcpTools", tools)
     server.register("astrid.mcpApprove", approve)

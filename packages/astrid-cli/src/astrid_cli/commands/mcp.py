@@ -1,10 +1,10 @@
 """``astrid mcp``: Astrid as the MCP server your MCP client talks to.
 
-``astrid mcp serve`` is a thin bridge: it relays the client's stdin/stdout to the daemon's MCP
-endpoint (streamable HTTP on loopback, bearer token from ``$ASTRID_HOME/mcp.token``), so every
-client shares the daemon's one runtime — one policy, one audit log, one budget, one process per
-upstream server. ``--http`` only starts that endpoint and prints its URL, for clients that
-connect over HTTP themselves.
+``astrid mcp serve`` is a thin bridge: it copies the client's stdin/stdout to the daemon's MCP
+socket (``$ASTRID_HOME/mcp.sock``, 0600, peer uid checked), so every client shares the daemon's
+one runtime — one policy, one audit log, one budget, one process per upstream server.
+``--http`` starts the daemon's streamable HTTP endpoint instead (loopback, bearer token from
+``$ASTRID_HOME/mcp.token``) and prints its URL, for clients that connect over HTTP themselves.
 """
 
 from __future__ import annotations
@@ -51,11 +51,9 @@ def serve(ctx: click.Context, http: bool, port: int, workspace: str | None) -> N
     where = os.path.realpath(workspace or os.getcwd())
 
     async def go() -> None:
-        import anyio
-
         async with connected(ctx) as client:  # held open: the daemon stays up while we serve
-            info: dict[str, Any] = await client.call("mcpEndpoint", timeout=120, port=port)
             if http:
+                info: dict[str, Any] = await client.call("mcpEndpoint", timeout=120, port=port)
                 click.echo(f"MCP endpoint: {info['url']}", err=True)
                 click.echo(
                     f"send Authorization: Bearer <the token in {info['token_file']}>", err=True
@@ -64,42 +62,39 @@ def serve(ctx: click.Context, http: bool, port: int, workspace: str | None) -> N
                 sys.stdout.flush()
                 await client.closed.wait()
                 return
-            await _bridge(str(info["url"]), _read_token(str(info["token_file"])), where)
-            del anyio
+            socket_info: dict[str, Any] = await client.call("mcpSocket", timeout=120)
+            await _relay(str(socket_info["path"]), where)
 
     run_async(go)
 
 
-def _read_token(path: str) -> str:
-    with open(path, encoding="utf-8") as handle:
-        return handle.read().strip()
+async def _relay(path: str, workspace: str) -> None:
+    """Copy bytes between our stdin/stdout and the daemon's MCP socket, unparsed: the daemon
+    reads one JSON-RPC message per line, as a stdio server does."""
+    import json
 
-
-async def _bridge(url: str, token: str, workspace: str) -> None:
-    """Relay MCP messages between our stdio and the daemon's endpoint, unchanged."""
     import anyio
-    from mcp.client.streamable_http import streamable_http_client
-    from mcp.server.stdio import stdio_server
-    from mcp.shared._httpx_utils import create_mcp_http_client
 
-    headers = {"Authorization": f"Bearer {token}", "X-Astrid-Workspace": workspace}
-    async with (
-        create_mcp_http_client(headers=headers) as http,
-        streamable_http_client(url, http_client=http) as (up_read, up_write),
-        stdio_server() as (down_read, down_write),
-        anyio.create_task_group() as tg,
-    ):
+    stdin, stdout = sys.stdin.buffer.raw, sys.stdout.buffer  # type: ignore[attr-defined]
+    async with await anyio.connect_unix(path) as sock, anyio.create_task_group() as tg:
+        await sock.send(json.dumps({"astrid_workspace": workspace}).encode() + b"\n")
 
         async def downstream() -> None:
-            async for message in up_read:
-                if not isinstance(message, Exception):
-                    await down_write.send(message)
+            try:
+                while True:
+                    data = await sock.receive(65536)
+                    stdout.write(data)
+                    stdout.flush()
+            except (anyio.EndOfStream, anyio.BrokenResourceError):
+                tg.cancel_scope.cancel()
 
         tg.start_soon(downstream)
-        async for message in down_read:
-            if not isinstance(message, Exception):
-                await up_write.send(message)
-        tg.cancel_scope.cancel()  # the client closed stdin: we are done
+        while True:
+            data = await anyio.to_thread.run_sync(stdin.read, 65536, abandon_on_cancel=True)
+            if not data:
+                break  # the client closed stdin: we are done
+            await sock.send(data)
+        tg.cancel_scope.cancel()
 
 
 def _rows(rows: list[dict[str, Any]]) -> None:
