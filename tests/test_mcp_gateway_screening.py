@@ -61,6 +61,10 @@ async def test_poisoned_tools_wait_renames_wait_and_sampling_floods_are_refused(
         for kind in ("hidden_unicode", "addressed_to_model", "other_server_tool"):
             assert kind in kinds
         assert rows["shifty__shout"]["state"] == "offered"
+        listed = run_cli(home, "servers", "list")
+        assert "shifty: flagged tools (hidden instructions?): add" in listed.stdout
+        as_json = json.loads(run_cli(home, "servers", "list", "--json").stdout)
+        assert next(r for r in as_json if r["name"] == "shifty")["flagged"] == ["add"]
 
         notes = ListChanged()
         with anyio.fail_after(120):
