@@ -209,6 +209,9 @@ async def run_daemon(
 
         runtime.set_frontend(relay)
         bind_runtime(server, runtime, relay, tg)
+        from ._mcp_methods import bind_mcp_front
+
+        bind_mcp_front(server, runtime, tg, paths.root)  # astrid mcp serve
         server.register("astrid.status", _status_handler(server, paths, runtime))
         server.register("astrid.reloadConfig", _reload_handler(config, runtime))
         server.on_shutdown.append(runtime.aclose)

@@ -226,6 +226,12 @@ METHODS: Final[dict[str, str]] = {
     "astrid.unloadCapsule": "unload a capsule {name}",
     "astrid.subscribeEvents": "receive astrid.event notifications {session_id?} -> {subscription}",
     "astrid.unsubscribeEvents": "stop receiving events {subscription}",
+    "astrid.mcpEndpoint": "start (once) the MCP endpoint for MCP clients {port?} -> "
+    "{url, token_file}",
+    "astrid.mcpSocket": "start (once) the unix socket that astrid mcp serve relays stdio to "
+    "{} -> {path}",
+    "astrid.mcpTools": "upstream tools as MCP clients see them, with state and findings {}",
+    "astrid.mcpApprove": "accept a server's tools (or one) for MCP clients {server, tool?}",
 }
 
 
