@@ -21,6 +21,7 @@ import shutil
 import subprocess
 import tarfile
 import tempfile
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -164,7 +165,25 @@ def _describe(wasm: bytes, workspace: Path) -> dict[str, Any]:
         finally:
             plugin.close()
 
-    report: dict[str, Any] = json.loads(anyio.run(run))
+    # In a thread of its own: the compiler is synchronous and may be called from async code.
+    answer: list[bytes] = []
+    failure: list[BaseException] = []
+
+    def worker() -> None:
+        try:
+            answer.append(anyio.run(run))
+        except BaseException as exc:
+            failure.append(exc)
+
+    thread = threading.Thread(target=worker, name="openclaw-describe")
+    thread.start()
+    thread.join()
+    if failure:
+        raise OpenClawError(
+            f"the pre-initialized plugin does not answer describe: {failure[0]}",
+            code="openclaw.describe",
+        ) from failure[0]
+    report: dict[str, Any] = json.loads(answer[0])
     return report
 
 

@@ -32,7 +32,7 @@ function readPluginConfig() {
   if (pluginConfig === null) {
     let raw = null;
     try {
-      raw = host("get_config", { key: "plugin_config" });
+      raw = host("get_config", { key: "plugin_config" }).value;
     } catch {
       raw = null;
     }
