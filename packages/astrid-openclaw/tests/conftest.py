@@ -139,10 +139,10 @@ def _serve(port: int) -> Iterator[Upstream]:
             self.end_headers()
             self.wfile.write(data)
 
-        def do_GET(self) -> None:  # noqa: N802 - the name http.server calls
+        def do_GET(self) -> None:
             self._answer()
 
-        def do_POST(self) -> None:  # noqa: N802
+        def do_POST(self) -> None:
             self._answer()
 
         def log_message(self, format: str, *args: Any) -> None:
