@@ -26,6 +26,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from astrid_crypto import hash_file
+
 from ._plugin import OpenClawError, PluginInfo, is_openclaw_plugin, read_plugin
 from ._toml import toml_value
 from ._toolchain import SHIM_DIR, Toolchain, find_toolchain
@@ -245,6 +247,7 @@ def _manifest_text(
     tools: list[dict[str, Any]],
     hosts: list[str],
     hooks: list[str],
+    wasm_hash: str | None,
 ) -> str:
     title = "Tier 1: WASM" if tier == "wasm" else "Tier 2: Node MCP server"
     lines = [
@@ -257,7 +260,8 @@ def _manifest_text(
         "",
     ]
     if tier == "wasm":
-        lines += ["[component]", 'entrypoint = "plugin.wasm"', "wasi = true", ""]
+        lines += ["[component]", 'entrypoint = "plugin.wasm"', f'hash = "{wasm_hash}"']
+        lines += ["wasi = true", ""]
     has_config = bool(info.config_schema.get("properties"))
     lines += ["[capabilities]", f"net = {toml_value(sorted(hosts))}"]
     if has_config:
@@ -346,11 +350,14 @@ def build_capsule_dir(
         notes = _check_tools(described, info)
         tools: list[dict[str, Any]] = described.get("tools", [])
         hooks: list[str] = [h for h in described.get("hooks", []) if h in HOOK_EVENTS]
-        (out / "Capsule.toml").write_text(_manifest_text(info, chosen, why, tools, hosts, hooks))
+        wasm = out / "plugin.wasm"
+        digest = hash_file(wasm).hex if chosen == "wasm" else None
+        (out / "Capsule.toml").write_text(
+            _manifest_text(info, chosen, why, tools, hosts, hooks, digest)
+        )
         shutil.copy2(root / "package.json", out / "openclaw-package.json")
         if (root / "openclaw.plugin.json").is_file():
             shutil.copy2(root / "openclaw.plugin.json", out / "openclaw.plugin.json")
-        wasm = out / "plugin.wasm"
         return CompileResult(
             plugin=info,
             tier=chosen,
