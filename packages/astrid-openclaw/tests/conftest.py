@@ -130,6 +130,18 @@ def _serve(port: int) -> Iterator[Upstream]:
                 }
             elif self.path.startswith("/api/experimental/web_fetch"):
                 reply = {"title": "Page", "content": "page body", "links": ["https://b.example"]}
+            elif self.path == "/search":  # Graphiti
+                query = json.loads(body or "{}").get("query", "")
+                reply = {
+                    "facts": [
+                        {
+                            "uuid": "u1",
+                            "name": "astrid",
+                            "fact": f"{query} is known",
+                            "valid_at": None,
+                        }
+                    ]
+                }
             else:
                 reply = {"path": self.path}
             data = json.dumps(reply).encode()

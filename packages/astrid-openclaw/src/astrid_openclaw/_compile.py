@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import shutil
 import subprocess
 import tarfile
@@ -38,7 +39,9 @@ log = logging.getLogger("astrid.openclaw")
 Tier = Literal["wasm", "node"]
 MAX_TOOLS = 32  # engine.c exports tool_0 .. tool_31
 HOOK_EVENTS = ("BeforeToolCall", "AfterToolCall", "UserPrompt", "SessionStart", "SessionEnd")
-_NODE_ENTRY = "plugin.mjs"
+NODE_DIR = "plugin"
+NODE_ENTRY = "plugin/astrid-entry.mjs"
+_URL_HOST = re.compile(r"\bhttps?://([A-Za-z0-9.-]+|\[[0-9a-fA-F:]+\])")
 
 
 @dataclass
@@ -118,8 +121,10 @@ def prepare_source(source: str, work: Path) -> Path:
 # ---------------------------------------------------------------------- tiers
 
 
-def _copy_shim(work: Path) -> Path:
+def copy_shim(work: Path) -> Path:
     shim = work / "shim"
+    if shim.is_dir():
+        return shim
     shutil.copytree(SHIM_DIR, shim, ignore=shutil.ignore_patterns("__pycache__", "*.py"))
     return shim
 
@@ -130,6 +135,7 @@ def _entry(shim: Path, template: str, info: PluginInfo) -> Path:
         "name": info.name,
         "version": info.version,
         "description": info.description,
+        "configDefaults": config_defaults(info.config_schema),
     }
     text = (shim / template).read_text()
     text = text.replace('"__ASTRID_PLUGIN__"', json.dumps(str(info.entry)))
@@ -196,7 +202,7 @@ def _wasm_tier(
     if info.channels or info.providers:
         kinds = [k for k, v in (("channels", info.channels), ("providers", info.providers)) if v]
         return f"its manifest declares {' and '.join(kinds)}, which need a Node process", {}, []
-    shim = _copy_shim(work)
+    shim = copy_shim(work)
     src = work / "src"
     src.mkdir()
     report = chain.bundle(
@@ -229,7 +235,7 @@ def _wasm_tier(
 # ---------------------------------------------------------------------- Capsule.toml
 
 
-def _defaults(schema: dict[str, Any]) -> dict[str, Any]:
+def config_defaults(schema: dict[str, Any]) -> dict[str, Any]:
     props = schema.get("properties")
     if not isinstance(props, dict):
         return {}
@@ -238,6 +244,16 @@ def _defaults(schema: dict[str, Any]) -> dict[str, Any]:
         for k, v in props.items()  # pyright: ignore[reportUnknownVariableType]
         if isinstance(v, dict) and "default" in v
     }
+
+
+def config_hosts(schema: dict[str, Any]) -> set[str]:
+    """Hosts named by URL defaults of the config schema (e.g. a server URL): the plugin
+    reaches them unless the user configures another."""
+    hosts: set[str] = set()
+    for value in config_defaults(schema).values():
+        if isinstance(value, str):
+            hosts |= {m.lower().rstrip(".") for m in _URL_HOST.findall(value)}
+    return hosts
 
 
 def _manifest_text(
@@ -262,7 +278,8 @@ def _manifest_text(
     if tier == "wasm":
         lines += ["[component]", 'entrypoint = "plugin.wasm"', f'hash = "{wasm_hash}"']
         lines += ["wasi = true", ""]
-    has_config = bool(info.config_schema.get("properties"))
+    # Tier 2 gets its config in the server's environment ([[mcp_server]] env) instead.
+    has_config = tier == "wasm" and bool(info.config_schema.get("properties"))
     lines += ["[capabilities]", f"net = {toml_value(sorted(hosts))}"]
     if has_config:
         lines.append('config = ["plugin_config"]')
@@ -271,15 +288,17 @@ def _manifest_text(
         # api.pluginConfig: the schema's defaults; edit before `astrid capsule compile DIR`.
         lines += [
             "[config]",
-            f"plugin_config = {toml_value(json.dumps(_defaults(info.config_schema)))}",
+            f"plugin_config = {toml_value(json.dumps(config_defaults(info.config_schema)))}",
             "",
         ]
     if tier == "node":
+        env = {"ASTRID_OPENCLAW_CONFIG": json.dumps(config_defaults(info.config_schema))}
         lines += [
             "[[mcp_server]]",
             'id = "openclaw"',
             'command = "node"',
-            f"args = [{toml_value(_NODE_ENTRY)}]",
+            f"args = [{toml_value(NODE_ENTRY)}]",
+            f"env = {toml_value(env)}",
             "",
         ]
     for tool in tools:
@@ -346,7 +365,8 @@ def build_capsule_dir(
 
             chosen = "node"
             why = reason
-            described, hosts = build_node_tier(info, chain, work, out)
+            described, hosts = build_node_tier(info, chain, work, out, _entry)
+        hosts = sorted(set(hosts) | config_hosts(info.config_schema))
         notes = _check_tools(described, info)
         tools: list[dict[str, Any]] = described.get("tools", [])
         hooks: list[str] = [h for h in described.get("hooks", []) if h in HOOK_EVENTS]

@@ -27,8 +27,11 @@ const HOOK_EVENTS = {
 };
 
 let pluginConfig = null;
+let configDefaults = {};
 function readPluginConfig() {
-  if (state.loading) return {};
+  // While loading at build time (Wizer) no host call exists: the schema's defaults, which are
+  // also what [config] plugin_config holds unless the user edits it.
+  if (state.loading) return configDefaults;
   if (pluginConfig === null) {
     let raw = null;
     try {
@@ -147,6 +150,7 @@ function entryOf(mod) {
 }
 
 export async function install(mod, meta) {
+  configDefaults = meta.configDefaults ?? {};
   const entry = entryOf(mod);
   if (!entry) throw new Error("the plugin exports no register(api), activate(api) or definePluginEntry({...})");
   const api = makeApi({ ...meta, ...(entry.id ? { id: entry.id } : {}) });

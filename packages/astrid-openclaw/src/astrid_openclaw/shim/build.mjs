@@ -14,10 +14,17 @@ const builtins = new Set();
 const builtinNames = new Set(builtinModules.flatMap((m) => [m, `node:${m}`]));
 const sdk = path.join(job.shim, "sdk.js");
 
+const wasm = job.platform === "wasm";
 const astridPlugin = {
   name: "astrid-openclaw",
   setup(build) {
     build.onResolve({ filter: /^openclaw(\/.*)?$/ }, () => ({ path: sdk }));
+    // Under Node the shim's web APIs are Node's own: api.js gets node-env.js instead.
+    if (!wasm) {
+      build.onResolve({ filter: /^\.\/web\.js$/ }, (args) =>
+        args.importer.startsWith(job.shim) ? { path: path.join(job.shim, "node-env.js") } : undefined,
+      );
+    }
     build.onResolve({ filter: /^core-js-pure\// }, (args) => ({ path: require.resolve(args.path) }));
     build.onResolve({ filter: /^[a-z_:/]+$/ }, (args) => {
       if (!builtinNames.has(args.path)) return undefined;
@@ -27,7 +34,6 @@ const astridPlugin = {
   },
 };
 
-const wasm = job.platform === "wasm";
 let result;
 try {
   result = await esbuild.build({
@@ -41,6 +47,8 @@ try {
     conditions: wasm ? ["browser", "import", "default"] : ["node", "import", "default"],
     charset: "utf8",
     legalComments: "none",
+    // CommonJS dependencies inside an ES module bundle still call require() for built-ins.
+    banner: wasm ? {} : { js: 'import { createRequire as __astridRequire } from "node:module"; const require = __astridRequire(import.meta.url);' },
     metafile: true,
     logLevel: "silent",
     plugins: [astridPlugin],
