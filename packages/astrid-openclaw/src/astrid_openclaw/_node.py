@@ -1,8 +1,9 @@
 """Tier 2: the plugin under Node behind a small MCP adapter (shim/entry-node.js).
 
 Chosen when the plugin cannot be a WASM capsule (Node built-ins, channels or providers, code
-the bundler or the engine refuses). The capsule's ``[[mcp_server]]`` runs ``node plugin/astrid-entry.mjs``
-(plugin, dependencies and adapter bundled into that one file) and the runtime launches it
+the bundler or the engine refuses). The capsule's ``[[mcp_server]]`` runs
+``node plugin/astrid-entry.mjs`` (plugin, dependencies and adapter bundled into that one file,
+beside a copy of the plugin's own files) and the runtime launches it
 like every capsule MCP server: untrusted, sandboxed (astrid-workspace confinement: bubblewrap,
 Landlock, the workspace only as far as the accepted paths say), its network only through the
 egress proxy to the granted hosts, its tools pinned at first use. No plugin code runs at
@@ -29,7 +30,8 @@ def build_node_tier(
     out: Path,
     entry: Callable[[Path, str, PluginInfo], Path],
 ) -> tuple[dict[str, Any], list[str]]:
-    """Bundle the Node capsule into ``out/plugin/astrid-entry.mjs``; returns (describe-like report, hosts)."""
+    """Bundle the Node capsule into ``out/plugin/astrid-entry.mjs``; returns (a report like
+    describe's, hosts)."""
     from ._compile import NODE_DIR, NODE_ENTRY, copy_shim
 
     (out / "plugin.wasm").unlink(missing_ok=True)
