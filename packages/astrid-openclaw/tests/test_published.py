@@ -165,3 +165,60 @@ async def test_without_the_admin_loopback_stays_closed_and_the_refusal_is_audite
         assert [e.outcome.detail["function"] for e in refusals] == ["http_request"]
     finally:
         await runtime.aclose()
+
+
+GRAPHITI = "@robertogongora/graphiti@0.6.2"
+GRAPHITI_TOOL = "mcp__capsule-graphiti-openclaw__graphiti_search"
+
+
+async def test_graphiti_tier2_runs_sandboxed_in_a_session_and_its_network_is_confined(
+    compiled: Compiled, tmp_path: Path, workspace: Path
+) -> None:
+    result = compiled(GRAPHITI)
+    turns = [
+        ScriptedTurn("searching", ((GRAPHITI_TOOL, {"query": "astrid"}),)),
+        ScriptedTurn("done"),
+    ]
+    # A roomy hook timeout: the first turn waits for the server (node) to start.
+    runtime = await open_runtime(tmp_path, turns, "[hooks]\ntimeout_seconds = 30\n")
+    human = Human([ApprovalOption.ALLOW_ONCE] * 3)
+    runtime.set_frontend(human)  # type: ignore[arg-type]
+    try:
+        disclosure, _ = await install(runtime, result.capsule_dir)
+        assert (
+            "runs an MCP server (untrusted, sandboxed): openclaw: node plugin/astrid-entry.mjs"
+            in (disclosure)
+        )
+        assert "network hosts: localhost" in disclosure
+
+        async def work() -> tuple[SessionId, list[Any], list[Any]]:
+            info = await runtime.create_session(str(workspace))
+            results = await tool_results(runtime, info.session_id, "search my graph")
+            return info.session_id, results, await runtime.list_servers()
+
+        session, [answer], servers = await hosted(runtime, work)
+        [server] = servers
+        assert server["sandboxed"] is True
+        assert answer["ok"] is True
+        # The plugin ran under Node in the sandbox; its request to its default server
+        # (localhost:8100, a loopback address) went to the egress proxy, which refused it.
+        assert answer["output"].startswith("Graphiti search failed: Graphiti /search returned 403")
+        assert "may not reach" in answer["output"]
+        kinds = [e.outcome.kind for e in await runtime.audit.entries(session_id=session)]
+        assert OutcomeKind.APPROVAL_GRANTED in kinds
+    finally:
+        await runtime.aclose()
+
+
+async def hosted(runtime: AgentRuntime, work: Callable[[], Any]) -> Any:
+    """Run ``work`` while the runtime's background work (its MCP servers) runs, as the daemon
+    does; bounded, so a hang fails the test."""
+    import anyio
+
+    results: list[Any] = []
+    with anyio.fail_after(90):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(runtime.run_background)
+            results.append(await work())
+            tg.cancel_scope.cancel()
+    return results[0]
