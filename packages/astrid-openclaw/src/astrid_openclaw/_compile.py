@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 import shutil
 import subprocess
@@ -83,6 +84,20 @@ def _npm(args: list[str], cwd: Path, what: str) -> str:
     return proc.stdout
 
 
+def _refuse_links_out(root: Path) -> None:
+    """A plugin folder from elsewhere may hold a link to ~/.ssh/id_ed25519: the bundler would
+    follow it into the capsule, where the plugin could send it anywhere it may reach."""
+    real_root = root.resolve()
+    for link in (p for p in root.rglob("*") if p.is_symlink()):
+        if not link.resolve().is_relative_to(real_root):
+            raise OpenClawError(
+                f"{link.relative_to(root)} in the plugin is a link to {os.readlink(link)}, "
+                "outside the plugin folder",
+                hint="copy what the plugin needs into its folder instead of linking to it",
+                code="openclaw.link",
+            )
+
+
 def prepare_source(source: str, work: Path) -> Path:
     """Copy the plugin (a folder, or an npm spec fetched with `npm pack`) into ``work/plugin``
     and install its npm dependencies with install scripts disabled."""
@@ -94,6 +109,7 @@ def prepare_source(source: str, work: Path) -> Path:
         shutil.copytree(
             path, target, symlinks=True, ignore=shutil.ignore_patterns(".git", "node_modules")
         )
+        _refuse_links_out(target)
     else:
         if path.exists() or source.startswith((".", "/")):
             raise OpenClawError(f"{source}: neither a plugin folder nor an npm package name")
