@@ -27,6 +27,7 @@ from astrid_crypto import ContentHash, KeyPair, PublicKey, hash_file
 
 from ._signing import PublisherInfo, sign_capsule, verify_capsule_signature
 from ._tree import copy_tree, tree_hash
+from .errors import TrustRequired
 from .manifest import MANIFEST_NAME, Capabilities, CapsuleManifest, load_manifest
 
 __all__ = [
@@ -47,11 +48,6 @@ TRUST_REQUIRED_MESSAGE = (
 )
 
 EventHook = Callable[[str, JsonObject], Awaitable[None]]
-
-
-class TrustRequired(AstridError):
-    code = "capsule.trust_required"
-    default_hint = "review the disclosure, then re-run with --trust or type `trust <name>`"
 
 
 @dataclass(frozen=True)

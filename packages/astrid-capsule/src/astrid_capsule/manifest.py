@@ -27,7 +27,7 @@ from pydantic import (
 )
 from pydantic_core import InitErrorDetails
 
-from astrid_core import ConfigError
+from .errors import ManifestError
 
 __all__ = [
     "CapsuleManifest",
@@ -50,18 +50,6 @@ __all__ = [
 MANIFEST_NAME = "Capsule.toml"
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
-
-
-class ManifestError(ConfigError):
-    code = "capsule.manifest"
-    default_hint = (
-        "fix Capsule.toml as the message says; `astrid capsule compile --check` validates it"
-    )
-
-    def __init__(self, problems: list[str]) -> None:
-        self.problems = problems
-        head = problems[0] if len(problems) == 1 else f"{len(problems)} problems in the manifest"
-        super().__init__(head if len(problems) == 1 else head + ":\n  " + "\n  ".join(problems))
 
 
 class _Strict(BaseModel):

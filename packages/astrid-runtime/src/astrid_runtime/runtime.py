@@ -36,6 +36,7 @@ from astrid_approval import (
 )
 from astrid_audit import AuditLog, AuditTrail, Outcome, OutcomeKind, verify_storage
 from astrid_capabilities import CapabilityStore
+from astrid_capsule.admin import CapsuleAdmin
 from astrid_core import (
     ApprovalDecision,
     AstridError,
@@ -68,6 +69,7 @@ from .agent import (
     SubAgentLimits,
     SubAgentSpawner,
 )
+from .capsules import CapsuleCron, CapsuleHost
 from .config import AstridConfig, LoadedConfig, load_config, with_workspace
 from .events import AgentEvent, SessionSaved, TurnComplete
 from .llm import (
@@ -142,6 +144,41 @@ class _Live:
     budget: BudgetTracker
 
 
+class _HeadlessPort:
+    """``AgentRuntime`` as the cron runner's ``HeadlessSessions`` port."""
+
+    def __init__(self, runtime: AgentRuntime) -> None:
+        self._runtime = runtime
+
+    @property
+    def config(self) -> AstridConfig:
+        return self._runtime.config
+
+    @property
+    def config_file(self) -> Path:
+        return self._runtime.home / "config.toml"
+
+    def default_workspace(self) -> str:
+        return self._runtime._workspace(None)
+
+    def config_for(self, workspace: str) -> AstridConfig:
+        runtime = self._runtime
+        return with_workspace(runtime.loaded, workspace, home=runtime.home).config
+
+    async def open(self, session_id: SessionId) -> _Live:
+        return await self._runtime._get(session_id)
+
+    async def create(self, workspace: str, title: str) -> _Live:
+        info = await self._runtime.create_session(workspace)
+        live = await self._runtime._get(info.session_id)
+        live.session.title = title
+        await self._runtime.sessions.save(live.session)
+        return live
+
+    async def save(self, session: Session) -> None:
+        await self._runtime.sessions.save(session)
+
+
 class AgentRuntime:
     def __init__(
         self,
@@ -167,8 +204,6 @@ class AgentRuntime:
         self.sessions = SessionStore(storage)
         self.frontend: Frontend | None = None
         self._live: dict[str, _Live] = {}
-        from ._capsule_admin import CapsuleAdmin
-
         self.capsule_admin = CapsuleAdmin(home, storage, audit)  # clients only: no agent tool
         self.hooks = HookRunner.from_config(self.config.hooks)
 
@@ -192,13 +227,17 @@ class AgentRuntime:
 
         # Made now for [[servers]], else when a session loads a capsule with an [[mcp_server]].
         self.mcp = LazyMcpBridge(make_mcp_bridge, make_now=bool(self.config.servers))
-        from ._capsule_host import CapsuleHost
-
         # Installed capsules in every session: tools, skills, interceptors, MCP servers.
         self.capsules = CapsuleHost(home, storage, audit=audit, hooks=self.hooks, mcp=self.mcp)
-        from ._capsule_cron import CapsuleCron
-
-        self.cron = CapsuleCron(self)  # capsules' [[cron]] entries, run by run_background
+        # Capsules' [[cron]] entries, run by run_background; they see the runtime only
+        # through its HeadlessSessions port.
+        self.cron = CapsuleCron(
+            _HeadlessPort(self),
+            self.capsules,
+            audit=audit,
+            deferred=self.deferred,
+            storage=storage,
+        )
 
     def _interceptor_of(self, session_id: SessionId) -> SecurityInterceptor | None:
         live = self._live.get(str(session_id))

@@ -31,15 +31,6 @@ from typing import Any, Literal
 import anyio
 
 from astrid_audit import AuditLog, AuditTrail, Outcome, OutcomeKind
-from astrid_capsule.install import (
-    TRUST_REQUIRED_MESSAGE,
-    CapsuleInstaller,
-    InstallPlan,
-    InstallRecord,
-    TrustAck,
-    TrustRequired,
-)
-from astrid_capsule.manifest import CapsuleManifest, ManifestError, McpServerSpec, load_manifest
 from astrid_core import (
     AstridError,
     BadInputError,
@@ -50,9 +41,24 @@ from astrid_core import (
 from astrid_core.storage import Storage
 from astrid_crypto import PublicKey
 
-from ._capsule_secrets import SECRETS_KEY_FILE, CapsuleSecrets
+from .errors import ManifestError, TrustRequired
+from .install import (
+    TRUST_REQUIRED_MESSAGE,
+    CapsuleInstaller,
+    InstallPlan,
+    InstallRecord,
+    TrustAck,
+)
+from .manifest import CapsuleManifest, McpServerSpec, load_manifest
+from .secrets import SECRETS_KEY_FILE, CapsuleSecrets
 
-__all__ = ["CapsuleAdmin", "PLAN_TTL_SECONDS", "PUBLISHERS_DIR", "load_trusted_publishers"]
+__all__ = [
+    "CapsuleAdmin",
+    "PLAN_TTL_SECONDS",
+    "PUBLISHERS_DIR",
+    "load_trusted_publishers",
+    "manifest_summary",
+]
 
 PLAN_TTL_SECONDS = 600.0
 PUBLISHERS_DIR = Path("keys") / "publishers"
