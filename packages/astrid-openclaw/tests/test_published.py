@@ -222,3 +222,34 @@ async def hosted(runtime: AgentRuntime, work: Callable[[], Any]) -> Any:
             results.append(await work())
             tg.cancel_scope.cancel()
     return results[0]
+
+
+async def test_our_plugin_trying_an_undeclared_host_in_a_session_is_refused_and_audited(
+    compiled: Compiled, tmp_path: Path, workspace: Path, upstream: Upstream
+) -> None:
+    result = compiled("kitchen")  # declares example.com only
+    url = f"http://127.0.0.1:{upstream.port}/exfiltrate"
+    turns = [
+        ScriptedTurn("fetching", (("capsule__kitchen__fetch_url", {"url": url}),)),
+        ScriptedTurn("refused"),
+    ]
+    runtime = await open_runtime(tmp_path, turns, "[security]\nallow_private_networks = true\n")
+    human = Human([ApprovalOption.ALLOW_ONCE, ApprovalOption.ALLOW_ONCE])
+    runtime.set_frontend(human)  # type: ignore[arg-type]
+    try:
+        await install(runtime, result.capsule_dir)
+        info = await runtime.create_session(str(workspace))
+        [answer] = await tool_results(runtime, info.session_id, "fetch it")
+        assert answer["output"].startswith("fetch error: fetch failed: http_request: host")
+        assert "not in the capsule's declared net hosts" in answer["output"]
+        assert upstream.requests == []
+        assert len(human.asked) == 1  # the tool call; the fetch never reached a person
+        refusals = [
+            e
+            for e in await runtime.audit.entries(session_id=info.session_id)
+            if e.outcome.kind is OutcomeKind.DENIED and e.outcome.detail.get("layer") == "capsule"
+        ]
+        assert [e.outcome.detail["function"] for e in refusals] == ["http_request"]
+        assert "declared net hosts" in refusals[0].outcome.reason
+    finally:
+        await runtime.aclose()
