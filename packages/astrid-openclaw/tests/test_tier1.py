@@ -256,3 +256,24 @@ async def test_commonjs_activate_form(compiled: Compiled, tmp_path: Path) -> Non
         assert await plugin.call(tool_export(result, "ping"), "{}") == b"pong"
     finally:
         plugin.close()
+
+
+async def test_a_plugin_with_an_npm_dependency_bundles_it(
+    compiled: Compiled, tmp_path: Path
+) -> None:
+    result = compiled("typed")
+    assert result.tier == "wasm"
+    [calc] = result.tools
+    # TypeBox's schema, as JSON Schema (its Symbol keys are not part of it).
+    assert calc["parameters"]["required"] == ["a", "b"]
+    assert calc["parameters"]["properties"]["op"]["anyOf"] == [
+        {"const": "add", "type": "string"},
+        {"const": "mul", "type": "string"},
+    ]
+    plugin = load(result, tmp_path, RecordingGuard())
+    try:
+        assert await plugin.call("tool_0", '{"a": 6, "b": 7, "op": "mul"}') == b"42"
+        with pytest.raises(AstridError, match="invalid parameters"):
+            await plugin.call("tool_0", '{"a": "six"}')
+    finally:
+        plugin.close()
