@@ -113,3 +113,18 @@ def test_cli_compile_dispatches_and_says_which_tier_and_why(
     missing = CliRunner().invoke(cli, ["capsule", "compile", str(tmp_path / "nope")])
     assert missing.exit_code != 0
     assert "neither a plugin folder nor an npm package name" in missing.output
+
+
+def test_a_plugin_that_loops_while_loading_is_stopped_at_build_time(
+    toolchain: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from astrid_openclaw import _toolchain, build_capsule_dir
+
+    monkeypatch.setattr(_toolchain, "PREINIT_SECONDS", 3)
+    source = plugin(
+        tmp_path / "plug",
+        {"name": "loops", "version": "1.0.0", "openclaw": {"extensions": ["./index.js"]}},
+        {"index.js": "for (;;) {}\nexport default function register(api) {}"},
+    )
+    with pytest.raises(OpenClawError, match="longer than 3 s at build time"):
+        build_capsule_dir(str(source), tmp_path / "out", tier="wasm")

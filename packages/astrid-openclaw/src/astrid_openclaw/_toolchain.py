@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import platform
 import shutil
 import subprocess
 from dataclasses import dataclass
@@ -20,6 +21,8 @@ from ._plugin import OpenClawError
 __all__ = ["Toolchain", "find_toolchain", "SHIM_DIR", "HOST_FUNCTIONS"]
 
 SHIM_DIR = Path(__file__).resolve().parent / "shim"
+# Wizer runs the plugin's load without the capsule engine's time limit: this bounds it.
+PREINIT_SECONDS = 60
 _BUILD_HINT = "run scripts/build-openclaw-engine (or scripts/install-test-deps) once"
 # The imports of engine.c: what Wizer's stand-ins must provide (never called at build time).
 _EXTISM_KERNEL = (
@@ -74,6 +77,15 @@ class Toolchain:
     def tools(self) -> Path:
         return self.home / "tools"
 
+    @property
+    def wizer(self) -> Path:
+        """The native Wizer binary of this platform (its npm package's own launcher is a node
+        script whose child would outlive a timeout)."""
+        arch = {"x86_64": "x64", "aarch64": "arm64", "s390x": "s390x"}.get(
+            platform.machine(), platform.machine()
+        )
+        return self.tools / "node_modules" / "@bytecodealliance" / f"wizer-linux-{arch}" / "wizer"
+
     def bundle(
         self, entry: Path, outfile: Path, platform: str, cwd: Path, shim: Path
     ) -> dict[str, Any]:
@@ -103,8 +115,26 @@ class Toolchain:
         stubs = output.parent
         (stubs / "extism-env.wat").write_text(_wat(list(_EXTISM_KERNEL)))
         (stubs / "astrid.wat").write_text(_wat([(n, "i64", "i64") for n in HOST_FUNCTIONS]))
-        wizer = self.tools / "node_modules" / ".bin" / "wizer"
-        proc = subprocess.run(
+        wizer = self.wizer
+        try:
+            proc = self._preinit(wizer, script_dir, stubs, output)
+        except subprocess.TimeoutExpired:
+            raise OpenClawError(
+                f"loading the plugin took longer than {PREINIT_SECONDS} s at build time "
+                "(its top-level code or register() may loop)",
+                code="openclaw.preinit",
+            ) from None
+        if proc.returncode != 0:
+            raise OpenClawError(
+                "pre-initializing the plugin failed (its top-level code threw or used a "
+                f"host function while loading): {proc.stderr.strip()[-2000:]}",
+                code="openclaw.preinit",
+            )
+
+    def _preinit(
+        self, wizer: Path, script_dir: Path, stubs: Path, output: Path
+    ) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
             [
                 str(wizer),
                 "--allow-wasi",
@@ -123,15 +153,9 @@ class Toolchain:
             ],
             capture_output=True,
             text=True,
-            timeout=300,
+            timeout=PREINIT_SECONDS,
             env=_tool_env(),
         )
-        if proc.returncode != 0:
-            raise OpenClawError(
-                "pre-initializing the plugin failed (its top-level code threw or used a "
-                f"host function while loading): {proc.stderr.strip()[-2000:]}",
-                code="openclaw.preinit",
-            )
 
 
 def _tool_env() -> dict[str, str]:
