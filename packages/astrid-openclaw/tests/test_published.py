@@ -253,3 +253,33 @@ async def test_our_plugin_trying_an_undeclared_host_in_a_session_is_refused_and_
         assert "declared net hosts" in refusals[0].outcome.reason
     finally:
         await runtime.aclose()
+
+
+async def test_a_plugin_before_tool_call_hook_denies_in_a_session(
+    compiled: Compiled, tmp_path: Path, workspace: Path
+) -> None:
+    result = compiled("kitchen")
+    turns = [
+        ScriptedTurn(
+            "echoing",
+            (
+                ("capsule__kitchen__echo", {"text": "forbidden"}),
+                ("capsule__kitchen__echo", {"text": "fine"}),
+            ),
+        ),
+        ScriptedTurn("done"),
+    ]
+    runtime = await open_runtime(tmp_path, turns, "")
+    human = Human([ApprovalOption.ALLOW_ONCE] * 2)
+    runtime.set_frontend(human)  # type: ignore[arg-type]
+    try:
+        disclosure, _ = await install(runtime, result.capsule_dir)
+        assert "sees every BeforeToolCall event" in disclosure
+        info = await runtime.create_session(str(workspace))
+        denied, allowed = await tool_results(runtime, info.session_id, "echo twice")
+        assert denied["denied"] is True
+        assert "kitchen says no" in denied["output"]
+        assert allowed["ok"] is True
+        assert allowed["output"] == "echo:fine"
+    finally:
+        await runtime.aclose()
