@@ -73,3 +73,47 @@ async def test_the_mcp_adapter_serves_the_plugin_tools(
         "group_ids": ["core"],
         "max_facts": 10,
     }
+
+
+@pytest.mark.parametrize(
+    ("manifest", "code", "reason"),
+    [
+        (
+            {"id": "chan", "configSchema": {}, "channels": ["chat"]},
+            "export default function register(api) {}",
+            "its manifest declares channels, which need a Node process",
+        ),
+        (
+            {"id": "prov", "configSchema": {}},
+            "export default function register(api) { api.registerProvider({ id: 'p' }); }",
+            "it registers provider, which need a Node process",
+        ),
+        (
+            {"id": "throws", "configSchema": {}},
+            "export default function register(api) { throw new Error('no WASM for me'); }",
+            "register(api) failed in the WASM engine: Error: no WASM for me",
+        ),
+    ],
+)
+def test_the_compiler_says_why_it_chose_node(
+    toolchain: None,
+    tmp_path: Path,
+    manifest: dict[str, object],
+    code: str,
+    reason: str,
+) -> None:
+    from astrid_openclaw import build_capsule_dir
+
+    source = tmp_path / "plugin"
+    source.mkdir()
+    (source / "openclaw.plugin.json").write_text(json.dumps(manifest))
+    (source / "package.json").write_text(
+        json.dumps({"name": "x", "version": "1.0.0", "main": "index.js", "type": "module"})
+    )
+    (source / "index.js").write_text(code)
+    result = build_capsule_dir(str(source), tmp_path / "out")
+    assert result.tier == "node"
+    assert result.reason.startswith(reason)
+    assert not (tmp_path / "out" / "plugin.wasm").exists()
+    assert (tmp_path / "out" / "plugin" / "astrid-entry.mjs").is_file()
+    assert load_manifest(tmp_path / "out").mcp_server  # the reason, in a comment, keeps it TOML

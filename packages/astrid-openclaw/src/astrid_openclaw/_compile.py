@@ -237,7 +237,8 @@ def _wasm_tier(
     plugin = described.get("plugin") or {}
     if plugin.get("loadError"):
         wasm_path.unlink()
-        return f"register(api) failed in the WASM engine: {plugin['loadError'][:500]}", {}, []
+        first = str(plugin["loadError"]).strip().splitlines()[0][:300]
+        return f"register(api) failed in the WASM engine: {first}", {}, []
     if described.get("unsupported"):
         wasm_path.unlink()
         kinds = sorted({u["kind"] for u in described["unsupported"]})
@@ -284,7 +285,7 @@ def _manifest_text(
     title = "Tier 1: WASM" if tier == "wasm" else "Tier 2: Node MCP server"
     lines = [
         f"# Compiled from the OpenClaw plugin {info.id} {info.version} by astrid-openclaw",
-        f"# ({title}: {reason}).",
+        f"# ({title}: {' '.join(reason.split())[:300]}).",
         "[package]",
         f"name = {toml_value(info.capsule_name)}",
         f"version = {toml_value(info.capsule_version)}",

@@ -13,7 +13,8 @@ install(plugin, META).then(
     state.loading = false;
   },
   (err) => {
-    state.loadError = String(err?.stack ?? err);
+    // QuickJS's stack has no message line (V8's does): both, message first.
+    state.loadError = `${String(err)}${err?.stack ? `\n${err.stack}` : ""}`;
     state.loading = false;
   },
 );
