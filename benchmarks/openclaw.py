@@ -14,6 +14,10 @@ clang for the C baseline. What is measured, all in this process, rounds interlea
 - new instance + first call: extism.Plugin(compiled) then one call of the tool, from an
   already compiled module. "pre-initialized": the Wizer snapshot; "not pre-initialized": the
   bare engine, which must first `load` the same bundled script (what Wizer did at build time).
+- the runtime's path: astrid_capsule.wasm.WasmCapsule (how sessions load a capsule) + first
+  call, here with wasmtime's disk cache configured (EXTISM_CACHE_CONFIG, set above). The
+  engine keeps no compiled module between instances and, unless EXTISM_CACHE_CONFIG is set,
+  sets it empty (no cache): a session's load then costs the first-load figure.
 - per call: the tool called again on a live instance (echo the input: JSON.parse, build the
   OpenClaw result, JSON out), against a C capsule (bench_echo.c, no libc) that copies its input
   to its output through the same Extism kernel: the ratio is the price of the JS engine and
@@ -191,6 +195,29 @@ def main() -> None:
             first_c.append(time.perf_counter() - start)
         assert out_pre == out_bare == b'{"echo":"hello"}', (out_pre, out_bare)
 
+        import anyio
+
+        from astrid_capsule.wasm import HostContext, HostGrants, WasmCapsule, WasmLimits
+
+        class DenyAll:
+            async def authorize(self, action: object, reason: str) -> object:
+                from astrid_core import Authorization, DenialLayer
+
+                return Authorization.deny(DenialLayer.POLICY, "benchmark")
+
+        async def runtime_path() -> float:
+            context = HostContext("bench", work, HostGrants(), DenyAll(), WasmLimits())  # type: ignore[arg-type]
+            start = time.perf_counter()
+            capsule = await anyio.to_thread.run_sync(
+                lambda: WasmCapsule("bench", snapshot, context, wasi=True)
+            )
+            await capsule.call("tool_0", payload)
+            elapsed = time.perf_counter() - start
+            capsule.close()
+            return elapsed
+
+        session_loads = [anyio.run(runtime_path) for _ in range(2)]
+
         live_js = extism.Plugin(pre)
         live_c = extism.Plugin(c_compiled)
         per_js, per_c = [], []
@@ -212,6 +239,9 @@ def main() -> None:
     print(f"{'new instance + first call, pre-initialized':58} {ms(first_pre)}")
     print(f"{'new instance + first call, not pre-initialized':58} {ms(first_bare)}")
     print(f"{'new instance + first call, C capsule':58} {ms(first_c)}")
+    print(
+        f"{'WasmCapsule (as sessions load it, disk cache on) + first call':58} {ms(session_loads)}"
+    )
     print(f"{'per call, OpenClaw tool (JS)':58} {us(per_js)}")
     print(f"{'per call, C capsule (same echo)':58} {us(per_c)}")
     ratio = statistics.median(first_bare) / statistics.median(first_pre)
