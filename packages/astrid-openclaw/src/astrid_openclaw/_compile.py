@@ -335,9 +335,19 @@ def _manifest_text(
 def _check_tools(described: dict[str, Any], info: PluginInfo) -> list[str]:
     notes: list[str] = []
     names = [t["name"] for t in described.get("tools", [])]
+    seen: set[str] = set()
     for t in described.get("tools", []):
         if not isinstance(t.get("parameters"), dict):
             t["parameters"] = {"type": "object"}
+        # A [[tool]] name is 1-64 of [A-Za-z0-9_-]; the export is by index, so a renamed tool
+        # still runs the plugin's own.
+        name = re.sub(r"[^A-Za-z0-9_-]", "_", str(t["name"]))[:64] or "tool"
+        while name in seen:
+            name = f"{name[:60]}_{t['index']}"
+        seen.add(name)
+        if name != t["name"]:
+            notes.append(f"tool {t['name']!r} is named {name!r} in the capsule")
+            t["name"] = name
     missing = [n for n in info.declared_tools if n not in names]
     if missing:
         notes.append(f"contracts.tools names tools the plugin did not register: {missing}")

@@ -23,17 +23,21 @@ def toml_value(value: Any) -> str:
             raise ValueError("NaN and infinity have no place in a manifest")
         return repr(value)
     if isinstance(value, str):
-        # JSON string escapes are valid TOML basic-string escapes (\uXXXX, \n, \", \\).
-        return json.dumps(value, ensure_ascii=False)
+        return _string(value)
     if isinstance(value, list | tuple):
         items: list[Any] = list(value)  # pyright: ignore[reportUnknownArgumentType]
         return "[" + ", ".join(toml_value(v) for v in items if v is not None) + "]"
     if isinstance(value, dict):
         pairs: dict[Any, Any] = value  # pyright: ignore[reportUnknownVariableType]
         body = ", ".join(
-            f"{json.dumps(str(k), ensure_ascii=False)} = {toml_value(v)}"
-            for k, v in pairs.items()
-            if v is not None
+            f"{_string(str(k))} = {toml_value(v)}" for k, v in pairs.items() if v is not None
         )
         return "{ " + body + " }" if body else "{}"
     raise ValueError(f"no TOML form for {type(value).__name__}")
+
+
+def _string(text: str) -> str:
+    # JSON's escapes are TOML basic-string escapes (\n, \", \\, \u00XX for controls); TOML
+    # also refuses DEL raw, and a lone surrogate (JS strings can hold one) is not text at all.
+    clean = text.encode("utf-8", "replace").decode("utf-8")
+    return json.dumps(clean, ensure_ascii=False).replace("\x7f", "\\u007f")
