@@ -495,7 +495,11 @@ class SecurityInterceptor:
         if normalized.shell is not None and normalized.shell.opaque:
             risk = risk.raised_to(RiskLevel.HIGH)
         options = (
-            (ApprovalOption.ALLOW_ONCE, ApprovalOption.DENY) if budget_ask else ALL_APPROVAL_OPTIONS
+            # Over budget, or a sink in a tainted session: an allowance or a caveat-free token
+            # would not cover the next such call anyway, so only this call can be allowed.
+            (ApprovalOption.ALLOW_ONCE, ApprovalOption.DENY)
+            if budget_ask or "sink" in (extra_detail or {})
+            else ALL_APPROVAL_OPTIONS
         )
         request = ApprovalRequest(
             session_id=self.session_id,
