@@ -9,8 +9,10 @@ the action is denied (fail closed). Implements astrid_core's ``Guard`` protocol.
 
 from __future__ import annotations
 
+import json
 import logging
 import shlex
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,7 +26,6 @@ from astrid_capabilities import (
     TokenScope,
     caveat_refusal,
 )
-from astrid_capabilities._token import now_seconds
 from astrid_core import (
     ALL_APPROVAL_OPTIONS,
     ApprovalDecision,
@@ -169,8 +170,6 @@ class GrantRefusal:
         return f"caveat {self.caveat} of grant {self.token_id} refused it: {self.reason}"
 
     def audit_detail(self) -> dict[str, str]:
-        import json
-
         detail = {"caveat": self.caveat, "grant": self.token_id, "refusal": self.reason[:300]}
         if self.refusal is not None:
             detail["argument"] = self.refusal.arg
@@ -646,7 +645,7 @@ class SecurityInterceptor:
         view = _grant_view(action)
         explanation = await self.capabilities.explain(view, self.session_id)
         arguments = action.arguments()
-        now = now_seconds()
+        now = int(time.time())  # not_after caveats; the store re-checks its own clock
         closest: tuple[int, GrantRefusal] | None = None
         for check in explanation.checks:
             token = await self.capabilities.get(check.token_id)
