@@ -13,7 +13,14 @@ audit, autonomous mode, memory storage) against the whole astrid_approval packag
 commit ``b4be71e`` (before tree-sitter), loaded from git into a temporary module, interleaved:
 cold = every line new to the parse cache, warm = the line was seen before. Target: <= 1.2x.
 
-(f) policy grants loaded (issue 22): the same token-authorized FileWrite decision (memory
+(f) real concurrency, on sqlite3 (the daemon's default, fsynced): token-authorized decisions
+with their durable audit entry, completed per second, by 1 session and by 16 sessions at once
+(16 interceptors of 16 distinct session ids sharing one store and audit log, as in the daemon),
+each in ROUNDS interleaved rounds with the same-run sqlite3 WAL FULL ceiling (batch 1 for one
+session, batch 16 for 16, ``benchmarks/audit.py``). The "(b) 16 tasks" line above is 16 tasks
+of ONE session (its calls share one budget and one chain).
+
+(g) policy grants loaded (issue 22): the same token-authorized FileWrite decision (memory
 storage, safe mode) in three interceptors built alike, one with no policy, one with 10 and one
 with 1,000 grants minted from a generated policy.toml (MCP tools with each_in / only_args /
 range caveats and file globs elsewhere), measured interleaved in the same run; printed as
@@ -146,16 +153,71 @@ async def main() -> None:
             for _ in range(16):
                 tg.start_soon(worker)
         rate = per_worker * 16 / (time.perf_counter() - start)
-        print(f"{'(b) same, 16 concurrent sessions-worth of calls':48} {rate:10,.0f}")
+        print(f"{'(b) same, 16 tasks of ONE session':48} {rate:10,.0f}")
         await storage.aclose()
         await measure(
             "(c) token + audit, memory storage",
             lambda: memory_guard.intercept(write, "b"),
             baseline,
         )
+        await real_concurrency(workspace)
         parser_ratio()
         await decision_ratio(workspace)
         await policy_ratio(workspace)
+
+
+async def real_concurrency(workspace: str) -> None:
+    from audit import sqlite_rows_per_second  # benchmarks/audit.py: the same ceiling
+
+    rounds = 3 if "--quick" in sys.argv else 5
+    calls = 200 if "--quick" in sys.argv else 600
+    write = FileWrite(path=f"{workspace}/src/main.py")
+    results: dict[str, list[float]] = {}
+    for _ in range(rounds):
+        with tempfile.TemporaryDirectory() as tmp:
+            root = Path(tmp)
+            results.setdefault("ceiling 1", []).append(sqlite_rows_per_second(root / "a", 1, 1.0))
+            results.setdefault("ceiling 16", []).append(sqlite_rows_per_second(root / "b", 16, 1.0))
+            for sessions in (1, 16):
+                storage = await open_storage(f"sqlite://{root}/s{sessions}")
+                first = await build(storage, workspace)
+                guards = [first] + [
+                    SecurityInterceptor(
+                        policy=first.policy,
+                        capabilities=first.capabilities,
+                        allowances=first.allowances,
+                        budget=BudgetTracker(storage, BudgetConfig(), session=str(session)),
+                        workspace=first.workspace,
+                        approvals=first.approvals,
+                        audit=first.audit,
+                        key=first.key,
+                        session_id=session,
+                    )
+                    for session in (SessionId.new() for _ in range(sessions - 1))
+                ]
+                per = calls // sessions
+
+                async def run(guard: SecurityInterceptor, per: int = per) -> None:
+                    for _ in range(per):
+                        result = await guard.intercept(write, "b")
+                        assert result.allowed
+
+                start = time.perf_counter()
+                async with anyio.create_task_group() as tg:
+                    for guard in guards:
+                        tg.start_soon(run, guard)
+                took = time.perf_counter() - start
+                results.setdefault(f"sessions {sessions}", []).append(per * sessions / took)
+                await storage.aclose()
+    print(f"\n(f) decisions with a durable audit entry on sqlite3, {rounds} interleaved rounds")
+    for sessions, ceiling in ((1, "ceiling 1"), (16, "ceiling 16")):
+        rates = results[f"sessions {sessions}"]
+        ratio = statistics.median([r / c for r, c in zip(rates, results[ceiling], strict=True)])
+        base = statistics.median(results[ceiling])
+        print(
+            f"  {sessions:>2} session(s): {statistics.median(rates):8,.0f} decisions/s, "
+            f"sqlite3 WAL FULL batch {ceiling.split()[1]} {base:8,.0f} rows/s, ratio {ratio:.2f}x"
+        )
 
 
 def _load_baseline_package() -> Any | None:
@@ -304,14 +366,14 @@ async def policy_ratio(workspace: str) -> None:
                 times.setdefault((kind, n), []).append(time.perf_counter() - start)
                 assert result.allowed == (kind == "write"), result.authorization.reason
     base = statistics.median(times[("write", 0)])
-    print(f"{'(f) token decision, no policy':48} {1 / base:10,.0f} {base * 1e6:9.0f}")
+    print(f"{'(g) token decision, no policy':48} {1 / base:10,.0f} {base * 1e6:9.0f}")
     for n in (10, 1000):
         t = statistics.median(times[("write", n)])
-        label = f"(f) token decision, {n:,} policy grants"
+        label = f"(g) token decision, {n:,} policy grants"
         print(f"{label:48} {1 / t:10,.0f} {t * 1e6:9.0f}   ratio {base / t:.2f}x")
     for n in (10, 1000):
         t = statistics.median(times[("refused", n)])
-        label = f"(f) caveat refusal (denied), {n:,} grants"
+        label = f"(g) caveat refusal (denied), {n:,} grants"
         print(f"{label:48} {1 / t:10,.0f} {t * 1e6:9.0f}")
 
 

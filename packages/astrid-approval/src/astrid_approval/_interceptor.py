@@ -17,7 +17,14 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from astrid_audit import AuditLog, AuditTrail, AuditUnavailable, Outcome, OutcomeKind
+from astrid_audit import (
+    AuditLog,
+    AuditTrail,
+    AuditUnavailable,
+    Outcome,
+    OutcomeKind,
+    SideWriteRefused,
+)
 from astrid_capabilities import (
     CapabilityStore,
     CapabilityToken,
@@ -417,11 +424,17 @@ class SecurityInterceptor:
                 detail=extra_detail,
             )
 
-        # 3. budget
+        # 3. budget. Bound to the audit log (the runtime), nothing is reserved here: the
+        # reservation rides in the decision's transaction (step 5) and is decided again there.
         check: BudgetCheck | None = None
         budget_ask = False
+        riding = self.budget.bind(self.audit)
         if estimated_cost is not None:
-            check = await self.budget.check_and_reserve(estimated_cost)
+            check = await (
+                self.budget.check(estimated_cost)
+                if riding
+                else self.budget.check_and_reserve(estimated_cost)
+            )
             if check.status is BudgetStatus.OVER_ACTION:
                 return await self._deny(action, DenialLayer.BUDGET, check.message)
             if check.status is BudgetStatus.OVER_SESSION:
@@ -449,16 +462,29 @@ class SecurityInterceptor:
                     await self.budget.refund(reservation)
                 return outcome
             proof = outcome
-            if budget_ask and estimated_cost is not None:
+            if budget_ask and estimated_cost is not None and not riding:
                 check = await self.budget.check_and_reserve(estimated_cost, force=True)
                 reservation = check.reservation
 
-        # 5. audit the decision; fail closed if it cannot be written
+        # 5. audit the decision (with its budget reservation); fail closed if it cannot be
+        # written. A reservation that no longer fits fails this decision alone.
         authorization = _allow(proof, reason)
+        side = (
+            self.budget.reserve_write(estimated_cost, force=budget_ask)
+            if riding and estimated_cost is not None
+            else None
+        )
         try:
             entry = await self.trail.decision(
-                action, authorization, detail={"risk": action.risk.value, **extra_detail}
+                action,
+                authorization,
+                detail={"risk": action.risk.value, **extra_detail},
+                side=side,
             )
+            if side is not None:
+                reservation = self.budget.opened(side)
+        except SideWriteRefused as exc:
+            return await self._deny(action, DenialLayer.BUDGET, exc.message)
         except AstridError as exc:
             if reservation is not None:
                 await self.budget.refund(reservation)
@@ -715,9 +741,15 @@ class SecurityInterceptor:
 
         ``queue``: the record joins the next audit write (the next decision's transaction)
         instead of a transaction of its own; the caller flushes the audit log when it stops
-        (``AuditLog.enqueue``). The budget is settled durably either way."""
+        (``AuditLog.enqueue``). The budget is settled with the record (bound to the audit log:
+        in its transaction; until it is written the reservation counts as spent), or durably
+        now when the tracker is not bound."""
+        side = None
         if result.reservation is not None:
-            await self.budget.commit(result.reservation, actual_cost)
+            if self.budget.audit is self.audit:
+                side = self.budget.settle_write(result.reservation, actual_cost)
+            else:
+                await self.budget.commit(result.reservation, actual_cost)
         if output and is_source(result.action, self.settings):
             self.label.taint(result.action.summary, result.audit_entry_id)
         from astrid_crypto import content_hash
@@ -729,7 +761,7 @@ class SecurityInterceptor:
             output_preview=output[:200],
             detail={"decision_entry": str(result.audit_entry_id) if result.audit_entry_id else ""},
         )
-        await self.trail.outcome(outcome, action=result.action, queue=queue)
+        await self.trail.outcome(outcome, action=result.action, queue=queue, side=side)
 
     # ------------------------------------------------------------------ deferred approvals
 

@@ -8,6 +8,7 @@ implements ``RuntimeService``, the contract the daemon codes against.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -25,6 +26,7 @@ from astrid_approval import (
     DEFAULT_DENIED_PATHS,
     DEFAULT_PROTECTED_PATHS,
     AllowanceStore,
+    ApprovalManager,
     BudgetConfig,
     BudgetTracker,
     DeferredResolutionStore,
@@ -54,16 +56,15 @@ from astrid_core import (
     SessionId,
     ShellCommand,
     TokenId,
-    VerificationError,
 )
-from astrid_core.storage import Storage, open_storage
+from astrid_core.storage import Storage, open_storage, state_url
 from astrid_crypto import KeyPair, PublicKey
 
 from ._no_mcp import LazyMcpBridge
 from .agent import (
     AgentLoop,
+    ApprovalHooks,
     CompactionSettings,
-    HookedApprovalManager,
     HookEvent,
     HookHandler,
     HookRunner,
@@ -84,7 +85,7 @@ from .llm import (
     Usage,
 )
 from .llm._rate_limit import RateLimitedProvider, RequestRateLimiter
-from .service import RuntimeStatus, SessionInfo
+from .service import ConfigReload, RuntimeStatus, SessionInfo
 from .sessions import Session, SessionStore
 from .tools import ToolContext, ToolRegistry, default_tools
 from .tools._bash import bash_sandbox_report
@@ -210,7 +211,9 @@ class AgentRuntime:
         self.sessions = SessionStore(storage)
         self.frontend: Frontend | None = None
         self._live: dict[str, _Live] = {}
-        self.capsule_admin = CapsuleAdmin(home, storage, audit)  # clients only: no agent tool
+        self.capsule_admin = CapsuleAdmin(  # clients only: no agent tool
+            home, storage, audit, renew_trust=self.config.capsules.renew_trust
+        )
         self.hooks = HookRunner.from_config(self.config.hooks)
 
         def make_mcp_bridge() -> Any:
@@ -314,7 +317,7 @@ class AgentRuntime:
         key = KeyPair.load_or_create(home / loaded.config.keys.runtime_key)
         from ._audit_witness import audit_witness
 
-        url = storage_url or f"surrealkv://{home / 'state'}"
+        url = storage_url or state_url(home / "state", loaded.config.storage.backend)
         # An in-memory store forgets everything at exit: nothing to witness across runs.
         witness = (
             None if url.startswith(("memory:", "mem:")) else audit_witness(home, loaded.config)
@@ -629,11 +632,13 @@ class AgentRuntime:
         budget = BudgetTracker(
             self.storage, budget_config, session=str(session.id), workspace=session.workspace
         )
-        approvals = HookedApprovalManager(
+        hooked = ApprovalHooks(self.hooks)
+        approvals = ApprovalManager(
             self.deferred,
             self.frontend,
-            hooks=self.hooks,
             timeout_seconds=config.security.approval_timeout_seconds,
+            on_asked=hooked.asked,
+            on_resolved=hooked.resolved,
         )
         interceptor = SecurityInterceptor(
             policy=self._policy(config),
@@ -726,16 +731,21 @@ class AgentRuntime:
         live = await self._get(session_id)
         if live.session.state == "ended":
             raise ConfigError(f"session {session_id} has ended", hint="create a new session")
+        text = await self.capsules.expand_command(text)  # a capsule's /command: a prompt only
         live.session.state = "running"
         final: AgentEvent | None = None
         await self.mcp.settled()  # servers still starting get a bounded wait, once
         await self.mcp.install(live.loop.tools)
         try:
-            async for event in live.loop.run(text):
-                if isinstance(event, TurnComplete):
-                    final = event  # sent last, once the session is saved: then it is truly over
-                    continue
-                yield event
+            # aclosing: a frontend that stops reading closes the loop's generator here and now,
+            # so its finally (the flush of queued outcome records) has run before this returns,
+            # not later from the garbage collector's finalizer.
+            async with contextlib.aclosing(live.loop.run(text)) as events:
+                async for event in events:
+                    if isinstance(event, TurnComplete):
+                        final = event  # sent last, once the session is saved: truly over
+                        continue
+                    yield event
         finally:
             live.session.state = "idle"
             await self.sessions.save(live.session)
@@ -827,6 +837,34 @@ class AgentRuntime:
         )
         return {"id": str(entry.id), "seq": entry.seq, "chain": entry.chain}
 
+    async def reload_config(self, loaded: LoadedConfig) -> ConfigReload:
+        """Apply a freshly loaded admin configuration as far as a running daemon can.
+
+        Keys read when a session is attached (policy, budget, workspace, limits) take effect for
+        sessions attached from now on; keys the daemon used at start (provider, servers, keys,
+        audit, gateway, ...) keep their old value and are listed as needing a restart
+        (``config._reload``). A change is audited on the system chain before it takes effect,
+        naming the keys, never their values.
+        """
+        from .config._reload import plan_reload
+
+        plan = plan_reload(self.loaded, loaded)
+        if plan.applied or plan.needs_restart:
+            await self.trail.event(
+                Outcome(
+                    kind=OutcomeKind.CONFIG_CHANGE,
+                    reason="astrid daemon reload",
+                    detail={
+                        "applied": list(plan.applied),
+                        "needs_restart": list(plan.needs_restart),
+                        "files": [str(path) for path in loaded.files],
+                    },
+                )
+            )
+        self.loaded = plan.in_effect
+        self.config = plan.in_effect.config
+        return ConfigReload(applied=plan.applied, needs_restart=plan.needs_restart)
+
     async def audit_verify(self, known_heads: list[JsonObject] | None = None) -> JsonObject:
         """Verify the stored log against its checkpoints, the witness and ``known_heads`` (the
         tree heads a client kept); only then sign a checkpoint over what was verified. The
@@ -845,20 +883,16 @@ class AgentRuntime:
         ]
         written = self.audit.size  # this process is a witness too: it knows what it wrote
         report = await verify_storage(
-            self.storage, list(self.audit.trusted_keys.values()), witnessed=heads + kept
+            self.storage,
+            list(self.audit.trusted_keys.values()),
+            witnessed=heads + kept,
+            written=written,
         )
-        if report.entries < written:
-            raise VerificationError(
-                f"entries {report.entries}..{written - 1} are missing: this daemon wrote "
-                f"{written} entries, the store holds {report.entries}",
-                hint="the store was changed behind the daemon's back; stop it and run "
-                "`astrid audit verify --offline`",
-            )
         checkpoint = await self.audit.checkpoint(size=report.entries, root=report.root)
         consistency: list[JsonValue] = []
         for head in kept:
             old = head.checkpoint.tree_size
-            proof = self.audit.consistency_proof(old, report.entries) if old else []
+            proof = await self.audit.consistency_proof(old, report.entries) if old else []
             consistency.append({"from": old, "proof": list[JsonValue](proof)})
         return {
             "ok": True,

@@ -13,7 +13,7 @@ interceptor then judges, so a hook can never route around it.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -174,7 +174,7 @@ class AgentLoop:
             f"the model's context (~{result.tokens_before:,} -> ~{result.tokens_after:,} tokens)",
         )
 
-    async def run(self, text: str) -> AsyncIterator[AgentEvent]:
+    async def run(self, text: str) -> AsyncGenerator[AgentEvent, None]:
         try:
             async for event in self._turn(text):
                 if isinstance(event, TurnComplete):

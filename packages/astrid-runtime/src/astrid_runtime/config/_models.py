@@ -500,6 +500,19 @@ class AuditSection(_Section):
     )
 
 
+class StorageSection(_Section):
+    """Where all state lives ($ASTRID_HOME/state)."""
+
+    backend: Literal["auto", "sqlite", "surrealdb"] = Field(
+        default="auto",
+        description="Storage backend of the state directory: sqlite (the default for a new "
+        "store: sqlite3 WAL, fsynced group commits) or surrealdb (SurrealDB embedded). auto "
+        "opens an existing store with the backend that wrote it; naming another backend "
+        "than the store's is refused (stores are not converted).",
+        json_schema_extra=ADMIN,
+    )
+
+
 class KeysSection(_Section):
     """Key files."""
 
@@ -727,6 +740,18 @@ class RetrySection(_Section):
     )
 
 
+class CapsulesSection(_Section):
+    """Installed capsules (`astrid capsule install`)."""
+
+    renew_trust: Literal["always", "on_widening"] = Field(
+        default="always",
+        description="When an update of an installed capsule needs your trust again: always "
+        "(seed 004), or on_widening (only when it asks for more, its hash-less component code "
+        "changed or its git ref moved). Every update shows what was added, removed and changed.",
+        json_schema_extra=ADMIN,
+    )
+
+
 class AstridConfig(_Section):
     model: ModelSection = ModelSection()
     runtime: RuntimeSection = RuntimeSection()
@@ -735,6 +760,7 @@ class AstridConfig(_Section):
     rate_limits: RateLimitsSection = RateLimitsSection()
     servers: list[ServerConfig] = Field(default_factory=list)
     audit: AuditSection = AuditSection()
+    storage: StorageSection = StorageSection()
     keys: KeysSection = KeysSection()
     workspace: WorkspaceSection = WorkspaceSection()
     hooks: HooksSection = HooksSection()
@@ -745,6 +771,7 @@ class AstridConfig(_Section):
     subagents: SubagentsSection = SubagentsSection()
     telegram: TelegramSection = TelegramSection()
     retry: RetrySection = RetrySection()
+    capsules: CapsulesSection = CapsulesSection()
 
     @field_validator("servers")
     @classmethod
