@@ -1,6 +1,6 @@
 """SecurityInterceptor decisions/s and latency (p50/p99) vs a bare function call.
 
-    uv run python benchmarks/interceptor.py [--quick]
+    uv run python benchmarks/interceptor.py [--quick] [--policy-only]
 
 (a) policy deny (`sudo` in a command line), (b) token-authorized with a durable audit append
 on SurrealDB embedded, (c) the same on memory storage. The baseline is an async function call
@@ -19,6 +19,14 @@ with their durable audit entry, completed per second, by 1 session and by 16 ses
 each in ROUNDS interleaved rounds with the same-run sqlite3 WAL FULL ceiling (batch 1 for one
 session, batch 16 for 16, ``benchmarks/audit.py``). The "(b) 16 tasks" line above is 16 tasks
 of ONE session (its calls share one budget and one chain).
+
+(g) policy grants loaded (issue 22): the same token-authorized FileWrite decision (memory
+storage, safe mode) in three interceptors built alike, one with no policy, one with 10 and one
+with 1,000 grants minted from a generated policy.toml (MCP tools with each_in / only_args /
+range caveats and file globs elsewhere), measured interleaved in the same run; printed as
+decisions/s and as a ratio against no policy (target >= 0.8x). Also, with each grant count,
+the new refusal path: an MCP call a grant covers but whose caveat refuses it (denied with the
+caveat's reason), as decisions/s.
 """
 
 from __future__ import annotations
@@ -155,6 +163,7 @@ async def main() -> None:
         await real_concurrency(workspace)
         parser_ratio()
         await decision_ratio(workspace)
+        await policy_ratio(workspace)
 
 
 async def real_concurrency(workspace: str) -> None:
@@ -313,5 +322,68 @@ async def decision_ratio(workspace: str) -> None:
     print(f"{label:48} {cold_us / old_us:10.2f}x {warm_us / old_us:8.2f}x")
 
 
+def _policy_text(grants: int) -> str:
+    parts = ["version = 1\n"]
+    for i in range(grants):
+        if i % 2:
+            parts.append(f'[[grant]]\nname = "files {i}"\nfiles = "/data/p{i}/**"\n')
+            continue
+        parts.append(
+            f'[[grant]]\nname = "mail {i}"\nmcp = "srv{i % 50}/tool{i}"\n'
+            'caveats = [{ each_in = "to", values = ["a@example.com", "b@example.com"] },'
+            ' { range = "n", lo = 0, hi = 100 }, { only_args = ["to", "n", "body"] }]\n'
+            "max_calls = 1000000\n"
+        )
+    return "\n".join(parts)
+
+
+async def _policy_guard(workspace: str, grants: int) -> SecurityInterceptor:
+    from astrid_approval import parse_policy
+
+    guard = await build(MemoryStorage(), workspace)
+    if grants:
+        policy = parse_policy(_policy_text(grants), f"{grants}.toml")
+        await guard.capabilities.replace(policy.mint(guard.key, AuditEntryId.new()), [])
+        guard.settings = policy.settings
+    return guard
+
+
+async def policy_ratio(workspace: str) -> None:
+    from astrid_core import McpToolCall
+
+    guards = {n: await _policy_guard(workspace, n) for n in (0, 10, 1000)}
+    write = FileWrite(path=f"{workspace}/src/main.py")
+    refused = McpToolCall(server="srv0", tool="tool0", args={"to": ["eve@evil.test"], "n": 1})
+    rounds = max(N // 2, 50)
+    times: dict[tuple[str, int], list[float]] = {}
+    for _ in range(rounds):
+        for n, guard in guards.items():
+            for kind, action in (("write", write), ("refused", refused)):
+                if kind == "refused" and n == 0:
+                    continue
+                start = time.perf_counter()
+                result = await guard.intercept(action, "b")
+                times.setdefault((kind, n), []).append(time.perf_counter() - start)
+                assert result.allowed == (kind == "write"), result.authorization.reason
+    base = statistics.median(times[("write", 0)])
+    print(f"{'(g) token decision, no policy':48} {1 / base:10,.0f} {base * 1e6:9.0f}")
+    for n in (10, 1000):
+        t = statistics.median(times[("write", n)])
+        label = f"(g) token decision, {n:,} policy grants"
+        print(f"{label:48} {1 / t:10,.0f} {t * 1e6:9.0f}   ratio {base / t:.2f}x")
+    for n in (10, 1000):
+        t = statistics.median(times[("refused", n)])
+        label = f"(g) caveat refusal (denied), {n:,} grants"
+        print(f"{label:48} {1 / t:10,.0f} {t * 1e6:9.0f}")
+
+
 if __name__ == "__main__":
-    anyio.run(main)
+    if "--policy-only" in sys.argv:
+
+        async def _only() -> None:
+            with tempfile.TemporaryDirectory() as tmp:
+                await policy_ratio(str(Path(tmp).resolve()))  # noqa: ASYNC240
+
+        anyio.run(_only)
+    else:
+        anyio.run(main)

@@ -14,11 +14,12 @@ from typing import Any
 import pytest
 
 from astrid_audit import AuditEntry, OutcomeKind
+from astrid_capsule.errors import CapsuleLoadRefused
 from astrid_capsule.install import CapsuleInstaller, InstallRecord, TrustAck
+from astrid_capsule.mcp_host import capsule_mcp_configs
 from astrid_core import ApprovalOption, CapsuleHostCall, FileRead, SessionId
 from astrid_crypto import hash_file
 from astrid_mcp._launch import network_mode
-from astrid_runtime._capsule_host import CapsuleLoadRefused, capsule_mcp_configs
 from astrid_runtime.llm import ModelRequest, ScriptedTurn
 from astrid_runtime.runtime import AgentRuntime
 

@@ -20,10 +20,11 @@ import anyio
 import pytest
 
 from astrid_audit import OutcomeKind
+from astrid_capsule.errors import CapsuleLoadRefused
 from astrid_capsule.install import CapsuleInstaller, TrustAck
 from astrid_capsule.manifest import Capabilities
+from astrid_capsule.mcp_host import capsule_workspace_paths
 from astrid_core import ApprovalOption, JsonObject, McpToolCall, SessionId
-from astrid_runtime._capsule_host import CapsuleLoadRefused, capsule_workspace_paths
 from astrid_runtime.llm import ModelRequest, ScriptedTurn
 from astrid_runtime.runtime import AgentRuntime
 from astrid_workspace import ENV_ALLOW_LIST

@@ -11,9 +11,8 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Sequence
 
-import blake3
-
 from astrid_core import VerificationError
+from astrid_crypto import content_hash
 
 __all__ = [
     "HashFn",
@@ -31,7 +30,8 @@ HashFn = Callable[[bytes], bytes]
 
 
 def blake3_hash(data: bytes) -> bytes:
-    return blake3.blake3(data).digest()
+    # astrid-crypto is the one place that hashes (one BLAKE3 dependency, one implementation).
+    return content_hash(data).digest
 
 
 def sha256_hash(data: bytes) -> bytes:

@@ -613,6 +613,36 @@ class CapabilityStore:
         self._revoked.update(revoked)
         return tuple(revoked)
 
+    async def replace(
+        self,
+        add: Sequence[CapabilityToken],
+        revoke: Sequence[TokenId],
+        extra: Sequence[Write] = (),
+    ) -> tuple[TokenId, ...]:
+        """Add persistent root tokens and revoke others (with their descendants) in ONE storage
+        transaction, with ``extra`` writes alongside: a policy apply happens whole or not at
+        all. Each added token is checked as strictly as ``add`` checks it. Returns the revoked."""
+        await self._ready()
+        now = self._clock()
+        for token in add:
+            token.verify(self._trusted)
+            if token.scope is not TokenScope.PERSISTENT or token.parent_id is not None:
+                raise BadInputError(f"capability token {token.id}: only persistent root tokens")
+            if token.is_expired(now, self._skew):
+                raise BadInputError(f"capability token {token.id} has already expired")
+            if token.id in self._entries or token.id in self._revoked:
+                raise BadInputError(f"a token with id {token.id} is already known")
+        revoked = [t for root in revoke for t in self.cascade(root)]
+        writes: list[Write] = [Put(NS_TOKENS, str(t.id), t.to_json()) for t in add]
+        writes += [Put(NS_REVOKED, str(t), {"at": now}) for t in revoked]
+        writes += list(extra)
+        if not await self._storage.transaction(writes):
+            raise CapabilityDenied("replacing tokens did not commit; nothing was changed")
+        self._revoked.update(revoked)
+        for token in add:
+            self._index(token)
+        return tuple(revoked)
+
     def remove_session(self, session_id: SessionId) -> int:
         """Forget the in-memory tokens of an ended session; returns how many."""
         gone = [t for t, e in self._entries.items() if e.token and e.session_id == session_id]

@@ -27,7 +27,6 @@ from anyio.abc import TaskGroup
 from mcp import ClientSession, types
 from mcp.client.stdio import StdioServerParameters, stdio_client
 from mcp.client.streamable_http import streamable_http_client
-from mcp.shared._httpx_utils import create_mcp_http_client
 from mcp.shared.exceptions import MCPDeprecationWarning, MCPError
 from mcp.shared.inbound import MCP_PROTOCOL_VERSION_HEADER
 from mcp.shared.jsonrpc_dispatcher import JSONRPCDispatcher
@@ -48,6 +47,8 @@ from astrid_core.storage import MemoryStorage
 from astrid_workspace import (
     EgressProxy,
     HostListGuard,
+    ListedThenGuard,
+    Resolver,
     find_server_group,
     kill_group_remains,
     process_argv,
@@ -55,6 +56,7 @@ from astrid_workspace import (
 
 from ._content import McpToolResult, tool_result, untrusted_description
 from ._errors import McpServerError, ServerStartError, ServerUnavailable, ToolChanged, ToolNotFound
+from ._http import pinned_http_client
 from ._launch import LaunchPlan, network_mode, plan_launch
 from ._server_requests import Sampler, ServerRequestHandlers
 from ._startup_clock import startup_clock
@@ -99,8 +101,11 @@ class SecureMcpClient:
         session_id: SessionId | None = None,
         log_dir: Path | None = None,
         http_auth: httpx2.Auth | None = None,
+        resolver: Resolver | None = None,
     ) -> None:
         self.config = config
+        # How an http server's host name is resolved (once, then pinned); tests inject one.
+        self._resolver = resolver
         # OAuth and other HTTP auth flows (e.g. the SDK's OAuthClientProvider) for http servers.
         self._http_auth = http_auth
         self.name = config.name
@@ -123,6 +128,9 @@ class SecureMcpClient:
         self._session: ClientSession | None = None
         self._task_group: TaskGroup | None = None
         self._tools: dict[str, McpTool] = {}
+        # The definitions as the server sent them, for screening (``astrid_mcp.screening``):
+        # McpTool.description is flattened, which hides the invisible characters it looks for.
+        self.listed: dict[str, JsonObject] = {}
         self._tools_stale = True
         # Resource, template and prompt listings, dropped on the matching list_changed.
         self._listings: dict[str, list[Any]] = {}
@@ -220,7 +228,9 @@ class SecureMcpClient:
     ) -> tuple[ReceiveStream[SessionMessage | Exception], Any]:
         transport = self.config.transport
         if isinstance(transport, HttpTransport):
-            http = create_mcp_http_client(headers=dict(transport.headers), auth=self._http_auth)
+            http = await pinned_http_client(
+                transport, server=self.config.name, auth=self._http_auth, resolver=self._resolver
+            )
             await stack.enter_async_context(http)
             return await stack.enter_async_context(
                 streamable_http_client(transport.url, http_client=http)
@@ -230,8 +240,14 @@ class SecureMcpClient:
             # The server's own egress proxy: only its listed hosts, for as long as it runs.
             directory = tempfile.mkdtemp(prefix="astrid-egress-")
             stack.callback(shutil.rmtree, directory, True)
-            guard = HostListGuard(self.config.sandbox.net, owner=f"MCP server {self.config.name}")
-            proxy = EgressProxy(guard, who=f"MCP server {self.config.name}")
+            # Each connection: a listed host (the server's `net`), then the session's own
+            # interceptor (deny lists, approval, audit) as for bash; an unlisted host is
+            # refused without asking.
+            owner = f"MCP server {self.config.name}"
+            guard = ListedThenGuard(
+                HostListGuard(self.config.sandbox.net, owner=owner), self._guard
+            )
+            proxy = EgressProxy(guard, who=owner)
             await stack.enter_async_context(proxy.serving(directory))
             proxy_socket = proxy.socket_path
         self.launch = plan_launch(self.config, proxy_socket=proxy_socket)
@@ -377,6 +393,7 @@ class SecureMcpClient:
                 name for name in report.changed if self._tools.get(name, tools[name]).enabled
             ]
             self._tools = tools
+            self.listed = {str(raw["name"]): raw for raw in listed}
             self._tools_stale = False
         for name in newly_changed:
             await self._report_change(tools[name], report.disabled[name])
@@ -460,11 +477,27 @@ class SecureMcpClient:
         timeout: float | None = None,
         reason: str = "the agent asked for it",
     ) -> McpToolResult:
+        result = await self.call_tool_raw(name, arguments, timeout=timeout, reason=reason)
+        return tool_result(self.name, name, result, self.config.max_output_bytes)
+
+    async def call_tool_raw(
+        self,
+        name: str,
+        arguments: JsonObject | None = None,
+        *,
+        timeout: float | None = None,
+        reason: str = "the agent asked for it",
+        progress: Any = None,
+    ) -> types.CallToolResult:
+        """``call_tool`` with the server's result as it came (the gateway forwards it whole);
+        ``progress`` receives the server's progress notifications for this call."""
         arguments = dict(arguments or {})
         await self._authorize_call(name, arguments, reason)
         limit = timeout if timeout is not None else self.config.call_timeout_s
         result = await self._request(
-            self.session.call_tool(name, arguments, read_timeout_seconds=limit),
+            self.session.call_tool(
+                name, arguments, read_timeout_seconds=limit, progress_callback=progress
+            ),
             f"tools/call {name}",
             timeout=limit,
         )
@@ -472,7 +505,7 @@ class SecureMcpClient:
             raise ServerUnavailable(
                 f"MCP server {self.name!r} answered tools/call {name} with an unexpected result"
             )
-        return tool_result(self.name, name, result, self.config.max_output_bytes)
+        return result
 
     async def _authorize_call(self, name: str, arguments: JsonObject, reason: str) -> None:
         """Known, enabled (pin unchanged) and allowed by the Guard — or raise; nothing is sent."""

@@ -31,6 +31,7 @@ from extism.extism import CurrentPlugin, host_fn
 from astrid_core import AstridError, AstridTimeoutError, BadInputError, VerificationError
 from astrid_crypto import ContentHash, content_hash
 
+from ..errors import CapsuleError
 from ._clock import CallClock
 from ._host import HOST_FUNCTION_NAMES, HostContext, dispatch
 from ._limits import WasmLimits
@@ -41,11 +42,6 @@ log = logging.getLogger("astrid.capsule")
 
 # Keep extism's compile cache out of $HOME (FIELD-NOTES).
 os.environ.setdefault("EXTISM_CACHE_CONFIG", "")
-
-
-class CapsuleError(AstridError):
-    code = "capsule.error"
-    default_hint = "check the capsule's manifest and files; `astrid capsule info NAME` shows them"
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ as when the agent calls the tool it names.
   within what the manifest declared and the user accepted. The capsule is re-verified (tree
   hash, BLAKE3) before every run; a swapped one is refused and audited like at session load
   (``CapsuleHost.load_for_run``).
+* The runtime: reached only through the ``HeadlessSessions`` port (``ports.py``).
 * Nobody is present: every question that would go to a person is answered "deny" at once
   (``_Unattended``). It is never waited for, never deferred, and never routed to a frontend
   connected for other sessions; the denial is audited and shown in ``status``. Policy,
@@ -43,10 +44,10 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Literal
 
 import anyio
-from cronsim import CronSim, CronSimError
 
 from astrid_approval import ApprovalHandler, ApprovalManager, DeferredResolutionStore
-from astrid_audit import AuditTrail, Outcome, OutcomeKind
+from astrid_audit import AuditLog, AuditTrail, Outcome, OutcomeKind
+from astrid_capsule.cron import cron_export, next_after, unschedulable
 from astrid_capsule.manifest import CronSpec
 from astrid_core import (
     ApprovalDecision,
@@ -60,16 +61,16 @@ from astrid_core import (
     SessionId,
 )
 
-from ._capsule_host import VerifiedCapsule, capsule_tool_name
-from .agent import HookEvent
-from .agent._hooks import MAX_OUTPUT_IN_PAYLOAD
-from .config import with_workspace
-from .tools import cap_output
+from ..agent import HookEvent
+from ..agent._hooks import MAX_OUTPUT_IN_PAYLOAD
+from ..tools import cap_output
+from .host import CapsuleHost, capsule_tool_name
+from .ports import HeadlessSession, HeadlessSessions
 
 if TYPE_CHECKING:
     from anyio.abc import TaskGroup
 
-    from .runtime import AgentRuntime, _Live
+    from astrid_core.storage import Storage
 
 __all__ = ["CapsuleCron", "CronJob", "CronRun", "RunStatus"]
 
@@ -81,13 +82,6 @@ RunStatus = Literal["ok", "failed", "denied", "refused", "skipped", "not_run"]
 _NS = "capsule_cron"
 _POLL_SECONDS = 30.0  # installs, config and the clock are looked at again at least this often
 _STOP_SECONDS = 5.0
-
-
-def _next_after(schedule: str, now: datetime) -> datetime | None:
-    try:
-        return next(CronSim(schedule, now))
-    except (CronSimError, StopIteration):
-        return None  # checked at install; a schedule that cannot match is never due
 
 
 @dataclass(frozen=True)
@@ -177,12 +171,20 @@ class CapsuleCron:
 
     def __init__(
         self,
-        runtime: AgentRuntime,
+        sessions: HeadlessSessions,
+        capsules: CapsuleHost,
         *,
+        audit: AuditLog,
+        deferred: DeferredResolutionStore,
+        storage: Storage,
         clock: Clock = datetime.now,
         poll_seconds: float = _POLL_SECONDS,
     ) -> None:
-        self.runtime = runtime
+        self.sessions = sessions
+        self.capsules = capsules
+        self.audit = audit
+        self.deferred = deferred
+        self.storage = storage
         self.clock = clock  # local wall-clock time, naive (schedules are local time)
         self.poll_seconds = poll_seconds
         self._entries: dict[tuple[str, str], _Entry] = {}
@@ -197,7 +199,7 @@ class CapsuleCron:
 
     @property
     def enabled(self) -> bool:
-        return self.runtime.config.runtime.capsule_cron
+        return self.sessions.config.runtime.capsule_cron
 
     # ------------------------------------------------------------------ schedule
 
@@ -205,16 +207,16 @@ class CapsuleCron:
         """Re-read the entries when the installed capsules changed (install, update, remove).
         An entry seen for the first time is first due at its next time after now."""
         async with self._refresh_lock:
-            records = await self.runtime.capsules.installer.list()
+            records = await self.capsules.installer.list()
             installed = tuple(sorted((r.name, r.revision, r.content_hash) for r in records))
             if installed == self._installed:
                 return
             now = self.clock()
             entries: dict[tuple[str, str], _Entry] = {}
             problems: list[str] = []
-            for capsule in await self.runtime.capsules.verified():
+            for capsule in await self.capsules.verified():
                 for spec in capsule.manifest.cron:
-                    problem = _unschedulable(capsule, spec)
+                    problem = unschedulable(capsule, spec)
                     if problem is not None:
                         problems.append(problem)
                         continue
@@ -223,7 +225,7 @@ class CapsuleCron:
                     if old is not None and old.spec == spec:
                         entries[key] = old  # unchanged: keeps its next time and its counts
                     else:
-                        entries[key] = _Entry(capsule.name, spec, _next_after(spec.schedule, now))
+                        entries[key] = _Entry(capsule.name, spec, next_after(spec.schedule, now))
             self._entries, self._problems, self._installed = entries, problems, installed
 
     def _take_due(self, now: datetime, *, start: bool) -> tuple[list[_Due], list[CronRun]]:
@@ -235,7 +237,7 @@ class CapsuleCron:
             scheduled = entry.next_due
             if scheduled is None or scheduled > now:
                 continue
-            entry.next_due = _next_after(entry.spec.schedule, now)
+            entry.next_due = next_after(entry.spec.schedule, now)
             if not start:
                 continue
             if entry.key in self._running:
@@ -255,19 +257,16 @@ class CapsuleCron:
     def _jobs_workspace(self) -> str | None:
         """The workspace jobs run in, or None (and why, in ``_blocked``) when they may not."""
         self._blocked = None
-        config = self.runtime.config
-        if not config.workspace.root:
+        if not self.sessions.config.workspace.root:
             self._blocked = (
                 "capsule cron jobs do not run: [workspace] root is not set; set it in "
-                f"{self.runtime.home / 'config.toml'} to the directory the jobs work in "
+                f"{self.sessions.config_file} to the directory the jobs work in "
                 "(or set [runtime] capsule_cron = false)"
             )
             return None
         try:
-            workspace = self.runtime._workspace(None)
-            if not with_workspace(
-                self.runtime.loaded, workspace, home=self.runtime.home
-            ).config.runtime.capsule_cron:
+            workspace = self.sessions.default_workspace()
+            if not self.sessions.config_for(workspace).runtime.capsule_cron:
                 return None  # that workspace turned them off: not a problem to report
         except AstridError as exc:
             self._blocked = f"capsule cron jobs do not run: {exc.message}"
@@ -389,7 +388,7 @@ class CapsuleCron:
         }
         started = f"{entry.label}: run due at {scheduled:%Y-%m-%d %H:%M} started"
         try:  # what starts a run is on the log first: no record, no run
-            await AuditTrail(self.runtime.audit, live.session.id).event(
+            await AuditTrail(self.audit, live.session.id).event(
                 Outcome(
                     kind=OutcomeKind.SCHEDULED_RUN,
                     reason=started,
@@ -410,17 +409,18 @@ class CapsuleCron:
                 detail={**about, "stage": "end", "status": run.status},
             ),
         )
-        await self.runtime.sessions.save(live.session)  # also keeps it from session cleanup
+        await self.sessions.save(live.session)  # also keeps it from session cleanup
         return run
 
-    async def _call(self, entry: _Entry, scheduled: datetime, live: _Live) -> CronRun:
+    async def _call(self, entry: _Entry, scheduled: datetime, live: HeadlessSession) -> CronRun:
         """The entry's tool, called as the agent loop calls a tool; nobody to ask."""
 
         def result(status: RunStatus, detail: str) -> CronRun:
             return CronRun(entry.capsule, entry.spec.name, scheduled, status, detail)
 
         loop = live.loop
-        tool_name = capsule_tool_name(entry.capsule, entry.spec.action) or entry.spec.action
+        target = entry.spec.target
+        tool_name = capsule_tool_name(entry.capsule, target) or target
         call_id = f"cron-{uuid.uuid4().hex[:12]}"
         args: JsonObject = {}
         hook = await loop.fire_hook(
@@ -433,18 +433,18 @@ class CapsuleCron:
         guard = live.interceptor.derive(
             session_id=live.session.id,
             budget=live.budget,
-            approvals=_Unattended(self.runtime.deferred, entry),
+            approvals=_Unattended(self.deferred, entry),
         )
         guard.on_notice = None  # nobody reads a headless session's notices
         try:
-            capsule, plugin = await self.runtime.capsules.load_for_run(loop, guard, entry.capsule)
+            capsule, plugin = await self.capsules.load_for_run(loop, guard, entry.capsule)
         except AstridError as exc:
             return result("refused", exc.message)
-        tool = next((t for t in capsule.manifest.tool if t.name == entry.spec.action), None)
-        if tool is None:
+        if unschedulable(capsule, entry.spec) is not None:  # changed since it was scheduled
             plugin.close()
             return result("not_run", f"capsule {entry.capsule} has no tool {entry.spec.action!r}")
-        action = CapsuleHostCall(capsule=entry.capsule, function=tool.name, args=dict(args))
+        function, export = cron_export(capsule, entry.spec)
+        action = CapsuleHostCall(capsule=entry.capsule, function=function, args=dict(args))
         reason = f"{entry.label}, due {scheduled:%Y-%m-%d %H:%M}"
         decision = await guard.intercept(action, reason)
         if not decision.allowed:
@@ -455,7 +455,7 @@ class CapsuleCron:
         ok, output = False, ""
         try:
             # The export gets exactly the arguments that were authorized.
-            raw = await plugin.call(tool.export, json.dumps(authorized.args))
+            raw = await plugin.call(export, json.dumps(authorized.args))
             output, ok = cap_output(raw.decode("utf-8", errors="replace")), True
         except AstridError as exc:
             output = f"error: {exc.message}"
@@ -474,29 +474,26 @@ class CapsuleCron:
         )
         return result("ok" if ok else "failed", output[:500])
 
-    async def _session(self, capsule: str, workspace: str) -> _Live:
+    async def _session(self, capsule: str, workspace: str) -> HeadlessSession:
         """The capsule's cron session in ``workspace``: the saved one, else a new one."""
         async with self._session_lock:
-            saved = await self.runtime.storage.get(_NS, capsule)
+            saved = await self.storage.get(_NS, capsule)
             if isinstance(saved, dict) and saved.get("workspace") == workspace:
                 try:
-                    live = await self.runtime._get(SessionId.parse(str(saved.get("session_id"))))
+                    live = await self.sessions.open(SessionId.parse(str(saved.get("session_id"))))
                     if live.session.state != "ended":
                         return live
                 except AstridError as exc:  # deleted, or unreadable: start a new one
                     log.info(
                         "capsule %s: a new cron session replaces the old one: %s", capsule, exc
                     )
-            info = await self.runtime.create_session(workspace)
-            live = await self.runtime._get(info.session_id)
-            live.session.title = f"cron: {capsule}"
-            await self.runtime.sessions.save(live.session)
-            record: JsonObject = {"session_id": str(info.session_id), "workspace": workspace}
-            await self.runtime.storage.put(_NS, capsule, record)
+            live = await self.sessions.create(workspace, f"cron: {capsule}")
+            record: JsonObject = {"session_id": str(live.session.id), "workspace": workspace}
+            await self.storage.put(_NS, capsule, record)
             return live
 
-    async def _audit(self, live: _Live, outcome: Outcome) -> None:
-        trail = AuditTrail(self.runtime.audit, live.session.id)
+    async def _audit(self, live: HeadlessSession, outcome: Outcome) -> None:
+        trail = AuditTrail(self.audit, live.session.id)
         if outcome.kind in (OutcomeKind.DENIED, OutcomeKind.POLICY_BLOCKED):
             await trail.denial(None, outcome.reason, kind=outcome.kind, detail=outcome.detail)
             return
@@ -554,12 +551,3 @@ class CapsuleCron:
                     "was still running"
                 )
         return found
-
-
-def _unschedulable(capsule: VerifiedCapsule, spec: CronSpec) -> str | None:
-    label = f"cron job {spec.name} of capsule {capsule.name} is not scheduled"
-    if capsule.wasm is None:
-        return f"{label}: the capsule has no [component] to run"
-    if not any(tool.name == spec.action for tool in capsule.manifest.tool):
-        return f"{label}: it names no [[tool]] of the capsule ({spec.action!r})"
-    return None
