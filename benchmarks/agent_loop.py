@@ -6,8 +6,13 @@ One round is: the LLM call authorized as an action (budget reserved, audited), t
 stream, the cost committed, the tool call authorized by the interceptor (audited), the tool
 run, its outcome audited, the result added as untrusted content. The tool does nothing, and the
 same provider stream plus tool run done bare, in the same process, is the baseline: the
-difference is what the runtime adds. Memory storage and SurrealDB embedded (the daemon's
-default) are both measured. Target: < 2 ms p50 added per round.
+difference is what the runtime adds. Storage: memory, sqlite3 (the daemon's default, fsynced)
+and SurrealDB embedded (fsynced). The runs are interleaved (bare, memory, sqlite3, surrealkv,
+twice) and each round's samples pooled. Also counted: storage transactions per round (every
+``transaction`` call during the turn, divided by the rounds).
+
+Targets (issue #26): <= 2 storage transactions per round and <= 3 ms added p50 on the default
+(durable) storage.
 """
 
 from __future__ import annotations
@@ -49,7 +54,10 @@ def script(rounds: int) -> list[ScriptedTurn]:
     return [ScriptedTurn("", (("noop", {}),), output_tokens=5)] * rounds + [ScriptedTurn("done")]
 
 
-async def through_runtime(home: Path, workspace: Path, storage_url: str) -> list[float]:
+TRANSACTIONS: dict[str, list[float]] = {}
+
+
+async def through_runtime(home: Path, workspace: Path, storage_url: str, label: str) -> list[float]:
     runtime = await AgentRuntime.open(
         home,
         config=load_config(home, env={}),
@@ -60,10 +68,21 @@ async def through_runtime(home: Path, workspace: Path, storage_url: str) -> list
         session = (await runtime.create_session(str(workspace))).session_id
         live = runtime._live[str(session)]  # pyright: ignore[reportPrivateUsage]
         live.loop.tools.add(Noop())
+        storage: Any = runtime.storage
+        original = storage.transaction
+        count = [0]
+
+        async def counting(*args: Any, **kwargs: Any) -> bool:
+            count[0] += 1
+            return await original(*args, **kwargs)
+
+        storage.transaction = counting  # every holder of this storage calls through it
         marks: list[float] = [time.perf_counter()]
         async for event in runtime.run_turn(session, "go"):
             if event.type == "tool_call_result":
                 marks.append(time.perf_counter())
+        storage.transaction = original
+        TRANSACTIONS.setdefault(label, []).append(count[0] / ROUNDS)
         return [b - a for a, b in itertools.pairwise(marks)]
     finally:
         await runtime.aclose()
@@ -95,22 +114,31 @@ async def main() -> None:
         workspace = root / "ws"
         workspace.mkdir()
         (workspace / "bench.txt").write_text("x")
-        results: dict[str, list[float]] = {"bare (no runtime)": await bare(workspace)}
-        for label, url in (("memory storage", "memory://"), ("SurrealDB embedded", None)):
-            home = root / label.split()[0]
-            home.mkdir()
-            (home / "config.toml").write_text(
-                '[workspace]\nmode = "autonomous"\n[runtime]\nmax_turns = 500\n'
-                "[budget]\nsession_limit_micros = 100000000\n"
-            )
-            url = url or f"surrealkv://{home / 'state'}"
-            results[f"runtime, {label}"] = await through_runtime(home, workspace, url)
+        results: dict[str, list[float]] = {}
+        for run in range(2):
+            results.setdefault("bare (no runtime)", []).extend(await bare(workspace))
+            for label, scheme in (
+                ("memory storage", "memory"),
+                ("sqlite3 (default), fsynced", "sqlite"),
+                ("SurrealDB embedded, fsynced", "surrealkv"),
+            ):
+                home = root / f"{scheme}{run}"
+                home.mkdir()
+                (home / "config.toml").write_text(
+                    '[workspace]\nmode = "autonomous"\n[runtime]\nmax_turns = 500\n'
+                    "[budget]\nsession_limit_micros = 100000000\n"
+                )
+                url = "memory://" if scheme == "memory" else f"{scheme}://{home / 'state'}"
+                samples = await through_runtime(home, workspace, url, label)
+                results.setdefault(f"runtime, {label}", []).extend(samples)
     base, _ = p50_p99(results["bare (no runtime)"])
-    print(f"{ROUNDS} tool-call rounds per run")
-    print(f"{'per round':34} {'p50 ms':>8} {'p99 ms':>8} {'added p50 ms':>13}")
+    print(f"{ROUNDS} tool-call rounds per run, 2 interleaved runs pooled")
+    print(f"{'per round':40} {'p50 ms':>8} {'p99 ms':>8} {'added p50 ms':>13} {'txn/round':>10}")
     for label, samples in results.items():
         p50, p99 = p50_p99(samples)
-        print(f"{label:34} {p50:8.3f} {p99:8.3f} {p50 - base:13.3f}")
+        txn = TRANSACTIONS.get(label.removeprefix("runtime, "))
+        shown = f"{statistics.mean(txn):10.2f}" if txn else f"{'-':>10}"
+        print(f"{label:40} {p50:8.3f} {p99:8.3f} {p50 - base:13.3f} {shown}")
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """SecurityInterceptor decisions/s and latency (p50/p99) vs a bare function call.
 
-    uv run python benchmarks/interceptor.py [--quick]
+    uv run python benchmarks/interceptor.py [--quick] [--policy-only]
 
 (a) policy deny (`sudo` in a command line), (b) token-authorized with a durable audit append
 on SurrealDB embedded, (c) the same on memory storage. The baseline is an async function call
@@ -12,6 +12,21 @@ same lines, interleaved in the same run: the old parser is kept verbatim in
 audit, autonomous mode, memory storage) against the whole astrid_approval package as of
 commit ``b4be71e`` (before tree-sitter), loaded from git into a temporary module, interleaved:
 cold = every line new to the parse cache, warm = the line was seen before. Target: <= 1.2x.
+
+(f) real concurrency, on sqlite3 (the daemon's default, fsynced): token-authorized decisions
+with their durable audit entry, completed per second, by 1 session and by 16 sessions at once
+(16 interceptors of 16 distinct session ids sharing one store and audit log, as in the daemon),
+each in ROUNDS interleaved rounds with the same-run sqlite3 WAL FULL ceiling (batch 1 for one
+session, batch 16 for 16, ``benchmarks/audit.py``). The "(b) 16 tasks" line above is 16 tasks
+of ONE session (its calls share one budget and one chain).
+
+(g) policy grants loaded (issue 22): the same token-authorized FileWrite decision (memory
+storage, safe mode) in three interceptors built alike, one with no policy, one with 10 and one
+with 1,000 grants minted from a generated policy.toml (MCP tools with each_in / only_args /
+range caveats and file globs elsewhere), measured interleaved in the same run; printed as
+decisions/s and as a ratio against no policy (target >= 0.8x). Also, with each grant count,
+the new refusal path: an MCP call a grant covers but whose caveat refuses it (denied with the
+caveat's reason), as decisions/s.
 """
 
 from __future__ import annotations
@@ -138,15 +153,71 @@ async def main() -> None:
             for _ in range(16):
                 tg.start_soon(worker)
         rate = per_worker * 16 / (time.perf_counter() - start)
-        print(f"{'(b) same, 16 concurrent sessions-worth of calls':48} {rate:10,.0f}")
+        print(f"{'(b) same, 16 tasks of ONE session':48} {rate:10,.0f}")
         await storage.aclose()
         await measure(
             "(c) token + audit, memory storage",
             lambda: memory_guard.intercept(write, "b"),
             baseline,
         )
+        await real_concurrency(workspace)
         parser_ratio()
         await decision_ratio(workspace)
+        await policy_ratio(workspace)
+
+
+async def real_concurrency(workspace: str) -> None:
+    from audit import sqlite_rows_per_second  # benchmarks/audit.py: the same ceiling
+
+    rounds = 3 if "--quick" in sys.argv else 5
+    calls = 200 if "--quick" in sys.argv else 600
+    write = FileWrite(path=f"{workspace}/src/main.py")
+    results: dict[str, list[float]] = {}
+    for _ in range(rounds):
+        with tempfile.TemporaryDirectory() as tmp:
+            root = Path(tmp)
+            results.setdefault("ceiling 1", []).append(sqlite_rows_per_second(root / "a", 1, 1.0))
+            results.setdefault("ceiling 16", []).append(sqlite_rows_per_second(root / "b", 16, 1.0))
+            for sessions in (1, 16):
+                storage = await open_storage(f"sqlite://{root}/s{sessions}")
+                first = await build(storage, workspace)
+                guards = [first] + [
+                    SecurityInterceptor(
+                        policy=first.policy,
+                        capabilities=first.capabilities,
+                        allowances=first.allowances,
+                        budget=BudgetTracker(storage, BudgetConfig(), session=str(session)),
+                        workspace=first.workspace,
+                        approvals=first.approvals,
+                        audit=first.audit,
+                        key=first.key,
+                        session_id=session,
+                    )
+                    for session in (SessionId.new() for _ in range(sessions - 1))
+                ]
+                per = calls // sessions
+
+                async def run(guard: SecurityInterceptor, per: int = per) -> None:
+                    for _ in range(per):
+                        result = await guard.intercept(write, "b")
+                        assert result.allowed
+
+                start = time.perf_counter()
+                async with anyio.create_task_group() as tg:
+                    for guard in guards:
+                        tg.start_soon(run, guard)
+                took = time.perf_counter() - start
+                results.setdefault(f"sessions {sessions}", []).append(per * sessions / took)
+                await storage.aclose()
+    print(f"\n(f) decisions with a durable audit entry on sqlite3, {rounds} interleaved rounds")
+    for sessions, ceiling in ((1, "ceiling 1"), (16, "ceiling 16")):
+        rates = results[f"sessions {sessions}"]
+        ratio = statistics.median([r / c for r, c in zip(rates, results[ceiling], strict=True)])
+        base = statistics.median(results[ceiling])
+        print(
+            f"  {sessions:>2} session(s): {statistics.median(rates):8,.0f} decisions/s, "
+            f"sqlite3 WAL FULL batch {ceiling.split()[1]} {base:8,.0f} rows/s, ratio {ratio:.2f}x"
+        )
 
 
 def _load_baseline_package() -> Any | None:
@@ -251,5 +322,68 @@ async def decision_ratio(workspace: str) -> None:
     print(f"{label:48} {cold_us / old_us:10.2f}x {warm_us / old_us:8.2f}x")
 
 
+def _policy_text(grants: int) -> str:
+    parts = ["version = 1\n"]
+    for i in range(grants):
+        if i % 2:
+            parts.append(f'[[grant]]\nname = "files {i}"\nfiles = "/data/p{i}/**"\n')
+            continue
+        parts.append(
+            f'[[grant]]\nname = "mail {i}"\nmcp = "srv{i % 50}/tool{i}"\n'
+            'caveats = [{ each_in = "to", values = ["a@example.com", "b@example.com"] },'
+            ' { range = "n", lo = 0, hi = 100 }, { only_args = ["to", "n", "body"] }]\n'
+            "max_calls = 1000000\n"
+        )
+    return "\n".join(parts)
+
+
+async def _policy_guard(workspace: str, grants: int) -> SecurityInterceptor:
+    from astrid_approval import parse_policy
+
+    guard = await build(MemoryStorage(), workspace)
+    if grants:
+        policy = parse_policy(_policy_text(grants), f"{grants}.toml")
+        await guard.capabilities.replace(policy.mint(guard.key, AuditEntryId.new()), [])
+        guard.settings = policy.settings
+    return guard
+
+
+async def policy_ratio(workspace: str) -> None:
+    from astrid_core import McpToolCall
+
+    guards = {n: await _policy_guard(workspace, n) for n in (0, 10, 1000)}
+    write = FileWrite(path=f"{workspace}/src/main.py")
+    refused = McpToolCall(server="srv0", tool="tool0", args={"to": ["eve@evil.test"], "n": 1})
+    rounds = max(N // 2, 50)
+    times: dict[tuple[str, int], list[float]] = {}
+    for _ in range(rounds):
+        for n, guard in guards.items():
+            for kind, action in (("write", write), ("refused", refused)):
+                if kind == "refused" and n == 0:
+                    continue
+                start = time.perf_counter()
+                result = await guard.intercept(action, "b")
+                times.setdefault((kind, n), []).append(time.perf_counter() - start)
+                assert result.allowed == (kind == "write"), result.authorization.reason
+    base = statistics.median(times[("write", 0)])
+    print(f"{'(g) token decision, no policy':48} {1 / base:10,.0f} {base * 1e6:9.0f}")
+    for n in (10, 1000):
+        t = statistics.median(times[("write", n)])
+        label = f"(g) token decision, {n:,} policy grants"
+        print(f"{label:48} {1 / t:10,.0f} {t * 1e6:9.0f}   ratio {base / t:.2f}x")
+    for n in (10, 1000):
+        t = statistics.median(times[("refused", n)])
+        label = f"(g) caveat refusal (denied), {n:,} grants"
+        print(f"{label:48} {1 / t:10,.0f} {t * 1e6:9.0f}")
+
+
 if __name__ == "__main__":
-    anyio.run(main)
+    if "--policy-only" in sys.argv:
+
+        async def _only() -> None:
+            with tempfile.TemporaryDirectory() as tmp:
+                await policy_ratio(str(Path(tmp).resolve()))  # noqa: ASYNC240
+
+        anyio.run(_only)
+    else:
+        anyio.run(main)

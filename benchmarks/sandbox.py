@@ -2,12 +2,15 @@
 
     uv run python benchmarks/sandbox.py [--quick]
 
-(a) spawning ``true`` confined (pids cgroup join + bubblewrap namespaces + the launcher's
-    Landlock, rlimits and seccomp; network none) vs a bare ``subprocess.run``; interleaved,
-    medians in ms. Target: < 15 ms added.
+(a) spawning ``true`` confined (pids cgroup join + bubblewrap namespaces and mounts + the
+    launcher's Landlock, rlimits and seccomp; network none) with the native launcher and with
+    the Python one, vs a bare ``subprocess.run``; then the parts: the same bwrap without a
+    launcher, bwrap with one bind only, with the namespaces, with the network namespace.
+    Interleaved, medians in ms. Target: < 15 ms added.
 (b) a 32 MiB HTTP download from a loopback server: direct (an unconfined client) vs from
-    inside the sandbox through the bridge and the egress proxy; the client times only the
-    transfer. Interleaved; target: proxied >= 0.8x direct.
+    inside the sandbox through the bridge and the egress proxy, with the native launcher's
+    bridge (C, splice) and with the Python fallback's; the client times only the transfer
+    (CONNECT included). Interleaved; target: proxied >= 0.8x direct.
 (c) a new host's authorization through the proxy (CONNECT to a name never seen, until the
     tunnel is up): with a host-list guard, and with the real SecurityInterceptor (token,
     audit on memory storage).
@@ -21,6 +24,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import anyio
@@ -107,42 +111,110 @@ async def _loopback(host: str, port: int) -> list[IPAddress]:
     return LOOPBACK
 
 
+def _without_launcher(argv: list[str]) -> list[str]:
+    """The same bwrap (namespaces, mounts) running /bin/true directly: the launcher's share."""
+    bwrap = next(i for i, a in enumerate(argv) if a.endswith("bwrap"))
+    return [*argv[: argv.index("--", bwrap) + 1], "/bin/true"]
+
+
 def spawn_benchmark(workspace: str) -> None:
-    confined = confined_argv("/bin/true", [], Confinement(workspace=workspace, network="none"))
+    import os
+
+    from astrid_workspace import bwrap_path
+
+    box = Confinement(workspace=workspace, network="none")
+
+    def native() -> list[str]:
+        return confined_argv("/bin/true", [], box)
+
+    def python() -> list[str]:
+        os.environ["ASTRID_SANDBOX_LAUNCHER"] = "python"
+        try:
+            return confined_argv("/bin/true", [], box)
+        finally:
+            del os.environ["ASTRID_SANDBOX_LAUNCHER"]
+
+    assert "/run/astrid-launcher" in native(), "the native launcher is not in force (no cc?)"
+    bwrap = bwrap_path() or "bwrap"
+    namespaces = ["--unshare-user-try", "--unshare-pid", "--unshare-ipc", "--unshare-uts",
+                  "--unshare-cgroup-try", "--die-with-parent", "--new-session"]  # fmt: skip
+    # Each argv is built inside the timing (a pids cgroup is made per command, and the
+    # sandboxed side pays for computing its mounts); bare pays for nothing.
+    cases: dict[str, Callable[[], list[str]]] = {
+        "bare subprocess": lambda: ["/bin/true"],
+        "sandboxed, native launcher": native,
+        "sandboxed, Python launcher": python,
+        "  bwrap + mounts, no launcher": lambda: _without_launcher(native()),
+        "  bwrap --ro-bind / / only": lambda: [bwrap, "--ro-bind", "/", "/", "--", "/bin/true"],
+        "  + namespaces but net": lambda: [
+            bwrap,
+            *namespaces,
+            "--ro-bind",
+            "/",
+            "/",
+            "--",
+            "/bin/true",
+        ],
+        "  + net namespace": lambda: [
+            bwrap,
+            *namespaces,
+            "--unshare-net",
+            "--ro-bind",
+            "/",
+            "/",
+            "--",
+            "/bin/true",
+        ],
+    }
+    samples: dict[str, list[float]] = {name: [] for name in cases}
     env = scrubbed_environment()
-    bare_samples, confined_samples = [], []
-    for _ in range(SPAWNS):  # interleaved: both see the same machine load
-        start = time.perf_counter()
-        subprocess.run(["/bin/true"], check=True, env=env)
-        bare_samples.append(time.perf_counter() - start)
-        start = time.perf_counter()
-        subprocess.run(confined, check=True, env=env, cwd=workspace)
-        confined_samples.append(time.perf_counter() - start)
-    bare, boxed = statistics.median(bare_samples) * 1e3, statistics.median(confined_samples) * 1e3
-    added = boxed - bare
-    print(f"(a) spawn `true`: bare {bare:.1f} ms, sandboxed {boxed:.1f} ms, added {added:.1f} ms")
+    for _ in range(SPAWNS):  # interleaved: every case sees the same machine load
+        for name, make in cases.items():
+            start = time.perf_counter()
+            subprocess.run(make(), check=True, env=env, cwd=workspace)
+            samples[name].append(time.perf_counter() - start)
+    ms = {name: statistics.median(values) * 1e3 for name, values in samples.items()}
+    bare = ms["bare subprocess"]
+    print("(a) spawn `true`, median ms (added over bare; ratio to bare):")
+    for name, value in ms.items():
+        print(f"    {name:32s} {value:6.1f} ms  (+{value - bare:5.1f} ms, {value / bare:4.1f}x)")
 
 
 async def download_benchmark(workspace: str, port: int, proxy: EgressProxy) -> None:
+    import os
+
     env = scrubbed_environment()
     box = Confinement(  # noqa: S604 - shell: python3 is found on PATH
         workspace=workspace, network="proxy", proxy_socket=proxy.socket_path, shell=True
     )
-    direct_argv = ["python3", "-c", CLIENT, str(port), "direct"]
-    proxied_argv = confined_argv(
-        "/usr/bin/env", ["python3", "-c", CLIENT, str(port), "proxy"], box, cwd=workspace
-    )
-    direct, proxied = [], []
-    for _ in range(DOWNLOADS):
-        for argv, samples in ((direct_argv, direct), (proxied_argv, proxied)):
-            result = await anyio.run_process(argv, env=env, cwd=workspace, check=True)
+
+    def proxied(launcher: str) -> list[str]:
+        # Built per run: each command gets its own pids cgroup.
+        os.environ["ASTRID_SANDBOX_LAUNCHER"] = launcher
+        try:
+            return confined_argv(
+                "/usr/bin/env", ["python3", "-c", CLIENT, str(port), "proxy"], box, cwd=workspace
+            )
+        finally:
+            del os.environ["ASTRID_SANDBOX_LAUNCHER"]
+
+    cases: dict[str, Callable[[], list[str]]] = {
+        "direct": lambda: ["python3", "-c", CLIENT, str(port), "direct"],
+        "native bridge + proxy": lambda: proxied("native"),
+        "Python bridge + proxy (fallback)": lambda: proxied("python"),
+    }
+    samples: dict[str, list[float]] = {name: [] for name in cases}
+    for _ in range(DOWNLOADS):  # interleaved
+        for name, make in cases.items():
+            result = await anyio.run_process(make(), env=env, cwd=workspace, check=True)
             size, seconds = result.stdout.split()
             assert int(size) > len(BODY), result.stdout
-            samples.append(float(seconds))
+            samples[name].append(float(seconds))
     mib = len(BODY) / 2**20
-    d, p = mib / statistics.median(direct), mib / statistics.median(proxied)
-    print(f"(b) 32 MiB download: direct {d:,.0f} MiB/s, via bridge + proxy {p:,.0f} MiB/s, "
-          f"ratio {p / d:.2f}x")  # fmt: skip
+    rate = {name: mib / statistics.median(values) for name, values in samples.items()}
+    print("(b) 32 MiB download from a loopback server, median MiB/s (ratio to direct):")
+    for name, value in rate.items():
+        print(f"    {name:34s} {value:7,.0f} MiB/s  ({value / rate['direct']:.2f}x)")
 
 
 async def interceptor_guard() -> Guard:

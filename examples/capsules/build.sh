@@ -64,3 +64,12 @@ PY
 }
 
 build weather-notes src/weather_notes.c
+
+# Seed 001's github-agent: its manifest (the seed's, verbatim) gives no hash; the installer
+# hashes the component and binds the trust record to it.
+if [ -d "$dest/github-agent/src" ]; then
+  mkdir -p "$dest/github-agent/bin"
+  clang "${cflags[@]}" -o "$dest/github-agent/bin/github_agent.wasm" \
+    "$dest/github-agent/src/github_agent.c"
+  echo "github-agent: bin/github_agent.wasm (hashed at install)"
+fi

@@ -14,12 +14,12 @@ def anyio_backend() -> str:
     return "asyncio"
 
 
-@pytest.fixture(params=["memory", "surrealkv"])
+@pytest.fixture(params=["memory", "sqlite", "surrealkv"])
 async def storage(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Storage]:
     if request.param == "memory":
         store: Storage = MemoryStorage()
     else:
-        store = await open_storage(f"surrealkv://{tmp_path / 'db'}")
+        store = await open_storage(f"{request.param}://{tmp_path / 'db'}")
     yield store
     await store.aclose()
 

@@ -134,6 +134,7 @@ async def test_truncated_tail_is_detected_by_a_saved_checkpoint(
     from astrid_audit._log import NS_CHECKPOINT
 
     await storage.delete(NS_CHECKPOINT, f"{6:012d}")  # ...and removing the stored checkpoint
+    await storage.delete(NS_META, "layout")  # ...and the index rows' marker (heads, tiles)
     assert (await verify_storage(storage, [key.public_key])).entries == 4  # looks consistent
     with pytest.raises(VerificationError, match="truncated"):
         await verify_storage(storage, [key.public_key], saved_checkpoint=saved)
@@ -153,7 +154,10 @@ async def test_truncation_below_stored_checkpoint_is_detected(
 async def test_forged_entry_signed_by_another_key(storage: Storage, key: KeyPair) -> None:
     log = await filled(storage, key)
     attacker = KeyPair.generate()
-    forger = await AuditLog.open(storage, attacker)  # an attacker appending with its own key
+    # An attacker appending with its own key (it drops the capability index seal, which its
+    # key could not check: an AuditLog refuses a seal signed by a key it does not trust).
+    await storage.delete(NS_META, "cap_seal")
+    forger = await AuditLog.open(storage, attacker)
     await forger.append(Outcome(kind=OutcomeKind.ALLOWED, reason="I was allowed"))
     del log
     with pytest.raises(VerificationError, match=r"entry 6 .*untrusted key"):

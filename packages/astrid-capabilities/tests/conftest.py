@@ -49,11 +49,11 @@ async def store(storage: Storage, key: KeyPair, clock: FakeClock) -> CapabilityS
     return await CapabilityStore.open(storage, [key.public_key], clock=clock)
 
 
-@pytest.fixture(params=["memory", "surrealkv"])
+@pytest.fixture(params=["memory", "sqlite", "surrealkv"])
 async def any_storage(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Storage]:
     if request.param == "surrealkv":
         pytest.importorskip("surrealdb", reason="needs astrid-core[surrealdb]")
-    url = "memory://" if request.param == "memory" else f"surrealkv://{tmp_path / 'db'}"
+    url = "memory://" if request.param == "memory" else f"{request.param}://{tmp_path / 'db'}"
     backend = await open_storage(url)
     try:
         yield backend

@@ -153,3 +153,24 @@ def test_escape_glob_round_trips_through_exact(text: str) -> None:
     pattern = ResourcePattern(escape_glob(uri))
     assert pattern.exact
     assert pattern.literal_prefix == uri
+
+
+@pytest.mark.parametrize(
+    ("written", "fixed"),
+    [
+        ("mcp://filesystem:read_file", "'mcp://filesystem/read_file'"),
+        ("mcp://filesystem:*", "'mcp://filesystem/*'"),
+        ("mcp://*:read_*", "'mcp://*/read_*'"),
+        ("mcp://filesystem", "'mcp://filesystem/*'"),
+    ],
+)
+def test_the_seeds_mcp_colon_spelling_is_refused_with_the_right_one(
+    written: str, fixed: str
+) -> None:
+    # The seed documents mcp://server:tool; our tools are mcp://server/tool. Accepting the
+    # seed's form would mint grants that grant nothing (and block lists that block nothing).
+    with pytest.raises(BadInputError, match="matches no MCP tool") as caught:
+        ResourcePattern(written)
+    assert fixed in (caught.value.hint or "")
+    corrected = ResourcePattern(fixed.strip("'"))
+    assert corrected.matches("mcp://filesystem/read_file")

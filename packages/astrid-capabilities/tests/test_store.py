@@ -425,7 +425,7 @@ async def _tamper(storage: Storage, token_id: TokenId, **changes: Any) -> None:
     await storage.put("cap_tokens", str(token_id), record)
 
 
-async def test_tampering_while_open_cannot_widen_and_is_caught_on_next_open(
+async def test_tampering_while_open_is_caught_at_the_next_use(
     any_storage: Storage, key: KeyPair, clock: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
     store = await CapabilityStore.open(any_storage, [key.public_key], clock=clock)
@@ -433,9 +433,10 @@ async def test_tampering_while_open_cannot_widen_and_is_caught_on_next_open(
     await store.add(token)
     assert await store.authorize(READ_NOTES) is not None  # verified and kept in memory
     await _tamper(any_storage, token.id, permissions=["read", "write"])
-    # The open store keeps using the copy it verified: the edit grants nothing new.
+    # Every use re-reads the record: the edit grants nothing, and the token stops working.
     assert await store.authorize(FileWrite(path="/home/me/notes.txt")) is None
-    assert await store.authorize(READ_NOTES) is not None
+    assert await store.authorize(READ_NOTES) is None
+    assert store.tampered_count == 1
     with caplog.at_level(logging.WARNING, logger="astrid.capabilities"):
         reopened = await CapabilityStore.open(any_storage, [key.public_key], clock=clock)
         assert await reopened.authorize(READ_NOTES) is None
@@ -459,7 +460,7 @@ async def test_record_tampered_before_first_use_is_refused_on_lookup(
     assert "forged or edited" in (await fresh.explain(token.id)).reason
 
 
-async def test_tampered_record_detected_on_load(
+async def test_tampered_record_is_caught_at_first_use(
     any_storage: Storage, key: KeyPair, clock: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
     store = await CapabilityStore.open(any_storage, [key.public_key], clock=clock)
@@ -471,10 +472,12 @@ async def test_tampered_record_detected_on_load(
     await any_storage.put("cap_tokens", "garbage", {"not": "a token"})
     with caplog.at_level(logging.WARNING, logger="astrid.capabilities"):
         reopened = await CapabilityStore.open(any_storage, [key.public_key], clock=clock)
-    assert reopened.tampered_count == 2
+        # Loading parses (the garbage record fails) but verifies no signature: that is done
+        # at each token's first use, which the edited one fails.
+        assert set(reopened.tampered) == {"garbage"}
+        assert await reopened.authorize(FileRead(path="/etc/passwd")) is None
     assert set(reopened.tampered) == {str(token.id), "garbage"}
     assert len([r for r in caplog.records if "failed verification" in r.getMessage()]) == 2
-    assert await reopened.authorize(FileRead(path="/etc/passwd")) is None
     assert await reopened.get(good.id) == good
     explanation = await reopened.explain(token.id)
     assert "failed verification" in explanation.reason
@@ -575,3 +578,36 @@ async def test_reconcile_restores_deleted_rows(
     again = await CapabilityStore.open(storage, [key.public_key], clock=clock)
     assert await again.get(revoked.id) is None  # the rows are back in storage
     assert await again.reconcile([str(revoked.id)], [str(once.id)]) == []
+
+
+async def test_a_record_deleted_while_open_stops_authorizing_at_once(
+    any_storage: Storage, key: KeyPair, clock: Any
+) -> None:
+    store = await CapabilityStore.open(any_storage, [key.public_key], clock=clock)
+    token = issue(key, clock, "file:///home/me/notes.txt")
+    await store.add(token)
+    assert await store.authorize(READ_NOTES) is not None
+    await any_storage.delete("cap_tokens", str(token.id))
+    assert await store.authorize(READ_NOTES) is None
+    assert "missing" in (await store.explain(token.id)).reason
+
+
+async def test_loading_verifies_no_signature(
+    any_storage: Storage, key: KeyPair, clock: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = await CapabilityStore.open(any_storage, [key.public_key], clock=clock)
+    tokens = [issue(key, clock, f"file:///home/me/n{i}.txt") for i in range(5)]
+    for token in tokens:
+        await store.add(token)
+    verified: list[str] = []
+    original = CapabilityToken.verify
+
+    def counting(self: CapabilityToken, trusted: Any) -> None:
+        verified.append(str(self.id))
+        original(self, trusted)
+
+    monkeypatch.setattr(CapabilityToken, "verify", counting)
+    reopened = await CapabilityStore.open(any_storage, [key.public_key], clock=clock)
+    assert verified == []  # start-up does not grow with the tokens' signatures
+    assert await reopened.authorize(FileRead(path="/home/me/n3.txt")) is not None
+    assert str(tokens[3].id) in verified

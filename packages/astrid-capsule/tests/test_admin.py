@@ -11,7 +11,12 @@ import pytest
 
 from astrid_audit import AuditLog, OutcomeKind
 from astrid_capsule.admin import CapsuleAdmin
-from astrid_capsule.install import TRUST_REQUIRED_MESSAGE, TrustRequired, compile_capsule
+from astrid_capsule.install import (
+    TRUST_REQUIRED_MESSAGE,
+    RenewTrust,
+    TrustRequired,
+    compile_capsule,
+)
 from astrid_core import BadInputError, ConfigError, NotFoundError, StorageError, VerificationError
 from astrid_core.storage import MemoryStorage
 from astrid_crypto import KeyPair
@@ -52,10 +57,12 @@ def capsule(
     return root
 
 
-async def admin_for(home: Path) -> tuple[CapsuleAdmin, AuditLog, MemoryStorage]:
+async def admin_for(
+    home: Path, renew_trust: RenewTrust = "always"
+) -> tuple[CapsuleAdmin, AuditLog, MemoryStorage]:
     storage = MemoryStorage()
     audit = await AuditLog.open(storage, KeyPair.generate())
-    return CapsuleAdmin(home, storage, audit), audit, storage
+    return CapsuleAdmin(home, storage, audit, renew_trust=renew_trust), audit, storage
 
 
 async def plan(admin: CapsuleAdmin, source: str | Path) -> tuple[str, dict[str, Any]]:
@@ -145,7 +152,7 @@ async def test_stale_plan_is_refused_after_another_install(tmp_path: Path) -> No
 
 
 async def test_update_adding_an_mcp_server_or_secret_needs_trust_again(tmp_path: Path) -> None:
-    admin, audit, _ = await admin_for(tmp_path / "home")
+    admin, audit, _ = await admin_for(tmp_path / "home", renew_trust="on_widening")
     plan_id, _ = await plan(admin, capsule(tmp_path / "v1"))
     await commit(admin, plan_id, "flag")
 

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from astrid_capsule.errors import CapsuleLoadRefused
 from astrid_capsule.install import (
     TRUST_REQUIRED_MESSAGE,
     CapsuleInstaller,
@@ -134,6 +135,7 @@ async def test_swap_after_install_is_detected(
 async def test_widened_update_requires_trust_again(
     tmp_path: Path, wasm_modules: dict[str, Path], installer: CapsuleInstaller
 ) -> None:
+    installer.renew_trust = "on_widening"  # this test is about what widens
     wasm = wasm_modules["notes_tool"]
     first = await installer.plan(await compiled(tmp_path, wasm))
     await installer.commit(first, TrustAck(method="flag"))
@@ -236,9 +238,63 @@ async def test_symlink_in_capsule_is_refused(
         await installer.plan(source)
 
 
-async def test_component_without_hash_is_refused(
+async def test_a_component_without_hash_is_hashed_at_install_and_trust_binds_to_it(
     tmp_path: Path, wasm_modules: dict[str, Path], installer: CapsuleInstaller
 ) -> None:
-    source = make_capsule(tmp_path / "src", wasm_modules["notes_tool"])  # not compiled: no hash
-    with pytest.raises(VerificationError, match="has no hash"):
-        await installer.plan(source)
+    from astrid_capsule.verified import verify_installed
+    from astrid_crypto import hash_file
+
+    installer.renew_trust = "on_widening"  # even so, other code under the same manifest asks
+    wasm = wasm_modules["notes_tool"]
+    source = make_capsule(tmp_path / "src", wasm)  # as seed 001 writes it: no hash
+    plan = await installer.plan(source)
+    digest = hash_file(wasm).hex
+    assert plan.component_hash == digest
+    assert f"notes_tool.wasm BLAKE3 {digest} (hashed now" in plan.disclosure()
+    record = await installer.commit(plan, TrustAck(method="flag"))
+    assert record.component_hash == digest
+    assert (await verify_installed(installer, "notes")).wasm == wasm.read_bytes()
+
+    # The same manifest with other code: the trust bound to the old hash does not carry over.
+    other = make_capsule(tmp_path / "src2", wasm_modules["hostile"], version="0.1.1")
+    update = await installer.plan(other)
+    assert update.widened == []
+    assert update.rebinding == [f"component code: {digest} -> {update.component_hash}"]
+    assert update.needs_trust
+    assert "CHANGED compared to the installed revision" in update.disclosure()
+    with pytest.raises(TrustRequired):
+        await installer.commit(update, trust=None)
+
+    # Swapped in place after install: refused at load (tree hash and the recorded hash).
+    shutil.copyfile(wasm_modules["hostile"], installer.path_of(record) / "notes_tool.wasm")
+    with pytest.raises(CapsuleLoadRefused):
+        await verify_installed(installer, "notes")
+
+
+async def test_every_update_is_trusted_again_by_default_with_a_full_diff(
+    tmp_path: Path, wasm_modules: dict[str, Path], installer: CapsuleInstaller
+) -> None:
+    assert installer.renew_trust == "always"  # seed 004
+    wasm = wasm_modules["notes_tool"]
+    await installer.commit(
+        await installer.plan(await compiled(tmp_path, wasm, reads='"notes/**", "old/**"')),
+        TrustAck(method="flag"),
+    )
+    update = await installer.plan(
+        await compiled(tmp_path, wasm, version="0.2.0", reads='"notes/**", "src/**"')
+    )
+    assert update.widened == ["fs_read: src/**"]
+    assert update.removed == ["fs_read: old/**"]
+    assert update.changed[0] == "version: 0.1.0 -> 0.2.0"
+    text = update.disclosure()
+    assert "    + fs_read: src/**" in text
+    assert "    - fs_read: old/**" in text
+    assert "    ~ version: 0.1.0 -> 0.2.0" in text
+    assert "renew_trust = always" in text
+    # Narrowing only: still asked (the seed renews trust on every update).
+    narrower = await installer.plan(await compiled(tmp_path, wasm, version="0.3.0"))
+    assert narrower.widened == []
+    assert narrower.removed == ["fs_read: old/**"]
+    assert narrower.needs_trust
+    with pytest.raises(TrustRequired):
+        await installer.commit(narrower, trust=None)

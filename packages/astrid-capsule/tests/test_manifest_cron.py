@@ -92,3 +92,26 @@ def test_every_cross_check_problem_is_reported_at_once() -> None:
     )
     found = problems(text)
     assert [p.split(": ")[1] for p in found] == ["cron.0.action", "cron.1.name", "cron.2.action"]
+
+
+def test_a_dotted_action_names_a_tool_by_its_last_segment_or_a_component_export() -> None:
+    [job] = parse_manifest(with_cron(("sync", "0 * * * *", "astrid.notes.summarize"))).cron
+    assert (job.dotted, job.target) == (True, "summarize")
+    # Seed 001's style: no [[tool]], the component's export of that name.
+    seed = (
+        '[package]\nname = "github-agent"\nversion = "1.0.0"\n\n[component]\n'
+        'entrypoint = "bin/github_agent.wasm"\n\n[[cron]]\nname = "sync-issues"\n'
+        'schedule = "0 * * * *"\naction = "astrid.github.sync"\n'
+    )
+    [job] = parse_manifest(seed).cron
+    assert job.target == "sync"
+    # Without a component there is nothing to call.
+    no_component = seed.replace('[component]\nentrypoint = "bin/github_agent.wasm"\n', "")
+    [message] = problems(no_component)
+    assert "names neither a [[tool]] 'sync' nor an export of a [component]" in message
+
+
+@pytest.mark.parametrize("action", ["astrid..sync", ".sync", "sync.", "a b", "x/../y", "a.b;c"])
+def test_a_malformed_action_is_refused(action: str) -> None:
+    [message] = problems(with_cron(("nightly", "0 3 * * *", action)))
+    assert "cron.0.action" in message

@@ -14,7 +14,7 @@ import pytest
 
 from astrid_audit import Outcome, OutcomeKind
 from astrid_audit._log import NS_CHECKPOINT, NS_ENTRY, NS_META
-from astrid_core.storage import open_storage
+from astrid_core.storage import open_storage, state_url
 from astrid_runtime.config import load_config
 from astrid_runtime.llm import ScriptedProvider
 from astrid_runtime.runtime import AgentRuntime
@@ -43,7 +43,7 @@ async def _fill(home: Path, n: int) -> None:
 
 
 async def _cut(home: Path, keep: int) -> None:
-    storage = await open_storage(f"surrealkv://{home / 'state'}")
+    storage = await open_storage(state_url(home / "state"))
     try:
         for key, _ in await storage.scan(NS_ENTRY):
             if int(key) >= keep:
@@ -83,7 +83,7 @@ def test_offline_verify_names_a_cut_tail(home: Path) -> None:
 
 def test_offline_verify_names_the_process_holding_the_store(home: Path) -> None:
     async def held() -> subprocess.CompletedProcess[str]:
-        storage = await open_storage(f"surrealkv://{home / 'state'}")
+        storage = await open_storage(state_url(home / "state"))
         try:
             return await anyio.to_thread.run_sync(
                 lambda: astrid(home, "audit", "verify", "--offline")

@@ -34,6 +34,9 @@ NOTES_WASM = (
 def home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     home = tmp_path_factory.mktemp("capsule-cli") / "home"
     write_scripted_config(home, None, [])
+    # These tests are about what widens; the default ("always") is tested in astrid-capsule.
+    with (home / "config.toml").open("a") as config:
+        config.write('\n[capsules]\nrenew_trust = "on_widening"\n')
     proc = start_daemon(home)
     try:
         yield home

@@ -10,7 +10,7 @@ import pytest
 
 from astrid_capabilities import CapabilityStore, CapabilityToken, ResourcePattern
 from astrid_core import AuditEntryId, Permission
-from astrid_core.storage import open_storage
+from astrid_core.storage import open_storage, state_url
 from astrid_crypto import KeyPair
 
 from .test_basic_commands import astrid
@@ -19,7 +19,7 @@ from .test_basic_commands import astrid
 async def _grant(home: Path) -> tuple[str, str]:
     """An "Allow Always" token and a child narrowed from it, stored as the runtime stores them."""
     key = KeyPair.load_or_create(home / "keys" / "runtime.key")
-    storage = await open_storage(f"surrealkv://{home / 'state'}")
+    storage = await open_storage(state_url(home / "state"))
     try:
         store = CapabilityStore(storage, [key.public_key])
         parent = CapabilityToken.issue(

@@ -7,7 +7,7 @@ import pytest
 
 from astrid_core.storage import Storage, open_storage
 
-BACKENDS = ["memory", "surreal-mem", "surrealkv"]
+BACKENDS = ["memory", "sqlite", "surreal-mem", "surrealkv"]
 
 
 @pytest.fixture
@@ -20,6 +20,8 @@ def backend_url(kind: str, tmp_path: Path) -> str:
         return "memory://"
     if kind == "surreal-mem":
         return "mem://"
+    if kind == "sqlite":
+        return f"sqlite://{tmp_path / 'db'}"
     return f"surrealkv://{tmp_path / 'db'}"
 
 

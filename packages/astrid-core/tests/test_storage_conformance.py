@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import anyio
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -350,3 +351,32 @@ async def test_property_round_trip(storage: Storage, value: Any, key: str) -> No
     assert json.dumps(got, sort_keys=True) == json.dumps(value, sort_keys=True)
     assert await storage.compare_and_set("prop", key, value, value) is True
     assert (key, value) in await storage.scan("prop", key)
+
+
+async def test_scan_from_a_start_key(storage: Storage) -> None:
+    for i in range(12):
+        await storage.put("ns", f"{i:04d}", i)
+    await storage.put("ns", "x", 99)
+    got = await storage.scan("ns", start="0009")
+    assert [k for k, _ in got] == ["0009", "0010", "0011", "x"]
+    assert [k for k, _ in await storage.scan("ns", "00", start="0010", limit=1)] == ["0010"]
+    assert [k for k, _ in await storage.scan("ns", "001", start="0000")] == ["0010", "0011"]
+    assert await storage.scan("ns", "00", start="1") == []
+
+
+async def test_concurrent_transactions_fail_alone(storage: Storage) -> None:
+    # Group commit (sqlite3) puts concurrent transactions in one COMMIT: one whose expectation
+    # fails must not take the others with it, nor write anything itself.
+    await storage.put("ns", "budget", 10)
+    results: dict[int, bool] = {}
+
+    async def one(i: int) -> None:
+        expect = [Expect("ns", "budget", 10 if i % 2 == 0 else 11)]
+        results[i] = await storage.transaction([Put("ns", f"entry{i:02d}", i)], expect=expect)
+
+    async with anyio.create_task_group() as tg:
+        for i in range(16):
+            tg.start_soon(one, i)
+    assert results == {i: i % 2 == 0 for i in range(16)}
+    keys = [k for k, _ in await storage.scan("ns", "entry")]
+    assert keys == [f"entry{i:02d}" for i in range(0, 16, 2)]

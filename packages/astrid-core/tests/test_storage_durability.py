@@ -24,6 +24,9 @@ from astrid_core.storage import open_storage
 
 pytestmark = pytest.mark.anyio
 
+SCHEMES = ["sqlite://", "surrealkv://"]
+on_disk = pytest.mark.parametrize("scheme", SCHEMES)
+
 COMMITS = 60
 
 COMMITTER = textwrap.dedent(
@@ -58,9 +61,9 @@ def _strace_usable() -> str | None:
     return None
 
 
-def _count_syncs(tmp_path: Path, mode: str) -> int:
+def _count_syncs(tmp_path: Path, mode: str, scheme: str) -> int:
     """fsync + fdatasync calls of a child process that commits COMMITS single puts."""
-    url = f"surrealkv://{tmp_path / mode}"
+    url = f"{scheme}{tmp_path / mode}"
     run = subprocess.run(
         [
             *("strace", "-f", "-c", "-e", "trace=fsync,fdatasync"),
@@ -83,12 +86,13 @@ def _count_syncs(tmp_path: Path, mode: str) -> int:
     return total
 
 
-def test_every_commit_is_fsynced_by_default(tmp_path: Path) -> None:
+@on_disk
+def test_every_commit_is_fsynced_by_default(tmp_path: Path, scheme: str) -> None:
     why = _strace_usable()
     if why is not None:
         pytest.skip(why)
-    durable = _count_syncs(tmp_path, "durable")
-    relaxed = _count_syncs(tmp_path, "relaxed")
+    durable = _count_syncs(tmp_path, "durable", scheme)
+    relaxed = _count_syncs(tmp_path, "relaxed", scheme)
     # One fsync (at least) per acknowledged commit when durable; the explicit opt-out does not
     # fsync per commit (measured: a handful for the whole run, at open and close).
     assert durable >= COMMITS, f"only {durable} fsync/fdatasync calls for {COMMITS} commits"
@@ -123,9 +127,12 @@ def test_a_durable_open_after_the_engine_started_without_sync_fails_closed(tmp_p
     assert run.stdout.strip() == "storage.not_durable", run.stderr[-2000:]
 
 
-async def test_a_deleted_state_directory_refuses_the_next_write(tmp_path: Path) -> None:
+@on_disk
+async def test_a_deleted_state_directory_refuses_the_next_write(
+    tmp_path: Path, scheme: str
+) -> None:
     directory = tmp_path / "state"
-    store = await open_storage(f"surrealkv://{directory}")
+    store = await open_storage(f"{scheme}{directory}")
     try:
         await store.put("t", "before", 1)
         shutil.rmtree(directory)
@@ -141,9 +148,10 @@ async def test_a_deleted_state_directory_refuses_the_next_write(tmp_path: Path) 
         await store.aclose()
 
 
-async def test_a_replaced_state_directory_refuses_every_write(tmp_path: Path) -> None:
+@on_disk
+async def test_a_replaced_state_directory_refuses_every_write(tmp_path: Path, scheme: str) -> None:
     directory = tmp_path / "state"
-    store = await open_storage(f"surrealkv://{directory}")
+    store = await open_storage(f"{scheme}{directory}")
     try:
         await store.put("t", "k", 1)
         directory.rename(tmp_path / "moved")
@@ -237,6 +245,33 @@ async def test_enospc_then_freed_space_heals_without_a_restart(small_fs: Path) -
     finally:
         await store.aclose()
     reopened = await open_storage(f"surrealkv://{small_fs / 'state'}")  # and it stays good
+    try:
+        assert [k for k, _ in await reopened.scan("t")] == ["after", "before"]
+    finally:
+        await reopened.aclose()
+
+
+async def test_sqlite_enospc_fails_the_write_and_heals_without_a_restart(small_fs: Path) -> None:
+    url = f"sqlite://{small_fs / 'state'}"
+    store = await open_storage(url)
+    try:
+        await store.put("t", "before", "kept")
+        filler = fill(small_fs)
+        with pytest.raises(StorageError) as info:
+            await store.put("t", "during", "x" * 200_000)
+        assert info.value.code == "storage.io"
+        assert "disk is full" in info.value.message
+        assert "free space" in info.value.hint
+        assert any("disk is full" in p for p in store.health())  # type: ignore[attr-defined]
+        assert await store.get("t", "before") == "kept"  # reads still answer while it is full
+        filler.unlink()
+        await store.put("t", "after", "written")
+        assert await store.get("t", "during") is None  # refused, so not there
+        health = store.health()  # type: ignore[attr-defined]
+        assert any("writes again" in p and "disk is full" in p for p in health), health
+    finally:
+        await store.aclose()
+    reopened = await open_storage(url)  # and it stays good
     try:
         assert [k for k, _ in await reopened.scan("t")] == ["after", "before"]
     finally:

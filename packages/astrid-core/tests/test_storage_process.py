@@ -18,6 +18,10 @@ from astrid_core.storage import open_storage
 
 pytestmark = pytest.mark.anyio
 
+# Both on-disk backends keep the same promises (sqlite3 is the daemon's default).
+SCHEMES = ["sqlite://", "surrealkv://"]
+on_disk = pytest.mark.parametrize("scheme", SCHEMES)
+
 WRITER = textwrap.dedent(
     """
     import sys, anyio
@@ -65,8 +69,9 @@ def _kill(proc: subprocess.Popen[str]) -> tuple[str, str]:
     return out, err
 
 
-async def test_kill_9_mid_burst_keeps_every_acknowledged_write(tmp_path: Path) -> None:
-    url = f"surrealkv://{tmp_path / 'db'}"
+@on_disk
+async def test_kill_9_mid_burst_keeps_every_acknowledged_write(tmp_path: Path, scheme: str) -> None:
+    url = f"{scheme}{tmp_path / 'db'}"
     proc = _spawn(url, "burst")
     assert proc.stdout is not None
     acknowledged: list[str] = []
@@ -92,8 +97,9 @@ async def test_kill_9_mid_burst_keeps_every_acknowledged_write(tmp_path: Path) -
         assert stored[key] == {"i": int(key[1:]), "pad": "x" * 64}
 
 
-async def test_second_process_gets_storage_error_naming_pid(tmp_path: Path) -> None:
-    url = f"surrealkv://{tmp_path / 'db'}"
+@on_disk
+async def test_second_process_gets_storage_error_naming_pid(tmp_path: Path, scheme: str) -> None:
+    url = f"{scheme}{tmp_path / 'db'}"
     proc = _spawn(url, "hold")
     try:
         with pytest.raises(StorageError, match=rf"pid {proc.pid}\b") as info:
@@ -109,15 +115,16 @@ async def test_second_process_gets_storage_error_naming_pid(tmp_path: Path) -> N
     await store.aclose()
 
 
-async def test_second_opener_in_same_process_is_refused(tmp_path: Path) -> None:
-    url = f"surrealkv://{tmp_path / 'db'}"
+@on_disk
+async def test_second_opener_in_same_process_is_refused(tmp_path: Path, scheme: str) -> None:
+    url = f"{scheme}{tmp_path / 'db'}"
     first = await open_storage(url)
     try:
         with pytest.raises(StorageError, match=rf"pid {os.getpid()}\b"):
             await open_storage(url)
         # A differently spelled URL for the same directory is the same directory.
         with pytest.raises(StorageError, match="in use"):
-            await open_storage(f"surrealkv://{tmp_path}/./x/../db/")
+            await open_storage(f"{scheme}{tmp_path}/./x/../db/")
         await first.put("ns", "k", "still fine")
     finally:
         await first.aclose()
@@ -128,24 +135,27 @@ async def test_second_opener_in_same_process_is_refused(tmp_path: Path) -> None:
         await second.aclose()
 
 
-async def test_lock_file_symlink_is_refused(tmp_path: Path) -> None:
+@on_disk
+async def test_lock_file_symlink_is_refused(tmp_path: Path, scheme: str) -> None:
     victim = tmp_path / "victim"
     victim.write_text("precious")
     (tmp_path / "db.lock").symlink_to(victim)
     with pytest.raises(StorageError, match="cannot open lock file"):
-        await open_storage(f"surrealkv://{tmp_path / 'db'}")
+        await open_storage(f"{scheme}{tmp_path / 'db'}")
     assert victim.read_text() == "precious"
 
 
-async def test_directory_is_private(tmp_path: Path) -> None:
-    store = await open_storage(f"surrealkv://{tmp_path / 'db'}")
+@on_disk
+async def test_directory_is_private(tmp_path: Path, scheme: str) -> None:
+    store = await open_storage(f"{scheme}{tmp_path / 'db'}")
     await store.aclose()
     assert (tmp_path / "db").stat().st_mode & 0o077 == 0
     assert (tmp_path / "db.lock").stat().st_mode & 0o077 == 0
 
 
-async def test_data_persists_across_reopen(tmp_path: Path) -> None:
-    url = f"surrealkv://{tmp_path / 'db'}"
+@on_disk
+async def test_data_persists_across_reopen(tmp_path: Path, scheme: str) -> None:
+    url = f"{scheme}{tmp_path / 'db'}"
     store = await open_storage(url)
     await store.put("ns", "k", {"n": [1, 2]})
     await store.aclose()

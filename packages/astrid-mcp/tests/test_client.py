@@ -9,7 +9,7 @@ from pathlib import Path
 import anyio
 import pytest
 
-from astrid_core import AstridTimeoutError, LlmCall, McpToolCall, PolicyDenied
+from astrid_core import AstridTimeoutError, McpSampling, McpToolCall, PolicyDenied
 from astrid_mcp import McpServerError, SecureMcpClient, ServerUnavailable, ToolNotFound
 from astrid_workspace import landlock_abi
 
@@ -148,14 +148,15 @@ async def test_sampling_is_an_llm_call_through_the_guard(tmp_path: Path) -> None
     async with SecureMcpClient(lab_config(tmp_path), guard=guard, sampler=sampler) as client:
         answer = await client.call_tool("ask_llm", {"question": "meaning of life?"})
         guard.deny_llm = True
-        with pytest.raises(McpServerError, match="sampling refused: test policy refuses llm"):
+        with pytest.raises(McpServerError, match="sampling refused: test policy refuses mcp-samp"):
             await client.call_tool("ask_llm", {"question": "again?"})
     assert answer.text == "forty-two"
     assert sampler.asked == ["lab: meaning of life?"]
-    llm_calls = [a for a in guard.seen if isinstance(a, LlmCall)]
-    assert len(llm_calls) == 2
-    assert llm_calls[0].estimated_cost_micros == 500
-    assert "sampling requested by MCP server lab" in llm_calls[0].purpose
+    sampled = [a for a in guard.seen if isinstance(a, McpSampling)]
+    assert len(sampled) == 2
+    assert sampled[0].estimated_cost_micros == 500
+    assert sampled[0].server == "lab"
+    assert sampled[0].resource == "mcp-sampling://lab"
 
 
 async def test_without_a_sampler_sampling_is_not_offered(tmp_path: Path) -> None:

@@ -69,3 +69,39 @@ async def test_a_servers_environment_holds_no_host_secrets(
         for name in ("ANTHROPIC_API_KEY", "SSH_AUTH_SOCK"):
             assert "sk-ant" not in (await client.call_tool("env_probe", {"name": name})).text
             assert "agent.sock" not in (await client.call_tool("env_probe", {"name": name})).text
+
+
+async def test_a_servers_connections_are_network_requests_of_the_session_guard(
+    tmp_path: Path,
+) -> None:
+    # Not a static list alone: a listed host goes to the session's Guard (the interceptor,
+    # which decides and audits as for bash); an unlisted one is refused without asking.
+    from astrid_core import NetworkRequest
+
+    guard = RuleGuard()
+    config = _sandboxed(tmp_path, net=["listed.test"])
+    async with SecureMcpClient(config, guard=guard) as client:  # type: ignore[arg-type]
+        listed = await client.call_tool("proxy_connect", {"host": "listed.test", "port": 443})
+        other = await client.call_tool("proxy_connect", {"host": "other.test", "port": 443})
+    asked = [a for a in guard.seen if isinstance(a, NetworkRequest)]
+    assert [(a.host, a.port) for a in asked] == [("listed.test", 443)]
+    assert "403" not in listed.text  # allowed by both (then it cannot resolve: 502)
+    assert "403" in other.text
+
+
+async def test_a_listed_host_the_session_guard_denies_does_not_leave(tmp_path: Path) -> None:
+    from astrid_core import Authorization, DenialLayer, NetworkRequest
+
+    class DenyNetwork(RuleGuard):
+        async def authorize(self, action: object, reason: str) -> Authorization:
+            if isinstance(action, NetworkRequest):
+                self.seen.append(action)
+                return Authorization.deny(DenialLayer.POLICY, "network denied by the session")
+            return await super().authorize(action, reason)
+
+    guard = DenyNetwork()
+    config = _sandboxed(tmp_path, net=["listed.test"])
+    async with SecureMcpClient(config, guard=guard) as client:  # type: ignore[arg-type]
+        answer = await client.call_tool("proxy_connect", {"host": "listed.test", "port": 443})
+    assert "403" in answer.text
+    assert any(isinstance(a, NetworkRequest) for a in guard.seen)

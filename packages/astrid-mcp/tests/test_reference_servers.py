@@ -6,6 +6,7 @@ the command to run: these are the real-world servers the client must work with.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import socket
 import subprocess
@@ -15,13 +16,17 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import httpx2
 import pytest
 from mcp import types
 
-from astrid_core import LlmCall, McpToolCall
+from astrid_core import McpSampling, McpToolCall
+from astrid_core.testing import ScriptedFrontend
 from astrid_mcp import McpServerConfig, SecureMcpClient
+from astrid_mcp._errors import ServerStartError
+from astrid_workspace import IPAddress
 
-from .conftest import SERVERS, RuleGuard, ScriptedFrontend
+from .conftest import SERVERS, RuleGuard
 
 pytestmark = [pytest.mark.anyio, pytest.mark.needs_node]
 
@@ -92,7 +97,7 @@ async def test_everything_server_tools_resources_prompts_sandboxed(
 
 async def test_everything_server_client_features() -> None:
     sampler = CountingSampler()
-    frontend = ScriptedFrontend([{"name": "Ada Lovelace", "check": True}])
+    frontend = ScriptedFrontend(forms=[{"name": "Ada Lovelace", "check": True}])
     guard = RuleGuard()
     async with SecureMcpClient(
         everything(), guard=guard, frontend=frontend, sampler=sampler, roots=[REPO]
@@ -107,17 +112,18 @@ async def test_everything_server_client_features() -> None:
         assert sampler.prompts
         assert "hi" in sampler.prompts[0]
         assert (
-            LlmCall(
+            McpSampling(
+                server="everything",
                 model="local-test-model",
+                max_tokens=7,
                 estimated_cost_micros=7,
-                purpose="sampling requested by MCP server everything",
             )
             in guard.seen
         )
 
         elicited = await client.call_tool("trigger-elicitation-request", {})
         assert "Ada Lovelace" in elicited.text
-        assert frontend.elicitations[0].source == "mcp:everything"
+        assert frontend.elicited[0].source == "mcp:everything"
 
         url = await client.call_tool(
             "trigger-url-elicitation", {"url": "https://example.com/login", "message": "sign in"}
@@ -228,3 +234,51 @@ async def test_everything_server_over_streamable_http(everything_http: str) -> N
             await client.call_tool("get-env", {})
         invalid = await client.call_tool("get-sum", {"a": "not a number"})
         assert invalid.is_error
+
+
+class RebindingResolver:
+    """Answers 127.0.0.1 (where the test server is) first, then somewhere else: a client
+    that looked the name up again would not reach the server at all."""
+
+    def __init__(self, later: str = "169.254.169.254") -> None:
+        self.lookups: list[str] = []
+        self.later = later
+
+    async def __call__(self, host: str, port: int) -> list[IPAddress]:
+        self.lookups.append(host)
+        answer = "127.0.0.1" if len(self.lookups) == 1 else self.later
+        return [ipaddress.ip_address(answer)]
+
+
+async def test_an_http_servers_address_is_pinned_dns_rebinding_fails(
+    everything_http: str,
+) -> None:
+    port = httpx2.URL(everything_http).port
+    url = f"http://mcp.rebind.test:{port}/mcp"
+    config = McpServerConfig.model_validate(
+        {"name": "pinned", "url": url, "private_network": True, "trusted": True}
+    )
+    resolver = RebindingResolver()
+    async with SecureMcpClient(config, guard=RuleGuard(), resolver=resolver) as client:
+        for i in range(3):  # several requests, new connections included
+            assert (await client.call_tool("echo", {"message": f"m{i}"})).text.endswith(f"m{i}")
+    assert resolver.lookups == ["mcp.rebind.test"]  # once: every connection went to the pin
+
+
+async def test_an_http_server_name_on_a_private_address_is_refused_unless_configured(
+    everything_http: str,
+) -> None:
+    port = httpx2.URL(everything_http).port
+    config = McpServerConfig.model_validate(
+        {"name": "internal", "url": f"http://mcp.rebind.test:{port}/mcp"}
+    )
+    with pytest.raises(ServerStartError, match="private_network = true"):
+        async with SecureMcpClient(config, guard=RuleGuard(), resolver=RebindingResolver()):
+            pass
+
+
+def test_private_network_is_only_for_an_admins_trusted_server() -> None:
+    with pytest.raises(ValueError, match="only an admin's trusted server"):
+        McpServerConfig.model_validate(
+            {"name": "ws", "url": "https://mcp.example.com/mcp", "private_network": True}
+        )

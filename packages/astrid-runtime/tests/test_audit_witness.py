@@ -2,7 +2,7 @@
 
 Each case is what an attacker with write access to the stopped daemon's store does (issue 21):
 cut the tail and fix the size record and the checkpoints, erase a session, wipe the log, delete
-the directory, corrupt a checkpoint. Real SurrealDB embedded stores, a real runtime.
+the directory, corrupt a checkpoint. Real stores (sqlite3, the default backend), a real runtime.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import pytest
 from astrid_audit import Checkpoint, Outcome, OutcomeKind
 from astrid_audit._log import NS_CHECKPOINT, NS_ENTRY, NS_META
 from astrid_core import ConfigError, SessionId, VerificationError
-from astrid_core.storage import open_storage
+from astrid_core.storage import open_storage, state_url
 from astrid_runtime._audit_witness import client_head_cache, verify_offline
 from astrid_runtime.runtime import AgentRuntime
 
@@ -49,7 +49,7 @@ async def _logged(tmp_path: Path, n: int = 50) -> Path:
 async def _cut(home: Path, keep: int) -> None:
     """Keep the first ``keep`` entries: delete the rest, fix the size record and delete every
     checkpoint past the cut — everything an attacker of the store alone can do."""
-    storage = await open_storage(f"surrealkv://{home / 'state'}")
+    storage = await open_storage(state_url(home / "state"))
     try:
         for key, _ in await storage.scan(NS_ENTRY):
             if int(key) >= keep:
@@ -63,7 +63,7 @@ async def _cut(home: Path, keep: int) -> None:
 
 
 async def _checkpoint_rows(home: Path) -> list[tuple[str, Any]]:
-    storage = await open_storage(f"surrealkv://{home / 'state'}")
+    storage = await open_storage(state_url(home / "state"))
     try:
         return await storage.scan(NS_CHECKPOINT)
     finally:
@@ -124,7 +124,7 @@ async def test_a_corrupted_stored_checkpoint_is_reported_and_never_overwritten(
     tmp_path: Path,
 ) -> None:
     home = await _logged(tmp_path)
-    storage = await open_storage(f"surrealkv://{home / 'state'}")
+    storage = await open_storage(state_url(home / "state"))
     try:
         key, raw = (await storage.scan(NS_CHECKPOINT))[-1]
         damaged = {**raw, "root": "00" * 32}  # type: ignore[dict-item]
@@ -195,7 +195,7 @@ async def test_the_daemon_error_for_a_damaged_log_names_the_offline_verifier(
     tmp_path: Path, damage: str
 ) -> None:
     home = await _logged(tmp_path, 12)
-    storage = await open_storage(f"surrealkv://{home / 'state'}")
+    storage = await open_storage(state_url(home / "state"))
     try:
         if damage == "garble":
             await storage.put(NS_ENTRY, f"{5:012d}", {"not": "an entry"})

@@ -51,3 +51,30 @@ async def test_a_bash_commands_connection_is_asked_for_and_denied(
         assert "network_request" in kinds, kinds
     finally:
         await runtime.aclose()
+
+
+@pytest.mark.skipif(shutil.which("git") is None, reason="needs git")
+async def test_a_git_planted_by_bash_is_moved_aside_reported_and_audited(
+    tmp_path: Path, workspace: Path
+) -> None:
+    # A plain workspace, a person approving the line: git init + fsmonitor would run on the
+    # host at the user's next git command. It is moved aside after the command.
+    plant = "git init -q && git config core.fsmonitor 'touch /tmp/pwned' && echo planted"
+    script = turns(("Setting up.", [("bash", {"command": plant})]), ("Done.", []))
+    runtime = await open_runtime(tmp_path, script, mode="autonomous")
+    runtime.set_frontend(Human([ApprovalOption.ALLOW_ONCE]))  # type: ignore[arg-type]
+    try:
+        info = await runtime.create_session(str(workspace))
+        events = await collect(runtime, info.session_id, "set up git")
+        [result] = [str(e) for e in events if e["type"] == "tool_call_result"]
+        assert "Moved aside" in result
+        assert "dot-git" in result
+        assert not (workspace / ".git").exists()
+        [moved] = (workspace / ".astrid" / "quarantine").glob("*/dot-git")
+        assert "fsmonitor" in (moved / "config").read_text()
+        entries = await runtime.audit.entries(session_id=info.session_id)
+        blocked = [e for e in entries if "quarantined" in e.outcome.detail]
+        assert blocked, "the quarantine is in the audit log"
+        assert str(workspace / ".git") in str(blocked[0].outcome.detail["quarantined"])
+    finally:
+        await runtime.aclose()

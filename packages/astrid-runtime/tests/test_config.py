@@ -334,9 +334,10 @@ def _refusal(layers: Layers, user_toml: str, ws_toml: str) -> str:
             "security.allow_private_networks = true is looser than false",
         ),
         (
-            "[security]\nask_when_untrusted = true\n",
-            "[security]\nask_when_untrusted = false\n",
-            "security.ask_when_untrusted = false would turn approvals off (true from {user};",
+            "[security]\ninformation_flow = true\n",
+            "[security]\ninformation_flow = false\n",
+            "security.information_flow = false would let injected content reach sinks (true "
+            "from {user};",
         ),
         # Values of the wrong type are refused, not coerced past the check by pydantic.
         (
@@ -352,8 +353,8 @@ def _refusal(layers: Layers, user_toml: str, ws_toml: str) -> str:
         ("", "[runtime]\nmax_turns = true\n", "runtime.max_turns = true is not a number"),
         (
             "",
-            "[security]\nask_when_untrusted = 1\n",
-            "security.ask_when_untrusted = 1 is not one of true, false",
+            "[security]\ninformation_flow = 1\n",
+            "security.information_flow = 1 is not one of true, false",
         ),
         # A price override would re-price whatever model the workspace picks.
         (
@@ -534,13 +535,13 @@ def test_a_workspace_may_set_a_limit_where_there_was_none(layers: Layers) -> Non
 def test_tightening_values_are_accepted(layers: Layers) -> None:
     layers.write(
         layers.user,
-        '[workspace]\nmode = "autonomous"\n[security]\nask_when_untrusted = false\n',
+        '[workspace]\nmode = "autonomous"\n[security]\ninformation_flow = false\n',
     )
     layers.write(
         layers.ws,
         "[budget]\nsession_limit_micros = 1000\nper_action_limit_micros = 10\n"
         '[workspace]\nmode = "guided"\nescape_policy = "deny"\n'
-        "[security]\nsandbox_bash = true\nask_when_untrusted = true\n"
+        "[security]\nsandbox_bash = true\ninformation_flow = true\nstrict = true\n"
         "allow_private_networks = false\nmax_argument_bytes = 1024\n"
         "[timeouts]\nbash_seconds = 5.0\nllm_request_seconds = 30.0\n"
         "[retry]\nmax_attempts = 1\nbase_delay_ms = 2000\n"
@@ -552,7 +553,8 @@ def test_tightening_values_are_accepted(layers: Layers) -> None:
     assert config.budget.session_limit_micros == 1000
     assert config.workspace.mode == "guided"
     assert config.workspace.escape_policy == "deny"
-    assert config.security.ask_when_untrusted is True
+    assert config.security.information_flow is True
+    assert config.security.strict is True
     assert config.retry.base_delay_ms == 2000
     assert config.subagents.max_depth == 0
     assert config.model.model == "claude-haiku-4-5"
@@ -869,3 +871,21 @@ def test_the_defaults_file_parses_to_the_model_defaults_and_documents_every_key(
         assert f"[{section}]" in lines
         for key in model.model_fields:
             assert any(line.startswith((f"{key} = ", f"# {key} = ")) for line in lines), key
+
+
+def test_the_seeds_mcp_colon_spelling_is_refused_in_tool_lists(tmp_path: Path) -> None:
+    from astrid_runtime.config import load_config
+
+    (tmp_path / "config.toml").write_text('[security]\nblocked_tools = ["mcp://github:delete_*"]\n')
+    with pytest.raises(ConfigError) as caught:
+        load_config(tmp_path, env={})
+    assert "write 'mcp://github/delete_*'" in str(caught.value)
+
+
+def test_the_replaced_ask_when_untrusted_key_names_its_successor(tmp_path: Path) -> None:
+    from astrid_runtime.config import load_config
+
+    (tmp_path / "config.toml").write_text("[security]\nask_when_untrusted = true\n")
+    with pytest.raises(ConfigError) as caught:
+        load_config(tmp_path, env={})
+    assert "replaced by security.information_flow" in str(caught.value)

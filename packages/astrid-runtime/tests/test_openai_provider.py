@@ -8,7 +8,7 @@ import time
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
-import httpx
+import httpx2
 import openai
 import pytest
 
@@ -464,7 +464,7 @@ def test_fake_streams_the_real_wire_format(server: FakeOpenAIServer) -> None:
     }
     headers = {"Authorization": f"Bearer {server.api_key}"}
     with (
-        httpx.Client(timeout=10) as client,
+        httpx2.Client(timeout=10) as client,
         client.stream(
             "POST", f"{server.base_url}/chat/completions", json=body, headers=headers
         ) as response,
@@ -500,7 +500,7 @@ def test_fake_rejects_a_tool_message_that_answers_no_call(server: FakeOpenAIServ
         ],
     }
     headers = {"Authorization": f"Bearer {server.api_key}"}
-    response = httpx.post(
+    response = httpx2.post(
         f"{server.base_url}/chat/completions", json=body, headers=headers, timeout=10
     )
 

@@ -23,7 +23,7 @@ from astrid_core import (
     Permission,
     ProofKind,
 )
-from astrid_core.storage import open_storage
+from astrid_core.storage import open_storage, state_url
 from astrid_runtime.runtime import AgentRuntime
 
 from .conftest import Human, collect, open_runtime, turns
@@ -36,7 +36,7 @@ async def _reopen(tmp_path: Path) -> AgentRuntime:
 
 
 async def _delete_row(tmp_path: Path, namespace: str, key: str) -> None:
-    store = await open_storage(f"surrealkv://{tmp_path / 'home' / 'state'}")
+    store = await open_storage(state_url(tmp_path / "home" / "state"))
     try:
         assert await store.delete(namespace, key), f"no {namespace} row {key} to delete"
     finally:

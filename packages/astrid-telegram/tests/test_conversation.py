@@ -59,7 +59,14 @@ async def test_owner_allows_a_delete_and_sees_the_closing_reply(
         approval = approval_message(api, OWNER)
         assert approval is not None
         labels = [label for label, _ in api.buttons(approval)]
-        assert labels == ["Allow Once", "Allow Session", "Allow Workspace", "Allow Always", "Deny"]
+        assert labels == [
+            "Allow Once",
+            "Allow Session",
+            "Allow Workspace",
+            "Allow Always",
+            "Deny",
+            "Deny with a message",
+        ]
         assert "delete" in html.unescape(approval.text).lower()
         assert "I will delete victim.txt" in chat_text(api, OWNER)
         assert victim.exists(), "nothing may happen before the owner answers"
@@ -133,3 +140,14 @@ async def test_a_long_reply_is_split_into_messages_within_the_limit(
         assert len(messages) >= 3
         for message in messages:
             assert _utf16_len(html.unescape(message.text)) <= 4096, message.message_id
+
+
+async def test_a_command_the_bot_does_not_know_goes_to_the_agent_as_a_turn(
+    api: FakeBotApi, workspace: Path, start_daemon: Callable[[list[Any]], Path]
+) -> None:
+    # A capsule's [[command]] (e.g. /review) is expanded by the runtime; the bot only passes
+    # the line on instead of dropping it (astrid-runtime tests/test_capsule_static.py).
+    home = start_daemon([{"text": "Reviewed app.py."}])
+    async with running_bot(api, home, (OWNER,)):
+        api.send_user_message(OWNER, "/review app.py")
+        await wait_until(api, lambda: "Reviewed app.py." in chat_text(api, OWNER), "reply")

@@ -33,6 +33,16 @@ from astrid_workspace import _confine as confine
 pytestmark = pytest.mark.skipif(shutil.which("bwrap") is None, reason="needs bubblewrap")
 
 
+@pytest.fixture(autouse=True, params=["native", "python"])
+def launcher(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Every attack runs against both launchers: the native one and its Python fallback."""
+    if request.param == "python":
+        monkeypatch.setenv("ASTRID_SANDBOX_LAUNCHER", "python")
+    else:
+        monkeypatch.delenv("ASTRID_SANDBOX_LAUNCHER", raising=False)
+    return str(request.param)
+
+
 def run(
     script: str,
     confinement: Confinement,
@@ -330,6 +340,7 @@ def test_seccomp_refuses_ptrace_namespaces_mounts_io_uring_and_odd_sockets(ws: P
         "show('unshare', libc.unshare(0x10000000))\n"  # CLONE_NEWUSER
         "show('io_uring', libc.syscall(425, 1, ctypes.c_void_p(0)))\n"
         "show('bpf', libc.syscall(321, 0, 0, 0))\n"
+        "show('pidfd_getfd', libc.syscall(438, 0, 0, 0))\n"  # another process's sockets
         "for fam in (socket.AF_NETLINK, socket.AF_PACKET, socket.AF_UNIX):\n"
         "    try: socket.socket(fam, socket.SOCK_RAW if fam != 1 else 1); print('s', fam, 'OPEN')\n"
         "    except OSError as e: print('socket', fam, e.errno)\n"
@@ -341,6 +352,7 @@ def test_seccomp_refuses_ptrace_namespaces_mounts_io_uring_and_odd_sockets(ws: P
     assert lines["unshare"] == "-1 1"
     assert lines["io_uring"] == "-1 1"
     assert lines["bpf"] == "-1 1"
+    assert lines["pidfd_getfd"] == "-1 1"
     assert "OPEN" not in proc.stdout
     assert "socket 1 1" in proc.stdout  # socket(AF_UNIX): EPERM, no host socket by any path
     assert "socketpair x" in proc.stdout  # what runtimes use for their children still works
@@ -404,12 +416,39 @@ def _q(text: str) -> str:
     return shlex.quote(text)
 
 
-def test_python_used_by_the_launcher_is_not_the_venv() -> None:
-    # The launcher runs with -E -s -S from the real interpreter: no site-packages to inject.
+def test_the_launcher_in_force_is_the_one_status_names(launcher: str) -> None:
     argv = confined_argv("/bin/true", [], Confinement(network="none"))
-    launcher = argv[argv.index("--", argv.index(confine.bwrap_path() or "bwrap")) + 1 :]
-    assert launcher[0] == os.path.realpath(sys.executable)
-    assert launcher[1:4] == ["-E", "-s", "-S"]
+    inside = argv[argv.index("--", argv.index(confine.bwrap_path() or "bwrap")) + 1 :]
+    described = confinement_layers(Confinement(network="none")).describe()
+    if launcher == "native":
+        assert shutil.which("cc"), "the machine has a C compiler: the native launcher builds"
+        assert inside[0] == "/run/astrid-launcher"
+        assert "native launcher" in described
+        assert any(a.startswith("--seccomp-bpf=") for a in inside)
+    else:
+        # -E -s -S from the real interpreter: no site-packages to inject.
+        assert inside[0] == os.path.realpath(sys.executable)
+        assert inside[1:4] == ["-E", "-s", "-S"]
+        assert "Python launcher (ASTRID_SANDBOX_LAUNCHER=python)" in described
+
+
+def test_a_tampered_native_launcher_is_not_used(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, launcher: str
+) -> None:
+    if launcher == "python":
+        pytest.skip("about the native launcher")
+    from astrid_workspace import _native
+
+    monkeypatch.setenv("ASTRID_HOME", str(tmp_path / "astrid"))
+    built = _native.native_launcher()
+    assert built is not None
+    assert oct(os.stat(tmp_path / "astrid").st_mode & 0o777) == "0o700"
+    with open(built, "ab") as binary:
+        binary.write(b"\0")  # one byte more: not the binary that was built and checked
+    assert _native.native_launcher() is None
+    assert "does not match the hash" in _native.native_status()
+    argv = confined_argv("/bin/true", [], Confinement(network="none"))
+    assert "/run/astrid-launcher" not in argv  # the Python launcher runs instead
 
 
 def test_a_missing_or_symlinked_hooks_directory_cannot_be_planted(ws: Path) -> None:
@@ -420,7 +459,7 @@ def test_a_missing_or_symlinked_hooks_directory_cannot_be_planted(ws: Path) -> N
         cwd=str(ws),
     )
     assert "Read-only file system" in proc.stderr
-    assert list((ws / ".git" / "hooks").iterdir()) == []
+    assert not (ws / ".git" / "hooks").exists()  # .git is read-only whole
     other = ws.parent / "repo2"
     (other / ".git").mkdir(parents=True)
     (other / "hooks-real").mkdir()
@@ -433,3 +472,100 @@ def test_a_missing_or_symlinked_hooks_directory_cannot_be_planted(ws: Path) -> N
 def test_granting_the_root_or_the_sandboxs_own_mounts_is_refused(path: str) -> None:
     with pytest.raises(SandboxUnavailable, match="cannot be granted"):
         confined_argv("/bin/true", [], Confinement(workspace=path))
+
+
+@pytest.mark.parametrize("entry", ["home", "parent"])
+def test_a_path_entry_at_or_above_home_does_not_mount_the_home(
+    tmp_path: Path, ws: Path, monkeypatch: pytest.MonkeyPatch, entry: str
+) -> None:
+    home = tmp_path / "home"
+    (home / ".astrid").mkdir(parents=True)
+    (home / "diary.txt").write_text("private")
+    (home / ".astrid" / "runtime.key").write_text("RUNTIME KEY")
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.delenv("ASTRID_HOME", raising=False)
+    on_path = home if entry == "home" else tmp_path  # PATH=$HOME:... or a dir holding it
+    monkeypatch.setenv("PATH", f"{on_path}:/usr/bin:/bin")
+    proc = run(
+        f"cat {home}/diary.txt {home}/.astrid/runtime.key; ls -A {home}; echo done",
+        box(ws, network="none"),
+        cwd=str(ws),
+    )
+    assert "done" in proc.stdout
+    assert "private" not in proc.stdout
+    assert "RUNTIME KEY" not in proc.stdout
+    assert "diary.txt" not in proc.stdout
+
+
+def test_the_working_directory_inside_the_workspace_stays_writable(ws: Path) -> None:
+    sub = ws / "sub"
+    sub.mkdir()
+    proc = run("echo ok > made.txt", box(ws, network="none", read_paths=(str(sub),)), cwd=str(sub))
+    assert proc.returncode == 0, proc.stderr
+    assert (sub / "made.txt").read_text() == "ok\n"
+
+
+def test_landlock_alone_with_the_proxy_network_is_refused(ws: Path) -> None:
+    # Without a network namespace, HTTP(S)_PROXY is a suggestion: the host network is open.
+    confinement = Confinement(mode="landlock", workspace=str(ws), network="proxy")
+    with pytest.raises(SandboxUnavailable, match="needs the bubblewrap sandbox"):
+        confined_argv("/bin/true", [], confinement)
+
+
+def test_the_native_launcher_applies_landlock_by_itself(tmp_path: Path, launcher: str) -> None:
+    # Outside bubblewrap, so only the launcher's own Landlock stands between cat and the file.
+    from astrid_workspace import landlock_abi
+    from astrid_workspace._native import native_launcher
+
+    if launcher == "python" or landlock_abi() == 0:
+        pytest.skip("about the native launcher's Landlock")
+    native = native_launcher()
+    assert native is not None
+    secret = tmp_path / "secret.txt"
+    secret.write_text("hunter2")
+    grants = [f"--read={p}" for p in ("/usr", "/lib", "/lib64", "/bin", "/etc")]
+    proc = subprocess.run(
+        [native, *grants, "--", "/bin/cat", str(secret)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert "hunter2" not in proc.stdout
+    assert "Permission denied" in proc.stderr
+    allowed = subprocess.run(
+        [native, *grants, f"--read={tmp_path}", "--", "/bin/cat", str(secret)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert allowed.stdout == "hunter2"
+
+
+def test_etc_inside_holds_only_the_listed_entries_read_only(ws: Path) -> None:
+    from astrid_workspace._etc import etc_view
+
+    proc = run(
+        "cat /etc/shadow; head -c 5 /etc/passwd; echo; ls /etc/ssl/certs | head -1; "
+        "echo '1.2.3.4 evil' >> /etc/hosts; getent hosts localhost",
+        box(ws, network="none"),
+        cwd=str(ws),
+    )
+    assert "root:" in proc.stdout  # passwd, the CA bundle and name resolution work
+    assert "localhost" in proc.stdout
+    assert "No such file" in proc.stderr  # no /etc/shadow at all
+    assert "Read-only file system" in proc.stderr or "Permission denied" in proc.stderr
+    view = etc_view()
+    assert view is not None
+    assert "evil" not in Path(view, "hosts").read_text()
+
+
+def test_a_command_reached_through_a_symlinked_directory_runs(tmp_path: Path, ws: Path) -> None:
+    real = tmp_path / "tools-real" / "bin"
+    real.mkdir(parents=True)
+    tool = real / "tool"
+    tool.write_text("#!/bin/sh\necho tool ran\n")
+    tool.chmod(0o755)
+    (tmp_path / "tools").symlink_to(tmp_path / "tools-real")  # e.g. a worktree's .cache
+    argv = confined_argv(str(tmp_path / "tools" / "bin" / "tool"), [], box(ws, network="none"))
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=30, check=False)
+    assert proc.stdout == "tool ran\n", proc.stderr

@@ -244,9 +244,11 @@ async def test_socks5_connect_and_plain_http_go_the_same_way(
 
 
 @pytest.mark.skipif(shutil.which("bwrap") is None, reason="needs bubblewrap")
+@pytest.mark.parametrize("launcher", ["native", "python"])  # the C bridge and the Python one
 async def test_a_sandboxed_command_reaches_the_web_only_through_the_proxy(
-    web: ThreadingHTTPServer, tmp_path: Path
+    web: ThreadingHTTPServer, tmp_path: Path, launcher: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setenv("ASTRID_SANDBOX_LAUNCHER", launcher)
     port = web.server_address[1]
     ws = tmp_path / "ws"
     ws.mkdir()

@@ -16,7 +16,8 @@ from ._describe import (
     describe_pattern,
     human_duration,
 )
-from ._interceptor import InterceptResult, SecurityInterceptor
+from ._ifc import FlowHints, Taint, TrustLabel
+from ._interceptor import GrantRefusal, InterceptResult, SecurityInterceptor
 from ._network import is_private_address, private_addresses
 from ._normalize import Normalized, normalize_action
 from ._paths import (
@@ -34,6 +35,7 @@ from ._policy import (
     SecurityPolicy,
     Verdict,
 )
+from ._policyfile import PolicyFile, PolicyGrant, PolicyLabel, PolicySettings, parse_policy
 from ._shell import ParsedLine, SimpleCommand, parse_command_line
 from ._workspace import EscapePolicy, Placement, WorkspaceBoundary, WorkspaceMode
 
@@ -41,6 +43,15 @@ __version__ = "0.1.0"
 
 __all__ = [
     "SecurityInterceptor",
+    "GrantRefusal",
+    "FlowHints",
+    "Taint",
+    "TrustLabel",
+    "PolicyFile",
+    "PolicyGrant",
+    "PolicyLabel",
+    "PolicySettings",
+    "parse_policy",
     "InterceptResult",
     "SecurityPolicy",
     "PolicyVerdict",

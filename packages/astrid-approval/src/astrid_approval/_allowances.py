@@ -102,8 +102,8 @@ def _scope_resource(command: str) -> str:
     keys = parsed.keys if not parsed.opaque and parsed.commands else frozenset[CommandKey]()
     digest = content_hash(_encode_commands(keys).encode()).hex
     program = parsed.commands[0].program if parsed.commands else ""
-    if not re.fullmatch(r"[A-Za-z0-9._+-]{1,64}", program):
-        program = "_"  # the name is only a label; the digest is the scope
+    if not re.fullmatch(r"[A-Za-z0-9._+-]{1,64}", program) or program in (".", ".."):
+        program = "_"  # only a label (the digest is the scope); "." is no URI segment
     return f"cmd://{program}/line-{digest}"
 
 

@@ -6,13 +6,22 @@ exact state it decided on, retried when another tracker (another session of the 
 workspace, or another process) changed it in between. ``commit`` replaces a reservation by
 the real cost; ``refund`` releases it. State lives in storage, so a restart does not reset
 spending.
+
+Bound to the audit log (``bind``), the budget state is written only through the log's side
+writes (``AuditLog.append(side=...)``): the reservation rides in the transaction of the decision
+it pays for (``reserve_write``) and is decided again at commit time against the state the group
+commit has reached — if it no longer fits, that decision alone fails (``SideWriteRefused``), the
+other sessions' entries in the same group commit are written. The settlement rides with the
+outcome record (``settle_write``). An agent round is then two storage transactions, not four.
 """
 
 from __future__ import annotations
 
 import itertools
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
 import anyio
 import anyio.lowlevel
@@ -20,7 +29,17 @@ import anyio.lowlevel
 from astrid_core import BadInputError, JsonObject, JsonValue, StorageError
 from astrid_core.storage import Expect, Put, Storage
 
-__all__ = ["BudgetConfig", "BudgetTracker", "BudgetCheck", "BudgetStatus", "Reservation"]
+if TYPE_CHECKING:
+    from astrid_audit import AuditLog
+
+__all__ = [
+    "BudgetConfig",
+    "BudgetTracker",
+    "BudgetCheck",
+    "BudgetStatus",
+    "BudgetWrite",
+    "Reservation",
+]
 
 _NS = "budget"
 _MAX_ATTEMPTS = 1000  # compare-and-set retries; each failed one means another writer won
@@ -76,6 +95,49 @@ class BudgetCheck:
         return self.reservation is not None
 
 
+class BudgetWrite:
+    """A reservation (``cost``) or a settlement (``settle``) that rides in an audit entry's
+    transaction (``astrid_audit.SideWrite``); ``check`` holds the decision once applied."""
+
+    namespace = _NS
+
+    def __init__(
+        self,
+        tracker: BudgetTracker,
+        *,
+        cost: int = 0,
+        force: bool = False,
+        settle: tuple[Reservation, int] | None = None,
+    ) -> None:
+        self._tracker = tracker
+        self._cost = cost
+        self._force = force
+        self._settle = settle
+        self.check: BudgetCheck | None = None
+
+    @property
+    def keys(self) -> Sequence[str]:
+        return self._tracker.keys
+
+    def apply(self, current: Mapping[str, JsonValue | None]) -> Mapping[str, JsonValue] | str:
+        states = {key: _parse_state(current.get(key)) for key in self._tracker.keys}
+        if self._settle is not None:
+            reservation, spend = self._settle
+            for state in states.values():
+                state["reserved"] = max(0, state["reserved"] - reservation.cost)
+                state["spent"] += max(0, spend)
+        else:
+            check = self._tracker.decide(states, self._cost, self._force)
+            if check.reservation is None:
+                return check.message
+            self.check = check
+        return {key: dict(state) for key, state in states.items()}
+
+    @property
+    def reservation(self) -> Reservation | None:
+        return self.check.reservation if self.check is not None else None
+
+
 class BudgetTracker:
     def __init__(
         self, storage: Storage, config: BudgetConfig, *, session: str, workspace: str | None = None
@@ -87,9 +149,54 @@ class BudgetTracker:
         self._ids = itertools.count(1)
         self._open: dict[int, int] = {}
         self._known: dict[str, JsonValue | None] | None = None  # what this tracker last wrote
+        self.audit: AuditLog | None = None  # bound: every write is an audit side write
 
-    async def _state(self, key: str) -> dict[str, int]:
-        return _parse_state(await self.storage.get(_NS, key))
+    @property
+    def keys(self) -> list[str]:
+        return list(self._keys)
+
+    def bind(self, audit: AuditLog) -> bool:
+        """Write the budget only through ``audit``'s side writes (same storage required)."""
+        if self.audit is None and audit.storage is self.storage:
+            self.audit = audit
+        return self.audit is audit
+
+    async def check(self, cost: int, *, force: bool = False) -> BudgetCheck:
+        """Judge ``cost`` against the committed state, reserving nothing (the reservation is
+        ``reserve_write``, decided again when it commits)."""
+        if cost < 0:
+            raise BadInputError(f"cost must be >= 0, got {cost}")
+        if self.audit is not None:
+            raws = await self.audit.side_values(_NS, self._keys)
+        else:
+            raws = {key: await self.storage.get(_NS, key) for key in self._keys}
+        states = {key: _parse_state(raw) for key, raw in raws.items()}
+        check = self._decide(states, cost, force)
+        return BudgetCheck(check.status, None, check.spent, check.limit, check.message)
+
+    def reserve_write(self, cost: int, *, force: bool = False) -> BudgetWrite:
+        if cost < 0:
+            raise BadInputError(f"cost must be >= 0, got {cost}")
+        return BudgetWrite(self, cost=cost, force=force)
+
+    def opened(self, write: BudgetWrite) -> Reservation | None:
+        """Record the reservation a committed ``reserve_write`` made (for ``settle_write``)."""
+        reservation = write.reservation
+        if reservation is not None:
+            self._open[reservation.id] = reservation.cost
+        return reservation
+
+    def settle_write(
+        self, reservation: Reservation, actual: int | None = None
+    ) -> BudgetWrite | None:
+        """The settlement of ``reservation`` as a side write (None: settled already)."""
+        if self._open.pop(reservation.id, None) is None:
+            return None
+        spend = reservation.cost if actual is None else actual
+        return BudgetWrite(self, settle=(reservation, spend))
+
+    def decide(self, states: dict[str, dict[str, int]], cost: int, force: bool) -> BudgetCheck:
+        return self._decide(states, cost, force)
 
     async def _read(
         self, attempt: int
@@ -132,6 +239,17 @@ class BudgetTracker:
         over the session budget) still never lifts the per-action limit."""
         if cost < 0:
             raise BadInputError(f"cost must be >= 0, got {cost}")
+        if self.audit is not None:
+            from astrid_audit import SideWriteRefused
+
+            write = self.reserve_write(cost, force=force)
+            try:
+                await self.audit.apply_side(write)
+            except SideWriteRefused:
+                return await self.check(cost, force=force)
+            assert write.check is not None
+            self.opened(write)
+            return write.check
         async with self._lock:
             for attempt in range(_MAX_ATTEMPTS):
                 states, raws = await self._read(attempt)
@@ -196,6 +314,11 @@ class BudgetTracker:
         await self._settle(reservation, 0)
 
     async def _settle(self, reservation: Reservation, spend: int) -> None:
+        if self.audit is not None:
+            write = self.settle_write(reservation, spend)
+            if write is not None:
+                await self.audit.apply_side(write)
+            return
         async with self._lock:
             if self._open.pop(reservation.id, None) is None:
                 return  # settled already: settling twice must not double-count
@@ -207,6 +330,11 @@ class BudgetTracker:
                 if await self._write_if_unchanged(states, raws):
                     return
                 await self._contended(attempt)
+
+    async def _state(self, key: str) -> dict[str, int]:
+        if self.audit is not None:
+            return _parse_state((await self.audit.side_values(_NS, [key]))[key])
+        return _parse_state(await self.storage.get(_NS, key))
 
     async def snapshot(self) -> JsonObject:
         session = await self._state(self._keys[0])

@@ -15,8 +15,23 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from astrid_audit import AuditLog, AuditTrail, AuditUnavailable, Outcome, OutcomeKind
-from astrid_capabilities import CapabilityStore, CapabilityToken, ResourcePattern
+from astrid_audit import (
+    AuditLog,
+    AuditTrail,
+    AuditUnavailable,
+    Outcome,
+    OutcomeKind,
+    SideWriteRefused,
+)
+from astrid_capabilities import (
+    CapabilityStore,
+    CapabilityToken,
+    CaveatRefusal,
+    ResourcePattern,
+    TokenScope,
+    caveat_refusal,
+)
+from astrid_capabilities._token import now_seconds
 from astrid_core import (
     ALL_APPROVAL_OPTIONS,
     ApprovalDecision,
@@ -29,6 +44,8 @@ from astrid_core import (
     DenialLayer,
     JsonObject,
     LlmCall,
+    McpSampling,
+    NetworkRequest,
     ProofKind,
     RiskLevel,
     SensitiveAction,
@@ -47,16 +64,19 @@ from ._describe import (
     fixed_description,
     shell_preview,
 )
+from ._ifc import FlowHints, TrustLabel, is_source, sink_reason
 from ._normalize import Normalized, normalize_action
 from ._policy import SecurityPolicy, Verdict
+from ._policyfile import PolicySettings
 from ._workspace import Placement, WorkspaceBoundary
 
-__all__ = ["SecurityInterceptor", "InterceptResult"]
+__all__ = ["SecurityInterceptor", "InterceptResult", "GrantRefusal"]
 
 log = logging.getLogger("astrid.approval")
 
 Notify = Callable[[str], Awaitable[None]]
 Replay = Callable[[SensitiveAction, "InterceptResult"], Awaitable[None]]
+ReplayCall = Callable[[SensitiveAction, ApprovalDecision], Awaitable["InterceptResult | None"]]
 
 
 _ALLOWS: dict[tuple[AuthorizationProof, str], Authorization] = {}
@@ -135,6 +155,37 @@ def _scope_note(normalized: Normalized) -> list[str]:
 
 
 @dataclass(frozen=True)
+class GrantRefusal:
+    """A grant covers the action's resource, but one of its caveats refuses this call."""
+
+    token_id: str
+    refusal: CaveatRefusal | None  # None: the grant's max_calls are used up
+    limit: int | None = None
+
+    @property
+    def caveat(self) -> str:
+        return self.refusal.kind if self.refusal is not None else "max_calls"
+
+    @property
+    def reason(self) -> str:
+        if self.refusal is None:
+            return f"all {self.limit} calls this grant allows are used up"
+        return self.refusal.reason
+
+    def text(self) -> str:
+        return f"caveat {self.caveat} of grant {self.token_id} refused it: {self.reason}"
+
+    def audit_detail(self) -> dict[str, str]:
+        import json
+
+        detail = {"caveat": self.caveat, "grant": self.token_id, "refusal": self.reason[:300]}
+        if self.refusal is not None:
+            detail["argument"] = self.refusal.arg
+            detail["value"] = json.dumps(self.refusal.value, ensure_ascii=False)[:300]
+        return detail
+
+
+@dataclass(frozen=True)
 class InterceptResult:
     authorization: Authorization
     action: SensitiveAction
@@ -167,9 +218,21 @@ class SecurityInterceptor:
     session_id: SessionId
     home: str | Path | None = None
     always_ttl_seconds: int = 3600
-    ask_when_untrusted: bool = False
+    settings: PolicySettings = field(default_factory=PolicySettings)
+    strict: bool = False  # this session's own strictness (cron, unattended); policy may add it
+    information_flow: bool = True  # [security] information_flow: tainted sessions ask at sinks
+    flow_hints: FlowHints | None = None  # MCP annotations, capsule grants (wired by the runtime)
+    bash_network: bool = True  # whether bash lines can reach the network (through the proxy)
+    net_capsules: set[str] = field(default_factory=set[str])  # capsules holding network grants
+    label: TrustLabel = field(default_factory=TrustLabel)
+    sampling_max_requests: int | None = None  # per MCP server in this session; None: no cap
+    _sampling_counts: dict[str, int] = field(default_factory=dict[str, int])
     on_notice: Notify | None = None  # budget warnings and similar, shown by the frontend
     on_replay: Replay | None = None  # executes a deferred action once it is approved
+    # Runs an approved deferred action through the agent loop's own tool path (hooks, capsule
+    # interceptors, this interceptor with the late answer, events). Takes precedence over
+    # on_replay; returns the decision, or None when a hook refused before the interceptor.
+    on_replay_call: ReplayCall | None = None
     _session_blocked: set[str] = field(default_factory=set[str])
     _trail: AuditTrail | None = field(default=None, repr=False)
 
@@ -206,14 +269,33 @@ class SecurityInterceptor:
             session_id=session_id,
             home=self.home,
             always_ttl_seconds=self.always_ttl_seconds,
-            ask_when_untrusted=self.ask_when_untrusted,
+            settings=self.settings,
+            strict=self.strict,
+            information_flow=self.information_flow,
+            flow_hints=self.flow_hints,
+            bash_network=self.bash_network,
+            net_capsules=self.net_capsules,
+            sampling_max_requests=self.sampling_max_requests,
+            # the sub-agent's task was written in this session's context: it inherits the taint
+            label=self.label.copy(),
             on_notice=self.on_notice,
         )
 
     # ------------------------------------------------------------------ Guard protocol
 
+    @property
+    def is_strict(self) -> bool:
+        return self.strict or self.settings.strict
+
+    def taint(self, what: str, entry: AuditEntryId | None = None) -> None:
+        """Untrusted content entered this session (an MCP resource, a sampled completion):
+        from now on sinks ask. ``entry`` links the content's audit entry to later sinks."""
+        self.label.taint(what, entry)
+
     async def authorize(self, action: SensitiveAction, reason: str) -> Authorization:
-        estimated = action.estimated_cost_micros if isinstance(action, LlmCall) else None
+        estimated = (
+            action.estimated_cost_micros if isinstance(action, LlmCall | McpSampling) else None
+        )
         return (await self.intercept(action, reason, estimated)).authorization
 
     # ------------------------------------------------------------------ the flow
@@ -241,6 +323,17 @@ class SecurityInterceptor:
             )
         action = normalized.action
         warnings: list[str] = list(normalized.warnings)
+        if isinstance(action, McpSampling) and self.sampling_max_requests is not None:
+            used = self._sampling_counts.get(action.server, 0)
+            if used >= self.sampling_max_requests:
+                return await self._deny(
+                    action,
+                    DenialLayer.BUDGET,
+                    f"MCP server {action.server} has made {used} sampling requests in this "
+                    f"session, the cap ([security] sampling_max_requests = "
+                    f"{self.sampling_max_requests})",
+                )
+            self._sampling_counts[action.server] = used + 1
 
         # 1. policy: hard limits, plus what the user denied "always" in this session
         policy = (
@@ -269,12 +362,29 @@ class SecurityInterceptor:
         if placement is Placement.DENY:
             return await self._deny(action, DenialLayer.WORKSPACE, placement_reason)
 
-        # 2. grants: a capability token, else a signed allowance
+        # 2. grants: a capability token, else a signed allowance. A policy grant that covers
+        # the resource but whose caveat refuses this call is the answer: no allowance or person
+        # overrides it (unless the policy says on_caveat_mismatch = "ask").
         proof: AuthorizationProof | None = None
+        ask_reasons: list[str] = []
+        extra_detail: dict[str, str] = {}
+        refused: GrantRefusal | None = None
         capability = await self.capabilities.authorize(_grant_view(action), self.session_id)
         if capability is not None:
             proof = capability.to_authorization_proof()
         else:
+            refused = await self._grant_refusal(action)
+        if refused is not None:
+            extra_detail.update(refused.audit_detail())
+            if self.settings.on_caveat_mismatch == "deny" or self.is_strict:
+                return await self._deny(
+                    action,
+                    DenialLayer.CAPABILITY,
+                    f"refused by the policy: {refused.text()}",
+                    detail=extra_detail,
+                )
+            ask_reasons.append(f"a grant covers this tool but refused this call: {refused.text()}")
+        elif proof is None:
             allowance = await self.allowances.find(action, self.session_id, self.workspace.root)
             if allowance is not None:
                 proof = AuthorizationProof(
@@ -282,21 +392,50 @@ class SecurityInterceptor:
                     allowance_id=allowance.id,
                     detail=f"{allowance.scope} allowance for {allowance.resource}",
                 )
-        ask_reasons: list[str] = []
         if verdict.verdict is Verdict.ASK:
             ask_reasons.append(verdict.reason)  # never auto-allowed, even with a grant
         if proof is None and placement is Placement.ASK:
             ask_reasons.append(placement_reason)
-        if untrusted_context and self.ask_when_untrusted and not isinstance(action, LlmCall):
-            ask_reasons.append("proposed while the context holds untrusted content")
+        if untrusted_context and not self.label.tainted:
+            self.label.taint("earlier tool output in the context", None)
+        if self.information_flow and self.label.tainted:
+            sink = await sink_reason(
+                action,
+                normalized,
+                self.label,
+                self.settings,
+                self.flow_hints,
+                self.bash_network,
+                self.net_capsules,
+            )
+            if sink is not None and not await self._caveated(proof):
+                ask_reasons.append(f"{self.label.prompt_reason()}; this is a sink: {sink}")
+                extra_detail.update(self.label.audit_detail())
+                extra_detail["sink"] = sink[:200]
         if proof is None and placement is Placement.AUTO and not ask_reasons:
             proof = AuthorizationProof(kind=ProofKind.POLICY, detail=placement_reason)
+        if self.is_strict and (ask_reasons or proof is None) and _preapproved is None:
+            why = "; ".join(ask_reasons) or "no grant covers it"
+            return await self._deny(
+                action,
+                DenialLayer.CAPABILITY,
+                f"strict policy: no grant covers this action and nothing is asked ({why}); "
+                "grant it in policy.toml (`astrid policy apply FILE`) or with Allow Workspace / "
+                "Allow Always from an attended session",
+                detail=extra_detail,
+            )
 
-        # 3. budget
+        # 3. budget. Bound to the audit log (the runtime), nothing is reserved here: the
+        # reservation rides in the decision's transaction (step 5) and is decided again there.
         check: BudgetCheck | None = None
         budget_ask = False
+        riding = self.budget.bind(self.audit)
         if estimated_cost is not None:
-            check = await self.budget.check_and_reserve(estimated_cost)
+            check = await (
+                self.budget.check(estimated_cost)
+                if riding
+                else self.budget.check_and_reserve(estimated_cost)
+            )
             if check.status is BudgetStatus.OVER_ACTION:
                 return await self._deny(action, DenialLayer.BUDGET, check.message)
             if check.status is BudgetStatus.OVER_SESSION:
@@ -310,23 +449,43 @@ class SecurityInterceptor:
         # 4. risk and approval
         if ask_reasons or proof is None:
             outcome = await self._ask(
-                normalized, reason, ask_reasons, warnings, budget_ask, _preapproved, preview
+                normalized,
+                reason,
+                ask_reasons,
+                warnings,
+                budget_ask,
+                _preapproved,
+                preview,
+                extra_detail,
             )
             if isinstance(outcome, InterceptResult):
                 if reservation is not None:
                     await self.budget.refund(reservation)
                 return outcome
             proof = outcome
-            if budget_ask and estimated_cost is not None:
+            if budget_ask and estimated_cost is not None and not riding:
                 check = await self.budget.check_and_reserve(estimated_cost, force=True)
                 reservation = check.reservation
 
-        # 5. audit the decision; fail closed if it cannot be written
+        # 5. audit the decision (with its budget reservation); fail closed if it cannot be
+        # written. A reservation that no longer fits fails this decision alone.
         authorization = _allow(proof, reason)
+        side = (
+            self.budget.reserve_write(estimated_cost, force=budget_ask)
+            if riding and estimated_cost is not None
+            else None
+        )
         try:
             entry = await self.trail.decision(
-                action, authorization, detail={"risk": action.risk.value}
+                action,
+                authorization,
+                detail={"risk": action.risk.value, **extra_detail},
+                side=side,
             )
+            if side is not None:
+                reservation = self.budget.opened(side)
+        except SideWriteRefused as exc:
+            return await self._deny(action, DenialLayer.BUDGET, exc.message)
         except AstridError as exc:
             if reservation is not None:
                 await self.budget.refund(reservation)
@@ -337,6 +496,8 @@ class SecurityInterceptor:
                 ),
                 action,
             )
+        if isinstance(action, NetworkRequest):
+            self.label.reached(f"{action.host}:{action.port}")  # known only while still clean
         return InterceptResult(
             authorization.model_copy(update={"audit_entry_id": entry.id}),
             action,
@@ -353,6 +514,7 @@ class SecurityInterceptor:
         budget_ask: bool,
         preapproved: ApprovalDecision | None,
         preview: Callable[[], str] | None = None,
+        extra_detail: dict[str, str] | None = None,
     ) -> AuthorizationProof | InterceptResult:
         action = normalized.action
         risk = action.risk
@@ -381,7 +543,11 @@ class SecurityInterceptor:
             requested = await self.trail.approval_asked(
                 action,
                 "; ".join(ask_reasons) or "approval needed",
-                detail={"request_id": str(request.request_id), "risk": risk.value},
+                detail={
+                    "request_id": str(request.request_id),
+                    "risk": risk.value,
+                    **(extra_detail or {}),
+                },
             )
         except AstridError as exc:
             return InterceptResult(
@@ -495,6 +661,46 @@ class SecurityInterceptor:
             )
             await self.capabilities.add(token)
 
+    async def _grant_refusal(self, action: SensitiveAction) -> GrantRefusal | None:
+        """A valid token whose resource and permission cover ``action`` but whose caveats (or
+        used-up max_calls) refuse it: the reason the action is refused, said to the person and
+        the model. Only runs when no grant allowed the action."""
+        view = _grant_view(action)
+        explanation = await self.capabilities.explain(view, self.session_id)
+        arguments = action.arguments()
+        now = now_seconds()
+        closest: tuple[int, GrantRefusal] | None = None
+        for check in explanation.checks:
+            token = await self.capabilities.get(check.token_id)
+            if token is None or not token.caveats or not token.resource.matches(view.resource):
+                continue
+            if token.scope is TokenScope.SESSION and token.session_id != self.session_id:
+                continue
+            refusals = [
+                r for c in token.caveats if (r := caveat_refusal(c, arguments, now)) is not None
+            ]
+            if refusals:
+                found = GrantRefusal(str(token.id), refusals[0])
+            else:  # every caveat holds, yet the store refused: its max_calls are used up
+                limits = [c.to_json().get("limit") for c in token.caveats]
+                limit = next((x for x in limits if isinstance(x, int)), None)
+                if limit is None:
+                    continue
+                found = GrantRefusal(str(token.id), None, limit)
+            # Several grants may cover one tool (an event with or without participants): the
+            # one this call misses by the fewest caveats is the one it was meant for.
+            if closest is None or len(refusals) < closest[0]:
+                closest = (len(refusals), found)
+        return closest[1] if closest is not None else None
+
+    async def _caveated(self, proof: AuthorizationProof | None) -> bool:
+        """Whether ``proof`` is a capability token with caveats: an admin grant that says which
+        arguments are fine still covers a sink in a tainted session."""
+        if proof is None or proof.kind is not ProofKind.CAPABILITY or proof.token_id is None:
+            return False
+        token = await self.capabilities.get(proof.token_id)
+        return token is not None and bool(token.caveats)
+
     async def _deny(
         self,
         action: SensitiveAction,
@@ -532,9 +738,17 @@ class SecurityInterceptor:
 
         ``queue``: the record joins the next audit write (the next decision's transaction)
         instead of a transaction of its own; the caller flushes the audit log when it stops
-        (``AuditLog.enqueue``). The budget is settled durably either way."""
+        (``AuditLog.enqueue``). The budget is settled with the record (bound to the audit log:
+        in its transaction; until it is written the reservation counts as spent), or durably
+        now when the tracker is not bound."""
+        side = None
         if result.reservation is not None:
-            await self.budget.commit(result.reservation, actual_cost)
+            if self.budget.audit is self.audit:
+                side = self.budget.settle_write(result.reservation, actual_cost)
+            else:
+                await self.budget.commit(result.reservation, actual_cost)
+        if output and is_source(result.action, self.settings):
+            self.label.taint(result.action.summary, result.audit_entry_id)
         from astrid_crypto import content_hash
 
         outcome = Outcome(
@@ -544,12 +758,14 @@ class SecurityInterceptor:
             output_preview=output[:200],
             detail={"decision_entry": str(result.audit_entry_id) if result.audit_entry_id else ""},
         )
-        await self.trail.outcome(outcome, action=result.action, queue=queue)
+        await self.trail.outcome(outcome, action=result.action, queue=queue, side=side)
 
     # ------------------------------------------------------------------ deferred approvals
 
     async def resolve_deferred(self, decision: ApprovalDecision) -> InterceptResult | None:
-        """Apply a late answer to a deferred request: re-validate and replay it exactly once."""
+        """Apply a late answer to a deferred request: re-validate and replay it exactly once.
+        None when nothing was replayed (unknown, already resolved, denied, or refused by a
+        hook before the interceptor saw it)."""
         store = self.approvals.deferred
         key = str(decision.request_id)
         item = await store.get(key)
@@ -572,12 +788,20 @@ class SecurityInterceptor:
                 detail={"request_id": key},
             )
             return None
-        result = await self.intercept(
-            item.request.action, f"replay of deferred request {key}", _preapproved=decision
-        )
+        if self.on_replay_call is not None:
+            replayed = await self.on_replay_call(item.request.action, decision)
+        else:
+            replayed = await self.intercept(
+                item.request.action, f"replay of deferred request {key}", _preapproved=decision
+            )
         current = await store.get(key)
         if current is not None:
             await store.transition(key, current, "replayed", decision)
-        if result.allowed and self.on_replay is not None:
-            await self.on_replay(result.action, result)
-        return result
+        if (
+            self.on_replay_call is None
+            and replayed is not None
+            and replayed.allowed
+            and self.on_replay is not None
+        ):
+            await self.on_replay(replayed.action, replayed)
+        return replayed

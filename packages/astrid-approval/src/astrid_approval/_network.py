@@ -20,6 +20,7 @@ def host_addresses(host: str, port: int = 0) -> list[str]:
     return [address for address, _ in classify_host(host, port)]
 
 
-def private_addresses(host: str, port: int = 0) -> list[str] | None:
-    """Private addresses the host names; None if it cannot be resolved at all."""
-    return non_public_addresses(host, port)
+def private_addresses(host: str, port: int = 0, *, resolve: bool = True) -> list[str] | None:
+    """Private addresses the host names; None if it names none (unresolvable, or a name
+    when ``resolve`` is off: the policy decides on the name and never looks it up)."""
+    return non_public_addresses(host, port, resolve=resolve)

@@ -24,6 +24,7 @@ from urllib.parse import unquote, urlsplit
 
 from astrid_core import (
     AstridError,
+    BadInputError,
     FileDelete,
     FileWrite,
     McpToolCall,
@@ -43,7 +44,7 @@ from ._paths import (
     is_within_resolved,
     normalize_path,
 )
-from ._shell import SHELLS, ParsedLine, SimpleCommand
+from ._shell import HOME_MARK, SHELLS, ParsedLine, SimpleCommand
 
 __all__ = [
     "SecurityPolicy",
@@ -311,18 +312,24 @@ class SecurityPolicy:
             found = rules.match_parent(path)
         return found
 
-    def protected_path(self, path: str) -> str | None:
+    def protected_path(self, path: str, *, memo: _Resolver | None = None) -> str | None:
         """The protected entry a write to resolved absolute ``path`` would change (the path,
         or a folder above it), or None: such a write always asks, in every mode. Includes
-        the hooks directory git really uses for the repository holding ``path``."""
+        the hooks directory git really uses for the repository holding ``path``. ``memo``:
+        one decision's cache (the git config of a folder is read once per decision)."""
+        if memo is not None and path in memo.protected:
+            return memo.protected[path]
         rules = self._protected_rules()
         found = rules.match(path) or rules.match_parent(path)
-        if found is not None:
-            return found
-        for what, target in git_hooks_dirs(path, self.home):
-            if is_within_resolved(path, target) or is_within_resolved(target, path):
-                return f"{target} ({what})"
-        return None
+        if found is None:
+            hooks = memo.hooks(path) if memo is not None else git_hooks_dirs(path, self.home)
+            for what, target in hooks:
+                if is_within_resolved(path, target) or is_within_resolved(target, path):
+                    found = f"{target} ({what})"
+                    break
+        if memo is not None:
+            memo.protected[path] = found
+        return found
 
     def denied_link(self, info: os.stat_result) -> str | None:
         """A reason when ``info`` (an lstat/fstat) is another name (hard link) of a denied
@@ -374,13 +381,15 @@ class SecurityPolicy:
         deny: list[str] = []
         ask: list[str] = list(normalized.warnings)
         deny += self._size_problems(normalized)
-        resource = action.resource
-        if any(fnmatch.fnmatchcase(resource, p) for p in self.blocked_tools):
-            deny.append(f"{resource} is blocked by policy")
-        if resource in self.blocked_resources:
-            deny.append(f"{resource} was denied always in this session")
-        if any(fnmatch.fnmatchcase(resource, p) for p in self.approval_required_tools):
-            ask.append(f"{resource} always requires approval")
+        if self.blocked_tools or self.blocked_resources or self.approval_required_tools:
+            # (a shell line's resource tokenizes the whole line: only computed when used)
+            resource = action.resource
+            if any(fnmatch.fnmatchcase(resource, p) for p in self.blocked_tools):
+                deny.append(f"{resource} is blocked by policy")
+            if resource in self.blocked_resources:
+                deny.append(f"{resource} was denied always in this session")
+            if any(fnmatch.fnmatchcase(resource, p) for p in self.approval_required_tools):
+                ask.append(f"{resource} always requires approval")
         if normalized.path is not None:
             path_deny, path_ask = self._path_problems(
                 normalized.path, write=isinstance(action, FileWrite | FileDelete)
@@ -393,8 +402,9 @@ class SecurityPolicy:
                 if other.lower() != action.host.lower():
                     deny += self._host_problems(other, action.port)
         if isinstance(action, ShellCommand) and normalized.shell is not None:
-            deny += self._shell_problems(normalized.shell, action.cwd)
-            ask += self._shell_questions(normalized.shell, action.cwd)
+            memo = _Resolver(self.home)  # one decision: each path resolved, each repo read once
+            deny += self._shell_problems(normalized.shell, action.cwd, memo)
+            ask += self._shell_questions(normalized.shell, action.cwd, memo)
             if normalized.shell.opaque:
                 ask.append(
                     "cannot tell what this runs: " + "; ".join(normalized.shell.opaque_reasons)
@@ -424,7 +434,12 @@ class SecurityPolicy:
                 return [f"host {host} is denied by policy"]
         if self.allow_private_networks:
             return []
-        private = private_addresses(host, port)
+        # Judged on the text only, never resolved: a lookup during the decision would reach
+        # the network before any approval, and a name can carry data out by itself
+        # (``<secret>.attacker.example``). Addresses in every spelling and localhost-like and
+        # metadata names are recognised without DNS; what a name resolves to is checked by
+        # the egress proxy (and the pinned capsule/MCP transports) once, after approval.
+        private = private_addresses(host, port, resolve=False)
         if private:
             where = ", ".join(private)
             return [f"host {host} is a private/loopback/link-local/metadata address ({where})"]
@@ -432,13 +447,13 @@ class SecurityPolicy:
 
     # ------------------------------------------------------------------ shell
 
-    def _shell_problems(self, line: ParsedLine, cwd: str) -> list[str]:
+    def _shell_problems(self, line: ParsedLine, cwd: str, memo: _Resolver) -> list[str]:
         problems: list[str] = []
         if ":(){" in line.line.replace(" ", ""):
             problems.append("fork bomb")
         rules = tuple(self.blocked_commands)
         by_program, globbed = _rule_index(rules)
-        inside = self.denied_path(normalize_path(cwd, "/", self.home).path)
+        inside = self.denied_path(memo.path(cwd, "/"))
         if inside is not None:  # every bare file name would name a file in there
             problems.append(f"the command would run inside the denied path {inside}")
         state = _path_state()
@@ -449,14 +464,18 @@ class SecurityPolicy:
                     f"{command.program}: a brace expansion names more than {_EXPANSION_LIMIT} "
                     "words, too many to check"
                 )
-            identity = _blocked_identity(command, cwd, self.home, rules, state)
+            identity = _blocked_identity(command, cwd, self.home, rules, state, memo)
             if identity is not None and identity != command.program:
                 # what it really is: a symlink, hard link, copy or /proc path of a blocked program
                 command = replace(command, program=identity)
+            judged = command
+            if command.home_paths:  # rm -rf "$HOME" is rm -rf ~
+                homes = tuple(h.replace(HOME_MARK, "~") for h in command.home_paths)
+                judged = replace(command, argv=(*command.argv, *homes))
             for rule in (*by_program.get(command.program, ()), *globbed):
-                if _matches_rule(rule, command):
+                if _matches_rule(rule, judged):
                     problems.append(f"command {' '.join(command.argv)[:120]!r} is blocked ({rule})")
-            problems += self._command_paths(command, cwd)
+            problems += self._command_paths(command, cwd, memo)
             for host in _hosts_in(command):
                 problems += self._host_problems(host, 0)
         for host in line.hosts:
@@ -465,13 +484,26 @@ class SecurityPolicy:
             names = frozenset(_blocked_names(rules)) - _SUBCOMMAND_WORDS
             unquoted = re.sub(r"[\"'\\$]", "", line.line.replace("\\\n", ""))
             words = re.findall(r"[\w./+-]+", unquoted)
+            for token in re.findall(r"[\w./+{},-]*\{[\w./+{},-]*", unquoted):  # {s,}udo
+                words += _brace_expand(token, _EXPANSION_LIMIT)
             found = [w for w in words if w.rsplit("/", 1)[-1] in names]
             if found:
                 problems.append(f"a line that does not parse names the blocked {found[0]!r}")
         for target in line.redirect_targets:
-            root = self.denied_path(normalize_path(target, cwd, self.home).path)
-            if root is not None:
-                problems.append(f"redirection to {target} is inside the denied path {root}")
+            why = self._denied_use(target.replace(HOME_MARK, self.home), cwd, memo)
+            if why is not None:
+                problems.append(f"redirection to {target}: {why}")
+        for pattern in line.pattern_programs:  # "/usr/bin/su?o": bash runs whatever matches
+            # ({sudo,id} and s{u,}do expand to words, the first of which runs)
+            alternatives = _brace_expand(pattern, _EXPANSION_LIMIT)
+            first = alternatives[0].rsplit("/", 1)[-1] if alternatives else pattern
+            matched = [
+                n
+                for n in _blocked_names(rules)
+                if n == first or any(fnmatch.fnmatchcase(n, a) for a in (pattern, *alternatives))
+            ]
+            if matched:
+                problems.append(f"the program pattern {pattern!r} can run the blocked {matched[0]}")
         for pipeline in line.pipelines:
             programs = [c.program for c in pipeline]
             for index, program in enumerate(programs[1:], 1):
@@ -479,7 +511,7 @@ class SecurityPolicy:
                     problems.append("downloaded content is piped into a shell")
         return sorted(set(problems))
 
-    def _shell_questions(self, line: ParsedLine, cwd: str) -> list[str]:
+    def _shell_questions(self, line: ParsedLine, cwd: str, memo: _Resolver) -> list[str]:
         """What is not a hard limit but must never pass unasked: a blocked program named as an
         argument of a program the analysis does not know to run its arguments (``perf stat
         sudo id``), and a recursive walk (``grep -r``, ``tar c``, ``cp -r``) of a directory
@@ -487,13 +519,20 @@ class SecurityPolicy:
         questions: list[str] = []
         names = frozenset(_blocked_names(tuple(self.blocked_commands))) - _SUBCOMMAND_WORDS
         rules = self._denied_rules()
-        for target in line.redirect_targets:
-            shielded = self.protected_path(normalize_path(target, cwd, self.home).path)
+        for command in line.commands:
+            if not command.program.isascii():
+                questions.append(
+                    f"the program name {command.program!r} has non-ASCII characters (a look-alike "
+                    "or invisible character can pass for another name)"
+                )
+        for target in (t.replace(HOME_MARK, self.home) for t in line.redirect_targets):
+            shielded = self.protected_path(memo.path(target, cwd), memo=memo)
             if shielded is not None:
                 questions.append(f"writes to {target}, under the protected path {shielded}")
         for command in line.commands:
             command, _ = _brace_expanded(command)  # a word bash splits is checked word by word
-            questions += self._protected_arguments(command, cwd)
+            questions += self._protected_arguments(command, cwd, memo)
+            questions += self._pattern_questions(command, cwd, memo)
             if command.program == "curl" and not {"-g", "--globoff"} & set(command.argv):
                 globbed = [a for a in command.argv[1:] if re.search(r"\[[^\]]*\]", a)]
                 if globbed:
@@ -511,7 +550,7 @@ class SecurityPolicy:
                         break
             for arg in command.argv[1:]:
                 if "/" in arg and not arg.startswith("-") and "://" not in arg:
-                    real = os.path.basename(os.path.realpath(os.path.join(cwd, arg)))
+                    real = os.path.basename(memo.real(os.path.join(cwd, arg)))
                     if real in names:
                         questions.append(
                             f"{command.program} {arg}: that is the blocked program {real} "
@@ -525,9 +564,9 @@ class SecurityPolicy:
                 targets = targets or ["."]
                 for target in targets:
                     for where in command.cwds:
-                        base = normalize_path(where, cwd, self.home).path if where != "." else cwd
+                        base = memo.path(where, cwd) if where != "." else cwd
                         try:
-                            walked = normalize_path(target, base, self.home).path
+                            walked = memo.path(target, base)
                         except AstridError:
                             continue
                         # A folder above an anchored denied entry (or holding an any-depth
@@ -540,7 +579,95 @@ class SecurityPolicy:
                             )
         return sorted(set(questions))
 
-    def _protected_arguments(self, command: SimpleCommand, cwd: str) -> list[str]:
+    def _pattern_questions(self, command: SimpleCommand, cwd: str, memo: _Resolver) -> list[str]:
+        """A glob argument that may name a denied path (both are patterns: ``*.p?m`` against
+        ``*.pem``) or, for a program that may write, a protected one (``.git/ho?ks/x``),
+        judged by the pattern whatever exists now: asked."""
+        questions: list[str] = []
+        writes = command.program not in _READ_ONLY_PROGRAMS
+        for arg in (p for word in command.argv[1:] for p in _path_words(word)):
+            if arg.startswith("-") or "://" in arg or not _has_glob(arg) or "\x00" in arg:
+                continue
+            for where in command.cwds:
+                base = memo.path(where, cwd) if where != "." else cwd
+                reach = self._pattern_reach(arg, base, self._denied_rules(), memo)
+                if reach is not None and not reach[1]:
+                    questions.append(
+                        f"{command.program} {arg}: the pattern may name the denied path {reach[0]}"
+                    )
+                    break
+                shielded = (
+                    self._pattern_reach(arg, base, self._protected_rules(), memo)
+                    if writes
+                    else None
+                )
+                if shielded is not None:
+                    questions.append(
+                        f"{command.program} {arg}: the pattern may name the protected path "
+                        f"{shielded[0]}"
+                    )
+                    break
+        return questions
+
+    def _pattern_reach(
+        self, arg: str, base: str, rules: PathRules, memo: _Resolver
+    ) -> tuple[str, bool] | None:
+        """(entry, certain) when some path the glob ``arg`` can expand to is an entry of
+        ``rules`` or below one; certain when every wildcard met a literal name of the entry
+        (``~/.ss?/id_rsa`` and ``~/.ssh``), not only another wildcard. None when it cannot."""
+        cache_key = (arg, base, id(rules))
+        if cache_key in memo.reach:
+            return memo.reach[cache_key]
+        text = self.home + arg[1:] if arg == "~" or arg.startswith("~/") else arg
+        text = os.path.normpath(text if os.path.isabs(text) else os.path.join(base, text))
+        parts = text.split("/")[1:]
+        literal = 0
+        while literal < len(parts) and not _has_glob(parts[literal]):
+            literal += 1
+        head = memo.real("/" + "/".join(parts[:literal])) if literal else "/"
+        names = tuple(p for p in head.split("/") if p)
+        tail = tuple(parts[literal:])
+        pattern = names + tail
+        known = frozenset(names)
+        best: tuple[str, bool] | None = None
+        key = f"_components_{id(rules)}"
+        entries = self.__dict__.get(key)
+        if entries is None:  # once per policy object (its rules are compiled once too)
+            every = _entry_components(rules, self.home)
+            by_first: dict[str, list[tuple[str, tuple[str, ...]]]] = {}
+            others: list[tuple[str, tuple[str, ...]]] = []
+            for item in every:
+                head_name = item[1][0] if item[1] else "**"
+                if head_name == "**" or _has_glob(head_name) or "\\" in head_name:
+                    others.append(item)
+                else:
+                    by_first.setdefault(head_name, []).append(item)
+            entries = self.__dict__[key] = (rules, every, by_first, tuple(others))
+        first_name = pattern[0] if pattern else ""
+        if _has_glob(first_name):
+            candidates = entries[1]
+        else:  # only entries whose first component can be this name
+            candidates = (*entries[2].get(first_name, ()), *entries[3])
+        for entry, components in candidates:
+            if components[:1] == ("**",) and len(components) > 1:
+                # any depth: its first name must meet a component (cheap test first)
+                first = components[1]
+                if (
+                    not _has_glob(first)
+                    and first not in known
+                    and not any(_component_meets(p, first) for p in tail)
+                ):
+                    continue
+            found = _reaches(pattern, components)
+            if found == 2:
+                best = (entry, True)
+                break
+            if found == 1 and best is None:
+                best = (entry, False)
+        memo.reach[cache_key] = best
+        return best
+
+    def _protected_arguments(self, command: SimpleCommand, cwd: str, memo: _Resolver) -> list[str]:
         """A path-like argument under a protected path (``.git/hooks``, ``.git/config``, …):
         the line is asked, in every mode, unless the program only reads. Which arguments a
         program writes is not in the text, so any mention counts; renaming or deleting a
@@ -552,12 +679,12 @@ class SecurityPolicy:
             if arg.startswith("-") or "://" in arg or not arg or "\x00" in arg:
                 continue
             for where in command.cwds:
-                base = normalize_path(where, cwd, self.home).path if where != "." else cwd
+                base = memo.path(where, cwd) if where != "." else cwd
                 try:
-                    resolved = normalize_path(arg, base, self.home).path
+                    resolved = memo.path(arg, base)
                 except AstridError:
                     continue
-                shielded = self.protected_path(resolved)
+                shielded = self.protected_path(resolved, memo=memo)
                 if shielded is not None:
                     questions.append(
                         f"{command.program} {arg} may change the protected path {shielded}"
@@ -565,19 +692,26 @@ class SecurityPolicy:
                     break
         return questions
 
-    def _command_paths(self, command: SimpleCommand, cwd: str) -> list[str]:
+    def _command_paths(self, command: SimpleCommand, cwd: str, memo: _Resolver) -> list[str]:
         """Path-like arguments, resolved against every directory the command may run in
         (``cd`` earlier in the line is followed); a glob is checked by what it matches."""
         problems: list[str] = []
-        for arg in (p for word in command.argv[1:] for p in _path_words(word)):
-            if not (arg.startswith(("/", "~", "./", "../", ".")) or "/" in arg) and (
-                command.cwds == (".",) or arg.startswith("-")
-            ):
-                continue
-            if "://" in arg or not arg or "\x00" in arg:
+        words = (*command.argv[1:], *(h.replace(HOME_MARK, self.home) for h in command.home_paths))
+        for arg in (p for word in words for p in _path_words(word)):
+            # every word may be a file name: "cat key.pem" with "*.pem" denied (a bare name
+            # was skipped, and read the key)
+            if arg.startswith("-") or "://" in arg or not arg or "\x00" in arg:
                 continue
             for where in command.cwds:
-                base = normalize_path(where, cwd, self.home).path if where != "." else cwd
+                base = memo.path(where, cwd) if where != "." else cwd
+                if _has_glob(arg):  # by the pattern itself, whatever exists now
+                    reach = self._pattern_reach(arg, base, self._denied_rules(), memo)
+                    if reach is not None and reach[1]:
+                        problems.append(
+                            f"{command.program} {arg}: the pattern can name the denied path "
+                            f"{reach[0]}"
+                        )
+                        break
                 for candidate in _glob_candidates(arg, base, self.home):
                     if candidate == _TOO_MANY:
                         problems.append(
@@ -585,13 +719,191 @@ class SecurityPolicy:
                             "too many to check"
                         )
                         break
-                    root = self.denied_path(normalize_path(candidate, base, self.home).path)
-                    if root is not None:
-                        problems.append(
-                            f"{command.program} touches {arg}, inside the denied path {root}"
-                        )
+                    why = self._denied_use(candidate, base, memo)
+                    if why is not None:
+                        problems.append(f"{command.program} touches {arg}: {why}")
                         break
         return problems
+
+    def _denied_use(self, raw: str, base: str, memo: _Resolver) -> str | None:
+        """Why using path ``raw`` (relative to ``base``) is denied, else None: where it
+        resolves, where it is written (``/proc/self/cwd/..`` resolves in *this* process, the
+        text names /proc), or another name (hard link) of a denied file."""
+        resolved = memo.path(raw, base)
+        root = self.denied_path(resolved)
+        if root is None and not raw.startswith("~"):
+            lexical = os.path.normpath(raw if raw.startswith("/") else os.path.join(base, raw))
+            root = self.denied_path(lexical)
+        if root is not None:
+            return f"inside the denied path {root}"
+        info = memo.lstat(resolved)
+        if info is not None:
+            return self.denied_link(info)
+        return None
+
+
+def _has_glob(text: str) -> bool:
+    return "*" in text or "?" in text or "[" in text
+
+
+def _entry_components(rules: PathRules, home: str) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """Each entry as path components: anchored ones from ``/`` (``~`` expanded, and each
+    resolved form), any-depth ones after a leading ``**``."""
+    found: list[tuple[str, tuple[str, ...]]] = []
+    for rule in rules.rules:
+        entry = rule.entry.rstrip("/") or "/"
+        if rule.literal is None:
+            body = entry.removeprefix("**/")
+            found.append((rule.entry, ("**", *(p for p in body.split("/") if p))))
+            continue
+        text = home.rstrip("/") + entry[1:] if entry == "~" or entry.startswith("~/") else entry
+        text = os.path.normpath(text)
+        rest = text[len(_literal_prefix_of(text)) :]
+        found.append((rule.entry, tuple(p for p in (rule.literal + rest).split("/") if p)))
+    return tuple(dict.fromkeys(found))
+
+
+def _literal_prefix_of(text: str) -> str:
+    parts: list[str] = []
+    for part in text.split("/")[1:]:
+        if _has_glob(part) or "\\" in part:
+            break
+        parts.append(part)
+    return "/" + "/".join(parts)
+
+
+def _reaches(pattern: tuple[str, ...], entry: tuple[str, ...]) -> int:
+    """Whether a path the glob components ``pattern`` can name is the path the components
+    ``entry`` name, or below it: 2 certainly (each wildcard met a literal name), 1 maybe (a
+    wildcard met a wildcard), 0 no. ``**`` (in an entry; in a pattern only with globstar,
+    which makes the line opaque) spans any number of components."""
+    memo: dict[tuple[int, int], int] = {}
+
+    def walk(i: int, j: int) -> int:
+        key = (i, j)
+        if key in memo:
+            return memo[key]
+        if j == len(entry):
+            found = 2
+        elif i == len(pattern):
+            found = 0
+        elif entry[j] == "**":
+            found = max(walk(i, j + 1), walk(i + 1, j))
+        elif pattern[i] == "**":
+            found = max(walk(i + 1, j), walk(i, j + 1))
+        else:
+            meets = _component_meets(pattern[i], entry[j])
+            found = min(meets, walk(i + 1, j + 1)) if meets else 0
+        memo[key] = found
+        return found
+
+    return walk(0, 0)
+
+
+def _component_meets(pattern: str, name: str) -> int:
+    """Whether the bash glob ``pattern`` can match the file name ``name`` (itself a gitignore
+    glob component): 2 yes, 1 maybe (both are patterns), 0 no. As in bash, a leading dot is
+    only matched by a leading dot (dotglob makes the line opaque)."""
+    pattern_glob = _has_glob(pattern)
+    name_glob = _has_glob(name) or "\\" in name
+    if not pattern_glob and not name_glob:
+        return 2 if pattern == name else 0
+    if name.startswith(".") and not pattern.startswith(".") and pattern_glob:
+        return 0
+    bash = pattern.replace("[^", "[!")
+    if not name_glob:
+        return 2 if fnmatch.fnmatchcase(name, bash) else 0
+    if not pattern_glob:
+        return 2 if fnmatch.fnmatchcase(pattern, name.replace("\\", "")) else 0
+    # two patterns: they can meet only if their literal heads and tails agree
+    (ph, pt), (nh, nt) = _glob_ends(bash), _glob_ends(name)
+    heads = ph.startswith(nh) or nh.startswith(ph)
+    tails = pt.endswith(nt) or nt.endswith(pt)
+    return 1 if heads and tails else 0
+
+
+def _glob_ends(text: str) -> tuple[str, str]:
+    """The literal text before a glob's first wildcard and after its last."""
+    return re.split(r"[*?\[]", text, maxsplit=1)[0], re.split(r"[*?\]]", text)[-1]
+
+
+class _Resolver:
+    """One decision's path cache: ``path(raw, base)`` is ``normalize_path(raw, base).path``,
+    ``real(p)`` is ``os.path.realpath(p)``, each computed once per decision; ``hooks`` reads
+    the git configuration for a folder once per decision.
+
+    ``real`` resolves a path from its (cached) parent and one ``lstat`` of its last component,
+    which is what ``realpath`` does component by component; anything unusual (``.``/``..``,
+    a trailing or doubled slash, a symbolic link as the last component) goes to ``realpath``
+    itself. Nothing outlives the decision, so nothing here can go stale."""
+
+    __slots__ = ("_hooks", "_paths", "_real", "_stats", "home", "protected", "reach")
+
+    def __init__(self, home: str) -> None:
+        self.home = home
+        self._paths: dict[tuple[str, str], str] = {}
+        self._real: dict[str, str] = {}
+        self._stats: dict[str, os.stat_result | None] = {}
+        self._hooks: dict[str, tuple[tuple[str, str], ...]] = {}
+        self.protected: dict[str, str | None] = {}  # SecurityPolicy.protected_path's answers
+        self.reach: dict[tuple[str, str, int], tuple[str, bool] | None] = {}  # _pattern_reach
+
+    def path(self, raw: str, base: str) -> str:
+        key = (raw, base)
+        found = self._paths.get(key)
+        if found is None:
+            if not raw or "\x00" in raw:
+                return normalize_path(raw, base, self.home).path  # raises the clear error
+            text = self.home + raw[1:] if raw == "~" or raw.startswith("~/") else raw
+            found = self.real(text if os.path.isabs(text) else os.path.join(base, text))
+            self._paths[key] = found
+        return found
+
+    def real(self, path: str) -> str:
+        found = self._real.get(path)
+        if found is not None:
+            return found
+        head, tail = os.path.split(path)
+        if not tail or tail in (".", "..") or not head.startswith("/") or "//" in path:
+            found = _realpath(path)
+        else:
+            joined = self.real(head).rstrip("/") + "/" + tail
+            info = self.lstat(joined)  # missing (or under a file): realpath goes on lexically
+            link = info is not None and stat.S_ISLNK(info.st_mode)
+            found = _realpath(joined) if link else joined
+        self._real[path] = found
+        return found
+
+    def lstat(self, path: str) -> os.stat_result | None:
+        if path in self._stats:
+            return self._stats[path]
+        try:
+            found: os.stat_result | None = os.lstat(path)
+        except (OSError, ValueError):
+            found = None
+        self._stats[path] = found
+        return found
+
+    def hooks(self, path: str) -> tuple[tuple[str, str], ...]:
+        """``git_hooks_dirs(path)``: the same for every path of one folder."""
+        folder = os.path.dirname(path.rstrip("/")) or "/"
+        found = self._hooks.get(folder)
+        if found is None:
+            found = self._hooks[folder] = git_hooks_dirs(path, self.home)
+        return found
+
+
+def _realpath(path: str) -> str:
+    """``os.path.realpath``, looked at again when a component flips while it is read."""
+    for _ in range(3):
+        try:
+            return os.path.realpath(path)
+        except OSError:
+            continue
+    raise BadInputError(
+        f"{path!r} keeps changing while it is being resolved (a symbolic link is swapped)",
+        hint="try again once nothing else is modifying that path",
+    )
 
 
 # Programs that never write the files they are given: naming a protected path to them is no
@@ -626,12 +938,17 @@ _GLOB_LIMIT = 4096  # paths one glob or brace expansion may name before the line
 _TOO_MANY = "\x00too many"  # a marker no path can be (paths hold no NUL)
 
 
-def _path_words(word: str) -> list[str]:
+@lru_cache(maxsize=4096)
+def _path_words(word: str) -> tuple[str, ...]:
     """The paths one argument may name: itself, an option's value (``--file=/x``), a file a
-    tool reads by ``@`` (``curl -d @/x``, ``-F f=@/x``), a ``file://`` URL's path."""
+    tool reads by ``@`` (``curl -d @/x``, ``-F f=@/x``), a ``file://`` URL's path. (A pure
+    function of the word, cached: every check of a decision asks it for every argument.)"""
     found = [word]
     if word.startswith("-") and "=" in word:
         found = [word.split("=", 1)[1]]
+    elif len(word) > 2 and word[0] == "-" and word[1] != "-":
+        # a short option with its value attached: curl -d@.ssh/key, -T.ssh/key, tar -C/x
+        found.append(word[2:])
     for text in list(found):
         if text.lower().startswith("file:"):
             found.append(unquote(urlsplit(text).path) or "/")
@@ -641,9 +958,8 @@ def _path_words(word: str) -> list[str]:
                 sep and mark == "=@" and tail
             ):
                 found.append(tail)
-    if word.startswith("@") and len(word) > 1:
-        found.append(word[1:])
-    return found
+    found += [text[1:] for text in list(found) if text.startswith("@") and len(text) > 1]
+    return tuple(found)
 
 
 # Programs that never run an argument as a program (naming "sudo" to them is harmless), and
@@ -711,6 +1027,8 @@ def _brace_expanded(command: SimpleCommand) -> tuple[SimpleCommand, bool]:
         if len(words) > _EXPANSION_LIMIT:
             return command, False
         argv += [w for w in words if w]
+    if len(argv) == len(command.argv) and all(map(str.__eq__, argv, command.argv)):
+        return command, True  # "{}" and the like: nothing to expand
     return replace(command, argv=tuple(argv)), True
 
 
@@ -876,6 +1194,7 @@ def _blocked_identity(
     home: str,
     rules: tuple[str, ...],
     state: tuple[tuple[str, int], ...],
+    memo: _Resolver,
 ) -> str | None:
     """The blocked program a command really runs, judged by the file: the name it resolves
     to (``/proc/self/root/usr/bin/sudo``, ``./x`` -> ``/usr/bin/sudo``), the same inode (a hard
@@ -896,7 +1215,7 @@ def _blocked_identity(
     if path is None:
         return None
     try:
-        real = os.path.realpath(path) if "/" in argv0 else path
+        real = memo.real(path) if "/" in argv0 else path
         st = os.stat(real)
     except (OSError, ValueError):
         return None
@@ -1109,11 +1428,19 @@ def _hosts_in(command: SimpleCommand) -> list[str]:
                     if _checkable(piece.split(",")[0]):
                         hosts.append(piece.split(",")[0])
         elif command.program in _PORT_FIRST:
-            hosts += [h for h in positional[:1] if _checkable(h)]
+            # the first word is the host, a number too ("nc 0 22" is 0.0.0.0, this machine),
+            # unless it listens (nc -l 8080: the word is its port)
+            listens = any(a == "--listen" or (a[:1] == "-" and "l" in a[1:2]) for a in args)
+            hosts += [
+                h for h in positional[:1] if _checkable(h) or (not listens and parse_ip_literal(h))
+            ]
         else:
             for arg in positional:
                 host = _host_of(arg)
-                if host and _checkable(host):
+                # a downloader's word is a URL, and "host:port" names a host: a number there
+                # is an address ("curl 0:8080" is 0.0.0.0), not a port
+                numeric = command.program in _DOWNLOADERS or ":" in arg
+                if host and (_checkable(host) or (numeric and parse_ip_literal(host))):
                     hosts.append(host)
     elif command.program == "git":  # scp-like remotes: git clone user@10.0.0.1:repo
         for arg in positional:

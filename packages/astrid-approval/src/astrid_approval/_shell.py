@@ -30,6 +30,7 @@ import tree_sitter_bash
 from tree_sitter import Language, Node, Parser
 
 __all__ = [
+    "HOME_MARK",
     "SimpleCommand",
     "ParsedLine",
     "parse_command_line",
@@ -290,7 +291,8 @@ _RUNS_VIA_OPTION: dict[str, tuple[str, ...]] = {
 }  # fmt: skip
 _SHOPT_OPAQUE = frozenset(
     {"expand_aliases", "dotglob", "extglob", "nocaseglob", "extdebug", "globasciiranges",
-     "cdable_vars", "execfail", "sourcepath"}
+     "cdable_vars", "execfail", "sourcepath", "globstar", "nocasematch", "failglob",
+     "nullglob"}
 )  # fmt: skip
 # Programs whose targets (hosts, files) xargs would fill in from its input: not checkable.
 _TAKES_TARGETS = frozenset(
@@ -307,6 +309,9 @@ _SHELL_NAME = re.compile(
     r"(bash|sh|zsh|dash|ksh|mksh|oksh|loksh|pdksh|ash|yash|fish|csh|tcsh|rbash|posh)[\d.]*"
 )
 _QUOTED = frozenset({"raw_string", "string", "ansi_c_string", "word"})
+_BACKTICKS = re.compile(r"`((?:\\.|[^`\\])*)`", re.S)
+_REPARSED = frozenset({"expansion", "heredoc_body", "command_substitution"})
+_CODE_MARK = re.compile(r"\$\(|`|\\x")  # quoted text that arithmetic could run as code
 _ARITHMETIC = frozenset({"arithmetic_expansion", "c_style_for_statement", "test_command"})
 _LOOPS = frozenset(
     {"for_statement", "c_style_for_statement", "while_statement", "function_definition"}
@@ -338,6 +343,7 @@ class SimpleCommand:
     assignments: tuple[str, ...] = ()  # NAME=value words before it
     redirects: tuple[str, ...] = ()  # "> file", "2>&1", "<<< text"
     cwds: tuple[str, ...] = (".",)  # where it may run, relative to the line's cwd (cd tracking)
+    home_paths: tuple[str, ...] = ()  # arguments computed only by $HOME (HOME_MARK for it)
 
     @property
     def key(self) -> CommandKey:
@@ -353,6 +359,7 @@ class ParsedLine:
     redirect_targets: list[str] = field(default_factory=list[str])
     hosts: list[str] = field(default_factory=list[str])  # /dev/tcp/HOST/… targets
     statements: list[str] = field(default_factory=list[str])  # assignments, declarations
+    pattern_programs: list[str] = field(default_factory=list[str])  # "/???/su?o": a glob runs
     parse_error: bool = False
     line: str = ""
 
@@ -416,10 +423,16 @@ def _parse_cached(line: str) -> ParsedLine:
 # ---------------------------------------------------------------------- words
 
 
+# Stands for $HOME in a word's other reading (the policy puts its home there).
+HOME_MARK = "\ue000"
+_HOME_EXPANSIONS = frozenset({"$HOME", "${HOME}"})
+
+
 @dataclass(frozen=True)
 class _Word:
     value: str | None  # None: computed at run time
     pattern: bool = False  # unquoted glob or brace expansion
+    home: str | None = None  # computed only by $HOME: the word with HOME_MARK for it
 
 
 _ANSI = re.compile(
@@ -441,7 +454,8 @@ def _ansi_c(body: str) -> str:
             return chr(ord(esc[1]) & 0x1F)
         return _ANSI_SIMPLE.get(esc, "\\" + esc)
 
-    return _ANSI.sub(one, body)
+    # bash keeps a $'...' string as a C string: a NUL ends it ($'su\0ls' is "su")
+    return _ANSI.sub(one, body).split("\x00", 1)[0]
 
 
 _UNQUOTED_GLOB = re.compile(r"(?<!\\)[*?\[]|(?<!\\)\{[^}]*(,|\.\.)[^}]*\}|[@!+]\(")
@@ -477,22 +491,37 @@ def _word(node: Node) -> _Word:
         return _Word(text[1:-1])
     if kind == "ansi_c_string":
         return _Word(_ansi_c(text[2:-1]))
+    if kind in ("simple_expansion", "expansion") and text in _HOME_EXPANSIONS:
+        return _Word(None, home=HOME_MARK)
     if kind in ("string", "translated_string"):
         parts: list[str] = []
+        computed = False
         for child in node.named_children:
+            if child.type in ("simple_expansion", "expansion") and _text(child) in _HOME_EXPANSIONS:
+                parts.append(HOME_MARK)
+                computed = True
+                continue
             if child.type != "string_content":
                 return _Word(None)
             parts.append(_STRING_ESCAPE.sub(r"\1", _text(child).replace("\\\n", "")))
+        if computed:
+            return _Word(None, home="".join(parts))
         return _Word("".join(parts))
     if kind == "concatenation":
         values: list[str] = []
         pattern = False
+        homes = False
         for child in node.children:
             part = _word(child)
-            if part.value is None:
+            if part.value is None and part.home is None:
                 return _Word(None)
-            values.append(part.value)
+            homes = homes or part.value is None
+            values.append(part.value if part.value is not None else part.home or "")
             pattern = pattern or part.pattern
+        # the grammar splits "s{u,}do" into five words, none a pattern alone: bash expands it
+        pattern = pattern or bool(_UNQUOTED_GLOB.search(text))
+        if homes:
+            return _Word(None, pattern, home="".join(values))
         return _Word("".join(values), pattern)
     if kind in ("$", '"'):  # stray tokens inside a concatenation ("$" before a quote)
         return _Word(text)
@@ -524,6 +553,8 @@ class _Analysis:
         self.stdin_text: str | None = None  # the here-string/document of the current command
         self.computed_values = False  # a variable gets a value the text does not show
         self.inherited_stdin: str | None = None  # a here-document hung on a whole list
+        self.pipe_text: str | None = None  # what the previous stage of a pipeline prints
+        self.written: set[str] = set()  # files the line writes (relative to its cwd)
 
     def opaque(self, reason: str) -> None:
         self.result.opaque_reasons.append(reason)
@@ -603,24 +634,80 @@ class _Analysis:
                 self.computed_values = True
         elif kind in _ARITHMETIC or (kind == "compound_statement" and _text(node)[:2] == "(("):
             self.has_arithmetic = True
-        elif kind in _QUOTED and any(m in _text(node) for m in ("$(", "`", "\\x")):
+        elif kind in _QUOTED and _CODE_MARK.search(_text(node)):
             self.literal_quotes_with_code = True
         elif kind in ("file_redirect", "herestring_redirect", "heredoc_redirect"):
             self.redirect(node)
+        if kind in _REPARSED:
+            self.reparse(node, kind, depth=depth, via=via)
+        if node.child_count == 0:
+            return
         inner_loop = in_loop or kind in _LOOPS
         for child in node.children:
-            self.node(child, depth=depth, via=via, tree_depth=tree_depth + 1, in_loop=inner_loop)
+            if child.is_named:
+                self.node(child, depth=depth, via=via, tree_depth=tree_depth + 1,
+                          in_loop=inner_loop)  # fmt: skip
+
+    def reparse(self, node: Node, kind: str, *, depth: int, via: tuple[str, ...]) -> None:
+        """Where tree-sitter-bash leaves substitutions unparsed, parse their text again:
+        ``${x:-`cmd`}`` (a word in an expansion), the body of a ``<<-`` here-document, and
+        backticks nested in backticks (``\\`cmd\\```, which bash unescapes and runs)."""
+        text = _text(node)
+        if "`" not in text and "$(" not in text:
+            return
+        if kind == "expansion":
+            for child in node.named_children:
+                if child.type == "word":
+                    word = _text(child)
+                    if "`" in word or "$(" in word:
+                        self.text(": " + word, depth=depth + 1, via=via, piped=False)
+        elif kind == "heredoc_body":
+            start = node.prev_sibling
+            while start is not None and start.type != "heredoc_start":
+                start = start.prev_sibling
+            if start is not None and any(c in _text(start) for c in "'\"\\"):
+                return  # a quoted delimiter: the body is not expanded
+            for span in _BACKTICKS.finditer(text):  # the grammar leaves `...` in bodies as text
+                inner = re.sub(r"\\([\\`$])", r"\1", span.group(1))
+                self.text(inner, depth=depth + 1, via=via, piped=False)
+            if node.child_count == 0 and "$(" in text:  # a <<- body: parsed as a << body
+                body = "\n".join(line.lstrip("\t") for line in text.split("\n"))
+                marker = "ASTRID_HEREDOC_END"
+                self.text(f": <<{marker}\n{body}\n{marker}", depth=depth + 1, via=via,
+                          piped=False)  # fmt: skip
+        elif kind == "command_substitution" and text.startswith("`") and "\\`" in text:
+            inner = re.sub(r"\\([\\`$])", r"\1", text[1:-1])
+            self.text(inner, depth=depth + 1, via=via, piped=False)
 
     def pipeline(self, node: Node, *, depth: int, via: tuple[str, ...], tree_depth: int,
                  in_loop: bool) -> None:  # fmt: skip
         start = len(self.result.commands)
         position = 0
+        parent = node.parent
+        if parent is not None and parent.type == "heredoc_redirect":
+            # "cat <<EOF | bash": the grammar puts the pipeline inside the here-document;
+            # its first stage reads what the command owning the here-document prints
+            position = 1
+            owner = parent.parent.child_by_field_name("body") if parent.parent else None
+            body = next((c for c in parent.children if c.type == "heredoc_body"), None)
+            named = owner.child_by_field_name("name") if owner is not None else None
+            literal = owner is not None and owner.named_child_count == 1
+            self.pipe_text = (
+                _text(body)
+                if body is not None and named is not None and _text(named) == "cat" and literal
+                else None
+            )
         for child in node.children:
             if child.type in ("|", "|&"):
                 continue
             if child.type in ("command", "redirected_statement"):
+                before = len(self.result.commands)
                 self.statement(child, depth=depth, via=via, tree_depth=tree_depth + 1,
                                in_loop=in_loop, piped=position > 0)  # fmt: skip
+                # what this stage writes, when the text shows it: a shell reading the pipe
+                # next runs it ("echo sudo id | bash")
+                made = self.result.commands[before:]
+                self.pipe_text = _literal_output(made[-1]) if made else None
             else:
                 if position > 0 and child.type not in ("negated_command",):
                     pass  # a compound reading a pipe: its commands are analysed as usual
@@ -659,22 +746,29 @@ class _Analysis:
             body = inner
         assignments: list[str] = []
         words: list[_Word] = []
-        for child in body.children:
-            if child.type in ("command_name", "word") and "\n" in _text(child):
+        children = body.children  # each access builds new node objects: read once
+        for child in children:
+            child_type = child.type
+            if child_type in ("command_name", "word") and "\n" in _text(child):
                 # a newline inside an unquoted word is the grammar gone wrong, not bash
                 self.opaque("the line does not parse as bash (a newline inside a word)")
                 self.result.parse_error = True
-            if child.type == "variable_assignment":
+            if child_type == "variable_assignment":
                 assignments.append(self.assignment_names(child))
-            elif child.type == "command_name":
+            elif child_type == "command_name":
                 named = child.named_children
                 words.append(_word(named[0]) if named else _Word(None))
-            elif child.type.endswith("redirect"):
+            elif child_type.endswith("redirect"):
                 redirects.append(child)
-            elif child.is_named and child.type not in ("comment",):
+            elif child.is_named and child_type != "comment":
                 words.append(_word(child))
         # Everything nested (substitutions in words, here-document bodies) runs too.
-        for child in body.children:
+        for child in children:
+            if child.child_count == 0:
+                if child.is_named:  # a leaf word: only the quoted-code check applies
+                    self.node(child, depth=depth, via=via, tree_depth=tree_depth + 1,
+                              in_loop=in_loop)  # fmt: skip
+                continue
             for part in child.children if child.type.endswith("redirect") else (child,):
                 self.node(part, depth=depth, via=via, tree_depth=tree_depth + 1, in_loop=in_loop)
         feeds_stdin = False
@@ -760,10 +854,14 @@ class _Analysis:
             return f"{op}{word.value}"
         if word.value is None:
             self.opaque("a redirection target is computed at run time: cannot tell which file")
+            if word.home is not None:  # $HOME/...: still checked as a path
+                self.redirect_target(word.home)
             return f"{op} <computed>"
         if word.pattern:
             self.opaque("a redirection target is a pattern: cannot tell which file")
         self.redirect_target(word.value)
+        if ">" in op:
+            self.wrote(word.value)
         return f"{op} {word.value}"
 
     def redirect_target(self, target: str) -> None:
@@ -776,6 +874,20 @@ class _Analysis:
         for cwd in self.cwds:
             joined = target if target.startswith(("/", "~")) else os.path.join(cwd, target)
             self.result.redirect_targets.append(os.path.normpath(joined) if cwd != "." else target)
+
+    def wrote(self, target: str) -> None:
+        """The line writes ``target``: running it later in the same line runs text the
+        decision never saw (``echo 'sudo id' > x; bash x``)."""
+        for cwd in self.cwds:
+            self.written.add(os.path.normpath(os.path.join(cwd, target)))
+
+    def runs_written(self, words: tuple[str, ...]) -> bool:
+        return any(
+            os.path.normpath(os.path.join(cwd, word)) in self.written
+            for word in words
+            if word and not word.startswith("-")
+            for cwd in self.cwds
+        )
 
     # -- one simple command (after its words are known)
     def simple(
@@ -795,6 +907,7 @@ class _Analysis:
             return
         if first.pattern:
             self.opaque(f"the program name {first.value!r} is a pattern")
+            self.result.pattern_programs.append(first.value.rsplit("/", 1)[-1] or first.value)
             return
         if not first.value:
             self.opaque("the program name is empty")
@@ -808,7 +921,15 @@ class _Analysis:
             return
         argv = tuple(w.value if w.value is not None else "<computed>" for w in words)
         program = first.value.rsplit("/", 1)[-1] or first.value
-        command = SimpleCommand(program, argv, via, assignments, redirects, self.cwds)
+        homes = tuple(w.home for w in words[1:] if w.value is None and w.home is not None)
+        command = SimpleCommand(program, argv, via, assignments, redirects, self.cwds, homes)
+        if self.written:
+            runner = program in SHELLS or _family(program) in INTERPRETERS or program in _WRAPPERS
+            if self.runs_written(argv if runner else argv[:1]):
+                self.opaque(f"{program} runs a file this line writes: its text is not in the line")
+        if program in ("tee", "cp", "mv", "install", "ln", "dd", "curl", "wget"):
+            for value in argv[1:]:  # what they may write (over-approximated: any word)
+                self.wrote(value)
         self.result.commands.append(command)
         if len(self.result.commands) > MAX_COMMANDS:
             return
@@ -826,6 +947,8 @@ class _Analysis:
         base = _family(program)
         if program in ("eval",):
             self.opaque("eval runs text built at run time")
+            if rest and all(w.value is not None for w in rest):  # what it would run, literally
+                self.text(" ".join(args), depth=depth + 1, via=(*via, "eval"), piped=False)
             return
         if program in ("source", "."):
             self.opaque(f"{program} runs a script file in this shell")
@@ -1069,6 +1192,8 @@ class _Analysis:
             why = "a pipe or redirected input" if stdin else "its input"
             self.opaque(f"{program} reads commands from {why}")
             text, self.stdin_text = self.stdin_text, None
+            if text is None and stdin:
+                text, self.pipe_text = self.pipe_text, None
             if text:  # still find what it would run: a blocked command in it is denied
                 self.text(text, depth=depth + 1, via=(*via, program), piped=False)
 
@@ -1299,6 +1424,21 @@ class _Analysis:
         self.cwds = _join_cwds(self.cwds, target.value)
         if len(self.cwds) > MAX_CWDS:
             self.opaque("too many directory changes to follow")
+
+
+def _literal_output(command: SimpleCommand) -> str | None:
+    """What a command prints when the text shows it: ``echo``/``printf`` words, ``cat`` of a
+    here-document or here-string. None otherwise."""
+    if "<computed>" in command.argv:
+        return None
+    if command.program in ("echo", "printf"):
+        words = [w for w in command.argv[1:] if not (w.startswith("-") and len(w) <= 3)]
+        return " ".join(words).replace("\\n", "\n")
+    if command.program == "cat" and len(command.argv) == 1:
+        for redirect in command.redirects:
+            if redirect.startswith(("<< ", "<<< ")):
+                return redirect.split(" ", 1)[1]
+    return None
 
 
 def _option_matches(arg: str, prefix: str) -> bool:

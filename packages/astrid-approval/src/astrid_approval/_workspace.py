@@ -1,6 +1,7 @@
 """Workspace boundary: how much the agent may do on its own inside (and outside) the workspace.
 
-* ``safe``       — ask before everything except LLM calls (seed: "ask about everything").
+* ``safe``       — ask before everything except LLM calls (seed: "ask about everything");
+                   an MCP server's sampling request is asked in safe and guided mode.
 * ``guided``     — reads and listings inside the workspace run without asking; anything that
                    changes state, runs a command, uses the network or leaves the workspace asks.
 * ``autonomous`` — everything inside the workspace runs without asking (writes, deletes,
@@ -16,7 +17,15 @@ import os
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from astrid_core import DirectoryList, FileDelete, FileRead, FileWrite, LlmCall, ShellCommand
+from astrid_core import (
+    DirectoryList,
+    FileDelete,
+    FileRead,
+    FileWrite,
+    LlmCall,
+    McpSampling,
+    ShellCommand,
+)
 
 from ._normalize import Normalized
 from ._paths import is_within_resolved
@@ -57,6 +66,13 @@ class WorkspaceBoundary:
         action = normalized.action
         if isinstance(action, LlmCall):
             return Placement.AUTO, "LLM calls are governed by the budget"
+        if isinstance(action, McpSampling):
+            # The server spends our budget and writes the prompt: asked per server (Allow
+            # Session / Always cover that server) except in autonomous mode, where the
+            # budget and [security] sampling_max_requests / sampling_max_tokens govern it.
+            if self.mode is WorkspaceMode.AUTONOMOUS:
+                return Placement.AUTO, "autonomous mode: sampling within the per-server cap"
+            return Placement.ASK, f"{self.mode.value} mode asks before an MCP server uses the model"
         inside: bool | None = None
         if normalized.path is not None:
             inside = is_within_resolved(normalized.path, self.resolved_root)

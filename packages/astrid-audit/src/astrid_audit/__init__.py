@@ -13,7 +13,7 @@ from ._entry import (
     Outcome,
     OutcomeKind,
 )
-from ._log import AuditLog, Recording
+from ._log import AuditLog, Recording, SideWrite, SideWriteRefused
 from ._merkle import (
     MerkleTree,
     blake3_hash,
@@ -50,6 +50,8 @@ __version__ = "0.1.0"
 
 __all__ = [
     "AuditLog",
+    "SideWrite",
+    "SideWriteRefused",
     "Recording",
     "AuditTrail",
     "AuditUnavailable",

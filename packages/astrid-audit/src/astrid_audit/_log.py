@@ -7,6 +7,16 @@ callers must not act (``record()`` makes that impossible to forget).
 
 Concurrent appends are group-committed: whoever holds the commit lock writes every queued entry
 in one storage transaction, and each caller returns only after its own entry is durable.
+
+Start-up does not grow with the log (store layout 2, ``audit_meta/layout``): each transaction
+also stores what opening the log would otherwise rebuild from every entry — the Merkle tree's
+tiles (``_tiles``), each chain's head (``audit_head``), an entry-id index (``audit_id``), the
+capability index (``audit_cap``: revoked and used token ids) and the seqs of key rotations. Open
+reads the size, the right edge of the tree (one tile per level above 0, at most 255 newest
+entries for level 0), the rotations, and checks the tree against the newest witnessed head:
+O(log n) records. A chain's head is read at its first append after a restart. ``astrid audit
+verify`` still reads and checks everything, tiles included. A store of layout 1 (written
+before) is read in full once at open and its indexes are written then.
 """
 
 from __future__ import annotations
@@ -14,17 +24,20 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import AsyncGenerator, Sequence
+from collections.abc import AsyncGenerator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol, cast
 
 import anyio
+import blake3
 
 from astrid_core import (
+    AstridError,
     AuditEntryId,
     Authorization,
     JsonObject,
+    JsonValue,
     SensitiveAction,
     SessionId,
     StorageError,
@@ -44,18 +57,23 @@ from ._entry import (
     OutcomeKind,
     seal_member_texts,
 )
-from ._merkle import MerkleTree, leaf_hash
+from ._merkle import leaf_hash
 from ._record import action_record, entry_text
 from ._redact import Redactor
+from ._tiles import TiledTree
 from ._witness import Witness, WitnessedHead, check_head
 
-__all__ = ["AuditLog", "Recording"]
+__all__ = ["AuditLog", "Recording", "SideWrite", "SideWriteRefused"]
 
 log = logging.getLogger("astrid.audit")
 
 NS_ENTRY = "audit_entry"
 NS_META = "audit_meta"
 NS_CHECKPOINT = "audit_checkpoint"
+NS_HEAD = "audit_head"  # chain -> [hash, chain_seq] of its newest entry
+NS_ID = "audit_id"  # entry id -> seq
+NS_CAP = "audit_cap"  # "r/<token id>": revoked, "u/<token id>": authorized an allowed action
+LAYOUT = 2  # the store carries tiles and indexes (1: entries, size and checkpoints only)
 _PREVIEW = 200
 
 
@@ -99,6 +117,75 @@ def _outcome_key(outcome: Outcome) -> tuple[Any, ...] | None:
     )
 
 
+class SideWrite(Protocol):
+    """State that rides in an entry's transaction (a budget reservation with its decision, a
+    budget settlement with an outcome): ``apply`` gets the current values of ``keys`` (None:
+    absent) as of this entry's place in the group commit and returns their new values, or a
+    reason to refuse — then this entry alone fails (``SideWriteRefused``) and the rest of the
+    group commits. Every write of these keys must go through the log (``append``,
+    ``enqueue``, ``apply_side``): it keeps their committed values."""
+
+    @property
+    def namespace(self) -> str: ...
+
+    @property
+    def keys(self) -> Sequence[str]: ...
+
+    def apply(self, current: Mapping[str, JsonValue | None]) -> Mapping[str, JsonValue] | str: ...
+
+
+class SideWriteRefused(AstridError):
+    """An entry's side write refused at commit time (e.g. the budget no longer allows it)."""
+
+    code = "audit.side_write_refused"
+    default_hint = "nothing was written for this entry; the others of its group were"
+
+
+@dataclass
+class CapabilityIndex:
+    """Revoked token ids and token ids that authorized an allowed action (for a single-use
+    token: spent), each with the seq of the entry that says so; the last revocation's id."""
+
+    revoked: dict[str, int]
+    used: dict[str, int]
+    last_revocation: str | None = None
+
+    def note(self, seq: int, entry_id: str, revoked: list[str], used: str | None) -> None:
+        for token in revoked:
+            self.revoked.setdefault(token, seq)
+        if revoked:
+            self.last_revocation = entry_id
+        if used is not None:
+            self.used.setdefault(used, seq)
+
+
+def _cap_effects(
+    kind: object, detail: object, authorization: object
+) -> tuple[list[str], str | None]:
+    """What an entry says about capabilities: the ids it revokes, the token it used."""
+    if kind == OutcomeKind.CAPABILITY_REVOKED.value and isinstance(detail, dict):
+        ids = cast(dict[str, Any], detail).get("capability_ids")
+        if isinstance(ids, list):
+            return [t for t in cast(list[object], ids) if isinstance(t, str)], None
+    elif kind == OutcomeKind.ALLOWED.value and isinstance(authorization, dict):
+        proof = cast(dict[str, Any], authorization).get("proof")
+        if isinstance(proof, dict):
+            token = cast(dict[str, Any], proof).get("token_id")
+            if isinstance(token, str) and token:
+                return [], token
+    return [], None
+
+
+def _ids_digest(ids: dict[str, int], below: int) -> str:
+    return blake3.blake3(
+        "\n".join(sorted(t for t, seq in ids.items() if seq < below)).encode()
+    ).hexdigest()
+
+
+def _seal_message(size: int, revoked: str, used: str, last: str | None) -> bytes:
+    return f"astrid-capability-seal-v1\n{size}\n{revoked}\n{used}\n{last or ''}".encode()
+
+
 @dataclass
 class _Pending:
     chain: str
@@ -115,6 +202,7 @@ class _Pending:
     # waiters wait on the commit lock, and find it set when they get the lock.
     done: bool = False
     queued: bool = False  # enqueued: nobody waits for it, so a failure is logged here
+    side: SideWrite | None = None
     entry: AuditEntry | None = None
     error: BaseException | None = None
 
@@ -136,8 +224,13 @@ class AuditLog:
         self.witness = witness
         self._witnessed_size = -1  # the largest tree head the witness holds
         self._unwitnessed: Checkpoint | None = None  # signed, not yet accepted by the witness
-        self.tree = MerkleTree()
+        self.tree = TiledTree(storage)
+        self._size = 0  # committed entries (the tree may briefly hold a batch being written)
         self._heads: dict[str, tuple[str, int]] = {}
+        self._rotations: list[int] = []  # seqs of key-rotation entries
+        self._caps: CapabilityIndex | None = None  # loaded at first use
+        # Committed values of the keys side writes touch (the log is their only writer).
+        self._side: dict[tuple[str, str], JsonValue | None] = {}
         self._queue: list[_Pending] = []
         # fast_acquire: no event-loop round trip when uncontended; contended, appends still batch.
         self._commit_lock = anyio.Lock(fast_acquire=True)
@@ -185,6 +278,96 @@ class AuditLog:
                 hint=_DAMAGED_HINT,
             )
         size = recorded or 0
+        layout = await self.storage.get(NS_META, "layout")
+        if layout == LAYOUT:
+            await self._load_edge(size)
+        elif size == 0 and layout is None:
+            await self.storage.compare_and_set(NS_META, "layout", None, LAYOUT)
+        elif layout is None:
+            await self._load_all(size)  # layout 1: read once, then store the indexes
+        else:
+            raise VerificationError(
+                f"audit log: store layout {str(layout)[:20]!r} is not one this version reads",
+                hint="upgrade Astrid to the version that wrote this store",
+            )
+        if self.witness is not None:
+            await self._check_witness(self.witness.newest())
+        self._opened = True
+
+    async def _load_edge(self, size: int) -> None:
+        """Open a layout-2 store in O(log n) reads: the tree's right edge and the rotations."""
+        count = size % 256
+        newest = (
+            await self.storage.scan(NS_ENTRY, start=_key(size - count), limit=count + 1)
+            if count
+            else []
+        )
+        leaves: list[bytes] = []
+        for offset, (row, raw) in enumerate(newest):
+            seq = size - count + offset
+            fields = raw if isinstance(raw, dict) else {}
+            digest = fields.get("hash")
+            if row != _key(seq) or fields.get("seq") != seq or not isinstance(digest, str):
+                raise VerificationError(
+                    f"audit log: stored entry {row} is not entry {seq} of {size} "
+                    "(an entry was deleted, inserted or rewritten)",
+                    hint=_DAMAGED_HINT,
+                )
+            try:
+                leaves.append(leaf_hash(bytes.fromhex(digest)))
+            except ValueError:
+                raise VerificationError(
+                    f"audit log: stored entry {row} has a malformed hash", hint=_DAMAGED_HINT
+                ) from None
+        if len(newest) > count:
+            raise VerificationError(
+                f"audit log: an entry is stored past the size record ({size})", hint=_DAMAGED_HINT
+            )
+        await self.tree.load(size, leaves)
+        self._size = size
+        rotations = await self.storage.get(NS_META, "rotations")
+        if rotations is not None and (
+            not isinstance(rotations, list) or not all(type(r) is int for r in rotations)
+        ):
+            raise VerificationError(
+                "audit log: the key-rotation record is malformed", hint=_DAMAGED_HINT
+            )
+        for seq in rotations or []:
+            assert isinstance(seq, int)
+            raw = await self.storage.get(NS_ENTRY, _key(seq))
+            try:
+                entry = AuditEntry.model_validate(raw)
+            except ValueError as exc:
+                raise VerificationError(
+                    f"audit log: key rotation entry {seq} is malformed "
+                    f"({str(exc).splitlines()[0]})",
+                    hint=_DAMAGED_HINT,
+                ) from None
+            self._trust_rotation(entry)
+            self._rotations.append(seq)
+
+    def _trust_rotation(self, entry: AuditEntry) -> None:
+        """The new key is trusted only because a key already trusted signed this very entry:
+        a rotation written into the store by someone else names their key."""
+        if entry.outcome.kind is not OutcomeKind.KEY_ROTATION:
+            raise VerificationError(
+                f"audit log: entry {entry.seq} is listed as a key rotation but is not one",
+                hint=_DAMAGED_HINT,
+            )
+        try:
+            entry.check(self.trusted_keys)
+        except VerificationError as exc:
+            raise VerificationError(
+                f"audit log: key rotation {exc.message}", hint=_DAMAGED_HINT
+            ) from exc
+        new = PublicKey.from_b64(str(entry.outcome.detail["new_public_key"]))
+        self.trusted_keys[new.key_id] = new
+
+    async def _load_all(self, size: int) -> None:
+        """A layout-1 store: read every entry (as every start-up did before), then write the
+        tiles and indexes in one transaction so that later starts read O(log n)."""
+        writes: list[Put] = []
+        caps = CapabilityIndex({}, {})
         for seq, (row, raw) in enumerate(await self.storage.scan(NS_ENTRY)):
             try:
                 entry = AuditEntry.model_validate(raw)
@@ -201,31 +384,156 @@ class AuditLog:
                 )
             self.tree.append_leaf_hash(leaf_hash(bytes.fromhex(entry.hash)))
             self._heads[entry.chain] = (entry.hash, entry.chain_seq)
+            writes += self._index_writes(entry, caps, set())
+            caps.note(entry.seq, str(entry.id), *self._effects(entry))
             if entry.outcome.kind is OutcomeKind.KEY_ROTATION:
-                # The new key is trusted only because a key already trusted signed this very
-                # entry: a rotation written into the store by someone else names their key.
-                try:
-                    entry.check(self.trusted_keys)
-                except VerificationError as exc:
-                    raise VerificationError(
-                        f"audit log: key rotation {exc.message}", hint=_DAMAGED_HINT
-                    ) from exc
-                new = PublicKey.from_b64(str(entry.outcome.detail["new_public_key"]))
-                self.trusted_keys[new.key_id] = new
+                self._trust_rotation(entry)
+                self._rotations.append(entry.seq)
         if len(self.tree) != size:
             raise VerificationError(
                 f"audit log: {len(self.tree)} entries stored but the size record says {size}",
                 hint=_DAMAGED_HINT,
             )
-        if self.witness is not None:
-            self._check_witness(self.witness.newest())
-        self._opened = True
+        self._size = size
+        writes += self.tree.pending_writes()
+        writes += [Put(NS_HEAD, chain, [h, n]) for chain, (h, n) in self._heads.items()]
+        writes += [Put(NS_META, "rotations", list[JsonValue](self._rotations))]
+        writes.append(Put(NS_META, "layout", LAYOUT))
+        if not await self.storage.transaction(
+            writes, expect=[Expect(NS_META, "size", size or None)]
+        ):
+            raise StorageError(
+                "audit log: the store changed while its indexes were being written",
+                hint="only one process may open the store; restart the daemon",
+            )
+        self.tree.trim()
+        self._caps = caps
+        await self._write_seal()
 
-    def _check_witness(self, newest: WitnessedHead | None) -> None:
+    def _index_writes(self, entry: AuditEntry, caps: CapabilityIndex, fresh: set[str]) -> list[Put]:
+        """The id index row and the capability index rows for one entry. A capability row
+        keeps the seq of the first entry that made it (the seal covers rows by seq), so a
+        token already in ``caps``, or in ``fresh`` (the rows of this batch), gets none."""
+        writes = [Put(NS_ID, str(entry.id), entry.seq)]
+        revoked, used = self._effects(entry)
+        for token in revoked:
+            if token not in caps.revoked and f"r/{token}" not in fresh:
+                fresh.add(f"r/{token}")
+                writes.append(Put(NS_CAP, f"r/{token}", entry.seq))
+        if used is not None and used not in caps.used and f"u/{used}" not in fresh:
+            fresh.add(f"u/{used}")
+            writes.append(Put(NS_CAP, f"u/{used}", entry.seq))
+        return writes
+
+    @staticmethod
+    def _effects(entry: AuditEntry) -> tuple[list[str], str | None]:
+        return _cap_effects(entry.outcome.kind.value, entry.outcome.detail, entry.authorization)
+
+    async def capability_index(self) -> CapabilityIndex:
+        """Every revoked token id and every token id that authorized an allowed action.
+
+        Read from the capability index (O(tokens)), which is checked against its signed seal
+        (written with every checkpoint): a row deleted or added under the seal's size fails
+        with VerificationError. Entries after the seal's size (at most ``checkpoint_every``,
+        one scan) are read as plain JSON, each seq in order: a revocation or spend in them
+        cannot be deleted unnoticed either. Trusting them unverified is safe in this
+        direction (an entry can only add revocations and spends, i.e. refuse more); ``audit
+        verify`` is what proves the log itself."""
+        async with self._commit_lock:
+            return await self._load_caps()
+
+    async def _load_caps(self) -> CapabilityIndex:
+        if self._caps is not None:
+            return self._caps
+        caps = CapabilityIndex({}, {})
+        for row, seq in await self.storage.scan(NS_CAP):
+            if type(seq) is not int or not row.startswith(("r/", "u/")):
+                raise VerificationError(
+                    f"audit log: capability index row {row[:60]!r} is malformed",
+                    hint=_DAMAGED_HINT,
+                )
+            (caps.revoked if row[0] == "r" else caps.used)[row[2:]] = seq
+        sealed = self._check_seal(await self.storage.get(NS_META, "cap_seal"), caps)
+        caps.last_revocation = sealed[1]
+        tail = await self.storage.scan(NS_ENTRY, start=_key(sealed[0]), limit=self.size - sealed[0])
+        if len(tail) != self.size - sealed[0]:
+            raise VerificationError(
+                f"audit log: {len(tail)} entries stored after {sealed[0]}, "
+                f"{self.size - sealed[0]} expected",
+                hint=_DAMAGED_HINT,
+            )
+        for offset, (row, stored) in enumerate(tail):
+            raw = cast(dict[str, Any], stored) if isinstance(stored, dict) else {}
+            seq = sealed[0] + offset
+            if row != _key(seq) or raw.get("seq") != seq:
+                raise VerificationError(
+                    f"audit log: stored entry {row} is not entry {seq} "
+                    "(an entry was deleted, inserted or rewritten)",
+                    hint=_DAMAGED_HINT,
+                )
+            outcome = raw.get("outcome")
+            fields = cast(dict[str, Any], outcome) if isinstance(outcome, dict) else {}
+            revoked, used = _cap_effects(
+                fields.get("kind"), fields.get("detail"), raw.get("authorization")
+            )
+            caps.note(seq, str(raw.get("id")), revoked, used)
+        self._caps = caps
+        return caps
+
+    def _check_seal(self, seal: object, caps: CapabilityIndex) -> tuple[int, str | None]:
+        """The size the seal covers and its last revocation (0, None: no seal yet)."""
+        if seal is None:
+            return 0, None
+        fields = cast(dict[str, Any], seal) if isinstance(seal, dict) else {}
+        size, key_id, signature = fields.get("size"), fields.get("key_id"), fields.get("signature")
+        last = fields.get("last_revocation")
+        key = self.trusted_keys.get(str(key_id))
+        if (
+            type(size) is not int
+            or not 0 <= size <= self.size
+            or key is None
+            or not isinstance(signature, str)
+            or not (last is None or isinstance(last, str))
+        ):
+            raise VerificationError(
+                "audit log: the capability index seal is malformed or signed by an unknown key",
+                hint=_DAMAGED_HINT,
+            )
+        revoked, used = _ids_digest(caps.revoked, size), _ids_digest(caps.used, size)
+        try:
+            key.verify(_seal_message(size, revoked, used, last), signature)
+        except VerificationError:
+            raise VerificationError(
+                "audit log: the capability index differs from its signed seal (a revocation or "
+                "a spend of a token was deleted or added in the store)",
+                hint=_DAMAGED_HINT,
+            ) from None
+        return size, last
+
+    async def _write_seal(self) -> None:
+        """Sign the capability index as it is now (called with the commit lock held)."""
+        caps = await self._load_caps()
+        size = self.size
+        revoked, used = _ids_digest(caps.revoked, size), _ids_digest(caps.used, size)
+        last = caps.last_revocation
+        seal: JsonObject = {
+            "size": size,
+            "key_id": self.key.key_id,
+            "last_revocation": last,
+            "signature": self.key.sign_b64(_seal_message(size, revoked, used, last)),
+        }
+        await self.storage.put(NS_META, "cap_seal", seal)
+
+    async def _check_witness(self, newest: WitnessedHead | None) -> None:
         """The newest witnessed head only (start-up must not grow with the log); a full
         ``verify_storage`` checks every one."""
         if newest is None:
             return
+        witnessed = newest.checkpoint.tree_size
+        if 0 < witnessed <= self.size:  # read the tiles check_head needs (O(log n))
+            await self.tree.run(
+                lambda t: (t.root(witnessed), t.root(), t.consistency_proof(witnessed))
+            )
         try:
             check_head(newest, self.tree, self.size, self.trusted_keys)
         except VerificationError as exc:
@@ -234,7 +542,7 @@ class AuditLog:
 
     @property
     def size(self) -> int:
-        return len(self.tree)
+        return self._size
 
     # ------------------------------------------------------------------ writing
 
@@ -245,11 +553,14 @@ class AuditLog:
         session_id: SessionId | None = None,
         action: SensitiveAction | None = None,
         authorization: Authorization | None = None,
+        side: SideWrite | None = None,
     ) -> AuditEntry:
-        """Append one entry; returns it once it is durable. Raises StorageError on failure."""
+        """Append one entry; returns it once it is durable. Raises StorageError on failure,
+        SideWriteRefused when ``side`` refused (nothing of this entry is written then)."""
         if not self._opened:
             await self._load()
         pending = self._pending(outcome, session_id, action, authorization)
+        pending.side = side
         self._queue.append(pending)
         if self._concurrent and not self._commit_lock.locked():
             # Appends have been arriving together: let the other runnable tasks queue their
@@ -261,6 +572,8 @@ class AuditLog:
                 await self._commit_queue()
         if pending.error is not None:
             failure = pending.error
+            if isinstance(failure, SideWriteRefused):
+                raise failure
             # An AstridError's own hint names the fix (the storage's real cause, the witness).
             cause = getattr(failure, "hint", "") or "check the storage backend"
             raise StorageError(
@@ -277,6 +590,7 @@ class AuditLog:
         *,
         session_id: SessionId | None = None,
         action: SensitiveAction | None = None,
+        side: SideWrite | None = None,
     ) -> None:
         """Queue an entry that is written with the next ``append`` (in its transaction) or
         ``flush``, whichever comes first, instead of a transaction of its own.
@@ -292,6 +606,7 @@ class AuditLog:
             )
         pending = self._pending(outcome, session_id, action, None)
         pending.queued = True
+        pending.side = side
         self._queue.append(pending)
 
     async def flush(self) -> None:
@@ -413,6 +728,18 @@ class AuditLog:
                     raise
                 return
         self._concurrent = sum(1 for item in batch if not item.queued) > 1
+        try:
+            await self._read_heads({item.chain for item in batch})
+            caps = await self._load_caps()
+            await self._read_side(batch)
+        except BaseException as exc:
+            self._fail(batch, exc)
+            if not isinstance(exc, Exception):
+                raise
+            return
+        batch, side_state = self._apply_sides(batch)
+        if not batch:
+            return
         entries: list[AuditEntry] = []
         texts: list[str] = []
         # The heads this batch moves, over the committed ones (not a copy of every chain the
@@ -467,14 +794,28 @@ class AuditLog:
             Put(NS_ENTRY, _key(e.seq), EncodedJson(text))
             for e, text in zip(entries, texts, strict=True)
         ]
-        # No per-chain head records: opening the log rebuilds every chain's head from the
-        # entries, and the size record (plus the signed checkpoints) is what detects a
-        # truncated tail. Each batch is one row per entry and the size.
+        # What opening the log would otherwise rebuild from every entry rides along: the
+        # tiles that changed, the heads this batch moved, the id and capability indexes.
+        tree_state = self.tree.snapshot()
+        fresh: set[str] = set()
+        rotations = list(self._rotations)
+        for entry in entries:
+            self.tree.append_leaf_hash(leaf_hash(bytes.fromhex(entry.hash)))
+            writes += self._index_writes(entry, caps, fresh)
+            if entry.outcome.kind is OutcomeKind.KEY_ROTATION:
+                rotations.append(entry.seq)
+        writes += self.tree.pending_writes()
+        writes += [Put(NS_HEAD, chain, [h, n]) for chain, (h, n) in moved.items()]
+        if len(rotations) != len(self._rotations):
+            writes.append(Put(NS_META, "rotations", list[JsonValue](rotations)))
         writes.append(Put(NS_META, "size", new_size))
+        expect = [Expect(NS_META, "size", size if size else None)]
+        for (namespace, key), value in side_state.items():
+            if value is not None:
+                writes.append(Put(namespace, key, value))
+            expect.append(Expect(namespace, key, self._side[(namespace, key)]))
         try:
-            committed = await self.storage.transaction(
-                writes, expect=[Expect(NS_META, "size", size if size else None)]
-            )
+            committed = await self.storage.transaction(writes, expect=expect)
             if not committed:
                 stored = await self.storage.get(NS_META, "size")
                 raise StorageError(
@@ -485,12 +826,20 @@ class AuditLog:
                     "`astrid audit verify`",
                 )
         except BaseException as exc:  # fail closed: nothing in memory changes
+            self.tree.restore(tree_state)
+            for cached in side_state:
+                self._side.pop(cached, None)  # re-read at the next use
             self._fail(batch, exc)
             if not isinstance(exc, Exception):
                 raise
             return
+        self._size = new_size
+        self._rotations = rotations
+        self._side.update(side_state)
+        self.tree.trim()
+        for entry in entries:
+            caps.note(entry.seq, str(entry.id), *self._effects(entry))
         for item, entry in zip(batch, entries, strict=True):
-            self.tree.append_leaf_hash(leaf_hash(bytes.fromhex(entry.hash)))
             item.entry = entry
             item.done = True
         self._heads.update(moved)
@@ -507,6 +856,111 @@ class AuditLog:
                     item.error = exc
                 if not isinstance(exc, Exception):
                     raise
+
+    async def _read_side(self, batch: Sequence[_Pending]) -> None:
+        """Read (once, under the commit lock) the committed values of the batch's side keys."""
+        for item in batch:
+            if item.side is not None:
+                for key in item.side.keys:
+                    cached = (item.side.namespace, key)
+                    if cached not in self._side:
+                        self._side[cached] = await self.storage.get(*cached)
+
+    def _apply_sides(
+        self, batch: list[_Pending]
+    ) -> tuple[list[_Pending], dict[tuple[str, str], JsonValue | None]]:
+        """Each side write in the batch's order, over the values the ones before it left; an
+        entry whose side write refuses (or fails) leaves the batch alone."""
+        state: dict[tuple[str, str], JsonValue | None] = {}
+        kept: list[_Pending] = []
+        for item in batch:
+            side = item.side
+            if side is None:
+                kept.append(item)
+                continue
+            namespace = side.namespace
+            current = {
+                key: state[(namespace, key)]
+                if (namespace, key) in state
+                else self._side[(namespace, key)]
+                for key in side.keys
+            }
+            try:
+                result = side.apply(current)
+            except Exception as exc:
+                result = f"{type(exc).__name__}: {exc}"
+            if isinstance(result, str):
+                item.error = SideWriteRefused(result)
+                item.done = True
+                if item.queued:
+                    log.error("audit log: a queued side write refused: %s", result)
+                continue
+            for key, value in result.items():
+                state[(namespace, key)] = value
+            kept.append(item)
+        return kept, state
+
+    async def side_values(self, namespace: str, keys: Sequence[str]) -> dict[str, JsonValue | None]:
+        """The committed values of side-write keys (what the next side write starts from,
+        before any queued one is written)."""
+        values: dict[str, JsonValue | None] = {}
+        for key in keys:
+            cached = (namespace, key)
+            values[key] = (
+                self._side[cached] if cached in self._side else await self.storage.get(*cached)
+            )
+        return values
+
+    async def apply_side(self, side: SideWrite) -> Mapping[str, JsonValue]:
+        """A side write without an entry, in a transaction of its own (for state that has no
+        entry to ride with). Raises SideWriteRefused."""
+        async with self._commit_lock:
+            pending = _Pending("", None, None, Outcome(kind=OutcomeKind.DENIED), "", "", "", "")
+            pending.side = side
+            await self._read_side([pending])
+            kept, state = self._apply_sides([pending])
+            if not kept:
+                assert pending.error is not None
+                raise pending.error
+            writes: list[Put] = []
+            expect: list[Expect] = []
+            for (namespace, key), value in state.items():
+                if value is not None:
+                    writes.append(Put(namespace, key, value))
+                expect.append(Expect(namespace, key, self._side[(namespace, key)]))
+            try:
+                committed = await self.storage.transaction(writes, expect=expect)
+            except BaseException:
+                for cached in state:
+                    self._side.pop(cached, None)
+                raise
+            if not committed:
+                for cached in state:
+                    self._side.pop(cached, None)
+                raise StorageError(
+                    f"{side.namespace} state changed outside the audit log",
+                    hint="only the daemon may write the store; restart it",
+                )
+            self._side.update(state)
+            return {key: value for (_, key), value in state.items() if value is not None}
+
+    async def _read_heads(self, chains: set[str]) -> None:
+        """The head of each chain this process has not appended to yet (one read each)."""
+        for chain in chains - self._heads.keys():
+            raw = await self.storage.get(NS_HEAD, chain)
+            if raw is None:
+                continue  # a new chain
+            if (
+                not isinstance(raw, list)
+                or len(raw) != 2
+                or not isinstance(raw[0], str)
+                or type(raw[1]) is not int
+            ):
+                raise VerificationError(
+                    f"audit log: the head record of chain {chain} is malformed",
+                    hint=_DAMAGED_HINT,
+                )
+            self._heads[chain] = (raw[0], raw[1])
 
     def _fail(self, batch: list[_Pending], exc: BaseException) -> None:
         for item in batch:
@@ -525,7 +979,7 @@ class AuditLog:
         entries, which must have Merkle ``root`` here too (else VerificationError)."""
         async with self._commit_lock:
             if size is not None:
-                here = self.tree.root(size).hex() if 0 < size <= self.size else ""
+                here = (await self.tree.aroot(size)).hex() if 0 < size <= self.size else ""
                 if size > self.size or here != (root or ""):
                     raise VerificationError(
                         f"the stored log's first {size} entries differ from the log this "
@@ -539,11 +993,12 @@ class AuditLog:
         size = self.size if size is None else size
         cp = Checkpoint(
             tree_size=size,
-            root=self.tree.root(size).hex(),
+            root=(await self.tree.aroot(size)).hex(),
             timestamp_ms=int(time.time() * 1000),
             key_id=self.key.key_id,
         ).sealed(self.key)
         key = _key(cp.tree_size)
+        await self._write_seal()
         if not await self.storage.compare_and_set(
             NS_CHECKPOINT, key, None, cp.model_dump(mode="json")
         ):
@@ -669,10 +1124,15 @@ class AuditLog:
         return found[-limit:] if limit else found
 
     async def get(self, entry_id: AuditEntryId | str) -> AuditEntry | None:
-        for entry in await self.entries():
-            if str(entry.id) == str(entry_id):
-                return entry
-        return None
+        """The entry with this id (two reads: the id index, then the entry)."""
+        seq = await self.storage.get(NS_ID, str(entry_id)) if str(entry_id) else None
+        if type(seq) is not int:
+            return None
+        raw = await self.storage.get(NS_ENTRY, _key(seq))
+        if raw is None:
+            return None
+        entry = AuditEntry.model_validate(raw)
+        return entry if str(entry.id) == str(entry_id) else None
 
     async def checkpoints(self) -> list[Checkpoint]:
         return [Checkpoint.model_validate(raw) for _, raw in await self.storage.scan(NS_CHECKPOINT)]
@@ -710,13 +1170,22 @@ class AuditLog:
             raise VerificationError(
                 f"entry {entry_id} is newer than the checkpoint (size {checkpoint.tree_size})"
             )
-        return entry, self.inclusion_proof(entry.seq, checkpoint.tree_size)
+        return entry, await self.inclusion_proof(entry.seq, checkpoint.tree_size)
 
-    def inclusion_proof(self, seq: int, tree_size: int | None = None) -> list[str]:
-        return [p.hex() for p in self.tree.inclusion_proof(seq, tree_size)]
+    async def inclusion_proof(self, seq: int, tree_size: int | None = None) -> list[str]:
+        """RFC 6962 inclusion proof of entry ``seq`` (O(log n) tile reads, cached)."""
+        size = self.size if tree_size is None else tree_size
+        if size > self.size:
+            raise VerificationError(f"no tree of size {size}: the log has {self.size} entries")
+        proof = await self.tree.run(lambda t: t.inclusion_proof(seq, size))
+        return [p.hex() for p in proof]
 
-    def consistency_proof(self, old_size: int, new_size: int | None = None) -> list[str]:
-        return [p.hex() for p in self.tree.consistency_proof(old_size, new_size)]
+    async def consistency_proof(self, old_size: int, new_size: int | None = None) -> list[str]:
+        size = self.size if new_size is None else new_size
+        if size > self.size:
+            raise VerificationError(f"no tree of size {size}: the log has {self.size} entries")
+        proof = await self.tree.run(lambda t: t.consistency_proof(old_size, size))
+        return [p.hex() for p in proof]
 
 
 class Recording:

@@ -11,9 +11,8 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Sequence
 
-import blake3
-
 from astrid_core import VerificationError
+from astrid_crypto import content_hash
 
 __all__ = [
     "HashFn",
@@ -31,7 +30,8 @@ HashFn = Callable[[bytes], bytes]
 
 
 def blake3_hash(data: bytes) -> bytes:
-    return blake3.blake3(data).digest()
+    # astrid-crypto is the one place that hashes (one BLAKE3 dependency, one implementation).
+    return content_hash(data).digest
 
 
 def sha256_hash(data: bytes) -> bytes:
@@ -90,15 +90,15 @@ class MerkleTree:
         return value
 
     def root(self, size: int | None = None) -> bytes:
-        n = len(self.leaves) if size is None else size
-        if n > len(self.leaves):
-            raise VerificationError(f"tree has {len(self.leaves)} leaves, not {n}")
+        n = len(self) if size is None else size
+        if n > len(self):
+            raise VerificationError(f"tree has {len(self)} leaves, not {n}")
         return self.subtree(0, n)
 
     def inclusion_proof(self, index: int, size: int | None = None) -> list[bytes]:
         """PATH(m, D[n]) (RFC 6962 §2.1.1)."""
-        n = len(self.leaves) if size is None else size
-        if not 0 <= index < n <= len(self.leaves):
+        n = len(self) if size is None else size
+        if not 0 <= index < n <= len(self):
             raise VerificationError(f"no leaf {index} in a tree of size {n}")
         return self._path(index, 0, n)
 
@@ -112,8 +112,8 @@ class MerkleTree:
 
     def consistency_proof(self, old_size: int, new_size: int | None = None) -> list[bytes]:
         """PROOF(m, D[n]) (RFC 6962 §2.1.2)."""
-        n = len(self.leaves) if new_size is None else new_size
-        if not 0 < old_size <= n <= len(self.leaves):
+        n = len(self) if new_size is None else new_size
+        if not 0 < old_size <= n <= len(self):
             raise VerificationError(f"no consistency proof from size {old_size} to {n}")
         if old_size == n:
             return []

@@ -12,7 +12,7 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
-import blake3
+from astrid_crypto import content_hash
 
 __all__ = ["Redactor", "SECRET_PATTERNS", "SECRET_KEY_NAMES"]
 
@@ -60,7 +60,7 @@ class Redactor:
         self.generation = 0  # bumped with every secret added: what was redacted before is stale
 
     def marker(self, secret: str) -> str:
-        return f"[redacted:{blake3.blake3(self._salt + secret.encode()).hexdigest()[:16]}]"
+        return f"[redacted:{content_hash(self._salt + secret.encode()).hex[:16]}]"
 
     def add_secret(self, value: str) -> None:
         if len(value) >= 6 and value not in self._literals:

@@ -20,7 +20,6 @@ from __future__ import annotations
 import contextlib
 import logging
 from dataclasses import dataclass
-from typing import Any, cast
 
 from astrid_core import (
     AuditEntryId,
@@ -34,7 +33,7 @@ from astrid_core import (
 )
 
 from ._entry import AuditEntry, Outcome, OutcomeKind
-from ._log import NS_ENTRY, AuditLog
+from ._log import AuditLog, SideWrite
 
 __all__ = ["AuditTrail", "AuditUnavailable", "Denial", "capability_history"]
 
@@ -68,10 +67,15 @@ class AuditTrail:
         outcome: Outcome,
         action: SensitiveAction | None = None,
         authorization: Authorization | None = None,
+        side: SideWrite | None = None,
     ) -> AuditEntry:
         try:
             return await self.audit.append(
-                outcome, session_id=self.session_id, action=action, authorization=authorization
+                outcome,
+                session_id=self.session_id,
+                action=action,
+                authorization=authorization,
+                side=side,
             )
         except StorageError as exc:
             raise AuditUnavailable(
@@ -87,12 +91,15 @@ class AuditTrail:
         authorization: Authorization,
         *,
         detail: JsonObject | None = None,
+        side: SideWrite | None = None,
     ) -> AuditEntry:
-        """An allowed action, before it runs. Raises AuditUnavailable: then it must not run."""
+        """An allowed action, before it runs. Raises AuditUnavailable: then it must not run;
+        SideWriteRefused when ``side`` (its budget reservation) refused at commit time."""
         return await self._must(
             Outcome(kind=OutcomeKind.ALLOWED, reason=authorization.reason, detail=detail or {}),
             action,
             authorization,
+            side,
         )
 
     async def approval_asked(
@@ -166,45 +173,31 @@ class AuditTrail:
         *,
         action: SensitiveAction | None = None,
         queue: bool = False,
+        side: SideWrite | None = None,
     ) -> AuditEntry | None:
         """What an allowed action did. ``queue``: ride on the next write (``AuditLog.enqueue``);
         the caller flushes before it stops. Raises StorageError when written now and failed."""
         if queue:
-            self.audit.enqueue(outcome, session_id=self.session_id, action=action)
+            self.audit.enqueue(outcome, session_id=self.session_id, action=action, side=side)
             return None
-        return await self.audit.append(outcome, session_id=self.session_id, action=action)
+        return await self.audit.append(
+            outcome, session_id=self.session_id, action=action, side=side
+        )
 
     async def flush(self) -> None:
         await self.audit.flush()
-
-
-def _obj(value: object) -> dict[str, Any]:
-    """``value`` if it is a JSON object, else an empty one (stored JSON is read defensively)."""
-    return cast(dict[str, Any], value) if isinstance(value, dict) else {}
 
 
 async def capability_history(audit: AuditLog) -> tuple[set[str], set[str], AuditEntryId | None]:
     """From the log: every revoked token id, every token id that authorized an allowed action
     (for a single-use token: spent), and the id of the last revocation entry (None: none).
 
-    Reads the stored entries as plain JSON (no model validation: this runs at every start).
-    Trusting them unverified is safe in this direction: an entry can only add revocations and
-    spends, i.e. refuse more; ``audit verify`` is what proves the log itself."""
-    revoked: set[str] = set()
-    used: set[str] = set()
+    Read from the log's capability index, checked against its signed seal, plus the entries
+    after the seal (``AuditLog.capability_index``): this runs at every start, in O(tokens),
+    not O(entries)."""
+    caps = await audit.capability_index()
     last: AuditEntryId | None = None
-    for _, stored in await audit.storage.scan(NS_ENTRY):
-        raw = _obj(stored)
-        outcome = _obj(raw.get("outcome"))
-        kind = outcome.get("kind")
-        if kind == OutcomeKind.CAPABILITY_REVOKED.value:
-            ids = _obj(outcome.get("detail")).get("capability_ids")
-            if isinstance(ids, list):
-                revoked.update(str(t) for t in cast(list[object], ids))
-                with contextlib.suppress(ValueError, BadInputError):  # `audit verify` names it
-                    last = AuditEntryId.parse(str(raw.get("id")))
-        elif kind == OutcomeKind.ALLOWED.value:
-            token = _obj(_obj(raw.get("authorization")).get("proof")).get("token_id")
-            if isinstance(token, str):
-                used.add(token)
-    return revoked, used, last
+    if caps.last_revocation is not None:
+        with contextlib.suppress(ValueError, BadInputError):  # `audit verify` names it
+            last = AuditEntryId.parse(caps.last_revocation)
+    return set(caps.revoked), set(caps.used), last

@@ -18,12 +18,13 @@ from pathlib import Path
 from typing import Any, Self, cast
 
 from astrid_core import AstridError, VerificationError
-from astrid_core.storage import Storage
+from astrid_core.storage import MemoryStorage, Storage
 from astrid_crypto import PublicKey
 
 from ._entry import GENESIS, AuditEntry, Checkpoint, OutcomeKind
-from ._log import NS_CHECKPOINT, NS_ENTRY, NS_META
+from ._log import LAYOUT, NS_CHECKPOINT, NS_ENTRY, NS_HEAD, NS_META
 from ._merkle import MerkleTree, leaf_hash, verify_inclusion
+from ._tiles import NS_TILE, TiledTree
 from ._witness import WitnessedHead, check_head, parse_checkpoint
 
 __all__ = [
@@ -432,9 +433,13 @@ async def verify_storage(
     *,
     saved_checkpoint: Checkpoint | None = None,
     witnessed: Sequence[WitnessedHead] = (),
+    written: int | None = None,
 ) -> VerifyReport:
     """Verify the log as stored (without going through an AuditLog that could hide damage),
-    against its own checkpoints and every ``witnessed`` tree head held outside the store."""
+    against its own checkpoints and every ``witnessed`` tree head held outside the store.
+
+    ``written``: how many entries the caller (the daemon) knows it wrote; fewer in the store
+    is named before anything else."""
     entries: list[AuditEntry] = []
     for key, raw in await storage.scan(NS_ENTRY):
         try:
@@ -454,4 +459,41 @@ async def verify_storage(
         raise VerificationError(
             f"the log's size record says {recorded} entries, {len(entries)} are present (truncated)"
         )
+    if written is not None and len(entries) < written:
+        raise VerificationError(
+            f"entries {len(entries)}..{written - 1} are missing: this daemon wrote "
+            f"{written} entries, the store holds {len(entries)}",
+            hint="the store was changed behind the daemon's back; stop it and run "
+            "`astrid audit verify --offline`",
+        )
+    if await storage.get(NS_META, "layout") == LAYOUT:
+        await _check_indexes(storage, entries)
     return report
+
+
+async def _check_indexes(storage: Storage, entries: Sequence[AuditEntry]) -> None:
+    """The stored Merkle tiles and chain heads are exactly what the entries make (start-up
+    and inclusion proofs use them instead of the entries)."""
+    tree = TiledTree(MemoryStorage())
+    heads: dict[str, list[object]] = {}
+    for entry in entries:
+        tree.append_leaf_hash(leaf_hash(bytes.fromhex(entry.hash)))
+        heads[entry.chain] = [entry.hash, entry.chain_seq]
+    expected = {w.key: w.value for w in tree.pending_writes()}
+    stored = dict(await storage.scan(NS_TILE))
+    for key in sorted(expected.keys() | stored.keys()):
+        if stored.get(key) != expected.get(key):
+            what = "missing" if key not in stored else "extra" if key not in expected else "wrong"
+            raise VerificationError(
+                f"Merkle tile {key} is {what}: it does not match the entries",
+                hint="the store was changed; the entries verify, so restore the state "
+                "directory from a backup, or remove the audit_tile rows and the layout record "
+                "(audit_meta/layout) so that the next start rebuilds them from the entries",
+            )
+    stored_heads = dict(await storage.scan(NS_HEAD))
+    for chain in sorted(heads.keys() | stored_heads.keys()):
+        if stored_heads.get(chain) != heads.get(chain):
+            raise VerificationError(
+                f"the head record of chain {chain} does not match its newest entry",
+                hint="the store was changed; restore the state directory from a backup",
+            )

@@ -8,7 +8,21 @@ every lookup.
 
 from astrid_core import Permission
 
-from ._caveats import ArgEquals, ArgIn, ArgMatches, Caveat, MaxCalls, NotAfter, caveat_from_json
+from ._caveats import (
+    Absent,
+    ArgEquals,
+    ArgIn,
+    ArgMatches,
+    Caveat,
+    CaveatRefusal,
+    EachIn,
+    MaxCalls,
+    NotAfter,
+    OnlyArgs,
+    Range,
+    caveat_from_json,
+    caveat_refusal,
+)
 from ._handles import DirHandle, FileHandle, Handle, HandleTable
 from ._pattern import ResourcePattern, check_resource_uri, escape_glob
 from ._store import CapabilityProof, CapabilityStore, Explanation, TokenCheck
@@ -40,7 +54,13 @@ __all__ = [
     "ArgMatches",
     "MaxCalls",
     "NotAfter",
+    "EachIn",
+    "Range",
+    "Absent",
+    "OnlyArgs",
+    "CaveatRefusal",
     "caveat_from_json",
+    "caveat_refusal",
     "CapabilityStore",
     "CapabilityProof",
     "Explanation",

@@ -176,6 +176,22 @@ def _unescape(pattern: str) -> tuple[str, int | None] | str:
     return "".join(out), first_meta
 
 
+def _check_mcp_spelling(text: str) -> None:
+    """Refuse the seed's ``mcp://server:tool`` spelling: an MCP tool's resource is always
+    ``mcp://server/tool``, so a pattern without a ``/`` after the server would silently match
+    nothing (a grant that grants nothing, a block list that blocks nothing)."""
+    if not text.startswith("mcp://"):
+        return
+    rest = text[len("mcp://") :]
+    if "/" in rest or "**" in rest:  # '**' crosses '/'
+        return
+    fixed = "mcp://" + (rest.replace(":", "/", 1) if ":" in rest else f"{rest}/*")
+    raise BadInputError(
+        f"resource pattern {text!r} matches no MCP tool: tools are mcp://server/tool",
+        hint=f"write {fixed!r}",
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class ResourcePattern:
     """An exact resource URI or a glob over resource URIs. Create with ``ResourcePattern(text)``."""
@@ -194,6 +210,7 @@ class ResourcePattern:
         text = self.pattern
         if not isinstance(text, str):  # pyright: ignore[reportUnnecessaryIsInstance]
             raise BadInputError(f"a resource pattern must be a string, got {type(text).__name__}")
+        _check_mcp_spelling(text)
         exact, scheme, rooted, literal_prefix, tail, regex = _analyse(text)
         set_ = object.__setattr__
         set_(self, "exact", exact)

@@ -1,8 +1,11 @@
 """CapabilityStore: where tokens live, and the check that runs on every single lookup.
 
 Session tokens live in memory; persistent tokens live in the storage backend and are re-read
-from it on every lookup, so a record edited on disk is caught the next time it is used, not at
-the next restart. Every get / find / has / authorize re-checks, for the token and each of its
+from it on every use (one small read): a record deleted or edited on disk while the daemon runs
+is caught the next time it is used, not at the next restart. Loading parses the records to index
+them but verifies no signature (start-up does not grow with the number of tokens' signatures);
+a record's signature is verified at its first use and again whenever the stored record differs
+from the one verified. Every get / find / has / authorize re-checks, for the token and each of its
 ancestors: signature against the *trusted* issuer keys, issue time and expiry (with clock
 skew), revocation, single-use state and that each child is a valid narrowing of its parent.
 
@@ -151,12 +154,9 @@ class CapabilityStore:
         self._exact: dict[str, set[TokenId]] = {}
         self._globs: dict[str, set[TokenId]] = {}
         self._children: dict[TokenId, set[TokenId]] = {}
-        # Persistent tokens, parsed and verified from storage on first use. Later lookups use
-        # this copy instead of re-reading storage (one storage round trip was a third of a
-        # decision). Nothing is lost: the signature is still verified on every lookup, and a
-        # record edited in storage while the store is open could only ever narrow what it
-        # grants (a signature cannot be forged); such edits are caught at the next load.
-        self._verified: dict[str, CapabilityToken] = {}
+        # Persistent tokens verified at first use, with the stored record they came from: each
+        # use re-reads the record and re-parses and re-verifies only when it changed.
+        self._verified: dict[str, tuple[CapabilityToken, object]] = {}
         self._revoked: set[TokenId] = set()
         self._used: set[TokenId] = set()
         self._tampered: dict[str, str] = {}
@@ -189,7 +189,7 @@ class CapabilityStore:
             for key, _ in await self._storage.scan(NS_USED):
                 self._used.add(TokenId.parse(key))
             for key, value in await self._storage.scan(NS_TOKENS):
-                token = self._parse_record(key, value)
+                token = self._parse_record(key, value, verify=False)  # verified at first use
                 if token is not None:
                     self._index(token)
             self._loaded = True
@@ -198,13 +198,15 @@ class CapabilityStore:
         if not self._loaded:
             await self.load()
 
-    def _parse_record(self, key: str, value: object) -> CapabilityToken | None:
-        """A stored token that parses and verifies, or None (after counting and logging it)."""
+    def _parse_record(
+        self, key: str, value: object, *, verify: bool = True
+    ) -> CapabilityToken | None:
+        """A stored token that parses (and verifies), or None (after counting and logging it)."""
         try:
             token = CapabilityToken.from_json(value)
             if str(token.id) != key:
                 raise VerificationError(f"record {key} holds token {token.id}")
-            if token.issuer in self._trusted:
+            if verify and token.issuer in self._trusted:
                 token.verify(self._trusted)
             # An untrusted issuer is not tampering (trust may have been rotated): the token is
             # kept so that `explain` can say so, and every check refuses it.
@@ -296,16 +298,21 @@ class CapabilityStore:
         if entry.token is not None:
             return entry.token
         key = str(token_id)
-        cached = self._verified.get(key)
-        if cached is not None:
-            return cached
-        value = await self._storage.get(NS_TOKENS, key)
+        value = await self._storage.get(NS_TOKENS, key)  # every use: notices a change
         if value is None:
+            self._verified.pop(key, None)
             return "the persisted record is missing (deleted from storage?)"
+        cached = self._verified.get(key)
+        if cached is not None and cached[1] == value:
+            return cached[0]
         token = self._parse_record(key, value)
         if token is None:
+            self._verified.pop(key, None)
             return f"stored record failed verification: {self._tampered[key]}"
-        self._verified[key] = token
+        # Indexed from the record as loaded (unverified): index what was verified.
+        self._unindex(token_id)
+        self._index(token)
+        self._verified[key] = (token, value)
         return token
 
     async def _check(self, token_id: TokenId, now: int, depth: int = 0) -> _Checked:
@@ -604,6 +611,36 @@ class CapabilityStore:
         if not await self._storage.transaction(writes):
             raise CapabilityDenied(f"revoking {token_id} did not commit; nothing was changed")
         self._revoked.update(revoked)
+        return tuple(revoked)
+
+    async def replace(
+        self,
+        add: Sequence[CapabilityToken],
+        revoke: Sequence[TokenId],
+        extra: Sequence[Write] = (),
+    ) -> tuple[TokenId, ...]:
+        """Add persistent root tokens and revoke others (with their descendants) in ONE storage
+        transaction, with ``extra`` writes alongside: a policy apply happens whole or not at
+        all. Each added token is checked as strictly as ``add`` checks it. Returns the revoked."""
+        await self._ready()
+        now = self._clock()
+        for token in add:
+            token.verify(self._trusted)
+            if token.scope is not TokenScope.PERSISTENT or token.parent_id is not None:
+                raise BadInputError(f"capability token {token.id}: only persistent root tokens")
+            if token.is_expired(now, self._skew):
+                raise BadInputError(f"capability token {token.id} has already expired")
+            if token.id in self._entries or token.id in self._revoked:
+                raise BadInputError(f"a token with id {token.id} is already known")
+        revoked = [t for root in revoke for t in self.cascade(root)]
+        writes: list[Write] = [Put(NS_TOKENS, str(t.id), t.to_json()) for t in add]
+        writes += [Put(NS_REVOKED, str(t), {"at": now}) for t in revoked]
+        writes += list(extra)
+        if not await self._storage.transaction(writes):
+            raise CapabilityDenied("replacing tokens did not commit; nothing was changed")
+        self._revoked.update(revoked)
+        for token in add:
+            self._index(token)
         return tuple(revoked)
 
     def remove_session(self, session_id: SessionId) -> int:

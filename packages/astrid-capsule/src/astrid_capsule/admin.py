@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import secrets as _secrets
 import shutil
+import tempfile
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -36,17 +37,20 @@ from astrid_core import (
     BadInputError,
     ConfigError,
     JsonObject,
+    JsonValue,
     NotFoundError,
 )
 from astrid_core.storage import Storage
 from astrid_crypto import PublicKey
 
 from .errors import ManifestError, TrustRequired
+from .git import checkout, parse_git_source
 from .install import (
     TRUST_REQUIRED_MESSAGE,
     CapsuleInstaller,
     InstallPlan,
     InstallRecord,
+    RenewTrust,
     TrustAck,
 )
 from .manifest import CapsuleManifest, McpServerSpec, load_manifest
@@ -81,11 +85,14 @@ class CapsuleAdmin:
         *,
         plan_ttl_seconds: float = PLAN_TTL_SECONDS,
         clock: Callable[[], float] = time.monotonic,
+        renew_trust: RenewTrust = "always",
     ) -> None:
         self.home = home
         self.audit = audit
         self.publishers_dir = home / PUBLISHERS_DIR
-        self.installer = CapsuleInstaller(home, storage, on_event=self._audit_event)
+        self.installer = CapsuleInstaller(
+            home, storage, on_event=self._audit_event, renew_trust=renew_trust
+        )
         self.secrets = CapsuleSecrets(storage, home / SECRETS_KEY_FILE)
         self.plan_ttl_seconds = plan_ttl_seconds
         self._clock = clock
@@ -100,14 +107,18 @@ class CapsuleAdmin:
     async def plan(self, source: str) -> JsonObject:
         """Stage ``source`` (an absolute path to a directory or archive) and disclose it."""
         self._sweep()
+        git = parse_git_source(source)
         path = Path(source)
-        if not path.is_absolute():
+        if git is None and not path.is_absolute():
             raise BadInputError(
                 f"capsule source {source!r} is not an absolute path",
                 hint="the daemon has its own working directory; send the resolved path",
             )
         self.installer.trusted_publishers = load_trusted_publishers(self.publishers_dir)
-        plan = await self.installer.plan(path)  # its permission diff covers every kind
+        if git is None:
+            plan = await self.installer.plan(path)  # its permission diff covers every kind
+        else:
+            plan = await self._plan_git(*git)
         try:
             stored = await self.secrets.names(plan.name) if plan.previous is not None else []
         except BaseException:
@@ -120,6 +131,17 @@ class CapsuleAdmin:
             "expires_in_seconds": self.plan_ttl_seconds,
             "disclosure": self._disclosure(plan, stored),
         }
+
+    async def _plan_git(self, url: str, ref: str) -> InstallPlan:
+        """Clone, pin ``ref`` to a commit, and plan from that checkout (then removed)."""
+        self.installer.root.mkdir(parents=True, exist_ok=True, mode=0o700)
+        work = Path(tempfile.mkdtemp(prefix=".staging-git-", dir=self.installer.root))
+        try:
+            checkout_dir = work / "checkout"
+            source = await anyio.to_thread.run_sync(lambda: checkout(url, ref, checkout_dir))
+            return await self.installer.plan(checkout_dir, git=source)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
 
     def _disclosure(self, plan: InstallPlan, stored_secrets: list[str]) -> JsonObject:
         previous: JsonObject | None = None
@@ -140,7 +162,15 @@ class CapsuleAdmin:
             },
             "trusted_publishers_dir": str(self.publishers_dir),
             "previous": previous,
+            "component_hash": plan.component_hash,
+            "outside_workspace": list[JsonValue](plan.manifest.capabilities.outside_workspace()),
+            "source": None
+            if plan.source is None
+            else {"git": plan.source.url, "ref": plan.source.ref, "commit": plan.source.commit},
             "widened": list(plan.widened),
+            "removed": list(plan.removed),
+            "changed": list(plan.changed),
+            "renew_trust": plan.renew_trust,
             "needs_trust": plan.needs_trust,
             "text": plan.disclosure(),
         }
@@ -346,7 +376,11 @@ def manifest_summary(manifest: CapsuleManifest, stored_secrets: list[str]) -> di
         "license": package.license,
         "component": None
         if manifest.component is None
-        else {"entrypoint": manifest.component.entrypoint, "wasi": manifest.component.wasi},
+        else {
+            "entrypoint": manifest.component.entrypoint,
+            "wasi": manifest.component.wasi,
+            "hash": manifest.component.hash,
+        },
         "capabilities": caps.model_dump(mode="json"),
         "secrets": [
             {
@@ -370,6 +404,8 @@ def manifest_summary(manifest: CapsuleManifest, stored_secrets: list[str]) -> di
         ],
         "tools": [{"name": t.name, "description": t.description} for t in manifest.tool],
         "skills": [{"name": s.name, "description": s.description} for s in manifest.skill],
+        "context": [{"name": c.name, "file": c.file} for c in manifest.context],
+        "commands": [{"name": c.name, "description": c.description} for c in manifest.command],
         "interceptors": [hook.event for hook in manifest.interceptor],
         "cron": [
             {"name": c.name, "schedule": c.schedule, "action": c.action} for c in manifest.cron

@@ -12,7 +12,7 @@ from cronsim import CronSim, CronSimError
 from .manifest import CronSpec
 from .verified import VerifiedCapsule
 
-__all__ = ["next_after", "unschedulable"]
+__all__ = ["next_after", "unschedulable", "cron_export"]
 
 
 def next_after(schedule: str, now: datetime) -> datetime | None:
@@ -29,6 +29,16 @@ def unschedulable(capsule: VerifiedCapsule, spec: CronSpec) -> str | None:
     label = f"cron job {spec.name} of capsule {capsule.name} is not scheduled"
     if capsule.wasm is None:
         return f"{label}: the capsule has no [component] to run"
-    if not any(tool.name == spec.action for tool in capsule.manifest.tool):
-        return f"{label}: it names no [[tool]] of the capsule ({spec.action!r})"
-    return None
+    if spec.dotted or any(tool.name == spec.action for tool in capsule.manifest.tool):
+        return None  # a dotted action without such a tool is the component's export
+    return f"{label}: it names no [[tool]] of the capsule ({spec.action!r})"
+
+
+def cron_export(capsule: VerifiedCapsule, spec: CronSpec) -> tuple[str, str]:
+    """(function, export) that a run of ``spec`` calls: the ``[[tool]]`` the action names (by
+    its name or the last segment of a dotted name), else, for a dotted action, the
+    component's export of that name, authorized as a call of a function of that name."""
+    for tool in capsule.manifest.tool:
+        if tool.name == spec.target:
+            return tool.name, tool.export
+    return spec.target, spec.target

@@ -36,6 +36,8 @@ __all__ = [
     "TrustAck",
     "TrustRequired",
     "InstallRecord",
+    "GitSource",
+    "RenewTrust",
     "compile_capsule",
     "widened_permissions",
     "TRUST_REQUIRED_MESSAGE",
@@ -48,12 +50,25 @@ TRUST_REQUIRED_MESSAGE = (
 )
 
 EventHook = Callable[[str, JsonObject], Awaitable[None]]
+# [capsules] renew_trust: "always" (seed 004: every update is trusted again) or "on_widening"
+# (only an update that asks for more, changes hash-less component code or moves a git ref).
+RenewTrust = Literal["always", "on_widening"]
 
 
 @dataclass(frozen=True)
 class TrustAck:
     method: Literal["interactive", "flag"]
     actor: str = "cli"
+
+
+@dataclass(frozen=True)
+class GitSource:
+    """Where a capsule installed from git came from: the URL, the ref asked for, and the
+    commit it resolved to when it was reviewed (the trust record keeps all three)."""
+
+    url: str
+    ref: str
+    commit: str
 
 
 @dataclass
@@ -63,7 +78,15 @@ class InstallPlan:
     content_hash: ContentHash
     publisher: PublisherInfo
     previous: InstallRecord | None
-    widened: list[str] = field(default_factory=list[str])
+    widened: list[str] = field(default_factory=list[str])  # added permissions (the diff's +)
+    removed: list[str] = field(default_factory=list[str])  # what the update gives up (-)
+    changed: list[str] = field(default_factory=list[str])  # version, content, code, commit (~)
+    # The BLAKE3 of the component: the manifest's, or computed at install when it gives none.
+    component_hash: str | None = None
+    source: GitSource | None = None
+    renew_trust: RenewTrust = "always"
+    # Changes that need trust again whatever renew_trust says (hash-less code, a moved ref).
+    rebinding: list[str] = field(default_factory=list[str])
 
     @property
     def name(self) -> str:
@@ -71,8 +94,11 @@ class InstallPlan:
 
     @property
     def needs_trust(self) -> bool:
-        # A fresh install always needs trust; an update only when it asks for more.
-        return self.previous is None or bool(self.widened)
+        # A fresh install always needs trust; an update as [capsules] renew_trust says, and
+        # always when it asks for more or what trust was bound to (a hash, a commit) moved.
+        if self.previous is None or self.renew_trust == "always":
+            return True
+        return bool(self.widened) or bool(self.rebinding)
 
     def disclosure(self) -> str:
         m = self.manifest
@@ -82,6 +108,17 @@ class InstallPlan:
             + (f" — {m.package.description}" if m.package.description else ""),
             f"  content hash: {self.content_hash.hex}",
         ]
+        component = m.component
+        if component is not None:
+            how = "" if component.hash else " (hashed now: the manifest gives no hash)"
+            lines.append(
+                f"  component:    {component.entrypoint} BLAKE3 {self.component_hash}{how}"
+            )
+        if self.source is not None:
+            lines.append(
+                f"  from git:     {self.source.url} at {self.source.ref!r} = commit "
+                f"{self.source.commit} (pinned: a moved ref needs trust again)"
+            )
         if self.publisher.signed:
             trust = (
                 "trusted publisher"
@@ -99,8 +136,16 @@ class InstallPlan:
             ("config keys", caps.config),
         ]
         for label, values in asked:
-            if values:
-                lines.append(f"    - {label}: {', '.join(values)}")
+            inside = [v for v in values if not v.startswith("/")]
+            if inside:
+                lines.append(f"    - {label}: {', '.join(inside)}")
+        for entry in caps.outside_workspace():
+            kind, path = entry.split(": ", 1)
+            verb = "READ" if kind == "fs_read" else "WRITE"
+            lines.append(
+                f"    - *** {verb} OUTSIDE THE WORKSPACE: {path} *** (your denied paths, e.g. "
+                "~/.ssh, still apply)"
+            )
         if caps.kv:
             lines.append("    - its own key-value storage")
         if m.secrets:
@@ -108,16 +153,28 @@ class InstallPlan:
         for server in m.mcp_server:
             command = " ".join([server.command or server.url or "?", *server.args])
             lines.append(f"    - runs an MCP server (untrusted, sandboxed): {server.id}: {command}")
+        tools = {t.name for t in m.tool}
         for cron in m.cron:
-            lines.append(f"    - scheduled task {cron.name} ({cron.schedule})")
+            also = ""
+            if cron.dotted and cron.target not in tools:
+                also = f": runs its export {cron.target} (also a tool, so you can allow it)"
+            lines.append(f"    - scheduled task {cron.name} ({cron.schedule}){also}")
         for hook in m.interceptor:
             lines.append(f"    - sees every {hook.event} event")
+        for provider in m.llm_provider:
+            lines.append(f"    - offers the model provider {provider.id} (declared; not used yet)")
         if not any(v for _, v in asked) and not (
-            caps.kv or m.secrets or m.mcp_server or m.cron or m.interceptor
+            caps.kv or m.secrets or m.mcp_server or m.cron or m.interceptor or m.llm_provider
         ):
             lines.append("    - nothing beyond its own tools")
         if m.tool:
             lines.append(f"  tools: {', '.join(t.name for t in m.tool)}")
+        if m.context:
+            files = ", ".join(c.file for c in m.context)
+            lines.append(f"  context files (untrusted reference text for the model): {files}")
+        if m.command:
+            names = ", ".join(f"/{c.name}" for c in m.command)
+            lines.append(f"  slash commands (expand into a prompt, run nothing): {names}")
         if self.previous is not None:
             lines.append(f"  updates {self.previous.version} (revision {self.previous.revision})")
             if self.widened:
@@ -125,6 +182,14 @@ class InstallPlan:
                 lines += [f"    + {item}" for item in self.widened]
             else:
                 lines.append("  no new permissions")
+            if self.removed:
+                lines.append("  REMOVED compared to the installed revision:")
+                lines += [f"    - {item}" for item in self.removed]
+            if self.changed:
+                lines.append("  CHANGED compared to the installed revision:")
+                lines += [f"    ~ {item}" for item in self.changed]
+            if self.renew_trust == "always":
+                lines.append("  every update is trusted again ([capsules] renew_trust = always)")
         lines.append(
             "  Enforced: the capsule gets only these permissions, each use is checked and audited."
         )
@@ -145,6 +210,11 @@ class InstallRecord:
     signed: bool
     previous_revision: int | None
     installed_at: int
+    # Added later: records written before have None (their manifests always gave a hash).
+    component_hash: str | None = None
+    source_url: str | None = None
+    source_ref: str | None = None
+    source_commit: str | None = None
 
     def to_json(self) -> JsonObject:
         return dict(self.__dict__)
@@ -164,29 +234,80 @@ class CapsuleInstaller:
         *,
         trusted_publishers: Sequence[PublicKey] = (),
         on_event: EventHook | None = None,
+        renew_trust: RenewTrust = "always",
     ) -> None:
         self.root = home / "capsules"
         self.storage = storage
         self.trusted_publishers = list(trusted_publishers)
         self.on_event = on_event
+        self.renew_trust: RenewTrust = renew_trust
 
     # ------------------------------------------------------------------ planning
 
-    async def plan(self, source: Path) -> InstallPlan:
-        """Stage a capsule directory or archive and describe what installing it means."""
+    async def plan(self, source: Path, *, git: GitSource | None = None) -> InstallPlan:
+        """Stage a capsule directory or archive and describe what installing it means
+        (``git``: where ``source``, a checkout, came from)."""
         # Copying and hashing are blocking file work: keep them off the event loop.
-        staged, manifest, digest, publisher = await anyio.to_thread.run_sync(self._stage, source)
+        staged, manifest, digest, publisher, component = await anyio.to_thread.run_sync(
+            self._stage, source
+        )
         try:
             previous = await self.get(manifest.name)
+            plan = InstallPlan(
+                manifest,
+                staged,
+                digest,
+                publisher,
+                previous,
+                component_hash=component,
+                source=git,
+                renew_trust=self.renew_trust,
+            )
+            if previous is not None:
+                await self._diff(plan, previous)
         except BaseException:
             shutil.rmtree(staged, ignore_errors=True)
             raise
+        return plan
+
+    async def _diff(self, plan: InstallPlan, previous: InstallRecord) -> None:
+        """Fill the update diff: added, removed and changed permissions and components."""
+        manifest = plan.manifest
+        plan.widened = await self._widened(previous, manifest)
         try:
-            widened = await self._widened(previous, manifest) if previous else []
-        except BaseException:
-            shutil.rmtree(staged, ignore_errors=True)
-            raise
-        return InstallPlan(manifest, staged, digest, publisher, previous, widened)
+            old = await anyio.to_thread.run_sync(self._verified_manifest, previous)
+            accepted = Capabilities.model_validate(previous.permissions_accepted)
+            # What the old revision may do that the new one may not: the diff's removals.
+            plan.removed = widened_permissions(
+                manifest, manifest.capabilities, old.model_copy(update={"capabilities": accepted})
+            )
+        except (AstridError, OSError, ValueError):
+            plan.removed = []  # unverifiable: everything counts as new already
+        if previous.version != manifest.package.version:
+            plan.changed.append(f"version: {previous.version} -> {manifest.package.version}")
+        if previous.content_hash != plan.content_hash.hex:
+            plan.changed.append(f"content: {previous.content_hash} -> {plan.content_hash.hex}")
+        old_component = previous.component_hash
+        if old_component is None and manifest.component is not None:
+            old_component = _installed_component_hash(self.path_of(previous))
+        if (
+            manifest.component is not None
+            and old_component is not None
+            and old_component != plan.component_hash
+        ):
+            item = f"component code: {old_component} -> {plan.component_hash}"
+            plan.changed.append(item)
+            if manifest.component.hash is None:  # trust was bound to the hash computed then
+                plan.rebinding.append(item)
+        source = plan.source
+        if (
+            source is not None
+            and (previous.source_url, previous.source_ref) == (source.url, source.ref)
+            and previous.source_commit != source.commit
+        ):
+            item = f"git ref {source.ref!r} moved: {previous.source_commit} -> {source.commit}"
+            plan.changed.append(item)
+            plan.rebinding.append(item)
 
     async def _widened(self, previous: InstallRecord, manifest: CapsuleManifest) -> list[str]:
         """The permission diff against the installed revision, read from its files only after
@@ -209,7 +330,9 @@ class CapsuleInstaller:
         )
         return load_manifest(directory)
 
-    def _stage(self, source: Path) -> tuple[Path, CapsuleManifest, ContentHash, PublisherInfo]:
+    def _stage(
+        self, source: Path
+    ) -> tuple[Path, CapsuleManifest, ContentHash, PublisherInfo, str | None]:
         self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
         staged = Path(tempfile.mkdtemp(prefix=".staging-", dir=self.root))
         try:
@@ -222,7 +345,7 @@ class CapsuleInstaller:
                     f"no capsule at {source}", hint="give a capsule directory or .capsule archive"
                 )
             manifest = load_manifest(staged)
-            _check_component_hash(staged, manifest)
+            component = _check_component_hash(staged, manifest)
             digest = tree_hash(staged)
             publisher = verify_capsule_signature(
                 staged, manifest.name, manifest.package.version, digest, self.trusted_publishers
@@ -230,7 +353,7 @@ class CapsuleInstaller:
         except BaseException:
             shutil.rmtree(staged, ignore_errors=True)
             raise
-        return staged, manifest, digest, publisher
+        return staged, manifest, digest, publisher, component
 
     def discard(self, plan: InstallPlan) -> None:
         shutil.rmtree(plan.staged, ignore_errors=True)
@@ -268,6 +391,10 @@ class CapsuleInstaller:
             signed=plan.publisher.signed,
             previous_revision=plan.previous.revision if plan.previous else None,
             installed_at=now,
+            component_hash=plan.component_hash,
+            source_url=plan.source.url if plan.source else None,
+            source_ref=plan.source.ref if plan.source else None,
+            source_commit=plan.source.commit if plan.source else None,
         )
         # The audit event is written first: if it cannot be recorded, the install is undone.
         try:
@@ -322,6 +449,7 @@ class CapsuleInstaller:
                 "revision": record.previous_revision,
                 "content_hash": tree_hash(old_dir).hex,
                 "permissions_accepted": manifest.capabilities.model_dump(mode="json"),
+                "component_hash": _installed_component_hash(old_dir),
                 "previous_revision": None,
                 "installed_at": int(time.time()),
             }
@@ -448,22 +576,33 @@ def _unique(items: Iterable[str]) -> list[str]:
     return list(dict.fromkeys(items))
 
 
-def _check_component_hash(root: Path, manifest: CapsuleManifest) -> None:
+def _check_component_hash(root: Path, manifest: CapsuleManifest) -> str | None:
+    """The component's BLAKE3: checked against the manifest's hash, or computed here when the
+    manifest gives none (the trust record then binds to it)."""
     if manifest.component is None:
-        return
+        return None
     wasm = root / manifest.component.entrypoint
     if not wasm.is_file():
         raise ConfigError(
             f"{MANIFEST_NAME}: component entrypoint {manifest.component.entrypoint} is missing"
         )
-    if manifest.component.hash is None:
-        raise VerificationError(
-            f"{MANIFEST_NAME}: [component] has no hash for {manifest.component.entrypoint}",
-            hint="run `astrid capsule compile DIR` to record the BLAKE3 hash",
+    actual = hash_file(wasm)
+    if manifest.component.hash is not None:
+        actual.verify_equals(
+            manifest.component.hash, what=f"component {manifest.component.entrypoint}"
         )
-    hash_file(wasm).verify_equals(
-        manifest.component.hash, what=f"component {manifest.component.entrypoint}"
-    )
+    return actual.hex
+
+
+def _installed_component_hash(directory: Path) -> str | None:
+    """The component hash of an installed revision, from its (tree-hashed) files."""
+    try:
+        manifest = load_manifest(directory)
+        if manifest.component is None:
+            return None
+        return manifest.component.hash or hash_file(directory / manifest.component.entrypoint).hex
+    except (AstridError, OSError):
+        return None
 
 
 def _extract_archive(archive: Path, destination: Path) -> None:

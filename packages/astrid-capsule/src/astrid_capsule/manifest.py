@@ -39,12 +39,15 @@ __all__ = [
     "ToolSpec",
     "SkillSpec",
     "CronSpec",
+    "ContextSpec",
+    "CommandSpec",
     "InterceptorSpec",
     "LlmProviderSpec",
     "ManifestError",
     "load_manifest",
     "parse_manifest",
     "MANIFEST_NAME",
+    "CONVENTIONAL_EXPORTS",
 ]
 
 MANIFEST_NAME = "Capsule.toml"
@@ -112,9 +115,26 @@ class Capabilities(_Strict):
     @classmethod
     def _check_paths(cls, paths: tuple[str, ...]) -> tuple[str, ...]:
         for path in paths:
-            if path.startswith("/") or ".." in path.split("/") or "\x00" in path:
-                raise ValueError(f"{path!r}: capsule paths are workspace-relative, without '..'")
+            body = path.removeprefix("!")
+            if ".." in body.split("/") or "\x00" in body or body.startswith("~"):
+                raise ValueError(
+                    f"{path!r}: a capsule path is workspace-relative, or absolute (an exact file "
+                    "or a glob outside the workspace), never with '..' or '~'"
+                )
+            if body.startswith("/") and (path.startswith("!") or body.rstrip("/") == ""):
+                raise ValueError(
+                    f"{path!r}: an absolute entry names files, not '/' or an exclusion"
+                )
         return paths
+
+    def outside_workspace(self) -> list[str]:
+        """The absolute entries (files or globs outside the workspace), as ``kind: path``."""
+        return [
+            f"{kind}: {path}"
+            for kind in ("fs_read", "fs_write")
+            for path in getattr(self, kind)
+            if path.startswith("/")
+        ]
 
     def widened_by(self, other: Capabilities) -> list[str]:
         """What ``other`` grants that this does not (for the update permission diff)."""
@@ -162,20 +182,51 @@ class SkillSpec(_Strict):
     content: str | None = None
 
 
+class ContextSpec(_Strict):
+    """A file of the capsule given to the model as untrusted reference text (size-capped)."""
+
+    name: str = Field(pattern=r"^[a-zA-Z0-9_-]{1,64}$")
+    file: RelativePath
+    description: str = ""
+
+
+class CommandSpec(_Strict):
+    """A slash command (``/name args``) that expands into a prompt, and does nothing else.
+
+    ``template`` is the prompt; ``{args}`` is replaced by everything after the name and
+    ``{1}`` .. ``{9}`` by its whitespace-separated words (a missing one is an error)."""
+
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,31}$")
+    description: str = ""
+    template: str = Field(min_length=1, max_length=8000)
+
+
 class CronSpec(_Strict):
     """A scheduled run of one of the capsule's own tools.
 
-    ``action`` is the ``name`` of a ``[[tool]]`` of the same capsule (checked when the manifest
-    is loaded). Whenever ``schedule`` matches, the runtime calls that tool with no arguments
-    (``{}``) in a headless session of the capsule's own on ``[workspace] root``, authorized and
-    confined exactly as when the agent calls it. ``schedule`` is a 5-field cron expression
-    (minute hour day-of-month month day-of-week, e.g. ``"0 * * * *"``) in the daemon's local
-    time. See the package README for what happens at a run.
+    ``action`` is the ``name`` of a ``[[tool]]`` of the same capsule, or a dotted name
+    (``astrid.github.sync``) whose last segment names that tool or, when no ``[[tool]]`` has
+    that name, the component's export of that name (checked when the manifest is loaded and
+    again when the component is). Whenever ``schedule`` matches, the runtime calls that tool
+    with no arguments (``{}``) in a headless session of the capsule's own on
+    ``[workspace] root``, authorized and confined exactly as when the agent calls it.
+    ``schedule`` is a 5-field cron expression (minute hour day-of-month month day-of-week,
+    e.g. ``"0 * * * *"``) in the daemon's local time. See the package README for what happens
+    at a run.
     """
 
     name: str = Field(pattern=r"^[a-zA-Z0-9_-]{1,64}$")
     schedule: str
-    action: str
+    action: str = Field(pattern=r"^[a-zA-Z0-9_-]{1,64}(\.[a-zA-Z0-9_-]{1,64}){0,7}$")
+
+    @property
+    def target(self) -> str:
+        """The tool or export the action names: the last segment of a dotted name."""
+        return self.action.rsplit(".", 1)[-1]
+
+    @property
+    def dotted(self) -> bool:
+        return "." in self.action
 
     @field_validator("schedule")
     @classmethod
@@ -198,9 +249,25 @@ class CronSpec(_Strict):
         return value
 
 
+# The component export an [[interceptor]] without ``export`` is delivered to.
+CONVENTIONAL_EXPORTS = {
+    "BeforeToolCall": "before_tool_call",
+    "AfterToolCall": "after_tool_call",
+    "UserPrompt": "user_prompt",
+    "SessionStart": "session_start",
+    "SessionEnd": "session_end",
+}
+
+
 class InterceptorSpec(_Strict):
     event: Literal["BeforeToolCall", "AfterToolCall", "UserPrompt", "SessionStart", "SessionEnd"]
     export: str | None = None
+
+    @property
+    def handler(self) -> str:
+        """The export that handles the event: ``export``, else the conventional one
+        (``BeforeToolCall`` -> ``before_tool_call``)."""
+        return self.export or CONVENTIONAL_EXPORTS[self.event]
 
 
 class LlmProviderSpec(_Strict):
@@ -218,6 +285,8 @@ class CapsuleManifest(_Strict):
     mcp_server: tuple[McpServerSpec, ...] = ()
     tool: tuple[ToolSpec, ...] = ()
     skill: tuple[SkillSpec, ...] = ()
+    context: tuple[ContextSpec, ...] = ()
+    command: tuple[CommandSpec, ...] = ()
     cron: tuple[CronSpec, ...] = ()
     interceptor: tuple[InterceptorSpec, ...] = ()
     llm_provider: tuple[LlmProviderSpec, ...] = ()
@@ -236,6 +305,15 @@ class CapsuleManifest(_Strict):
                 problem = f"cron job {job.name!r} is defined twice; each needs its own name"
                 errors.append(_value_error((index, "name"), job.name, problem))
             seen.add(job.name)
+            if job.dotted and (job.target in (names or ()) or info.data.get("component")):
+                continue  # a tool by its dotted name, or the component's export of that name
+            if job.dotted and names is not None:
+                problem = (
+                    f"cron job {job.name!r}: action {job.action!r} names neither a [[tool]] "
+                    f"{job.target!r} nor an export of a [component] (the capsule has none)"
+                )
+                errors.append(_value_error((index, "action"), job.action, problem))
+                continue
             if names is not None and job.action not in names:  # None: [[tool]] is invalid
                 guess = difflib.get_close_matches(job.action, names, n=1)
                 problem = (

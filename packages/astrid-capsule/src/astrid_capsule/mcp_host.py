@@ -119,7 +119,9 @@ def capsule_workspace_paths(granted: Capabilities, workspace: str) -> tuple[list
 def _pattern_paths(workspace: str, patterns: tuple[str, ...]) -> list[str]:
     paths: list[str] = []
     for pattern in patterns:
-        if pattern.startswith("!"):
+        if pattern.startswith(("!", "/")):
+            # An exclusion cannot narrow a directory; an absolute entry (a file outside the
+            # workspace) is for the WASM host functions only, never a server's sandbox.
             continue
         body = pattern.rstrip("/")
         # gitignore: a pattern with no slash before its end matches at any depth.

@@ -65,7 +65,11 @@ async def verify_installed(installer: CapsuleInstaller, name: str) -> VerifiedCa
             # Imported here: extism costs start-up time that capsules without WASM never pay.
             from .wasm import load_wasm_bytes
 
-            entry, digest = directory / component.entrypoint, component.hash
+            # The manifest's hash, else the one computed at install (the trust record's).
+            entry, digest = (
+                directory / component.entrypoint,
+                component.hash or record.component_hash,
+            )
             wasm = await anyio.to_thread.run_sync(
                 lambda: load_wasm_bytes(entry, digest, dev_mode=False)
             )

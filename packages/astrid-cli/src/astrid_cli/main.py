@@ -16,7 +16,7 @@ import click
 
 from . import __version__
 
-__all__ = ["cli", "main"]
+__all__ = ["cli", "main", "LazyGroup"]
 
 # command name -> (module, attribute, one-line help shown in `astrid --help`)
 _COMMANDS: dict[str, tuple[str, str, str]] = {
@@ -32,6 +32,7 @@ _COMMANDS: dict[str, tuple[str, str, str]] = {
     "config": ("astrid_cli.commands.config", "config", "Show and validate configuration."),
     "keys": ("astrid_cli.commands.keys", "keys", "Show or generate signing keys."),
     "tokens": ("astrid_cli.commands.tokens", "tokens", "List and revoke Allow Always grants."),
+    "policy": ("astrid_cli.commands.policy", "policy", "Check, apply, list, revoke policy.toml."),
     "capsule": ("astrid_cli.commands.capsule", "capsule", "Install and manage capsules."),
     "telegram": ("astrid_cli.commands.telegram", "telegram", "Run the Telegram frontend."),
     "mcp": ("astrid_cli.commands.mcp", "mcp", "Be the MCP server your MCP client talks to."),

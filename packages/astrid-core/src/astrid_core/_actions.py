@@ -45,6 +45,7 @@ __all__ = [
     "CapsuleHostCall",
     "SubAgentSpawn",
     "LlmCall",
+    "McpSampling",
     "TranscriptAccess",
     "SensitiveAction",
     "action_from_json",
@@ -389,6 +390,41 @@ class LlmCall(ActionBase):
         return {"model": self.model, "estimated_cost_micros": self.estimated_cost_micros}
 
 
+class McpSampling(ActionBase):
+    """An MCP server asks to use our model (``sampling/createMessage``): it spends the budget
+    on the server's behalf and its answer is untrusted content, so it is an action of its own,
+    asked per server, never an agent LLM call."""
+
+    kind: Literal["mcp_sampling"] = "mcp_sampling"
+    server: Name
+    model: str = Field(min_length=1)
+    max_tokens: int = Field(ge=1)
+    estimated_cost_micros: int = Field(default=0, ge=0)
+
+    default_risk: ClassVar[RiskLevel] = RiskLevel.MEDIUM
+    permission: ClassVar[Permission] = Permission.SPEND
+
+    @property
+    def resource(self) -> str:
+        return f"mcp-sampling://{self.server}"
+
+    @property
+    def summary(self) -> str:
+        dollars = self.estimated_cost_micros / 1_000_000
+        return (
+            f"MCP server {one_line(self.server)} asks to use {one_line(self.model)} "
+            f"(up to {self.max_tokens:,} tokens, estimated ${dollars:.4f})"
+        )
+
+    def arguments(self) -> JsonObject:
+        return {
+            "server": self.server,
+            "model": self.model,
+            "max_tokens": self.max_tokens,
+            "estimated_cost_micros": self.estimated_cost_micros,
+        }
+
+
 class TranscriptAccess(ActionBase):
     kind: Literal["transcript_access"] = "transcript_access"
     session_id: SessionId
@@ -418,6 +454,7 @@ SensitiveAction: TypeAlias = Annotated[
     | CapsuleHostCall
     | SubAgentSpawn
     | LlmCall
+    | McpSampling
     | TranscriptAccess,
     Field(discriminator="kind"),
 ]

@@ -1,7 +1,8 @@
 """Answers to the requests a server sends us: sampling, roots, elicitation (form and URL).
 
 Each one is a security decision. Sampling spends our LLM budget on the server's behalf, so it
-is an LlmCall through the Guard. Roots bound what a filesystem-like server will touch, so they
+is an McpSampling action through the Guard (asked per server, capped, reserved and settled by
+the runtime's sampler). Roots bound what a filesystem-like server will touch, so they
 come only from the workspace we were given. Elicitation asks the human through the Frontend;
 form answers are validated against the server's schema, and a URL is opened on the user's side
 only — its content never reaches the model.
@@ -25,7 +26,7 @@ from astrid_core import (
     ElicitationRequest,
     Frontend,
     Guard,
-    LlmCall,
+    McpSampling,
     SessionId,
     UrlElicitationRequest,
 )
@@ -126,10 +127,14 @@ class ServerRequestHandlers:
         del context
         if self.sampler is None:
             return types.ErrorData(code=types.INVALID_REQUEST, message="sampling is not enabled")
-        action = LlmCall(
+        cap = getattr(self.sampler, "max_tokens", None)  # the runtime's per-request cap
+        if isinstance(cap, int) and 0 < cap < params.max_tokens:
+            params = params.model_copy(update={"max_tokens": cap})
+        action = McpSampling(
+            server=self.server,
             model=self.sampler.model,
+            max_tokens=max(1, params.max_tokens),
             estimated_cost_micros=self.sampler.estimate_cost_micros(params),
-            purpose=f"sampling requested by MCP server {self.server}",
         )
         try:
             authorization = await self.guard.authorize(action, f"{self.source} asked for sampling")

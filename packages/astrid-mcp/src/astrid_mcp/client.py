@@ -27,7 +27,6 @@ from anyio.abc import TaskGroup
 from mcp import ClientSession, types
 from mcp.client.stdio import StdioServerParameters, stdio_client
 from mcp.client.streamable_http import streamable_http_client
-from mcp.shared._httpx_utils import create_mcp_http_client
 from mcp.shared.exceptions import MCPDeprecationWarning, MCPError
 from mcp.shared.inbound import MCP_PROTOCOL_VERSION_HEADER
 from mcp.shared.jsonrpc_dispatcher import JSONRPCDispatcher
@@ -48,6 +47,8 @@ from astrid_core.storage import MemoryStorage
 from astrid_workspace import (
     EgressProxy,
     HostListGuard,
+    ListedThenGuard,
+    Resolver,
     find_server_group,
     kill_group_remains,
     process_argv,
@@ -55,6 +56,7 @@ from astrid_workspace import (
 
 from ._content import McpToolResult, tool_result, untrusted_description
 from ._errors import McpServerError, ServerStartError, ServerUnavailable, ToolChanged, ToolNotFound
+from ._http import pinned_http_client
 from ._launch import LaunchPlan, network_mode, plan_launch
 from ._server_requests import Sampler, ServerRequestHandlers
 from ._startup_clock import startup_clock
@@ -99,8 +101,11 @@ class SecureMcpClient:
         session_id: SessionId | None = None,
         log_dir: Path | None = None,
         http_auth: httpx2.Auth | None = None,
+        resolver: Resolver | None = None,
     ) -> None:
         self.config = config
+        # How an http server's host name is resolved (once, then pinned); tests inject one.
+        self._resolver = resolver
         # OAuth and other HTTP auth flows (e.g. the SDK's OAuthClientProvider) for http servers.
         self._http_auth = http_auth
         self.name = config.name
@@ -223,7 +228,9 @@ class SecureMcpClient:
     ) -> tuple[ReceiveStream[SessionMessage | Exception], Any]:
         transport = self.config.transport
         if isinstance(transport, HttpTransport):
-            http = create_mcp_http_client(headers=dict(transport.headers), auth=self._http_auth)
+            http = await pinned_http_client(
+                transport, server=self.config.name, auth=self._http_auth, resolver=self._resolver
+            )
             await stack.enter_async_context(http)
             return await stack.enter_async_context(
                 streamable_http_client(transport.url, http_client=http)
@@ -233,8 +240,14 @@ class SecureMcpClient:
             # The server's own egress proxy: only its listed hosts, for as long as it runs.
             directory = tempfile.mkdtemp(prefix="astrid-egress-")
             stack.callback(shutil.rmtree, directory, True)
-            guard = HostListGuard(self.config.sandbox.net, owner=f"MCP server {self.config.name}")
-            proxy = EgressProxy(guard, who=f"MCP server {self.config.name}")
+            # Each connection: a listed host (the server's `net`), then the session's own
+            # interceptor (deny lists, approval, audit) as for bash; an unlisted host is
+            # refused without asking.
+            owner = f"MCP server {self.config.name}"
+            guard = ListedThenGuard(
+                HostListGuard(self.config.sandbox.net, owner=owner), self._guard
+            )
+            proxy = EgressProxy(guard, who=owner)
             await stack.enter_async_context(proxy.serving(directory))
             proxy_socket = proxy.socket_path
         self.launch = plan_launch(self.config, proxy_socket=proxy_socket)

@@ -64,6 +64,9 @@ class HttpTransport(_Strict):
     type: Literal["http"] = "http"
     url: Annotated[str, AfterValidator(_http_url)]
     headers: dict[str, str] = Field(default_factory=dict)
+    # The url's host name may resolve to private addresses (an internal server). Either way
+    # the client connects only to the addresses its one lookup returned (no DNS rebinding).
+    private_network: bool = False
 
     @model_validator(mode="after")
     def _header_syntax(self) -> HttpTransport:
@@ -165,7 +168,7 @@ class McpServerConfig(_Strict):
             return data
         flat: dict[str, Any] = dict(data)  # pyright: ignore[reportUnknownArgumentType]
         stdio_keys = {"command", "args", "env", "cwd"}
-        http_keys = {"url", "headers"}
+        http_keys = {"url", "headers", "private_network"}
         if "url" in flat and "command" in flat:
             raise ValueError(
                 f"server {flat.get('name')!r}: give either `command` or `url`, not both"
@@ -190,6 +193,18 @@ class McpServerConfig(_Strict):
             raise ValueError(
                 f"server {self.name!r} is not trusted, so it must run sandboxed"
                 " (set trusted = true in an admin config to turn the sandbox off)"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _private_network_is_an_admins_choice(self) -> McpServerConfig:
+        # A workspace's server must not aim a public-looking name at the user's LAN.
+        private = isinstance(self.transport, HttpTransport) and self.transport.private_network
+        if private and not self.trusted:
+            raise ValueError(
+                f"server {self.name!r}: private_network = true lets a host name resolve to "
+                "internal addresses; only an admin's trusted server may set it "
+                "(trusted = true in an admin config)"
             )
         return self
 

@@ -76,6 +76,16 @@ def tcp_connect(port: int) -> str:
         return f"refused: {errno.errorcode.get(exc.errno or 0, type(exc).__name__)}"
 
 
+@server.tool(description="Ask the sandbox's egress proxy for host:port; return its answer.")
+def proxy_connect(host: str, port: int) -> str:
+    try:
+        with socket.create_connection(("127.0.0.1", 3128), timeout=10) as sock:
+            sock.sendall(f"CONNECT {host}:{port} HTTP/1.1\r\n\r\n".encode())
+            return sock.recv(4096).decode(errors="replace").split("\r\n", 1)[0]
+    except OSError as exc:
+        return f"refused: {errno.errorcode.get(exc.errno or 0, type(exc).__name__)}"
+
+
 @server.tool(description="Connect to a unix socket at path; say what happened.")
 def unix_connect(path: str) -> str:
     try:

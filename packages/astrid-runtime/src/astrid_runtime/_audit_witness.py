@@ -22,7 +22,7 @@ from astrid_audit import (
     verify_storage,
 )
 from astrid_core import ConfigError, NotFoundError, VerificationError
-from astrid_core.storage import open_storage
+from astrid_core.storage import open_storage, state_url
 from astrid_crypto import KeyPair
 
 from .config import AstridConfig, load_config
@@ -91,7 +91,7 @@ async def verify_offline(home: Path, *, client: str = "cli") -> OfflineReport:
             + (f": entries 0..{newest - 1} are missing (witnessed)" if newest else ""),
             hint="restore $ASTRID_HOME/state from a backup",
         )
-    storage = await open_storage(f"surrealkv://{state}")
+    storage = await open_storage(state_url(state, config.storage.backend))
     try:
         report = await verify_storage(storage, [key.public_key], witnessed=heads)
     finally:

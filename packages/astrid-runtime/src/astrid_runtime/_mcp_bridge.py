@@ -31,7 +31,7 @@ import anyio
 from anyio.abc import TaskGroup
 from mcp import types
 
-from astrid_approval import SecurityInterceptor
+from astrid_approval import InterceptResult, SecurityInterceptor
 from astrid_audit import AuditTrail, Outcome, OutcomeKind
 from astrid_core import (
     ApprovalDecision,
@@ -45,6 +45,7 @@ from astrid_core import (
     ElicitationResponse,
     Frontend,
     JsonObject,
+    McpSampling,
     McpToolCall,
     NotFoundError,
     ProofKind,
@@ -69,7 +70,7 @@ from astrid_mcp import McpTool as RemoteTool
 from astrid_mcp._content import tool_result
 from astrid_mcp.oauth import oauth_sealing_key
 
-from .llm import ChatMessage, LlmProvider, ModelRequest, TextChunk
+from .llm import ChatMessage, LlmProvider, ModelRequest, TextChunk, Usage
 from .tools import ToolContext, ToolRegistry, cap_output
 
 __all__ = ["McpBridge", "McpToolAdapter", "mcp_tool_name"]
@@ -103,6 +104,13 @@ class _ServerGuard:
                 DenialLayer.POLICY,
                 f"MCP server {self.server} asked for {action.summary} outside any tool call",
             )
+        sampler = self.bridge.sampler
+        if isinstance(action, McpSampling) and sampler is not None:
+            # Reserved now, settled by the sampler once the model has answered (or failed).
+            result = await interceptor.intercept(action, reason, action.estimated_cost_micros)
+            if result.allowed:
+                sampler.authorized(self.server, interceptor, result)
+            return result.authorization
         return await interceptor.authorize(action, reason)
 
 
@@ -152,11 +160,26 @@ class _FrontendProxy:
 
 
 class ProviderSampler:
-    """Lends the runtime's model to MCP servers that ask for sampling."""
+    """Lends the runtime's model to MCP servers that ask for sampling.
 
-    def __init__(self, provider: LlmProvider, model: str) -> None:
+    Each request was authorized just before as an ``McpSampling`` action by the interceptor of
+    the session whose call is in flight (``_ServerGuard``), which reserved its estimated cost.
+    Here that reservation is settled exactly like an agent turn's: committed with the cost the
+    provider reports, or with nothing spent when the model fails; the completion is recorded as
+    the action's outcome, which taints the session (the server wrote the prompt).
+    ``max_tokens`` (``[security] sampling_max_tokens``) caps what one request may ask for."""
+
+    def __init__(self, provider: LlmProvider, model: str, max_tokens: int | None = None) -> None:
         self.provider = provider
         self.model = model
+        self.max_tokens = max_tokens
+        # Authorized sampling requests per server, oldest first, waiting to be settled.
+        self.pending: dict[str, list[tuple[SecurityInterceptor, InterceptResult]]] = {}
+
+    def _capped(self, params: types.CreateMessageRequestParams) -> int:
+        if self.max_tokens is None:
+            return params.max_tokens
+        return max(1, min(params.max_tokens, self.max_tokens))
 
     def _request(self, params: types.CreateMessageRequestParams) -> ModelRequest:
         messages: list[ChatMessage] = []
@@ -171,21 +194,44 @@ class ProviderSampler:
             model=self.model,
             system="You are answering a sampling request from an MCP tool server.",
             messages=tuple(messages),
-            max_tokens=params.max_tokens,
+            max_tokens=self._capped(params),
         )
 
     def estimate_cost_micros(self, params: types.CreateMessageRequestParams) -> int:
         return self.provider.estimate_cost_micros(self._request(params))
 
+    def authorized(
+        self, server: str, interceptor: SecurityInterceptor, result: InterceptResult
+    ) -> None:
+        self.pending.setdefault(server, []).append((interceptor, result))
+
     async def create_message(
         self, server: str, params: types.CreateMessageRequestParams
     ) -> types.CreateMessageResult:
-        del server
+        queue = self.pending.get(server) or []
+        settle = queue.pop(0) if queue else None
         chunks: list[str] = []
-        events: AsyncIterator[Any] = self.provider.stream(self._request(params))
-        async for event in events:
-            if isinstance(event, TextChunk):
-                chunks.append(event.text)
+        usage: Usage | None = None
+        ok = False
+        try:
+            events: AsyncIterator[Any] = self.provider.stream(self._request(params))
+            async for event in events:
+                if isinstance(event, TextChunk):
+                    chunks.append(event.text)
+                elif isinstance(event, Usage):
+                    usage = event
+            ok = True
+        finally:
+            if settle is not None:
+                interceptor, result = settle
+                spent = self.provider.cost_micros(self.model, usage) if usage else None
+                with anyio.CancelScope(shield=True):
+                    await interceptor.record_outcome(
+                        result,
+                        success=ok,
+                        output="".join(chunks),
+                        actual_cost=spent if ok else 0,
+                    )
         return types.CreateMessageResult(
             role="assistant",
             content=types.TextContent(type="text", text="".join(chunks)),
@@ -265,6 +311,7 @@ class McpBridge:
         self._audit = audit
         self._frontend = frontend
         self._sampler = sampler
+        self.sampler = sampler
         self._log_dir = home / "logs" / "mcp"
         # One key seals the OAuth tokens of every server; its file appears at the first sign-in.
         self._oauth_key = oauth_sealing_key(home)
@@ -453,6 +500,15 @@ class McpBridge:
 
     def sandbox_report(self) -> str:
         return self.manager.sandbox_report()
+
+    async def mcp_annotations(self, server: str, tool: str) -> JsonObject | None:
+        """The annotations the server declared for ``tool`` (information flow reads
+        readOnlyHint / destructiveHint / openWorldHint), or None when unknown."""
+        try:
+            remote = (await self.manager.client(server).tools()).get(tool)
+        except AstridError:
+            return None
+        return dict(remote.annotations) if remote is not None else None
 
     # -- scoped servers (a capsule's, for one workspace) ----------------------------------------
 

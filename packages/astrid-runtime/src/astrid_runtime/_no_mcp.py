@@ -117,3 +117,9 @@ class LazyMcpBridge:
 
     async def approve(self, server: str, tool: str) -> JsonObject:
         return await self._bridge_for(server).approve(server, tool)
+
+    async def mcp_annotations(self, server: str, tool: str) -> JsonObject | None:
+        """The tool's MCP annotations (readOnlyHint, ...), or None when unknown."""
+        if self._bridge is None:
+            return None
+        return await self._bridge.mcp_annotations(server, tool)

@@ -8,12 +8,13 @@ implements ``RuntimeService``, the contract the daemon codes against.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import time
 from collections import Counter
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,7 @@ from astrid_approval import (
     DEFAULT_DENIED_PATHS,
     DEFAULT_PROTECTED_PATHS,
     AllowanceStore,
+    ApprovalManager,
     BudgetConfig,
     BudgetTracker,
     DeferredResolutionStore,
@@ -48,21 +50,21 @@ from astrid_core import (
     Frontend,
     JsonObject,
     JsonValue,
+    McpToolCall,
     NotFoundError,
     SensitiveAction,
     SessionId,
     ShellCommand,
     TokenId,
-    VerificationError,
 )
-from astrid_core.storage import Storage, open_storage
+from astrid_core.storage import Storage, open_storage, state_url
 from astrid_crypto import KeyPair, PublicKey
 
 from ._no_mcp import LazyMcpBridge
 from .agent import (
     AgentLoop,
+    ApprovalHooks,
     CompactionSettings,
-    HookedApprovalManager,
     HookEvent,
     HookHandler,
     HookRunner,
@@ -83,7 +85,7 @@ from .llm import (
     Usage,
 )
 from .llm._rate_limit import RateLimitedProvider, RequestRateLimiter
-from .service import RuntimeStatus, SessionInfo
+from .service import ConfigReload, RuntimeStatus, SessionInfo
 from .sessions import Session, SessionStore
 from .tools import ToolContext, ToolRegistry, default_tools
 from .tools._bash import bash_sandbox_report
@@ -198,13 +200,20 @@ class AgentRuntime:
         self.provider = provider
         self.capabilities = CapabilityStore(storage, [key.public_key])
         self.trail = AuditTrail(audit)  # the system chain: lifecycle and admin records
+        from ._policy_admin import PolicyAdmin
+
+        self.policy = PolicyAdmin(self)  # `astrid policy apply`: admin grants and settings
+        # Receives the events of deferred calls replayed outside a turn (None: dropped).
+        self.replay_listener: Callable[[AgentEvent], Awaitable[None]] | None = None
         self.capability_repairs: list[str] = []  # rows the audit log proved were deleted
         self.allowances = AllowanceStore(storage, key)
         self.deferred = DeferredResolutionStore(storage)
         self.sessions = SessionStore(storage)
         self.frontend: Frontend | None = None
         self._live: dict[str, _Live] = {}
-        self.capsule_admin = CapsuleAdmin(home, storage, audit)  # clients only: no agent tool
+        self.capsule_admin = CapsuleAdmin(  # clients only: no agent tool
+            home, storage, audit, renew_trust=self.config.capsules.renew_trust
+        )
         self.hooks = HookRunner.from_config(self.config.hooks)
 
         def make_mcp_bridge() -> Any:
@@ -222,7 +231,11 @@ class AgentRuntime:
                 home=home,
                 frontend=lambda: self.frontend,
                 interceptor=self._interceptor_of,
-                sampler=ProviderSampler(provider, self.config.model.model),
+                sampler=ProviderSampler(
+                    provider,
+                    self.config.model.model,
+                    self.config.security.sampling_max_tokens,
+                ),
             )
 
         # Made now for [[servers]], else when a session loads a capsule with an [[mcp_server]].
@@ -304,7 +317,7 @@ class AgentRuntime:
         key = KeyPair.load_or_create(home / loaded.config.keys.runtime_key)
         from ._audit_witness import audit_witness
 
-        url = storage_url or f"surrealkv://{home / 'state'}"
+        url = storage_url or state_url(home / "state", loaded.config.storage.backend)
         # An in-memory store forgets everything at exit: nothing to witness across runs.
         witness = (
             None if url.startswith(("memory:", "mem:")) else audit_witness(home, loaded.config)
@@ -323,6 +336,7 @@ class AgentRuntime:
                 home, loaded, storage, key, audit, provider or _provider_from(loaded, home)
             )
             await runtime._reconcile_capabilities()
+            await runtime.policy.load()
             return runtime
         except BaseException:
             await storage.aclose()
@@ -534,6 +548,17 @@ class AgentRuntime:
             listed.append(item)
         return listed
 
+    async def apply_policy(self, text: str, path: str) -> JsonObject:
+        """Mint the grants of a policy file, replacing the previous policy's (see
+        ``_policy_admin``); sessions attached from now on use its settings."""
+        return await self.policy.apply(text, path)
+
+    async def list_policy(self) -> JsonObject:
+        return await self.policy.list()
+
+    async def revoke_policy(self, grant: str | None, reason: str) -> JsonObject:
+        return await self.policy.revoke(grant, reason)
+
     async def revoke_token(self, token_id: str, reason: str = "revoked by the user") -> JsonObject:
         """Revoke a persistent token and every token derived from it.
 
@@ -607,11 +632,13 @@ class AgentRuntime:
         budget = BudgetTracker(
             self.storage, budget_config, session=str(session.id), workspace=session.workspace
         )
-        approvals = HookedApprovalManager(
+        hooked = ApprovalHooks(self.hooks)
+        approvals = ApprovalManager(
             self.deferred,
             self.frontend,
-            hooks=self.hooks,
             timeout_seconds=config.security.approval_timeout_seconds,
+            on_asked=hooked.asked,
+            on_resolved=hooked.resolved,
         )
         interceptor = SecurityInterceptor(
             policy=self._policy(config),
@@ -628,8 +655,15 @@ class AgentRuntime:
             key=self.key,
             session_id=session.id,
             always_ttl_seconds=config.security.always_token_ttl_seconds,
-            ask_when_untrusted=config.security.ask_when_untrusted,
+            settings=self.policy.for_workspace(session.workspace),
+            strict=config.security.strict,
+            information_flow=config.security.information_flow,
+            flow_hints=self.mcp,
+            bash_network=config.security.bash_network,
+            sampling_max_requests=config.security.sampling_max_requests,
         )
+        if session.has_untrusted:  # a resumed session keeps its taint
+            interceptor.taint("content from earlier in this session")
         context = ToolContext(
             session.workspace,
             session.id,
@@ -683,7 +717,7 @@ class AgentRuntime:
             loop.notices.append(message)
 
         interceptor.on_notice = notice
-        interceptor.on_replay = self._replayer(session, tools, context)
+        interceptor.on_replay_call = self._replay_caller(session, loop)
         # Capsule tools join `tools` and capsule skills the system prompt when the first turn
         # starts: loading reads the install records from storage, which this sync method cannot.
         self.capsules.attach(loop, interceptor)
@@ -697,16 +731,21 @@ class AgentRuntime:
         live = await self._get(session_id)
         if live.session.state == "ended":
             raise ConfigError(f"session {session_id} has ended", hint="create a new session")
+        text = await self.capsules.expand_command(text)  # a capsule's /command: a prompt only
         live.session.state = "running"
         final: AgentEvent | None = None
         await self.mcp.settled()  # servers still starting get a bounded wait, once
         await self.mcp.install(live.loop.tools)
         try:
-            async for event in live.loop.run(text):
-                if isinstance(event, TurnComplete):
-                    final = event  # sent last, once the session is saved: then it is truly over
-                    continue
-                yield event
+            # aclosing: a frontend that stops reading closes the loop's generator here and now,
+            # so its finally (the flush of queued outcome records) has run before this returns,
+            # not later from the garbage collector's finalizer.
+            async with contextlib.aclosing(live.loop.run(text)) as events:
+                async for event in events:
+                    if isinstance(event, TurnComplete):
+                        final = event  # sent last, once the session is saved: truly over
+                        continue
+                    yield event
         finally:
             live.session.state = "idle"
             await self.sessions.save(live.session)
@@ -728,38 +767,39 @@ class AgentRuntime:
         if item is None or item.request.session_id is None or item.status != "pending":
             return False  # unknown, or answered already: a second answer changes nothing
         live = await self._get(item.request.session_id)
-        result = await live.interceptor.resolve_deferred(decision)
-        return result is not None or not decision.allowed
+        await live.interceptor.resolve_deferred(decision)
+        after = await self.deferred.get(str(decision.request_id))
+        return after is not None and after.status != "pending"
 
-    def _replayer(self, session: Session, tools: ToolRegistry, context: ToolContext) -> Any:
-        # Actions whose effect is fully described by the action itself can be replayed exactly.
-        mapping: dict[type[Any], tuple[str, Any]] = {
-            FileDelete: ("delete_file", lambda a: {"path": a.path}),
-            FileRead: ("read_file", lambda a: {"path": a.path}),
-            DirectoryList: ("list_directory", lambda a: {"path": a.path}),
-            ShellCommand: ("bash", lambda a: {"command": a.command}),
-        }
+    def _replay_caller(self, session: Session, loop: AgentLoop) -> Any:
+        """How an approved deferred action runs: through the agent loop's own tool path
+        (``AgentLoop.replay``), exactly like a live call, so ``before_tool_call`` hooks and
+        capsule ``BeforeToolCall`` interceptors may still deny it and its events are emitted
+        (to ``replay_listener``). An action no tool reproduces exactly is only granted, with
+        a note asking the agent to run it again."""
 
-        async def replay(action: SensitiveAction, result: Any) -> None:
-            entry = mapping.get(type(action))
-            if entry is None:
-                note = f"approved later: {action.summary} (ask the agent to run it again)"
-            else:
-                tool = tools.get(entry[0])
-                assert tool is not None
-                try:
-                    output = await tool.run(entry[1](action), action, context)
-                    ok = True
-                except Exception as exc:  # record failures like any other tool run
-                    output, ok = f"error: {exc}", False
-                await self._live[str(session.id)].interceptor.record_outcome(
-                    result, success=ok, output=output
+        async def replay(action: SensitiveAction, decision: ApprovalDecision) -> Any:
+            call = _replay_call(action, loop.tools, str(decision.request_id))
+            if call is None:
+                result = await loop.interceptor.intercept(
+                    action,
+                    f"replay of deferred request {decision.request_id}",
+                    _preapproved=decision,
                 )
-                note = f"deferred action replayed after approval: {action.summary}\n{output}"
-            from .llm import ChatMessage
+                from .llm import ChatMessage
 
-            session.messages.append(ChatMessage("tool", note, untrusted=True))
+                note = f"approved later: {action.summary} (ask the agent to run it again)"
+                session.messages.append(ChatMessage("tool", note, untrusted=True))
+                await self.sessions.save(session)
+                return result
+            loop.last_result = None
+            events = await loop.replay(call, decision)
             await self.sessions.save(session)
+            listener = self.replay_listener
+            if listener is not None:
+                for event in events:
+                    await listener(event)
+            return loop.last_result
 
         return replay
 
@@ -797,6 +837,34 @@ class AgentRuntime:
         )
         return {"id": str(entry.id), "seq": entry.seq, "chain": entry.chain}
 
+    async def reload_config(self, loaded: LoadedConfig) -> ConfigReload:
+        """Apply a freshly loaded admin configuration as far as a running daemon can.
+
+        Keys read when a session is attached (policy, budget, workspace, limits) take effect for
+        sessions attached from now on; keys the daemon used at start (provider, servers, keys,
+        audit, gateway, ...) keep their old value and are listed as needing a restart
+        (``config._reload``). A change is audited on the system chain before it takes effect,
+        naming the keys, never their values.
+        """
+        from .config._reload import plan_reload
+
+        plan = plan_reload(self.loaded, loaded)
+        if plan.applied or plan.needs_restart:
+            await self.trail.event(
+                Outcome(
+                    kind=OutcomeKind.CONFIG_CHANGE,
+                    reason="astrid daemon reload",
+                    detail={
+                        "applied": list(plan.applied),
+                        "needs_restart": list(plan.needs_restart),
+                        "files": [str(path) for path in loaded.files],
+                    },
+                )
+            )
+        self.loaded = plan.in_effect
+        self.config = plan.in_effect.config
+        return ConfigReload(applied=plan.applied, needs_restart=plan.needs_restart)
+
     async def audit_verify(self, known_heads: list[JsonObject] | None = None) -> JsonObject:
         """Verify the stored log against its checkpoints, the witness and ``known_heads`` (the
         tree heads a client kept); only then sign a checkpoint over what was verified. The
@@ -815,20 +883,16 @@ class AgentRuntime:
         ]
         written = self.audit.size  # this process is a witness too: it knows what it wrote
         report = await verify_storage(
-            self.storage, list(self.audit.trusted_keys.values()), witnessed=heads + kept
+            self.storage,
+            list(self.audit.trusted_keys.values()),
+            witnessed=heads + kept,
+            written=written,
         )
-        if report.entries < written:
-            raise VerificationError(
-                f"entries {report.entries}..{written - 1} are missing: this daemon wrote "
-                f"{written} entries, the store holds {report.entries}",
-                hint="the store was changed behind the daemon's back; stop it and run "
-                "`astrid audit verify --offline`",
-            )
         checkpoint = await self.audit.checkpoint(size=report.entries, root=report.root)
         consistency: list[JsonValue] = []
         for head in kept:
             old = head.checkpoint.tree_size
-            proof = self.audit.consistency_proof(old, report.entries) if old else []
+            proof = await self.audit.consistency_proof(old, report.entries) if old else []
             consistency.append({"from": old, "proof": list[JsonValue](proof)})
         return {
             "ok": True,
@@ -1087,3 +1151,29 @@ class UnavailableProvider:
 
     def cost_micros(self, model: str, usage: Usage) -> int:
         return 0
+
+
+def _replay_call(action: SensitiveAction, tools: ToolRegistry, request_id: str) -> Any:
+    """The tool call that reproduces ``action`` exactly, or None when no tool does."""
+    from ._mcp_bridge import McpToolAdapter
+    from .llm import ToolCall
+
+    simple: dict[type[Any], tuple[str, Any]] = {
+        FileDelete: ("delete_file", lambda a: {"path": a.path}),
+        FileRead: ("read_file", lambda a: {"path": a.path}),
+        DirectoryList: ("list_directory", lambda a: {"path": a.path}),
+        ShellCommand: ("bash", lambda a: {"command": a.command}),
+    }
+    call_id = f"replay-{request_id}"
+    entry = simple.get(type(action))
+    if entry is not None and tools.get(entry[0]) is not None:
+        return ToolCall(call_id, entry[0], entry[1](action))
+    if isinstance(action, McpToolCall):
+        for name in tools.names():
+            tool = tools.get(name)
+            if isinstance(tool, McpToolAdapter) and (tool.server, tool.tool) == (
+                action.server,
+                action.tool,
+            ):
+                return ToolCall(call_id, name, dict(action.args))
+    return None

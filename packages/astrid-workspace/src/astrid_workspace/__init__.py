@@ -4,7 +4,6 @@ egress proxy, and file access beneath a directory descriptor."""
 from . import fs  # descriptor-based file access: use exactly what was authorized
 from ._confine import (
     HOME_SECRETS,
-    PROTECTED_PATHS,
     Confinement,
     Layers,
     Limits,
@@ -16,9 +15,18 @@ from ._confine import (
     sandbox_summary,
 )
 from ._env import ENV_ALLOW_LIST, looks_secret, scrubbed_environment
-from ._hosts import HostListGuard
+from ._hosts import HostListGuard, ListedThenGuard
 from ._landlock import NETWORK_ABI, SandboxError, landlock_abi
+from ._pinned import (
+    Pin,
+    PinnedAsyncBackend,
+    PinnedSyncBackend,
+    install_pin,
+    pin_host,
+    pin_host_sync,
+)
 from ._process_group import find_server_group, kill_group_remains
+from ._protect import PROTECTED_PATHS, ProtectedSnapshot, Quarantined, protected_bind_targets
 from ._proxy import (
     AddressPredicate,
     EgressProxy,
@@ -35,6 +43,9 @@ __all__ = [
     # confinement, environment, egress
     "HOME_SECRETS",
     "PROTECTED_PATHS",
+    "ProtectedSnapshot",
+    "Quarantined",
+    "protected_bind_targets",
     "Confinement",
     "Layers",
     "Limits",
@@ -56,6 +67,13 @@ __all__ = [
     "launcher_argv",
     "sandbox_status",
     "HostListGuard",
+    "ListedThenGuard",
+    "Pin",
+    "PinnedAsyncBackend",
+    "PinnedSyncBackend",
+    "install_pin",
+    "pin_host",
+    "pin_host_sync",
     "AddressPredicate",
     "EgressProxy",
     "EgressRefused",

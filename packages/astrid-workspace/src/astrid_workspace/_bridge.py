@@ -1,5 +1,7 @@
 """The bridge inside a sandbox: 127.0.0.1:PORT in the sandbox's own network namespace, each
-connection relayed to the egress proxy's unix socket (bind-mounted in). Standard library only.
+accepted connection handed to the egress proxy over its unix socket (bind-mounted in) with
+SCM_RIGHTS — the proxy serves and relays the socket itself. Standard library only. (`relay`
+here is the proxy's kernel-side relay.)
 
 The sandbox has no route out; this loopback port is the one door, and the proxy behind it
 decides for every connection. The bridge is forked by the launcher before Landlock and seccomp
@@ -16,6 +18,7 @@ import threading
 __all__ = ["start_bridge", "relay"]
 
 _CHUNK = 1024 * 1024
+HANDOVER = b"\x00"  # the proxy's marker: the client's socket comes with this byte
 
 
 def relay(a: socket.socket, b: socket.socket) -> None:
@@ -62,14 +65,12 @@ def _splice_all(src: socket.socket, dst: socket.socket) -> None:
 def _serve(listener: socket.socket, socket_path: str) -> None:
     while True:
         client, _ = listener.accept()
+        # No relay here: the accepted socket itself goes to the proxy (one byte HANDOVER
+        # with it, SCM_RIGHTS), which relays it; every byte crosses one relay, not two.
         upstream = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        try:
+        with client, upstream, contextlib.suppress(OSError):
             upstream.connect(socket_path)
-        except OSError:
-            client.close()
-            upstream.close()
-            continue
-        threading.Thread(target=relay, args=(client, upstream), daemon=True).start()
+            socket.send_fds(upstream, [HANDOVER], [client.fileno()])
 
 
 def start_bridge(port: int, socket_path: str) -> None:

@@ -18,6 +18,7 @@ is reported as weaker.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import shutil
 import sys
@@ -26,12 +27,15 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from astrid_core import AstridError
 
+from ._etc import etc_view
 from ._grants import SYSTEM_READ_PATHS, SYSTEM_WRITE_PATHS, runtime_read_paths, shell_read_paths
 from ._landlock import NETWORK_ABI, landlock_abi
+from ._native import NATIVE_INSIDE, native_launcher, native_status, seccomp_hex
+from ._protect import PROTECTED_PATHS, protected_bind_targets
 from ._seccomp import seccomp_supported
 
 __all__ = [
@@ -53,17 +57,6 @@ __all__ = [
 SandboxMode = Literal["bwrap", "landlock"]
 NetworkMode = Literal["none", "proxy", "host"]
 
-# Inside a writable workspace these stay read-only: each one makes the host run code or change
-# behaviour later (git hooks and config, direnv, editor tasks, CI, Astrid's own config).
-PROTECTED_PATHS = (
-    ".git/hooks",
-    ".git/config",
-    ".gitmodules",
-    ".astrid",
-    ".envrc",
-    ".vscode",
-    ".github/workflows",
-)
 # Credentials in a home directory; masked (empty) wherever they fall inside what is mounted,
 # e.g. a workspace that is the home directory itself.
 HOME_SECRETS = (
@@ -151,12 +144,15 @@ class Layers:
     seccomp: bool
     network: NetworkMode
     missing: tuple[str, ...] = ()
+    launcher: str = ""  # "native launcher", or "Python launcher (why)"
 
     def describe(self) -> str:
         parts = ["namespaces (bubblewrap)" if self.namespaces else "no namespaces"]
         parts.append(f"Landlock ABI {self.landlock_abi}" if self.landlock_abi else "no Landlock")
         parts.append("seccomp" if self.seccomp else "no seccomp")
         parts.append(f"network: {self.network}")
+        if self.launcher:
+            parts.append(self.launcher)
         text = ", ".join(parts)
         return f"{text} ({'; '.join(self.missing)})" if self.missing else text
 
@@ -183,8 +179,9 @@ def confinement_layers(confinement: Confinement) -> Layers:
         missing.append("no writable pids cgroup: root is exempt from RLIMIT_NPROC")
     network = confinement.network
     if confinement.mode == "landlock" and network == "proxy":
-        network = "host"
-    return Layers(namespaces, abi, seccomp, network, tuple(missing))
+        network = "host"  # what a caller gets there instead (confined_argv refuses "proxy")
+    launcher = native_status() if namespaces else ""
+    return Layers(namespaces, abi, seccomp, network, tuple(missing), launcher)
 
 
 def sandbox_summary(mode: SandboxMode = "bwrap") -> str:
@@ -208,43 +205,59 @@ def confined_argv(
     executable: str, args: Sequence[str], confinement: Confinement, *, cwd: str | None = None
 ) -> list[str]:
     """The argv that runs `executable args...` confined. Raises `SandboxUnavailable`."""
-    launcher = _launcher_argv(executable, args, confinement)
+    if confinement.mode == "landlock" and confinement.network == "proxy":
+        # Without a network namespace the command has the host's network: HTTP(S)_PROXY
+        # would be a suggestion it may ignore, not a boundary.
+        raise SandboxUnavailable(
+            'network = "proxy" needs the bubblewrap sandbox: under sandbox = "landlock" the '
+            "command would have the host's network, and the proxy could be bypassed",
+            hint='use network = "none" (or the admin\'s explicit "host") with sandbox = '
+            '"landlock", or let an admin set [security] sandbox = "bwrap"',
+        )
     if confinement.mode == "landlock":
-        return launcher
+        return _launcher_argv(executable, args, confinement)
     bwrap = bwrap_path()
     if bwrap is None:
         raise SandboxUnavailable(
             "cannot confine the command: bubblewrap (bwrap) is not installed, and every "
             "process the agent starts runs inside it; nothing was run"
         )
-    argv = [bwrap, *_bwrap_options(executable, confinement, cwd), "--", *launcher]
+    native = native_launcher()
+    launcher = _launcher_argv(executable, args, confinement, native=native is not None)
+    options = _bwrap_options(executable, confinement, cwd, native=native)
+    argv = [bwrap, *options, "--", *launcher]
     return _in_pids_cgroup(argv, confinement.limits.processes)
 
 
-def _launcher_argv(executable: str, args: Sequence[str], c: Confinement) -> list[str]:
+def _launcher_argv(
+    executable: str, args: Sequence[str], c: Confinement, *, native: bool = False
+) -> list[str]:
     # -E -s -S: no PYTHON* variables, no site-packages: nothing on the host's Python path can
     # inject code into the process that is about to confine itself, and it starts fast.
     # The real interpreter, not a venv's symlink to it: -S needs no venv, and the venv's
     # directory is not mounted in the sandbox unless the command needs it.
     python = _real(sys.executable) if c.mode == "bwrap" else sys.executable
-    argv = [python, "-E", "-s", "-S", str(_LAUNCHER)]
+    argv = [NATIVE_INSIDE] if native else [python, "-E", "-s", "-S", str(_LAUNCHER)]
     reads = [*c.read_paths, *([c.workspace] if c.workspace else [])]
     writes = [*c.write_paths, *([c.workspace] if c.workspace else [])]
     if c.mode == "bwrap":
         # The host lists every grant (it mounts the same paths), so the launcher discovers
         # nothing and starts faster.
-        reads = [*SYSTEM_READ_PATHS, *runtime_read_paths(executable), *reads]
+        reads = [*SYSTEM_READ_PATHS, *_runtime_reads(executable), *reads]
         if c.shell:
-            reads += shell_read_paths(os.environ.get("PATH", ""))
+            reads += _path_programs()
         writes = [*SYSTEM_WRITE_PATHS, *writes, *_PRIVATE_TMP]  # private tmpfs in the sandbox
-        argv.append("--granted")
+        if not native:  # the native launcher only ever takes granted lists
+            argv.append("--granted")
     argv += [f"--read={p}" for p in dict.fromkeys(reads)]
     argv += [f"--write={p}" for p in dict.fromkeys(writes)]
-    if c.shell:
+    if c.shell and not native:
         argv.append("--shell")
     if c.mode == "bwrap":
         argv += ["--landlock-optional", *c.limits.launcher_options()]
-        if seccomp_supported():
+        if native:
+            argv.append(f"--seccomp-bpf={seccomp_hex()}")  # the same program, built here
+        elif seccomp_supported():
             argv.append("--seccomp")
         if c.network == "proxy":
             argv.append(f"--bridge={PROXY_PORT}={PROXY_SOCKET_INSIDE}")
@@ -259,11 +272,26 @@ def _launcher_argv(executable: str, args: Sequence[str], c: Confinement) -> list
     return [*argv, "--", executable, *args]
 
 
+def _runtime_reads(executable: str) -> list[str]:
+    # Cached per (executable, PATH) in this process: the launcher's grants and the mounts
+    # both need it, and every command would pay for the install-prefix probes again.
+    key = (executable, os.environ.get("PATH", ""))
+    if _RUNTIME_READS.get("key") != key:
+        _RUNTIME_READS["key"] = key
+        _RUNTIME_READS["value"] = runtime_read_paths(executable)
+    return list(_RUNTIME_READS["value"])
+
+
+_RUNTIME_READS: dict[str, Any] = {}
+
+
 def _real(path: str) -> str:
     return os.path.realpath(os.path.expanduser(path))
 
 
-def _bwrap_options(executable: str, c: Confinement, cwd: str | None) -> list[str]:
+def _bwrap_options(
+    executable: str, c: Confinement, cwd: str | None, *, native: str | None = None
+) -> list[str]:
     opts = [
         "--unshare-user-try",
         "--unshare-pid",
@@ -278,23 +306,20 @@ def _bwrap_options(executable: str, c: Confinement, cwd: str | None) -> list[str
     ]
     if c.network == "host":
         opts.remove("--unshare-net")
-    for directory in _SYSTEM_DIRS:
-        if os.path.islink(directory):
-            opts += ["--symlink", os.readlink(directory), directory]
-        elif os.path.isdir(directory):
-            opts += ["--ro-bind", directory, directory]
-    for entry in SYSTEM_READ_PATHS:
-        if entry.startswith("/etc/") and os.path.exists(entry):
-            opts += ["--ro-bind", entry, entry]
+    opts += [*_system_mounts(), *_etc_mounts()]
     opts += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/run"]
+    if native is not None:
+        opts += ["--ro-bind", native, NATIVE_INSIDE]
     for directory in _PRIVATE_TMP[:2]:  # /dev/shm is part of the private /dev already
         opts += ["--tmpfs", directory]
     runtime_dir = os.environ.get("XDG_RUNTIME_DIR")
     if runtime_dir and os.path.isabs(runtime_dir):
         opts += ["--tmpfs", runtime_dir]
-    opts += _area_mounts(executable, c)
+    opts += _area_mounts(executable, c, python_launcher=native is None)
     opts += _protected_mounts(c)
-    opts += _masks(c)
+    bound = [opts[i + 2] for i, a in enumerate(opts) if a in ("--bind", "--ro-bind")]
+    opts += _masks(c, bound)
+    opts += _symlinked_ancestors(_runtime_reads(executable), bound)
     if c.network == "proxy":
         if c.proxy_socket is None:
             raise SandboxUnavailable(
@@ -307,22 +332,50 @@ def _bwrap_options(executable: str, c: Confinement, cwd: str | None) -> list[str
     return opts
 
 
-def _area_mounts(executable: str, c: Confinement) -> list[str]:
+@functools.lru_cache(maxsize=1)
+def _system_mounts() -> tuple[str, ...]:
+    """System directories, read-only. Looked up once per process: every confined command
+    would pay for these checks otherwise."""
+    opts: list[str] = []
+    for directory in _SYSTEM_DIRS:
+        if os.path.islink(directory):
+            opts += ["--symlink", os.readlink(directory), directory]
+        elif os.path.isdir(directory):
+            opts += ["--ro-bind", directory, directory]
+    return tuple(opts)
+
+
+def _etc_mounts() -> list[str]:
+    """The few /etc entries commands need: one bind of a cached copy, else one bind each."""
+    view = etc_view()
+    if view is not None:
+        return ["--ro-bind", view, "/etc"]
+    opts: list[str] = []
+    for entry in SYSTEM_READ_PATHS:
+        if entry.startswith("/etc/") and os.path.exists(entry):
+            opts += ["--ro-bind", entry, entry]
+    return opts
+
+
+@functools.lru_cache(maxsize=1)
+def _system_trees() -> tuple[str, ...]:
+    """The system directories bound read-only whole: a read grant inside one adds nothing."""
+    return tuple(d for d in _SYSTEM_DIRS if os.path.isdir(d) and not os.path.islink(d))
+
+
+def _area_mounts(executable: str, c: Confinement, *, python_launcher: bool = True) -> list[str]:
     """The home tmpfs and every granted tree, shallow first so deeper grants land on top."""
     mounts: list[tuple[str, str]] = []  # (path, kind)
     home = os.environ.get("HOME", "")
     if os.path.isabs(home) and _real(home) != "/":
         mounts.append((_real(home), "home"))
         mounts += [(_real(os.path.join(home, e)), "ro") for e in c.home_entries]
-    reads = [
-        sys.base_prefix,
-        os.path.dirname(_real(sys.executable)),
-        str(_LAUNCHER.parent),
-        *runtime_read_paths(executable),
-        *c.read_paths,
-    ]
+    # The Python launcher needs its interpreter and its own directory; the native one is a
+    # single file bound into /run.
+    launcher = [sys.base_prefix, os.path.dirname(_real(sys.executable)), str(_LAUNCHER.parent)]
+    reads = [*(launcher if python_launcher else []), *_runtime_reads(executable), *c.read_paths]
     if c.shell:
-        reads += shell_read_paths(os.environ.get("PATH", ""))
+        reads += _path_programs()
     mounts += [(_real(p), "ro") for p in reads]
     writes = [*c.write_paths, *([c.workspace] if c.workspace else [])]
     for path in (_real(p) for p in [*writes, *c.read_paths]):
@@ -339,9 +392,14 @@ def _area_mounts(executable: str, c: Confinement) -> list[str]:
         # rw wins over ro for the same path; the home tmpfs is replaced by a grant of it.
         if (kind == "home" or os.path.exists(path)) and seen.get(path) != "rw":
             seen[path] = kind
+    writable = [p for p, kind in seen.items() if kind == "rw"]
     opts: list[str] = []
     for path in sorted(seen, key=lambda p: p.count("/")):
         kind = seen[path]
+        if kind == "ro" and any(_within(path, w) for w in writable):
+            continue  # e.g. the cwd inside the workspace: bound read-only, it would stay so
+        if kind == "ro" and any(_within(path, d) for d in _system_trees()):
+            continue  # /usr/bin/bash under the read-only /usr: one mount fewer each
         if kind == "home":
             opts += ["--tmpfs", path]
         else:
@@ -349,30 +407,65 @@ def _area_mounts(executable: str, c: Confinement) -> list[str]:
     return opts
 
 
+def _within(path: str, tree: str) -> bool:
+    return path == tree or path.startswith(tree.rstrip("/") + "/")
+
+
+def _private_trees() -> list[str]:
+    home = os.environ.get("HOME", "")
+    trees = [_real(home)] if os.path.isabs(home) and _real(home) != "/" else []
+    astrid_home = os.environ.get("ASTRID_HOME") or (os.path.join(home, ".astrid") if home else "")
+    if astrid_home:
+        trees.append(_real(astrid_home))
+    return trees
+
+
+def _path_programs() -> list[str]:
+    """What a shell's PATH makes readable, minus any entry that would expose the home
+    directory or $ASTRID_HOME whole (PATH=$HOME:..., PATH=/:...): those programs are not
+    reachable inside, the rest of the home stays an empty tmpfs."""
+    private = _private_trees()
+    return [
+        p
+        for p in shell_read_paths(os.environ.get("PATH", ""))
+        if not any(_within(t, _real(p)) for t in private)
+    ]
+
+
 def _protected_mounts(c: Confinement) -> list[str]:
-    if c.workspace is None:
-        return []
-    root = _real(c.workspace)
-    hooks = os.path.join(root, ".git", "hooks")
-    if os.path.isdir(os.path.join(root, ".git")) and not os.path.lexists(hooks):
-        # Missing, it could be created from inside and its hooks would run on the host: git's
-        # own default (an empty hooks directory) is made now, so that it can be bound read-only.
-        with contextlib.suppress(OSError):
-            os.mkdir(hooks, 0o755)
+    """Each existing protected path of every writable tree, bound read-only whole (see
+    `_protect`): a mount point cannot be renamed, removed or replaced from inside."""
+    writes = [*c.write_paths, *([c.workspace] if c.workspace else [])]
     opts: list[str] = []
-    for name in PROTECTED_PATHS:
-        path = os.path.join(root, name)
-        if not os.path.lexists(path):
-            continue
-        # A symlink is followed to what it names (e.g. .git/hooks -> ../hooks-real): that
-        # is what the host would run. Outside the workspace it is not mounted at all.
-        target = os.path.realpath(path)
-        if os.path.commonpath([target, root]) == root and os.path.exists(target):
-            opts += ["--ro-bind", target, target]
+    for target in protected_bind_targets(writes):
+        opts += ["--ro-bind", target, target]
     return opts
 
 
-def _masks(c: Confinement) -> list[str]:
+def _symlinked_ancestors(paths: Sequence[str], bound: Sequence[str]) -> list[str]:
+    """The command is run by the path it was given; where a directory on that path is a
+    symbolic link (a worktree's `.cache -> /elsewhere/.cache`), the same link is made inside
+    (its target is what was mounted), unless a bound tree already shows it."""
+    opts: list[str] = []
+    made: set[str] = set(_SYSTEM_DIRS)  # /bin -> usr/bin and the like: made already
+    for path in paths:
+        parts = path.split("/")
+        for i in range(2, len(parts)):
+            ancestor = "/".join(parts[:i])
+            if ancestor in made or not os.path.islink(ancestor):
+                continue
+            if any(_within(ancestor, b) for b in bound) or _within(ancestor, "/proc"):
+                continue  # shown by a bind (the link itself is there) or not ours to make
+            made.add(ancestor)
+            opts += ["--symlink", os.readlink(ancestor), ancestor]
+    return opts
+
+
+def _masks(c: Confinement, bound: Sequence[str]) -> list[str]:
+    """Empty stand-ins for credentials, $ASTRID_HOME and denied paths wherever a bound tree
+    would show them (a workspace that is the home directory). Where no bind reaches a path
+    (it lies in the home tmpfs or outside everything mounted) it is absent already, and a
+    mount fewer keeps the start cheap."""
     home = os.environ.get("HOME", "")
     candidates = [os.path.join(home, s) for s in HOME_SECRETS] if os.path.isabs(home) else []
     candidates += list(c.deny_paths)
@@ -381,6 +474,8 @@ def _masks(c: Confinement) -> list[str]:
         candidates.append(astrid_home)
     opts: list[str] = []
     for candidate in dict.fromkeys(_real(p) for p in candidates):
+        if not any(_within(candidate, b) or _within(b, candidate) for b in bound):
+            continue
         if not os.path.exists(candidate):
             continue
         if os.path.isdir(candidate):

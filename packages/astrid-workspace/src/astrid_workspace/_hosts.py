@@ -10,12 +10,13 @@ from astrid_core import (
     Authorization,
     AuthorizationProof,
     DenialLayer,
+    Guard,
     NetworkRequest,
     ProofKind,
     SensitiveAction,
 )
 
-__all__ = ["HostListGuard"]
+__all__ = ["HostListGuard", "ListedThenGuard"]
 
 
 class HostListGuard:
@@ -47,3 +48,20 @@ class HostListGuard:
         return Authorization.deny(
             DenialLayer.POLICY, f"{action.summary} is not in the net hosts of {self.owner}"
         )
+
+
+class ListedThenGuard:
+    """An MCP server's egress: its listed hosts (`HostListGuard`) first — an unlisted host is
+    refused without asking anyone — then the session's own `Guard` (the interceptor: deny
+    lists, approvals Once/Session/Workspace/Always, audit), exactly as a bash command's
+    connection is. Only what both allow leaves."""
+
+    def __init__(self, listed: HostListGuard, guard: Guard) -> None:
+        self.listed = listed
+        self.guard = guard
+
+    async def authorize(self, action: SensitiveAction, reason: str) -> Authorization:
+        first = await self.listed.authorize(action, reason)
+        if not first.allowed:
+            return first
+        return await self.guard.authorize(action, f"{reason} (listed in its net hosts)")

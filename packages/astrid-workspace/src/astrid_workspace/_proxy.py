@@ -34,7 +34,7 @@ from anyio.streams.buffered import BufferedByteReceiveStream
 from astrid_core import Guard, NetworkRequest
 from astrid_core.net import is_public_ip
 
-from ._bridge import relay
+from ._bridge import HANDOVER, relay
 from ._confine import PROXY_PORT
 
 __all__ = [
@@ -221,10 +221,15 @@ class EgressProxy:
     # ------------------------------------------------------------ protocols
 
     async def _handle(self, client: anyio.abc.ByteStream) -> None:
+        try:
+            client, first = await _handed_over(client)
+        except (OSError, anyio.EndOfStream, anyio.BrokenResourceError, ValueError):
+            return
         reader = BufferedByteReceiveStream(client)
         async with client:
             try:
-                first = await reader.receive_exactly(1)
+                if not first:
+                    first = await reader.receive_exactly(1)
                 if first == b"\x05":
                     upstream = await self._socks5(client, reader)
                 else:
@@ -301,6 +306,32 @@ class EgressProxy:
             raise
         await _socks_reply(client, 0)
         return upstream
+
+
+async def _handed_over(client: anyio.abc.ByteStream) -> tuple[anyio.abc.ByteStream, bytes]:
+    """The stream to serve and its first byte (b"" if not read yet).
+
+    A sandbox's bridge does not relay: it sends one byte HANDOVER with the accepted TCP
+    socket itself (SCM_RIGHTS) and lets go, so every byte of the connection crosses one
+    relay (ours), not two. Anything else on the unix socket is served as it is.
+    """
+    if not isinstance(client, anyio.abc.UNIXSocketStream):
+        return client, b""
+    data, fds = await client.receive_fds(1, 4)
+    if not data:
+        raise anyio.EndOfStream
+    if data != HANDOVER or len(fds) != 1:
+        for fd in fds:
+            os.close(fd)
+        if data == HANDOVER:
+            raise ValueError("a handover without exactly one socket")
+        return client, data
+    sock = socket.socket(fileno=fds[0])
+    if sock.type != socket.SOCK_STREAM or sock.family not in (socket.AF_INET, socket.AF_INET6):
+        sock.close()
+        raise ValueError("a handover of something other than a TCP socket")
+    await client.aclose()
+    return await anyio.abc.SocketStream.from_socket(sock), b""
 
 
 @dataclass(frozen=True)

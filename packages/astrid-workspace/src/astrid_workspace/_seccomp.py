@@ -31,7 +31,7 @@ _AUDIT_ARCH = {"x86_64": 0xC000003E, "aarch64": 0xC00000B7}
 # Syscall numbers: x86_64 from asm/unistd_64.h, aarch64 from asm-generic/unistd.h.
 _NUMBERS: dict[str, dict[str, int]] = {
     "x86_64": {
-        "ptrace": 101, "process_vm_readv": 310, "process_vm_writev": 311,
+        "ptrace": 101, "process_vm_readv": 310, "process_vm_writev": 311, "pidfd_getfd": 438,
         "io_uring_setup": 425, "io_uring_enter": 426, "io_uring_register": 427,
         "bpf": 321, "perf_event_open": 298, "userfaultfd": 323,
         "keyctl": 250, "add_key": 248, "request_key": 249,
@@ -46,7 +46,7 @@ _NUMBERS: dict[str, dict[str, int]] = {
         "socket": 41, "clone": 56, "clone3": 435,
     },
     "aarch64": {
-        "ptrace": 117, "process_vm_readv": 270, "process_vm_writev": 271,
+        "ptrace": 117, "process_vm_readv": 270, "process_vm_writev": 271, "pidfd_getfd": 438,
         "io_uring_setup": 425, "io_uring_enter": 426, "io_uring_register": 427,
         "bpf": 280, "perf_event_open": 241, "userfaultfd": 282,
         "keyctl": 219, "add_key": 217, "request_key": 218,

@@ -1,7 +1,8 @@
 """What a capsule may touch: declared in its manifest AND accepted by the user at install.
 
 The engine only ever sees the intersection (computed by the installer). Paths are workspace-
-relative gitwildmatch patterns; hosts are exact names or ``*.example.com`` suffixes.
+relative gitwildmatch patterns, or absolute ones for files outside the workspace; hosts are
+exact names or ``*.example.com`` suffixes.
 """
 
 from __future__ import annotations
@@ -26,7 +27,14 @@ class HostGrants:
     allow_private_network: bool = False
 
     def can_read(self, relative: str) -> bool:
-        return _matches(self.fs_read + self.fs_write, relative)
+        return _matches(_inside(self.fs_read + self.fs_write), relative)
+
+    def can_read_absolute(self, path: str) -> bool:
+        """Whether an absolute entry (``/home/user/.gitconfig``, a glob) grants ``path``."""
+        return _matches(_outside(self.fs_read + self.fs_write), path.lstrip("/"))
+
+    def can_write_absolute(self, path: str) -> bool:
+        return _matches(_outside(self.fs_write), path.lstrip("/"))
 
     def can_list(self, relative: str) -> bool:
         """Whether the folder ``relative`` may be listed: it is readable itself, or a granted
@@ -36,7 +44,7 @@ class HostGrants:
         inside = f"{relative}/" if relative else ""
         return any(
             pattern.startswith(inside) and not pattern.startswith("!")
-            for pattern in self.fs_read + self.fs_write
+            for pattern in _inside(self.fs_read + self.fs_write)
         )
 
     def visible(self, relative: str, names: Iterable[str]) -> list[str]:
@@ -49,7 +57,7 @@ class HostGrants:
         return [n for n in names if self.can_read(prefix + n) or self.can_list(prefix + n)]
 
     def can_write(self, relative: str) -> bool:
-        return _matches(self.fs_write, relative)
+        return _matches(_inside(self.fs_write), relative)
 
     def can_reach(self, host: str) -> bool:
         host = host.lower().rstrip(".")
@@ -60,6 +68,16 @@ class HostGrants:
             if host == allowed:
                 return True
         return False
+
+
+def _inside(patterns: tuple[str, ...]) -> tuple[str, ...]:
+    """Workspace patterns (an absolute entry is matched against absolute paths only)."""
+    return tuple(p for p in patterns if not p.startswith("/"))
+
+
+def _outside(patterns: tuple[str, ...]) -> tuple[str, ...]:
+    """Absolute entries, anchored at ``/`` (gitwildmatch: a leading slash anchors)."""
+    return tuple(p for p in patterns if p.startswith("/"))
 
 
 def _matches(patterns: tuple[str, ...], relative: str) -> bool:

@@ -123,7 +123,9 @@ class HostContext:
     def confine(
         self, function: str, raw: object, *, write: bool, listing: bool = False
     ) -> tuple[Path, str]:
-        """Resolve a guest path inside the workspace, or refuse. Returns (absolute, relative).
+        """Resolve a guest path inside the workspace, or refuse. Returns (absolute, relative):
+        relative to the workspace, or, for a file outside it that an absolute ``fs_read`` /
+        ``fs_write`` entry grants, relative to ``/`` (see ``root_of``).
         ``listing``: the path is a folder to list, allowed when something in it is granted."""
         if not isinstance(raw, str) or not raw or "\x00" in raw:
             raise self.deny(function, "path must be a non-empty string without NUL bytes")
@@ -134,9 +136,7 @@ class HostContext:
         try:
             relative = resolved.relative_to(self.workspace).as_posix()
         except ValueError:
-            raise self.deny(
-                function, f"path {raw!r} resolves to {resolved}, outside the workspace"
-            ) from None
+            return resolved, self._outside(function, raw, resolved, write=write)
         relative = relative if relative != "." else ""
         if write:
             allowed = self.grants.can_write(relative)
@@ -149,6 +149,31 @@ class HostContext:
             raise self.deny(function, f"path {relative!r} is not in the capsule's declared {kind}")
         return resolved, relative
 
+    def _outside(self, function: str, raw: str, resolved: Path, *, write: bool) -> str:
+        """A path outside the workspace: allowed only as an absolute entry of the manifest
+        that the user accepted, and never one of the admin's denied paths (``~/.ssh`` and the
+        like), judged on the resolved path, whatever the capsule asked for."""
+        absolute = resolved.as_posix()
+        granted = (
+            self.grants.can_write_absolute(absolute)
+            if write
+            else self.grants.can_read_absolute(absolute)
+        )
+        if not granted:
+            raise self.deny(function, f"path {raw!r} resolves to {resolved}, outside the workspace")
+        if self.denied_path is None:  # nothing to check the admin's denied paths against
+            raise self.deny(
+                function, f"{resolved} is outside the workspace (no denied-path policy)"
+            )
+        reason = self.denied_path(absolute)
+        if reason is not None:
+            raise self.deny(function, f"{resolved} is inside the denied path {reason}")
+        return absolute.lstrip("/")
+
+    def root_of(self, path: Path) -> Path:
+        """The directory a confined path is reached beneath: the workspace, or ``/``."""
+        return self.workspace if path.is_relative_to(self.workspace) else Path("/")
+
 
 # ---------------------------------------------------------------------- file functions
 #
@@ -160,8 +185,8 @@ class HostContext:
 
 
 @contextlib.contextmanager
-def _workspace_fd(ctx: HostContext) -> Generator[int]:
-    fd = fs.open_root(str(ctx.workspace))
+def _root_fd(ctx: HostContext, path: Path) -> Generator[int]:
+    fd = fs.open_root(str(ctx.root_of(path)))
     try:
         yield fd
     finally:
@@ -181,7 +206,7 @@ def _read_file(ctx: HostContext, req: dict[str, Any]) -> Any:
     path, relative = ctx.confine("read_file", req.get("path"), write=False)
     ctx.authorize("read_file", FileRead(path=str(path)))
     limit = ctx.limits.payload_bytes
-    with _workspace_fd(ctx) as root:
+    with _root_fd(ctx, path) as root:
         try:
             data = fs.read_bytes(root, relative, limit, check=_link_check(ctx, relative))
         except BadInputError as exc:
@@ -207,7 +232,7 @@ def _write_file(ctx: HostContext, req: dict[str, Any]) -> Any:
         path=str(path), content_bytes=len(data), content_blake3=content_hash(data).hex
     )
     ctx.authorize("write_file", action)
-    with _workspace_fd(ctx) as root:
+    with _root_fd(ctx, path) as root:
         fs.write_atomic(root, relative, data, check=_link_check(ctx, relative))
     return {"written": len(data)}
 
@@ -215,14 +240,14 @@ def _write_file(ctx: HostContext, req: dict[str, Any]) -> Any:
 def _fs_exists(ctx: HostContext, req: dict[str, Any]) -> Any:
     path, relative = ctx.confine("fs_exists", req.get("path"), write=False)
     ctx.authorize("fs_exists", FileRead(path=str(path)))
-    with _workspace_fd(ctx) as root:
+    with _root_fd(ctx, path) as root:
         return {"exists": fs.exists(root, relative)}
 
 
 def _fs_stat(ctx: HostContext, req: dict[str, Any]) -> Any:
     path, relative = ctx.confine("fs_stat", req.get("path"), write=False)
     ctx.authorize("fs_stat", FileRead(path=str(path)))
-    with _workspace_fd(ctx) as root:
+    with _root_fd(ctx, path) as root:
         info = fs.stat_beneath(root, relative)
     return {
         "size": info.st_size,
@@ -234,7 +259,7 @@ def _fs_stat(ctx: HostContext, req: dict[str, Any]) -> Any:
 def _fs_readdir(ctx: HostContext, req: dict[str, Any]) -> Any:
     path, relative = ctx.confine("fs_readdir", req.get("path", "."), write=False, listing=True)
     ctx.authorize("fs_readdir", DirectoryList(path=str(path)))
-    with _workspace_fd(ctx) as root:
+    with _root_fd(ctx, path) as root:
         names = [entry.name for entry in fs.list_dir(root, relative)]
     if ctx.denied_path is not None:
         check = ctx.denied_path
@@ -245,7 +270,7 @@ def _fs_readdir(ctx: HostContext, req: dict[str, Any]) -> Any:
 def _fs_mkdir(ctx: HostContext, req: dict[str, Any]) -> Any:
     path, relative = ctx.confine("fs_mkdir", req.get("path"), write=True)
     ctx.authorize("fs_mkdir", FileWrite(path=str(path)))
-    with _workspace_fd(ctx) as root:
+    with _root_fd(ctx, path) as root:
         fs.make_dirs(root, relative)
     return {"created": True}
 
@@ -253,7 +278,7 @@ def _fs_mkdir(ctx: HostContext, req: dict[str, Any]) -> Any:
 def _fs_unlink(ctx: HostContext, req: dict[str, Any]) -> Any:
     path, relative = ctx.confine("fs_unlink", req.get("path"), write=True)
     ctx.authorize("fs_unlink", FileDelete(path=str(path)))
-    with _workspace_fd(ctx) as root:
+    with _root_fd(ctx, path) as root:
         fs.unlink(root, relative)
     return {"deleted": True}
 
@@ -271,51 +296,8 @@ def _is_public(address: str) -> bool:
         return False
 
 
-class _PinnedBackend:
-    """An httpcore network backend that connects only to addresses checked beforehand."""
-
-    def __init__(self, host: str, addresses: list[str]) -> None:
-        import httpcore
-
-        self._inner = httpcore.SyncBackend()
-        self._host = host
-        self._addresses = addresses
-
-    def connect_tcp(
-        self,
-        host: str,
-        port: int,
-        timeout: float | None = None,
-        local_address: str | None = None,
-        socket_options: Any = None,
-    ) -> Any:
-        import httpcore
-
-        if host.lower() != self._host:
-            raise httpcore.ConnectError(f"{host} is not the host that was checked")
-        failure: Exception | None = None
-        for address in self._addresses:
-            try:
-                return self._inner.connect_tcp(
-                    address, port, timeout, local_address, socket_options
-                )
-            except httpcore.ConnectError as exc:
-                failure = exc
-        raise failure or httpcore.ConnectError(f"{host} has no checked address")
-
-    def connect_unix_socket(
-        self, path: str, timeout: float | None = None, socket_options: Any = None
-    ) -> Any:
-        import httpcore
-
-        raise httpcore.ConnectError("unix sockets are not reachable from a capsule")
-
-    def sleep(self, seconds: float) -> None:
-        self._inner.sleep(seconds)
-
-
 def _http_request(ctx: HostContext, req: dict[str, Any]) -> Any:
-    import httpx
+    import httpx2
 
     url = req.get("url")
     method = str(req.get("method", "GET")).upper()
@@ -342,12 +324,16 @@ def _http_request(ctx: HostContext, req: dict[str, Any]) -> Any:
     limit = ctx.limits.http_response_bytes
     # Redirects are returned to the guest, never followed: a redirect to an internal address
     # would otherwise skip every check above.
-    # Pinned: httpx connects to the addresses checked above, never resolving the name again
+    # Pinned: httpx2 connects to the addresses checked above, never resolving the name again
     # (a second lookup could answer 127.0.0.1: DNS rebinding). TLS still verifies `host`.
-    transport = httpx.HTTPTransport()
-    pinned = _PinnedBackend(host, sorted(str(a) for a in addresses))
-    transport._pool._network_backend = pinned  # pyright: ignore[reportPrivateUsage, reportAttributeAccessIssue]
-    client = httpx.Client(
+    import httpcore2
+
+    from astrid_workspace import Pin, PinnedSyncBackend, install_pin
+
+    transport = httpx2.HTTPTransport()
+    pin = Pin(host, tuple(sorted(str(a) for a in addresses)))
+    install_pin(transport, PinnedSyncBackend(pin, httpcore2.SyncBackend(), httpcore2.ConnectError))
+    client = httpx2.Client(
         transport=transport,
         follow_redirects=False,
         timeout=_HTTP_TIMEOUT_SECONDS,

@@ -167,8 +167,16 @@ def _render_asks(console: Console, d: dict[str, Any]) -> None:
         ("write files (workspace)", "fs_write"),
         ("config keys", "config"),
     ):
-        if caps.get(key):
-            lines.append(f"{label}: {', '.join(_clean(v) for v in caps[key])}")
+        values = [v for v in caps.get(key, []) if not (key.startswith("fs_") and v.startswith("/"))]
+        if values:
+            lines.append(f"{label}: {', '.join(_clean(v) for v in values)}")
+    for entry in d.get("outside_workspace", []):
+        kind, path = str(entry).split(": ", 1)
+        verb = "READ" if kind == "fs_read" else "WRITE"
+        lines.append(
+            f"[bold red]*** {verb} OUTSIDE THE WORKSPACE: {_clean(path)} ***[/] (your denied "
+            "paths, e.g. ~/.ssh, still apply)"
+        )
     if caps.get("kv"):
         lines.append("its own key-value storage")
     for secret in d["secrets"]:
@@ -220,13 +228,16 @@ def _render_update(console: Console, d: dict[str, Any]) -> None:
             console.print(f"  [bold red]+ {_clean(item)}[/]")
     else:
         console.print("[green]no new permissions[/]")
-    old = previous["permissions_accepted"]
-    for key in ("net", "fs_read", "fs_write", "config"):
-        for item in old.get(key, []):
-            if item not in d["capabilities"].get(key, []):
-                console.print(f"  [dim]- {key}: {_clean(item)}[/]")
-    if old.get("kv") and not d["capabilities"].get("kv"):
-        console.print("  [dim]- kv: true[/]")
+    if d.get("removed"):
+        console.print("[bold]REMOVED compared to the installed revision:[/]")
+        for item in d["removed"]:
+            console.print(f"  - {_clean(item)}")
+    if d.get("changed"):
+        console.print("[bold]CHANGED compared to the installed revision:[/]")
+        for item in d["changed"]:
+            console.print(f"  ~ {_clean(item)}")
+    if d.get("renew_trust") == "always":
+        console.print("every update is trusted again (\\[capsules] renew_trust = always)")
 
 
 def _render_disclosure(console: Console, d: dict[str, Any]) -> None:
@@ -236,6 +247,19 @@ def _render_disclosure(console: Console, d: dict[str, Any]) -> None:
     if d["description"]:
         console.print(_clean(d["description"]))
     console.print(f"content hash: {_clean(d['content_hash'])}")
+    component = d.get("component")
+    if component:
+        how = "" if component.get("hash") else " (hashed now: the manifest gives no hash)"
+        console.print(
+            f"component: {_clean(component['entrypoint'])} BLAKE3 "
+            f"{_clean(str(d.get('component_hash')))}{how}"
+        )
+    source = d.get("source")
+    if source:
+        console.print(
+            f"from git: {_clean(source['git'])} at {_clean(source['ref'])!r} = commit "
+            f"{_clean(source['commit'])} (pinned: a moved ref needs trust again)"
+        )
     _render_publisher(console, d)
     _render_asks(console, d)
     _render_update(console, d)
@@ -246,6 +270,20 @@ def _render_disclosure(console: Console, d: dict[str, Any]) -> None:
 
 
 # ---------------------------------------------------------------------- install
+
+
+def _plan_source(source: str, ref: str | None) -> str:
+    """What the daemon plans from: a git URL as ``URL#REF``, else the resolved path."""
+    from astrid_capsule.git import parse_git_source
+
+    if parse_git_source(source) is not None:
+        return f"{source.partition('#')[0]}#{ref}" if ref else source
+    if ref is not None:
+        raise click.UsageError("--ref applies to a git URL only")
+    path = Path(source)
+    if not path.exists():
+        raise click.BadParameter(f"{source} does not exist", param_hint="SOURCE")
+    return str(path.resolve())
 
 
 def _acknowledge(d: dict[str, Any], trust: bool, yes: bool, err: bool) -> str | None:
@@ -293,16 +331,28 @@ def _ask_secrets(d: dict[str, Any], err: bool) -> dict[str, str]:
 
 
 @capsule.command("install")
-@click.argument("source", type=click.Path(exists=True, path_type=Path))
+@click.argument("source")
+@click.option(
+    "--ref",
+    default=None,
+    help="For a git URL: the tag, branch or commit to install (pinned to the commit it "
+    "resolves to; default HEAD).",
+)
 @click.option("--dry-run", is_flag=True, help="Show the disclosure, install nothing.")
 @click.option("--trust", is_flag=True, help="Acknowledge trust without typing it (scripts).")
 @click.option("--yes", is_flag=True, help="Skip ordinary confirmations (never grants trust).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON (prompts go to stderr).")
 @click.pass_context
 def capsule_install(
-    ctx: click.Context, source: Path, dry_run: bool, trust: bool, yes: bool, as_json: bool
+    ctx: click.Context,
+    source: str,
+    ref: str | None,
+    dry_run: bool,
+    trust: bool,
+    yes: bool,
+    as_json: bool,
 ) -> None:
-    """Install or update a capsule from a directory or a .capsule archive.
+    """Install or update a capsule from a directory, a .capsule archive or a git URL.
 
     The disclosure (capabilities, secrets, MCP servers, tools, publisher, and for an update
     the new permissions) is computed from a staged copy, and that copy is what gets
@@ -310,7 +360,7 @@ def capsule_install(
     """
     console = _console(to_stderr=as_json)
     with _errors_as_messages(), _daemon(ctx) as call:
-        planned = call("capsulePlan", source=str(source.resolve()), timeout=300)
+        planned = call("capsulePlan", source=_plan_source(source, ref), timeout=300)
         d: dict[str, Any] = planned["disclosure"]
         done = False
         try:
@@ -488,7 +538,7 @@ def capsule_run_job(ctx: click.Context, name: str, job: str, as_json: bool) -> N
 
 
 @capsule.command("compile")
-@click.argument("source", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.argument("source")
 @click.option(
     "-o",
     "--output",
@@ -502,9 +552,11 @@ def capsule_run_job(ctx: click.Context, name: str, job: str, as_json: bool) -> N
     help="Publisher key (from `astrid capsule keygen`) to sign the archive with.",
 )
 @click.option("--check", is_flag=True, help="Validate only; write nothing.")
-def capsule_compile(source: Path, output: Path | None, key_file: Path | None, check: bool) -> None:
+def capsule_compile(source: str, output: Path | None, key_file: Path | None, check: bool) -> None:
     """Validate a capsule, record its component hash, optionally sign, pack one archive.
 
+    SOURCE is a capsule folder, or an OpenClaw plugin (a folder with openclaw.plugin.json, or
+    an npm name such as @ollama/openclaw-web-search), which is compiled into a capsule first.
     Runs locally; no daemon needed.
     """
     import tempfile
@@ -512,19 +564,50 @@ def capsule_compile(source: Path, output: Path | None, key_file: Path | None, ch
     from astrid_capsule.install import compile_capsule
     from astrid_capsule.manifest import load_manifest
     from astrid_crypto import KeyPair
+    from astrid_openclaw import is_openclaw_plugin
 
+    if is_openclaw_plugin(Path(source)) or not Path(source).exists():
+        _compile_openclaw(source, output, key_file, check)
+        return
     with _errors_as_messages():
-        manifest = load_manifest(source)
+        manifest = load_manifest(Path(source))
         key = KeyPair.load(key_file) if key_file is not None else None
         if check:
             with tempfile.TemporaryDirectory(prefix="astrid-check-") as tmp:
-                digest = compile_capsule(source, Path(tmp) / "check.capsule", sign_with=key)
+                digest = compile_capsule(Path(source), Path(tmp) / "check.capsule", sign_with=key)
             click.echo(f"{manifest.name} {manifest.package.version} is valid ({digest.hex})")
             return
         target = output or Path(f"{manifest.name}-{manifest.package.version}.capsule")
-        digest = compile_capsule(source, target, sign_with=key)
+        digest = compile_capsule(Path(source), target, sign_with=key)
     click.echo(f"compiled {manifest.name} {manifest.package.version} -> {target}")
     click.echo(f"content hash: {digest.hex}")
+    click.echo(f"signed by:    {key.key_id}" if key is not None else "signed by:    UNSIGNED")
+
+
+def _compile_openclaw(source: str, output: Path | None, key_file: Path | None, check: bool) -> None:
+    """An OpenClaw plugin: astrid_openclaw compiles it; it says which tier it chose and why."""
+    import tempfile
+
+    from astrid_crypto import KeyPair
+    from astrid_openclaw import compile_plugin
+
+    with _errors_as_messages(), tempfile.TemporaryDirectory(prefix="astrid-check-") as tmp:
+        key = KeyPair.load(key_file) if key_file is not None else None
+        target = Path(tmp) / "check.capsule" if check else output
+        result, archive, digest = compile_plugin(source, target, sign_with=key)
+    info = result.plugin
+    tier = "Tier 1 (WASM)" if result.tier == "wasm" else "Tier 2 (Node MCP server)"
+    click.echo(f"OpenClaw plugin {info.id} {info.version}: {tier}, because {result.reason}")
+    for tool in result.tools:
+        click.echo(f"  tool {tool['name']}")
+    click.echo(f"  net hosts: {', '.join(result.hosts) or 'none'}")
+    for note in result.notes:
+        click.echo(f"  note: {note}")
+    if check:
+        click.echo(f"{info.capsule_name} {info.capsule_version} compiles ({digest})")
+        return
+    click.echo(f"compiled {info.capsule_name} {info.capsule_version} -> {archive}")
+    click.echo(f"content hash: {digest}")
     click.echo(f"signed by:    {key.key_id}" if key is not None else "signed by:    UNSIGNED")
 
 
@@ -546,3 +629,6 @@ def capsule_keygen(key_file: Path, force: bool) -> None:
     click.echo(f"publisher key {key.key_id} written to {key_file} (keep it secret)")
     click.echo(f"public key in {public}: users trust it by copying that file into")
     click.echo("$ASTRID_HOME/keys/publishers/ (default ~/.astrid/keys/publishers/)")
+
+
+__all__ = ["capsule"]

@@ -16,7 +16,10 @@ SLASH_HELP = """/help        this list
 /budget      the session's budget
 /allowances  what this session may do without asking
 /audit       the session's latest audit entries
-/exit        leave (the session is saved; `astrid chat --resume ID` continues it)"""
+/exit        leave (the session is saved; `astrid chat --resume ID` continues it)
+/NAME ARGS   any other /command goes to the agent: an installed capsule's [[command]]
+             expands into its prompt there (`astrid capsule info NAME` lists them)"""
+_BUILT_IN = ("/help", "/status", "/budget", "/allowances", "/audit", "/exit", "/quit")
 
 
 async def _open_session(client: Any, resume: str | None, workspace: str) -> str:
@@ -74,7 +77,7 @@ def chat(ctx: click.Context, resume: str | None, workspace: str) -> None:
                 line = line.strip()
                 if not line:
                     continue
-                if line.startswith("/"):
+                if line.split()[0] in _BUILT_IN:
                     if not await _slash(client, session, line, ui):
                         break
                     continue
@@ -171,3 +174,6 @@ def run(
             }
         )
     ctx.exit(code)
+
+
+__all__ = ["chat", "run"]

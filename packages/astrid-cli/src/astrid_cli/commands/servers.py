@@ -206,3 +206,6 @@ def servers_hash(command: str) -> None:
         fail(f"executable not found: {command}", "give a path or a command on PATH")
         return
     click.echo(f'blake3 = "{hash_file(found).hex}"  # {os.path.realpath(found)}')
+
+
+__all__ = ["servers"]

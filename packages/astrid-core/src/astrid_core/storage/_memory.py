@@ -71,14 +71,22 @@ class MemoryStorage:
         return await self.transaction([write], expect=[Expect(namespace, key, expected)])
 
     async def scan(
-        self, namespace: str, prefix: str = "", *, limit: int | None = None
+        self,
+        namespace: str,
+        prefix: str = "",
+        *,
+        limit: int | None = None,
+        start: str | None = None,
     ) -> list[tuple[str, JsonValue]]:
         check_namespace(namespace)
         check_prefix(prefix)
         check_limit(limit)
+        if start is not None:
+            check_key(start)
         self._check_open()
         bucket = self._data.get(namespace, {})
-        keys = sorted(k for k in bucket if k.startswith(prefix))
+        low = start or ""
+        keys = sorted(k for k in bucket if k.startswith(prefix) and k >= low)
         if limit is not None:
             keys = keys[:limit]
         return [(k, decode_value(bucket[k])) for k in keys]

@@ -156,9 +156,15 @@ class Storage(Protocol):
         ...
 
     async def scan(
-        self, namespace: str, prefix: str = "", *, limit: int | None = None
+        self,
+        namespace: str,
+        prefix: str = "",
+        *,
+        limit: int | None = None,
+        start: str | None = None,
     ) -> list[tuple[str, JsonValue]]:
-        """All (key, value) pairs whose key starts with ``prefix``, sorted by key."""
+        """All (key, value) pairs whose key starts with ``prefix`` (and, given ``start``, is
+        not smaller than it), sorted by key, at most ``limit`` of them."""
         ...
 
     async def transaction(self, writes: Sequence[Write], *, expect: Sequence[Expect] = ()) -> bool:

@@ -28,7 +28,6 @@ tail on open); when that works, writes go on without a restart and ``health()`` 
 
 from __future__ import annotations
 
-import fcntl
 import logging
 import os
 import time
@@ -43,6 +42,8 @@ from surrealdb import AsyncSurreal
 from .._errors import BadInputError, StorageError
 from .._json import JsonValue
 from ._codec import decode_value, encode_value
+from ._fsguard import DirectoryLock as _DirectoryLock
+from ._fsguard import DirectoryWatch as _DirectoryWatch
 from ._protocol import (
     Delete,
     Expect,
@@ -118,81 +119,6 @@ def _io_cause(text: str) -> str | None:
     if any(marker in text for marker in _IO_MARKERS):
         return f"an I/O error on the storage device ({text[-160:]})"
     return None
-
-
-class _DirectoryWatch:
-    """The state directory held open; notices it being deleted or replaced by its path."""
-
-    def __init__(self, directory: Path) -> None:
-        self.path = directory
-        fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC | os.O_NOFOLLOW)
-        st = os.fstat(fd)
-        self._fd: int | None = fd
-        self.identity = (st.st_dev, st.st_ino)
-
-    def problem(self) -> str | None:
-        """None while the path still names the directory we hold; else what happened."""
-        try:
-            st = os.lstat(self.path)  # lstat: a symlink put in its place is a replacement
-        except FileNotFoundError:
-            return "was deleted"
-        except OSError as exc:
-            return f"can no longer be examined ({exc.strerror})"
-        if (st.st_dev, st.st_ino) != self.identity:
-            return "was replaced (its path now names another file or directory)"
-        return None
-
-    def close(self) -> None:
-        if self._fd is not None:
-            fd, self._fd = self._fd, None
-            os.close(fd)
-
-
-def _lock_path(directory: Path) -> Path:
-    return directory.with_name(directory.name + ".lock")
-
-
-class _DirectoryLock:
-    """An exclusive flock on ``<dir>.lock``; the OS drops it when the process dies."""
-
-    def __init__(self, directory: Path) -> None:
-        self.path = _lock_path(directory)
-        self._fd: int | None = None
-
-    def acquire(self) -> None:
-        try:
-            # O_NOFOLLOW: a planted symlink must not make us truncate some other file.
-            flags = os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW
-            fd = os.open(self.path, flags, 0o600)
-        except OSError as exc:
-            raise StorageError(
-                f"cannot open lock file {self.path}: {exc}",
-                hint="check that the lock file is a regular file you own, in a writable directory",
-            ) from exc
-        try:
-            # flock (not POSIX fcntl locks) so a second opener in the *same* process is refused
-            # too: flock locks belong to the open file description, not to the process.
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "unknown"
-            os.close(fd)
-            raise StorageError(
-                f"storage directory {self.path.with_suffix('')} is in use by another opener "
-                f"(pid {holder}, lock file {self.path})",
-                hint=f"stop process {holder} (or close the other storage) first; only one "
-                "process may open a storage directory",
-            ) from None
-        except BaseException:
-            os.close(fd)
-            raise
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode("ascii"), 0)
-        self._fd = fd
-
-    def release(self) -> None:
-        if self._fd is not None:
-            fd, self._fd = self._fd, None
-            os.close(fd)  # closing the descriptor drops the flock
 
 
 def _split_credentials(url: str) -> tuple[str, dict[str, Any] | None]:
@@ -527,21 +453,30 @@ class SurrealStorage:
         return await self.transaction([write], expect=[Expect(namespace, key, expected)])
 
     async def scan(
-        self, namespace: str, prefix: str = "", *, limit: int | None = None
+        self,
+        namespace: str,
+        prefix: str = "",
+        *,
+        limit: int | None = None,
+        start: str | None = None,
     ) -> list[tuple[str, JsonValue]]:
         check_namespace(namespace)
         check_prefix(prefix)
+        if start is not None:
+            check_key(start)
+        low = max(prefix, start) if start is not None else prefix
         end = _prefix_end(prefix)
         # A record-id range reads only this namespace's keys from the prefix on (instead of a
         # table scan); the WHERE clause keeps the result exact whatever the range encoding.
         params: dict[str, Any] = {
             "ns": namespace,
             "prefix": prefix,
+            "low": low,
             "end": {} if end is None else end,  # an object sorts after every string
         }
         query = (
-            "SELECT k, v FROM kv:[$ns, $prefix]..[$ns, $end]"
-            " WHERE ns = $ns AND string::starts_with(k, $prefix) ORDER BY k"
+            "SELECT k, v FROM kv:[$ns, $low]..[$ns, $end]"
+            " WHERE ns = $ns AND string::starts_with(k, $prefix) AND k >= $low ORDER BY k"
         )
         check_limit(limit)
         if limit is not None:

@@ -3,8 +3,8 @@
 from ._compaction import CompactionResult, CompactionSettings, compact, needs_compaction
 from ._hooks import (
     HOOK_EVENTS,
+    ApprovalHooks,
     HookDecision,
-    HookedApprovalManager,
     HookEvent,
     HookFailed,
     HookHandler,
@@ -27,7 +27,7 @@ __all__ = [
     "HookHandler",
     "HookFailed",
     "HookRunner",
-    "HookedApprovalManager",
+    "ApprovalHooks",
     "CompactionSettings",
     "CompactionResult",
     "compact",

@@ -13,14 +13,21 @@ interceptor then judges, so a hook can never route around it.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import anyio
 
-from astrid_approval import SecurityInterceptor
-from astrid_core import AstridError, LlmCall, MessageTrust, SensitiveAction, TaggedMessage
+from astrid_approval import InterceptResult, SecurityInterceptor
+from astrid_core import (
+    ApprovalDecision,
+    AstridError,
+    LlmCall,
+    MessageTrust,
+    SensitiveAction,
+    TaggedMessage,
+)
 
 from ..events import (
     AgentError,
@@ -97,6 +104,7 @@ class AgentLoop:
     _specs: tuple[tuple[int, ...], tuple[ToolSpec, ...]] | None = None
     _cancel: anyio.CancelScope | None = None
     _cancelled: bool = False
+    last_result: InterceptResult | None = None  # the interceptor's decision on the last call
 
     def cancel(self) -> bool:
         self._cancelled = True
@@ -166,7 +174,7 @@ class AgentLoop:
             f"the model's context (~{result.tokens_before:,} -> ~{result.tokens_after:,} tokens)",
         )
 
-    async def run(self, text: str) -> AsyncIterator[AgentEvent]:
+    async def run(self, text: str) -> AsyncGenerator[AgentEvent, None]:
         try:
             async for event in self._turn(text):
                 if isinstance(event, TurnComplete):
@@ -318,7 +326,18 @@ class AgentLoop:
             )
         return events
 
-    async def _tool_call(self, call: ToolCall) -> AsyncIterator[AgentEvent]:
+    async def replay(self, call: ToolCall, decision: ApprovalDecision) -> list[AgentEvent]:
+        """Run a deferred call a person approved later through the path of a live call:
+        ``before_tool_call`` hooks and capsule interceptors (which may deny or rewrite it),
+        the interceptor (with the late answer standing in for the question), the tool, the
+        audit outcome, ``after_tool_call`` hooks and the events. Returns those events."""
+        events = [event async for event in self._tool_call(call, decision)]
+        await self.flush_audit()
+        return events
+
+    async def _tool_call(
+        self, call: ToolCall, preapproved: ApprovalDecision | None = None
+    ) -> AsyncIterator[AgentEvent]:
         sid = self.session.id
         hook = await self.fire_hook(
             HookEvent.BEFORE_TOOL_CALL, call_id=call.id, tool=call.name, arguments=call.arguments
@@ -362,10 +381,13 @@ class AgentLoop:
             if action is not None:
                 result = await self.interceptor.intercept(
                     action,
-                    f"tool {call.name}",
-                    untrusted_context=self.session.has_untrusted,
+                    f"tool {call.name}"
+                    if preapproved is None
+                    else f"replay of deferred request {preapproved.request_id}",
                     preview=_previewer(tool, call, action, self.context),
+                    _preapproved=preapproved,
                 )
+                self.last_result = result
                 for notice in self._drain():
                     yield notice
                 if not result.allowed:
@@ -396,10 +418,21 @@ class AgentLoop:
             session_id=sid,
             context=f"tool {call.name}",
         )
-        self.session.messages.append(
-            ChatMessage("tool", tagged.as_model_text(), tool_call_id=call.id, untrusted=True)
-        )
-        self.session.has_untrusted = True
+        if preapproved is None:
+            self.session.messages.append(
+                ChatMessage("tool", tagged.as_model_text(), tool_call_id=call.id, untrusted=True)
+            )
+        else:  # no assistant message asked for this call now: a note, not a tool result
+            self.session.messages.append(
+                ChatMessage(
+                    "tool",
+                    f"deferred action replayed after approval ({summary}):\n"
+                    + tagged.as_model_text(),
+                    untrusted=True,
+                )
+            )
+        # Persisted, so that a resumed session starts tainted (the interceptor's label decides).
+        self.session.has_untrusted = self.session.has_untrusted or self.interceptor.label.tainted
         about: dict[str, Any] = {"call_id": call.id, "tool": call.name, "arguments": call.arguments}
         if error is not None:
             await self.fire_hook(HookEvent.TOOL_ERROR, **about, error=error[:MAX_OUTPUT_IN_PAYLOAD])

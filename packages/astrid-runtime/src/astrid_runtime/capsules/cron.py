@@ -47,7 +47,7 @@ import anyio
 
 from astrid_approval import ApprovalHandler, ApprovalManager, DeferredResolutionStore
 from astrid_audit import AuditLog, AuditTrail, Outcome, OutcomeKind
-from astrid_capsule.cron import next_after, unschedulable
+from astrid_capsule.cron import cron_export, next_after, unschedulable
 from astrid_capsule.manifest import CronSpec
 from astrid_core import (
     ApprovalDecision,
@@ -419,7 +419,8 @@ class CapsuleCron:
             return CronRun(entry.capsule, entry.spec.name, scheduled, status, detail)
 
         loop = live.loop
-        tool_name = capsule_tool_name(entry.capsule, entry.spec.action) or entry.spec.action
+        target = entry.spec.target
+        tool_name = capsule_tool_name(entry.capsule, target) or target
         call_id = f"cron-{uuid.uuid4().hex[:12]}"
         args: JsonObject = {}
         hook = await loop.fire_hook(
@@ -439,11 +440,11 @@ class CapsuleCron:
             capsule, plugin = await self.capsules.load_for_run(loop, guard, entry.capsule)
         except AstridError as exc:
             return result("refused", exc.message)
-        tool = next((t for t in capsule.manifest.tool if t.name == entry.spec.action), None)
-        if tool is None:
+        if unschedulable(capsule, entry.spec) is not None:  # changed since it was scheduled
             plugin.close()
             return result("not_run", f"capsule {entry.capsule} has no tool {entry.spec.action!r}")
-        action = CapsuleHostCall(capsule=entry.capsule, function=tool.name, args=dict(args))
+        function, export = cron_export(capsule, entry.spec)
+        action = CapsuleHostCall(capsule=entry.capsule, function=function, args=dict(args))
         reason = f"{entry.label}, due {scheduled:%Y-%m-%d %H:%M}"
         decision = await guard.intercept(action, reason)
         if not decision.allowed:
@@ -454,7 +455,7 @@ class CapsuleCron:
         ok, output = False, ""
         try:
             # The export gets exactly the arguments that were authorized.
-            raw = await plugin.call(tool.export, json.dumps(authorized.args))
+            raw = await plugin.call(export, json.dumps(authorized.args))
             output, ok = cap_output(raw.decode("utf-8", errors="replace")), True
         except AstridError as exc:
             output = f"error: {exc.message}"

@@ -49,6 +49,7 @@ import anyio
 import anyio.to_thread
 
 from astrid_audit import AuditLog, AuditTrail, Outcome, OutcomeKind
+from astrid_capsule.cron import cron_export
 from astrid_capsule.errors import CapsuleLoadRefused
 from astrid_capsule.install import CapsuleInstaller, InstallRecord
 from astrid_capsule.interceptors import before_tool_call_answer, notify_answer
@@ -59,6 +60,7 @@ from astrid_capsule.mcp_host import (
     server_instance,
 )
 from astrid_capsule.secrets import SECRETS_KEY_FILE, CapsuleSecrets
+from astrid_capsule.static import context_text, expand_command, find_command
 from astrid_capsule.verified import VerifiedCapsule, untrusted_skills, verify_installed
 from astrid_core import AstridError, CapsuleHostCall, JsonObject, SensitiveAction
 from astrid_core.storage import Storage
@@ -281,16 +283,22 @@ class CapsuleHost:
         loop = state.loop
         try:
             skills = cap_output(capsule.skills_text(), MAX_SKILL_CHARS)
+            context = context_text(capsule)
         except OSError as exc:
             await self._refuse(
                 state,
                 capsule.name,
-                CapsuleLoadRefused(f"capsule {capsule.name}: cannot read a skill file: {exc}"),
+                CapsuleLoadRefused(
+                    f"capsule {capsule.name}: cannot read a skill or context file: {exc}"
+                ),
             )
             return
         if skills:
             loop.system_prompt += "\n\n" + untrusted_skills(capsule.name, skills)
             loop.session.has_untrusted = True  # third-party text is in the context now
+        if context:
+            loop.system_prompt += "\n\n" + context
+            loop.session.has_untrusted = True
         if capsule.manifest.mcp_server:
             await self._start_mcp_servers(state, capsule)
         if capsule.wasm is None:
@@ -329,13 +337,49 @@ class CapsuleHost:
                     plugin=plugin,
                 )
             )
+        self._add_job_tools(state, capsule, plugin)
         for hook in capsule.manifest.interceptor:
-            # A missing export is not skipped: calling it fails, which denies a BeforeToolCall
+            # Without `export`, the conventional one (BeforeToolCall -> before_tool_call). A
+            # missing export is not skipped: calling it fails, which denies a BeforeToolCall
             # (fail closed) and is reported for the other events.
-            state.interceptors.append(
-                _Interceptor(hook.event, capsule.name, plugin, hook.export or "")
-            )
+            state.interceptors.append(_Interceptor(hook.event, capsule.name, plugin, hook.handler))
             self._listen(hook.event)
+
+    def _add_job_tools(
+        self, state: _SessionCapsules, capsule: VerifiedCapsule, plugin: WasmCapsule
+    ) -> None:
+        """A dotted ``[[cron]]`` action that names an export, not a ``[[tool]]`` (seed 001's
+        ``astrid.github.sync``), is also offered as a tool, so that a person can run the job
+        in a session and allow it (Allow Workspace) for its unattended runs, as any job's tool.
+        It is authorized like any capsule tool (``CapsuleHostCall``)."""
+        loop = state.loop
+        for cron in capsule.manifest.cron:
+            function, export = cron_export(capsule, cron)
+            name = capsule_tool_name(capsule.name, function)
+            if any(t.name == function for t in capsule.manifest.tool) or name is None:
+                continue
+            if loop.tools.get(name) is not None or not plugin.exports([export]):
+                self._warn(
+                    capsule.name,
+                    f"capsule {capsule.name}: cron job {cron.name}: no export {export!r} or "
+                    "its tool name is taken",
+                )
+                continue
+            loop.tools.add(
+                CapsuleTool(
+                    name=name,
+                    description=(
+                        f"[the scheduled job {cron.name} of capsule {capsule.name} "
+                        f"({cron.schedule}): runs its export {export} now, as its schedule "
+                        "does; takes no arguments]"
+                    ),
+                    input_schema={"type": "object", "properties": {}},
+                    capsule=capsule.name,
+                    tool=function,
+                    export=export,
+                    plugin=plugin,
+                )
+            )
 
     async def _instantiate(self, state: _SessionCapsules, capsule: VerifiedCapsule) -> WasmCapsule:
         from astrid_capsule.wasm import HostContext, HostGrants, WasmCapsule, WasmLimits
@@ -343,12 +387,17 @@ class CapsuleHost:
         assert capsule.wasm is not None
         assert capsule.manifest.component is not None
         granted = capsule.granted
+        if granted.net:  # its tool calls are sinks once the session holds untrusted content
+            state.interceptor.net_capsules.add(capsule.name)
         grants = HostGrants(
             fs_read=granted.fs_read,
             fs_write=granted.fs_write,
             net=granted.net,
             kv=granted.kv,
             config={k: v for k, v in capsule.manifest.config.items() if k in granted.config},
+            # Only an admin's `[security] allow_private_networks = true` lets a capsule reach
+            # loopback or private addresses it declared (e.g. a local model server).
+            allow_private_network=state.interceptor.policy.allow_private_networks,
         )
         session = state.loop.session
         context = HostContext(
@@ -569,6 +618,18 @@ class CapsuleHost:
         for server, message in problems:
             capsule = state.mcp_servers[server][0]
             self._warn(capsule, f"capsule {capsule}: {message}")
+
+    async def expand_command(self, text: str) -> str:
+        """``text`` itself, or, when it is ``/name args`` and an installed capsule has that
+        ``[[command]]``, the prompt it expands to (it runs nothing by itself: the agent works
+        on the prompt under the session's interceptor, like on any prompt)."""
+        if not text.startswith("/"):
+            return text
+        name, _, args = text[1:].strip().partition(" ")
+        command = find_command(await self.verified(), name)
+        if command is None:
+            return text
+        return expand_command(command, args.strip())
 
     async def mcp_server_configs(self, workspace: str | None = None) -> list[McpServerConfig]:
         """The ``[[mcp_server]]`` entries of the verified capsules, as untrusted server configs."""

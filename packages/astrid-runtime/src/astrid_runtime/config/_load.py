@@ -241,6 +241,14 @@ _REMOVED_SECTIONS = {
 }
 
 
+# Keys that existed once and were replaced: a file that still sets one is told what to write.
+_REPLACED_KEYS = {
+    "security.ask_when_untrusted": "security.ask_when_untrusted was replaced by "
+    "security.information_flow (on by default: once untrusted content is in a session, sinks "
+    "ask); delete the line",
+}
+
+
 def _report_unknown_keys(data: dict[str, Any], path: Path, problems: list[str]) -> None:
     for name, value in data.items():
         if name in _REMOVED_SECTIONS:
@@ -258,7 +266,9 @@ def _report_unknown_keys(data: dict[str, Any], path: Path, problems: list[str]) 
             if not isinstance(table, dict):
                 continue
             for key in table:
-                if key not in known:
+                if f"{name}.{key}" in _REPLACED_KEYS:
+                    problems.append(f"{path}: {_REPLACED_KEYS[f'{name}.{key}']}")
+                elif key not in known:
                     problems.append(
                         f"{path}: {name}.{key} is not a known key"
                         + _did_you_mean(key, known, f"{name}.")

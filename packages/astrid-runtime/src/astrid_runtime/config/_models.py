@@ -225,6 +225,22 @@ class SecuritySection(_Section):
                 raise ValueError(f"entry {entry!r} is invalid: {problem}; {path_entry_fix(entry)}")
         return entries
 
+    @field_validator("blocked_tools", "approval_required_tools")
+    @classmethod
+    def _tool_globs(cls, entries: list[str]) -> list[str]:
+        # The seed spells MCP tools mcp://server:tool; ours are mcp://server/tool, and a glob
+        # in the seed's spelling would block (or ask for) nothing at all.
+        from astrid_capabilities import ResourcePattern
+        from astrid_core import BadInputError
+
+        for entry in entries:
+            if entry.startswith("mcp://"):
+                try:
+                    ResourcePattern(entry)
+                except BadInputError as exc:
+                    raise ValueError(f"{exc.message}; {exc.hint}") from exc
+        return entries
+
     denied_hosts: list[str] = Field(
         default_factory=list,
         description="Hosts (globs) never contacted.",
@@ -246,10 +262,31 @@ class SecuritySection(_Section):
         description="Largest tool-call arguments accepted, in bytes.",
         json_schema_extra=LOWER,
     )
-    ask_when_untrusted: bool = Field(
+    information_flow: bool = Field(
+        default=True,
+        description="Once untrusted content (tool or MCP output, a web page, a sampled "
+        "completion) is in a session, ask before sinks: a new network host, bash reaching the "
+        "network, a non-read-only MCP tool, a sub-agent, a capsule with network grants.",
+        json_schema_extra=_toward(True, False, loosening="would let injected content reach sinks"),
+    )
+    strict: bool = Field(
         default=False,
-        description="Ask before every call to a tool of an untrusted MCP server.",
-        json_schema_extra=_toward(True, False, loosening="would turn approvals off"),
+        description="Never ask: deny at once whatever no grant, allowance or mode allows "
+        "(capsule cron sessions are always strict).",
+        json_schema_extra=_toward(True, False, loosening="would ask instead of deny"),
+    )
+    sampling_max_tokens: int = Field(
+        default=4096,
+        ge=1,
+        description="Largest max_tokens an MCP server's sampling request may ask for; larger "
+        "requests are cut to it.",
+        json_schema_extra=LOWER,
+    )
+    sampling_max_requests: int = Field(
+        default=10,
+        ge=0,
+        description="Sampling requests one MCP server may make in one session; more are refused.",
+        json_schema_extra=LOWER,
     )
     # The bash tool runs confined (astrid_workspace: bubblewrap namespaces, Landlock, seccomp,
     # rlimits; read: workspace, system, PATH programs; write: workspace and a per-session
@@ -459,6 +496,19 @@ class AuditSection(_Section):
         description="Command (argv, no shell) that also receives each signed checkpoint as "
         "one JSON line on stdin, e.g. to commit it to a git repository or send it to another "
         "host; while it fails (non-zero exit, 30 s timeout) no action is acknowledged.",
+        json_schema_extra=ADMIN,
+    )
+
+
+class StorageSection(_Section):
+    """Where all state lives ($ASTRID_HOME/state)."""
+
+    backend: Literal["auto", "sqlite", "surrealdb"] = Field(
+        default="auto",
+        description="Storage backend of the state directory: sqlite (the default for a new "
+        "store: sqlite3 WAL, fsynced group commits) or surrealdb (SurrealDB embedded). auto "
+        "opens an existing store with the backend that wrote it; naming another backend "
+        "than the store's is refused (stores are not converted).",
         json_schema_extra=ADMIN,
     )
 
@@ -690,6 +740,18 @@ class RetrySection(_Section):
     )
 
 
+class CapsulesSection(_Section):
+    """Installed capsules (`astrid capsule install`)."""
+
+    renew_trust: Literal["always", "on_widening"] = Field(
+        default="always",
+        description="When an update of an installed capsule needs your trust again: always "
+        "(seed 004), or on_widening (only when it asks for more, its hash-less component code "
+        "changed or its git ref moved). Every update shows what was added, removed and changed.",
+        json_schema_extra=ADMIN,
+    )
+
+
 class AstridConfig(_Section):
     model: ModelSection = ModelSection()
     runtime: RuntimeSection = RuntimeSection()
@@ -698,6 +760,7 @@ class AstridConfig(_Section):
     rate_limits: RateLimitsSection = RateLimitsSection()
     servers: list[ServerConfig] = Field(default_factory=list)
     audit: AuditSection = AuditSection()
+    storage: StorageSection = StorageSection()
     keys: KeysSection = KeysSection()
     workspace: WorkspaceSection = WorkspaceSection()
     hooks: HooksSection = HooksSection()
@@ -708,6 +771,7 @@ class AstridConfig(_Section):
     subagents: SubagentsSection = SubagentsSection()
     telegram: TelegramSection = TelegramSection()
     retry: RetrySection = RetrySection()
+    capsules: CapsulesSection = CapsulesSection()
 
     @field_validator("servers")
     @classmethod

@@ -42,7 +42,7 @@ from ._base import MAX_OUTPUT_CHARS, ToolContext, cap_output, require, truncatio
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
 
-    from astrid_workspace import Confinement, EgressProxy
+    from astrid_workspace import Confinement, EgressProxy, ProtectedSnapshot, Quarantined
 
 __all__ = ["Bash", "MAX_TIMEOUT_SECONDS", "bash_sandbox_report"]
 
@@ -96,18 +96,73 @@ class Bash:
         where = _scratch_dir(ctx) if ctx.sandbox_bash else None
         fd, cwd_file = tempfile.mkstemp(prefix="astrid-cwd-", dir=where)
         os.close(fd)
+        # Protected paths the bind mounts cannot cover (missing ones, or all of them under
+        # sandbox = "landlock"): what the command creates or changes there is moved aside.
+        snapshot = _protected_snapshot(ctx)
+        quarantined: tuple[Quarantined, ...] = ()
         try:
             output, status = await _execute(action, ctx, timeout, cwd_file)
             new_cwd = _read_cwd(cwd_file)
         finally:
             with contextlib.suppress(OSError):
                 os.unlink(cwd_file)
+            if snapshot is not None:
+                # Shielded: a timeout or cancel still settles (the sandbox is dead by then).
+                with anyio.CancelScope(shield=True):
+                    quarantined = snapshot.settle()
+                    if quarantined:
+                        await _audit_quarantine(ctx, action, quarantined)
         if new_cwd is not None:
             ctx.cwd = new_cwd
+        report = _quarantine_report(quarantined)
         if status == 0:
-            return output
+            return f"{report}{output}"
         note = f"[killed by signal {-status}]" if status < 0 else f"[exit status {status}]"
-        return f"{output}\n{note}" if output else note
+        return f"{report}{output}\n{note}" if output else f"{report}{note}"
+
+
+def _protected_snapshot(ctx: ToolContext) -> ProtectedSnapshot | None:
+    if not ctx.sandbox_bash:
+        return None
+    from astrid_workspace import ProtectedSnapshot
+
+    return ProtectedSnapshot([ctx.workspace, *(os.path.realpath(p) for p in ctx.sandbox_paths)])
+
+
+def _quarantine_report(quarantined: tuple[Quarantined, ...]) -> str:
+    if not quarantined:
+        return ""
+    lines = "\n".join(f"  {q.describe()}" for q in quarantined)
+    return (
+        "[astrid: the command created or changed paths that make the host run code later "
+        "(git, direnv, editor, CI, Astrid config); sandboxed bash may not. Moved aside, "
+        f"nothing deleted:\n{lines}\nRun git init / git config / hooks setup yourself "
+        "outside Astrid if you meant it.]\n"
+    )
+
+
+async def _audit_quarantine(
+    ctx: ToolContext, action: ShellCommand, quarantined: tuple[Quarantined, ...]
+) -> None:
+    """One audit entry per command that planted protected paths (the session's trail)."""
+    trail = getattr(ctx.egress, "trail", None)  # the session's SecurityInterceptor
+    if trail is None:
+        return
+    from astrid_audit import Outcome, OutcomeKind
+
+    await trail.event(
+        Outcome(
+            kind=OutcomeKind.POLICY_BLOCKED,
+            reason="sandboxed bash created or changed protected paths; moved aside",
+            detail={
+                "quarantined": [
+                    {"path": q.path, "moved_to": q.moved_to, "change": q.change, "error": q.error}
+                    for q in quarantined
+                ]
+            },
+        ),
+        action=action,
+    )
 
 
 def _check_cwd(cwd: str, ctx: ToolContext) -> None:
