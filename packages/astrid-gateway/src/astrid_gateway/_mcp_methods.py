@@ -10,21 +10,20 @@ from pathlib import Path
 from typing import Any
 
 from anyio.abc import TaskGroup
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from ._methods import _parse  # pyright: ignore[reportPrivateUsage] - one params parser
+from .protocol import Params
 from .server import Connection, GatewayServer
 
 __all__ = ["bind_mcp_front"]
 
 
-class _Endpoint(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+class _Endpoint(Params):
     port: int = Field(default=0, ge=0, le=65535)
 
 
-class _Approve(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+class _Approve(Params):
     server: str = Field(min_length=1, max_length=200)
     tool: str | None = Field(default=None, min_length=1, max_length=200)
 
