@@ -291,3 +291,21 @@ def test_wasm_capsule_installs_and_a_swap_after_install_is_detected(
     assert info.returncode == 1
     assert "VERIFY FAILED" in info.stdout
     assert "hash mismatch" in info.stdout
+
+
+def test_install_from_a_git_url_shows_the_pinned_commit(home: Path, tmp_path: Path) -> None:
+    repo = static_capsule(tmp_path / "repo", "from-git", net='"api.example.com"')
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@example.com"]
+    subprocess.run([*git, "init", "--quiet"], cwd=repo, check=True)
+    subprocess.run([*git, "add", "."], cwd=repo, check=True)
+    subprocess.run([*git, "commit", "--quiet", "-m", "v1"], cwd=repo, check=True)
+    subprocess.run([*git, "tag", "v1"], cwd=repo, check=True)
+    commit = subprocess.run(
+        ["git", "rev-parse", "v1"], cwd=repo, check=True, capture_output=True, text=True
+    ).stdout.strip()
+    shown = ok(astrid(home, "capsule", "install", f"file://{repo}", "--ref", "v1", "--dry-run"))
+    assert f"from git: file://{repo} at 'v1' = commit {commit}" in shown
+    assert "dry run: nothing was installed" in shown
+    refused = astrid(home, "capsule", "install", str(repo), "--ref", "v1")
+    assert refused.returncode != 0
+    assert "--ref applies to a git URL only" in refused.stderr
