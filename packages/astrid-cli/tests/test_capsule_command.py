@@ -309,3 +309,47 @@ def test_install_from_a_git_url_shows_the_pinned_commit(home: Path, tmp_path: Pa
     refused = astrid(home, "capsule", "install", str(repo), "--ref", "v1")
     assert refused.returncode != 0
     assert "--ref applies to a git URL only" in refused.stderr
+
+
+def test_seed_001_github_agent_disclosure_as_the_cli_shows_it(home: Path, tmp_path: Path) -> None:
+    repo_root = Path(__file__).resolve().parents[3]
+    source = tmp_path / "github-agent"
+    shutil.copytree(
+        repo_root / "examples" / "capsules" / "github-agent",
+        source,
+        ignore=shutil.ignore_patterns("bin"),
+    )
+    (source / "bin").mkdir()
+    pdk = repo_root / "packages" / "astrid-capsule" / "wasm"
+    subprocess.run(
+        [
+            "clang",
+            "--target=wasm32-unknown-unknown",
+            "-O2",
+            "-nostdlib",
+            "-fno-builtin",
+            "-Wl,--no-entry",
+            "-Wl,--export-dynamic",
+            f"-I{pdk}",
+            "-o",
+            str(source / "bin" / "github_agent.wasm"),
+            str(source / "src" / "github_agent.c"),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    shown = ok(astrid(home, "capsule", "install", str(source), "--dry-run"))
+    for line in (
+        "component: bin/github_agent.wasm BLAKE3 ",
+        "(hashed now: the manifest gives no hash)",
+        "UNSIGNED",
+        "network hosts: api.github.com",
+        "*** READ OUTSIDE THE WORKSPACE: /home/user/.gitconfig ***",
+        "secret GITHUB_TOKEN (Please provide a GitHub Personal Access Token)",
+        "runs an MCP server (untrusted, sandboxed) local-git: npx -y",
+        "scheduled task sync-issues (0 * * * *): astrid.github.sync",
+        "sees every BeforeToolCall event",
+        "provides the model claude-3-5-sonnet",
+        "dry run: nothing was installed",
+    ):
+        assert line in shown, line
