@@ -11,6 +11,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import tarfile
 import time
 from collections.abc import Iterator
@@ -312,31 +313,13 @@ def test_install_from_a_git_url_shows_the_pinned_commit(home: Path, tmp_path: Pa
 
 
 def test_seed_001_github_agent_disclosure_as_the_cli_shows_it(home: Path, tmp_path: Path) -> None:
-    repo_root = Path(__file__).resolve().parents[3]
-    source = tmp_path / "github-agent"
-    shutil.copytree(
-        repo_root / "examples" / "capsules" / "github-agent",
-        source,
-        ignore=shutil.ignore_patterns("bin"),
-    )
-    (source / "bin").mkdir()
-    pdk = repo_root / "packages" / "astrid-capsule" / "wasm"
+    # Built by the examples' own build script, into a copy (the repository is not written).
+    examples = Path(__file__).resolve().parents[3] / "examples" / "capsules"
+    source = tmp_path / "examples" / "github-agent"
+    shutil.copytree(examples / "github-agent", source, ignore=shutil.ignore_patterns("bin"))
+    build = [str(examples / "build.sh"), str(source.parent)]
     subprocess.run(
-        [
-            "clang",
-            "--target=wasm32-unknown-unknown",
-            "-O2",
-            "-nostdlib",
-            "-fno-builtin",
-            "-Wl,--no-entry",
-            "-Wl,--export-dynamic",
-            f"-I{pdk}",
-            "-o",
-            str(source / "bin" / "github_agent.wasm"),
-            str(source / "src" / "github_agent.c"),
-        ],
-        check=True,
-        capture_output=True,
+        build, check=True, capture_output=True, env={**os.environ, "PYTHON": sys.executable}
     )
     shown = ok(astrid(home, "capsule", "install", str(source), "--dry-run"))
     for line in (
