@@ -14,6 +14,7 @@ import anyio
 import pytest
 
 from astrid_gateway.client import GatewayClient
+from astrid_gateway.protocol import DeferredApprovals, dump_event
 from astrid_gateway.testing import run_cli, start_daemon, stop_daemon, write_scripted_config
 
 pytestmark = pytest.mark.anyio
@@ -73,9 +74,9 @@ async def _events_until(
 ) -> list[dict[str, Any]]:
     seen: list[dict[str, Any]] = []
     with anyio.fail_after(timeout):
-        async for params in client.events():
-            seen.append(params["event"])
-            if params["event"].get("type") == kind:
+        async for event in client.events():
+            seen.append(dump_event(event))  # the wire form, as a client reads it
+            if event.type == kind:
                 return seen
     return seen
 
@@ -149,8 +150,8 @@ async def test_deferred_approval_is_delivered_after_reconnect(
         async with await GatewayClient.open(home, autostart=False) as later:
             await later.subscribe(session)
             event = await later.next_event(timeout=10)
-            assert event["type"] == "deferred_approvals"
-            request_id = event["items"][0]["request"]["request_id"]
+            assert isinstance(event, DeferredApprovals)
+            request_id = event.items[0]["request"]["request_id"]  # pyright: ignore[reportIndexIssue,reportCallIssue,reportArgumentType,reportOptionalSubscript]
             reply = await later.call("approvalResponse", request_id=request_id, option="allow_once")
             assert reply == {"accepted": True, "deferred": True}
         assert not (workspace / "victim.txt").exists()  # replayed exactly once

@@ -18,7 +18,8 @@ import rfc8785
 
 from astrid_audit import OutcomeKind
 from astrid_audit._log import NS_ENTRY
-from astrid_core import ApprovalDecision, ApprovalOption, ApprovalRequest, SessionId
+from astrid_core import ApprovalOption, SessionId
+from astrid_core.testing import ScriptedFrontend
 from astrid_runtime.config import load_config
 from astrid_runtime.llm import ScriptedProvider, ScriptedTurn
 from astrid_runtime.runtime import AgentRuntime
@@ -28,19 +29,7 @@ pytestmark = pytest.mark.anyio
 LAB = Path(__file__).resolve().parents[1] / "packages/astrid-mcp/tests/servers/lab_server.py"
 
 
-class Person:
-    def __init__(self) -> None:
-        self.asked: list[ApprovalRequest] = []
-
-    async def request_approval(self, request: ApprovalRequest) -> ApprovalDecision:
-        self.asked.append(request)
-        return ApprovalDecision(request_id=request.request_id, option=ApprovalOption.ALLOW_ONCE)
-
-    async def elicit(self, request: Any) -> Any: ...
-    async def elicit_url(self, request: Any) -> None: ...
-    def show_status(self, message: str) -> None: ...
-    def show_error(self, message: str) -> None: ...
-    async def receive_input(self) -> Any: ...
+Person = ScriptedFrontend  # a scripted person at a frontend (astrid_core.testing)
 
 
 async def test_an_mcp_call_with_a_float_is_decided_run_and_audited(tmp_path: Path) -> None:
@@ -66,7 +55,7 @@ env = {{ LAB_STATE = {json.dumps(str(state))} }}
     runtime = await AgentRuntime.open(
         home, config=load_config(home, env={}), provider=ScriptedProvider(script)
     )
-    person = Person()
+    person = Person(then=ApprovalOption.ALLOW_ONCE)
     runtime.set_frontend(person)  # type: ignore[arg-type]
     events: list[dict[str, Any]] = []
     session: SessionId | None = None

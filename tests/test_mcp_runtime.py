@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import re
 import sys
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -20,12 +19,11 @@ import pytest
 
 from astrid_audit import OutcomeKind
 from astrid_core import (
-    ApprovalDecision,
     ApprovalOption,
-    ApprovalRequest,
     McpToolCall,
     SessionId,
 )
+from astrid_core.testing import ScriptedFrontend
 from astrid_runtime.config import load_config
 from astrid_runtime.llm import ScriptedProvider, ScriptedTurn
 from astrid_runtime.runtime import AgentRuntime
@@ -35,20 +33,7 @@ pytestmark = pytest.mark.anyio
 LAB = Path(__file__).resolve().parents[1] / "packages/astrid-mcp/tests/servers/lab_server.py"
 
 
-@dataclass
-class Person:
-    answers: list[ApprovalOption] = field(default_factory=list[ApprovalOption])
-    asked: list[ApprovalRequest] = field(default_factory=list[ApprovalRequest])
-
-    async def request_approval(self, request: ApprovalRequest) -> ApprovalDecision:
-        self.asked.append(request)
-        return ApprovalDecision(request_id=request.request_id, option=self.answers.pop(0))
-
-    async def elicit(self, request: Any) -> Any: ...
-    async def elicit_url(self, request: Any) -> None: ...
-    def show_status(self, message: str) -> None: ...
-    def show_error(self, message: str) -> None: ...
-    async def receive_input(self) -> Any: ...
+Person = ScriptedFrontend  # a scripted person at a frontend (astrid_core.testing)
 
 
 async def turn(runtime: AgentRuntime, session: Any, text: str) -> list[dict[str, Any]]:

@@ -8,7 +8,6 @@ allowed; the files a refused line would have written must not exist afterwards.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -26,22 +25,16 @@ from astrid_approval import (
 )
 from astrid_audit import AuditLog
 from astrid_capabilities import CapabilityStore
-from astrid_core import ApprovalDecision, ApprovalOption, ApprovalRequest, DenialLayer, SessionId
+from astrid_core import ApprovalOption, DenialLayer, SessionId
 from astrid_core.storage import MemoryStorage
+from astrid_core.testing import ScriptedFrontend
 from astrid_crypto import KeyPair
 from astrid_runtime.tools import Bash, ToolContext
 
 pytestmark = pytest.mark.anyio
 
 
-@dataclass
-class Human:
-    option: ApprovalOption = ApprovalOption.DENY
-    asked: list[str] = field(default_factory=list[str])
-
-    async def request_approval(self, request: ApprovalRequest) -> ApprovalDecision:
-        self.asked.append(request.summary)
-        return ApprovalDecision(request_id=request.request_id, option=self.option)
+Human = ScriptedFrontend  # a scripted person at a frontend (astrid_core.testing)
 
 
 async def _guard(
@@ -98,7 +91,7 @@ async def test_a_blocked_program_hidden_in_the_line_never_runs(
     dirs: tuple[Path, Path], command: str
 ) -> None:
     workspace, home = dirs
-    human = Human(ApprovalOption.ALLOW_ONCE)
+    human = Human(then=ApprovalOption.ALLOW_ONCE)
     guard = await _guard(workspace, home, WorkspaceMode.AUTONOMOUS, human)
     ctx = ToolContext(str(workspace), guard.session_id, bash_timeout_seconds=10)
     assert await _run(guard, ctx, command) is None
@@ -119,7 +112,7 @@ async def test_opaque_lines_are_put_to_the_human_in_autonomous_mode(
     dirs: tuple[Path, Path], command: str
 ) -> None:
     workspace, home = dirs
-    human = Human(ApprovalOption.DENY)
+    human = Human(then=ApprovalOption.DENY)
     guard = await _guard(workspace, home, WorkspaceMode.AUTONOMOUS, human)
     ctx = ToolContext(str(workspace), guard.session_id, bash_timeout_seconds=10)
     assert await _run(guard, ctx, command) is None
@@ -129,11 +122,11 @@ async def test_opaque_lines_are_put_to_the_human_in_autonomous_mode(
 
 async def test_an_ls_session_allowance_does_not_run_ls_and_touch(dirs: tuple[Path, Path]) -> None:
     workspace, home = dirs
-    human = Human(ApprovalOption.ALLOW_SESSION)
+    human = Human(then=ApprovalOption.ALLOW_SESSION)
     guard = await _guard(workspace, home, WorkspaceMode.SAFE, human)
     ctx = ToolContext(str(workspace), guard.session_id, bash_timeout_seconds=10)
     assert await _run(guard, ctx, "ls") == ""
-    human.option = ApprovalOption.DENY
+    human.then = ApprovalOption.DENY
     assert await _run(guard, ctx, "ls") == ""  # covered: not asked again
     assert len(human.asked) == 1
     assert await _run(guard, ctx, "ls && touch pwned") is None
@@ -145,7 +138,7 @@ async def test_cd_into_a_denied_directory_does_not_print_the_key(tmp_path: Path)
     home = (tmp_path / "home").resolve()
     (home / ".ssh").mkdir(parents=True)
     (home / ".ssh" / "id_ed25519").write_text("PRIVATE KEY")
-    human = Human(ApprovalOption.ALLOW_ONCE)
+    human = Human(then=ApprovalOption.ALLOW_ONCE)
     guard = await _guard(home, home, WorkspaceMode.AUTONOMOUS, human)  # astrid run from ~
     ctx = ToolContext(str(home), guard.session_id, bash_timeout_seconds=10)
     for command in ("cd .ssh && cat id_ed25519", "cat .ss*/id_*", "cd .ssh; cat *"):

@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -20,9 +19,12 @@ from astrid_approval import (
 )
 from astrid_audit import AuditLog
 from astrid_capabilities import CapabilityStore
-from astrid_core import ApprovalDecision, ApprovalOption, ApprovalRequest, SessionId
+from astrid_core import SessionId
 from astrid_core.storage import Storage
+from astrid_core.testing import ScriptedFrontend
 from astrid_crypto import KeyPair
+
+__all__ = ["ScriptedFrontend", "make_interceptor"]
 
 
 @pytest.fixture
@@ -30,30 +32,12 @@ def anyio_backend() -> str:
     return "asyncio"
 
 
-@dataclass
-class ScriptedHandler:
-    """A frontend double (of the astrid_core protocol): answers with a fixed option, records."""
-
-    option: ApprovalOption = ApprovalOption.ALLOW_ONCE
-    deny_always: bool = False
-    asked: list[ApprovalRequest] = field(default_factory=list[ApprovalRequest])
-
-    async def request_approval(self, request: ApprovalRequest) -> ApprovalDecision:
-        self.asked.append(request)
-        return ApprovalDecision(
-            request_id=request.request_id,
-            option=self.option,
-            deny_always=self.deny_always,
-            decided_by="test",
-        )
-
-
 async def make_interceptor(
     storage: Storage,
     key: KeyPair,
     workspace: Path,
     *,
-    handler: ScriptedHandler | None = None,
+    handler: ScriptedFrontend | None = None,
     mode: WorkspaceMode = WorkspaceMode.SAFE,
     escape: EscapePolicy = EscapePolicy.ASK,
     budget: BudgetConfig | None = None,

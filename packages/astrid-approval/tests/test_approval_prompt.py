@@ -12,7 +12,6 @@ import pytest
 from astrid_approval import describe_pattern, human_duration
 from astrid_capabilities import ResourcePattern
 from astrid_core import (
-    ApprovalDecision,
     ApprovalOption,
     ApprovalRequest,
     FileWrite,
@@ -22,13 +21,13 @@ from astrid_core import (
 from astrid_core.storage import MemoryStorage
 from astrid_crypto import KeyPair
 
-from .conftest import ScriptedHandler, make_interceptor
+from .conftest import ScriptedFrontend, make_interceptor
 
 pytestmark = pytest.mark.anyio
 
 
 async def asked(workspace: Path, action: object, **kw: object) -> ApprovalRequest:
-    handler = ScriptedHandler(ApprovalOption.DENY)
+    handler = ScriptedFrontend(then=ApprovalOption.DENY)
     guard = await make_interceptor(MemoryStorage(), KeyPair.generate(), workspace, handler=handler)
     await guard.intercept(action, "tool x", **kw)  # type: ignore[arg-type]
     assert len(handler.asked) == 1
@@ -56,7 +55,7 @@ async def test_each_option_says_what_it_grants(workspace: Path) -> None:
 async def test_the_description_is_the_allowance_that_is_minted(
     workspace: Path, option: ApprovalOption
 ) -> None:
-    handler = ScriptedHandler(option)
+    handler = ScriptedFrontend(then=option)
     guard = await make_interceptor(MemoryStorage(), KeyPair.generate(), workspace, handler=handler)
     star = str(workspace / "src" / "*")  # a literal name with a glob character
     assert (await guard.intercept(FileWrite(path=star), "write")).allowed
@@ -118,16 +117,8 @@ async def test_why_the_policy_asks_is_carried(workspace: Path) -> None:
     assert all(r and r != "tool x" for r in request.ask_reasons)
 
 
-class SaysNo(ScriptedHandler):
-    def __init__(self, reason: str | None) -> None:
-        super().__init__(ApprovalOption.DENY)
-        self.reason = reason
-
-    async def request_approval(self, request: ApprovalRequest) -> ApprovalDecision:
-        self.asked.append(request)
-        return ApprovalDecision(
-            request_id=request.request_id, option=ApprovalOption.DENY, reason=self.reason
-        )
+def SaysNo(reason: str | None) -> ScriptedFrontend:  # noqa: N802 - reads as the person it is
+    return ScriptedFrontend(then=ApprovalOption.DENY, reason=reason)
 
 
 @pytest.mark.parametrize(

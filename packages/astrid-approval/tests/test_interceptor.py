@@ -36,14 +36,14 @@ from astrid_core import (
 from astrid_core.storage import MemoryStorage, Storage, open_storage
 from astrid_crypto import KeyPair
 
-from .conftest import ScriptedHandler, make_interceptor
+from .conftest import ScriptedFrontend, make_interceptor
 
 pytestmark = pytest.mark.anyio
 
 
 async def test_seed_delete_file_walkthrough(workspace: Path) -> None:
     storage, key = MemoryStorage(), KeyPair.generate()
-    handler = ScriptedHandler(ApprovalOption.ALLOW_ALWAYS)
+    handler = ScriptedFrontend(then=ApprovalOption.ALLOW_ALWAYS)
     guard = await make_interceptor(storage, key, workspace, handler=handler)
     target = str(workspace / "important.txt")
 
@@ -98,9 +98,8 @@ async def test_seed_delete_file_walkthrough(workspace: Path) -> None:
     ],
 )
 async def test_policy_bypass_attempts_are_denied(workspace: Path, command: str) -> None:
-    handler = ScriptedHandler(
-        ApprovalOption.ALLOW_ALWAYS
-    )  # even a permissive human cannot lift policy
+    # even a permissive human cannot lift policy
+    handler = ScriptedFrontend(then=ApprovalOption.ALLOW_ALWAYS)
     guard = await make_interceptor(
         MemoryStorage(),
         KeyPair.generate(),
@@ -124,7 +123,7 @@ async def test_path_tricks_are_normalized_then_denied(workspace: Path, path: str
         MemoryStorage(),
         KeyPair.generate(),
         workspace,
-        handler=ScriptedHandler(ApprovalOption.ALLOW_ALWAYS),
+        handler=ScriptedFrontend(then=ApprovalOption.ALLOW_ALWAYS),
     )
     target = path if path.startswith("/") else str(workspace / path)
     result = await guard.intercept(FileRead.model_construct(path=target), "read")
@@ -138,7 +137,7 @@ async def test_symlink_to_etc_is_denied(workspace: Path) -> None:
         MemoryStorage(),
         KeyPair.generate(),
         workspace,
-        handler=ScriptedHandler(ApprovalOption.ALLOW_ALWAYS),
+        handler=ScriptedFrontend(then=ApprovalOption.ALLOW_ALWAYS),
         mode=WorkspaceMode.AUTONOMOUS,
     )
     result = await guard.intercept(FileRead(path=str(workspace / "link-to-etc" / "passwd")), "read")
@@ -147,7 +146,7 @@ async def test_symlink_to_etc_is_denied(workspace: Path) -> None:
 
 
 async def test_lookalike_path_is_never_auto_allowed(workspace: Path) -> None:
-    handler = ScriptedHandler(ApprovalOption.DENY)
+    handler = ScriptedFrontend(then=ApprovalOption.DENY)
     guard = await make_interceptor(
         MemoryStorage(),
         KeyPair.generate(),
@@ -168,7 +167,7 @@ async def test_two_mib_arguments_are_denied(workspace: Path) -> None:
         MemoryStorage(),
         KeyPair.generate(),
         workspace,
-        handler=ScriptedHandler(ApprovalOption.ALLOW_ALWAYS),
+        handler=ScriptedFrontend(then=ApprovalOption.ALLOW_ALWAYS),
     )
     action = McpToolCall(server="fs", tool="write", args={"content": "x" * (2 * 1024 * 1024)})
     result = await guard.intercept(action, "big write")
@@ -181,7 +180,7 @@ async def test_private_network_in_every_spelling(workspace: Path) -> None:
         MemoryStorage(),
         KeyPair.generate(),
         workspace,
-        handler=ScriptedHandler(ApprovalOption.ALLOW_ALWAYS),
+        handler=ScriptedFrontend(then=ApprovalOption.ALLOW_ALWAYS),
     )
     for url in (
         "http://127.0.0.1/",
@@ -204,7 +203,7 @@ async def autonomous_no_escape(workspace: Path) -> SecurityInterceptor:
         MemoryStorage(),
         KeyPair.generate(),
         workspace,
-        handler=ScriptedHandler(ApprovalOption.ALLOW_ONCE),
+        handler=ScriptedFrontend(then=ApprovalOption.ALLOW_ONCE),
         mode=WorkspaceMode.AUTONOMOUS,
         escape=EscapePolicy.DENY,
     )
@@ -216,7 +215,7 @@ async def test_three_modes_behave_differently(workspace: Path) -> None:
     outside = FileWrite(path=str(workspace.parent / "outside.txt"))
     asked: dict[str, list[str]] = {}
     for mode in WorkspaceMode:
-        handler = ScriptedHandler(ApprovalOption.DENY)
+        handler = ScriptedFrontend(then=ApprovalOption.DENY)
         guard = await make_interceptor(
             MemoryStorage(), KeyPair.generate(), workspace, handler=handler, mode=mode
         )
@@ -265,11 +264,11 @@ async def test_a_command_run_in_a_link_to_outside_is_outside(
 
 
 async def test_allow_session_allowance_is_literal(workspace: Path) -> None:
-    handler = ScriptedHandler(ApprovalOption.ALLOW_SESSION)
+    handler = ScriptedFrontend(then=ApprovalOption.ALLOW_SESSION)
     guard = await make_interceptor(MemoryStorage(), KeyPair.generate(), workspace, handler=handler)
     star = str(workspace / "src" / "*")
     assert (await guard.intercept(FileWrite(path=star), "write a file literally named *")).allowed
-    handler.option = ApprovalOption.DENY
+    handler.then = ApprovalOption.DENY
     other = await guard.intercept(FileWrite(path=str(workspace / "src" / "main.py")), "write")
     assert not other.allowed  # '*' was approved as a name, not as a wildcard
     again = await guard.intercept(FileWrite(path=star), "again")
@@ -280,7 +279,7 @@ async def test_allow_session_allowance_is_literal(workspace: Path) -> None:
 
 async def test_tampered_allowance_is_ignored(workspace: Path) -> None:
     storage = MemoryStorage()
-    handler = ScriptedHandler(ApprovalOption.ALLOW_SESSION)
+    handler = ScriptedFrontend(then=ApprovalOption.ALLOW_SESSION)
     guard = await make_interceptor(storage, KeyPair.generate(), workspace, handler=handler)
     target = FileWrite(path=str(workspace / "src" / "a.py"))
     await guard.intercept(target, "write")
@@ -288,7 +287,7 @@ async def test_tampered_allowance_is_ignored(workspace: Path) -> None:
     assert isinstance(raw, dict)
     raw["resource"] = f"file://{workspace}/**"  # widen it behind the signature's back
     await storage.put("allowances", k, raw)
-    handler.option = ApprovalOption.DENY
+    handler.then = ApprovalOption.DENY
     other = FileWrite(path=str(workspace / "src" / "b.py"))
     assert not (await guard.intercept(other, "write")).allowed  # the edit widened nothing
     # The running store keeps the allowances it verified; a restart reads storage again and
@@ -301,7 +300,7 @@ async def test_tampered_allowance_is_ignored(workspace: Path) -> None:
 
 
 async def test_deny_always_blocks_for_the_session(workspace: Path) -> None:
-    handler = ScriptedHandler(ApprovalOption.DENY, deny_always=True)
+    handler = ScriptedFrontend(then=ApprovalOption.DENY, deny_always=True)
     guard = await make_interceptor(MemoryStorage(), KeyPair.generate(), workspace, handler=handler)
     action = FileDelete(path=str(workspace / "important.txt"))
     assert not (await guard.intercept(action, "x")).allowed
@@ -312,7 +311,9 @@ async def test_deny_always_blocks_for_the_session(workspace: Path) -> None:
 
 async def test_budget_never_exceeded_by_100_concurrent_intercepts(workspace: Path) -> None:
     config = BudgetConfig(session_limit_micros=1_000_000, per_action_limit_micros=100_000)
-    handler = ScriptedHandler(ApprovalOption.DENY)  # going over budget asks; the human says no
+    handler = ScriptedFrontend(
+        then=ApprovalOption.DENY
+    )  # going over budget asks; the human says no
     guard = await make_interceptor(
         MemoryStorage(),
         KeyPair.generate(),
@@ -341,7 +342,7 @@ async def test_budget_never_exceeded_by_100_concurrent_intercepts(workspace: Pat
 
 
 async def test_per_action_limit_denies_without_asking(workspace: Path) -> None:
-    handler = ScriptedHandler(ApprovalOption.ALLOW_ONCE)
+    handler = ScriptedFrontend(then=ApprovalOption.ALLOW_ONCE)
     guard = await make_interceptor(
         MemoryStorage(),
         KeyPair.generate(),
@@ -356,7 +357,7 @@ async def test_per_action_limit_denies_without_asking(workspace: Path) -> None:
 
 async def test_single_use_token_used_once_under_concurrency(workspace: Path) -> None:
     storage, key = MemoryStorage(), KeyPair.generate()
-    handler = ScriptedHandler(ApprovalOption.DENY)
+    handler = ScriptedFrontend(then=ApprovalOption.DENY)
     guard = await make_interceptor(storage, key, workspace, handler=handler)
     action = FileDelete(path=str(workspace / "important.txt"))
     from astrid_core import AuditEntryId
@@ -428,7 +429,7 @@ async def test_deferred_then_approved_after_restart_replays_once(
 
     storage = await open_storage(db)
     try:
-        handler = ScriptedHandler(ApprovalOption.ALLOW_ONCE)
+        handler = ScriptedFrontend(then=ApprovalOption.ALLOW_ONCE)
         guard = await make_interceptor(storage, key, workspace, handler=handler, session=session)
         replayed: list[str] = []
 

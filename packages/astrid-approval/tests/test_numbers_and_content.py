@@ -27,7 +27,7 @@ from astrid_core import (
 from astrid_core.storage import MemoryStorage, Storage, open_storage
 from astrid_crypto import KeyPair, content_hash
 
-from .conftest import ScriptedHandler, make_interceptor
+from .conftest import ScriptedFrontend, make_interceptor
 
 pytestmark = pytest.mark.anyio
 
@@ -54,7 +54,7 @@ async def test_an_mcp_call_with_floats_gets_a_decision_and_a_verifiable_entry(
     storage: Storage, workspace: Path
 ) -> None:
     key = KeyPair.generate()
-    handler = ScriptedHandler(ApprovalOption.ALLOW_ONCE)
+    handler = ScriptedFrontend(then=ApprovalOption.ALLOW_ONCE)
     guard = await make_interceptor(storage, key, workspace, handler=handler)
     call = McpToolCall(
         server="bank", tool="pay", args={"amount": 98.7, "fee": 0.25, "n": [1e-7, -0.0, 1e21]}
@@ -71,7 +71,7 @@ async def test_an_mcp_call_with_floats_gets_a_decision_and_a_verifiable_entry(
 
 async def test_a_float_caveat_matches_by_value(storage: Storage, workspace: Path) -> None:
     key = KeyPair.generate()
-    handler = ScriptedHandler(ApprovalOption.DENY)
+    handler = ScriptedFrontend(then=ApprovalOption.DENY)
     guard = await make_interceptor(storage, key, workspace, handler=handler)
     token = CapabilityToken.issue(
         key,
@@ -113,7 +113,7 @@ async def test_unsignable_arguments_are_denied_and_recorded_by_digest(
 ) -> None:
     key = KeyPair.generate()
     guard = await make_interceptor(
-        storage, key, workspace, handler=ScriptedHandler(ApprovalOption.ALLOW_ALWAYS)
+        storage, key, workspace, handler=ScriptedFrontend(then=ApprovalOption.ALLOW_ALWAYS)
     )
     cases: list[JsonObject] = [{"id": 2**53 + 1}, {"x": float("nan")}, {"x": [float("inf")]}]
     for args in cases:
@@ -131,7 +131,7 @@ async def test_denied_oversize_actions_are_recorded_by_hash_and_prefix(
 ) -> None:
     key = KeyPair.generate()
     guard = await make_interceptor(
-        storage, key, workspace, handler=ScriptedHandler(ApprovalOption.ALLOW_ALWAYS)
+        storage, key, workspace, handler=ScriptedFrontend(then=ApprovalOption.ALLOW_ALWAYS)
     )
     big = McpToolCall(server="s", tool="t", args={"text": "A" * 1_100_000})
     result = await guard.intercept(big, "call")
@@ -147,7 +147,7 @@ async def test_denied_oversize_actions_are_recorded_by_hash_and_prefix(
         storage,
         key,
         workspace,
-        handler=ScriptedHandler(ApprovalOption.ALLOW_ALWAYS),
+        handler=ScriptedFrontend(then=ApprovalOption.ALLOW_ALWAYS),
         policy=SecurityPolicy(home=str(workspace.parent / "home"), max_argument_bytes=100_000),
     )
     line = "echo " + "B" * 120_000
@@ -174,7 +174,7 @@ async def test_write_content_counts_toward_the_limit_and_is_recorded_by_hash(
 ) -> None:
     key = KeyPair.generate()
     guard = await make_interceptor(
-        storage, key, workspace, handler=ScriptedHandler(ApprovalOption.ALLOW_ONCE)
+        storage, key, workspace, handler=ScriptedFrontend(then=ApprovalOption.ALLOW_ONCE)
     )
     target = str(workspace / "src" / "big.txt")
     big = b"x" * (2 * 1024 * 1024)

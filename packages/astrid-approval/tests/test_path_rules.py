@@ -30,7 +30,7 @@ from astrid_core import (
 from astrid_core.storage import MemoryStorage
 from astrid_crypto import KeyPair
 
-from .conftest import ScriptedHandler, make_interceptor
+from .conftest import ScriptedFrontend, make_interceptor
 
 pytestmark = pytest.mark.anyio
 
@@ -157,7 +157,7 @@ async def test_glob_entries_deny_through_the_interceptor(home: Path, tmp_path: P
     policy = SecurityPolicy(
         home=str(home), denied_paths=(*DEFAULT_DENIED_PATHS, "*.pem", "**/.env")
     )
-    handler = ScriptedHandler(ApprovalOption.ALLOW_ALWAYS)
+    handler = ScriptedFrontend(then=ApprovalOption.ALLOW_ALWAYS)
     guard = await make_interceptor(
         MemoryStorage(),
         KeyPair.generate(),
@@ -175,7 +175,7 @@ async def test_glob_entries_deny_through_the_interceptor(home: Path, tmp_path: P
 
 
 async def test_workspace_at_home_still_denies_the_keys(home: Path) -> None:
-    handler = ScriptedHandler(ApprovalOption.ALLOW_ALWAYS)
+    handler = ScriptedFrontend(then=ApprovalOption.ALLOW_ALWAYS)
     guard = await make_interceptor(
         MemoryStorage(),
         KeyPair.generate(),
@@ -200,7 +200,7 @@ async def test_a_hard_link_to_a_denied_file_is_denied_like_the_file(
         MemoryStorage(),
         KeyPair.generate(),
         workspace,
-        handler=ScriptedHandler(ApprovalOption.ALLOW_ALWAYS),
+        handler=ScriptedFrontend(then=ApprovalOption.ALLOW_ALWAYS),
         mode=WorkspaceMode.AUTONOMOUS,
         home=home,
     )
@@ -236,7 +236,7 @@ async def test_protected_writes_ask_in_autonomous_mode_even_with_a_grant(
     workspace = tmp_path / "ws"
     (workspace / ".git" / "hooks").mkdir(parents=True)
     (workspace / ".github" / "workflows").mkdir(parents=True)
-    handler = ScriptedHandler(ApprovalOption.ALLOW_SESSION)
+    handler = ScriptedFrontend(then=ApprovalOption.ALLOW_SESSION)
     guard = await make_interceptor(
         MemoryStorage(),
         KeyPair.generate(),
@@ -272,7 +272,7 @@ async def test_the_hooks_folder_git_really_uses_is_protected(
     workspace = tmp_path / "ws"
     (workspace / ".git").mkdir(parents=True)
     (workspace / ".git" / "config").write_text(config)
-    handler = ScriptedHandler(ApprovalOption.ALLOW_ONCE)
+    handler = ScriptedFrontend(then=ApprovalOption.ALLOW_ONCE)
     guard = await make_interceptor(
         MemoryStorage(),
         KeyPair.generate(),
@@ -292,7 +292,7 @@ async def test_the_hooks_folder_git_really_uses_is_protected(
 async def test_a_denied_answer_leaves_the_hook_unwritten(tmp_path: Path) -> None:
     workspace = tmp_path / "ws"
     (workspace / ".git" / "hooks").mkdir(parents=True)
-    handler = ScriptedHandler(ApprovalOption.DENY)
+    handler = ScriptedFrontend(then=ApprovalOption.DENY)
     guard = await make_interceptor(
         MemoryStorage(),
         KeyPair.generate(),
@@ -336,7 +336,7 @@ async def test_a_config_file_the_repository_includes_is_protected(
     workspace = tmp_path / "ws"
     (workspace / ".git").mkdir(parents=True)
     (workspace / ".git" / "config").write_text(config)
-    handler = ScriptedHandler(ApprovalOption.ALLOW_ONCE)
+    handler = ScriptedFrontend(then=ApprovalOption.ALLOW_ONCE)
     guard = await make_interceptor(
         MemoryStorage(),
         KeyPair.generate(),
@@ -412,7 +412,7 @@ PATTERN_ALLOWED = ["ls src/*.py", "cat *.txt", "cat ?ssh/x", "cat [.]ssh/x", "wc
 async def test_a_pattern_that_can_name_a_denied_path_is_denied_whatever_exists(
     home: Path, line: str, mode: WorkspaceMode
 ) -> None:
-    handler = ScriptedHandler(ApprovalOption.ALLOW_ALWAYS)
+    handler = ScriptedFrontend(then=ApprovalOption.ALLOW_ALWAYS)
     policy = SecurityPolicy(home=str(home), denied_paths=(*DEFAULT_DENIED_PATHS, "*.pem"))
     guard = await make_interceptor(
         MemoryStorage(), KeyPair.generate(), home, handler=handler, mode=mode, home=home,
@@ -430,7 +430,7 @@ async def test_a_pattern_that_cannot_name_a_denied_path_is_not_refused(
 ) -> None:
     """bash's rules: ``?``, ``*`` and ``[.]`` never match a leading dot (dotglob makes the line
     opaque); ``*.txt`` cannot be ``*.pem``."""
-    handler = ScriptedHandler(ApprovalOption.ALLOW_ALWAYS)
+    handler = ScriptedFrontend(then=ApprovalOption.ALLOW_ALWAYS)
     policy = SecurityPolicy(home=str(home), denied_paths=(*DEFAULT_DENIED_PATHS, "*.pem"))
     guard = await make_interceptor(
         MemoryStorage(), KeyPair.generate(), home, handler=handler,
@@ -451,7 +451,7 @@ async def test_a_pattern_that_cannot_name_a_denied_path_is_not_refused(
 async def test_a_pattern_that_may_name_a_protected_or_denied_path_is_asked(
     home: Path, line: str
 ) -> None:
-    handler = ScriptedHandler(ApprovalOption.ALLOW_ONCE)
+    handler = ScriptedFrontend(then=ApprovalOption.ALLOW_ONCE)
     policy = SecurityPolicy(home=str(home), denied_paths=(*DEFAULT_DENIED_PATHS, "*.pem"))
     workspace = home / "project"
     (workspace / ".git").mkdir(parents=True, exist_ok=True)

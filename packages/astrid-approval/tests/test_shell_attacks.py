@@ -36,7 +36,7 @@ from astrid_core import (
 from astrid_core.storage import MemoryStorage
 from astrid_crypto import KeyPair
 
-from .conftest import ScriptedHandler, make_interceptor
+from .conftest import ScriptedFrontend, make_interceptor
 
 pytestmark = pytest.mark.anyio
 
@@ -138,7 +138,7 @@ HIDDEN_SUDO = [
 async def test_a_blocked_program_anywhere_in_the_tree_is_a_policy_deny(
     workspace: Path, command: str, mode: WorkspaceMode
 ) -> None:
-    handler = ScriptedHandler(ApprovalOption.ALLOW_ALWAYS)  # a human cannot lift policy
+    handler = ScriptedFrontend(then=ApprovalOption.ALLOW_ALWAYS)  # a human cannot lift policy
     guard = await make_interceptor(
         MemoryStorage(), KeyPair.generate(), workspace, handler=handler, mode=mode
     )
@@ -174,7 +174,7 @@ async def test_a_blocked_program_is_recognised_by_what_it_is(workspace: Path, ho
     }.get(how, "./harmless of=x")
     if how == "loader":
         disguise.symlink_to(real)
-    handler = ScriptedHandler(ApprovalOption.ALLOW_ALWAYS)
+    handler = ScriptedFrontend(then=ApprovalOption.ALLOW_ALWAYS)
     guard = await make_interceptor(
         MemoryStorage(),
         KeyPair.generate(),
@@ -283,7 +283,7 @@ OPAQUE = [
 async def test_opaque_lines_are_never_auto_allowed(
     workspace: Path, command: str, mode: WorkspaceMode
 ) -> None:
-    handler = ScriptedHandler(ApprovalOption.DENY)
+    handler = ScriptedFrontend(then=ApprovalOption.DENY)
     guard = await make_interceptor(
         MemoryStorage(), KeyPair.generate(), workspace, handler=handler, mode=mode
     )
@@ -300,7 +300,7 @@ async def test_opaque_lines_are_never_auto_allowed(
     [ApprovalOption.ALLOW_SESSION, ApprovalOption.ALLOW_WORKSPACE, ApprovalOption.ALLOW_ALWAYS],
 )
 async def test_no_grant_covers_an_opaque_line(workspace: Path, option: ApprovalOption) -> None:
-    handler = ScriptedHandler(option)
+    handler = ScriptedFrontend(then=option)
     guard = await make_interceptor(
         MemoryStorage(), KeyPair.generate(), workspace, handler=handler,
         mode=WorkspaceMode.AUTONOMOUS,
@@ -323,11 +323,11 @@ async def test_no_grant_covers_an_opaque_line(workspace: Path, option: ApprovalO
 async def test_an_allowance_for_ls_covers_ls_and_nothing_more(
     workspace: Path, option: ApprovalOption, later: str
 ) -> None:
-    handler = ScriptedHandler(option)
+    handler = ScriptedFrontend(then=option)
     guard = await make_interceptor(MemoryStorage(), KeyPair.generate(), workspace, handler=handler)
     first = await guard.intercept(ShellCommand(command="ls", cwd=str(workspace)), "x")
     assert first.allowed
-    handler.option = ApprovalOption.DENY
+    handler.then = ApprovalOption.DENY
     again = await guard.intercept(ShellCommand(command="ls", cwd=str(workspace)), "x")
     assert again.allowed  # the grant works for what was approved
     assert again.authorization.proof is not None
@@ -340,7 +340,7 @@ async def test_an_allowance_for_ls_covers_ls_and_nothing_more(
 async def test_a_line_approved_for_the_session_covers_its_own_commands_in_any_order(
     workspace: Path,
 ) -> None:
-    handler = ScriptedHandler(ApprovalOption.ALLOW_SESSION)
+    handler = ScriptedFrontend(then=ApprovalOption.ALLOW_SESSION)
     guard = await make_interceptor(MemoryStorage(), KeyPair.generate(), workspace, handler=handler)
     cwd = str(workspace)
     assert (
@@ -348,7 +348,7 @@ async def test_a_line_approved_for_the_session_covers_its_own_commands_in_any_or
     ).allowed
     shown = " ".join(handler.asked[0].details)  # the prompt says exactly what "allow" covers
     assert "covers exactly these commands: git status; ls -la" in shown
-    handler.option = ApprovalOption.DENY
+    handler.then = ApprovalOption.DENY
     assert (await guard.intercept(ShellCommand(command="ls -la; git status", cwd=cwd), "x")).allowed
     assert (await guard.intercept(ShellCommand(command="ls -la", cwd=cwd), "x")).allowed
     assert not (await guard.intercept(ShellCommand(command="git push", cwd=cwd), "x")).allowed
@@ -443,7 +443,7 @@ HOSTS = [
 async def test_private_hosts_without_a_scheme_are_refused(
     workspace: Path, command: str, mode: WorkspaceMode
 ) -> None:
-    handler = ScriptedHandler(ApprovalOption.ALLOW_ALWAYS)
+    handler = ScriptedFrontend(then=ApprovalOption.ALLOW_ALWAYS)
     guard = await make_interceptor(
         MemoryStorage(), KeyPair.generate(), workspace, handler=handler, mode=mode
     )
@@ -463,7 +463,7 @@ async def test_network_requests_to_ipv6_forms_of_private_addresses_are_refused(
 ) -> None:
     guard = await make_interceptor(
         MemoryStorage(), KeyPair.generate(), workspace,
-        handler=ScriptedHandler(ApprovalOption.ALLOW_ALWAYS), mode=WorkspaceMode.AUTONOMOUS,
+        handler=ScriptedFrontend(then=ApprovalOption.ALLOW_ALWAYS), mode=WorkspaceMode.AUTONOMOUS,
     )  # fmt: skip
     result = await guard.intercept(NetworkRequest(url=url), "x")
     assert result.authorization.denied_by is DenialLayer.POLICY, url
@@ -485,7 +485,7 @@ async def test_cd_in_the_line_is_followed_when_checking_paths(tmp_path: Path, co
     (home / ".ssh").mkdir(parents=True)
     (home / ".ssh" / "id_ed25519").write_text("secret")
     (home / "src").mkdir()
-    handler = ScriptedHandler(ApprovalOption.ALLOW_ALWAYS)
+    handler = ScriptedFrontend(then=ApprovalOption.ALLOW_ALWAYS)
     guard = await make_interceptor(
         MemoryStorage(), KeyPair.generate(), home, handler=handler,
         mode=WorkspaceMode.AUTONOMOUS, home=home,
@@ -508,7 +508,7 @@ async def test_cd_in_the_line_is_followed_when_checking_paths(tmp_path: Path, co
 async def test_ordinary_lines_stay_automatic_in_autonomous_mode(
     workspace: Path, command: str
 ) -> None:
-    handler = ScriptedHandler(ApprovalOption.DENY)
+    handler = ScriptedFrontend(then=ApprovalOption.DENY)
     guard = await make_interceptor(
         MemoryStorage(), KeyPair.generate(), workspace, handler=handler,
         mode=WorkspaceMode.AUTONOMOUS,
@@ -543,7 +543,7 @@ async def test_a_walk_over_a_denied_path_or_an_unknown_runner_of_sudo_is_asked(
 ) -> None:
     home = tmp_path / "home"  # workspace = home: a walk of "." reaches ~/.ssh
     (home / ".ssh").mkdir(parents=True)
-    handler = ScriptedHandler(ApprovalOption.DENY)
+    handler = ScriptedFrontend(then=ApprovalOption.DENY)
     guard = await make_interceptor(
         MemoryStorage(), KeyPair.generate(), home, handler=handler,
         mode=WorkspaceMode.AUTONOMOUS, home=home,
@@ -566,7 +566,7 @@ async def test_a_line_run_from_inside_a_denied_directory_is_denied(tmp_path: Pat
     (home / ".ssh").mkdir(parents=True)
     guard = await make_interceptor(
         MemoryStorage(), KeyPair.generate(), home,
-        handler=ScriptedHandler(ApprovalOption.ALLOW_ALWAYS),
+        handler=ScriptedFrontend(then=ApprovalOption.ALLOW_ALWAYS),
         mode=WorkspaceMode.AUTONOMOUS, home=home,
     )  # fmt: skip
     line = ShellCommand(command="cat id_ed25519", cwd=str(home / ".ssh"))
@@ -596,7 +596,7 @@ async def test_a_shell_write_to_a_protected_path_is_asked_in_every_mode(
     from bash as from the file tools: a hook planted unasked runs on the host at the user's next
     `git commit`. Reading one (cat) is not a reason to ask."""
     (workspace / ".git" / "hooks").mkdir(parents=True)
-    handler = ScriptedHandler(ApprovalOption.DENY)
+    handler = ScriptedFrontend(then=ApprovalOption.DENY)
     guard = await make_interceptor(
         MemoryStorage(), KeyPair.generate(), workspace, handler=handler, mode=mode
     )
@@ -624,7 +624,7 @@ async def test_an_analysis_that_raises_is_a_recorded_denial(
 ) -> None:
     """Fail closed: a bug in the analysis denies the action and records the denial; before, the
     exception left intercept with no decision and no audit entry, and the turn aborted."""
-    handler = ScriptedHandler(ApprovalOption.ALLOW_ONCE)
+    handler = ScriptedFrontend(then=ApprovalOption.ALLOW_ONCE)
     guard = await make_interceptor(
         MemoryStorage(), KeyPair.generate(), workspace, handler=handler, mode=mode,
         policy=_BrokenPolicy(home=str(workspace.parent / "home")),
@@ -658,7 +658,7 @@ async def test_brace_expansion_does_not_hide_a_host_or_a_root(
 ) -> None:
     """Each word is checked as bash (or curl) expands it: the host and rm checks compared the
     literal text, and every line here was auto-allowed in autonomous mode."""
-    handler = ScriptedHandler(ApprovalOption.ALLOW_ONCE)
+    handler = ScriptedFrontend(then=ApprovalOption.ALLOW_ONCE)
     guard = await make_interceptor(
         MemoryStorage(), KeyPair.generate(), workspace, handler=handler, mode=mode
     )
@@ -669,7 +669,7 @@ async def test_brace_expansion_does_not_hide_a_host_or_a_root(
 
 
 async def test_a_curl_url_pattern_is_asked(workspace: Path) -> None:
-    handler = ScriptedHandler(ApprovalOption.DENY)
+    handler = ScriptedFrontend(then=ApprovalOption.DENY)
     guard = await make_interceptor(
         MemoryStorage(), KeyPair.generate(), workspace, handler=handler,
         mode=WorkspaceMode.AUTONOMOUS,

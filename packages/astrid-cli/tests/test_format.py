@@ -28,6 +28,7 @@ from astrid_cli._format import (
 )
 from astrid_cli._ui import OPTION_KEYS, ChatUI
 from astrid_core import AstridError
+from astrid_gateway.protocol import ApprovalResolved, ModelRetrying
 
 from .test_basic_commands import astrid
 
@@ -235,20 +236,10 @@ def test_attribution_is_truthful() -> None:
     ui = ChatUI(Console(file=out, width=120, color_system=None))
     ui.answered_by["r1"] = "the --auto flag"
     ui.render(
-        {
-            "type": "approval_resolved",
-            "request_id": "r1",
-            "option": "allow_once",
-            "resolved_by": "cli",
-        }
+        ApprovalResolved(session_id=None, request_id="r1", option="allow_once", resolved_by="cli")
     )
     ui.render(
-        {
-            "type": "approval_resolved",
-            "request_id": "r2",
-            "option": "deny",
-            "resolved_by": "telegram",
-        }
+        ApprovalResolved(session_id=None, request_id="r2", option="deny", resolved_by="telegram")
     )
     text = out.getvalue()
     assert "approval: allowed once (by the --auto flag)" in text
@@ -259,13 +250,13 @@ def test_a_retry_is_shown_with_reason_and_wait() -> None:
     out = io.StringIO()
     ui = ChatUI(Console(file=out, width=200, color_system=None))
     ui.render(
-        {
-            "type": "model_retrying",
-            "reason": "rate limited (429)",
-            "wait_seconds": 2.5,
-            "attempt": 1,
-            "max_attempts": 3,
-        }
+        ModelRetrying(
+            session_id=None,
+            reason="rate limited (429)",
+            wait_seconds=2.5,
+            attempt=1,
+            max_attempts=3,
+        )
     )
     assert "retrying in 2.5 s (attempt 2 of 3)" in out.getvalue()
     assert "rate limited (429)" in out.getvalue()

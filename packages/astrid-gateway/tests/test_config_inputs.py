@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from astrid_gateway._config_inputs import (
+from astrid_gateway.config_inputs import (
     CONFIG_ENV,
     changed_inputs,
     config_inputs,

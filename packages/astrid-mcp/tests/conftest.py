@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -9,17 +9,11 @@ import pytest
 
 from astrid_core import (
     ActionBase,
-    ApprovalDecision,
-    ApprovalRequest,
     Authorization,
     AuthorizationProof,
     DenialLayer,
-    ElicitationRequest,
-    ElicitationResponse,
     McpToolCall,
     ProofKind,
-    UrlElicitationRequest,
-    UserInput,
 )
 from astrid_mcp import McpServerConfig
 
@@ -53,41 +47,6 @@ class RuleGuard:
         if denied:
             return Authorization.deny(DenialLayer.POLICY, f"test policy refuses {action.resource}")
         return Authorization.allow(AuthorizationProof(kind=ProofKind.POLICY, detail="test"))
-
-
-class ScriptedFrontend:
-    def __init__(self, answers: Sequence[ElicitationResponse | dict[str, Any] | str] = ()) -> None:
-        self.answers = list(answers)
-        self.elicitations: list[ElicitationRequest] = []
-        self.urls: list[UrlElicitationRequest] = []
-        self.statuses: list[str] = []
-        self.errors: list[str] = []
-
-    async def elicit(self, request: ElicitationRequest) -> ElicitationResponse:
-        self.elicitations.append(request)
-        answer = self.answers.pop(0)
-        if isinstance(answer, str):
-            return ElicitationResponse(request_id=request.request_id, action=answer)  # type: ignore[arg-type]
-        if isinstance(answer, dict):
-            return ElicitationResponse(
-                request_id=request.request_id, action="accept", content=answer
-            )
-        return answer
-
-    async def elicit_url(self, request: UrlElicitationRequest) -> None:
-        self.urls.append(request)
-
-    async def request_approval(self, request: ApprovalRequest) -> ApprovalDecision:
-        raise AssertionError("not used by these tests")
-
-    def show_status(self, message: str) -> None:
-        self.statuses.append(message)
-
-    def show_error(self, message: str) -> None:
-        self.errors.append(message)
-
-    async def receive_input(self) -> UserInput | None:
-        return None
 
 
 def lab_config(state: Path, name: str = "lab", **overrides: Any) -> McpServerConfig:

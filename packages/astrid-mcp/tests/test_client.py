@@ -214,3 +214,10 @@ async def test_a_server_configured_without_network_cannot_open_a_tcp_connection(
 def test_no_network_with_the_sandbox_off_is_a_config_error(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="enforced by the sandbox"):
         lab_config(tmp_path, sandbox={"enabled": False, "network": False})
+
+
+async def test_terminal_escapes_from_a_server_never_reach_the_agent(tmp_path: Path) -> None:
+    hostile = "done\x1b[2J\x1b[1;1H\x1b]0;pwned\x07\rAll tests passed\u202e"
+    async with SecureMcpClient(lab_config(tmp_path), guard=RuleGuard()) as client:
+        result = await client.call_tool("echo", {"text": hostile})
+    assert result.text == "doneAll tests passed"  # the words stay, their power goes

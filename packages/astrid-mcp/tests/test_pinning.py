@@ -9,10 +9,11 @@ import pytest
 
 from astrid_audit import AuditLog, OutcomeKind, verify_storage
 from astrid_core.storage import MemoryStorage
+from astrid_core.testing import ScriptedFrontend
 from astrid_crypto import KeyPair
 from astrid_mcp import SecureMcpClient, ToolChanged, ToolPins, tool_fingerprint
 
-from .conftest import RuleGuard, ScriptedFrontend, lab_config
+from .conftest import RuleGuard, lab_config
 
 pytestmark = pytest.mark.anyio
 

@@ -21,11 +21,12 @@ import pytest
 from mcp import types
 
 from astrid_core import McpSampling, McpToolCall
+from astrid_core.testing import ScriptedFrontend
 from astrid_mcp import McpServerConfig, SecureMcpClient
 from astrid_mcp._errors import ServerStartError
 from astrid_workspace import IPAddress
 
-from .conftest import SERVERS, RuleGuard, ScriptedFrontend
+from .conftest import SERVERS, RuleGuard
 
 pytestmark = [pytest.mark.anyio, pytest.mark.needs_node]
 
@@ -96,7 +97,7 @@ async def test_everything_server_tools_resources_prompts_sandboxed(
 
 async def test_everything_server_client_features() -> None:
     sampler = CountingSampler()
-    frontend = ScriptedFrontend([{"name": "Ada Lovelace", "check": True}])
+    frontend = ScriptedFrontend(forms=[{"name": "Ada Lovelace", "check": True}])
     guard = RuleGuard()
     async with SecureMcpClient(
         everything(), guard=guard, frontend=frontend, sampler=sampler, roots=[REPO]
@@ -122,7 +123,7 @@ async def test_everything_server_client_features() -> None:
 
         elicited = await client.call_tool("trigger-elicitation-request", {})
         assert "Ada Lovelace" in elicited.text
-        assert frontend.elicitations[0].source == "mcp:everything"
+        assert frontend.elicited[0].source == "mcp:everything"
 
         url = await client.call_tool(
             "trigger-url-elicitation", {"url": "https://example.com/login", "message": "sign in"}

@@ -8,19 +8,15 @@ import json
 import shutil
 import subprocess
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from astrid_core import (
-    ApprovalDecision,
-    ApprovalOption,
-    ApprovalRequest,
-    FrontendUnavailable,
     SessionId,
 )
+from astrid_core.testing import ScriptedFrontend
 from astrid_runtime.config import load_config
 from astrid_runtime.llm import ModelRequest, ScriptedProvider, ScriptedTurn
 from astrid_runtime.runtime import AgentRuntime
@@ -70,27 +66,7 @@ def workspace(tmp_path: Path) -> Path:
     return ws.resolve()
 
 
-@dataclass
-class Human:
-    """A scripted person at a frontend (a double of the astrid_core Frontend protocol): answers
-    approvals in order, Deny once the answers run out; ``present=False`` is nobody there."""
-
-    answers: list[ApprovalOption] = field(default_factory=list[ApprovalOption])
-    asked: list[ApprovalRequest] = field(default_factory=list[ApprovalRequest])
-    present: bool = True
-
-    async def request_approval(self, request: ApprovalRequest) -> ApprovalDecision:
-        if not self.present:
-            raise FrontendUnavailable("nobody is here")
-        self.asked.append(request)
-        option = self.answers.pop(0) if self.answers else ApprovalOption.DENY
-        return ApprovalDecision(request_id=request.request_id, option=option)
-
-    async def elicit(self, request: Any) -> Any: ...
-    async def elicit_url(self, request: Any) -> None: ...
-    def show_status(self, message: str) -> None: ...
-    def show_error(self, message: str) -> None: ...
-    async def receive_input(self) -> Any: ...
+Human = ScriptedFrontend  # a scripted person at a frontend (astrid_core.testing)
 
 
 def turns(*items: tuple[str, list[tuple[str, dict[str, Any]]]]) -> list[ScriptedTurn]:

@@ -24,15 +24,14 @@ from astrid_approval import (
 from astrid_audit import AuditLog, OutcomeKind
 from astrid_capabilities import CapabilityStore
 from astrid_core import (
-    ApprovalDecision,
     ApprovalOption,
-    ApprovalRequest,
     ConfigError,
     MessageTrust,
     SessionId,
     TaggedMessage,
 )
 from astrid_core.storage import MemoryStorage
+from astrid_core.testing import ScriptedFrontend
 from astrid_crypto import KeyPair
 from astrid_runtime.agent._compaction import (
     SUMMARIZER_PROMPT,
@@ -63,16 +62,7 @@ AGENT_PROMPT = "AGENT-SYSTEM-PROMPT: you are a coding agent inside Astrid."
 # ---------------------------------------------------------------- real components
 
 
-@dataclass
-class Human:
-    """A frontend double (of the astrid_core approval handler protocol)."""
-
-    option: ApprovalOption = ApprovalOption.DENY
-    asked: list[ApprovalRequest] = field(default_factory=list[ApprovalRequest])
-
-    async def request_approval(self, request: ApprovalRequest) -> ApprovalDecision:
-        self.asked.append(request)
-        return ApprovalDecision(request_id=request.request_id, option=self.option)
+Human = ScriptedFrontend  # a scripted person at a frontend (astrid_core.testing)
 
 
 async def make_interceptor(
@@ -395,7 +385,7 @@ async def test_the_summary_call_is_audited_and_charged(workspace: Path) -> None:
 
 async def test_over_the_per_action_limit_nothing_is_compacted(workspace: Path) -> None:
     summarizer = Summarizer()
-    human = Human(ApprovalOption.ALLOW_ONCE)
+    human = Human(then=ApprovalOption.ALLOW_ONCE)
     interceptor = await make_interceptor(workspace, BudgetConfig(per_action_limit_micros=1), human)
     messages = conversation(4)
     original = list(messages)
@@ -411,7 +401,7 @@ async def test_over_the_per_action_limit_nothing_is_compacted(workspace: Path) -
 
 async def test_with_the_session_budget_spent_nothing_is_compacted(workspace: Path) -> None:
     summarizer = Summarizer()
-    human = Human(ApprovalOption.DENY)
+    human = Human(then=ApprovalOption.DENY)
     interceptor = await make_interceptor(workspace, BudgetConfig(session_limit_micros=1000), human)
     spent = await interceptor.budget.check_and_reserve(1000)  # earlier turns used it all
     assert spent.reservation is not None

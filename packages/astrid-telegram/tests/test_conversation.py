@@ -59,7 +59,14 @@ async def test_owner_allows_a_delete_and_sees_the_closing_reply(
         approval = approval_message(api, OWNER)
         assert approval is not None
         labels = [label for label, _ in api.buttons(approval)]
-        assert labels == ["Allow Once", "Allow Session", "Allow Workspace", "Allow Always", "Deny"]
+        assert labels == [
+            "Allow Once",
+            "Allow Session",
+            "Allow Workspace",
+            "Allow Always",
+            "Deny",
+            "Deny with a message",
+        ]
         assert "delete" in html.unescape(approval.text).lower()
         assert "I will delete victim.txt" in chat_text(api, OWNER)
         assert victim.exists(), "nothing may happen before the owner answers"

@@ -25,6 +25,7 @@ import pytest
 
 from astrid_gateway import testing as daemon
 from astrid_gateway.client import GatewayClient
+from astrid_gateway.protocol import dump_event
 from astrid_telegram.testing import ChatMessage, FakeBotApi
 
 from .conftest import (
@@ -125,8 +126,8 @@ async def _probe(home: Path) -> AsyncIterator[_Probe]:
         await client.subscribe()
 
         async def collect() -> None:
-            async for params in client.events():
-                probe.events.append(params["event"])
+            async for event in client.events():
+                probe.events.append(dump_event(event))  # the wire form, as a client reads it
 
         tg.start_soon(collect)
         try:
@@ -179,7 +180,14 @@ async def test_an_ignored_approval_is_deferred_and_offered_again_on_the_next_mes
         [offer] = _messages_with(api, AWAY_NOTE)
         assert offer.message_id > first.message_id
         labels = [label for label, _ in api.buttons(offer)]
-        assert labels == ["Allow Once", "Allow Session", "Allow Workspace", "Allow Always", "Deny"]
+        assert labels == [
+            "Allow Once",
+            "Allow Session",
+            "Allow Workspace",
+            "Allow Always",
+            "Deny",
+            "Deny with a message",
+        ]
         assert "delete" in html.unescape(offer.text).lower()
         await wait_until(api, lambda: "Welcome back." in chat_text(api, OWNER), "the reply")
         assert victim.exists(), "offering it again must not run it"

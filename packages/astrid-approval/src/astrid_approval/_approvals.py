@@ -10,8 +10,9 @@ and replays the action exactly once.
 from __future__ import annotations
 
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeAlias
 
 import anyio
 
@@ -127,7 +128,17 @@ class DeferredResolutionStore:
         return await self.storage.compare_and_set(_NS, request_id, item.to_json(), new.to_json())
 
 
+# Observers of the approval flow (bookkeeping such as hooks): told when a person is asked and
+# how it ended. They observe; they cannot change the answer.
+OnAsked: TypeAlias = Callable[[ApprovalRequest], Awaitable[None]]
+OnResolved: TypeAlias = Callable[[ApprovalRequest, "ApprovalDecision | Deferred"], Awaitable[None]]
+
+
 class ApprovalManager:
+    """Asks the registered handler (a frontend), within ``timeout_seconds``; defers the
+    request when nobody can answer. ``on_asked`` runs before the question goes out,
+    ``on_resolved`` after it was answered or deferred, in that order, every time."""
+
     # Who answers this channel's questions, as a denial names it ("denied by the user").
     # A channel that answers by itself (an unattended cron run) says so instead.
     answered_by = "the user"
@@ -138,10 +149,14 @@ class ApprovalManager:
         handler: ApprovalHandler | None = None,
         *,
         timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS,
+        on_asked: OnAsked | None = None,
+        on_resolved: OnResolved | None = None,
     ) -> None:
         self.deferred = deferred
         self.handler = handler
         self.timeout_seconds = timeout_seconds
+        self.on_asked = on_asked
+        self.on_resolved = on_resolved
 
     def register(self, handler: ApprovalHandler | None) -> None:
         self.handler = handler
@@ -149,6 +164,14 @@ class ApprovalManager:
     async def request(
         self, request: ApprovalRequest, *, priority: int = 0
     ) -> ApprovalDecision | Deferred:
+        if self.on_asked is not None:
+            await self.on_asked(request)
+        answer = await self._answer(request, priority)
+        if self.on_resolved is not None:
+            await self.on_resolved(request, answer)
+        return answer
+
+    async def _answer(self, request: ApprovalRequest, priority: int) -> ApprovalDecision | Deferred:
         if self.handler is None:
             await self.deferred.add(request, priority)
             return Deferred(request, "no frontend is registered to answer")

@@ -26,6 +26,7 @@ __all__ = [
     "home_of",
     "server_confinement",
     "StartingNotice",
+    "wait_for_exit",
 ]
 
 
@@ -125,16 +126,16 @@ async def connected(
         if restart_pid is None:
             yield client
             return
-    await _wait_for_exit(restart_pid)
+    await wait_for_exit(restart_pid)
     async with await open_client(ctx, autostart=True) as client:
         yield client
 
 
 async def _check_configuration(ctx: click.Context, client: Any, autostart: bool) -> int | None:
     """The pid of an ephemeral daemon to restart, or None (a difference is only reported)."""
-    from astrid_gateway._config_inputs import changed_inputs, config_inputs, describe_changes
-    from astrid_gateway._state import StatePaths, read_token, state_dir
     from astrid_gateway.client import RpcCallError
+    from astrid_gateway.config_inputs import changed_inputs, config_inputs, describe_changes
+    from astrid_gateway.paths import StatePaths, read_token, state_dir
 
     try:
         info = await client.call("configInputs")
@@ -143,28 +144,55 @@ async def _check_configuration(ctx: click.Context, client: Any, autostart: bool)
     paths = StatePaths(state_dir(home_of(ctx)))
     mine = config_inputs(paths.root, os.environ, read_token(paths.token).encode())
     changed = changed_inputs(info["inputs"], mine)
-    if not changed:
+    pending: list[str] = info.get("pending_restart") or []
+    if not changed and not pending:
         return None
     what = describe_changes(changed, info["inputs"])
     pid = int(info["pid"])
     if info.get("ephemeral") and autostart:
         click.echo(
             f"restarting the ephemeral daemon (pid {pid}): it started with another "
-            f"configuration than this command's:\n{what}",
+            f"configuration than this command's:\n{what or _pending_text(pending)}",
             err=True,
         )
         await client.call("shutdown")
         return pid
     click.echo(
-        f"warning: the running daemon (pid {pid}) started with another configuration than this "
-        f"command's, and uses its own:\n{what}\n"
-        "to apply yours: `astrid daemon stop`, then start it again (`astrid daemon run`)",
+        f"warning: the running daemon (pid {pid}) uses another configuration than this "
+        f"command's:\n{_how_to_apply(changed, pending, what)}",
         err=True,
     )
     return None
 
 
-async def _wait_for_exit(pid: int, timeout: float = 20.0) -> None:
+def _pending_text(pending: list[str]) -> str:
+    return f"  reloaded, but applied only on restart: {', '.join(pending)}"
+
+
+def _how_to_apply(changed: list[str], pending: list[str], what: str) -> str:
+    """What differs, then the command that applies it: a changed file is re-read by
+    `astrid daemon reload` (it says which keys need a restart); an environment variable only
+    reaches a daemon started from this shell (`astrid daemon restart`)."""
+    from astrid_gateway.config_inputs import CONFIG_ENV
+
+    lines = [what] if what else []
+    if pending:
+        lines.append(_pending_text(pending))
+    if any(name not in CONFIG_ENV for name in changed):
+        lines.append(
+            "to apply the file: `astrid daemon reload` (it says which keys need "
+            "`astrid daemon restart`)"
+        )
+    if pending or any(name in CONFIG_ENV for name in changed):
+        lines.append(
+            "to apply "
+            + ("this environment" if any(n in CONFIG_ENV for n in changed) else "them")
+            + ": `astrid daemon restart` (starts it again from this shell)"
+        )
+    return "\n".join(lines)
+
+
+async def wait_for_exit(pid: int, timeout: float = 20.0) -> None:
     import anyio
 
     from astrid_core import AstridError

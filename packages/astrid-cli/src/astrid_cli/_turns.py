@@ -13,6 +13,15 @@ from typing import Any
 import anyio
 
 from astrid_gateway.client import GatewayClient, RpcCallError
+from astrid_gateway.protocol import (
+    AgentError,
+    ApprovalNeeded,
+    ElicitationNeeded,
+    TextDelta,
+    ToolCallFinished,
+    TurnComplete,
+    UsageReport,
+)
 
 from ._ui import Answer, ChatUI
 
@@ -69,62 +78,69 @@ async def drive_turn(
                     await client.call("cancelTurn", session_id=session_id)
 
         tg.start_soon(watch_interrupts)
-        async for params in client.events():
-            event = params["event"]
-            if event.get("session_id") not in (session_id, None):
+        async for event in client.events():
+            if event.session_id is not None and str(event.session_id) != session_id:
                 continue
-            kind = event.get("type")
-            if kind == "approval_needed":
-                request = event["request"]
-                answer = Answer("deny", by="you")  # a withdrawn question grants nothing
-                if not outcome.interrupted:
-                    ui.stop_waiting()
-                    with anyio.CancelScope() as question:
-                        answer = await decide(request)
-                    question = None
-                    if question_withdrawn(answer, outcome):
-                        ui.console.print("\n[dim]question withdrawn: denied[/dim]")
-                outcome.approvals.append((str(request.get("summary")), answer.option))
-                ui.answered_by[str(request["request_id"])] = answer.by
-                try:
+            match event:
+                case ApprovalNeeded(request=request):
+                    answer = Answer("deny", by="you")  # a withdrawn question grants nothing
+                    if not outcome.interrupted:
+                        ui.stop_waiting()
+                        with anyio.CancelScope() as question:
+                            answer = await decide(request.model_dump(mode="json"))
+                        question = None
+                        if question_withdrawn(answer, outcome):
+                            ui.console.print("\n[dim]question withdrawn: denied[/dim]")
+                    outcome.approvals.append((request.summary, answer.option))
+                    ui.answered_by[str(request.request_id)] = answer.by
+                    try:
+                        await client.call(
+                            "approvalResponse",
+                            request_id=str(request.request_id),
+                            option=answer.option,
+                            reason=answer.reason,
+                        )
+                    except RpcCallError as exc:
+                        ui.answered_by.pop(str(request.request_id), None)
+                        ui.console.print(
+                            f"[dim]approval already resolved elsewhere: {exc.message}[/dim]"
+                        )
+                    if not outcome.interrupted:
+                        ui.waiting(
+                            "running…" if answer.option != "deny" else "waiting for the model…"
+                        )
+                    continue
+                case ElicitationNeeded(request=request):
+                    action, content = "cancel", None
+                    if not outcome.interrupted:
+                        with anyio.CancelScope() as question:
+                            action, content = await ui.ask_elicitation_async(
+                                request.model_dump(mode="json")
+                            )
+                        question = None
                     await client.call(
-                        "approvalResponse",
-                        request_id=request["request_id"],
-                        option=answer.option,
-                        reason=answer.reason,
+                        "elicitationResponse",
+                        request_id=str(request.request_id),
+                        action=action,
+                        content=content,
                     )
-                except RpcCallError as exc:
-                    ui.answered_by.pop(str(request["request_id"]), None)
-                    ui.console.print(
-                        f"[dim]approval already resolved elsewhere: {exc.message}[/dim]"
-                    )
-                if not outcome.interrupted:
-                    ui.waiting("running…" if answer.option != "deny" else "waiting for the model…")
-                continue
-            if kind == "elicitation_needed":
-                action, content = "cancel", None
-                if not outcome.interrupted:
-                    with anyio.CancelScope() as question:
-                        action, content = await ui.ask_elicitation_async(event["request"])
-                    question = None
-                await client.call(
-                    "elicitationResponse",
-                    request_id=event["request"]["request_id"],
-                    action=action,
-                    content=content,
-                )
-                continue
+                    continue
+                case _:
+                    pass
             ui.render(event)
-            if kind == "text":
-                outcome.text += str(event.get("text", ""))
-            if kind == "tool_call_result" and event.get("denied"):
-                outcome.denied += 1
-            if kind == "error":
-                outcome.errors.append(str(event.get("message")))
-            if kind == "turn_complete":
-                outcome.stop_reason = str(event.get("stop_reason"))
-                break
-            if kind in ("tool_call_result", "usage") and not outcome.interrupted:
+            match event:
+                case TextDelta(text=text):
+                    outcome.text += text
+                case ToolCallFinished(denied=True):
+                    outcome.denied += 1
+                case AgentError(message=message):
+                    outcome.errors.append(message)
+                case TurnComplete(stop_reason=reason):
+                    outcome.stop_reason = reason
+                    break
+                case _:
+                    pass
+            if isinstance(event, ToolCallFinished | UsageReport) and not outcome.interrupted:
                 ui.waiting()  # the model's next round: nothing shows until it speaks
         tg.cancel_scope.cancel()
     ui.stop_waiting()

@@ -18,6 +18,22 @@ from rich.panel import Panel
 from rich.status import Status
 from rich.text import Text
 
+from astrid_gateway.protocol import (
+    AgentError,
+    AgentEvent,
+    ApprovalResolved,
+    BudgetWarning,
+    DeferredApprovals,
+    ModelRetrying,
+    StatusNote,
+    TextDelta,
+    ToolCallFinished,
+    ToolCallStarted,
+    TurnComplete,
+    UrlElicitationNeeded,
+    UsageReport,
+)
+
 from ._format import shorten
 
 __all__ = ["Answer", "ChatUI", "OPTIONS", "OPTION_KEYS", "RISK_STYLE", "read_line"]
@@ -108,7 +124,7 @@ class ChatUI:
         self._status: Status | None = None
         # request id -> who answered it from this process ("you", "the --auto flag")
         self.answered_by: dict[str, str] = {}
-        self.last_error: dict[str, Any] | None = None
+        self.last_error: AgentError | None = None
         self.denials = 0
 
     # ------------------------------------------------------------------ streaming text
@@ -155,84 +171,80 @@ class ChatUI:
 
     # ------------------------------------------------------------------ events
 
-    def render(self, event: dict[str, Any]) -> None:
-        kind = event.get("type")
+    def render(self, event: AgentEvent) -> None:
         self.stop_waiting()
-        if kind == "text":
-            self._append_text(str(event.get("text", "")))
+        if isinstance(event, TextDelta):
+            self._append_text(event.text)
             return
         self._flush_text()
-        if kind == "tool_call_start":
-            summary = event.get("summary") or event.get("tool")
-            self.console.print(Text(f"⚙ {summary}", style="cyan"))
-        elif kind == "tool_call_result":
-            output = str(event.get("output", "")).strip().splitlines()
-            first = shorten(output[0], 160) if output else ""
-            if event.get("denied"):
-                self.denials += 1
-                self.console.print(Text(f"  ✗ denied: {first}", style="bold red"))
-            elif event.get("ok"):
-                more = f"  (+{len(output) - 1} lines)" if len(output) > 1 else ""
-                self.console.print(Text(f"  ✓ {first}{more}", style="green"))
-            else:
-                self.console.print(Text(f"  ✗ {first}", style="red"))
-        elif kind == "usage":
-            cost = int(event.get("cost_micros", 0)) / 1_000_000
-            total = int(event.get("session_cost_micros", 0)) / 1_000_000
-            self.console.print(
-                Text(
-                    f"  {event.get('input_tokens')} in / {event.get('output_tokens')} out tokens, "
-                    f"${cost:.4f} (session ${total:.4f})",
-                    style="dim",
+        match event:
+            case ToolCallStarted(summary=summary, tool=tool):
+                self.console.print(Text(f"⚙ {summary or tool}", style="cyan"))
+            case ToolCallFinished(output=output, denied=denied, ok=ok):
+                lines = output.strip().splitlines()
+                first = shorten(lines[0], 160) if lines else ""
+                if denied:
+                    self.denials += 1
+                    self.console.print(Text(f"  ✗ denied: {first}", style="bold red"))
+                elif ok:
+                    more = f"  (+{len(lines) - 1} lines)" if len(lines) > 1 else ""
+                    self.console.print(Text(f"  ✓ {first}{more}", style="green"))
+                else:
+                    self.console.print(Text(f"  ✗ {first}", style="red"))
+            case UsageReport():
+                cost = event.cost_micros / 1_000_000
+                total = event.session_cost_micros / 1_000_000
+                self.console.print(
+                    Text(
+                        f"  {event.input_tokens} in / {event.output_tokens} out tokens, "
+                        f"${cost:.4f} (session ${total:.4f})",
+                        style="dim",
+                    )
                 )
-            )
-        elif kind == "budget_warning":
-            self.console.print(Text(f"⚠ budget: {event.get('message')}", style="bold yellow"))
-        elif kind == "error":
-            self.last_error = event
-            hint = f"\n  hint: {event['hint']}" if event.get("hint") else ""
-            self.console.print(Text(f"error: {event.get('message')}{hint}", style="bold red"))
-        elif kind == "status":
-            self.console.print(Text(str(event.get("message")), style="dim"))
-        elif kind == "approval_resolved":
-            option = str(event.get("option"))
-            who = self.answered_by.pop(str(event.get("request_id")), None)
-            if who is None:  # another client answered: name it, never claim it was you
-                who = f"another client ({event.get('resolved_by') or 'unknown'})"
-            self.console.print(
-                Text(f"  approval: {RESOLVED.get(option, option)} (by {who})", style="dim")
-            )
-        elif kind == "model_retrying":
-            wait = float(event.get("wait_seconds") or 0)
-            message = (
-                f"model unavailable ({shorten(str(event.get('reason', '')), 100)}); retrying in "
-                f"{wait:.1f} s (attempt {int(event.get('attempt', 0)) + 1} of "
-                f"{event.get('max_attempts')})"
-            )
-            self.console.print(Text(f"  ↻ {message}", style="yellow"))
-            self.waiting(message)
-        elif kind == "url_elicitation_needed":
-            request = event.get("request", {})
-            self.console.print(
-                Panel(
-                    f"{request.get('message', '')}\n\n"
-                    f"Open this link yourself: [link]{request.get('url')}[/link]\n"
-                    "(the model never sees what you enter there)",
-                    title=f"{request.get('source', 'server')} asks you to visit a URL",
+            case BudgetWarning(message=message):
+                self.console.print(Text(f"⚠ budget: {message}", style="bold yellow"))
+            case AgentError(message=message, hint=hint):
+                self.last_error = event
+                shown = f"\n  hint: {hint}" if hint else ""
+                self.console.print(Text(f"error: {message}{shown}", style="bold red"))
+            case StatusNote(message=message):
+                self.console.print(Text(message, style="dim"))
+            case ApprovalResolved(request_id=request_id, option=option, resolved_by=by):
+                who = self.answered_by.pop(request_id, None)
+                if who is None:  # another client answered: name it, never claim it was you
+                    who = f"another client ({by or 'unknown'})"
+                self.console.print(
+                    Text(f"  approval: {RESOLVED.get(option, option)} (by {who})", style="dim")
                 )
-            )
-        elif kind == "deferred_approvals":
-            items = event.get("items") or []
-            self.console.print(
-                Text(
-                    f"{len(items)} deferred approval(s) waiting: `astrid` will ask for them",
-                    style="yellow",
+            case ModelRetrying():
+                message = (
+                    f"model unavailable ({shorten(event.reason, 100)}); retrying in "
+                    f"{event.wait_seconds:.1f} s (attempt {event.attempt + 1} of "
+                    f"{event.max_attempts})"
                 )
-            )
-        elif kind == "turn_complete":
-            reason = event.get("stop_reason")
-            if reason not in ("end_turn", "stop", None):
-                self.console.print(Text(f"(turn ended: {reason})", style="dim"))
+                self.console.print(Text(f"  ↻ {message}", style="yellow"))
+                self.waiting(message)
+            case UrlElicitationNeeded(request=request):
+                self.console.print(
+                    Panel(
+                        f"{request.message}\n\n"
+                        f"Open this link yourself: [link]{request.url}[/link]\n"
+                        "(the model never sees what you enter there)",
+                        title=f"{request.source or 'server'} asks you to visit a URL",
+                    )
+                )
+            case DeferredApprovals(items=items):
+                self.console.print(
+                    Text(
+                        f"{len(items)} deferred approval(s) waiting: `astrid` will ask for them",
+                        style="yellow",
+                    )
+                )
+            case TurnComplete(stop_reason=reason):
+                if reason not in ("end_turn", "stop"):
+                    self.console.print(Text(f"(turn ended: {reason})", style="dim"))
+            case _:
+                pass
 
     # ------------------------------------------------------------------ questions
 

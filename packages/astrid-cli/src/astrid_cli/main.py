@@ -16,7 +16,7 @@ import click
 
 from . import __version__
 
-__all__ = ["cli", "main"]
+__all__ = ["cli", "main", "LazyGroup"]
 
 # command name -> (module, attribute, one-line help shown in `astrid --help`)
 _COMMANDS: dict[str, tuple[str, str, str]] = {
@@ -35,6 +35,8 @@ _COMMANDS: dict[str, tuple[str, str, str]] = {
     "policy": ("astrid_cli.commands.policy", "policy", "Check, apply, list, revoke policy.toml."),
     "capsule": ("astrid_cli.commands.capsule", "capsule", "Install and manage capsules."),
     "telegram": ("astrid_cli.commands.telegram", "telegram", "Run the Telegram frontend."),
+    "mcp": ("astrid_cli.commands.mcp", "mcp", "Be the MCP server your MCP client talks to."),
+    "approvals": ("astrid_cli.commands.approvals", "approvals", "Watch for and answer approvals."),
 }
 
 

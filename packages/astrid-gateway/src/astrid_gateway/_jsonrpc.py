@@ -7,8 +7,11 @@ raises past the connection handler, so a hostile client cannot kill the daemon.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import cast
+
+from pydantic import JsonValue
 
 from astrid_core import (
     AstridError,
@@ -16,6 +19,7 @@ from astrid_core import (
     BadInputError,
     BudgetDenied,
     ConfigError,
+    JsonObject,
     NotFoundError,
     SecurityDenied,
     StorageError,
@@ -33,7 +37,7 @@ RequestId = int | str | None
 class RpcRequest:
     id: RequestId
     method: str
-    params: dict[str, Any]
+    params: JsonObject
     is_notification: bool
 
 
@@ -44,7 +48,7 @@ class RpcError(Exception):
         self,
         code: ErrorCode,
         message: str,
-        data: dict[str, Any] | None = None,
+        data: Mapping[str, JsonValue] | None = None,
         request_id: RequestId = None,
     ) -> None:
         super().__init__(message)
@@ -89,17 +93,17 @@ def parse_frame(frame: str | bytes) -> RpcRequest:
             "params must be an object (named parameters)",
             request_id=request_id,
         )
-    return RpcRequest(request_id, method, params, "id" not in obj)
+    return RpcRequest(request_id, method, cast(JsonObject, params), "id" not in obj)
 
 
-def result_frame(request_id: RequestId, result: Any) -> str:
+def result_frame(request_id: RequestId, result: JsonValue) -> str:
     return json.dumps({"jsonrpc": "2.0", "id": request_id, "result": result})
 
 
 def error_frame(error: RpcError) -> str:
-    body: dict[str, Any] = {"code": int(error.code), "message": error.message}
+    body: JsonObject = {"code": int(error.code), "message": error.message}
     if error.data is not None:
-        body["data"] = error.data
+        body["data"] = dict(error.data)
     return json.dumps({"jsonrpc": "2.0", "id": error.request_id, "error": body})
 
 

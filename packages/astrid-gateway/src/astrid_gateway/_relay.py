@@ -4,13 +4,19 @@ The first valid answer wins; later answers are told the request was already reso
 client is subscribed for the session, ``request_approval`` raises ``FrontendUnavailable`` and
 the runtime's ApprovalManager defers the request (persisted, delivered on the next
 subscription) — an approval is never silently granted or dropped.
+
+Ordering: the question (``ApprovalNeeded``) and its answer (``ApprovalResolved``) are both
+published from the turn's own task — the question before the turn waits, the answer before the
+turn goes on — so a subscriber sees them in place among the turn's events (see
+``astrid_runtime.events``). Only ``show_status``/``show_error``, which are synchronous and
+belong to no session, go through a queue.
 """
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Literal
 
 import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
@@ -21,48 +27,59 @@ from astrid_core import (
     ElicitationRequest,
     ElicitationResponse,
     FrontendUnavailable,
+    SessionId,
     UrlElicitationRequest,
     UserInput,
 )
 
+from .protocol import (
+    AgentError,
+    AgentEvent,
+    ApprovalNeeded,
+    ApprovalResolved,
+    ElicitationNeeded,
+    ElicitationResolved,
+    StatusNote,
+    UrlElicitationNeeded,
+)
 from .server import GatewayServer
 
 __all__ = ["RelayFrontend"]
 
 log = logging.getLogger("astrid.gateway.relay")
 
+Answer = ApprovalDecision | ElicitationResponse
+
 
 @dataclass
 class _Pending:
-    kind: str  # "approval" | "elicitation"
-    session_id: str | None
-    payload: dict[str, Any]
+    kind: Literal["approval", "elicitation"]
+    session_id: SessionId | None
+    question: ApprovalNeeded | ElicitationNeeded
     done: anyio.Event = field(default_factory=anyio.Event)
-    answer: Any = None
+    answer: Answer | None = None
     answered_by: str = ""
 
 
-def _session_of(
-    request: ApprovalRequest | ElicitationRequest | UrlElicitationRequest,
-) -> str | None:
-    return str(request.session_id) if request.session_id is not None else None
+def _key(session_id: SessionId | None) -> str | None:
+    return str(session_id) if session_id is not None else None
 
 
 class RelayFrontend:
     def __init__(self, server: GatewayServer) -> None:
         self._server = server
         self._pending: dict[str, _Pending] = {}
-        send, receive = anyio.create_memory_object_stream[tuple[str | None, dict[str, Any]]](1000)
-        self._outbox: MemoryObjectSendStream[tuple[str | None, dict[str, Any]]] = send
-        self._inbox: MemoryObjectReceiveStream[tuple[str | None, dict[str, Any]]] = receive
+        send, receive = anyio.create_memory_object_stream[AgentEvent](1000)
+        self._outbox: MemoryObjectSendStream[AgentEvent] = send
+        self._inbox: MemoryObjectReceiveStream[AgentEvent] = receive
 
     # ------------------------------------------------------------------ background
 
     async def pump(self) -> None:
         """Deliver events queued by the synchronous show_status/show_error methods."""
         async with self._inbox:
-            async for session_id, event in self._inbox:
-                await self._server.publish(session_id, event)
+            async for event in self._inbox:
+                await self._server.publish(_key(event.session_id), event)
 
     def close(self) -> None:
         self._outbox.close()
@@ -70,25 +87,15 @@ class RelayFrontend:
     # ------------------------------------------------------------------ Frontend protocol
 
     async def request_approval(self, request: ApprovalRequest) -> ApprovalDecision:
-        payload = {
-            "type": "approval_needed",
-            "session_id": _session_of(request),
-            "request": request.model_dump(mode="json"),
-        }
-        answer = await self._ask("approval", str(request.request_id), _session_of(request), payload)
+        question = ApprovalNeeded(session_id=request.session_id, request=request)
+        answer = await self._ask("approval", str(request.request_id), question)
         assert isinstance(answer, ApprovalDecision)
         return answer
 
     async def elicit(self, request: ElicitationRequest) -> ElicitationResponse:
-        payload = {
-            "type": "elicitation_needed",
-            "session_id": _session_of(request),
-            "request": request.model_dump(mode="json"),
-        }
+        question = ElicitationNeeded(session_id=request.session_id, request=request)
         try:
-            answer = await self._ask(
-                "elicitation", str(request.request_id), _session_of(request), payload
-            )
+            answer = await self._ask("elicitation", str(request.request_id), question)
         except FrontendUnavailable:
             # Nobody can fill the form: the server gets "cancel", never invented content.
             return ElicitationResponse(request_id=request.request_id, action="cancel")
@@ -96,31 +103,24 @@ class RelayFrontend:
         return answer
 
     async def elicit_url(self, request: UrlElicitationRequest) -> None:
-        payload = {
-            "type": "url_elicitation_needed",
-            "session_id": _session_of(request),
-            "request": request.model_dump(mode="json"),
-        }
-        if await self._server.publish(_session_of(request), payload) == 0:
+        event = UrlElicitationNeeded(session_id=request.session_id, request=request)
+        if await self._server.publish(_key(request.session_id), event) == 0:
             raise FrontendUnavailable(f"nobody is connected to open {request.url}")
 
     def show_status(self, message: str) -> None:
-        self._queue(None, {"type": "status", "session_id": None, "message": message})
+        self._queue(StatusNote(session_id=None, message=message))
 
     def show_error(self, message: str) -> None:
-        self._queue(
-            None, {"type": "error", "session_id": None, "code": "runtime", "message": message}
-        )
+        self._queue(AgentError(session_id=None, code="runtime", message=message))
 
     async def receive_input(self) -> UserInput | None:
         return None  # input arrives as astrid.sendInput calls, not through this channel
 
     # ------------------------------------------------------------------ answers
 
-    def answer(
-        self, request_id: str, answer: ApprovalDecision | ElicitationResponse, by: str
-    ) -> bool:
-        """Record the first answer; False if unknown or already resolved."""
+    def answer(self, request_id: str, answer: Answer, by: str) -> bool:
+        """Record the first answer; False if unknown or already resolved. The waiting turn
+        publishes the resolution itself (ordering, above)."""
         pending = self._pending.get(request_id)
         if pending is None or pending.done.is_set():
             return False
@@ -130,52 +130,64 @@ class RelayFrontend:
         pending.answer = answer
         pending.answered_by = by
         pending.done.set()
-        option = answer.option.value if isinstance(answer, ApprovalDecision) else answer.action
-        self._queue(
-            pending.session_id,
-            {
-                "type": "approval_resolved"
-                if pending.kind == "approval"
-                else "elicitation_resolved",
-                "session_id": pending.session_id,
-                "request_id": request_id,
-                "option": option,
-                "resolved_by": by,
-            },
-        )
         return True
 
     def is_pending(self, request_id: str) -> bool:
         pending = self._pending.get(request_id)
         return pending is not None and not pending.done.is_set()
 
-    def live_requests(self, session_id: str | None) -> list[dict[str, Any]]:
-        """Pending request events to re-send to a client that just subscribed."""
+    def live_requests(self, session_id: str | None) -> list[ApprovalNeeded | ElicitationNeeded]:
+        """Pending questions to re-send to a client that just subscribed."""
         return [
-            p.payload
+            p.question
             for p in self._pending.values()
-            if not p.done.is_set() and (session_id is None or p.session_id == session_id)
+            if not p.done.is_set() and (session_id is None or _key(p.session_id) == session_id)
         ]
 
     # ------------------------------------------------------------------ internals
 
     async def _ask(
-        self, kind: str, request_id: str, session_id: str | None, payload: dict[str, Any]
-    ) -> Any:
-        if self._server.subscriber_count(session_id) == 0:
+        self,
+        kind: Literal["approval", "elicitation"],
+        request_id: str,
+        question: ApprovalNeeded | ElicitationNeeded,
+    ) -> Answer:
+        session = _key(question.session_id)
+        if self._server.subscriber_count(session) == 0:
             raise FrontendUnavailable(f"no client is subscribed to answer this {kind}")
-        pending = _Pending(kind, session_id, payload)
+        pending = _Pending(kind, question.session_id, question)
         self._pending[request_id] = pending
         try:
-            if await self._server.publish(session_id, payload) == 0:
+            if await self._server.publish(session, question) == 0:
                 raise FrontendUnavailable(f"no client received this {kind}")
             await pending.done.wait()
-            return pending.answer
         finally:
             self._pending.pop(request_id, None)
+        answer = pending.answer
+        assert answer is not None
+        await self._server.publish(session, _resolution(pending, request_id, answer))
+        return answer
 
-    def _queue(self, session_id: str | None, event: dict[str, Any]) -> None:
+    def _queue(self, event: AgentEvent) -> None:
         try:
-            self._outbox.send_nowait((session_id, event))
+            self._outbox.send_nowait(event)
         except (anyio.WouldBlock, anyio.ClosedResourceError):
-            log.warning("event dropped (outbox full or closed): %s", event.get("type"))
+            log.warning("event dropped (outbox full or closed): %s", type(event).__name__)
+
+
+def _resolution(
+    pending: _Pending, request_id: str, answer: Answer
+) -> ApprovalResolved | ElicitationResolved:
+    if isinstance(answer, ApprovalDecision):
+        return ApprovalResolved(
+            session_id=pending.session_id,
+            request_id=request_id,
+            option=answer.option.value,
+            resolved_by=pending.answered_by,
+        )
+    return ElicitationResolved(
+        session_id=pending.session_id,
+        request_id=request_id,
+        option=answer.action,
+        resolved_by=pending.answered_by,
+    )

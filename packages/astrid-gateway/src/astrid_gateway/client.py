@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import hmac
 import json
+import logging
 import os
 import secrets
 import subprocess
@@ -27,11 +28,13 @@ from types import TracebackType
 from typing import Any, Self
 
 import anyio
+from anyio.abc import TaskGroup
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+from pydantic import JsonValue, ValidationError
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 
-from astrid_core import AstridError, AstridTimeoutError, ConfigError
+from astrid_core import AstridError, AstridTimeoutError, ConfigError, JsonObject
 
 from ._state import (
     DaemonLock,
@@ -55,7 +58,9 @@ from .protocol import (
     MAX_FRAME_BYTES,
     NONCE_HEADER,
     SERVER_NONCE_HEADER,
+    AgentEvent,
     ErrorCode,
+    parse_event,
     valid_nonce,
 )
 
@@ -67,7 +72,13 @@ __all__ = [
     "DaemonStartFailed",
     "locate_daemon",
     "start_daemon",
+    "start_failure",
+    "read_port",
+    "Located",
 ]
+
+
+log = logging.getLogger("astrid.gateway.client")
 
 
 class DaemonUnavailable(AstridError):
@@ -94,7 +105,7 @@ class DaemonStartFailed(DaemonUnavailable):
 class RpcCallError(AstridError):
     """The daemon answered a call with a JSON-RPC error."""
 
-    def __init__(self, rpc_code: int, message: str, data: dict[str, Any] | None = None) -> None:
+    def __init__(self, rpc_code: int, message: str, data: JsonObject | None = None) -> None:
         data = data or {}
         super().__init__(
             message, hint=str(data.get("hint", "")), code=str(data.get("code", "gateway.rpc"))
@@ -235,6 +246,23 @@ def start_failure(
     )
 
 
+def _event_of(params: object) -> AgentEvent | None:
+    """The event of an ``astrid.event`` notification; None (logged) when it is not one this
+    version can read."""
+    event = params.get("event") if isinstance(params, dict) else None
+    if not isinstance(event, dict):
+        log.warning("astrid.event without an event object: ignored")
+        return None
+    try:
+        parsed = parse_event(event)  # pyright: ignore[reportUnknownArgumentType]
+    except ValidationError as exc:
+        log.warning("astrid.event %s does not validate: %s", event.get("type"), exc)
+        return None
+    if parsed is None:
+        log.debug("astrid.event of unknown type %s: ignored", event.get("type"))
+    return parsed
+
+
 class GatewayClient:
     """Async JSON-RPC client. Use as ``async with GatewayClient.connect(...) as client``."""
 
@@ -242,11 +270,11 @@ class GatewayClient:
         self._ws = ws
         self._paths = paths
         self._ids = count(1)
-        self._pending: dict[int, MemoryObjectSendStream[dict[str, Any]]] = {}
-        send, receive = anyio.create_memory_object_stream[dict[str, Any]](1024)
-        self._event_send: MemoryObjectSendStream[dict[str, Any]] = send
-        self._event_receive: MemoryObjectReceiveStream[dict[str, Any]] = receive
-        self._tg: Any = None
+        self._pending: dict[int, MemoryObjectSendStream[JsonObject]] = {}
+        send, receive = anyio.create_memory_object_stream[AgentEvent](1024)
+        self._event_send: MemoryObjectSendStream[AgentEvent] = send
+        self._event_receive: MemoryObjectReceiveStream[AgentEvent] = receive
+        self._tg: TaskGroup | None = None
         self.closed = anyio.Event()
 
     # ------------------------------------------------------------------ connect
@@ -260,9 +288,10 @@ class GatewayClient:
         start_timeout: float = 20.0,
         client_name: str = "python",
         on_start: Callable[[], None] | None = None,
+        ephemeral: bool = True,
     ) -> GatewayClient:
-        """Connect to the daemon of ``home``, starting an ephemeral one when none runs (and
-        ``autostart``). ``on_start`` is called just before a daemon is started."""
+        """Connect to the daemon of ``home``, starting one when none runs (and ``autostart``):
+        ephemeral unless ``ephemeral=False``. ``on_start`` is called just before it starts."""
         paths = StatePaths(state_dir(home))
         check_private_dir(paths.root)
         found = locate_daemon(paths)
@@ -278,7 +307,7 @@ class GatewayClient:
             raise DaemonUnavailable(f"no daemon is running for {paths.root}: {found.reason}")
         if on_start is not None:
             on_start()
-        proc = start_daemon(paths)
+        proc = start_daemon(paths, ephemeral=ephemeral)
         try:
             return await cls._await_started(paths, proc, start_timeout, client_name)
         finally:
@@ -437,6 +466,7 @@ class GatewayClient:
             with anyio.CancelScope(shield=True), anyio.move_on_after(5):
                 await self._ws.close()
         finally:
+            assert self._tg is not None
             self._tg.cancel_scope.cancel()
             try:
                 await self._tg.__aexit__(exc_type, exc, tb)
@@ -455,9 +485,12 @@ class GatewayClient:
                     await stream.send(message)
                     await stream.aclose()
                 elif message.get("method") == EVENT_METHOD:
+                    event = _event_of(message.get("params"))
+                    if event is None:
+                        continue
                     # A consumer that stopped reading events must not stall call replies.
                     with contextlib.suppress(anyio.WouldBlock):
-                        self._event_send.send_nowait(message["params"])
+                        self._event_send.send_nowait(event)
         except ConnectionClosed:
             pass
         finally:
@@ -469,12 +502,12 @@ class GatewayClient:
 
     # ------------------------------------------------------------------ calls
 
-    async def call(self, method: str, timeout: float | None = 60.0, **params: Any) -> Any:
+    async def call(self, method: str, timeout: float | None = 60.0, **params: JsonValue) -> Any:
         """Call ``method`` (``astrid.`` prefix optional) and return its result."""
         if not method.startswith("astrid."):
             method = f"astrid.{method}"
         request_id = next(self._ids)
-        send, receive = anyio.create_memory_object_stream[dict[str, Any]](1)
+        send, receive = anyio.create_memory_object_stream[JsonObject](1)
         self._pending[request_id] = send
         if self.closed.is_set():  # the reader is gone: nobody would ever answer this call
             self._pending.pop(request_id, None)
@@ -501,12 +534,13 @@ class GatewayClient:
         except TimeoutError:
             self._pending.pop(request_id, None)
             raise AstridTimeoutError(f"{method} got no answer within {timeout:g} s") from None
-        if "error" in reply:
-            err = reply["error"]
+        err = reply.get("error")
+        if isinstance(err, dict):
+            code, data = err.get("code"), err.get("data")
             raise RpcCallError(
-                int(err.get("code", ErrorCode.INTERNAL_ERROR)),
+                code if isinstance(code, int) else ErrorCode.INTERNAL_ERROR,
                 str(err.get("message")),
-                err.get("data"),
+                data if isinstance(data, dict) else None,
             )
         return reply.get("result")
 
@@ -520,17 +554,19 @@ class GatewayClient:
         )
 
     async def subscribe(self, session_id: str | None = None) -> str:
-        params: dict[str, Any] = {} if session_id is None else {"session_id": session_id}
-        result = await self.call("astrid.subscribeEvents", **params)
+        if session_id is None:
+            result = await self.call("astrid.subscribeEvents")
+        else:
+            result = await self.call("astrid.subscribeEvents", session_id=session_id)
         return str(result["subscription"])
 
-    async def events(self) -> AsyncIterator[dict[str, Any]]:
-        """Yield ``{"subscription": ..., "event": {...}}`` notifications as they arrive."""
-        async for params in self._event_receive:
-            yield params
+    async def events(self) -> AsyncIterator[AgentEvent]:
+        """Yield the events of this connection's subscriptions as they arrive, as the classes
+        of ``astrid_gateway.protocol`` (events of a type this version does not know are
+        skipped)."""
+        async for event in self._event_receive:
+            yield event
 
-    async def next_event(self, timeout: float = 30.0) -> dict[str, Any]:
+    async def next_event(self, timeout: float = 30.0) -> AgentEvent:
         with anyio.fail_after(timeout):
-            params = await self._event_receive.receive()
-        event: dict[str, Any] = params["event"]
-        return event
+            return await self._event_receive.receive()

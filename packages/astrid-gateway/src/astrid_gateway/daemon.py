@@ -13,19 +13,26 @@ import os
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from logging.handlers import RotatingFileHandler
-from typing import Any
+from typing import TYPE_CHECKING
 
 import anyio
+from pydantic import JsonValue
+
+from astrid_core import AstridError, JsonObject
+from astrid_runtime.service import RuntimeService
 
 from . import __version__
-from ._config_inputs import config_inputs
 from ._jsonrpc import RpcError
 from ._relay import RelayFrontend
 from ._state import StatePaths
+from .config_inputs import config_inputs
 from .protocol import METHODS, PROTOCOL_VERSION, ErrorCode
-from .server import Connection, GatewayServer
+from .server import Connection, GatewayServer, Handler
 
-__all__ = ["run_daemon", "build_server"]
+if TYPE_CHECKING:
+    from astrid_runtime.runtime import AgentRuntime
+
+__all__ = ["run_daemon", "build_server", "ConfigState"]
 
 log = logging.getLogger("astrid.gateway")
 
@@ -38,20 +45,46 @@ _TRANSPORT_METHODS = (
 )
 
 
+class ConfigState:
+    """What the daemon's configuration was made from (``config_inputs``), and the changed
+    keys a reload could not apply (they wait for ``astrid daemon restart``)."""
+
+    def __init__(self, paths: StatePaths, key: bytes) -> None:
+        self.paths = paths
+        self.key = key
+        self.inputs = self.read()
+        self.pending_restart: list[str] = []
+
+    def read(self) -> dict[str, str]:
+        return config_inputs(self.paths.root, os.environ, self.key)
+
+
 def build_server(
     paths: StatePaths, port: int = 0, ephemeral: bool = False, idle_grace: float = 30.0
 ) -> GatewayServer:
+    server, _ = _build(paths, port, ephemeral, idle_grace)
+    return server
+
+
+def _build(
+    paths: StatePaths, port: int, ephemeral: bool, idle_grace: float
+) -> tuple[GatewayServer, ConfigState]:
     server = GatewayServer(paths, port=port, ephemeral=ephemeral, idle_grace_seconds=idle_grace)
 
-    async def shutdown(conn: Connection, params: dict[str, Any]) -> dict[str, Any]:
+    async def shutdown(conn: Connection, params: JsonObject) -> JsonObject:
         server.request_shutdown(f"astrid.shutdown from client {conn.client_name}")
         return {"stopping": True}
 
     # Taken now, as the runtime's configuration is loaded from the same files and environment.
-    inputs = config_inputs(paths.root, os.environ, server.token_key)
+    config = ConfigState(paths, server.token_key)
 
-    async def configuration_inputs(conn: Connection, params: dict[str, Any]) -> dict[str, Any]:
-        return {"inputs": inputs, "ephemeral": server.ephemeral, "pid": os.getpid()}
+    async def configuration_inputs(conn: Connection, params: JsonObject) -> JsonObject:
+        return {
+            "inputs": dict[str, JsonValue](config.inputs),
+            "pending_restart": list[JsonValue](config.pending_restart),
+            "ephemeral": server.ephemeral,
+            "pid": os.getpid(),
+        }
 
     server.register("astrid.status", _status_handler(server, paths, None))
     server.register("astrid.shutdown", shutdown)
@@ -59,12 +92,44 @@ def build_server(
     for method in METHODS:
         if method not in _TRANSPORT_METHODS:
             server.register(method, _not_available(method))
-    return server
+    return server, config
 
 
-def _status_handler(server: GatewayServer, paths: StatePaths, runtime: Any) -> Any:
-    async def status(conn: Connection, params: dict[str, Any]) -> dict[str, Any]:
-        result: dict[str, Any] = {
+def _reload_handler(config: ConfigState, runtime: RuntimeService) -> Handler:
+    async def reload(conn: Connection, params: JsonObject) -> JsonObject:
+        from astrid_runtime.config import load_config
+
+        # The admin layers as they are now, under the environment the daemon started with. A
+        # broken file raises ConfigProblems (file, line, column) and nothing changes.
+        try:
+            loaded = load_config(config.paths.root)
+        except AstridError as exc:
+            log.warning("configuration reload refused: %s", exc.message)
+            raise
+        inputs = config.read()
+        result = await runtime.reload_config(loaded)
+        config.inputs = inputs
+        config.pending_restart = list(result.needs_restart)
+        log.info(
+            "configuration reloaded by %s: applied %s; needs restart %s",
+            conn.client_name,
+            list(result.applied) or "nothing",
+            list(result.needs_restart) or "nothing",
+        )
+        return {
+            "applied": list[JsonValue](result.applied),
+            "needs_restart": list[JsonValue](result.needs_restart),
+            "files": [str(path) for path in loaded.files],
+        }
+
+    return reload
+
+
+def _status_handler(
+    server: GatewayServer, paths: StatePaths, runtime: RuntimeService | None
+) -> Handler:
+    async def status(conn: Connection, params: JsonObject) -> JsonObject:
+        result: JsonObject = {
             "version": __version__,
             "protocol": PROTOCOL_VERSION,
             "pid": os.getpid(),
@@ -93,8 +158,8 @@ def _log_destination() -> str:
     return "stderr"
 
 
-def _not_available(method: str) -> Any:
-    async def handler(conn: Connection, params: dict[str, Any]) -> Any:
+def _not_available(method: str) -> Handler:
+    async def handler(conn: Connection, params: JsonObject) -> JsonValue:
         raise RpcError(
             ErrorCode.NOT_AVAILABLE,
             f"{method} is not available in this build of astridd yet",
@@ -104,12 +169,11 @@ def _not_available(method: str) -> Any:
     return handler
 
 
-async def _open_runtime(paths: StatePaths) -> Any:
-    try:
-        from astrid_runtime.runtime import AgentRuntime  # type: ignore[import-not-found,unused-ignore]
-    except ImportError:
-        log.warning("astrid_runtime.runtime is not available: serving transport methods only")
-        return None
+async def _open_runtime(paths: StatePaths) -> AgentRuntime:
+    # Imported here, not at the top: the runtime loads the model SDKs, which a process that
+    # only builds the server (tests, `astrid daemon status`) does not need.
+    from astrid_runtime.runtime import AgentRuntime
+
     return await AgentRuntime.open(paths.root)
 
 
@@ -130,7 +194,7 @@ async def run_daemon(
     logged and does not take the daemon down. With ``detach_stdio`` stdout and stderr (a pipe
     to the client that started us, which reads start-up errors from it) are pointed at
     /dev/null once the daemon listens."""
-    server = build_server(paths, port, ephemeral, idle_grace)
+    server, config = _build(paths, port, ephemeral, idle_grace)
     # Take the single-instance lock before the runtime opens storage: a second daemon must
     # fail on the lock, not on a half-opened database.
     server.lock_now()
@@ -141,16 +205,18 @@ async def run_daemon(
         raise
     relay = RelayFrontend(server)
     async with anyio.create_task_group() as tg:
-        if runtime is not None:
-            from ._methods import bind_runtime
+        from ._methods import bind_runtime
 
-            runtime.set_frontend(relay)
-            bind_runtime(server, runtime, relay, tg)
-            server.register("astrid.status", _status_handler(server, paths, runtime))
-            server.on_shutdown.append(runtime.aclose)
+        runtime.set_frontend(relay)
+        bind_runtime(server, runtime, relay, tg)
+        from ._mcp_methods import bind_mcp_front
+
+        bind_mcp_front(server, runtime, tg, paths.root)  # astrid mcp serve
+        server.register("astrid.status", _status_handler(server, paths, runtime))
+        server.register("astrid.reloadConfig", _reload_handler(config, runtime))
+        server.on_shutdown.append(runtime.aclose)
         tg.start_soon(relay.pump)
-        if runtime is not None and hasattr(runtime, "run_background"):
-            tg.start_soon(runtime.run_background)  # MCP servers live in the daemon's task group
+        tg.start_soon(runtime.run_background)  # MCP servers live in the daemon's task group
         for companion in companions:
             tg.start_soon(_run_companion, companion, paths, server)
         if detach_stdio:

@@ -20,12 +20,42 @@ Requests: ``{"jsonrpc": "2.0", "id": <int|str>, "method": "astrid.<name>", "para
 Events: notifications ``{"jsonrpc": "2.0", "method": "astrid.event", "params":
 {"subscription": <id>, "event": <AgentEvent as JSON>}}`` on connections that called
 ``astrid.subscribeEvents``.
+
+This module is the protocol, written once: the method names (``METHODS``), the params of
+every request (pydantic models, ``extra="forbid"``: a misspelt field is an error naming it),
+and the events, which are the runtime's own classes (``astrid_runtime.events``, re-exported
+here with their per-session ordering rules). ``GatewayClient.events()`` yields those classes.
 """
 
 from __future__ import annotations
 
 from enum import IntEnum
-from typing import Final
+from typing import Annotated, Final, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from astrid_core import ApprovalOption, JsonObject, RequestId, SessionId
+from astrid_runtime.events import (
+    AgentError,
+    AgentEvent,
+    ApprovalNeeded,
+    ApprovalResolved,
+    BudgetWarning,
+    DeferredApprovals,
+    ElicitationNeeded,
+    ElicitationResolved,
+    ModelRetrying,
+    SessionSaved,
+    StatusNote,
+    TextDelta,
+    ToolCallFinished,
+    ToolCallStarted,
+    TurnComplete,
+    UrlElicitationNeeded,
+    UsageReport,
+    dump_event,
+    parse_event,
+)
 
 __all__ = [
     "PROTOCOL_VERSION",
@@ -46,6 +76,48 @@ __all__ = [
     "TOKEN_FILE",
     "LOCK_FILE",
     "PID_FILE",
+    # events (astrid_runtime.events)
+    "AgentEvent",
+    "AgentError",
+    "ApprovalNeeded",
+    "ApprovalResolved",
+    "BudgetWarning",
+    "DeferredApprovals",
+    "ElicitationNeeded",
+    "ElicitationResolved",
+    "ModelRetrying",
+    "SessionSaved",
+    "StatusNote",
+    "TextDelta",
+    "ToolCallFinished",
+    "ToolCallStarted",
+    "TurnComplete",
+    "UrlElicitationNeeded",
+    "UsageReport",
+    "dump_event",
+    "parse_event",
+    # request params
+    "Params",
+    "NoParams",
+    "CreateSession",
+    "SessionParams",
+    "SendInput",
+    "ApprovalResponse",
+    "ElicitationAnswer",
+    "TokenRevoke",
+    "PolicyApply",
+    "PolicyRevoke",
+    "AuditVerify",
+    "SessionAudit",
+    "ServerName",
+    "ToolRef",
+    "ListTools",
+    "FrontendEvent",
+    "CapsuleSource",
+    "CapsulePlanRef",
+    "CapsuleCommit",
+    "CapsuleName",
+    "CapsuleJob",
 ]
 
 PROTOCOL_VERSION: Final = 1
@@ -114,6 +186,8 @@ METHODS: Final[dict[str, str]] = {
     "astrid.elicitationResponse": "answer an elicitation {request_id, action, content?}",
     "astrid.status": "daemon status {} -> version, pid, uptime, sessions, servers, sandbox",
     "astrid.shutdown": "save everything and stop the daemon {}",
+    "astrid.reloadConfig": "re-read the admin configuration files; apply what can be applied "
+    "live {} -> {applied, needs_restart, files}",
     "astrid.listServers": "configured MCP servers and their state {}",
     "astrid.startServer": "start an MCP server {name}",
     "astrid.stopServer": "stop an MCP server {name}",
@@ -152,4 +226,127 @@ METHODS: Final[dict[str, str]] = {
     "astrid.unloadCapsule": "unload a capsule {name}",
     "astrid.subscribeEvents": "receive astrid.event notifications {session_id?} -> {subscription}",
     "astrid.unsubscribeEvents": "stop receiving events {subscription}",
+    "astrid.mcpEndpoint": "start (once) the MCP endpoint for MCP clients {port?} -> "
+    "{url, token_file}",
+    "astrid.mcpSocket": "start (once) the unix socket that astrid mcp serve relays stdio to "
+    "{} -> {path}",
+    "astrid.mcpTools": "upstream tools as MCP clients see them, with state and findings {}",
+    "astrid.mcpApprove": "accept a server's tools (or one) for MCP clients {server, tool?}",
 }
+
+
+# ---------------------------------------------------------------------- request params
+
+
+class Params(BaseModel):
+    """Base of every request's params: frozen, and an unknown field is an error."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class NoParams(Params):
+    pass
+
+
+class CreateSession(Params):
+    workspace: str | None = None
+    model: str | None = None
+
+
+class SessionParams(Params):
+    session_id: SessionId
+
+
+class SendInput(Params):
+    session_id: SessionId
+    text: str = Field(min_length=1, max_length=1_000_000)
+
+
+class ApprovalResponse(Params):
+    request_id: RequestId
+    option: ApprovalOption
+    reason: str | None = None
+    deny_always: bool = False
+
+
+class ElicitationAnswer(Params):
+    request_id: RequestId
+    action: Literal["accept", "decline", "cancel"]
+    content: JsonObject | None = None
+
+
+class TokenRevoke(Params):
+    token_id: str = Field(min_length=1, max_length=100)
+    reason: str = Field(default="revoked by the user", max_length=500)
+
+
+class PolicyApply(Params):
+    text: str = Field(min_length=1, max_length=1_000_000)  # the file's content, parsed here
+    path: str = Field(default="policy.toml", max_length=4096)  # named in errors and the audit
+
+
+class PolicyRevoke(Params):
+    grant: str | None = Field(default=None, max_length=200)  # None: the whole policy
+    reason: str = Field(default="policy revoked by the admin", max_length=500)
+
+
+class AuditVerify(Params):
+    # Signed tree heads the client verified before (its own cache): the log must extend them.
+    known_heads: list[JsonObject] = Field(default_factory=list[JsonObject], max_length=16)
+
+
+class SessionAudit(Params):
+    session_id: SessionId
+    limit: int = Field(default=100, ge=1, le=10_000)
+
+
+class ServerName(Params):
+    name: str = Field(min_length=1, max_length=200)
+
+
+class ToolRef(Params):
+    server: str = Field(min_length=1, max_length=200)
+    tool: str = Field(min_length=1, max_length=200)
+
+
+class ListTools(Params):
+    session_id: SessionId | None = None
+
+
+class FrontendEvent(Params):
+    """Something a frontend decided on its own that belongs in the audit log.
+
+    Only refusals so far: a person the frontend turned away before any session existed.
+    """
+
+    event: Literal["user_refused"]
+    user: str = Field(min_length=1, max_length=200)  # the frontend's id of the person
+    chat: str | None = Field(default=None, max_length=200)
+    reason: str = Field(default="", max_length=500)
+    suppressed: int = Field(default=0, ge=0)  # refusals since the last report, not audited
+
+
+class CapsuleSource(Params):
+    source: str = Field(min_length=1, max_length=4096)  # absolute path on the daemon's host
+
+
+class CapsulePlanRef(Params):
+    plan_id: str = Field(min_length=1, max_length=64)
+
+
+class CapsuleCommit(Params):
+    plan_id: str = Field(min_length=1, max_length=64)
+    # How the person acknowledged trust; None only suffices for an update asking nothing new.
+    trust: Literal["interactive", "flag"] | None = None
+    secrets: dict[
+        Annotated[str, Field(max_length=200)], Annotated[str, Field(max_length=65_536)]
+    ] = Field(default_factory=dict[str, str], max_length=100)
+
+
+class CapsuleName(Params):
+    name: str = Field(min_length=1, max_length=64)
+
+
+class CapsuleJob(Params):
+    capsule: str = Field(min_length=1, max_length=64)
+    job: str = Field(min_length=1, max_length=64)

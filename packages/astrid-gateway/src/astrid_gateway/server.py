@@ -20,16 +20,25 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from http import HTTPStatus
 from itertools import count
-from typing import Any
 
 import anyio
+from anyio.abc import TaskStatus
+from pydantic import JsonValue
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
-from astrid_core import AstridError
+from astrid_core import AstridError, JsonObject
 
-from ._jsonrpc import RpcError, RpcRequest, error_for, error_frame, parse_frame, result_frame
+from ._jsonrpc import (
+    RequestId,
+    RpcError,
+    RpcRequest,
+    error_for,
+    error_frame,
+    parse_frame,
+    result_frame,
+)
 from ._ratelog import RateLimitedLog
 from ._state import (
     DaemonLock,
@@ -51,7 +60,9 @@ from .protocol import (
     MAX_FRAME_BYTES,
     NONCE_HEADER,
     SERVER_NONCE_HEADER,
+    AgentEvent,
     ErrorCode,
+    dump_event,
     valid_nonce,
 )
 
@@ -89,14 +100,19 @@ class Connection:
                 return False
         return True
 
-    async def notify(self, method: str, params: dict[str, Any]) -> bool:
+    async def notify(self, method: str, params: JsonObject) -> bool:
         return await self.send(json.dumps({"jsonrpc": "2.0", "method": method, "params": params}))
+
+    async def notify_event(self, subscription: str, event: AgentEvent) -> bool:
+        return await self.notify(
+            EVENT_METHOD, {"subscription": subscription, "event": dump_event(event)}
+        )
 
     def wants(self, session_id: str | None) -> list[str]:
         return [sub for sub, flt in self.subscriptions.items() if flt is None or flt == session_id]
 
 
-Handler = Callable[[Connection, dict[str, Any]], Awaitable[Any]]
+Handler = Callable[[Connection, JsonObject], Awaitable[JsonValue]]
 
 
 class GatewayServer:
@@ -162,19 +178,21 @@ class GatewayServer:
 
     # ------------------------------------------------------------------ events
 
-    async def publish(self, session_id: str | None, event: dict[str, Any]) -> int:
-        """Send an event to every subscribed connection; returns how many received it."""
+    async def publish(self, session_id: str | None, event: AgentEvent) -> int:
+        """Send an event to every subscribed connection, in the order of calls (one caller per
+        session: the turn's task); returns how many received it."""
+        payload = dump_event(event)
         delivered = 0
         for conn in list(self._connections.values()):
             for sub in conn.wants(session_id):
-                if await conn.notify(EVENT_METHOD, {"subscription": sub, "event": event}):
+                if await conn.notify(EVENT_METHOD, {"subscription": sub, "event": payload}):
                     delivered += 1
         return delivered
 
     def subscriber_count(self, session_id: str | None = None) -> int:
         return sum(1 for conn in self._connections.values() if conn.wants(session_id))
 
-    async def _subscribe(self, conn: Connection, params: dict[str, Any]) -> dict[str, Any]:
+    async def _subscribe(self, conn: Connection, params: JsonObject) -> JsonObject:
         session = params.get("session_id")
         if session is not None and not isinstance(session, str):
             raise RpcError(ErrorCode.INVALID_PARAMS, "session_id must be a string")
@@ -184,7 +202,7 @@ class GatewayServer:
             await self.on_subscribe(conn, sub, session)
         return {"subscription": sub}
 
-    async def _unsubscribe(self, conn: Connection, params: dict[str, Any]) -> dict[str, Any]:
+    async def _unsubscribe(self, conn: Connection, params: JsonObject) -> JsonObject:
         sub = params.get("subscription")
         if not isinstance(sub, str) or sub not in conn.subscriptions:
             raise RpcError(ErrorCode.INVALID_PARAMS, f"unknown subscription {sub!r}")
@@ -247,7 +265,7 @@ class GatewayServer:
             except ConnectionClosed:
                 frame = None
         problem = "no authentication within the time limit" if frame is None else ""
-        request_id: Any = None
+        request_id: RequestId = None
         if frame is not None:
             try:
                 request = parse_frame(frame)
@@ -310,7 +328,7 @@ class GatewayServer:
                 raise RpcError(
                     ErrorCode.METHOD_NOT_FOUND,
                     f"unknown method {request.method!r}",
-                    data={"methods": sorted(self._handlers)},
+                    data={"methods": list[JsonValue](sorted(self._handlers))},
                     request_id=request.id,
                 )
             result = await handler(conn, request.params)
@@ -345,7 +363,7 @@ class GatewayServer:
         self._lock.release()
         self._locked = False
 
-    async def run(self, *, task_status: Any = anyio.TASK_STATUS_IGNORED) -> None:
+    async def run(self, *, task_status: TaskStatus[int] = anyio.TASK_STATUS_IGNORED) -> None:
         """Take the lock, listen, publish port/token files, serve until shutdown."""
         self.lock_now()
         server: Server | None = None

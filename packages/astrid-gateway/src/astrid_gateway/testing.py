@@ -17,7 +17,6 @@ import sys
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
 
 from astrid_core import AstridError
 
@@ -44,7 +43,7 @@ class DaemonStartError(AstridError):
 def write_scripted_config(
     home: Path,
     workspace: Path | None,
-    turns: Sequence[Mapping[str, Any]],
+    turns: Sequence[Mapping[str, object]],
     mode: str = "guided",
 ) -> None:
     """Write ``config.toml`` choosing the scripted model, which answers with ``turns`` in

@@ -10,6 +10,7 @@ from mcp import types
 from astrid_core import JsonObject, one_line
 
 from ._digest import json_digest
+from .screening import neutralize
 
 __all__ = ["McpToolResult", "tool_result", "untrusted_description", "MAX_DESCRIPTION_CHARS"]
 
@@ -59,7 +60,9 @@ def tool_result(
 ) -> McpToolResult:
     raw = result.model_dump(by_alias=True, mode="json", exclude_none=True)
     digest, size = json_digest(raw)
-    text = "\n".join(_block_text(block) for block in result.content)
+    # What a server says reaches the model, the CLI transcript, `astrid run` output and
+    # Telegram: no escape sequence or control character of its own goes with it.
+    text = neutralize("\n".join(_block_text(block) for block in result.content))
     data = text.encode()
     truncated = len(data) > max_bytes
     if truncated:

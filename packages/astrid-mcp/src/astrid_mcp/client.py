@@ -128,6 +128,9 @@ class SecureMcpClient:
         self._session: ClientSession | None = None
         self._task_group: TaskGroup | None = None
         self._tools: dict[str, McpTool] = {}
+        # The definitions as the server sent them, for screening (``astrid_mcp.screening``):
+        # McpTool.description is flattened, which hides the invisible characters it looks for.
+        self.listed: dict[str, JsonObject] = {}
         self._tools_stale = True
         # Resource, template and prompt listings, dropped on the matching list_changed.
         self._listings: dict[str, list[Any]] = {}
@@ -390,6 +393,7 @@ class SecureMcpClient:
                 name for name in report.changed if self._tools.get(name, tools[name]).enabled
             ]
             self._tools = tools
+            self.listed = {str(raw["name"]): raw for raw in listed}
             self._tools_stale = False
         for name in newly_changed:
             await self._report_change(tools[name], report.disabled[name])
@@ -473,11 +477,27 @@ class SecureMcpClient:
         timeout: float | None = None,
         reason: str = "the agent asked for it",
     ) -> McpToolResult:
+        result = await self.call_tool_raw(name, arguments, timeout=timeout, reason=reason)
+        return tool_result(self.name, name, result, self.config.max_output_bytes)
+
+    async def call_tool_raw(
+        self,
+        name: str,
+        arguments: JsonObject | None = None,
+        *,
+        timeout: float | None = None,
+        reason: str = "the agent asked for it",
+        progress: Any = None,
+    ) -> types.CallToolResult:
+        """``call_tool`` with the server's result as it came (the gateway forwards it whole);
+        ``progress`` receives the server's progress notifications for this call."""
         arguments = dict(arguments or {})
         await self._authorize_call(name, arguments, reason)
         limit = timeout if timeout is not None else self.config.call_timeout_s
         result = await self._request(
-            self.session.call_tool(name, arguments, read_timeout_seconds=limit),
+            self.session.call_tool(
+                name, arguments, read_timeout_seconds=limit, progress_callback=progress
+            ),
             f"tools/call {name}",
             timeout=limit,
         )
@@ -485,7 +505,7 @@ class SecureMcpClient:
             raise ServerUnavailable(
                 f"MCP server {self.name!r} answered tools/call {name} with an unexpected result"
             )
-        return tool_result(self.name, name, result, self.config.max_output_bytes)
+        return result
 
     async def _authorize_call(self, name: str, arguments: JsonObject, reason: str) -> None:
         """Known, enabled (pin unchanged) and allowed by the Guard — or raise; nothing is sent."""

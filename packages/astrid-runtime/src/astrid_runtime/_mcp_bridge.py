@@ -67,6 +67,7 @@ from astrid_mcp import (
     oauth_provider,
 )
 from astrid_mcp import McpTool as RemoteTool
+from astrid_mcp._content import tool_result
 from astrid_mcp.oauth import oauth_sealing_key
 
 from .llm import ChatMessage, LlmProvider, ModelRequest, TextChunk, Usage
@@ -635,19 +636,29 @@ class McpBridge:
 
     async def call(self, session_id: SessionId, action: McpToolCall) -> str:
         client = self.manager.client(action.server)
+        result = await self.call_raw(session_id, action)
+        result = tool_result(action.server, action.tool, result, client.config.max_output_bytes)
+        text = cap_output(result.text)
+        return f"error from {action.server}/{action.tool}: {text}" if result.is_error else text
+
+    async def call_raw(
+        self, session_id: SessionId, action: McpToolCall, *, progress: Any = None
+    ) -> types.CallToolResult:
+        """Run an action the session's interceptor already allowed; the server's result whole.
+
+        Server requests during the call (sampling) go to that session's interceptor."""
+        client = self.manager.client(action.server)
         active = self._active.setdefault(action.server, Counter())
         active[str(session_id)] += 1
         self._grants.append(action)
         try:
-            result = await client.call_tool(action.tool, action.args)
+            return await client.call_tool_raw(action.tool, action.args, progress=progress)
         finally:
             active[str(session_id)] -= 1
             if active[str(session_id)] <= 0:
                 del active[str(session_id)]
             if action in self._grants:  # refused before the guard ran: never leave a grant
                 self._grants.remove(action)
-        text = cap_output(result.text)
-        return f"error from {action.server}/{action.tool}: {text}" if result.is_error else text
 
     async def tools(self) -> list[RemoteTool]:
         """The tools of the [[servers]] (offered to every session); scoped servers' are not."""

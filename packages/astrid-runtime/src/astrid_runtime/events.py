@@ -1,8 +1,17 @@
-"""Events the agent loop emits while a turn runs.
+"""Events of a session: what the agent loop emits while a turn runs, and the questions the
+daemon relays to people (approvals, elicitations), written once.
 
-Frontends never see these Python objects directly: the daemon serializes them into
-``astrid.event`` notifications (see astrid_gateway.protocol). They are plain pydantic models so
-that serialization is one call and the wire format is exactly the field list below.
+This module is the event half of the daemon protocol (``astrid_gateway.protocol`` re-exports
+it; the gateway sits above the runtime, so the runtime cannot import it from there). The
+daemon publishes these objects as ``astrid.event`` notifications (``dump_event``) and a client
+reads them back as the same classes (``parse_event``), so every frontend ``match``es on
+classes and the wire format is exactly the field list below. The string in each ``type`` field
+is the discriminator on the wire and appears nowhere else.
+
+Ordering, per session: events reach a subscriber in the order the session produced them. An
+``ApprovalNeeded`` is delivered before the turn goes on (the turn waits for its answer), and
+its ``ApprovalResolved`` before the turn's next event (the relay publishes it from the turn's
+own task); the same holds for elicitations. ``TurnComplete`` is the turn's last event.
 """
 
 from __future__ import annotations
@@ -34,14 +43,18 @@ __all__ = [
     "AgentError",
     "StatusNote",
     "ModelRetrying",
+    "ElicitationResolved",
+    "DeferredApprovals",
     "AgentEvent",
     "event_adapter",
+    "dump_event",
+    "parse_event",
 ]
 
 
 class _Event(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
-    session_id: SessionId
+    session_id: SessionId | None  # None: the daemon as a whole (a status, a server's error)
 
 
 class TextDelta(_Event):
@@ -76,6 +89,20 @@ class ApprovalResolved(_Event):
     request_id: str
     option: str
     resolved_by: str = ""
+
+
+class ElicitationResolved(_Event):
+    type: Literal["elicitation_resolved"] = "elicitation_resolved"
+    request_id: str
+    option: str  # the action: "accept" | "decline" | "cancel"
+    resolved_by: str = ""
+
+
+class DeferredApprovals(_Event):
+    """Sent to a client as it subscribes: the approvals waiting since nobody could answer."""
+
+    type: Literal["deferred_approvals"] = "deferred_approvals"
+    items: list[JsonObject]
 
 
 class ElicitationNeeded(_Event):
@@ -151,8 +178,47 @@ AgentEvent: TypeAlias = Annotated[
     | TurnComplete
     | AgentError
     | StatusNote
-    | ModelRetrying,
+    | ModelRetrying
+    | ElicitationResolved
+    | DeferredApprovals,
     Field(discriminator="type"),
 ]
 
 event_adapter: TypeAdapter[AgentEvent] = TypeAdapter(AgentEvent)
+
+
+def dump_event(event: AgentEvent) -> JsonObject:
+    """The wire form of an event (the ``event`` of an ``astrid.event`` notification)."""
+    return event.model_dump(mode="json")
+
+
+def parse_event(payload: JsonObject) -> AgentEvent | None:
+    """An event from its wire form; None for a type this version does not know (a newer
+    daemon's), which a client skips rather than fails on. A known type with bad fields raises
+    pydantic's ValidationError."""
+    if payload.get("type") not in _TYPES:
+        return None
+    return event_adapter.validate_python(payload)
+
+
+_TYPES = frozenset(
+    str(model.model_fields["type"].default)
+    for model in (
+        TextDelta,
+        ToolCallStarted,
+        ToolCallFinished,
+        ApprovalNeeded,
+        ApprovalResolved,
+        ElicitationNeeded,
+        UrlElicitationNeeded,
+        UsageReport,
+        BudgetWarning,
+        SessionSaved,
+        TurnComplete,
+        AgentError,
+        StatusNote,
+        ModelRetrying,
+        ElicitationResolved,
+        DeferredApprovals,
+    )
+)

@@ -26,6 +26,7 @@ from astrid_approval import (
     DEFAULT_DENIED_PATHS,
     DEFAULT_PROTECTED_PATHS,
     AllowanceStore,
+    ApprovalManager,
     BudgetConfig,
     BudgetTracker,
     DeferredResolutionStore,
@@ -62,8 +63,8 @@ from astrid_crypto import KeyPair, PublicKey
 from ._no_mcp import LazyMcpBridge
 from .agent import (
     AgentLoop,
+    ApprovalHooks,
     CompactionSettings,
-    HookedApprovalManager,
     HookEvent,
     HookHandler,
     HookRunner,
@@ -84,7 +85,7 @@ from .llm import (
     Usage,
 )
 from .llm._rate_limit import RateLimitedProvider, RequestRateLimiter
-from .service import RuntimeStatus, SessionInfo
+from .service import ConfigReload, RuntimeStatus, SessionInfo
 from .sessions import Session, SessionStore
 from .tools import ToolContext, ToolRegistry, default_tools
 from .tools._bash import bash_sandbox_report
@@ -631,11 +632,13 @@ class AgentRuntime:
         budget = BudgetTracker(
             self.storage, budget_config, session=str(session.id), workspace=session.workspace
         )
-        approvals = HookedApprovalManager(
+        hooked = ApprovalHooks(self.hooks)
+        approvals = ApprovalManager(
             self.deferred,
             self.frontend,
-            hooks=self.hooks,
             timeout_seconds=config.security.approval_timeout_seconds,
+            on_asked=hooked.asked,
+            on_resolved=hooked.resolved,
         )
         interceptor = SecurityInterceptor(
             policy=self._policy(config),
@@ -833,6 +836,34 @@ class AgentRuntime:
             )
         )
         return {"id": str(entry.id), "seq": entry.seq, "chain": entry.chain}
+
+    async def reload_config(self, loaded: LoadedConfig) -> ConfigReload:
+        """Apply a freshly loaded admin configuration as far as a running daemon can.
+
+        Keys read when a session is attached (policy, budget, workspace, limits) take effect for
+        sessions attached from now on; keys the daemon used at start (provider, servers, keys,
+        audit, gateway, ...) keep their old value and are listed as needing a restart
+        (``config._reload``). A change is audited on the system chain before it takes effect,
+        naming the keys, never their values.
+        """
+        from .config._reload import plan_reload
+
+        plan = plan_reload(self.loaded, loaded)
+        if plan.applied or plan.needs_restart:
+            await self.trail.event(
+                Outcome(
+                    kind=OutcomeKind.CONFIG_CHANGE,
+                    reason="astrid daemon reload",
+                    detail={
+                        "applied": list(plan.applied),
+                        "needs_restart": list(plan.needs_restart),
+                        "files": [str(path) for path in loaded.files],
+                    },
+                )
+            )
+        self.loaded = plan.in_effect
+        self.config = plan.in_effect.config
+        return ConfigReload(applied=plan.applied, needs_restart=plan.needs_restart)
 
     async def audit_verify(self, known_heads: list[JsonObject] | None = None) -> JsonObject:
         """Verify the stored log against its checkpoints, the witness and ``known_heads`` (the

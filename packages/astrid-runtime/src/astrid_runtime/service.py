@@ -19,9 +19,10 @@ from pydantic import BaseModel, ConfigDict
 
 from astrid_core import ApprovalDecision, Frontend, JsonObject, SessionId
 
+from .config import LoadedConfig
 from .events import AgentEvent
 
-__all__ = ["SessionInfo", "RuntimeStatus", "RuntimeService"]
+__all__ = ["SessionInfo", "RuntimeStatus", "ConfigReload", "RuntimeService"]
 
 
 class SessionInfo(BaseModel):
@@ -55,12 +56,23 @@ class RuntimeStatus(BaseModel):
     scheduled: list[JsonObject] = []
 
 
+class ConfigReload(BaseModel):
+    """What a configuration reload changed: key names ("section.key"), never values."""
+
+    model_config = ConfigDict(frozen=True)
+
+    applied: tuple[str, ...] = ()  # in effect for sessions attached from now on
+    needs_restart: tuple[str, ...] = ()  # changed, but used only at start: kept as they were
+
+
 @runtime_checkable
 class RuntimeService(Protocol):
     # lifecycle
     def set_frontend(self, frontend: Frontend | None) -> None: ...
     async def status(self) -> RuntimeStatus: ...
     async def aclose(self) -> None: ...
+    # apply a re-read admin configuration as far as a running daemon can
+    async def reload_config(self, loaded: LoadedConfig) -> ConfigReload: ...
 
     # sessions
     async def create_session(

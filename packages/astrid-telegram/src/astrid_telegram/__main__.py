@@ -9,7 +9,7 @@ import sys
 import anyio
 
 from astrid_core import AstridError
-from astrid_gateway._state import state_dir
+from astrid_gateway.paths import state_dir
 
 from .runner import run_standalone
 

@@ -21,6 +21,11 @@ __all__ = [
     "shorten",
     "TELEGRAM_LIMIT",
     "APPROVAL_OPTIONS",
+    "DENY_WITH_MESSAGE",
+    "DENY_WITH_MESSAGE_GRANT",
+    "RESOLVED",
+    "DENY_INDEX",
+    "WITH_MESSAGE_INDEX",
 ]
 
 TELEGRAM_LIMIT = 4096
@@ -31,6 +36,21 @@ APPROVAL_OPTIONS: tuple[tuple[str, str], ...] = (
     ("allow_always", "Allow Always"),
     ("deny", "Deny"),
 )
+# The CLI's `d`: a button after Deny; the owner's next message in the chat is the reason,
+# which the runtime returns to the model as the tool result.
+DENY_WITH_MESSAGE = "Deny with a message"
+DENY_WITH_MESSAGE_GRANT = (
+    "nothing; your next message here is returned to the model as the tool result "
+    "(what to do instead)"
+)
+# How a resolved approval reads, as in the CLI: "→ allowed once (by another client (cli))"
+RESOLVED = {
+    "allow_once": "allowed once",
+    "allow_session": "allowed for this session",
+    "allow_workspace": "allowed in this workspace",
+    "allow_always": "allowed always",
+    "deny": "denied",
+}
 _RISK_ICON = {"low": "🟢", "medium": "🟡", "high": "🔴", "critical": "🛑"}
 
 
@@ -101,6 +121,10 @@ def shorten(text: str, width: int) -> str:
     return head.rstrip(" ,;:") + "…"
 
 
+DENY_INDEX = 4  # APPROVAL_OPTIONS[4] is "deny"
+WITH_MESSAGE_INDEX = len(APPROVAL_OPTIONS)  # the button index of "Deny with a message"
+
+
 def offered_options(request: dict[str, Any]) -> list[int]:
     """Indexes into APPROVAL_OPTIONS of the options this request offers (a budget question
     offers only Allow Once and Deny), in their fixed order."""
@@ -124,10 +148,13 @@ def approval_text(request: dict[str, Any], note: str = "", limit: int = TELEGRAM
     why = "".join(f"\n<i>why: {escape(r)}</i>" for r in reasons)
     extra = "".join(f"\n{escape(str(d))}" for d in request.get("details") or [] if d not in reasons)
     grants: dict[str, str] = request.get("grants") or {}
+    offered = offered_options(request)
     options = "\n".join(
         f"<b>{escape(label)}</b>: {escape(grants.get(value, label))}"
-        for value, label in (APPROVAL_OPTIONS[i] for i in offered_options(request))
+        for value, label in (APPROVAL_OPTIONS[i] for i in offered)
     )
+    if DENY_INDEX in offered:
+        options += f"\n<b>{DENY_WITH_MESSAGE}</b>: {escape(DENY_WITH_MESSAGE_GRANT)}"
     fixed = f"{head}{why}{extra}\n\n{options}"
     preview = str(request.get("preview") or "").rstrip("\n")
     if not preview:

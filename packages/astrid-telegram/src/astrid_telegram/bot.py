@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import anyio
-from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
+from telegram import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.constants import ParseMode
 from telegram.error import TelegramError
 from telegram.ext import (
@@ -33,13 +33,30 @@ from telegram.ext import (
 )
 
 from astrid_core import AstridError
-from astrid_gateway._state import state_dir
 from astrid_gateway.client import GatewayClient, RpcCallError
+from astrid_gateway.paths import state_dir
+from astrid_gateway.protocol import (
+    AgentError,
+    AgentEvent,
+    ApprovalNeeded,
+    ApprovalResolved,
+    BudgetWarning,
+    ElicitationNeeded,
+    TextDelta,
+    ToolCallFinished,
+    ToolCallStarted,
+    TurnComplete,
+    UrlElicitationNeeded,
+)
 
 from ._access import AccessPolicy, CallbackRegistry, CallbackRejected, PendingButton
 from ._format import (
     APPROVAL_OPTIONS,
+    DENY_INDEX,
+    DENY_WITH_MESSAGE,
+    RESOLVED,
     TELEGRAM_LIMIT,
+    WITH_MESSAGE_INDEX,
     approval_text,
     escape,
     offered_options,
@@ -138,6 +155,20 @@ class _Stream:
 
 
 @dataclass
+class _Denial:
+    """A "Deny with a message" pressed: the owner's next message in the chat is the reason."""
+
+    request_id: str
+    owner: int
+
+
+ASK_FOR_WORDS = (
+    "✍️ Write what the agent should do instead: your next message here is returned to it as "
+    "the tool result. /cancel denies without a message."
+)
+
+
+@dataclass
 class _Form:
     request_id: str
     fields: list[tuple[str, dict[str, Any]]]
@@ -162,6 +193,7 @@ class AstridTelegramBot:
         self._owner_of_session: dict[str, int] = {}
         self._streams: dict[int, _Stream] = {}
         self._forms: dict[int, _Form] = {}
+        self._denials: dict[int, _Denial] = {}  # chat -> a denial waiting for its words
         self._reoffered: set[str] = set()  # deferred requests offered again with a new keyboard
         self._app: Application[Any, Any, Any, Any, Any, Any] | None = None
         self._stop = anyio.Event()
@@ -272,8 +304,8 @@ class AstridTelegramBot:
                     self.connected.set()
                     backoff = 0.25
                     log.info("connected to the daemon")
-                    async for params in client.events():
-                        await self._on_event(params["event"])
+                    async for event in client.events():
+                        await self._on_event(event)
             except AstridError as exc:
                 log.warning("daemon unavailable (%s); retrying in %.1f s", exc.message, backoff)
             except OSError as exc:
@@ -379,8 +411,12 @@ class AstridTelegramBot:
         ):
             return
         chat = update.effective_chat.id
-        form = self._forms.pop(chat, None)
         client = await self._client()
+        denial = self._denials.get(chat)
+        if denial is not None and denial.owner == update.effective_user.id:
+            await self._deny_with(chat, self._denials.pop(chat), None)
+            return
+        form = self._forms.pop(chat, None)
         if form is not None:
             await client.call("elicitationResponse", request_id=form.request_id, action="cancel")
             await self._send(chat, "Form cancelled.")
@@ -399,6 +435,10 @@ class AstridTelegramBot:
             return
         message, chat, user = update.effective_message, update.effective_chat, update.effective_user
         if message is None or chat is None or user is None or message.text is None:
+            return
+        denial = self._denials.get(chat.id)
+        if denial is not None and denial.owner == user.id:
+            await self._deny_with(chat.id, self._denials.pop(chat.id), message.text)
             return
         if chat.id in self._forms:
             await self._form_answer(chat.id, message.text)
@@ -438,10 +478,17 @@ class AstridTelegramBot:
             return
         try:
             button, index = self.buttons.resolve(
-                query.data or "", query.from_user.id, len(APPROVAL_OPTIONS)
+                query.data or "", query.from_user.id, WITH_MESSAGE_INDEX + 1
             )
         except CallbackRejected as rejected:
             await query.answer(str(rejected), show_alert=True)
+            return
+        if index == WITH_MESSAGE_INDEX:
+            # Nothing is sent yet: the question stays open until the words (or /cancel) come.
+            self._denials[button.chat_id] = _Denial(button.request_id, button.owner_user_id)
+            await query.answer(DENY_WITH_MESSAGE)
+            await self._mark_answered(query, button.chat_id, DENY_WITH_MESSAGE)
+            await self._send(button.chat_id, escape(ASK_FOR_WORDS))
             return
         option, label = APPROVAL_OPTIONS[index]
         client = await self._client()
@@ -451,60 +498,103 @@ class AstridTelegramBot:
             await query.answer(exc.message[:190], show_alert=True)
             return
         await query.answer(label)
-        if query.message is not None:
-            text = getattr(query.message, "text", "") or ""
-            try:
-                await context.bot.edit_message_text(
-                    chat_id=button.chat_id,
-                    message_id=query.message.message_id,
-                    text=escape(text) + f"\n\n→ <b>{escape(label)}</b> (by you)",
-                    parse_mode=ParseMode.HTML,
-                )
-            except TelegramError as exc:
-                log.info("could not mark the approval message: %s", exc)
+        await self._mark_answered(query, button.chat_id, label)
+
+    async def _mark_answered(self, query: CallbackQuery, chat_id: int, label: str) -> None:
+        """Replace the keyboard by the answer and who gave it: "you", as only the session's
+        owner can press it."""
+        if query.message is None or self._app is None:
+            return
+        text = getattr(query.message, "text", "") or ""
+        try:
+            await self._app.bot.edit_message_text(
+                chat_id=chat_id,
+                message_id=query.message.message_id,
+                text=escape(text) + f"\n\n→ <b>{escape(label)}</b> (by you)",
+                parse_mode=ParseMode.HTML,
+            )
+        except TelegramError as exc:
+            log.info("could not mark the approval message: %s", exc)
+
+    async def _deny_with(self, chat: int, denial: _Denial, words: str | None) -> None:
+        """Send the denial the owner asked for, with their words as the reason (or none)."""
+        client = await self._client()
+        reason = words.strip() if words and words.strip() else None
+        try:
+            await client.call(
+                "approvalResponse", request_id=denial.request_id, option="deny", reason=reason
+            )
+        except RpcCallError as exc:
+            await self._send(chat, f"⚠️ not sent: {escape(exc.message)}")
+            return
+        await self._send(
+            chat,
+            "→ <b>denied</b> (by you); the agent reads your message."
+            if reason
+            else "→ <b>denied</b> (by you), without a message.",
+        )
 
     # ------------------------------------------------------------------ daemon -> telegram
 
-    async def _on_event(self, event: dict[str, Any]) -> None:
-        session = str(event.get("session_id") or "")
+    async def _on_event(self, event: AgentEvent) -> None:
+        session = str(event.session_id or "")
         chat = self._chat_of_session.get(session)
-        kind = event.get("type")
         if chat is None:
-            if kind == "approval_needed":
+            if isinstance(event, ApprovalNeeded):
                 log.info("approval for a session without a Telegram chat: left for other clients")
             return
-        if kind == "text":
-            stream = self._streams.setdefault(chat, _Stream(chat))
-            stream.text += str(event.get("text", ""))
-            await self._stream_flush(stream, final=False)
-        elif kind in ("tool_call_start", "tool_call_result"):
-            await self._finish_stream(chat)
-            if kind == "tool_call_result" or event.get("summary"):
-                await self._send(chat, tool_line(event))
-        elif kind == "approval_needed":
-            await self._finish_stream(chat)
-            await self._send_approval(session, event.get("request", {}))
-        elif kind == "approval_resolved":
-            self.buttons.forget(str(event.get("request_id")))
-        elif kind == "elicitation_needed":
-            await self._start_form(chat, event.get("request", {}))
-        elif kind == "url_elicitation_needed":
-            request = event.get("request", {})
-            markup = InlineKeyboardMarkup(
-                [[InlineKeyboardButton("Open link", url=str(request.get("url")))]]
-            )
-            await self._send(
-                chat, escape(str(request.get("message", "Please open this link."))), markup
-            )
-        elif kind == "budget_warning":
-            await self._send(chat, f"⚠️ {escape(str(event.get('message')))}")
-        elif kind == "error":
-            await self._finish_stream(chat)
-            await self._send(chat, f"❌ {escape(str(event.get('message')))}")
-        elif kind == "turn_complete":
-            await self._finish_stream(chat)
-            if event.get("stop_reason") == "cancelled":
-                await self._send(chat, CANCELLED_TEXT)
+        match event:
+            case TextDelta(text=text):
+                stream = self._streams.setdefault(chat, _Stream(chat))
+                stream.text += text
+                await self._stream_flush(stream, final=False)
+            case ToolCallStarted() | ToolCallFinished():
+                await self._finish_stream(chat)
+                if isinstance(event, ToolCallFinished) or event.summary:
+                    await self._send(chat, tool_line(event.model_dump(mode="json")))
+            case ApprovalNeeded(request=request):
+                await self._finish_stream(chat)
+                await self._send_approval(session, request.model_dump(mode="json"))
+            case ApprovalResolved():
+                await self._resolved(chat, event)
+            case ElicitationNeeded(request=request):
+                await self._start_form(chat, request.model_dump(mode="json"))
+            case UrlElicitationNeeded(request=request):
+                markup = InlineKeyboardMarkup(
+                    [[InlineKeyboardButton("Open link", url=request.url)]]
+                )
+                await self._send(chat, escape(request.message or "Please open this link."), markup)
+            case BudgetWarning(message=message):
+                await self._send(chat, f"⚠️ {escape(message)}")
+            case AgentError(message=message):
+                await self._finish_stream(chat)
+                await self._send(chat, f"❌ {escape(message)}")
+            case TurnComplete(stop_reason=reason):
+                await self._finish_stream(chat)
+                if reason == "cancelled":
+                    await self._send(chat, CANCELLED_TEXT)
+            case _:
+                pass
+
+    async def _resolved(self, chat: int, event: ApprovalResolved) -> None:
+        """An approval was answered. If its keyboard (or a denial waiting for words) was still
+        open here, someone else answered it: say who, never "you"."""
+        request_id = event.request_id
+        open_here = self.buttons.nonce_for(request_id) is not None
+        denial = self._denials.get(chat)
+        if denial is not None and denial.request_id == request_id:
+            # Ours is popped before it is sent: one still here was answered elsewhere.
+            del self._denials[chat]
+            open_here = True
+        self.buttons.forget(request_id)
+        if not open_here:
+            return
+        option = event.option
+        who = event.resolved_by or "unknown"
+        await self._send(
+            chat,
+            f"→ <b>{escape(RESOLVED.get(option, option))}</b> (by another client ({escape(who)}))",
+        )
 
     async def _send_approval(self, session: str, request: dict[str, Any], note: str = "") -> None:
         chat = self._chat_of_session.get(session)
@@ -514,10 +604,19 @@ class AstridTelegramBot:
         request_id = str(request.get("request_id"))
         nonce = self.buttons.issue(PendingButton(request_id, owner, chat, session))
         text = approval_text(request, note)
+        offered = offered_options(request)
         rows = [
             [InlineKeyboardButton(APPROVAL_OPTIONS[i][1], callback_data=f"ap:{nonce}:{i}")]
-            for i in offered_options(request)
+            for i in offered
         ]
+        if DENY_INDEX in offered:
+            rows.append(
+                [
+                    InlineKeyboardButton(
+                        DENY_WITH_MESSAGE, callback_data=f"ap:{nonce}:{WITH_MESSAGE_INDEX}"
+                    )
+                ]
+            )
         await self._send(chat, text, InlineKeyboardMarkup(rows))
 
     async def _start_form(self, chat: int, request: dict[str, Any]) -> None:

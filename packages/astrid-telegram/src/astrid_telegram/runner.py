@@ -18,7 +18,7 @@ from typing import Any
 import anyio
 
 from astrid_core import ConfigError
-from astrid_gateway._state import StatePaths
+from astrid_gateway.paths import StatePaths
 
 from .bot import AstridTelegramBot
 from .settings import TelegramSettings

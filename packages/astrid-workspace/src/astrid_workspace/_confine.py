@@ -22,6 +22,7 @@ import functools
 import os
 import shutil
 import sys
+import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -502,9 +503,14 @@ def _pids_cgroup_root() -> Path | None:
 
 def _collect_empty_groups(root: Path) -> None:
     # Groups of commands that ended; rmdir fails (and keeps it) while any process is inside.
+    # A group made in the last minute may be one another launch (any process on the machine)
+    # has created and not joined yet: removing it made that launch fail ("cannot create
+    # .../cgroup.procs"), so young groups are left for a later sweep.
+    young = time.time() - 60
     for group in root.glob("astrid-sandbox-*"):
         with contextlib.suppress(OSError):
-            group.rmdir()
+            if group.stat().st_mtime < young:
+                group.rmdir()
 
 
 def _in_pids_cgroup(argv: list[str], processes: int) -> list[str]:

@@ -49,7 +49,7 @@ def audit_verify(ctx: click.Context, as_json: bool, offline: bool) -> None:
     check) when it does not. Nothing is signed until the log has verified. With --offline the
     store is opened directly under its lock, for a log that stops the daemon from starting.
     """
-    from astrid_gateway._state import state_dir
+    from astrid_gateway.paths import state_dir
 
     home = state_dir(home_of(ctx))
     report = _verify_offline(home) if offline else _verify_online(ctx, home)
@@ -207,3 +207,6 @@ def audit_export(ctx: click.Context, file: str) -> None:
         pub.write(result["public_key"] + "\n")
     click.echo(f"exported {result['entries']} entries to {file} (public key: {file}.pub)")
     click.echo(f"verify offline: python -m astrid_audit verify {file} --key {file}.pub")
+
+
+__all__ = ["audit"]

@@ -538,7 +538,7 @@ def capsule_run_job(ctx: click.Context, name: str, job: str, as_json: bool) -> N
 
 
 @capsule.command("compile")
-@click.argument("source", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.argument("source")
 @click.option(
     "-o",
     "--output",
@@ -552,9 +552,11 @@ def capsule_run_job(ctx: click.Context, name: str, job: str, as_json: bool) -> N
     help="Publisher key (from `astrid capsule keygen`) to sign the archive with.",
 )
 @click.option("--check", is_flag=True, help="Validate only; write nothing.")
-def capsule_compile(source: Path, output: Path | None, key_file: Path | None, check: bool) -> None:
+def capsule_compile(source: str, output: Path | None, key_file: Path | None, check: bool) -> None:
     """Validate a capsule, record its component hash, optionally sign, pack one archive.
 
+    SOURCE is a capsule folder, or an OpenClaw plugin (a folder with openclaw.plugin.json, or
+    an npm name such as @ollama/openclaw-web-search), which is compiled into a capsule first.
     Runs locally; no daemon needed.
     """
     import tempfile
@@ -562,19 +564,50 @@ def capsule_compile(source: Path, output: Path | None, key_file: Path | None, ch
     from astrid_capsule.install import compile_capsule
     from astrid_capsule.manifest import load_manifest
     from astrid_crypto import KeyPair
+    from astrid_openclaw import is_openclaw_plugin
 
+    if is_openclaw_plugin(Path(source)) or not Path(source).exists():
+        _compile_openclaw(source, output, key_file, check)
+        return
     with _errors_as_messages():
-        manifest = load_manifest(source)
+        manifest = load_manifest(Path(source))
         key = KeyPair.load(key_file) if key_file is not None else None
         if check:
             with tempfile.TemporaryDirectory(prefix="astrid-check-") as tmp:
-                digest = compile_capsule(source, Path(tmp) / "check.capsule", sign_with=key)
+                digest = compile_capsule(Path(source), Path(tmp) / "check.capsule", sign_with=key)
             click.echo(f"{manifest.name} {manifest.package.version} is valid ({digest.hex})")
             return
         target = output or Path(f"{manifest.name}-{manifest.package.version}.capsule")
-        digest = compile_capsule(source, target, sign_with=key)
+        digest = compile_capsule(Path(source), target, sign_with=key)
     click.echo(f"compiled {manifest.name} {manifest.package.version} -> {target}")
     click.echo(f"content hash: {digest.hex}")
+    click.echo(f"signed by:    {key.key_id}" if key is not None else "signed by:    UNSIGNED")
+
+
+def _compile_openclaw(source: str, output: Path | None, key_file: Path | None, check: bool) -> None:
+    """An OpenClaw plugin: astrid_openclaw compiles it; it says which tier it chose and why."""
+    import tempfile
+
+    from astrid_crypto import KeyPair
+    from astrid_openclaw import compile_plugin
+
+    with _errors_as_messages(), tempfile.TemporaryDirectory(prefix="astrid-check-") as tmp:
+        key = KeyPair.load(key_file) if key_file is not None else None
+        target = Path(tmp) / "check.capsule" if check else output
+        result, archive, digest = compile_plugin(source, target, sign_with=key)
+    info = result.plugin
+    tier = "Tier 1 (WASM)" if result.tier == "wasm" else "Tier 2 (Node MCP server)"
+    click.echo(f"OpenClaw plugin {info.id} {info.version}: {tier}, because {result.reason}")
+    for tool in result.tools:
+        click.echo(f"  tool {tool['name']}")
+    click.echo(f"  net hosts: {', '.join(result.hosts) or 'none'}")
+    for note in result.notes:
+        click.echo(f"  note: {note}")
+    if check:
+        click.echo(f"{info.capsule_name} {info.capsule_version} compiles ({digest})")
+        return
+    click.echo(f"compiled {info.capsule_name} {info.capsule_version} -> {archive}")
+    click.echo(f"content hash: {digest}")
     click.echo(f"signed by:    {key.key_id}" if key is not None else "signed by:    UNSIGNED")
 
 
@@ -596,3 +629,6 @@ def capsule_keygen(key_file: Path, force: bool) -> None:
     click.echo(f"publisher key {key.key_id} written to {key_file} (keep it secret)")
     click.echo(f"public key in {public}: users trust it by copying that file into")
     click.echo("$ASTRID_HOME/keys/publishers/ (default ~/.astrid/keys/publishers/)")
+
+
+__all__ = ["capsule"]

@@ -174,3 +174,6 @@ def run(
             }
         )
     ctx.exit(code)
+
+
+__all__ = ["chat", "run"]

@@ -13,7 +13,7 @@ from .._support import emit_json, fail, home_of
 
 
 def _home(ctx: click.Context) -> Path:
-    from astrid_gateway._state import state_dir
+    from astrid_gateway.paths import state_dir
 
     return state_dir(home_of(ctx))
 
@@ -90,3 +90,6 @@ def config_show(ctx: click.Context, workspace: str | None, as_json: bool) -> Non
         assert isinstance(entry, dict)
         value = config_value(key, entry["value"])  # in full: a config value is never cut
         click.echo(f"{key:<45} {value:<30} [{entry['source']}]")
+
+
+__all__ = ["config"]

@@ -174,8 +174,8 @@ def _status(ctx: click.Context, as_json: bool, *, autostart: bool) -> None:
 def _why_not_running(ctx: click.Context) -> str:
     """Why no daemon answers for this home ("" when one does): no port file, or a stale one."""
     from astrid_core import AstridError
-    from astrid_gateway._state import StatePaths, check_private_dir, state_dir
     from astrid_gateway.client import locate_daemon
+    from astrid_gateway.paths import StatePaths, check_private_dir, state_dir
 
     paths = StatePaths(state_dir(home_of(ctx)))
     try:
@@ -184,6 +184,77 @@ def _why_not_running(ctx: click.Context) -> str:
     except AstridError as exc:  # a planted link or a foreign file: refuse, do not trace back
         fail(exc.message, exc.hint, error_code=exc.code)
         raise
+
+
+@daemon.command("reload")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_context
+def daemon_reload(ctx: click.Context, as_json: bool) -> None:
+    """Re-read the configuration files in the running daemon and apply what can be applied.
+
+    The daemon reads /etc/astrid/config.toml and $ASTRID_HOME/config.toml again, under the
+    environment it was started with. Policy, budget, workspace and limit keys apply to sessions
+    started from now on; keys the daemon uses at start (model provider and key, servers, keys,
+    audit, gateway, logging, telegram) are listed as needing `astrid daemon restart`. A file
+    with an error is refused with its line and column, and the daemon keeps its configuration.
+
+    Example: astrid daemon reload
+    """
+    from .._support import connected, run_async
+
+    async def go() -> dict[str, Any]:
+        async with connected(ctx, autostart=False, check_config=False) as client:
+            result: dict[str, Any] = await client.call("reloadConfig")
+            return result
+
+    result = run_async(go)
+    if as_json:
+        emit_json(result)
+        return
+    applied: list[str] = result.get("applied") or []
+    restart: list[str] = result.get("needs_restart") or []
+    if not applied and not restart:
+        click.echo("configuration reloaded: nothing changed")
+        return
+    if applied:
+        click.echo("applied (to sessions started from now on): " + ", ".join(applied))
+    if restart:
+        click.echo("not applied, needs `astrid daemon restart`: " + ", ".join(restart))
+
+
+@daemon.command("restart")
+@click.pass_context
+def daemon_restart(ctx: click.Context) -> None:
+    """Stop the running daemon and start it again with this shell's environment and the
+    configuration files as they are now (detached; an ephemeral daemon stays ephemeral).
+
+    Example: astrid daemon restart
+    """
+    from astrid_gateway.client import GatewayClient
+
+    from .._support import StartingNotice, open_client, run_async, wait_for_exit
+
+    async def go() -> int:
+        async with await open_client(ctx, autostart=False) as client:
+            info: dict[str, Any] = await client.call("configInputs")
+            await client.call("shutdown")
+        await wait_for_exit(int(info["pid"]))
+        notice = StartingNotice()
+        try:
+            new = await GatewayClient.open(
+                home_of(ctx),
+                client_name="cli",
+                on_start=notice.show,
+                ephemeral=bool(info.get("ephemeral")),
+            )
+        finally:
+            notice.clear()
+        async with new:
+            status: dict[str, Any] = await new.call("status")
+        return int(status["pid"])
+
+    pid = run_async(go)
+    click.echo(f"daemon restarted (pid {pid})")
 
 
 @daemon.command("stop")

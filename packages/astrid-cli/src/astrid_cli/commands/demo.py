@@ -191,3 +191,6 @@ def demo(ctx: click.Context, auto: str | None, keep: bool) -> None:
     if keep:
         console.print(f"kept: {root}")
     console.print(json.dumps({"demo": "ok", "entries": verify["entries"]}))
+
+
+__all__ = ["demo"]

@@ -89,7 +89,7 @@ def init(ctx: click.Context, workspace: str, force: bool, user: bool) -> None:
     Examples: astrid init .    astrid init --user
     """
     if user:
-        from astrid_gateway._state import state_dir
+        from astrid_gateway.paths import state_dir
 
         target = Path(state_dir(home_of(ctx))) / "config.toml"
         text = user_config_text()
@@ -105,3 +105,6 @@ def init(ctx: click.Context, workspace: str, force: bool, user: bool) -> None:
     click.echo(f"wrote {target}")
     hint = "astrid config validate" if user else f"astrid config validate --workspace {workspace}"
     click.echo(f"check it with: {hint}")
+
+
+__all__ = ["init", "user_config_text"]

@@ -12,7 +12,7 @@ from .._support import emit_json, fail, home_of
 
 
 def _key_path(ctx: click.Context) -> Path:
-    from astrid_gateway._state import state_dir
+    from astrid_gateway.paths import state_dir
 
     return state_dir(home_of(ctx)) / "keys" / "runtime.key"
 
@@ -103,3 +103,6 @@ def keys_rotate(ctx: click.Context, as_json: bool) -> None:
     click.echo(f"rotated {result['old_key_id']} -> {result['new_key_id']}")
     click.echo(f"public key: {result['public_key']}")
     click.echo(f"recorded as audit entry {result['audit_entry']}")
+
+
+__all__ = ["keys"]

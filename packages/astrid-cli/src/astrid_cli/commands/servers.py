@@ -48,11 +48,32 @@ def _table(rows: list[dict[str, Any]]) -> None:
 @click.pass_context
 def servers_list(ctx: click.Context, as_json: bool) -> None:
     """Show every server, its state, tool count, sandbox and last error."""
-    rows: list[dict[str, Any]] = with_client(ctx, lambda c: c.call("listServers"))
+
+    async def both(client: Any) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        rows = await client.call("listServers")
+        if not rows:
+            return rows, []
+        try:  # screening findings of the MCP gateway (astrid mcp tools); older daemons: none
+            tools = await client.call("mcpTools", timeout=120)
+        except Exception:
+            tools = []
+        return rows, tools
+
+    rows, tools = with_client(ctx, both)
+    for row in rows:
+        row["flagged"] = sorted(
+            t["tool"] for t in tools if t["server"] == row["name"] and t["findings"]
+        )
     if as_json:
         emit_json(rows)
     else:
         _table(rows)
+        for row in rows:
+            if row["flagged"]:
+                click.echo(
+                    f"{row['name']}: flagged tools (hidden instructions?): "
+                    f"{', '.join(row['flagged'])}; see `astrid mcp tools`"
+                )
 
 
 def _one(ctx: click.Context, method: str, name: str) -> None:
@@ -185,3 +206,6 @@ def servers_hash(command: str) -> None:
         fail(f"executable not found: {command}", "give a path or a command on PATH")
         return
     click.echo(f'blake3 = "{hash_file(found).hex}"  # {os.path.realpath(found)}')
+
+
+__all__ = ["servers"]

@@ -133,3 +133,6 @@ def sessions_cleanup(ctx: click.Context, days: int, yes: bool) -> None:
 
     with_client(ctx, delete_all)
     click.echo(f"deleted {len(stale)} session(s); their audit entries are kept")
+
+
+__all__ = ["sessions"]

@@ -68,3 +68,6 @@ def tokens_revoke(ctx: click.Context, token_id: str, reason: str, as_json: bool)
     revoked = result.get("revoked") or []
     click.echo(f"revoked {len(revoked)} token(s): {', '.join(revoked)}")
     click.echo(f"recorded as audit entry {result.get('audit_entry')}")
+
+
+__all__ = ["tokens"]

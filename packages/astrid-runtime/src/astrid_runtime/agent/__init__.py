@@ -4,8 +4,8 @@ from ._compaction import CompactionResult, CompactionSettings, compact, needs_co
 from ._hooks import (
     HOOK_EVENTS,
     MAX_OUTPUT_IN_PAYLOAD,
+    ApprovalHooks,
     HookDecision,
-    HookedApprovalManager,
     HookEvent,
     HookFailed,
     HookHandler,
@@ -29,7 +29,7 @@ __all__ = [
     "HookHandler",
     "HookFailed",
     "HookRunner",
-    "HookedApprovalManager",
+    "ApprovalHooks",
     "CompactionSettings",
     "CompactionResult",
     "compact",

@@ -38,10 +38,7 @@ import anyio
 from anyio.abc import ByteReceiveStream, ByteSendStream
 
 from astrid_approval import (
-    ApprovalHandler,
-    ApprovalManager,
     Deferred,
-    DeferredResolutionStore,
 )
 from astrid_core import (
     ApprovalDecision,
@@ -62,7 +59,7 @@ __all__ = [
     "HookHandler",
     "HookFailed",
     "HookRunner",
-    "HookedApprovalManager",
+    "ApprovalHooks",
     "hook_event",
     "hook_env",
     "split_command",
@@ -391,31 +388,22 @@ def _kill_group(pid: int) -> None:
         os.killpg(pid, signal.SIGKILL)
 
 
-class HookedApprovalManager(ApprovalManager):
-    """An ApprovalManager that tells the hooks when a human is asked and how it ended."""
+class ApprovalHooks:
+    """Tells the hooks when a person is asked and how it ended: the ``on_asked`` /
+    ``on_resolved`` observers of an ``ApprovalManager`` (they observe, they cannot answer)."""
 
-    def __init__(
-        self,
-        deferred: DeferredResolutionStore,
-        handler: ApprovalHandler | None = None,
-        *,
-        hooks: HookRunner,
-        timeout_seconds: float,
-    ) -> None:
-        super().__init__(deferred, handler, timeout_seconds=timeout_seconds)
+    def __init__(self, hooks: HookRunner) -> None:
         self.hooks = hooks
 
-    async def request(
-        self, request: ApprovalRequest, *, priority: int = 0
-    ) -> ApprovalDecision | Deferred:
-        about: dict[str, Any] = {
-            "session_id": str(request.session_id or ""),
-            "request_id": str(request.request_id),
-        }
+    @staticmethod
+    def _about(request: ApprovalRequest) -> dict[str, Any]:
+        return {"session_id": str(request.session_id or ""), "request_id": str(request.request_id)}
+
+    async def asked(self, request: ApprovalRequest) -> None:
         await self.hooks.fire(
             HookEvent.APPROVAL_NEEDED,
             {
-                **about,
+                **self._about(request),
                 "summary": request.summary,
                 "risk": request.risk.value,
                 "reason": request.reason,
@@ -423,16 +411,20 @@ class HookedApprovalManager(ApprovalManager):
                 "action": request.action.model_dump(mode="json"),
             },
         )
-        answer = await super().request(request, priority=priority)
+
+    async def resolved(self, request: ApprovalRequest, answer: ApprovalDecision | Deferred) -> None:
         if isinstance(answer, Deferred):
-            resolved: dict[str, Any] = {**about, "outcome": "deferred", "why": answer.why}
+            resolved: dict[str, Any] = {
+                **self._about(request),
+                "outcome": "deferred",
+                "why": answer.why,
+            }
         else:
             resolved = {
-                **about,
+                **self._about(request),
                 "outcome": "allowed" if answer.allowed else "denied",
                 "option": answer.option.value,
                 "decided_by": answer.decided_by or "",
                 "reason": answer.reason or "",
             }
         await self.hooks.fire(HookEvent.APPROVAL_RESOLVED, resolved)
-        return answer

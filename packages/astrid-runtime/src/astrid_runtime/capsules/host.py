@@ -395,6 +395,9 @@ class CapsuleHost:
             net=granted.net,
             kv=granted.kv,
             config={k: v for k, v in capsule.manifest.config.items() if k in granted.config},
+            # Only an admin's `[security] allow_private_networks = true` lets a capsule reach
+            # loopback or private addresses it declared (e.g. a local model server).
+            allow_private_network=state.interceptor.policy.allow_private_networks,
         )
         session = state.loop.session
         context = HostContext(
