@@ -18,6 +18,7 @@ import copy
 import json
 import logging
 import os
+import stat
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,7 +30,7 @@ import extism
 from extism.extism import CurrentPlugin, host_fn
 
 from astrid_core import AstridError, AstridTimeoutError, BadInputError, VerificationError
-from astrid_crypto import ContentHash, content_hash
+from astrid_crypto import ContentHash, content_hash, write_private_file
 
 from ..errors import CapsuleError
 from ._clock import CallClock
@@ -40,8 +41,43 @@ __all__ = ["WasmCapsule", "CapsuleError", "load_wasm_bytes"]
 
 log = logging.getLogger("astrid.capsule")
 
-# Keep extism's compile cache out of $HOME (FIELD-NOTES).
-os.environ.setdefault("EXTISM_CACHE_CONFIG", "")
+
+def compile_cache_config(home: str | None = None) -> str:
+    """wasmtime's compile cache for capsules, in ``$ASTRID_HOME/cache/wasmtime``, or "" (off).
+
+    Without it every new instance of a capsule is compiled again by Cranelift (seconds for a
+    2 MB module such as a compiled OpenClaw plugin); with it a module compiled once loads in
+    milliseconds. The cache holds native code that wasmtime loads as it is, so it must be as
+    private as the runtime key beside it: used only when ``$ASTRID_HOME`` already exists (a
+    library user gets no folder made for them) and the cache folder is a real directory of
+    ours that nobody else can write; otherwise the cache stays off, as it was.
+    """
+    home = home or os.environ.get("ASTRID_HOME") or os.path.join(os.path.expanduser("~"), ".astrid")
+    root = Path(home)
+    if not root.is_dir():
+        return ""
+    cache = root / "cache" / "wasmtime"
+    try:
+        cache.mkdir(mode=0o700, parents=True, exist_ok=True)
+        for folder in (cache.parent, cache):
+            info = os.lstat(folder)
+            if (
+                not stat.S_ISDIR(info.st_mode)
+                or info.st_uid != os.geteuid()
+                or info.st_mode & 0o022
+            ):
+                return ""
+        config = cache.parent / "wasmtime.toml"
+        text = f"[cache]\ndirectory = {json.dumps(str(cache))}\n"
+        if not config.is_file() or config.is_symlink() or config.read_text() != text:
+            write_private_file(config, text.encode(), replace=True)
+        return str(config)
+    except OSError:
+        return ""
+
+
+# Set before the first plugin is built: extism reads it once (FIELD-NOTES). "" turns it off.
+os.environ.setdefault("EXTISM_CACHE_CONFIG", compile_cache_config())
 
 
 @dataclass(frozen=True)
