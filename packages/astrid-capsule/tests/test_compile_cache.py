@@ -27,7 +27,7 @@ def test_no_home_no_cache_and_no_folder_made(tmp_path: Path) -> None:
 def test_a_cache_folder_others_can_write_or_a_symlink_turns_the_cache_off(tmp_path: Path) -> None:
     cache = tmp_path / "cache" / "wasmtime"
     cache.mkdir(parents=True)
-    os.chmod(cache, 0o777)
+    os.chmod(cache, 0o777)  # noqa: S103 - the attack: a folder others can write
     assert compile_cache_config(str(tmp_path)) == ""
     other = tmp_path / "elsewhere"
     other.mkdir(mode=0o700)
