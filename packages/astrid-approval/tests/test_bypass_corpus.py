@@ -27,7 +27,7 @@ from astrid_core import ApprovalOption, Authorization, DenialLayer, ShellCommand
 from astrid_core.storage import MemoryStorage
 from astrid_crypto import KeyPair
 
-from .conftest import ScriptedHandler, make_interceptor
+from .conftest import ScriptedFrontend, make_interceptor
 
 pytestmark = pytest.mark.anyio
 
@@ -440,7 +440,7 @@ async def _decide(
     setup: tuple[Path, Path], line: str, mode: WorkspaceMode
 ) -> tuple[Authorization, int]:
     home, workspace = setup
-    handler = ScriptedHandler(ApprovalOption.ALLOW_ALWAYS)
+    handler = ScriptedFrontend(then=ApprovalOption.ALLOW_ALWAYS)
     guard = await make_interceptor(
         MemoryStorage(), KeyPair.generate(), workspace, handler=handler, mode=mode, home=home
     )

@@ -24,7 +24,7 @@ from astrid_core import ApprovalOption, DenialLayer, NetworkRequest, ShellComman
 from astrid_core.storage import MemoryStorage
 from astrid_crypto import KeyPair
 
-from .conftest import ScriptedHandler, make_interceptor
+from .conftest import ScriptedFrontend, make_interceptor
 
 pytestmark = pytest.mark.anyio
 
@@ -73,7 +73,7 @@ SHELL_LINES = [
 async def test_an_unapproved_name_is_never_resolved(
     workspace: Path, lookups: list[str], url: str, mode: WorkspaceMode
 ) -> None:
-    handler = ScriptedHandler(ApprovalOption.DENY)
+    handler = ScriptedFrontend(then=ApprovalOption.DENY)
     guard = await make_interceptor(
         MemoryStorage(), KeyPair.generate(), workspace, handler=handler, mode=mode
     )
@@ -88,7 +88,7 @@ async def test_an_unapproved_name_is_never_resolved(
 async def test_a_denied_name_is_denied_without_a_lookup(
     workspace: Path, lookups: list[str], mode: WorkspaceMode
 ) -> None:
-    handler = ScriptedHandler(ApprovalOption.ALLOW_ALWAYS)
+    handler = ScriptedFrontend(then=ApprovalOption.ALLOW_ALWAYS)
     policy = SecurityPolicy(home=str(workspace.parent / "home"), denied_hosts=("*.evil.test",))
     guard = await make_interceptor(
         MemoryStorage(), KeyPair.generate(), workspace, handler=handler, mode=mode, policy=policy
@@ -104,7 +104,7 @@ async def test_a_denied_name_is_denied_without_a_lookup(
 async def test_names_in_a_shell_line_are_never_resolved(
     workspace: Path, lookups: list[str], line: str, mode: WorkspaceMode
 ) -> None:
-    handler = ScriptedHandler(ApprovalOption.DENY)
+    handler = ScriptedFrontend(then=ApprovalOption.DENY)
     policy = SecurityPolicy(home=str(workspace.parent / "home"), denied_hosts=("*.evil.test",))
     guard = await make_interceptor(
         MemoryStorage(), KeyPair.generate(), workspace, handler=handler, mode=mode, policy=policy
@@ -122,7 +122,7 @@ async def test_addresses_and_special_names_are_still_refused_without_dns(
 ) -> None:
     guard = await make_interceptor(
         MemoryStorage(), KeyPair.generate(), workspace,
-        handler=ScriptedHandler(ApprovalOption.ALLOW_ALWAYS), mode=WorkspaceMode.AUTONOMOUS,
+        handler=ScriptedFrontend(then=ApprovalOption.ALLOW_ALWAYS), mode=WorkspaceMode.AUTONOMOUS,
     )  # fmt: skip
     for url in ("http://127.1/", "http://0x7f000001/", "http://localhost./", "http://[::1]/",
                 "http://metadata.google.internal/", "http://x.localhost:9/"):  # fmt: skip

@@ -412,7 +412,7 @@ PATTERN_ALLOWED = ["ls src/*.py", "cat *.txt", "cat ?ssh/x", "cat [.]ssh/x", "wc
 async def test_a_pattern_that_can_name_a_denied_path_is_denied_whatever_exists(
     home: Path, line: str, mode: WorkspaceMode
 ) -> None:
-    handler = ScriptedHandler(ApprovalOption.ALLOW_ALWAYS)
+    handler = ScriptedFrontend(then=ApprovalOption.ALLOW_ALWAYS)
     policy = SecurityPolicy(home=str(home), denied_paths=(*DEFAULT_DENIED_PATHS, "*.pem"))
     guard = await make_interceptor(
         MemoryStorage(), KeyPair.generate(), home, handler=handler, mode=mode, home=home,
@@ -430,7 +430,7 @@ async def test_a_pattern_that_cannot_name_a_denied_path_is_not_refused(
 ) -> None:
     """bash's rules: ``?``, ``*`` and ``[.]`` never match a leading dot (dotglob makes the line
     opaque); ``*.txt`` cannot be ``*.pem``."""
-    handler = ScriptedHandler(ApprovalOption.ALLOW_ALWAYS)
+    handler = ScriptedFrontend(then=ApprovalOption.ALLOW_ALWAYS)
     policy = SecurityPolicy(home=str(home), denied_paths=(*DEFAULT_DENIED_PATHS, "*.pem"))
     guard = await make_interceptor(
         MemoryStorage(), KeyPair.generate(), home, handler=handler,
@@ -451,7 +451,7 @@ async def test_a_pattern_that_cannot_name_a_denied_path_is_not_refused(
 async def test_a_pattern_that_may_name_a_protected_or_denied_path_is_asked(
     home: Path, line: str
 ) -> None:
-    handler = ScriptedHandler(ApprovalOption.ALLOW_ONCE)
+    handler = ScriptedFrontend(then=ApprovalOption.ALLOW_ONCE)
     policy = SecurityPolicy(home=str(home), denied_paths=(*DEFAULT_DENIED_PATHS, "*.pem"))
     workspace = home / "project"
     (workspace / ".git").mkdir(parents=True, exist_ok=True)

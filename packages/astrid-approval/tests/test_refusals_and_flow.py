@@ -33,7 +33,7 @@ from astrid_core import (
 from astrid_core.storage import MemoryStorage
 from astrid_crypto import KeyPair
 
-from .conftest import ScriptedHandler, make_interceptor
+from .conftest import ScriptedFrontend, make_interceptor
 
 pytestmark = pytest.mark.anyio
 
@@ -49,7 +49,7 @@ async def granted(
     workspace: Path,
     caveats: list[Caveat],
     *,
-    handler: ScriptedHandler | None = None,
+    handler: ScriptedFrontend | None = None,
     settings: PolicySettings | None = None,
     mode: WorkspaceMode = WorkspaceMode.SAFE,
 ) -> SecurityInterceptor:
@@ -72,7 +72,7 @@ async def granted(
 async def test_a_caveat_refusal_is_a_denial_naming_the_caveat_and_the_value(
     workspace: Path,
 ) -> None:
-    handler = ScriptedHandler(ApprovalOption.ALLOW_ONCE)
+    handler = ScriptedFrontend(then=ApprovalOption.ALLOW_ONCE)
     guard = await granted(workspace, [EachIn("recipients", TEAM)], handler=handler)
     assert (await guard.intercept(send(["bob@example.com"]), "mail")).allowed
     result = await guard.intercept(send(["alice@example.com", "eve@evil.test"]), "mail")
@@ -91,7 +91,7 @@ async def test_a_caveat_refusal_is_a_denial_naming_the_caveat_and_the_value(
 
 
 async def test_on_caveat_mismatch_ask_shows_the_refusal_in_the_prompt(workspace: Path) -> None:
-    handler = ScriptedHandler(ApprovalOption.DENY)
+    handler = ScriptedFrontend(then=ApprovalOption.DENY)
     guard = await granted(
         workspace,
         [EachIn("recipients", TEAM)],
@@ -123,7 +123,7 @@ async def test_strict_denies_what_no_grant_covers_at_once_never_deferred(
     workspace: Path,
 ) -> None:
     for make_strict in ("policy", "session"):
-        handler = ScriptedHandler(ApprovalOption.ALLOW_ONCE)
+        handler = ScriptedFrontend(then=ApprovalOption.ALLOW_ONCE)
         guard = await granted(workspace, [EachIn("recipients", TEAM)], handler=handler)
         if make_strict == "policy":
             guard.settings = parse_policy("strict = true\n").settings
@@ -150,7 +150,7 @@ class Hints:
         return self.annotations.get(f"{server}/{tool}")
 
 
-async def tainted_guard(workspace: Path, handler: ScriptedHandler) -> SecurityInterceptor:
+async def tainted_guard(workspace: Path, handler: ScriptedFrontend) -> SecurityInterceptor:
     """Autonomous mode, with Allow Session given for a mail tool before any untrusted content,
     then the output of a read-only MCP tool (an inbox carrying an injection) in the context."""
     guard = await make_interceptor(
@@ -164,10 +164,10 @@ async def tainted_guard(workspace: Path, handler: ScriptedHandler) -> SecurityIn
         {"mail/read": {"readOnlyHint": True}, "mail/send": {"destructiveHint": False}}
     )
     guard.net_capsules.add("netty")
-    handler.option = ApprovalOption.ALLOW_SESSION
+    handler.then = ApprovalOption.ALLOW_SESSION
     first = await guard.intercept(send(["bob@example.com"]), "mail")
     assert first.allowed
-    handler.option = ApprovalOption.ALLOW_SESSION
+    handler.then = ApprovalOption.ALLOW_SESSION
     assert (await guard.intercept(NetworkRequest(url="https://api.example.com/x"), "x")).allowed
     inbox = await guard.intercept(McpToolCall(server="mail", tool="read", args={}), "read")
     assert inbox.allowed
@@ -176,12 +176,12 @@ async def tainted_guard(workspace: Path, handler: ScriptedHandler) -> SecurityIn
     )
     assert guard.label.tainted
     handler.asked.clear()
-    handler.option = ApprovalOption.DENY
+    handler.then = ApprovalOption.DENY
     return guard
 
 
 async def test_a_tainted_session_asks_at_sinks_despite_allowances(workspace: Path) -> None:
-    handler = ScriptedHandler()
+    handler = ScriptedFrontend(then=ApprovalOption.ALLOW_ONCE)
     guard = await tainted_guard(workspace, handler)
     sinks = [
         send(["bob@example.com"]),  # a non-read-only MCP tool, allowed for the session before
@@ -209,7 +209,7 @@ async def test_a_tainted_session_asks_at_sinks_despite_allowances(workspace: Pat
 async def test_pure_reads_and_known_hosts_do_not_ask_in_a_tainted_session(
     workspace: Path,
 ) -> None:
-    handler = ScriptedHandler()
+    handler = ScriptedFrontend(then=ApprovalOption.ALLOW_ONCE)
     guard = await tainted_guard(workspace, handler)
     for action in (
         FileRead(path=str(workspace / "important.txt")),
@@ -223,7 +223,7 @@ async def test_pure_reads_and_known_hosts_do_not_ask_in_a_tainted_session(
 
 
 async def test_a_caveated_grant_still_covers_a_sink_in_a_tainted_session(workspace: Path) -> None:
-    handler = ScriptedHandler()
+    handler = ScriptedFrontend(then=ApprovalOption.ALLOW_ONCE)
     guard = await tainted_guard(workspace, handler)
     token = CapabilityToken.issue(
         guard.key,
@@ -242,7 +242,7 @@ async def test_a_caveated_grant_still_covers_a_sink_in_a_tainted_session(workspa
 
 
 async def test_information_flow_off_and_policy_labels(workspace: Path) -> None:
-    handler = ScriptedHandler()
+    handler = ScriptedFrontend(then=ApprovalOption.ALLOW_ONCE)
     guard = await tainted_guard(workspace, handler)
     guard.settings = parse_policy(
         '[[label]]\nresource = "mcp://mail/send"\nsink = false\n'
@@ -256,7 +256,7 @@ async def test_information_flow_off_and_policy_labels(workspace: Path) -> None:
 
 
 async def test_a_sub_agent_inherits_the_taint(workspace: Path) -> None:
-    handler = ScriptedHandler()
+    handler = ScriptedFrontend(then=ApprovalOption.ALLOW_ONCE)
     guard = await tainted_guard(workspace, handler)
     from astrid_core import SessionId
 

@@ -332,9 +332,7 @@ def _http_request(ctx: HostContext, req: dict[str, Any]) -> Any:
 
     transport = httpx2.HTTPTransport()
     pin = Pin(host, tuple(sorted(str(a) for a in addresses)))
-    install_pin(
-        transport, PinnedSyncBackend(pin, httpcore2.SyncBackend(), httpcore2.ConnectError)
-    )
+    install_pin(transport, PinnedSyncBackend(pin, httpcore2.SyncBackend(), httpcore2.ConnectError))
     client = httpx2.Client(
         transport=transport,
         follow_redirects=False,
