@@ -21,6 +21,7 @@ from mcp import ClientSession, types
 from mcp.client.streamable_http import streamable_http_client
 
 from astrid_gateway.client import GatewayClient
+from astrid_gateway.protocol import ApprovalNeeded
 from astrid_gateway.testing import run_cli, start_daemon, stop_daemon, write_scripted_config
 
 pytestmark = [pytest.mark.anyio, pytest.mark.needs_node]
@@ -40,13 +41,12 @@ def _bin(name: str) -> str:
 async def _answer(home: Path, seen: list[str]) -> None:
     async with await GatewayClient.open(home, autostart=False, client_name="person") as client:
         await client.subscribe()
-        async for params in client.events():
-            event = params["event"]
-            if event.get("type") == "approval_needed":
-                seen.append(event["request"]["summary"])
+        async for event in client.events():
+            if isinstance(event, ApprovalNeeded):
+                seen.append(event.request.summary)
                 await client.call(
                     "approvalResponse",
-                    request_id=event["request"]["request_id"],
+                    request_id=str(event.request.request_id),
                     option="allow_once",
                 )
 

@@ -20,6 +20,7 @@ from mcp import ClientSession, StdioServerParameters, types
 from mcp.client.stdio import stdio_client
 
 from .client import GatewayClient
+from .protocol import ApprovalNeeded
 
 __all__ = [
     "ListChanged",
@@ -97,10 +98,9 @@ async def answer_approvals(home: Path, option: str, seen: list[dict[str, Any]]) 
     task; cancel it when done)."""
     async with await GatewayClient.open(home, autostart=False, client_name="person") as client:
         await client.subscribe()
-        async for params in client.events():
-            event = params["event"]
-            if event.get("type") == "approval_needed":
-                seen.append(event["request"])
+        async for event in client.events():
+            if isinstance(event, ApprovalNeeded):
+                seen.append(event.request.model_dump(mode="json"))
                 await client.call(
-                    "approvalResponse", request_id=event["request"]["request_id"], option=option
+                    "approvalResponse", request_id=str(event.request.request_id), option=option
                 )

@@ -85,13 +85,20 @@ def approvals(
                     await answer(client, row["request"])
                 return
             click.echo("watching for approvals (Ctrl-C to stop)", err=True)
-            async for params in client.events():
-                event = params["event"]
-                if event.get("type") == "approval_needed":
-                    await answer(client, event["request"])
-                elif event.get("type") == "deferred_approvals":
-                    for item in event.get("items") or []:
-                        await answer(client, item["request"])
+            from astrid_gateway.protocol import ApprovalNeeded, DeferredApprovals
+
+            async for event in client.events():
+                match event:
+                    case ApprovalNeeded(request=request):
+                        await answer(client, request.model_dump(mode="json"))
+                    case DeferredApprovals(items=items):
+                        for item in items:
+                            await answer(client, item["request"])  # type: ignore[arg-type]
+                    case _:
+                        pass
 
     with contextlib.suppress(KeyboardInterrupt):
         run_async(go)
+
+
+__all__ = ["approvals"]
