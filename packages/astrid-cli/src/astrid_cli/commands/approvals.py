@@ -54,6 +54,8 @@ def approvals(
         return
 
     async def go() -> None:
+        from astrid_gateway.protocol import ApprovalNeeded, DeferredApprovals
+
         from .._support import connected
         from .._ui import Answer, ChatUI
 
@@ -85,15 +87,13 @@ def approvals(
                     await answer(client, row["request"])
                 return
             click.echo("watching for approvals (Ctrl-C to stop)", err=True)
-            from astrid_gateway.protocol import ApprovalNeeded, DeferredApprovals
-
             async for event in client.events():
                 match event:
                     case ApprovalNeeded(request=request):
                         await answer(client, request.model_dump(mode="json"))
                     case DeferredApprovals(items=items):
                         for item in items:
-                            await answer(client, item["request"])  # type: ignore[arg-type]
+                            await answer(client, item["request"])  # pyright: ignore[reportArgumentType]
                     case _:
                         pass
 
