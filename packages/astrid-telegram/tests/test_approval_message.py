@@ -9,6 +9,7 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from astrid_gateway.protocol import ToolCallFinished
 from astrid_telegram._format import (
     APPROVAL_OPTIONS,
     TELEGRAM_LIMIT,
@@ -67,7 +68,11 @@ def test_tool_lines_cut_between_words_and_escape_after() -> None:
     from astrid_telegram._format import tool_line
 
     reason = "DENIED: denied by the user: " + "move & rename " * 30
-    line = tool_line({"type": "tool_call_result", "denied": True, "output": reason})
+    line = tool_line(
+        ToolCallFinished(
+            session_id=None, call_id="c", tool="bash", ok=False, output=reason, denied=True
+        )
+    )
     text = html.unescape(line)
     assert text.endswith("rename…") or text.endswith("move…") or text.endswith("&…")
     assert "&amp" not in text  # no entity cut in half

@@ -11,6 +11,8 @@ from __future__ import annotations
 import html
 from typing import Any
 
+from astrid_gateway.protocol import ToolCallFinished, ToolCallStarted
+
 __all__ = [
     "escape",
     "split_text",
@@ -94,17 +96,15 @@ def split_text(text: str, limit: int = TELEGRAM_LIMIT) -> list[str]:
     return parts
 
 
-def tool_line(event: dict[str, Any]) -> str:
+def tool_line(event: ToolCallStarted | ToolCallFinished) -> str:
     """A compact, escaped one-liner for a tool call event."""
-    if event.get("type") == "tool_call_start":
-        return (
-            f"⚙ <code>{escape(shorten(str(event.get('summary') or event.get('tool')), 300))}</code>"
-        )
-    output = str(event.get("output", "")).strip().splitlines()
+    if isinstance(event, ToolCallStarted):
+        return f"⚙ <code>{escape(shorten(event.summary or event.tool, 300))}</code>"
+    output = event.output.strip().splitlines()
     first = escape(shorten(output[0], 200)) if output else ""
-    if event.get("denied"):
+    if event.denied:
         return f"⛔ denied: {first}"
-    return ("✅ " if event.get("ok") else "❌ ") + first
+    return ("✅ " if event.ok else "❌ ") + first
 
 
 def shorten(text: str, width: int) -> str:

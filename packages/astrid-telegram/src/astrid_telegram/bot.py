@@ -551,7 +551,7 @@ class AstridTelegramBot:
             case ToolCallStarted() | ToolCallFinished():
                 await self._finish_stream(chat)
                 if isinstance(event, ToolCallFinished) or event.summary:
-                    await self._send(chat, tool_line(event.model_dump(mode="json")))
+                    await self._send(chat, tool_line(event))
             case ApprovalNeeded(request=request):
                 await self._finish_stream(chat)
                 await self._send_approval(session, request.model_dump(mode="json"))
