@@ -37,11 +37,10 @@ def broken_home(tmp_path: Path) -> Path:
 
 
 def test_broken_config_is_reported_at_once_with_line_and_column(broken_home: Path) -> None:
-    started = time.monotonic()
+    # No timing: the start-up timeout's own message ("did not come up") must not appear, the
+    # daemon's exit must (a timed bound failed on a loaded host).
     out = astrid(broken_home, "status")
-    elapsed = time.monotonic() - started
     assert out.returncode == 1
-    assert elapsed < 15, elapsed  # not the 20 s start-up timeout
     assert "the daemon exited while starting" in out.stderr
     assert "invalid TOML" in out.stderr
     assert "line 2, column 21" in out.stderr
