@@ -154,6 +154,12 @@ async def test_deferred_approval_is_delivered_after_reconnect(
             request_id = event.items[0]["request"]["request_id"]  # pyright: ignore[reportIndexIssue,reportCallIssue,reportArgumentType,reportOptionalSubscript]
             reply = await later.call("approvalResponse", request_id=request_id, option="allow_once")
             assert reply == {"accepted": True, "deferred": True}
+            # The replay ran the live tool path, and its events reach the session's subscribers.
+            seen = await _events_until(later, "tool_call_result", timeout=20)
+            assert [e["type"] for e in seen if e["type"].startswith("tool_call")] == [
+                "tool_call_start",
+                "tool_call_result",
+            ]
         assert not (workspace / "victim.txt").exists()  # replayed exactly once
     finally:
         stop_daemon(proc)

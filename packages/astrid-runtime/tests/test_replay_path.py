@@ -42,7 +42,7 @@ async def test_a_denying_before_tool_call_interceptor_stops_a_replay(
     runtime, session, decision = await _deferred_delete(tmp_path, workspace)
     seen: list[AgentEvent] = []
 
-    async def listener(event: AgentEvent) -> None:
+    async def listener(session_id: str, event: AgentEvent) -> None:
         seen.append(event)
 
     async def refuse_deletes(event: JsonObject) -> HookDecision | None:
@@ -76,7 +76,7 @@ async def test_an_approved_replay_runs_with_hooks_and_events(
     seen: list[AgentEvent] = []
     after: list[JsonObject] = []
 
-    async def listener(event: AgentEvent) -> None:
+    async def listener(session_id: str, event: AgentEvent) -> None:
         seen.append(event)
 
     async def record(event: JsonObject) -> HookDecision | None:

@@ -26,7 +26,7 @@ from ._jsonrpc import RpcError
 from ._relay import RelayFrontend
 from ._state import StatePaths
 from .config_inputs import config_inputs
-from .protocol import METHODS, PROTOCOL_VERSION, ErrorCode
+from .protocol import METHODS, PROTOCOL_VERSION, AgentEvent, ErrorCode
 from .server import Connection, GatewayServer, Handler
 
 if TYPE_CHECKING:
@@ -209,6 +209,11 @@ async def run_daemon(
 
         runtime.set_frontend(relay)
         bind_runtime(server, runtime, relay, tg)
+
+        async def replayed(session_id: str, event: AgentEvent) -> None:
+            await server.publish(session_id, event)  # a replayed deferred call, like a live one
+
+        runtime.replay_listener = replayed
         from ._mcp_methods import bind_mcp_front
 
         bind_mcp_front(server, runtime, tg, paths.root)  # astrid mcp serve

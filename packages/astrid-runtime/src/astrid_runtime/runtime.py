@@ -204,7 +204,9 @@ class AgentRuntime:
 
         self.policy = PolicyAdmin(self)  # `astrid policy apply`: admin grants and settings
         # Receives the events of deferred calls replayed outside a turn (None: dropped).
-        self.replay_listener: Callable[[AgentEvent], Awaitable[None]] | None = None
+        # Where a replayed call's events go: (session id, event); the daemon publishes them to
+        # the session's subscribers like a live turn's.
+        self.replay_listener: Callable[[str, AgentEvent], Awaitable[None]] | None = None
         self.capability_repairs: list[str] = []  # rows the audit log proved were deleted
         self.allowances = AllowanceStore(storage, key)
         self.deferred = DeferredResolutionStore(storage)
@@ -798,7 +800,7 @@ class AgentRuntime:
             listener = self.replay_listener
             if listener is not None:
                 for event in events:
-                    await listener(event)
+                    await listener(str(session.id), event)
             return loop.last_result
 
         return replay
