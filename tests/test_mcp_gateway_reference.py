@@ -13,15 +13,16 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import anyio
 import httpx2
 import pytest
-from mcp import ClientSession, types
+from mcp import ClientSession
 from mcp.client.streamable_http import streamable_http_client
 
 from astrid_gateway.client import GatewayClient
-from astrid_gateway.protocol import ApprovalNeeded
+from astrid_gateway.mcp_testing import answer_approvals, result_text
 from astrid_gateway.testing import run_cli, start_daemon, stop_daemon, write_scripted_config
 
 pytestmark = [pytest.mark.anyio, pytest.mark.needs_node]
@@ -38,19 +39,6 @@ def _bin(name: str) -> str:
     return str(path.resolve())
 
 
-async def _answer(home: Path, seen: list[str]) -> None:
-    async with await GatewayClient.open(home, autostart=False, client_name="person") as client:
-        await client.subscribe()
-        async for event in client.events():
-            if isinstance(event, ApprovalNeeded):
-                seen.append(event.request.summary)
-                await client.call(
-                    "approvalResponse",
-                    request_id=str(event.request.request_id),
-                    option="allow_once",
-                )
-
-
 @asynccontextmanager
 async def over_http(home: Path, workspace: Path) -> AsyncIterator[ClientSession]:
     async with await GatewayClient.open(home, autostart=False) as daemon:
@@ -64,10 +52,6 @@ async def over_http(home: Path, workspace: Path) -> AsyncIterator[ClientSession]
     ):
         await session.initialize()
         yield session
-
-
-def _text(result: types.CallToolResult) -> str:
-    return "\n".join(b.text for b in result.content if isinstance(b, types.TextContent))
 
 
 def _wait_running(home: Path, names: set[str]) -> None:
@@ -100,7 +84,7 @@ async def test_reference_servers_through_the_gateway_over_http(tmp_path: Path) -
             f"args = [{json.dumps(str(workspace))}]\n"
         )
     daemon = start_daemon(home)
-    seen: list[str] = []
+    seen: list[dict[str, Any]] = []
     try:
         _wait_running(home, {"everything", "fs"})
         for server in ("everything", "fs"):
@@ -108,7 +92,7 @@ async def test_reference_servers_through_the_gateway_over_http(tmp_path: Path) -
             assert approved.returncode == 0, approved.stdout + approved.stderr
         with anyio.fail_after(180):
             async with anyio.create_task_group() as tg:
-                tg.start_soon(_answer, home, seen)
+                tg.start_soon(answer_approvals, home, "allow_once", seen)
                 async with over_http(home, workspace) as client:
                     names = {t.name for t in (await client.list_tools()).tools}
                     assert {
@@ -117,13 +101,28 @@ async def test_reference_servers_through_the_gateway_over_http(tmp_path: Path) -
                         "fs__read_text_file",
                     } <= names
 
+                    steps: list[tuple[float, float | None]] = []
+
+                    async def on_progress(
+                        progress: float, total: float | None, message: str | None
+                    ) -> None:
+                        steps.append((progress, total))
+
+                    slow = await client.call_tool(
+                        "everything__trigger-long-running-operation",
+                        {"duration": 0.3, "steps": 3},
+                        progress_callback=on_progress,
+                    )
+                    assert not slow.is_error, result_text(slow)
+                    assert steps == [(1, 3), (2, 3), (3, 3)]  # relayed from upstream
+
                     echo = await client.call_tool("everything__echo", {"message": "hi"})
-                    assert _text(echo).endswith("hi")
+                    assert result_text(echo).endswith("hi")
                     read = await client.call_tool(
                         "fs__read_text_file", {"path": str(workspace / "notes.txt")}
                     )
-                    assert "kept in the workspace" in _text(read)
-                    assert "\x1b" not in _text(read)  # neutralized on the way through
+                    assert "kept in the workspace" in result_text(read)
+                    assert "\x1b" not in result_text(read)  # neutralized on the way through
 
                     resources = (await client.list_resources()).resources
                     assert resources
@@ -136,9 +135,10 @@ async def test_reference_servers_through_the_gateway_over_http(tmp_path: Path) -
                     assert simple.name.startswith("everything__")
                     assert (await client.get_prompt(simple.name)).messages
                 tg.cancel_scope.cancel()
-        assert "Call MCP tool everything/echo" in seen
-        assert "Call MCP tool fs/read_text_file" in seen
-        assert "Call MCP tool everything/#resources.read" in seen
-        assert "Call MCP tool everything/#prompts.get" in seen
+        summaries = [request["summary"] for request in seen]
+        assert "Call MCP tool everything/echo" in summaries
+        assert "Call MCP tool fs/read_text_file" in summaries
+        assert "Call MCP tool everything/#resources.read" in summaries
+        assert "Call MCP tool everything/#prompts.get" in summaries
     finally:
         stop_daemon(daemon)

@@ -105,10 +105,10 @@ async def test_poisoned_tools_wait_renames_wait_and_sampling_floods_are_refused(
         sampling = [
             e
             for e in entries
-            if (e.get("action") or {}).get("kind") == "llm_call"
-            and "shifty" in str((e.get("action") or {}).get("purpose"))
+            if (e.get("action") or {}).get("kind") == "mcp_sampling"
+            and (e.get("action") or {}).get("server") == "shifty"
         ]
         assert len(sampling) == 25  # each one refused, and each refusal on the log
-        assert all(e["outcome"]["kind"] != "executed" for e in sampling)
+        assert all(e["outcome"]["kind"] == "denied" for e in sampling)
     finally:
         stop_daemon(daemon)

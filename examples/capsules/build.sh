@@ -63,7 +63,9 @@ print(f"{manifest.parent.name}: component.wasm {wasm.stat().st_size} bytes, blak
 PY
 }
 
-build weather-notes src/weather_notes.c
+if [ -d "$dest/weather-notes" ]; then
+  build weather-notes src/weather_notes.c
+fi
 
 # Seed 001's github-agent: its manifest (the seed's, verbatim) gives no hash; the installer
 # hashes the component and binds the trust record to it.

@@ -11,6 +11,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import tarfile
 import time
 from collections.abc import Iterator
@@ -291,3 +292,47 @@ def test_wasm_capsule_installs_and_a_swap_after_install_is_detected(
     assert info.returncode == 1
     assert "VERIFY FAILED" in info.stdout
     assert "hash mismatch" in info.stdout
+
+
+def test_install_from_a_git_url_shows_the_pinned_commit(home: Path, tmp_path: Path) -> None:
+    repo = static_capsule(tmp_path / "repo", "from-git", net='"api.example.com"')
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@example.com"]
+    subprocess.run([*git, "init", "--quiet"], cwd=repo, check=True)
+    subprocess.run([*git, "add", "."], cwd=repo, check=True)
+    subprocess.run([*git, "commit", "--quiet", "-m", "v1"], cwd=repo, check=True)
+    subprocess.run([*git, "tag", "v1"], cwd=repo, check=True)
+    commit = subprocess.run(
+        ["git", "rev-parse", "v1"], cwd=repo, check=True, capture_output=True, text=True
+    ).stdout.strip()
+    shown = ok(astrid(home, "capsule", "install", f"file://{repo}", "--ref", "v1", "--dry-run"))
+    assert f"from git: file://{repo} at 'v1' = commit {commit}" in shown
+    assert "dry run: nothing was installed" in shown
+    refused = astrid(home, "capsule", "install", str(repo), "--ref", "v1")
+    assert refused.returncode != 0
+    assert "--ref applies to a git URL only" in refused.stderr
+
+
+def test_seed_001_github_agent_disclosure_as_the_cli_shows_it(home: Path, tmp_path: Path) -> None:
+    # Built by the examples' own build script, into a copy (the repository is not written).
+    examples = Path(__file__).resolve().parents[3] / "examples" / "capsules"
+    source = tmp_path / "examples" / "github-agent"
+    shutil.copytree(examples / "github-agent", source, ignore=shutil.ignore_patterns("bin"))
+    build = [str(examples / "build.sh"), str(source.parent)]
+    subprocess.run(
+        build, check=True, capture_output=True, env={**os.environ, "PYTHON": sys.executable}
+    )
+    shown = ok(astrid(home, "capsule", "install", str(source), "--dry-run"))
+    for line in (
+        "component: bin/github_agent.wasm BLAKE3 ",
+        "(hashed now: the manifest gives no hash)",
+        "UNSIGNED",
+        "network hosts: api.github.com",
+        "*** READ OUTSIDE THE WORKSPACE: /home/user/.gitconfig ***",
+        "secret GITHUB_TOKEN (Please provide a GitHub Personal Access Token)",
+        "runs an MCP server (untrusted, sandboxed) local-git: npx -y",
+        "scheduled task sync-issues (0 * * * *): astrid.github.sync",
+        "sees every BeforeToolCall event",
+        "provides the model claude-3-5-sonnet",
+        "dry run: nothing was installed",
+    ):
+        assert line in shown, line

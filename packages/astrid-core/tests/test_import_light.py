@@ -28,3 +28,22 @@ def test_import_astrid_core_is_light() -> None:
 def test_surrealdb_loads_only_with_its_backend() -> None:
     loaded = _modules_after("import astrid_core.storage._surreal")
     assert "surrealdb" in loaded  # proves the check above can see it
+
+
+def test_names_load_at_first_use() -> None:
+    """`from astrid_core import ConfigError` (what the CLI's quick commands and the gateway
+    client need) builds none of the pydantic models: `astrid status` imports only what it uses."""
+    loaded = _modules_after("from astrid_core import AstridError, ConfigError, StorageError")
+    assert "pydantic" not in loaded
+    full = _modules_after("from astrid_core import FileRead")
+    assert "pydantic" in full  # proves the check above can see it
+
+
+def test_an_unknown_name_is_an_attribute_error() -> None:
+    import pytest
+
+    import astrid_core
+
+    with pytest.raises(AttributeError, match="no attribute 'Nope'"):
+        _ = astrid_core.Nope  # type: ignore[attr-defined]
+    assert "FileRead" in dir(astrid_core)

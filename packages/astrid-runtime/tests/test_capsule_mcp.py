@@ -22,8 +22,6 @@ import pytest
 from astrid_audit import OutcomeKind
 from astrid_capsule.errors import CapsuleLoadRefused
 from astrid_capsule.install import CapsuleInstaller, TrustAck
-from astrid_capsule.manifest import Capabilities
-from astrid_capsule.mcp_host import capsule_workspace_paths
 from astrid_core import ApprovalOption, JsonObject, McpToolCall, SessionId
 from astrid_runtime.llm import ModelRequest, ScriptedTurn
 from astrid_runtime.runtime import AgentRuntime
@@ -275,19 +273,3 @@ async def test_an_updated_capsule_old_server_is_not_launched_again(tmp_path: Pat
         await hosted(runtime, work)
     finally:
         await runtime.aclose()
-
-
-def test_accepted_patterns_become_workspace_directories(tmp_path: Path) -> None:
-    workspace = Path(os.path.realpath(tmp_path))
-    (workspace / "out").mkdir()
-    (workspace / "escape").symlink_to("/etc")
-    granted = Capabilities(
-        fs_read=("docs/**", "src/a/*.py", "notes/todo.txt", "escape/**", "!private"),
-        fs_write=("out/**", "out/sub/**"),
-    )
-    read, write = capsule_workspace_paths(granted, str(workspace))
-    assert read == [str(workspace / p) for p in ("docs", "notes/todo.txt", "out", "src/a")]
-    assert write == [str(workspace / "out")]
-    # A pattern that matches at any depth opens the workspace itself.
-    anywhere, _ = capsule_workspace_paths(Capabilities(fs_read=("*.md",)), str(workspace))
-    assert anywhere == [str(workspace)]

@@ -25,7 +25,7 @@ import pytest
 from astrid_core import ApprovalOption, CapsuleHostCall, FileRead, McpToolCall
 from astrid_runtime.llm import ScriptedTurn
 
-from .conftest import PDK_DIR, Human, collect, open_runtime
+from .conftest import Human, collect, open_runtime
 
 pytestmark = pytest.mark.anyio
 
@@ -57,28 +57,17 @@ server.run()
 
 
 def build_example(tmp_path: Path) -> Path:
-    """A copy of the example with its component built from source (the manifest untouched)."""
+    """A copy of seed 001's github-agent example with its component built from source by
+    ``examples/capsules/build.sh`` (the manifest untouched)."""
     if shutil.which("clang") is None:
         pytest.fail("clang is not installed: run scripts/install-test-deps (installs clang + lld)")
-    source = tmp_path / "github-agent"
-    shutil.copytree(EXAMPLE, source, ignore=shutil.ignore_patterns("bin"))  # built below
-    (source / "bin").mkdir()
+    examples = Path(__file__).resolve().parents[3] / "examples" / "capsules"
+    copies = tmp_path / "examples"
+    source = copies / "github-agent"
+    shutil.copytree(examples / "github-agent", source, ignore=shutil.ignore_patterns("bin"))
+    env = {**os.environ, "PYTHON": sys.executable}
     subprocess.run(
-        [
-            "clang",
-            "--target=wasm32-unknown-unknown",
-            "-O2",
-            "-nostdlib",
-            "-fno-builtin",
-            "-Wl,--no-entry",
-            "-Wl,--export-dynamic",
-            f"-I{PDK_DIR}",
-            "-o",
-            str(source / "bin" / "github_agent.wasm"),
-            str(source / "src" / "github_agent.c"),
-        ],
-        check=True,
-        capture_output=True,
+        [str(examples / "build.sh"), str(copies)], check=True, capture_output=True, env=env
     )
     return source
 

@@ -30,7 +30,6 @@ from dataclasses import dataclass
 from typing import Any, Protocol, cast
 
 import anyio
-import blake3
 
 from astrid_core import (
     AstridError,
@@ -177,9 +176,8 @@ def _cap_effects(
 
 
 def _ids_digest(ids: dict[str, int], below: int) -> str:
-    return blake3.blake3(
-        "\n".join(sorted(t for t, seq in ids.items() if seq < below)).encode()
-    ).hexdigest()
+    # astrid-crypto is the one place that hashes (the same BLAKE3 hex as before).
+    return content_hash("\n".join(sorted(t for t, seq in ids.items() if seq < below)).encode()).hex
 
 
 def _seal_message(size: int, revoked: str, used: str, last: str | None) -> bytes:

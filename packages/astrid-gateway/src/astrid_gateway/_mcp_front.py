@@ -737,16 +737,15 @@ def _text_of(result: Any) -> str:
 def _progress_relay(
     ctx: Any,
 ) -> Callable[[float, float | None, str | None], Awaitable[None]] | None:
-    """Upstream progress for this call, relayed to the client under its own token."""
+    """Upstream progress for this call, relayed to the client (under the client's own token)
+    when the client asked for progress."""
     meta = ctx.meta
-    token = getattr(meta, "progress_token", None) if meta is not None else None
-    if token is None:
+    if not isinstance(meta, dict) or meta.get("progress_token") is None:
         return None
 
     async def relay(progress: float, total: float | None, message: str | None) -> None:
-        await ctx.session.send_progress_notification(
-            token, progress, total, neutralize(message) if message else None
-        )
+        text = neutralize(message) if message else None
+        await ctx.session.report_progress(progress, total, text)
 
     return relay
 

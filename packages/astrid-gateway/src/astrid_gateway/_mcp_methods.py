@@ -10,33 +10,22 @@ from pathlib import Path
 from typing import Any
 
 from anyio.abc import TaskGroup
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import Field
 
-from ._jsonrpc import RpcError
-from .protocol import ErrorCode
+from ._methods import _parse  # pyright: ignore[reportPrivateUsage] - one params parser
+from .protocol import Params
 from .server import Connection, GatewayServer
 
 __all__ = ["bind_mcp_front"]
 
 
-class _Endpoint(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+class _Endpoint(Params):
     port: int = Field(default=0, ge=0, le=65535)
 
 
-class _Approve(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+class _Approve(Params):
     server: str = Field(min_length=1, max_length=200)
     tool: str | None = Field(default=None, min_length=1, max_length=200)
-
-
-def _parse(model: type[Any], params: dict[str, Any]) -> Any:
-    try:
-        return model.model_validate(params)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "params"
-        raise RpcError(ErrorCode.INVALID_PARAMS, f"{where}: {first['msg']}") from None
 
 
 def bind_mcp_front(server: GatewayServer, runtime: Any, tg: TaskGroup, home: Path) -> None:

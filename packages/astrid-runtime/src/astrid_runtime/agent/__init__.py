@@ -3,6 +3,7 @@
 from ._compaction import CompactionResult, CompactionSettings, compact, needs_compaction
 from ._hooks import (
     HOOK_EVENTS,
+    MAX_OUTPUT_IN_PAYLOAD,
     ApprovalHooks,
     HookDecision,
     HookEvent,
@@ -23,6 +24,7 @@ __all__ = [
     "TurnCancelled",
     "HookEvent",
     "HOOK_EVENTS",
+    "MAX_OUTPUT_IN_PAYLOAD",
     "HookDecision",
     "HookHandler",
     "HookFailed",

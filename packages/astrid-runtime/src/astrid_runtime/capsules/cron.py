@@ -61,8 +61,7 @@ from astrid_core import (
     SessionId,
 )
 
-from ..agent import HookEvent
-from ..agent._hooks import MAX_OUTPUT_IN_PAYLOAD
+from ..agent import MAX_OUTPUT_IN_PAYLOAD, HookEvent
 from ..tools import cap_output
 from .host import CapsuleHost, capsule_tool_name
 from .ports import HeadlessSession, HeadlessSessions
