@@ -298,3 +298,15 @@ def test_whatever_is_planted_is_moved_aside_and_nothing_else_moves(
     assert (ws / "keep.txt").read_text() == "mine"
     assert (ws / "proj" / "code.py").read_text() == "print(1)"
     assert ProtectedSnapshot([str(ws)]).settle() == ()  # settled: nothing new a second time
+
+
+def test_a_new_repository_behind_512_new_folders_is_still_moved_aside(plain: Path) -> None:
+    """Attack: only the first 512 subdirectories (by name) are watched; the agent makes 512
+    folders that sort first, then `zzz/.git` with an fsmonitor for the user's next
+    `cd zzz && git status`."""
+    proc, quarantined = run_in_sandbox(
+        plain, f"mkdir d{{000..599}} && mkdir zzz && cd zzz && git init -q && {FSMONITOR}"
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert not (plain / "zzz" / ".git").exists()
+    assert [q.change for q in quarantined if q.path == str(plain / "zzz" / ".git")] == ["created"]

@@ -108,6 +108,16 @@ class Toolchain:
         if proc.returncode != 0 or not proc.stdout.strip():
             raise OpenClawError(f"the bundler failed: {proc.stderr.strip()[-2000:]}")
         report: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
+        # esbuild follows any import, `/home/me/.docker/config.json` or `../../x` included:
+        # what the plugin bundles must come from its own folder (its node_modules within).
+        root = cwd.resolve()
+        for name in report.get("inputs", []):
+            if not (root / name).resolve().is_relative_to(root):
+                raise OpenClawError(
+                    f"the plugin imports {name}, which is outside the plugin folder",
+                    hint="copy what the plugin needs into its folder and import it from there",
+                    code="openclaw.outside",
+                )
         return report
 
     def preinitialize(self, script_dir: Path, output: Path) -> None:

@@ -27,6 +27,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from ._cache import private_cache
 from ._grants import SYSTEM_READ_PATHS
 
 __all__ = ["etc_view"]
@@ -85,16 +86,12 @@ def _collect_old(cache: Path, keep: str) -> None:
 def etc_view() -> str | None:
     """The host path of the current /etc copy (built if needed); None if it cannot be made
     (then the caller binds each entry as before)."""
-    home = os.environ.get("ASTRID_HOME") or os.path.join(os.path.expanduser("~"), ".astrid")
-    cache = Path(home) / "cache"
     try:
+        cache = private_cache()
         entries = _entries()
         name = f"etc-{_signature(entries)}"
         target = cache / name
         if not target.is_dir():
-            for directory in (cache.parent, cache):
-                with contextlib.suppress(FileExistsError):
-                    directory.mkdir(mode=0o700)
             _build(target, entries)
             _collect_old(cache, name)
     except OSError:

@@ -28,6 +28,7 @@ import tempfile
 from functools import lru_cache
 from pathlib import Path
 
+from ._cache import private_cache
 from ._seccomp import build_program, seccomp_supported
 
 __all__ = ["NATIVE_INSIDE", "native_launcher", "native_status", "seccomp_hex"]
@@ -37,11 +38,6 @@ _SOURCE = Path(__file__).with_name("_launcher.c")
 _VERSION = b"astrid-launcher 2\n"
 _verified: dict[str, tuple[int, int, int, int, int]] = {}
 _failure: dict[str, str] = {}
-
-
-def _cache_dir() -> Path:
-    home = os.environ.get("ASTRID_HOME") or os.path.join(os.path.expanduser("~"), ".astrid")
-    return Path(home) / "cache"
 
 
 @lru_cache(maxsize=1)
@@ -110,8 +106,8 @@ def native_launcher() -> str | None:
     if not seccomp_supported():
         _failure["reason"] = "no seccomp program for this architecture"
         return None
-    binary = _cache_dir() / f"launcher-{_source_hash()}"
     try:
+        binary = private_cache() / f"launcher-{_source_hash()}"
         if not binary.exists():
             _build(binary)
         _verify(binary)

@@ -178,10 +178,12 @@ class ProtectedSnapshot:
     def __init__(self, roots: Iterable[str]) -> None:
         self.roots = tuple(dict.fromkeys(os.path.realpath(r) for r in roots))
         self._before: dict[tuple[str, str], _State] = {}
+        self._subdirectories: dict[str, set[str]] = {}
         for root in self.roots:
             with _opened_root(root) as fd:
                 if fd is None:
                     continue
+                self._subdirectories[root] = set(_subdirectories(fd, limit=None))
                 for name in _names(fd):
                     self._before[root, name] = _state(fd, name)
 
@@ -193,7 +195,17 @@ class ProtectedSnapshot:
                 if fd is None:
                     continue
                 changed: list[tuple[str, str]] = []
-                names = dict.fromkeys([*(n for r, n in self._before if r == root), *_names(fd)])
+                # A subdirectory the command made is checked even beyond the first 512 by
+                # name: else 512 new folders named `0..` would hide a new `zzz/.git`.
+                seen = self._subdirectories.get(root, set())
+                fresh = [d for d in _subdirectories(fd, limit=None) if d not in seen]
+                names = dict.fromkeys(
+                    [
+                        *(n for r, n in self._before if r == root),
+                        *_names(fd),
+                        *(f"{d}/{p}" for d in fresh for p in PROTECTED_PATHS),
+                    ]
+                )
                 for name in names:
                     before = self._before.get((root, name), _MISSING)
                     after = _state(fd, name)
@@ -221,7 +233,7 @@ def _opened_root(root: str) -> Generator[int | None]:
             os.close(fd)
 
 
-def _subdirectories(root_fd: int) -> list[str]:
+def _subdirectories(root_fd: int, limit: int | None = _MAX_SUBDIRECTORIES) -> list[str]:
     """The real directories directly in a tree (a folder of repositories), except the
     protected ones themselves; symbolic links are not followed."""
     skip = {p.split("/")[0] for p in PROTECTED_PATHS}
@@ -230,7 +242,7 @@ def _subdirectories(root_fd: int) -> list[str]:
         for entry in entries:
             if entry.name not in skip and entry.is_dir(follow_symlinks=False):
                 found.append(entry.name)
-    return sorted(found)[:_MAX_SUBDIRECTORIES]
+    return sorted(found)[:limit]
 
 
 def _names(root_fd: int) -> list[str]:

@@ -2,7 +2,7 @@
 // argv[2]: JSON {entry, outfile, platform: "wasm" | "node", shim, tools}. Prints one JSON line:
 // {ok, errors, builtins (Node built-ins the plugin imports), hosts (http(s) hosts named in the
 // plugin's code and dependencies, comments removed), inputs}.
-import { readFileSync } from "node:fs";
+import { readFileSync, realpathSync } from "node:fs";
 import { builtinModules, createRequire } from "node:module";
 import path from "node:path";
 
@@ -63,7 +63,7 @@ try {
 
 const hosts = new Set();
 const inputs = Object.keys(result.metafile.inputs).filter(
-  (p) => !path.resolve(p).startsWith(job.shim + path.sep) && !p.includes("core-js-pure"),
+  (p) => !path.resolve(p).startsWith(job.shim + path.sep) && !realpathSync(path.resolve(p)).startsWith(realpathSync(job.tools) + path.sep),
 );
 for (const input of inputs) {
   const file = path.resolve(input);
