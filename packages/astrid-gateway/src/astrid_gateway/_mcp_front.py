@@ -771,7 +771,14 @@ def read_or_create_token(home: Path) -> str:
                 hint=f"chmod 600 {path} (or delete it: a new token is made)",
                 code="config.invalid",
             )
-        return handle.read().strip()
+        token = handle.read().strip()
+    if len(token) < 32:  # an empty token would be matched by "Authorization: Bearer "
+        raise AstridError(
+            f"{path} holds no usable token (under 32 characters): refusing to use it",
+            hint=f"delete {path}: a new token is made",
+            code="config.invalid",
+        )
+    return token
 
 
 class McpHttpEndpoint:
