@@ -1,6 +1,6 @@
 """SecurityInterceptor decisions/s and latency (p50/p99) vs a bare function call.
 
-    uv run python benchmarks/interceptor.py [--quick] [--policy-only]
+    uv run python benchmarks/interceptor.py [--quick] [--policy-only] [--compare=<commit>]
 
 (a) policy deny (`sudo` in a command line), (b) token-authorized with a durable audit append
 on SurrealDB embedded, (c) the same on memory storage. The baseline is an async function call
@@ -12,6 +12,8 @@ same lines, interleaved in the same run: the old parser is kept verbatim in
 audit, autonomous mode, memory storage) against the whole astrid_approval package as of
 commit ``b4be71e`` (before tree-sitter), loaded from git into a temporary module, interleaved:
 cold = every line new to the parse cache, warm = the line was seen before. Target: <= 1.2x.
+``--compare=<commit>`` adds that commit's package (e.g. the code before a change) as a third
+column, interleaved in the same rounds, cold: before/after ratios from one run.
 
 (f) real concurrency, on sqlite3 (the daemon's default, fsynced): token-authorized decisions
 with their durable audit entry, completed per second, by 1 session and by 16 sessions at once
@@ -220,27 +222,29 @@ async def real_concurrency(workspace: str) -> None:
         )
 
 
-def _load_baseline_package() -> Any | None:
-    """astrid_approval as of BASELINE_COMMIT, imported as ``astrid_approval_baseline``."""
+def _load_baseline_package(
+    commit: str = BASELINE_COMMIT, name: str = "astrid_approval_baseline"
+) -> Any | None:
+    """astrid_approval as of ``commit``, imported as ``name``."""
     root = Path(__file__).resolve().parent.parent
     src = "packages/astrid-approval/src/astrid_approval"
     try:
         names = subprocess.run(
-            ["git", "ls-tree", "--name-only", BASELINE_COMMIT, src + "/"],
+            ["git", "ls-tree", "--name-only", commit, src + "/"],
             cwd=root, capture_output=True, text=True, check=True,
         ).stdout.split()  # fmt: skip
-        target = Path(tempfile.mkdtemp()) / "astrid_approval_baseline"
+        target = Path(tempfile.mkdtemp()) / name
         target.mkdir()
-        for name in names:
+        for file in names:
             text = subprocess.run(
-                ["git", "show", f"{BASELINE_COMMIT}:{name}"],
+                ["git", "show", f"{commit}:{file}"],
                 cwd=root, capture_output=True, text=True, check=True,
             ).stdout  # fmt: skip
-            (target / Path(name).name).write_text(text)
+            (target / Path(file).name).write_text(text)
     except (OSError, subprocess.CalledProcessError):
         return None
     sys.path.insert(0, str(target.parent))
-    return importlib.import_module("astrid_approval_baseline")
+    return importlib.import_module(name)
 
 
 def parser_ratio() -> None:
@@ -294,6 +298,11 @@ async def decision_ratio(workspace: str) -> None:
         return
     old_guard = await _guard(baseline, workspace)
     new_guard = await _guard(astrid_approval, workspace)
+    compare = next((a.split("=", 1)[1] for a in sys.argv if a.startswith("--compare=")), None)
+    other = _load_baseline_package(compare, "astrid_approval_compare") if compare else None
+    other_guard = await _guard(other, workspace) if other is not None else None
+    other_cache = getattr(getattr(other, "_shell", None), "_parse_cached", None)
+    other_t: list[float] = []
     actions = [ShellCommand(command=line, cwd=workspace) for line in LINES]
     rounds = max(N // 20, 10)
 
@@ -308,6 +317,10 @@ async def decision_ratio(workspace: str) -> None:
     for _ in range(rounds):
         for action in actions:
             old_t.append(await timed(lambda a=action: old_guard.intercept(a, "b")))
+            if other_guard is not None:
+                if other_cache is not None:
+                    other_cache.cache_clear()
+                other_t.append(await timed(lambda a=action: other_guard.intercept(a, "b")))
             _parse_cached.cache_clear()
             cold_t.append(await timed(lambda a=action: new_guard.intercept(a, "b")))
             warm_t.append(await timed(lambda a=action: new_guard.intercept(a, "b")))
@@ -320,6 +333,12 @@ async def decision_ratio(workspace: str) -> None:
     print(f"{'(e) shell decision, tree-sitter, warm':48} {1e6 / warm_us:10,.0f} {warm_us:9.0f}")
     label = "(e) decision ratio cold/baseline, warm/baseline"
     print(f"{label:48} {cold_us / old_us:10.2f}x {warm_us / old_us:8.2f}x")
+    if other_t:
+        other_us = statistics.median(other_t) * 1e6
+        label = f"(e) shell decision, {compare}, cold"
+        print(f"{label:48} {1e6 / other_us:10,.0f} {other_us:9.0f}")
+        label = f"(e) decision ratio {compare} cold/baseline"
+        print(f"{label:48} {other_us / old_us:10.2f}x")
 
 
 def _policy_text(grants: int) -> str:

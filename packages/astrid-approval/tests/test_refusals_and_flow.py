@@ -195,6 +195,8 @@ async def test_a_tainted_session_asks_at_sinks_despite_allowances(workspace: Pat
         assert not result.allowed, action
         assert "untrusted content preceded this request" in " ".join(handler.asked[-1].ask_reasons)
     assert len(handler.asked) == len(sinks)
+    # an allowance would not cover the next such call: only this one can be allowed
+    assert handler.asked[0].options == (ApprovalOption.ALLOW_ONCE, ApprovalOption.DENY)
     # The audit entry of the question links the tainting content's decision entry.
     asked = [
         e for e in await guard.audit.entries() if e.outcome.kind is OutcomeKind.APPROVAL_REQUESTED

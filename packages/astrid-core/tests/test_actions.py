@@ -14,6 +14,7 @@ from astrid_core import (
     FileRead,
     FileWrite,
     LlmCall,
+    McpSampling,
     McpToolCall,
     NetworkRequest,
     Permission,
@@ -107,6 +108,13 @@ CASES: list[tuple[Any, str, Permission, RiskLevel, str]] = [
         Permission.SPEND,
         RiskLevel.LOW,
         "LLM call to claude-x (agent turn), estimated $0.0123",
+    ),
+    (
+        McpSampling(server="inbox", model="claude-x", max_tokens=64, estimated_cost_micros=500),
+        "mcp-sampling://inbox",
+        Permission.SPEND,
+        RiskLevel.MEDIUM,
+        "MCP server inbox asks to use claude-x (up to 64 tokens, estimated $0.0005)",
     ),
     (
         TranscriptAccess(session_id=SID),

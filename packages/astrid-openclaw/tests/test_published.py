@@ -203,7 +203,8 @@ async def test_graphiti_tier2_runs_sandboxed_in_a_session_and_its_network_is_con
         # The plugin ran under Node in the sandbox; its request to its default server
         # (localhost:8100, a loopback address) went to the egress proxy, which refused it.
         assert answer["output"].startswith("Graphiti search failed: Graphiti /search returned 403")
-        assert "may not reach" in answer["output"]
+        assert "Astrid egress proxy: localhost:8100 denied" in answer["output"]
+        assert "loopback" in answer["output"]
         kinds = [e.outcome.kind for e in await runtime.audit.entries(session_id=session)]
         assert OutcomeKind.APPROVAL_GRANTED in kinds
     finally:

@@ -9,8 +9,10 @@ the action is denied (fail closed). Implements astrid_core's ``Guard`` protocol.
 
 from __future__ import annotations
 
+import json
 import logging
 import shlex
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,7 +33,6 @@ from astrid_capabilities import (
     TokenScope,
     caveat_refusal,
 )
-from astrid_capabilities._token import now_seconds
 from astrid_core import (
     ALL_APPROVAL_OPTIONS,
     ApprovalDecision,
@@ -176,8 +177,6 @@ class GrantRefusal:
         return f"caveat {self.caveat} of grant {self.token_id} refused it: {self.reason}"
 
     def audit_detail(self) -> dict[str, str]:
-        import json
-
         detail = {"caveat": self.caveat, "grant": self.token_id, "refusal": self.reason[:300]}
         if self.refusal is not None:
             detail["argument"] = self.refusal.arg
@@ -521,7 +520,11 @@ class SecurityInterceptor:
         if normalized.shell is not None and normalized.shell.opaque:
             risk = risk.raised_to(RiskLevel.HIGH)
         options = (
-            (ApprovalOption.ALLOW_ONCE, ApprovalOption.DENY) if budget_ask else ALL_APPROVAL_OPTIONS
+            # Over budget, or a sink in a tainted session: an allowance or a caveat-free token
+            # would not cover the next such call anyway, so only this call can be allowed.
+            (ApprovalOption.ALLOW_ONCE, ApprovalOption.DENY)
+            if budget_ask or "sink" in (extra_detail or {})
+            else ALL_APPROVAL_OPTIONS
         )
         request = ApprovalRequest(
             session_id=self.session_id,
@@ -668,7 +671,7 @@ class SecurityInterceptor:
         view = _grant_view(action)
         explanation = await self.capabilities.explain(view, self.session_id)
         arguments = action.arguments()
-        now = now_seconds()
+        now = int(time.time())  # not_after caveats; the store re-checks its own clock
         closest: tuple[int, GrantRefusal] | None = None
         for check in explanation.checks:
             token = await self.capabilities.get(check.token_id)

@@ -428,6 +428,10 @@ class SecurityPolicy:
         return PolicyVerdict(Verdict.PASS)
 
     def _host_problems(self, host: str, port: int) -> list[str]:
+        if "%" in host and unquote(host) != host:  # localhost%2e: a client may decode it
+            found = self._host_problems(unquote(host), port)
+            if found:
+                return found
         host = host.lower().rstrip(".")
         for pattern in self.denied_hosts:
             if fnmatch.fnmatchcase(host, pattern.lower()):
@@ -959,6 +963,15 @@ def _path_words(word: str) -> tuple[str, ...]:
             ):
                 found.append(tail)
     found += [text[1:] for text in list(found) if text.startswith("@") and len(text) > 1]
+    if ":" in word:  # docker -v ~/.ssh:/k (a local path first; host:path is remote)
+        local = word.split(":", 1)[0]
+        if local.startswith(("/", "~", ".")):
+            found.append(local)
+    if "," in word:  # docker --mount type=bind,source=~/.ssh,target=/k
+        for piece in word.split(","):
+            value = piece.split("=", 1)[1] if "=" in piece else piece
+            if value != word and value.startswith(("/", "~", ".")):
+                found.append(value)
     return tuple(found)
 
 

@@ -555,6 +555,7 @@ class _Analysis:
         self.inherited_stdin: str | None = None  # a here-document hung on a whole list
         self.pipe_text: str | None = None  # what the previous stage of a pipeline prints
         self.written: set[str] = set()  # files the line writes (relative to its cwd)
+        self.links = False  # the line makes a symbolic or hard link
 
     def opaque(self, reason: str) -> None:
         self.result.opaque_reasons.append(reason)
@@ -927,6 +928,12 @@ class _Analysis:
             runner = program in SHELLS or _family(program) in INTERPRETERS or program in _WRAPPERS
             if self.runs_written(argv if runner else argv[:1]):
                 self.opaque(f"{program} runs a file this line writes: its text is not in the line")
+        if program == "ln" or (
+            program == "cp" and any(a in ("-s", "-l", "--symbolic-link", "--link") for a in argv)
+        ):
+            self.links = True
+        if self.links and self.result.commands:  # (this command is not in the list yet)
+            self.opaque("the line makes a link: later paths in it may lead anywhere")
         if program in ("tee", "cp", "mv", "install", "ln", "dd", "curl", "wget"):
             for value in argv[1:]:  # what they may write (over-approximated: any word)
                 self.wrote(value)

@@ -376,13 +376,13 @@ def build_capsule_dir(
         described: dict[str, Any] = {}
         hosts: list[str] = []
         if tier == "node":
-            reason = "Tier 2 was asked for (--tier node)"
+            reason = 'Tier 2 was asked for (tier="node")'
         else:
             reason, described, hosts = _wasm_tier(info, chain, work, out)
             if reason is not None and tier == "wasm":
                 raise OpenClawError(
                     f"{info.id} cannot run as WASM: {reason}",
-                    hint="drop --tier wasm to let the compiler choose Tier 2 (Node)",
+                    hint="leave tier unset to let the compiler choose Tier 2 (Node)",
                 )
         if reason is None:
             chosen: Tier = "wasm"
@@ -425,7 +425,9 @@ def compile_plugin(
     tier: Tier | None = None,
     sign_with: Any = None,
 ) -> tuple[CompileResult, Path, str]:
-    """Compile and pack: returns (result, archive path, content hash hex)."""
+    """Compile and pack: returns (result, archive path, content hash hex). The result's
+    folders (``capsule_dir``, ``plugin.root``) were temporary and are gone: the archive is
+    what remains."""
     from astrid_capsule.install import compile_capsule
 
     with tempfile.TemporaryDirectory(prefix="astrid-openclaw-out-") as tmp:

@@ -99,3 +99,6 @@ def approvals(
 
     with contextlib.suppress(KeyboardInterrupt):
         run_async(go)
+
+
+__all__ = ["approvals"]

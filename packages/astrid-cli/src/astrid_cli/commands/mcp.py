@@ -199,3 +199,6 @@ def install_client(ctx: click.Context, client: str, config_path: str | None, wri
             f"next: `astrid mcp tools`, then `astrid mcp approve SERVER`; restart {client}",
             err=True,
         )
+
+
+__all__ = ["mcp"]

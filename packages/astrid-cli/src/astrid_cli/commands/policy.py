@@ -140,3 +140,6 @@ def policy_revoke(ctx: click.Context, grant: str | None, reason: str, as_json: b
         return
     revoked = result.get("revoked") or []
     click.echo(f"revoked {len(revoked)} token(s) of {', '.join(result.get('grants') or [])}")
+
+
+__all__ = ["policy"]
