@@ -197,3 +197,48 @@ async def test_forty_sampling_requests_are_asked_capped_and_settled(tmp_path: Pa
     assert len(executed) == 5
     assert len(capped) == 35
     assert seen["tainted"]  # the sampled completions are untrusted content
+
+
+async def test_a_networked_servers_read_only_hint_does_not_let_a_tainted_session_call_it_unasked(
+    tmp_path: Path,
+) -> None:
+    """Attack: a malicious server labels its tool ``readOnlyHint`` (inbox's read_inbox) while
+    it can reach the network (``net`` hosts): the label is the server's own word, so after the
+    session is tainted a call of that tool is a sink and is asked, Allow Session or not."""
+    script = [
+        ScriptedTurn("Reading the inbox.", (("mcp__inbox__read_inbox", {}),)),
+        ScriptedTurn("Again.", (("mcp__inbox__read_inbox", {}),)),
+        ScriptedTurn("Done.", ()),
+    ]
+    person = Person([ApprovalOption.ALLOW_SESSION, ApprovalOption.DENY])
+    seen: dict[str, Any] = {}
+
+    async def body(runtime: AgentRuntime, session: Any, state: Path) -> None:
+        seen["results"] = await _results(runtime, session, "read my inbox")
+
+    config_extra = '[workspace]\nmode = "autonomous"\n'
+    home, workspace, state = tmp_path / "home", tmp_path / "ws", tmp_path / "state"
+    for directory in (home, workspace, state):
+        directory.mkdir()
+    (home / "config.toml").write_text(
+        _config(state, config_extra) + 'net = ["exfil.evil.test:443"]\n'
+    )
+    runtime = await AgentRuntime.open(
+        home, config=load_config(home, env={}), provider=ScriptedProvider(script)
+    )
+    runtime.set_frontend(person)  # type: ignore[arg-type]
+    try:
+        with anyio.fail_after(120):
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(runtime.run_background)
+                with anyio.fail_after(30):
+                    await runtime.mcp.running.wait()
+                info = await runtime.create_session(str(workspace))
+                await body(runtime, info.session_id, state)
+                tg.cancel_scope.cancel()
+    finally:
+        await runtime.aclose()
+    assert len(person.asked) == 2, [r.summary for r in person.asked]
+    second = person.asked[1]
+    assert "untrusted content preceded this request" in " ".join(second.ask_reasons)
+    assert sum(r["denied"] for r in seen["results"]) == 1

@@ -20,6 +20,7 @@ import httpx2
 import pytest
 from mcp import types
 
+from astrid_core import AstridError
 from astrid_gateway.client import GatewayClient
 from astrid_gateway.mcp_testing import (
     ListChanged,
@@ -212,5 +213,25 @@ async def test_approval_reaches_the_client_as_elicitation_and_the_approvals_watc
                 watcher.terminate()
                 out, _ = watcher.communicate(timeout=20)
             assert "Call MCP tool lab/echo: allow_once" in out
+    finally:
+        stop_daemon(daemon)
+
+
+async def test_an_empty_token_file_is_refused_not_matched_by_an_empty_bearer(
+    tmp_path: Path,
+) -> None:
+    """Attack: ``$ASTRID_HOME/mcp.token`` exists but is empty (``touch``ed, or written by a
+    tool): the endpoint then expected ``Authorization: Bearer `` and any local user who sent
+    that drove the tools. An unusable token refuses to start the endpoint, naming the fix."""
+    home, _workspace, _ = _setup(tmp_path)
+    token_file = home / "mcp.token"
+    token_file.write_text("\n")
+    token_file.chmod(0o600)
+    daemon = start_daemon(home)
+    try:
+        async with await GatewayClient.open(home, autostart=False) as client:
+            with pytest.raises(AstridError) as refused:
+                await client.call("mcpEndpoint", timeout=120)
+        assert "mcp.token" in str(refused.value)
     finally:
         stop_daemon(daemon)

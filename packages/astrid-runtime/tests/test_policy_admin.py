@@ -87,3 +87,28 @@ async def test_a_workspace_policy_only_adds_restrictions(tmp_path: Path, workspa
             assert "policy.toml line" in caught.value.message
     finally:
         await runtime.aclose()
+
+
+async def test_two_concurrent_applies_leave_only_the_last_ones_tokens_live(
+    tmp_path: Path, workspace: Path
+) -> None:
+    """Attack: two `astrid policy apply` at once. Each read the same previous record, so each
+    revoked only that one's tokens: the first apply's grants stayed live while the record (what
+    `policy list` and `policy revoke` see) named only the second's — a grant nobody can list or
+    revoke. Applies are serialized: what is live is exactly what the record names."""
+    import anyio
+
+    runtime = await open_runtime(tmp_path, turns(("ok", [])))
+    try:
+        texts = [
+            READ_NOTES.format(ws=workspace).replace("read the notes", f"n{i}") for i in range(3)
+        ]
+        async with anyio.create_task_group() as tg:
+            for i, text in enumerate(texts):
+                tg.start_soon(runtime.apply_policy, text, f"policy{i}.toml")
+        listed: Any = await runtime.list_policy()
+        named = {str(row["id"]) for row in listed["tokens"]}
+        live = {str(row["id"]) for row in await runtime.list_tokens() if row["status"] == "valid"}
+        assert live == named, (live, named)
+    finally:
+        await runtime.aclose()

@@ -377,7 +377,7 @@ class McpFront:
         offered = [v for v in await self.views() if v.offered]
         ds.shown = frozenset(v.name for v in offered)
         self._watch(ctx, ds)
-        return types.ListToolsResult(tools=[_client_tool(v) for v in offered])
+        return _neutralized(types.ListToolsResult(tools=[_client_tool(v) for v in offered]))
 
     async def _call_tool(
         self, ctx: Any, params: types.CallToolRequestParams
@@ -477,7 +477,7 @@ class McpFront:
                 owners[uri] = client.name
                 found.append(resource)
         self._resources = owners
-        return types.ListResourcesResult(resources=found)
+        return _neutralized(types.ListResourcesResult(resources=found))
 
     async def _list_templates(
         self, ctx: Any, params: types.PaginatedRequestParams | None
@@ -489,7 +489,7 @@ class McpFront:
                 found.extend(await client.list_resource_templates())
             except AstridError:
                 continue
-        return types.ListResourceTemplatesResult(resource_templates=found)
+        return _neutralized(types.ListResourceTemplatesResult(resource_templates=found))
 
     async def _read_resource(
         self, ctx: Any, params: types.ReadResourceRequestParams
@@ -541,7 +541,7 @@ class McpFront:
                 table[name] = (client.name, prompt.name)
                 found.append(prompt.model_copy(update={"name": name}))
         self._prompts = table
-        return types.ListPromptsResult(prompts=found)
+        return _neutralized(types.ListPromptsResult(prompts=found))
 
     async def _get_prompt(
         self, ctx: Any, params: types.GetPromptRequestParams
@@ -706,26 +706,24 @@ def _error(text: str) -> types.CallToolResult:
 
 
 def _neutralized(result: Any) -> Any:
-    """Text blocks of a result (tool, resource, prompt) without terminal escapes or controls."""
+    """``result`` (any model we send a client: a listing, a tool, resource or prompt result)
+    with every string in it, keys and nested values included, ``neutralize``d: a server's
+    escapes reach the client through none of its fields (descriptions, annotation titles,
+    structured content, prompt descriptions), not only through text blocks."""
 
     def clean(value: Any) -> Any:
-        if isinstance(value, types.TextContent):
-            return value.model_copy(update={"text": neutralize(value.text)})
-        if isinstance(value, types.TextResourceContents):
-            return value.model_copy(update={"text": neutralize(value.text)})
-        if isinstance(value, types.EmbeddedResource):
-            return value.model_copy(update={"resource": clean(value.resource)})
-        if isinstance(value, types.PromptMessage):
-            return value.model_copy(update={"content": clean(value.content)})
+        if isinstance(value, str):
+            return neutralize(value)
+        if isinstance(value, dict):
+            return {clean(k): clean(v) for k, v in value.items()}  # pyright: ignore[reportUnknownVariableType]
+        if isinstance(value, list):
+            return [clean(v) for v in value]  # pyright: ignore[reportUnknownVariableType]
         return value
 
-    if isinstance(result, types.CallToolResult):
-        return result.model_copy(update={"content": [clean(b) for b in result.content]})
-    if isinstance(result, types.ReadResourceResult):
-        return result.model_copy(update={"contents": [clean(c) for c in result.contents]})
-    if isinstance(result, types.GetPromptResult):
-        return result.model_copy(update={"messages": [clean(m) for m in result.messages]})
-    return result
+    if not isinstance(result, types.Result):
+        return result
+    dumped = result.model_dump(by_alias=True, exclude_unset=True)
+    return type(result).model_validate(clean(dumped))
 
 
 def _text_of(result: Any) -> str:
@@ -772,7 +770,14 @@ def read_or_create_token(home: Path) -> str:
                 hint=f"chmod 600 {path} (or delete it: a new token is made)",
                 code="config.invalid",
             )
-        return handle.read().strip()
+        token = handle.read().strip()
+    if len(token) < 32:  # an empty token would be matched by "Authorization: Bearer "
+        raise AstridError(
+            f"{path} holds no usable token (under 32 characters): refusing to use it",
+            hint=f"delete {path}: a new token is made",
+            code="config.invalid",
+        )
+    return token
 
 
 class McpHttpEndpoint:

@@ -72,7 +72,7 @@ def neutralize(text: str) -> str:
 
 def tool_text(tool: Mapping[str, Any]) -> str:
     """Everything about a tool the model reads: title, description, and every string in its
-    schemas (property descriptions, enum values, defaults)."""
+    schemas (property descriptions, enum values, defaults) and annotations."""
     parts: list[str] = [str(tool.get("title") or ""), str(tool.get("description") or "")]
 
     def walk(value: Any) -> None:
@@ -88,6 +88,7 @@ def tool_text(tool: Mapping[str, Any]) -> str:
 
     walk(tool.get("inputSchema"))
     walk(tool.get("outputSchema"))
+    walk(tool.get("annotations"))  # its title is shown to the person and the model
     return "\n".join(parts)
 
 

@@ -503,12 +503,23 @@ class McpBridge:
 
     async def mcp_annotations(self, server: str, tool: str) -> JsonObject | None:
         """The annotations the server declared for ``tool`` (information flow reads
-        readOnlyHint / destructiveHint / openWorldHint), or None when unknown."""
+        readOnlyHint / destructiveHint / openWorldHint), or None when unknown.
+
+        The hints are the server's own word. ``readOnlyHint`` is honoured only when the server
+        cannot carry a call's arguments anywhere: a sandboxed stdio server without network, or
+        one an admin marked ``trusted``. Otherwise a malicious server could label its
+        exfiltrating tool read-only and a tainted session would call it unasked."""
         try:
-            remote = (await self.manager.client(server).tools()).get(tool)
+            client = self.manager.client(server)
+            remote = (await client.tools()).get(tool)
         except AstridError:
             return None
-        return dict(remote.annotations) if remote is not None else None
+        if remote is None:
+            return None
+        annotations = dict(remote.annotations)
+        if annotations.get("readOnlyHint") is True and _can_reach_out(client.config):
+            annotations["readOnlyHint"] = False
+        return annotations
 
     # -- scoped servers (a capsule's, for one workspace) ----------------------------------------
 
@@ -711,3 +722,14 @@ async def _first_of(*waits: Callable[[], Any]) -> None:
 
         for wait in waits:
             group.start_soon(run, wait)
+
+
+def _can_reach_out(config: McpServerConfig) -> bool:
+    """Whether a server's tool calls can leave this machine (so its hints cannot be taken on
+    trust): a URL server always does; a stdio one unless sandboxed without network."""
+    if config.trusted:
+        return False
+    if isinstance(config.transport, HttpTransport):
+        return True
+    sandbox = config.sandbox
+    return not sandbox.enabled or sandbox.network is True or bool(sandbox.net)

@@ -23,6 +23,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
+import anyio
+
 from astrid_approval import PolicySettings, parse_policy
 from astrid_audit import Outcome, OutcomeKind
 from astrid_capabilities import CapabilityToken
@@ -43,6 +45,9 @@ class PolicyAdmin:
     def __init__(self, runtime: AgentRuntime) -> None:
         self.runtime = runtime
         self.settings = PolicySettings()
+        # apply and revoke read the applied record, then replace it: two at once would each
+        # revoke only what they read, leaving live tokens that no record names.
+        self._lock = anyio.Lock()
 
     async def load(self) -> None:
         record = await self._record()
@@ -62,6 +67,10 @@ class PolicyAdmin:
         return self.settings.tightened(local.settings)
 
     async def apply(self, text: str, path: str) -> JsonObject:
+        async with self._lock:
+            return await self._apply(text, path)
+
+    async def _apply(self, text: str, path: str) -> JsonObject:
         policy = parse_policy(text, path)
         runtime = self.runtime
         previous = await self._record()
@@ -149,6 +158,10 @@ class PolicyAdmin:
 
     async def revoke(self, grant: str | None, reason: str) -> JsonObject:
         """Revoke the applied policy's tokens (all, or one grant's); audited first."""
+        async with self._lock:
+            return await self._revoke(grant, reason)
+
+    async def _revoke(self, grant: str | None, reason: str) -> JsonObject:
         record = await self._record()
         if record is None:
             raise NotFoundError("no policy is applied", hint="run `astrid policy apply FILE`")
