@@ -432,11 +432,10 @@ def test_the_launcher_in_force_is_the_one_status_names(launcher: str) -> None:
         assert "Python launcher (ASTRID_SANDBOX_LAUNCHER=python)" in described
 
 
+@pytest.mark.parametrize("launcher", ["native"], indirect=True)  # about the native one only
 def test_a_tampered_native_launcher_is_not_used(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, launcher: str
 ) -> None:
-    if launcher == "python":
-        pytest.skip("about the native launcher")
     from astrid_workspace import _native
 
     monkeypatch.setenv("ASTRID_HOME", str(tmp_path / "astrid"))
@@ -512,12 +511,13 @@ def test_landlock_alone_with_the_proxy_network_is_refused(ws: Path) -> None:
         confined_argv("/bin/true", [], confinement)
 
 
+@pytest.mark.parametrize("launcher", ["native"], indirect=True)  # about the native one only
 def test_the_native_launcher_applies_landlock_by_itself(tmp_path: Path, launcher: str) -> None:
     # Outside bubblewrap, so only the launcher's own Landlock stands between cat and the file.
     from astrid_workspace import landlock_abi
     from astrid_workspace._native import native_launcher
 
-    if launcher == "python" or landlock_abi() == 0:
+    if landlock_abi() == 0:
         pytest.skip("about the native launcher's Landlock")
     native = native_launcher()
     assert native is not None
