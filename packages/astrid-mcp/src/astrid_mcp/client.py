@@ -64,7 +64,7 @@ from ._watched_stream import ReceiveStream, WatchedStream
 from .config import HttpTransport, McpServerConfig
 from .pinning import PinReport, ToolPins, tool_fingerprint
 
-__all__ = ["SecureMcpClient", "McpTool", "CLIENT_INFO"]
+__all__ = ["SecureMcpClient", "McpTool", "CLIENT_INFO", "connect"]
 
 CLIENT_INFO = types.Implementation(name="astrid", version="0.1.0")
 _STDERR_TAIL_BYTES = 2000

@@ -63,7 +63,26 @@ from astrid_core import (
 from .client import SecureMcpClient
 from .config import McpServerConfig
 
-__all__ = ["AllowAndLogGuard", "SchemaDefaultsFrontend", "main"]
+__all__ = [
+    "AllowAndLogGuard",
+    "SchemaDefaultsFrontend",
+    "main",
+    # the scenario helpers the conformance runner is built from
+    "Scenario",
+    "scenario_for",
+    "run",
+    "schema_defaults",
+    "MemoryTokenStorage",
+    "HeadlessAuthorization",
+    "conformance_context",
+    "authorization_code",
+    "client_credentials_basic",
+    "client_credentials_jwt",
+    "cross_app_access",
+    "list_tools",
+    "call",
+    "call_first_tool",
+]
 
 # stdout is the harness's log of this process; diagnostics go to stderr.
 log = logging.getLogger("astrid-conformance")

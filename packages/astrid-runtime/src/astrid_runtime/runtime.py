@@ -90,7 +90,7 @@ from .sessions import Session, SessionStore
 from .tools import ToolContext, ToolRegistry, default_tools
 from .tools._bash import bash_sandbox_report
 
-__all__ = ["AgentRuntime"]
+__all__ = ["AgentRuntime", "UnavailableProvider"]
 
 log = logging.getLogger("astrid.runtime")
 _RETENTION_INTERVAL_S = 86_400.0  # [sessions] retention_days is applied at start and daily

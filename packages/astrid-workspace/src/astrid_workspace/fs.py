@@ -34,6 +34,7 @@ from typing import cast
 from astrid_core import BadInputError, NotFoundError, SecurityDenied
 
 __all__ = [
+    "disable_openat2_for_tests",
     "PathChanged",
     "DirEntry",
     "open_root",
