@@ -182,7 +182,7 @@ class McpFront:
     # -- upstream view -------------------------------------------------------------------------
 
     def _bridge(self) -> Any:
-        return getattr(self.runtime.mcp, "_bridge", None)
+        return self.runtime.mcp.bridge
 
     def _clients(self) -> list[Any]:
         bridge = self._bridge()
@@ -329,7 +329,7 @@ class McpFront:
             if ds.session_id is None:
                 info = await self.runtime.create_session(ds.workspace)
                 ds.session_id = info.session_id
-                interceptor = self.runtime._interceptor_of(ds.session_id)  # pyright: ignore[reportPrivateUsage]
+                interceptor = self.runtime.interceptor_of(ds.session_id)
                 if interceptor is not None:
                     approvals = interceptor.approvals
                     approvals.register(_AlsoAskTheClient(approvals.handler, ds.client))
@@ -411,7 +411,7 @@ class McpFront:
         run: Callable[[SessionId, McpToolCall], Awaitable[Any]],
     ) -> Any:
         session = await self._session(ds)
-        interceptor = self.runtime._interceptor_of(session)  # pyright: ignore[reportPrivateUsage]
+        interceptor = self.runtime.interceptor_of(session)
         if interceptor is None:
             return _error("the Astrid session of this client has ended; reconnect")
         token = _CALLER.set(ctx)

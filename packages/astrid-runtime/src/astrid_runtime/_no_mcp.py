@@ -38,6 +38,12 @@ class LazyMcpBridge:
         self._no_servers.set()
 
     @property
+    def bridge(self) -> McpBridge | None:
+        """The bridge to the MCP servers, None until a server is configured (the gateway's MCP
+        endpoint reads the servers' clients through it)."""
+        return self._bridge
+
+    @property
     def running(self) -> anyio.Event:
         """Set once the configured servers have started or failed (at once when none exist)."""
         return self._bridge.running if self._bridge is not None else self._no_servers

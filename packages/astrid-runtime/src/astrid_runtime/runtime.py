@@ -254,6 +254,11 @@ class AgentRuntime:
             storage=storage,
         )
 
+    def interceptor_of(self, session_id: SessionId) -> SecurityInterceptor | None:
+        """The interceptor of an open session (None if it is not open): the one decision point
+        a frontend forwarding actions for that session (the MCP endpoint) must go through."""
+        return self._interceptor_of(session_id)
+
     def _interceptor_of(self, session_id: SessionId) -> SecurityInterceptor | None:
         live = self._live.get(str(session_id))
         return live.interceptor if live is not None else None
