@@ -92,12 +92,61 @@ def tool_text(tool: Mapping[str, Any]) -> str:
     return "\n".join(parts)
 
 
+# Characters that draw nothing although they are not format characters (Cf): variation
+# selectors (Mn), the combining grapheme joiner, Hangul fillers (Lo), the braille blank.
+_INVISIBLE = {
+    *map(chr, range(0xFE00, 0xFE10)),
+    *map(chr, range(0xE0100, 0xE01F0)),
+    "\u034f",
+    "\u115f",
+    "\u1160",
+    "\u3164",
+    "\uffa0",
+    "\u2800",
+}
+# Letters of other scripts that look like Latin ones (the common Cyrillic and Greek
+# homoglyphs): "ignore previous instructions" written with a Cyrillic i (U+0456) must still
+# read as English. The escapes below are, in order, the look-alikes of the Latin letters after.
+_CONFUSABLE = str.maketrans(
+    "\u0430\u0435\u043e\u0440\u0441\u0443\u0445\u0456\u0455\u0458\u0501\u04cf"
+    "\u051b\u051d\u0410\u0412\u0415\u041a\u041c\u041d\u041e\u0420\u0421\u0422"
+    "\u0425\u0406\u0405\u0408\u03b1\u03b2\u03b5\u03b9\u03ba\u03bd\u03bf\u03c1"
+    "\u03c4\u03c5\u03c7\u0391\u0392\u0395\u0396\u0397\u0399\u039a\u039c\u039d"
+    "\u039f\u03a1\u03a4\u03a5\u03a7",
+    "aeopcyxisjdlqwABEKMHOPCTXISJabeikvoptuxABEZHIKMNOPTYX",
+)
+_LATIN = re.compile(r"[A-Za-z]")
+_LOOKALIKE_SCRIPT = re.compile(r"[\u0370-\u03ff\u0400-\u052f]")
+
+
+def _folded(text: str) -> str:
+    """What a reader (or a model) takes the text to say: NFKC (full-width and other
+    compatibility forms become plain letters), invisible characters removed, look-alike
+    letters of other scripts mapped to the Latin ones."""
+    text = unicodedata.normalize("NFKC", text)
+    text = "".join(ch for ch in text if ch not in _INVISIBLE and unicodedata.category(ch) != "Cf")
+    return text.translate(_CONFUSABLE)
+
+
+def _mixed_script_words(text: str) -> list[str]:
+    """Words that mix Latin letters with Cyrillic or Greek ones: how look-alike text hides."""
+    return sorted(
+        {
+            word
+            for word in re.findall(r"\w+", unicodedata.normalize("NFKC", text))
+            if _LATIN.search(word) and _LOOKALIKE_SCRIPT.search(word)
+        }
+    )
+
+
 def _hidden(text: str) -> list[str]:
     found: set[str] = set()
     for ch in text:
         code = ord(ch)
         if 0xE0000 <= code <= 0xE007F:
             found.add("Unicode tag characters (invisible text)")
+        elif ch in _INVISIBLE:
+            found.add(f"invisible character U+{code:04X}")
         elif unicodedata.category(ch) == "Cf":
             found.add(f"invisible or bidirectional character U+{code:04X}")
         elif unicodedata.category(ch) == "Cc" and ch not in _KEEP:
@@ -122,8 +171,14 @@ def screen_tools(
             text = tool_text(tool)
             out: list[Finding] = [Finding(name, "hidden_unicode", d) for d in _hidden(text)]
             out.extend(
-                Finding(name, "addressed_to_model", f"contains {match.group(0)!r}")
-                for match in _TO_THE_MODEL.finditer(text)
+                Finding(name, "hidden_unicode", f"mixes Latin with look-alike letters: {word!r}")
+                for word in _mixed_script_words(text)[:5]
+            )
+            said = {match.group(0) for match in _TO_THE_MODEL.finditer(text)}
+            said |= {match.group(0) for match in _TO_THE_MODEL.finditer(_folded(text))}
+            out.extend(
+                Finding(name, "addressed_to_model", f"contains {phrase!r}")
+                for phrase in sorted(said)
             )
             if len(owners.get(name, ())) > 1:
                 others = sorted(owners[name] - {server})
