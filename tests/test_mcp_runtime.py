@@ -98,7 +98,10 @@ env = {{ LAB_STATE = {json.dumps(str(state))} }}
     runtime = await AgentRuntime.open(
         home, config=load_config(home, env={}), provider=ScriptedProvider(script)
     )
-    person = Person([ApprovalOption.ALLOW_ONCE, ApprovalOption.ALLOW_ONCE, ApprovalOption.DENY])
+    # echo, ask_llm, the server's sampling request (its own action, asked in safe mode), then
+    # write_marker is refused.
+    once = ApprovalOption.ALLOW_ONCE
+    person = Person([once, once, once, ApprovalOption.DENY])
     runtime.set_frontend(person)  # type: ignore[arg-type]
     try:
         # Bounded: a shutdown that hangs must fail this test, not stall CI.
@@ -109,7 +112,7 @@ env = {{ LAB_STATE = {json.dumps(str(state))} }}
                 tg.cancel_scope.cancel()
         entries = await runtime.audit.entries(session_id=session)
         kinds = [e.outcome.kind for e in entries]
-        assert kinds.count(OutcomeKind.APPROVAL_GRANTED) == 2
+        assert kinds.count(OutcomeKind.APPROVAL_GRANTED) == 3
         assert OutcomeKind.APPROVAL_DENIED in kinds
         llm_for_sampling = [
             e for e in entries if e.action is not None and "sampling" in json.dumps(e.action)

@@ -25,7 +25,7 @@ from astrid_gateway.protocol import (
 
 from ._ui import Answer, ChatUI
 
-__all__ = ["Answer", "TurnOutcome", "drive_turn", "Decider", "auto_decider"]
+__all__ = ["Answer", "TurnOutcome", "drive_turn", "Decider", "auto_answer", "auto_decider"]
 
 Decider = Callable[[dict[str, Any]], Awaitable[Answer]]
 
@@ -42,10 +42,28 @@ class TurnOutcome:
     text: str = ""  # everything the model said in the turn
 
 
+# From the widest allow to the narrowest: an `--auto` allow that a question does not offer
+# (e.g. Always, where untrusted content preceded the request and only Once is offered) falls
+# back to the widest offered allow no wider than it; never to a wider one.
+_ALLOWS = ("allow_always", "allow_workspace", "allow_session", "allow_once")
+
+
+def auto_answer(option: str, offered: list[str]) -> str:
+    """What ``--auto option`` answers to a question offering ``offered``: the option itself,
+    else for an allow the widest offered allow that grants no more than it, else deny."""
+    if option in offered:
+        return option
+    if option in _ALLOWS:
+        for narrower in _ALLOWS[_ALLOWS.index(option) + 1 :]:
+            if narrower in offered:
+                return narrower
+    return "deny"
+
+
 def auto_decider(option: str, by: str = "the --auto flag") -> Decider:
     async def decide(request: dict[str, Any]) -> Answer:
         offered = request.get("options") or [option]
-        return Answer(option if option in offered else "deny", by=by)
+        return Answer(auto_answer(option, list(offered)), by=by)
 
     return decide
 

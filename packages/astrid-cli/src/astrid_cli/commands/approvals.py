@@ -57,6 +57,7 @@ def approvals(
         from astrid_gateway.protocol import ApprovalNeeded, DeferredApprovals
 
         from .._support import connected
+        from .._turns import auto_answer
         from .._ui import Answer, ChatUI
 
         ui = ChatUI(markdown=False)
@@ -64,7 +65,7 @@ def approvals(
         async def decide(request: dict[str, Any]) -> Answer:
             if auto is not None:
                 offered = request.get("options") or [auto]
-                return Answer(auto if auto in offered else "deny", by="the --auto flag")
+                return Answer(auto_answer(auto, list(offered)), by="the --auto flag")
             return await ui.ask_approval_async(request)
 
         async def answer(client: Any, request: dict[str, Any]) -> None:
